@@ -1,0 +1,189 @@
+"""Assembly: one aiohttp server hosting Bolt, the web view, `/healthz` and the outbox worker.
+
+`VigilServer` owns the lifecycle. `start()` checks the database schema, learns which
+workspace the bot token belongs to, wires the Bolt listeners and starts serving (HTTP at
+`/slack/events`, or Socket Mode when `SLACK_APP_TOKEN` is set). `stop()` drains: no new
+connections, in-flight requests and listener work finish, the worker finishes its batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import structlog
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import text
+
+from bot.settings import ConfigError, Settings
+from bot.tasks import TaskTracker
+from handlers import register_slack
+from handlers.deps import Deps
+from scheduler.delivery import DeliveryWorker
+from store import migrate, outbox, workspaces
+from store.catalogue import Catalogue
+from store.crypto import Cipher
+from store.db import create_engine, session_factory, transaction
+
+log = structlog.get_logger(__name__)
+
+SLACK_PATH = "/slack/events"
+MAX_BODY = 1024 * 1024  # Slack's payloads are far smaller; anything bigger is refused
+
+
+class VigilServer:
+    """The whole running application, for `vigil serve`, the demo and the tests."""
+
+    def __init__(self, settings: Settings, *, worker_options: dict[str, Any] | None = None) -> None:
+        settings.require("slack_bot_token", "slack_signing_secret", "data_key")
+        self.settings = settings
+        self.engine = create_engine(settings.database_url)
+        self.factory = session_factory(self.engine)
+        self.catalogue = Catalogue.from_config(
+            settings.categories, settings.restricted_categories, settings.agencies
+        )
+        self.cipher = Cipher(settings.data_key or "")
+        self.teams = workspaces.TeamDirectory(self.factory)
+        self.tasks = TaskTracker()
+        self.client = AsyncWebClient(
+            token=settings.slack_bot_token,
+            base_url=settings.slack_api_url,
+            timeout=int(settings.slack_timeout),
+        )
+        # The worker owns its retries (honouring Retry-After); the SDK must not add its own.
+        self.worker_client = AsyncWebClient(
+            token=settings.slack_bot_token,
+            base_url=settings.slack_api_url,
+            timeout=int(settings.slack_timeout),
+            retry_handlers=[],
+        )
+        self.worker = DeliveryWorker(
+            factory=self.factory, client=self.worker_client, **(worker_options or {})
+        )
+        self.bolt = AsyncApp(
+            client=self.client,
+            signing_secret=settings.slack_signing_secret,
+            process_before_response=True,  # no ack polling; slow work is spawned
+            logger=None,
+        )
+        register_slack(
+            self.bolt,
+            Deps(
+                factory=self.factory,
+                teams=self.teams,
+                catalogue=self.catalogue,
+                cipher=self.cipher,
+                public_url=settings.public_url,
+                command=settings.command,
+                alert_channel=settings.alert_channel,
+                notify_outbox=self.worker.notify,
+                spawn=self.tasks.spawn,
+            ),
+        )
+        self.web_app = self._web_app()
+        self._runner: web.AppRunner | None = None
+        self._socket_handler: Any = None
+        self.port: int | None = None
+
+    # -- HTTP ------------------------------------------------------------------------
+
+    def _web_app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_post(SLACK_PATH, self._slack_events)
+        app.router.add_get("/healthz", self._healthz)
+        return app
+
+    async def _slack_events(self, request: web.Request) -> web.Response:
+        bolt_request = await to_bolt_request(request)
+        bolt_response = await self.bolt.async_dispatch(bolt_request)
+        return await to_aiohttp_response(bolt_response)
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        try:
+            async with self.factory() as session:
+                await session.execute(text("SELECT 1"))
+                pending = await outbox.pending_count(session)
+        except Exception as error:
+            log.warning("healthz.database_unavailable", error=type(error).__name__)
+            return web.json_response({"status": "unavailable", "database": "down"}, status=503)
+        return web.json_response({"status": "ok", "database": "ok", "outbox_pending": pending})
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Check the schema, register the workspace, start serving and delivering."""
+        current = await migrate.current_revision(self.engine)
+        if current != migrate.head_revision():
+            raise ConfigError(
+                f"The database schema is at {current or 'nothing'}, not "
+                f"{migrate.head_revision()}: run `vigil db upgrade` first."
+            )
+        identity = await self.client.auth_test()
+        async with transaction(self.factory) as session:
+            workspace = await workspaces.ensure(
+                session, team_id=identity["team_id"], name=identity.get("team") or ""
+            )
+            self.teams.remember(workspace.team_id, workspace.id)
+        if self.settings.socket_mode:
+            await self._start_socket_mode()
+        self._runner = web.AppRunner(
+            self.web_app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=self.settings.shutdown_timeout,
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.worker.start()
+        log.info(
+            "vigil.started",
+            host=self.settings.host,
+            port=self.port,
+            transport="socket_mode" if self.settings.socket_mode else "http",
+            workspace=identity["team_id"],
+        )
+
+    async def _start_socket_mode(self) -> None:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        self._socket_handler = AsyncSocketModeHandler(
+            self.bolt, self.settings.slack_app_token, web_client=self.client
+        )
+        await self._socket_handler.connect_async()
+
+    async def stop(self) -> None:
+        """Graceful shutdown: stop taking work, let work in hand finish, close."""
+        log.info("vigil.stopping")
+        if self._socket_handler is not None:
+            await self._socket_handler.close_async()
+        if self._runner is not None:
+            await self._runner.cleanup()  # waits for in-flight requests
+            self._runner = None
+        await self.tasks.drain(timeout=self.settings.shutdown_timeout)
+        await self.worker.stop()
+        await self.engine.dispose()
+        log.info("vigil.stopped")
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.host}:{self.port}"
+
+
+async def serve_forever(settings: Settings, stop: asyncio.Event) -> None:
+    """Run until `stop` is set (SIGTERM/SIGINT in the CLI), then shut down gracefully."""
+    server = VigilServer(settings)
+    await server.start()
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

@@ -1,0 +1,176 @@
+"""The `vigil` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bot import logs
+from bot.settings import ConfigError, Settings, load_settings, write_env_file
+from store.crypto import generate_key
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point for the `vigil` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except ConfigError as error:
+        print(f"vigil: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vigil", description="Record safeguarding concerns from Slack."
+    )
+    parser.add_argument("--env-file", default=".env", help="settings file (default: .env)")
+    commands = parser.add_subparsers(title="commands")
+
+    init = commands.add_parser("init", help="write a .env with fresh secrets")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.set_defaults(run=_init)
+
+    db = commands.add_parser("db", help="database schema")
+    db_commands = db.add_subparsers(title="db commands")
+    db_upgrade = db_commands.add_parser("upgrade", help="create or migrate the schema")
+    db_upgrade.set_defaults(run=_db_upgrade)
+
+    roster = commands.add_parser("import", help="import a roster CSV from the school's MIS")
+    roster_kinds = roster.add_subparsers(title="rosters")
+    staff = roster_kinds.add_parser("staff", help="email, name, roles, classes[, slack_user_id]")
+    staff.add_argument("file", type=Path)
+    staff.add_argument(
+        "--deactivate-missing",
+        action="store_true",
+        help="mark staff absent from the file as no longer active",
+    )
+    staff.add_argument("--team", help="Slack team id (default: the bot token's workspace)")
+    staff.set_defaults(run=_import_staff)
+    pupils = roster_kinds.add_parser(
+        "pupils",
+        help="upn, forename, surname, date_of_birth, year_group, registration_group"
+        "[, preferred_name]",
+    )
+    pupils.add_argument("file", type=Path)
+    pupils.add_argument("--team", help="Slack team id (default: the bot token's workspace)")
+    pupils.set_defaults(run=_import_pupils)
+
+    serve = commands.add_parser("serve", help="run the Slack endpoint, web view and worker")
+    serve.set_defaults(run=_serve)
+
+    demo = commands.add_parser(
+        "demo", help="a fictional school on SQLite, against a local Slack stand-in"
+    )
+    demo.add_argument("--dir", type=Path, default=Path("vigil-demo"), help="where to put it")
+    demo.add_argument(
+        "--keep-running", action="store_true", help="keep serving after the walkthrough"
+    )
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    settings = load_settings(args.env_file, **overrides)
+    logs.configure(settings.log_level, settings.log_format)
+    return settings
+
+
+def _init(args: argparse.Namespace) -> int:
+    path = Path(args.env_file)
+    if path.exists() and not args.force:
+        print(f"vigil: {path} exists; use --force to replace it", file=sys.stderr)
+        return 1
+    write_env_file(
+        path,
+        {
+            "VIGIL_DATABASE_URL": "sqlite+aiosqlite:///./vigil.db",
+            "VIGIL_DATA_KEY": generate_key(),
+            "SLACK_BOT_TOKEN": "",
+            "SLACK_SIGNING_SECRET": "",
+            "VIGIL_PUBLIC_URL": "http://127.0.0.1:3000",
+        },
+    )
+    print(
+        f"Wrote {path} (readable only by you) with a fresh VIGIL_DATA_KEY.\n"
+        "Keep a copy of the key somewhere safe: without it the narratives cannot be read.\n"
+        "Next: fill in SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET, run `vigil db upgrade`, "
+        "import the rosters, then `vigil serve`."
+    )
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from store import migrate
+    from store.db import create_engine
+
+    settings = _settings(args)
+
+    async def run() -> str | None:
+        engine = create_engine(settings.database_url)
+        try:
+            await migrate.upgrade(engine)
+            return await migrate.current_revision(engine)
+        finally:
+            await engine.dispose()
+
+    print(f"Database schema at revision {asyncio.run(run())}.")
+    return 0
+
+
+def _import(args: argparse.Namespace, kind: str) -> int:
+    from bot.roster_cli import run_import
+
+    settings = _settings(args)
+    return asyncio.run(run_import(settings, kind=kind, args=args))
+
+
+def _import_staff(args: argparse.Namespace) -> int:
+    return _import(args, "staff")
+
+
+def _import_pupils(args: argparse.Namespace) -> int:
+    return _import(args, "pupils")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from bot.app import serve_forever
+
+    settings = _settings(args)
+    run_until_signal(lambda stop: serve_forever(settings, stop))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    logs.configure("WARNING")
+    return asyncio.run(run_demo(directory=args.dir, keep_running=args.keep_running))
+
+
+def run_until_signal(start: Callable[[asyncio.Event], Any]) -> None:
+    """Run `start(stop_event)` until SIGTERM or SIGINT sets the event."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await start(stop)
+
+    asyncio.run(runner())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,190 @@
+"""Vigil wired to the Slack stand-in: used by the tests, `vigil demo` and the benchmarks.
+
+It starts the stand-in, then a real `VigilServer` on 127.0.0.1 pointed at it, and drives
+the server with correctly signed Slack requests through `SlackSimulator`, exactly as
+Slack would. Nothing here talks to the real Slack.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.app import VigilServer
+from bot.demo_school import (
+    STAFF,
+    TEAM_ID,
+    TEAM_NAME,
+    DemoPupil,
+    DemoStaff,
+    fictional_pupils,
+    pupils_csv,
+    staff_csv,
+)
+from bot.settings import Settings, load_settings
+from bot.simulator import SlackResponse, SlackSimulator
+from bot.slack_lookup import make_slack_lookup
+from bot.standin import SlackStandIn
+from handlers.concern_modal import PUPIL_SEARCH
+from store import roster
+from store.crypto import generate_key
+
+SIGNING_SECRET = "standin-signing-secret"
+
+
+@dataclass
+class Harness:
+    """A running stand-in, server and simulator sharing one database."""
+
+    database_url: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    worker_options: dict[str, Any] = field(default_factory=dict)
+    staff: Iterable[DemoStaff] = STAFF
+    data_key: str = field(default_factory=generate_key)
+    standin: SlackStandIn = field(init=False)
+    server: VigilServer = field(init=False)
+    slack: SlackSimulator = field(init=False)
+    settings: Settings = field(init=False)
+
+    async def start(self) -> Harness:
+        self.standin = SlackStandIn(team_id=TEAM_ID, team_name=TEAM_NAME)
+        await self.standin.start()
+        for person in self.staff:
+            self.standin.add_user(person.slack_user_id, email=person.email, name=person.name)
+        self.settings = load_settings(
+            env_file=None,
+            VIGIL_DATABASE_URL=self.database_url,
+            SLACK_BOT_TOKEN=self.standin.bot_token,
+            SLACK_SIGNING_SECRET=SIGNING_SECRET,
+            VIGIL_SLACK_API_URL=self.standin.api_url,
+            VIGIL_PORT=0,
+            VIGIL_PUBLIC_URL="http://127.0.0.1:3000",
+            VIGIL_DATA_KEY=self.data_key,
+            VIGIL_SHUTDOWN_TIMEOUT=5,
+            **self.overrides,
+        )
+        await self._start_server()
+        return self
+
+    async def _start_server(self) -> None:
+        self.server = VigilServer(self.settings, worker_options=self.worker_options or None)
+        await self.server.start()
+        self.slack = SlackSimulator(
+            app_url=f"{self.server.url}/slack/events",
+            signing_secret=SIGNING_SECRET,
+            standin=self.standin,
+            team_id=TEAM_ID,
+        )
+
+    async def restart(self, **worker_options: Any) -> None:
+        """Stop the server gracefully and start a fresh one on the same database."""
+        await self.slack.close()
+        await self.server.stop()
+        if worker_options:
+            self.worker_options = worker_options
+        await self._start_server()
+
+    async def close(self) -> None:
+        await self.slack.close()
+        await self.server.stop()
+        await self.standin.stop()
+
+    async def __aenter__(self) -> Harness:
+        return await self.start()
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    @property
+    def workspace_id(self) -> int:
+        workspace_id = self.server.teams.cached(TEAM_ID)
+        assert workspace_id is not None
+        return workspace_id
+
+    async def seed_school(self, directory: Path, *, pupils: int = 30) -> list[DemoPupil]:
+        """Import the fictional school's rosters through the real importer."""
+        staff_file, pupil_file = directory / "staff.csv", directory / "pupils.csv"
+        roster_pupils = fictional_pupils(pupils)
+        staff_file.write_text(staff_csv(tuple(self.staff)), encoding="utf-8")
+        pupil_file.write_text(pupils_csv(roster_pupils), encoding="utf-8")
+        lookup = make_slack_lookup(self.server.client)
+        for report in (
+            await roster.import_staff(
+                self.server.factory,
+                workspace_id=self.workspace_id,
+                path=staff_file,
+                lookup_slack_id=lookup,
+            ),
+            await roster.import_pupils(
+                self.server.factory, workspace_id=self.workspace_id, path=pupil_file
+            ),
+        ):
+            if report.errors or report.warnings:
+                raise AssertionError(report.summary())
+        return roster_pupils
+
+    # -- what a member of staff does --------------------------------------------------
+
+    async def open_concern(self, user_id: str) -> dict[str, Any]:
+        """Type /concern; the modal as Slack holds it once Vigil has tailored it."""
+        before = len(self.standin.calls_to("views.open", ok_only=True))
+        response = await self.slack.slash_command(user_id, command=self.settings.command)
+        if response.status != 200:
+            raise AssertionError(f"/concern answered {response.status}: {response.body}")
+        opened = await self.standin.wait_for_calls("views.open", before + 1, timeout=5)
+        await self.server.tasks.idle()
+        view_id = opened[-1].response["view"]["id"]  # type: ignore[index]
+        return self.standin.views[view_id]
+
+    async def pick_pupil(
+        self, user_id: str, view: dict[str, Any], query: str, *, block_id: str = "pupil"
+    ) -> dict[str, Any]:
+        """Type into a pupil typeahead and take the first option."""
+        response = await self.slack.block_suggestion(
+            user_id, view=view, action_id=PUPIL_SEARCH, block_id=block_id, value=query
+        )
+        options = (response.json or {}).get("options") or []
+        if not options:
+            raise AssertionError(f"no pupil matches {query!r}")
+        return options[0]
+
+    async def report_concern(
+        self,
+        user_id: str,
+        *,
+        pupil_query: str,
+        narrative: str,
+        categories: list[str],
+        linked_queries: Iterable[str] = (),
+        also_alert: Iterable[str] = (),
+        agencies: Iterable[str] = (),
+        parents_contacted: str = "yes",
+        parents_reason: str = "",
+        happened_at: dt.datetime | None = None,
+    ) -> SlackResponse:
+        """The whole flow, as a teacher does it: /concern, typeahead, fill in, submit."""
+        view = await self.open_concern(user_id)
+        values: dict[str, Any] = {
+            "pupil": await self.pick_pupil(user_id, view, pupil_query),
+            "narrative": narrative,
+            "categories": categories,
+            "parents_contacted": parents_contacted,
+        }
+        linked = [
+            await self.pick_pupil(user_id, view, q, block_id="linked_pupils")
+            for q in linked_queries
+        ]
+        if linked:
+            values["linked_pupils"] = linked
+        if also_alert:
+            values["also_alert"] = list(also_alert)
+        if agencies:
+            values["agencies"] = list(agencies)
+        if parents_reason:
+            values["parents_reason"] = parents_reason
+        if happened_at is not None:
+            values["happened_at"] = int(happened_at.timestamp())
+        return await self.slack.view_submission(user_id, view=view, values=values)

@@ -1,0 +1,79 @@
+"""`vigil import staff|pupils FILE`: which workspace, a progress bar, and the report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from slack_sdk.web.async_client import AsyncWebClient
+from tqdm import tqdm
+
+from bot.settings import ConfigError, Settings
+from bot.slack_lookup import make_slack_lookup
+from store import roster, workspaces
+from store.db import create_engine, session_factory, transaction
+
+
+async def run_import(settings: Settings, *, kind: str, args: argparse.Namespace) -> int:
+    """Import one roster file; exit status 1 when any row was rejected."""
+    path = args.file
+    if not path.is_file():
+        raise ConfigError(f"no such file: {path}")
+    engine = create_engine(settings.database_url)
+    factory = session_factory(engine)
+    client = (
+        AsyncWebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+        if settings.slack_bot_token
+        else None
+    )
+    try:
+        workspace_id = await _workspace_id(factory, client, team=args.team)
+        with tqdm(
+            total=roster.count_rows(path),
+            unit=" rows",
+            desc=f"Importing {kind}",
+            disable=not sys.stderr.isatty(),
+            file=sys.stderr,
+        ) as bar:
+            try:
+                if kind == "staff":
+                    report = await roster.import_staff(
+                        factory,
+                        workspace_id=workspace_id,
+                        path=path,
+                        lookup_slack_id=make_slack_lookup(client) if client else None,
+                        deactivate_missing=args.deactivate_missing,
+                        progress=bar.update,
+                    )
+                else:
+                    report = await roster.import_pupils(
+                        factory, workspace_id=workspace_id, path=path, progress=bar.update
+                    )
+            except roster.RosterFileError as error:
+                print(f"vigil: {path}: {error} (nothing imported)", file=sys.stderr)
+                return 1
+    finally:
+        await engine.dispose()
+    print(report.summary())
+    return 1 if report.errors else 0
+
+
+async def _workspace_id(factory: object, client: AsyncWebClient | None, *, team: str | None) -> int:
+    """The workspace to import into: --team, else the bot token's, else the only one."""
+    async with transaction(factory) as session:  # type: ignore[arg-type]
+        if team:
+            workspace = await workspaces.get_by_team(session, team_id=team)
+            workspace = workspace or await workspaces.ensure(session, team_id=team, name=team)
+            return workspace.id
+        if client is not None:
+            identity = await client.auth_test()
+            workspace = await workspaces.ensure(
+                session, team_id=identity["team_id"], name=identity.get("team") or ""
+            )
+            return workspace.id
+        known = await workspaces.all_teams(session)
+    if len(known) == 1:
+        return next(iter(known.values()))
+    raise ConfigError(
+        "which workspace? Set SLACK_BOT_TOKEN (Vigil asks Slack) or pass --team T…"
+    )

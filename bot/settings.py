@@ -1,0 +1,163 @@
+"""Configuration: environment variables and an optional `.env` file, validated at start.
+
+The variable names are a contract: other tools (deployment scripts, the demo, CI) drive
+Vigil through them. Every one is documented in the README (a test checks it).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./vigil.db"
+SLACK_API_URL = "https://slack.com/api/"
+
+
+class ConfigError(Exception):
+    """Configuration is missing or malformed; the message says what to fix."""
+
+
+class Settings(BaseSettings):
+    """Everything Vigil reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = Field(DEFAULT_DATABASE_URL, alias="VIGIL_DATABASE_URL")
+    slack_bot_token: str | None = Field(None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: str | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: str | None = Field(None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(SLACK_API_URL, alias="VIGIL_SLACK_API_URL")
+    host: str = Field("127.0.0.1", alias="VIGIL_HOST")
+    port: Annotated[int, Field(ge=0, le=65535)] = Field(3000, alias="VIGIL_PORT")
+    public_url: str = Field("http://127.0.0.1:3000", alias="VIGIL_PUBLIC_URL")
+    data_key: str | None = Field(None, alias="VIGIL_DATA_KEY")
+    command: str = Field("/concern", alias="VIGIL_COMMAND")
+    alert_channel: str | None = Field(None, alias="VIGIL_ALERT_CHANNEL")
+    restricted_categories: str = Field(
+        "Safeguarding;Child protection", alias="VIGIL_RESTRICTED_CATEGORIES"
+    )
+    categories: str | None = Field(None, alias="VIGIL_CATEGORIES")
+    agencies: str | None = Field(None, alias="VIGIL_AGENCIES")
+    log_level: str = Field("INFO", alias="VIGIL_LOG_LEVEL")
+    log_format: str = Field("console", alias="VIGIL_LOG_FORMAT")
+    slack_timeout: Annotated[float, Field(gt=0)] = Field(10.0, alias="VIGIL_SLACK_TIMEOUT")
+    shutdown_timeout: Annotated[float, Field(ge=0)] = Field(20.0, alias="VIGIL_SHUTDOWN_TIMEOUT")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
+                f"(got {value.split('://')[0]}://…)"
+            )
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL such as https://vigil.school.example")
+        return value.rstrip("/")
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, value: str) -> str:
+        if not value.startswith("/") or " " in value or len(value) < 2:
+            raise ValueError("must be a slash command such as /concern")
+        return value
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: str | None) -> str | None:
+        if value and not value.startswith("xoxb-"):
+            raise ValueError("must be a bot token starting with xoxb-")
+        return value or None
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: str | None) -> str | None:
+        if value and not value.startswith("xapp-"):
+            raise ValueError("must be an app-level token starting with xapp-")
+        return value or None
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value not in {"console", "json"}:
+            raise ValueError("must be console or json")
+        return value
+
+    @field_validator("data_key")
+    @classmethod
+    def _data_key(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        from store.crypto import parse_keys  # local: settings must import cheaply
+
+        parse_keys(value)  # raises ValueError with a clear message
+        return value
+
+    @property
+    def socket_mode(self) -> bool:
+        """Socket Mode is used whenever an app-level token is configured."""
+        return self.slack_app_token is not None
+
+    def require(self, *names: str) -> None:
+        """Fail with one clear message naming every missing variable among `names`."""
+        missing = [type(self).model_fields[name].alias for name in names if not getattr(self, name)]
+        if missing:
+            raise ConfigError(
+                "Missing configuration: "
+                + ", ".join(missing)
+                + ". Set them in the environment or in .env (`vigil init` writes one)."
+            )
+
+
+def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> Settings:
+    """Read and validate the configuration, turning validation errors into a ConfigError."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = error["loc"][0] if error["loc"] else "?"
+            info = Settings.model_fields.get(str(field))
+            name = info.alias if info and info.alias else field
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"  {name}: {message}")
+        raise ConfigError("Invalid configuration:\n" + "\n".join(lines)) from None
+
+
+def env_names() -> list[str]:
+    """Every environment variable Vigil reads (for documentation checks)."""
+    return [info.alias for info in Settings.model_fields.values() if info.alias]
+
+
+def write_env_file(path: Path, values: dict[str, str]) -> None:
+    """Write a `.env` file readable only by its owner."""
+    text = "".join(f"{key}={value}\n" for key, value in values.items())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)

@@ -1,0 +1,16 @@
+"""What users touch: Slack listeners and web routes. Thin: parse, call `store`, render."""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+
+from handlers import alerts, concern
+from handlers.deps import Deps
+from handlers.guard import team_guard
+
+
+def register_slack(bolt: AsyncApp, deps: Deps) -> None:
+    """Attach every Slack listener and the workspace guard."""
+    bolt.use(team_guard(deps.teams))
+    concern.register(bolt, deps)
+    alerts.register(bolt, deps)

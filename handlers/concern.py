@@ -1,0 +1,157 @@
+"""`/concern`: open the modal at once, answer the pupil typeahead, file the submission."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from handlers import concern_modal
+from handlers.deps import Deps
+from store import incidents, pupils
+from store.access import is_keyholder
+from store.db import transaction
+from store.models import Workspace
+
+log = structlog.get_logger(__name__)
+
+HELP = (
+    "*{command}* opens a form to record a concern about a pupil. What you write goes to a "
+    "secure record, never into Slack: the people alerted see only your name and the "
+    "categories.\n"
+    "• `{command}` record a concern\n"
+    "• `{command} help` this message\n"
+    "If a child is in immediate danger, tell a Designated Safeguarding Lead in person now."
+)
+SAVE_FAILED = (
+    "Vigil could not save this just now. Nothing in this form is lost: press Submit again "
+    "in a minute. If a child is at risk, tell a DSL in person now."
+)
+DATABASE_ERRORS = (OperationalError, DBAPIError, OSError, TimeoutError)
+
+
+def register(bolt: AsyncApp, deps: Deps) -> None:
+    """Attach the concern listeners to the Bolt app."""
+
+    @bolt.command(deps.command)
+    async def concern_command(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
+        if body.get("text", "").strip().lower() == "help":
+            await ack(HELP.format(command=deps.command))
+            return
+        await ack()
+        # Open before any slow work: the trigger_id expires about 3 s after the command.
+        opened = await client.views_open(
+            trigger_id=body["trigger_id"],
+            view=concern_modal.concern_view(catalogue=deps.catalogue, keyholder=False),
+        )
+        deps.spawn(_tailor_view(client, deps, opened["view"], context))
+
+    @bolt.options(concern_modal.PUPIL_SEARCH)
+    async def pupil_typeahead(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        workspace_id = deps.teams.cached(context.team_id)
+        found = []
+        if workspace_id is not None:
+            async with deps.factory() as session:
+                found = await pupils.search(
+                    session,
+                    workspace_id=workspace_id,
+                    requester_slack_id=context.user_id or "",
+                    query=str(body.get("value") or ""),
+                )
+        await ack(options=[concern_modal.pupil_option(p) for p in found])
+
+    @bolt.view(concern_modal.CALLBACK_ID)
+    async def concern_submitted(
+        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        draft = concern_modal.parse_submission(view)
+        try:
+            outcome = await _file(deps, draft, view_id=view["id"], context=context)
+        except incidents.InvalidConcern as invalid:
+            log.info("concern.invalid", fields=sorted(invalid.errors))
+            await ack(response_action="errors", errors=_field_errors(invalid.errors, view))
+            return
+        except DATABASE_ERRORS:
+            log.exception("concern.save_failed")
+            await ack(response_action="errors", errors={"narrative": SAVE_FAILED})
+            return
+        await ack()
+        if outcome is not None:
+            deps.notify_outbox()
+            log.info("concern.filed", incident=outcome.number, alerted=outcome.alerted)
+
+
+async def _tailor_view(
+    client: AsyncWebClient, deps: Deps, view: dict[str, Any], context: AsyncBoltContext
+) -> None:
+    """Swap in the right form once we know who is asking (the modal is already open)."""
+    try:
+        workspace_id = deps.teams.cached(context.team_id)
+        staff = None
+        if workspace_id is not None:
+            async with deps.factory() as session:
+                staff = await incidents.get_staff_by_slack_id(
+                    session, workspace_id=workspace_id, slack_user_id=context.user_id or ""
+                )
+        if staff is None:
+            replacement = concern_modal.not_staff_view()
+        elif is_keyholder(staff.role_set):
+            replacement = concern_modal.concern_view(catalogue=deps.catalogue, keyholder=True)
+        else:
+            return
+        await client.views_update(view_id=view["id"], hash=view.get("hash"), view=replacement)
+    except SlackApiError as error:
+        log.warning("concern.view_update_failed", error=error.response.get("error"))
+    except DATABASE_ERRORS:
+        log.exception("concern.staff_lookup_failed")
+
+
+async def _file(
+    deps: Deps, draft: incidents.ConcernDraft, *, view_id: str, context: AsyncBoltContext
+) -> incidents.FiledConcern | None:
+    """File the draft; None when this modal was already filed (a repeated submission)."""
+    workspace_id = deps.teams.cached(context.team_id)
+    async with transaction(deps.factory) as session:
+        if await incidents.get_by_view_id(session, slack_view_id=view_id) is not None:
+            return None
+        workspace = await session.get(Workspace, workspace_id) if workspace_id else None
+        author = (
+            await incidents.get_staff_by_slack_id(
+                session, workspace_id=workspace.id, slack_user_id=context.user_id or ""
+            )
+            if workspace
+            else None
+        )
+        if workspace is None or author is None:
+            raise incidents.InvalidConcern(
+                {"pupil": "You are not on Vigil's staff list: ask the school office to add you."}
+            )
+        return await incidents.submit_concern(
+            session,
+            workspace=workspace,
+            author=author,
+            draft=draft,
+            catalogue=deps.catalogue,
+            cipher=deps.cipher,
+            public_url=deps.public_url,
+            alert_channel=deps.alert_channel,
+            slack_view_id=view_id,
+        )
+
+
+def _field_errors(errors: dict[str, str], view: dict[str, Any]) -> dict[str, str]:
+    """Errors only under input blocks that exist in this view (Slack refuses others)."""
+    present = {b.get("block_id") for b in view.get("blocks", []) if b.get("type") == "input"}
+    placed = {field: message for field, message in errors.items() if field in present}
+    stray = [message for field, message in errors.items() if field not in present]
+    if stray:
+        placed["narrative"] = " ".join([placed.get("narrative", ""), *stray]).strip()
+    return placed

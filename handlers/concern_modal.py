@@ -1,0 +1,228 @@
+"""The `/concern` modal (DESIGN §3): building it and reading a submission. Pure functions.
+
+Block ids are the field names `store.incidents.check_draft` reports errors against, so a
+field error lands under the right input.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from store.catalogue import Catalogue
+from store.incidents import NARRATIVE_MAX, REASON_MAX, ConcernDraft
+
+CALLBACK_ID = "concern_submit"
+PUPIL_SEARCH = "pupil_search"  # action id of both pupil typeaheads (the options listener)
+
+GUIDANCE = (
+    "What are your concerns? What have you observed, been told or heard, and when? "
+    "Use the child's exact words. Be clear what is fact and what is opinion. "
+    "Use full names for pupils and staff initials. What have you done in response?"
+)
+
+
+def _text(text: str) -> dict[str, str]:
+    return {"type": "plain_text", "text": text}
+
+
+def _option(label: str, value: str) -> dict[str, Any]:
+    return {"text": _text(label[:75]), "value": value[:150]}
+
+
+def _input(
+    block_id: str, label: str, element: dict[str, Any], *, optional: bool = False, hint: str = ""
+) -> dict[str, Any]:
+    block: dict[str, Any] = {
+        "type": "input",
+        "block_id": block_id,
+        "label": _text(label),
+        "element": element,
+        "optional": optional,
+    }
+    if hint:
+        block["hint"] = _text(hint)
+    return block
+
+
+def concern_view(
+    *, catalogue: Catalogue, keyholder: bool, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """The modal. Restricted categories are offered only to key-holders."""
+    now = now or dt.datetime.now(dt.UTC)
+    categories = catalogue.categories_for(keyholder=keyholder)
+    blocks = [
+        _input(
+            "pupil",
+            "Pupil",
+            {
+                "type": "external_select",
+                "action_id": PUPIL_SEARCH,
+                "placeholder": _text("Type a name or UPN"),
+                "min_query_length": 2,
+            },
+            hint="Check it is the right child: an incident cannot be deleted.",
+        ),
+        _input(
+            "narrative",
+            "What happened",
+            {
+                "type": "plain_text_input",
+                "action_id": "narrative",
+                "multiline": True,
+                "max_length": NARRATIVE_MAX,
+            },
+            hint=GUIDANCE,
+        ),
+        _input(
+            "happened_at",
+            "When it happened",
+            {
+                "type": "datetimepicker",
+                "action_id": "happened_at",
+                "initial_date_time": int(now.timestamp()),
+            },
+        ),
+        _input(
+            "categories",
+            "Categories",
+            {
+                "type": "multi_static_select",
+                "action_id": "categories",
+                "placeholder": _text("Choose one or more"),
+                "options": [_option(c.name, c.name) for c in categories],
+            },
+            hint=(
+                "Safeguarding categories are for the safeguarding team. If you think this is "
+                "a disclosure, tell a DSL now."
+                if not keyholder
+                else ""
+            ),
+        ),
+        _input(
+            "linked_pupils",
+            "Linked pupils",
+            {
+                "type": "multi_external_select",
+                "action_id": PUPIL_SEARCH,
+                "placeholder": _text("Siblings, friends, others involved"),
+                "min_query_length": 2,
+            },
+            optional=True,
+        ),
+        _input(
+            "also_alert",
+            "Also alert",
+            {
+                "type": "multi_users_select",
+                "action_id": "also_alert",
+                "placeholder": _text("Staff who need to know"),
+            },
+            optional=True,
+            hint="The safeguarding team and class teachers are alerted automatically.",
+        ),
+    ]
+    if catalogue.agencies:
+        blocks.append(
+            _input(
+                "agencies",
+                "Agencies involved",
+                {
+                    "type": "multi_static_select",
+                    "action_id": "agencies",
+                    "placeholder": _text("None"),
+                    "options": [_option(a, a) for a in catalogue.agencies],
+                },
+                optional=True,
+            )
+        )
+    blocks += [
+        _input(
+            "parents_contacted",
+            "Parents or carers contacted?",
+            {
+                "type": "radio_buttons",
+                "action_id": "parents_contacted",
+                "options": [_option("Yes", "yes"), _option("No", "no")],
+            },
+        ),
+        _input(
+            "parents_reason",
+            "If not, why not?",
+            {
+                "type": "plain_text_input",
+                "action_id": "parents_reason",
+                "multiline": True,
+                "max_length": REASON_MAX,
+            },
+            optional=True,
+        ),
+    ]
+    return {
+        "type": "modal",
+        "callback_id": CALLBACK_ID,
+        "title": _text("Record a concern"),
+        "submit": _text("Submit"),
+        "close": _text("Cancel"),
+        "private_metadata": json.dumps({"v": 1, "keyholder": keyholder}),
+        "blocks": blocks,
+    }
+
+
+def not_staff_view() -> dict[str, Any]:
+    """Shown instead of the form to someone not on the staff roster."""
+    return {
+        "type": "modal",
+        "title": _text("Record a concern"),
+        "close": _text("Close"),
+        "blocks": [
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": "You are not on Vigil's staff list yet, so you cannot record a "
+                    "concern here. *If a child is at risk, tell a Designated Safeguarding Lead "
+                    "now, in person.* Ask the school office to add you.",
+                },
+            }
+        ],
+    }
+
+
+def _value(values: dict[str, Any], block_id: str) -> dict[str, Any]:
+    block = values.get(block_id) or {}
+    return next(iter(block.values()), {}) if isinstance(block, dict) else {}
+
+
+def _selected(element: dict[str, Any]) -> list[str]:
+    options = element.get("selected_options") or []
+    return [str(o.get("value")) for o in options if isinstance(o, dict) and o.get("value")]
+
+
+def parse_submission(view: dict[str, Any]) -> ConcernDraft:
+    """Read a view_submission's state into a draft (trusting nothing; see check_draft)."""
+    values = (view.get("state") or {}).get("values") or {}
+    pupil = (_value(values, "pupil").get("selected_option") or {}).get("value")
+    stamp = _value(values, "happened_at").get("selected_date_time")
+    happened_at = dt.datetime.fromtimestamp(int(stamp), dt.UTC) if stamp else None
+    parents = (_value(values, "parents_contacted").get("selected_option") or {}).get("value")
+    return ConcernDraft(
+        pupil_id=str(pupil) if pupil else None,
+        narrative=str(_value(values, "narrative").get("value") or ""),
+        happened_at=happened_at,
+        categories=_selected(_value(values, "categories")),
+        linked_pupil_ids=_selected(_value(values, "linked_pupils")),
+        also_alert_slack_ids=[
+            str(u) for u in _value(values, "also_alert").get("selected_users") or []
+        ],
+        agencies=_selected(_value(values, "agencies")),
+        parents_contacted=str(parents) if parents else None,
+        parents_reason=str(_value(values, "parents_reason").get("value") or ""),
+    )
+
+
+def pupil_option(pupil: Any) -> dict[str, Any]:
+    """A typeahead option: name, year and class so the right child is chosen."""
+    label = f"{pupil.display_name} · {pupil.year_group} · {pupil.registration_group}"
+    return _option(label, str(pupil.id))

@@ -1,0 +1,25 @@
+"""What the Slack listeners need from the assembled application."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from store.catalogue import Catalogue
+from store.crypto import Cipher
+from store.db import SessionFactory
+from store.workspaces import TeamDirectory
+
+
+@dataclass(frozen=True)
+class Deps:
+    factory: SessionFactory
+    teams: TeamDirectory
+    catalogue: Catalogue
+    cipher: Cipher
+    public_url: str
+    command: str
+    alert_channel: str | None
+    notify_outbox: Callable[[], None]
+    spawn: Callable[[Coroutine[Any, Any, Any]], None]

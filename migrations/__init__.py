@@ -1,0 +1,1 @@
+"""Alembic migrations for Vigil's schema (run with `vigil db upgrade`)."""

@@ -1,0 +1,293 @@
+"""The outbox delivery worker: sends every queued Slack message once, whatever happens.
+
+- Rows are claimed in the database with a lease (`store.outbox.claim`), so replicas share
+  the work and a crashed worker's rows come back after the lease.
+- 429: the row waits for Slack's `Retry-After`, and so does every other row for the same
+  workspace and method (no hammering). 5xx, time-outs and reset connections: exponential
+  backoff with jitter. A refusal that cannot get better (e.g. `user_not_found`) fails the
+  row, logged, without retrying forever.
+- Exactly once: each message carries its outbox id in Slack message metadata. Before a row
+  whose earlier attempt may have reached Slack is sent again, the worker looks for that id
+  in the channel's history and, if it is there, records it instead of posting twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import structlog
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import select
+
+from store import alerts, outbox
+from store.db import SessionFactory, transaction
+from store.models import Alert, OutboxMessage, ReadReceipt, utcnow
+
+log = structlog.get_logger(__name__)
+
+METADATA_TYPE = "vigil_outbox"
+# Errors worth trying again: Slack's own trouble, not a problem with the message.
+TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+class DeliveryWorker:
+    """Claims due outbox rows and delivers them to Slack, concurrently and with retries."""
+
+    name = "outbox-delivery"
+
+    def __init__(
+        self,
+        *,
+        factory: SessionFactory,
+        client: AsyncWebClient,
+        batch_size: int = 50,
+        concurrency: int = 10,
+        lease: dt.timedelta = dt.timedelta(seconds=60),
+        poll_interval: float = 2.0,
+        base_backoff: float = 1.0,
+        max_backoff: float = 900.0,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self._factory = factory
+        self._client = client
+        self._batch_size = batch_size
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._lease = lease
+        self._poll_interval = poll_interval
+        self._base_backoff = base_backoff
+        self._max_backoff = max_backoff
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._paused_until: dict[tuple[int, str], float] = {}  # (workspace, method) → monotonic
+        self.delivered = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def notify(self) -> None:
+        """New rows are waiting: deliver now rather than at the next poll."""
+        self._wake.set()
+
+    def start(self) -> asyncio.Task[None]:
+        self._stopping = False
+        self._task = asyncio.create_task(self.run(), name=f"vigil-{self.name}")
+        return self._task
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, then stop. Unclaimed rows wait in the database."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def run(self) -> None:
+        """Deliver until stopped."""
+        failures = 0
+        while not self._stopping:
+            try:
+                handled = await self.run_once()
+                failures = 0
+            except Exception:
+                failures += 1
+                log.exception("outbox.batch_failed", failures=failures)
+                handled = 0
+                await asyncio.sleep(min(30.0, 0.5 * 2**failures))
+            if handled >= self._batch_size or self._stopping:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._next_wait())
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    def _next_wait(self) -> float:
+        pauses = [until - time.monotonic() for until in self._paused_until.values()]
+        soonest = min([p for p in pauses if p > 0], default=self._poll_interval)
+        return max(0.01, min(self._poll_interval, soonest))
+
+    async def run_once(self) -> int:
+        """Claim one batch and deliver it; the number of rows handled."""
+        async with transaction(self._factory) as session:
+            rows = await outbox.claim(
+                session, limit=self._batch_size, lease=self._lease, now=self._clock()
+            )
+        if rows:
+            await asyncio.gather(*(self._deliver(row) for row in rows))
+        return len(rows)
+
+    async def drain(self, *, timeout: float = 10.0) -> int:
+        """Deliver until nothing is due (tests, the demo); the number of rows handled."""
+        handled = 0
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            batch = await self.run_once()
+            handled += batch
+            if batch == 0:
+                break
+        return handled
+
+    # -- one row ---------------------------------------------------------------------
+
+    async def _deliver(self, row: OutboxMessage) -> None:
+        method = "chat.update" if row.kind == outbox.ALERT_UPDATE else "chat.postMessage"
+        gate = (row.workspace_id, method)
+        async with self._semaphore:
+            wait = self._paused_until.get(gate, 0.0) - time.monotonic()
+            if wait > 0:
+                await self._retry(row, delay=wait, error="waiting for rate limit", uncertain=False)
+                return
+            try:
+                if row.uncertain and row.kind != outbox.ALERT_UPDATE:
+                    found = await self._find_in_slack(row)
+                    if found is not None:
+                        log.info("outbox.found_already_sent", message=row.id, kind=row.kind)
+                        await self._record_sent(row, *found)
+                        return
+                if row.kind == outbox.ALERT_UPDATE:
+                    channel, ts = await self._update(row)
+                else:
+                    channel, ts = await self._post(row)
+            except SlackApiError as error:
+                await self._slack_error(row, error, gate)
+                return
+            except NETWORK_ERRORS as error:
+                log.warning("outbox.network_error", message=row.id, error=type(error).__name__)
+                await self._retry(row, delay=self._backoff(row), error="network", uncertain=True)
+                return
+            await self._record_sent(row, channel, ts)
+
+    async def _post(self, row: OutboxMessage) -> tuple[str | None, str | None]:
+        payload = dict(row.payload)
+        if row.kind == outbox.ALERT and row.alert_id is not None:
+            payload = await self._current_alert_payload(row, payload)
+        response = await self._client.chat_postMessage(
+            channel=row.channel,
+            text=payload["text"],
+            blocks=payload.get("blocks"),
+            metadata={"event_type": METADATA_TYPE, "event_payload": {"outbox_id": row.id}},
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        return response.get("channel"), response.get("ts")
+
+    async def _current_alert_payload(
+        self, row: OutboxMessage, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        """An alert read (in the web view) before its DM went out is sent as read."""
+        async with self._factory() as session:
+            receipt = await session.get(ReadReceipt, row.alert_id)
+            if receipt is None:
+                return payload
+            update = await session.scalar(
+                select(OutboxMessage.payload)
+                .where(
+                    OutboxMessage.alert_id == row.alert_id,
+                    OutboxMessage.kind == outbox.ALERT_UPDATE,
+                )
+                .order_by(OutboxMessage.id.desc())
+            )
+        return dict(update) if update else payload
+
+    async def _update(self, row: OutboxMessage) -> tuple[str | None, str | None]:
+        async with self._factory() as session:
+            alert = await session.get(Alert, row.alert_id)
+        if alert is None or alert.slack_ts is None or alert.slack_channel is None:
+            return None, None  # nothing in Slack to update
+        await self._client.chat_update(
+            channel=alert.slack_channel,
+            ts=alert.slack_ts,
+            text=row.payload["text"],
+            blocks=row.payload.get("blocks"),
+        )
+        return alert.slack_channel, alert.slack_ts
+
+    async def _find_in_slack(self, row: OutboxMessage) -> tuple[str, str] | None:
+        """The (channel, ts) of this row's message if an earlier attempt did post it."""
+        channel = row.result_channel or row.channel
+        if channel[:1] in ("U", "W"):
+            opened = await self._client.conversations_open(users=channel)
+            channel = opened["channel"]["id"]
+        oldest = f"{row.created_at.timestamp() - 60:.6f}"
+        cursor = None
+        for _ in range(20):
+            page = await self._client.conversations_history(
+                channel=channel, oldest=oldest, limit=200, include_all_metadata=True, cursor=cursor
+            )
+            for message in page.get("messages", []):
+                metadata = message.get("metadata") or {}
+                if (
+                    metadata.get("event_type") == METADATA_TYPE
+                    and (metadata.get("event_payload") or {}).get("outbox_id") == row.id
+                ):
+                    return channel, message["ts"]
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                return None
+        return None
+
+    # -- outcomes --------------------------------------------------------------------
+
+    async def _record_sent(self, row: OutboxMessage, channel: str | None, ts: str | None) -> None:
+        now = self._clock()
+        async with transaction(self._factory) as session:
+            await outbox.mark_sent(session, message_id=row.id, channel=channel, ts=ts, now=now)
+            if row.kind == outbox.ALERT and row.alert_id and channel and ts:
+                await alerts.record_delivery(
+                    session, alert_id=row.alert_id, channel=channel, ts=ts, now=now
+                )
+        self.delivered += 1
+        log.debug("outbox.sent", message=row.id, kind=row.kind, attempts=row.attempts)
+
+    async def _slack_error(
+        self, row: OutboxMessage, error: SlackApiError, gate: tuple[int, str]
+    ) -> None:
+        status = error.response.status_code
+        code = str(error.response.get("error") or f"http_{status}")
+        if status == 429 or code == "ratelimited":
+            retry_after = _retry_after(error.response.headers)
+            self._paused_until[gate] = max(
+                self._paused_until.get(gate, 0.0), time.monotonic() + retry_after
+            )
+            log.info("outbox.rate_limited", message=row.id, retry_after=retry_after)
+            await self._retry(row, delay=retry_after, error="ratelimited", uncertain=False)
+        elif status >= 500 or code in TRANSIENT_ERRORS:
+            log.warning("outbox.slack_unavailable", message=row.id, status=status, error=code)
+            await self._retry(row, delay=self._backoff(row), error=code, uncertain=True)
+        else:
+            log.error("outbox.refused", message=row.id, kind=row.kind, error=code)
+            async with transaction(self._factory) as session:
+                await outbox.mark_failed(session, message_id=row.id, error=code[:200])
+
+    async def _retry(
+        self, row: OutboxMessage, *, delay: float, error: str, uncertain: bool
+    ) -> None:
+        at = self._clock() + dt.timedelta(seconds=delay)
+        async with transaction(self._factory) as session:
+            await outbox.retry_later(
+                session, message_id=row.id, at=at, error=error[:200], uncertain=uncertain
+            )
+
+    def _backoff(self, row: OutboxMessage) -> float:
+        exponent = max(0, row.attempts - 1)
+        delay = min(self._max_backoff, self._base_backoff * 2**exponent)
+        return delay * random.uniform(0.5, 1.0)
+
+
+def _retry_after(headers: Any) -> float:
+    try:
+        value = headers.get("Retry-After") or headers.get("retry-after")
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        return 1.0

@@ -1,0 +1,107 @@
+"""Alerts after they are sent: read receipts, and the Slack DM updated to match."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store import messages, outbox
+from store.models import Alert, Incident, ReadReceipt, Staff, utcnow
+
+
+class AlertNotFound(Exception):
+    """No such alert for this person (the same answer whether it exists or not)."""
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    alert_id: int
+    number: int
+    read_at: dt.datetime
+    newly_read: bool
+
+
+async def mark_read(
+    session: AsyncSession,
+    *,
+    alert_id: int,
+    workspace_id: int,
+    slack_user_id: str,
+    public_url: str,
+    via: str = "slack",
+    now: dt.datetime | None = None,
+) -> ReadResult:
+    """Record that the alert's own recipient read it, and queue the DM's update.
+
+    Only the recipient can mark their alert; for anyone else it does not exist.
+    Marking twice keeps the first receipt.
+    """
+    now = now or utcnow()
+    row = (
+        await session.execute(
+            select(Alert, Incident.number, Incident.author_id)
+            .join(Incident, Incident.id == Alert.incident_id)
+            .join(Staff, Staff.id == Alert.recipient_id)
+            .where(
+                Alert.id == alert_id,
+                Alert.workspace_id == workspace_id,
+                Staff.slack_user_id == slack_user_id,
+            )
+        )
+    ).first()
+    if row is None:
+        raise AlertNotFound(alert_id)
+    alert, number, author_id = row
+    if alert.receipt is not None:
+        return ReadResult(alert.id, number, alert.receipt.read_at, newly_read=False)
+
+    session.add(ReadReceipt(alert_id=alert.id, staff_id=alert.recipient_id, read_at=now, via=via))
+    if alert.slack_ts is not None:
+        author_slack_id = await session.scalar(
+            select(Staff.slack_user_id).where(Staff.id == author_id)
+        )
+        categories = await _category_names(session, alert.incident_id)
+        outbox.enqueue(
+            session,
+            workspace_id=workspace_id,
+            kind=outbox.ALERT_UPDATE,
+            channel=alert.slack_channel or "",
+            alert_id=alert.id,
+            incident_id=alert.incident_id,
+            payload=messages.alert(
+                alert_id=alert.id,
+                number=number,
+                author_slack_id=author_slack_id,
+                categories=categories,
+                url=messages.incident_url(public_url, number),
+                read_at=now,
+            ),
+            now=now,
+        )
+    await session.flush()
+    return ReadResult(alert.id, number, now, newly_read=True)
+
+
+async def _category_names(session: AsyncSession, incident_id: int) -> list[str]:
+    from store.models import IncidentCategory
+
+    rows = await session.scalars(
+        select(IncidentCategory.name)
+        .where(IncidentCategory.incident_id == incident_id)
+        .order_by(IncidentCategory.position)
+    )
+    return list(rows.all())
+
+
+async def record_delivery(
+    session: AsyncSession, *, alert_id: int, channel: str, ts: str, now: dt.datetime | None = None
+) -> None:
+    """Remember where the alert's DM is, so it can be updated in place."""
+    alert = await session.get(Alert, alert_id)
+    if alert is not None:
+        alert.slack_channel = channel
+        alert.slack_ts = ts
+        alert.delivered_at = now or utcnow()

@@ -1,0 +1,338 @@
+"""Filing a concern: validation, the immutable incident, its alerts and its outbox rows.
+
+`submit_concern` is the one way an incident comes to exist. It validates everything a
+client could have got wrong or forged, then writes the incident, its alerts and every
+Slack message they cause in the caller's transaction (DESIGN §2.2).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store import alert_rules, messages, outbox
+from store.access import is_keyholder
+from store.catalogue import Catalogue, Category
+from store.crypto import Cipher
+from store.models import (
+    Alert,
+    Incident,
+    IncidentAgency,
+    IncidentCategory,
+    IncidentPupil,
+    Pupil,
+    Staff,
+    StaffClass,
+    Workspace,
+    utcnow,
+)
+
+NARRATIVE_MAX = 3000
+REASON_MAX = 500
+MAX_LINKED_PUPILS = 20
+MAX_ALSO_ALERT = 30
+PARENTS_CHOICES = ("yes", "no")
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class ConcernDraft:
+    """A concern as the reporter entered it (raw ids as strings, not yet trusted)."""
+
+    pupil_id: str | None
+    narrative: str
+    categories: list[str]
+    happened_at: dt.datetime | None = None
+    linked_pupil_ids: list[str] = field(default_factory=list)
+    also_alert_slack_ids: list[str] = field(default_factory=list)
+    agencies: list[str] = field(default_factory=list)
+    parents_contacted: str | None = None
+    parents_reason: str = ""
+
+
+class InvalidConcern(Exception):
+    """The draft cannot be filed; `errors` maps each field to a message for the reporter."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(", ".join(sorted(errors)))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class FiledConcern:
+    incident_id: int
+    number: int
+    alerted: int
+    categories: list[str]
+
+
+def check_draft(
+    draft: ConcernDraft, *, catalogue: Catalogue, keyholder: bool, now: dt.datetime
+) -> dict[str, str]:
+    """Errors that need no database: required fields, lengths, choices."""
+    errors: dict[str, str] = {}
+    if not draft.pupil_id:
+        errors["pupil"] = "Choose the pupil this concern is about."
+    narrative = draft.narrative.strip()
+    if not narrative:
+        errors["narrative"] = "Describe what happened."
+    elif len(narrative) > NARRATIVE_MAX:
+        errors["narrative"] = (
+            f"Keep this under {NARRATIVE_MAX} characters ({len(narrative)} now); "
+            "add the rest as an action once the concern is filed."
+        )
+    if draft.happened_at is not None and draft.happened_at > now + FUTURE_TOLERANCE:
+        errors["happened_at"] = "This is in the future: when did it happen?"
+
+    if not draft.categories:
+        errors["categories"] = "Choose at least one category."
+    else:
+        allowed = {c.name for c in catalogue.categories_for(keyholder=keyholder)}
+        unknown = [name for name in draft.categories if catalogue.category(name) is None]
+        refused = [name for name in draft.categories if name not in allowed]
+        if unknown:
+            errors["categories"] = f"Unknown category: {unknown[0]}."
+        elif refused:
+            errors["categories"] = (
+                f"Only the safeguarding team can use {refused[0]}. Choose the closest other "
+                "category and tell a DSL at once."
+            )
+    unknown_agencies = [a for a in draft.agencies if a not in catalogue.agencies]
+    if unknown_agencies:
+        errors["agencies"] = f"Unknown agency: {unknown_agencies[0]}."
+
+    if len(draft.linked_pupil_ids) > MAX_LINKED_PUPILS:
+        errors["linked_pupils"] = f"Link at most {MAX_LINKED_PUPILS} pupils."
+    elif draft.pupil_id and draft.pupil_id in draft.linked_pupil_ids:
+        errors["linked_pupils"] = "The main pupil is already on this concern."
+    if len(draft.also_alert_slack_ids) > MAX_ALSO_ALERT:
+        errors["also_alert"] = f"Alert at most {MAX_ALSO_ALERT} people directly."
+
+    if draft.parents_contacted not in PARENTS_CHOICES:
+        errors["parents_contacted"] = "Say whether parents or carers were contacted."
+    reason = draft.parents_reason.strip()
+    if draft.parents_contacted == "no" and not reason:
+        errors["parents_reason"] = "Parents or carers were not contacted: say why."
+    elif len(reason) > REASON_MAX:
+        errors["parents_reason"] = f"Keep this under {REASON_MAX} characters."
+    return errors
+
+
+def _parse_ids(raw: list[str]) -> list[int] | None:
+    try:
+        return [int(value) for value in raw]
+    except (TypeError, ValueError):
+        return None
+
+
+async def get_staff_by_slack_id(
+    session: AsyncSession, *, workspace_id: int, slack_user_id: str
+) -> Staff | None:
+    """The active member of staff with this Slack id in this workspace."""
+    return await session.scalar(
+        select(Staff).where(
+            Staff.workspace_id == workspace_id,
+            Staff.slack_user_id == slack_user_id,
+            Staff.active.is_(True),
+        )
+    )
+
+
+async def get_by_view_id(session: AsyncSession, *, slack_view_id: str) -> Incident | None:
+    """The incident already filed from this modal, if any (Slack may resend)."""
+    return await session.scalar(select(Incident).where(Incident.slack_view_id == slack_view_id))
+
+
+async def submit_concern(
+    session: AsyncSession,
+    *,
+    workspace: Workspace,
+    author: Staff,
+    draft: ConcernDraft,
+    catalogue: Catalogue,
+    cipher: Cipher,
+    public_url: str,
+    alert_channel: str | None = None,
+    slack_view_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> FiledConcern:
+    """Validate and file a concern with its alerts and outbox rows; raise InvalidConcern."""
+    now = now or utcnow()
+    keyholder = is_keyholder(author.role_set)
+    errors = check_draft(draft, catalogue=catalogue, keyholder=keyholder, now=now)
+
+    pupil_ids = _parse_ids([draft.pupil_id] if draft.pupil_id else [])
+    linked_ids = _parse_ids(draft.linked_pupil_ids)
+    if pupil_ids is None:
+        errors["pupil"] = "That pupil is not on the roster."
+    if linked_ids is None:
+        errors["linked_pupils"] = "One of these pupils is not on the roster."
+    wanted = (pupil_ids or []) + (linked_ids or [])
+    pupils: dict[int, Pupil] = {}
+    if wanted:
+        found = await session.scalars(
+            select(Pupil).where(Pupil.workspace_id == workspace.id, Pupil.id.in_(wanted))
+        )
+        pupils = {p.id: p for p in found}
+    if pupil_ids and pupil_ids[0] not in pupils:
+        errors["pupil"] = "That pupil is not on the roster."
+    if linked_ids and any(i not in pupils for i in linked_ids):
+        errors["linked_pupils"] = "One of these pupils is not on the roster."
+
+    added: list[Staff] = []
+    if draft.also_alert_slack_ids and "also_alert" not in errors:
+        rows = await session.scalars(
+            select(Staff).where(
+                Staff.workspace_id == workspace.id,
+                Staff.slack_user_id.in_(draft.also_alert_slack_ids),
+                Staff.active.is_(True),
+            )
+        )
+        by_slack = {s.slack_user_id: s for s in rows}
+        missing = [u for u in draft.also_alert_slack_ids if u not in by_slack]
+        if missing:
+            errors["also_alert"] = (
+                f"<@{missing[0]}> is not on Vigil's staff list, so cannot be alerted."
+            )
+        added = [by_slack[u] for u in draft.also_alert_slack_ids if u in by_slack]
+    if errors:
+        raise InvalidConcern(errors)
+
+    assert pupil_ids is not None and linked_ids is not None
+    categories: list[Category] = [c for name in draft.categories if (c := catalogue.category(name))]
+    number = await _next_number(session, workspace_id=workspace.id)
+    incident = Incident(
+        workspace_id=workspace.id,
+        number=number,
+        author_id=author.id,
+        happened_at=draft.happened_at or now,
+        created_at=now,
+        narrative_ct=cipher.encrypt(draft.narrative.strip()),
+        parents_contacted=draft.parents_contacted or "",
+        parents_reason_ct=(
+            cipher.encrypt(draft.parents_reason.strip()) if draft.parents_reason.strip() else None
+        ),
+        slack_view_id=slack_view_id,
+    )
+    session.add(incident)
+    await session.flush()
+    session.add_all(
+        IncidentPupil(incident_id=incident.id, pupil_id=pid, position=i, is_main=i == 0)
+        for i, pid in enumerate(dict.fromkeys(pupil_ids + linked_ids))
+    )
+    session.add_all(
+        IncidentCategory(incident_id=incident.id, name=c.name, restricted=c.restricted, position=i)
+        for i, c in enumerate(dict.fromkeys(categories))
+    )
+    session.add_all(
+        IncidentAgency(incident_id=incident.id, name=name, position=i)
+        for i, name in enumerate(dict.fromkeys(draft.agencies))
+    )
+
+    staff, keyholder_ids, teacher_ids = await _alertable_staff(
+        session,
+        workspace_id=workspace.id,
+        groups={pupils[i].registration_group for i in pupil_ids + linked_ids},
+    )
+    recipients = alert_rules.alert_recipients(
+        author_id=author.id,
+        categories=categories,
+        keyholder_ids=keyholder_ids,
+        class_teacher_ids=teacher_ids,
+        added_ids=[s.id for s in added],
+    )
+    names = [c.name for c in dict.fromkeys(categories)]
+    url = messages.incident_url(public_url, number)
+    for recipient in recipients:
+        alert = Alert(
+            workspace_id=workspace.id,
+            incident_id=incident.id,
+            recipient_id=recipient.staff_id,
+            reason=recipient.reason,
+            created_at=now,
+        )
+        session.add(alert)
+        await session.flush()
+        slack_id = staff[recipient.staff_id].slack_user_id
+        if slack_id:
+            outbox.enqueue(
+                session,
+                workspace_id=workspace.id,
+                kind=outbox.ALERT,
+                channel=slack_id,
+                alert_id=alert.id,
+                incident_id=incident.id,
+                payload=messages.alert(
+                    alert_id=alert.id,
+                    number=number,
+                    author_slack_id=author.slack_user_id,
+                    categories=names,
+                    url=url,
+                ),
+                now=now,
+            )
+    if alert_channel:
+        outbox.enqueue(
+            session,
+            workspace_id=workspace.id,
+            kind=outbox.CHANNEL,
+            channel=alert_channel,
+            incident_id=incident.id,
+            payload=messages.channel_line(
+                number=number, author_slack_id=author.slack_user_id, categories=names
+            ),
+            now=now,
+        )
+    if author.slack_user_id:
+        outbox.enqueue(
+            session,
+            workspace_id=workspace.id,
+            kind=outbox.RECEIPT,
+            channel=author.slack_user_id,
+            incident_id=incident.id,
+            payload=messages.receipt(
+                number=number, categories=names, alerted=len(recipients), url=url
+            ),
+            now=now,
+        )
+    await session.flush()
+    return FiledConcern(
+        incident_id=incident.id, number=number, alerted=len(recipients), categories=names
+    )
+
+
+async def _next_number(session: AsyncSession, *, workspace_id: int) -> int:
+    """Take the workspace's next incident number (the row lock serialises writers)."""
+    taken = await session.scalar(
+        update(Workspace)
+        .where(Workspace.id == workspace_id)
+        .values(next_incident_number=Workspace.next_incident_number + 1)
+        .returning(Workspace.next_incident_number)
+    )
+    assert taken is not None
+    return int(taken) - 1
+
+
+async def _alertable_staff(
+    session: AsyncSession, *, workspace_id: int, groups: set[str]
+) -> tuple[dict[int, Staff], list[int], list[int]]:
+    """Active staff by id, the key-holders' ids and the class teachers' ids of `groups`."""
+    staff = {
+        s.id: s
+        for s in await session.scalars(
+            select(Staff).where(Staff.workspace_id == workspace_id, Staff.active.is_(True))
+        )
+    }
+    teacher_ids = await session.scalars(
+        select(StaffClass.staff_id)
+        .where(
+            StaffClass.workspace_id == workspace_id,
+            StaffClass.registration_group.in_(groups),
+        )
+        .order_by(StaffClass.staff_id)
+    )
+    keyholders = [i for i, s in staff.items() if is_keyholder(s.role_set)]
+    return staff, keyholders, [i for i in dict.fromkeys(teacher_ids) if i in staff]

@@ -1,0 +1,111 @@
+"""Every Slack message Vigil sends, built in one place (DESIGN §2.1).
+
+These builders take only what may appear in Slack: an incident number, the author's
+Slack id, category names, counts, and a link to the web view. They never receive a
+pupil, a narrative or action text, so they cannot leak one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+MARK_READ_ACTION = "alert_mark_read"
+OPEN_ACTION = "alert_open"
+
+Message = dict[str, Any]
+
+
+def incident_url(public_url: str, number: int) -> str:
+    return f"{public_url}/incidents/{number}"
+
+
+def _headline(number: int, author_slack_id: str | None, categories: Sequence[str]) -> str:
+    author = f"<@{author_slack_id}>" if author_slack_id else "a colleague"
+    return f"New concern #{number} from {author} · {', '.join(categories)}"
+
+
+def _open_button(url: str) -> dict[str, Any]:
+    return {
+        "type": "button",
+        "action_id": OPEN_ACTION,
+        "text": {"type": "plain_text", "text": "Open"},
+        "url": url,
+    }
+
+
+def alert(
+    *,
+    alert_id: int,
+    number: int,
+    author_slack_id: str | None,
+    categories: Sequence[str],
+    url: str,
+    read_at: dt.datetime | None = None,
+) -> Message:
+    """The DM a recipient gets: author and categories only, Mark as read and Open."""
+    headline = _headline(number, author_slack_id, categories)
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f":bell: {headline}"}}
+    ]
+    if read_at is None:
+        buttons = [
+            {
+                "type": "button",
+                "action_id": MARK_READ_ACTION,
+                "text": {"type": "plain_text", "text": "Mark as read"},
+                "style": "primary",
+                "value": str(alert_id),
+            },
+            _open_button(url),
+        ]
+        blocks.append({"type": "actions", "block_id": f"alert-{alert_id}", "elements": buttons})
+    else:
+        stamp = int(read_at.timestamp())
+        fallback = read_at.strftime("%d %b %Y %H:%M UTC")
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": f":white_check_mark: Read <!date^{stamp}^{{date_short}} at "
+                        f"{{time}}|{fallback}>",
+                    }
+                ],
+            }
+        )
+        blocks.append(
+            {"type": "actions", "block_id": f"alert-{alert_id}", "elements": [_open_button(url)]}
+        )
+    text = headline if read_at is None else f"{headline} (read)"
+    return {"text": text, "blocks": blocks}
+
+
+def channel_line(*, number: int, author_slack_id: str | None, categories: Sequence[str]) -> Message:
+    """The single line posted to the school's alert channel, when one is configured."""
+    return {"text": _headline(number, author_slack_id, categories)}
+
+
+def receipt(*, number: int, categories: Sequence[str], alerted: int, url: str) -> Message:
+    """The reporter's DM: the incident number to quote, and who was told (a count)."""
+    people = "1 member of staff" if alerted == 1 else f"{alerted} members of staff"
+    text = f"Concern #{number} recorded · {', '.join(categories)}. {people} alerted."
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f":lock: {text}"}},
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": "The record cannot be edited. To add or correct anything, "
+                        "open it and add an action.",
+                    }
+                ],
+            },
+            {"type": "actions", "elements": [_open_button(url)]},
+        ],
+    }

@@ -1,0 +1,287 @@
+"""The database schema: every row belongs to a workspace (a school's Slack workspace).
+
+Incidents and what they were filed with (pupils, categories, agencies) are immutable once
+stored: `store.immutability` refuses changes in the ORM and database triggers refuse them
+in SQL. Narrative text is stored only encrypted (`store.crypto`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+# One integer type for ids: BIGINT on PostgreSQL, INTEGER (rowid alias) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: Vigil stores aware UTC datetimes only")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    """Now, as an aware UTC datetime."""
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Workspace(Base):
+    """A school: one Slack workspace."""
+
+    __tablename__ = "workspaces"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    team_id: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    next_incident_number: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Staff(Base):
+    """A member of staff from the roster; `roles` is a `;`-separated list."""
+
+    __tablename__ = "staff"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "email", name="uq_staff_workspace_email"),
+        Index("ix_staff_workspace_slack_user", "workspace_id", "slack_user_id", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), index=True)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200))
+    roles: Mapped[str] = mapped_column(String(200), default="staff")
+    slack_user_id: Mapped[str | None] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    classes: Mapped[list[StaffClass]] = relationship(
+        back_populates="staff", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def role_set(self) -> frozenset[str]:
+        return frozenset(r for r in self.roles.split(";") if r)
+
+
+class StaffClass(Base):
+    """A registration group a member of staff teaches (they are its class teacher)."""
+
+    __tablename__ = "staff_classes"
+    __table_args__ = (Index("ix_staff_classes_group", "workspace_id", "registration_group"),)
+
+    staff_id: Mapped[int] = mapped_column(
+        ForeignKey("staff.id", ondelete="CASCADE"), primary_key=True
+    )
+    registration_group: Mapped[str] = mapped_column(String(50), primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+
+    staff: Mapped[Staff] = relationship(back_populates="classes")
+
+
+class Pupil(Base):
+    """A pupil from the school's roster. Names live only here."""
+
+    __tablename__ = "pupils"
+    __table_args__ = (UniqueConstraint("workspace_id", "upn", name="uq_pupils_workspace_upn"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), index=True)
+    upn: Mapped[str] = mapped_column(String(13))
+    forename: Mapped[str] = mapped_column(String(100))
+    surname: Mapped[str] = mapped_column(String(100))
+    preferred_name: Mapped[str | None] = mapped_column(String(100))
+    date_of_birth: Mapped[dt.date] = mapped_column(Date)
+    year_group: Mapped[str] = mapped_column(String(20))
+    registration_group: Mapped[str] = mapped_column(String(50))
+    search_text: Mapped[str] = mapped_column(String(400))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def display_name(self) -> str:
+        preferred = f" ({self.preferred_name})" if self.preferred_name else ""
+        return f"{self.forename}{preferred} {self.surname}"
+
+
+class Incident(Base):
+    """A concern as submitted. Immutable: corrections are later actions."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "number", name="uq_incidents_workspace_number"),
+        Index("ix_incidents_workspace_created", "workspace_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    author_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    happened_at: Mapped[dt.datetime] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    narrative_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    parents_contacted: Mapped[str] = mapped_column(String(10))
+    parents_reason_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    slack_view_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+
+    author: Mapped[Staff] = relationship(lazy="joined")
+    pupils: Mapped[list[IncidentPupil]] = relationship(
+        lazy="selectin", order_by="IncidentPupil.position"
+    )
+    categories: Mapped[list[IncidentCategory]] = relationship(
+        lazy="selectin", order_by="IncidentCategory.position"
+    )
+    agencies: Mapped[list[IncidentAgency]] = relationship(
+        lazy="selectin", order_by="IncidentAgency.position"
+    )
+
+    @property
+    def category_names(self) -> list[str]:
+        return [c.name for c in self.categories]
+
+
+class IncidentPupil(Base):
+    """A pupil named by an incident: the main pupil (position 0) or a linked one."""
+
+    __tablename__ = "incident_pupils"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id"), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    is_main: Mapped[bool] = mapped_column(Boolean)
+
+    pupil: Mapped[Pupil] = relationship(lazy="joined")
+
+
+class IncidentCategory(Base):
+    """A category as chosen at submission (name kept as text: the list can change)."""
+
+    __tablename__ = "incident_categories"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    restricted: Mapped[bool] = mapped_column(Boolean)
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class IncidentAgency(Base):
+    """An agency recorded as involved at submission."""
+
+    __tablename__ = "incident_agencies"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class Alert(Base):
+    """One member of staff alerted about one incident (at most once each)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("incident_id", "recipient_id", name="uq_alerts_incident_recipient"),
+        Index("ix_alerts_recipient", "recipient_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    reason: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    slack_channel: Mapped[str | None] = mapped_column(String(32))
+    slack_ts: Mapped[str | None] = mapped_column(String(32))
+    delivered_at: Mapped[dt.datetime | None] = mapped_column()
+
+    recipient: Mapped[Staff] = relationship(lazy="joined")
+    incident: Mapped[Incident] = relationship(lazy="raise")
+    receipt: Mapped[ReadReceipt | None] = relationship(lazy="selectin", back_populates="alert")
+
+
+class ReadReceipt(Base):
+    """Who read an alert, and when (append-only: one per alert)."""
+
+    __tablename__ = "read_receipts"
+
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    read_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    via: Mapped[str] = mapped_column(String(10))
+
+    alert: Mapped[Alert] = relationship(back_populates="receipt")
+
+
+class OutboxMessage(Base):
+    """A Slack call that must happen, written in the same transaction as its cause.
+
+    `payload` holds only redacted content (built by `store.messages`). The delivery worker
+    claims rows (`claimed_until` is a lease, so a crashed worker's rows come back) and
+    records the outcome; `uncertain` marks a row whose last attempt may have reached Slack.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id"), index=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    channel: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    uncertain: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    claimed_until: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    result_channel: Mapped[str | None] = mapped_column(String(32))
+    result_ts: Mapped[str | None] = mapped_column(String(32))
+
+
+IMMUTABLE_TABLES = ("incidents", "incident_pupils", "incident_categories", "incident_agencies")

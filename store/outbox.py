@@ -1,0 +1,163 @@
+"""The outbox: Slack calls that must happen, stored with the change that causes them.
+
+Rows are written in the caller's transaction (so an alert exists if and only if its
+incident does), claimed by a delivery worker with a lease (`FOR UPDATE SKIP LOCKED` on
+PostgreSQL, so replicas never claim the same row), and closed with an outcome.
+
+A row whose previous attempt may have reached Slack (a time-out, a 5xx, a reset
+connection, or a worker that died holding the lease) is flagged `uncertain`; the worker
+looks for it in Slack before sending again, so nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import OutboxMessage, utcnow
+
+PENDING, SENT, FAILED = "pending", "sent", "failed"
+
+# Kinds of message.
+ALERT = "alert"  # a DM to an alerted member of staff
+ALERT_UPDATE = "alert_update"  # chat.update of an alert DM (e.g. marked as read)
+RECEIPT = "receipt"  # the reporter's DM receipt
+CHANNEL = "channel"  # one line in the school's alert channel
+
+
+def enqueue(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    kind: str,
+    channel: str,
+    payload: dict[str, Any],
+    alert_id: int | None = None,
+    incident_id: int | None = None,
+    now: dt.datetime | None = None,
+) -> OutboxMessage:
+    """Add a message to the outbox in the session's transaction."""
+    row = OutboxMessage(
+        workspace_id=workspace_id,
+        kind=kind,
+        channel=channel,
+        payload=payload,
+        alert_id=alert_id,
+        incident_id=incident_id,
+        status=PENDING,
+        attempts=0,
+        uncertain=False,
+        next_attempt_at=now or utcnow(),
+    )
+    session.add(row)
+    return row
+
+
+async def claim(
+    session: AsyncSession, *, limit: int, lease: dt.timedelta, now: dt.datetime | None = None
+) -> Sequence[OutboxMessage]:
+    """Claim up to `limit` due rows for this worker until the lease expires.
+
+    A row still holding an expired lease was claimed by a worker that never reported
+    back: it is claimed again, flagged uncertain.
+    """
+    now = now or utcnow()
+    due = (
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.status == PENDING,
+            OutboxMessage.next_attempt_at <= now,
+            or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+        )
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list((await session.scalars(due)).all())
+    if not ids:
+        return []
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids))
+        .values(
+            uncertain=OutboxMessage.uncertain | OutboxMessage.claimed_until.is_not(None),
+            claimed_until=now + lease,
+            attempts=OutboxMessage.attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    rows = await session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids))
+        .order_by(OutboxMessage.id)
+        .execution_options(populate_existing=True)
+    )
+    return list(rows.all())
+
+
+async def mark_sent(
+    session: AsyncSession,
+    *,
+    message_id: int,
+    channel: str | None,
+    ts: str | None,
+    now: dt.datetime | None = None,
+) -> None:
+    """Record that Slack accepted the message."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(
+            status=SENT,
+            sent_at=now or utcnow(),
+            claimed_until=None,
+            uncertain=False,
+            last_error=None,
+            result_channel=channel,
+            result_ts=ts,
+        )
+    )
+
+
+async def retry_later(
+    session: AsyncSession,
+    *,
+    message_id: int,
+    at: dt.datetime,
+    error: str,
+    uncertain: bool,
+) -> None:
+    """Put the row back for another attempt at `at`.
+
+    `uncertain` says whether this attempt may have reached Slack; it is never cleared
+    here, only by a successful send or by finding the message in Slack.
+    """
+    values: dict[str, Any] = {"next_attempt_at": at, "claimed_until": None, "last_error": error}
+    if uncertain:
+        values["uncertain"] = True
+    await session.execute(
+        update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values)
+    )
+
+
+async def mark_failed(session: AsyncSession, *, message_id: int, error: str) -> None:
+    """Give up on a row Slack refused for good (e.g. the user no longer exists)."""
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(status=FAILED, claimed_until=None, last_error=error)
+    )
+
+
+async def pending_count(session: AsyncSession) -> int:
+    """How many rows still wait to be delivered."""
+    from sqlalchemy import func
+
+    result = await session.scalar(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == PENDING)
+    )
+    return int(result or 0)

@@ -1,0 +1,64 @@
+"""The pupil roster: search for the modal's typeahead."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+
+from sqlalchemy import and_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import Pupil, Staff
+
+MAX_OPTIONS = 100  # Slack shows at most 100 options
+
+
+def fold(text: str) -> str:
+    """Lower-case, accent-free text for matching ("Zoë" matches "zoe")."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def search_text(*, upn: str, forename: str, surname: str, preferred_name: str | None) -> str:
+    """The text a pupil is found by: names, preferred name and UPN."""
+    parts = [forename, preferred_name or "", surname, upn]
+    return " " + " ".join(fold(p) for p in parts if p) + " "
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def search(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    requester_slack_id: str,
+    query: str,
+    limit: int = MAX_OPTIONS,
+) -> Sequence[Pupil]:
+    """Pupils whose names or UPN start with every word of `query`, for active staff only.
+
+    Anyone who is not active staff in this workspace gets nothing: the roster is not
+    for browsing by guests.
+    """
+    words = [w for w in fold(query).split() if w][:5]
+    if not words:
+        return []
+    is_staff = (
+        select(Staff.id)
+        .where(
+            Staff.workspace_id == workspace_id,
+            Staff.slack_user_id == requester_slack_id,
+            Staff.active.is_(True),
+        )
+        .exists()
+    )
+    conditions = [Pupil.search_text.like(f"% {_escape_like(word)}%", escape="\\") for word in words]
+    statement = (
+        select(Pupil)
+        .where(Pupil.workspace_id == workspace_id, and_(*conditions), is_staff)
+        .order_by(Pupil.surname, Pupil.forename, Pupil.id)
+        .limit(min(limit, MAX_OPTIONS))
+    )
+    return list((await session.scalars(statement)).all())

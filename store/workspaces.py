@@ -1,0 +1,72 @@
+"""Workspaces (schools): one per Slack team."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import Workspace
+
+
+async def get_by_team(session: AsyncSession, *, team_id: str) -> Workspace | None:
+    """The workspace for a Slack team id."""
+    return await session.scalar(select(Workspace).where(Workspace.team_id == team_id))
+
+
+async def ensure(session: AsyncSession, *, team_id: str, name: str) -> Workspace:
+    """The workspace for a Slack team, created on first sight; the name follows Slack's."""
+    workspace = await get_by_team(session, team_id=team_id)
+    if workspace is None:
+        workspace = Workspace(team_id=team_id, name=name, next_incident_number=1)
+        session.add(workspace)
+        await session.flush()
+    elif workspace.name != name and name:
+        workspace.name = name
+    return workspace
+
+
+async def all_teams(session: AsyncSession) -> dict[str, int]:
+    """Every known Slack team id, mapped to its workspace id."""
+    rows = await session.execute(select(Workspace.team_id, Workspace.id))
+    return {team_id: workspace_id for team_id, workspace_id in rows.all()}
+
+
+class TeamDirectory:
+    """Slack team id → workspace id, cached so a Slack request needs no query to check it.
+
+    An unknown team is looked up again at most every `recheck_seconds`, so a flood of
+    requests from a stranger's workspace cannot turn into a flood of queries.
+    """
+
+    def __init__(self, factory: Any, *, recheck_seconds: float = 30.0) -> None:
+        self._factory = factory
+        self._known: dict[str, int] = {}
+        self._misses: dict[str, float] = {}
+        self._recheck = recheck_seconds
+
+    def remember(self, team_id: str, workspace_id: int) -> None:
+        self._known[team_id] = workspace_id
+        self._misses.pop(team_id, None)
+
+    def cached(self, team_id: str | None) -> int | None:
+        return self._known.get(team_id or "")
+
+    async def lookup(self, team_id: str | None) -> int | None:
+        """The workspace id for a team, or None if Vigil does not serve it."""
+        if not team_id:
+            return None
+        if team_id in self._known:
+            return self._known[team_id]
+        last = self._misses.get(team_id)
+        if last is not None and time.monotonic() - last < self._recheck:
+            return None
+        async with self._factory() as session:
+            workspace = await get_by_team(session, team_id=team_id)
+        if workspace is None:
+            self._misses[team_id] = time.monotonic()
+            return None
+        self.remember(team_id, workspace.id)
+        return workspace.id
