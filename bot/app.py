@@ -70,20 +70,18 @@ class VigilServer:
             process_before_response=True,  # no ack polling; slow work is spawned
             logger=None,
         )
-        register_slack(
-            self.bolt,
-            Deps(
-                factory=self.factory,
-                teams=self.teams,
-                catalogue=self.catalogue,
-                cipher=self.cipher,
-                public_url=settings.public_url,
-                command=settings.command,
-                alert_channel=settings.alert_channel,
-                notify_outbox=self.worker.notify,
-                spawn=self.tasks.spawn,
-            ),
+        self.deps = Deps(
+            factory=self.factory,
+            teams=self.teams,
+            catalogue=self.catalogue,
+            cipher=self.cipher,
+            public_url=settings.public_url,
+            command=settings.command,
+            alert_channel=settings.alert_channel,
+            notify_outbox=self.worker.notify,
+            spawn=self.tasks.spawn,
         )
+        register_slack(self.bolt, self.deps)
         self.web_app = self._web_app()
         self._runner: web.AppRunner | None = None
         self._socket_handler: Any = None

@@ -7,7 +7,9 @@ Slack would. Nothing here talks to the real Slack.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +31,7 @@ from bot.simulator import SlackResponse, SlackSimulator
 from bot.slack_lookup import make_slack_lookup
 from bot.standin import SlackStandIn
 from handlers.concern_modal import PUPIL_SEARCH
-from store import roster
+from store import outbox, roster
 from store.crypto import generate_key
 
 SIGNING_SECRET = "standin-signing-secret"
@@ -125,6 +127,19 @@ class Harness:
             if report.errors or report.warnings:
                 raise AssertionError(report.summary())
         return roster_pupils
+
+    async def delivered(self, *, timeout: float = 10.0) -> None:
+        """Wait until the outbox has nothing left to send (the worker keeps running)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            async with self.server.factory() as session:
+                pending = await outbox.pending_count(session)
+            if pending == 0:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pending} outbox messages still pending after {timeout}s")
+            self.server.worker.notify()
+            await asyncio.sleep(0.02)
 
     # -- what a member of staff does --------------------------------------------------
 
