@@ -56,18 +56,18 @@ class Harness:
         await self.standin.start()
         for person in self.staff:
             self.standin.add_user(person.slack_user_id, email=person.email, name=person.name)
-        self.settings = load_settings(
-            env_file=None,
-            VIGIL_DATABASE_URL=self.database_url,
-            SLACK_BOT_TOKEN=self.standin.bot_token,
-            SLACK_SIGNING_SECRET=SIGNING_SECRET,
-            VIGIL_SLACK_API_URL=self.standin.api_url,
-            VIGIL_PORT=0,
-            VIGIL_PUBLIC_URL="http://127.0.0.1:3000",
-            VIGIL_DATA_KEY=self.data_key,
-            VIGIL_SHUTDOWN_TIMEOUT=5,
-            **self.overrides,
-        )
+        values: dict[str, Any] = {
+            "VIGIL_DATABASE_URL": self.database_url,
+            "SLACK_BOT_TOKEN": self.standin.bot_token,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "VIGIL_SLACK_API_URL": self.standin.api_url,
+            "VIGIL_PORT": 0,
+            "VIGIL_PUBLIC_URL": "http://127.0.0.1:3000",
+            "VIGIL_DATA_KEY": self.data_key,
+            "VIGIL_SHUTDOWN_TIMEOUT": 5,
+        }
+        values.update(self.overrides)
+        self.settings = load_settings(env_file=None, **values)
         await self._start_server()
         return self
 

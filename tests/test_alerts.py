@@ -1,0 +1,93 @@
+"""Mark as read: a receipt for the recipient only, and the DM updated in place."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+
+from bot.harness import Harness
+from store.models import Alert, ReadReceipt, Staff
+
+TEACHER = "U0TCHPATEL"
+DSL = "U0DSL0HUGH"
+DEPUTY = "U0DDSLOKAF"
+
+
+async def alert_dm(school: Harness, user: str) -> dict:
+    await school.report_concern(
+        TEACHER,
+        pupil_query="Z00000000004E",
+        narrative="Came in upset and would not say why.",
+        categories=["Well-being"],
+    )
+    await school.delivered()
+    messages = school.standin.messages_for_user(user)
+    assert len(messages) == 1
+    return messages[0]
+
+
+async def test_recipient_marks_alert_read_and_the_dm_changes_in_place(school: Harness) -> None:
+    message = await alert_dm(school, DSL)
+    channel = school.standin.dm_channel_for(DSL)
+    response = await school.slack.click_button(
+        DSL, message, "alert_mark_read", channel_id=channel
+    )
+    assert response.status == 200
+    await school.delivered()
+    async with school.server.factory() as session:
+        receipt = await session.scalar(
+            select(ReadReceipt).join(Staff, Staff.id == ReadReceipt.staff_id)
+        )
+    assert receipt is not None and receipt.via == "slack"
+    updates = school.standin.calls_to("chat.update", ok_only=True)
+    assert len(updates) == 1 and updates[0].params["ts"] == message["ts"]
+    updated = school.standin.messages[(channel, message["ts"])]
+    blocks = json.dumps(updated["blocks"])
+    assert "Read" in blocks and "alert_mark_read" not in blocks and "alert_open" in blocks
+
+
+async def test_marking_twice_keeps_the_first_receipt(school: Harness) -> None:
+    message = await alert_dm(school, DSL)
+    channel = school.standin.dm_channel_for(DSL)
+    for _ in range(2):
+        await school.slack.click_button(DSL, message, "alert_mark_read", channel_id=channel)
+    await school.delivered()
+    async with school.server.factory() as session:
+        receipts = (await session.scalars(select(ReadReceipt))).all()
+    assert len(receipts) == 1
+    assert len(school.standin.calls_to("chat.update", ok_only=True)) == 1
+
+
+async def test_only_the_recipient_can_mark_their_alert(school: Harness) -> None:
+    message = await alert_dm(school, DSL)
+    # Someone else replays the DSL's button payload from their own account.
+    response = await school.slack.click_button(
+        DEPUTY, message, "alert_mark_read", channel_id=school.standin.dm_channel_for(DSL)
+    )
+    assert response.status == 200
+    async with school.server.factory() as session:
+        assert (await session.scalars(select(ReadReceipt))).all() == []
+        alert = await session.scalar(
+            select(Alert).join(Staff, Staff.id == Alert.recipient_id).where(
+                Staff.slack_user_id == DSL
+            )
+        )
+    assert alert is not None
+    ephemerals = school.standin.calls_to("chat.postEphemeral")
+    assert ephemerals and ephemerals[0].params["user"] == DEPUTY
+    assert school.standin.calls_to("chat.update") == []
+
+
+async def test_forged_alert_id_is_refused(school: Harness) -> None:
+    message = await alert_dm(school, DSL)
+    response = await school.slack.block_actions(
+        DSL,
+        action_id="alert_mark_read",
+        value="not-a-number",
+        message=message,
+        channel_id=school.standin.dm_channel_for(DSL),
+    )
+    assert response.status == 200
+    async with school.server.factory() as session:
+        assert (await session.scalars(select(ReadReceipt))).all() == []
