@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import alerts, concern
+from handlers import alerts, concern, home
 from handlers.deps import Deps
 from handlers.guard import team_guard
 
@@ -14,3 +14,4 @@ def register_slack(bolt: AsyncApp, deps: Deps) -> None:
     bolt.use(team_guard(deps.teams))
     concern.register(bolt, deps)
     alerts.register(bolt, deps)
+    home.register(bolt, deps)

@@ -8,6 +8,7 @@ import structlog
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
+from handlers import home
 from handlers.deps import Deps
 from store import alerts, messages
 from store.db import transaction
@@ -49,6 +50,12 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         if result.newly_read:
             deps.notify_outbox()
             log.info("alert.read", alert=result.alert_id, incident=result.number)
+        if (body.get("view") or {}).get("type") == "home" and context.user_id:
+            deps.spawn(
+                home.publish_home(
+                    client, deps, team_id=context.team_id or "", user_id=context.user_id
+                )
+            )
 
     @bolt.action(messages.OPEN_ACTION)
     async def open_link(ack: AsyncAck) -> None:

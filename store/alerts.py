@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from store import messages, outbox
-from store.models import Alert, Incident, ReadReceipt, Staff, utcnow
+from store.models import Alert, Incident, IncidentCategory, ReadReceipt, Staff, utcnow
 
 
 class AlertNotFound(Exception):
@@ -86,8 +87,6 @@ async def mark_read(
 
 
 async def _category_names(session: AsyncSession, incident_id: int) -> list[str]:
-    from store.models import IncidentCategory
-
     rows = await session.scalars(
         select(IncidentCategory.name)
         .where(IncidentCategory.incident_id == incident_id)
@@ -105,3 +104,50 @@ async def record_delivery(
         alert.slack_channel = channel
         alert.slack_ts = ts
         alert.delivered_at = now or utcnow()
+
+
+@dataclass(frozen=True)
+class AlertSummary:
+    """What may be shown of an alert in Slack: number, author, categories, when."""
+
+    alert_id: int
+    number: int
+    author_slack_id: str | None
+    categories: list[str]
+    created_at: dt.datetime
+
+
+async def unread_for(
+    session: AsyncSession, *, workspace_id: int, slack_user_id: str, limit: int = 20
+) -> list[AlertSummary]:
+    """The person's unread alerts, newest first."""
+    author = aliased(Staff)
+    rows = (
+        await session.execute(
+            select(Alert.id, Incident.id, Incident.number, author.slack_user_id, Alert.created_at)
+            .join(Incident, Incident.id == Alert.incident_id)
+            .join(Staff, Staff.id == Alert.recipient_id)
+            .join(author, author.id == Incident.author_id)
+            .outerjoin(ReadReceipt, ReadReceipt.alert_id == Alert.id)
+            .where(
+                Alert.workspace_id == workspace_id,
+                Staff.slack_user_id == slack_user_id,
+                ReadReceipt.alert_id.is_(None),
+            )
+            .order_by(Alert.created_at.desc(), Alert.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    names: dict[int, list[str]] = {}
+    if rows:
+        categories = await session.execute(
+            select(IncidentCategory.incident_id, IncidentCategory.name)
+            .where(IncidentCategory.incident_id.in_([r[1] for r in rows]))
+            .order_by(IncidentCategory.incident_id, IncidentCategory.position)
+        )
+        for incident_id, name in categories:
+            names.setdefault(incident_id, []).append(name)
+    return [
+        AlertSummary(alert_id, number, author_id, names.get(incident_id, []), created_at)
+        for alert_id, incident_id, number, author_id, created_at in rows
+    ]

@@ -109,3 +109,64 @@ def receipt(*, number: int, categories: Sequence[str], alerted: int, url: str) -
             {"type": "actions", "elements": [_open_button(url)]},
         ],
     }
+
+
+def home_view(
+    *, unread: Sequence[Any], public_url: str, command: str, total_unread: int | None = None
+) -> dict[str, Any]:
+    """The App Home tab: the person's unread alerts (number, author, categories only)."""
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "Your unread alerts"}},
+    ]
+    if not unread:
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": "Nothing unread. :white_check_mark:"},
+            }
+        )
+    for item in unread:
+        stamp = int(item.created_at.timestamp())
+        author = f"<@{item.author_slack_id}>" if item.author_slack_id else "a colleague"
+        blocks.append(
+            {
+                "type": "section",
+                "block_id": f"home-alert-{item.alert_id}",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"*#{item.number}* from {author} · {', '.join(item.categories)}\n"
+                    f"<!date^{stamp}^{{date_short_pretty}} at {{time}}|{item.created_at:%d %b %Y}>",
+                },
+                "accessory": {
+                    "type": "button",
+                    "action_id": MARK_READ_ACTION,
+                    "text": {"type": "plain_text", "text": "Mark as read"},
+                    "value": str(item.alert_id),
+                },
+            }
+        )
+    if total_unread is not None and total_unread > len(unread):
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": f"{total_unread - len(unread)} more in the web view.",
+                    }
+                ],
+            }
+        )
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": f"Record a concern with `{command}`. Details are only in the web "
+                    f"view: {public_url}",
+                }
+            ],
+        }
+    )
+    return {"type": "home", "blocks": blocks}

@@ -91,3 +91,26 @@ async def test_forged_alert_id_is_refused(school: Harness) -> None:
     assert response.status == 200
     async with school.server.factory() as session:
         assert (await session.scalars(select(ReadReceipt))).all() == []
+
+
+async def test_app_home_lists_unread_alerts_and_marks_them_read(school: Harness) -> None:
+    await alert_dm(school, DSL)
+    response = await school.slack.event(
+        {"type": "app_home_opened", "user": DSL, "channel": "D0HOME", "tab": "home"}
+    )
+    assert response.status == 200
+    await school.standin.wait_for_calls("views.publish", 1)
+    home = school.standin.home_views[DSL]
+    text = json.dumps(home["blocks"])
+    assert "#1" in text and "Well-being" in text and "upset" not in text
+    response = await school.slack.block_actions(
+        DSL,
+        action_id="alert_mark_read",
+        value=home["blocks"][1]["accessory"]["value"],
+        view=home,
+    )
+    assert response.status == 200
+    await school.server.tasks.idle()
+    await school.delivered()
+    assert "Nothing unread" in json.dumps(school.standin.home_views[DSL]["blocks"])
+    assert len(school.standin.calls_to("chat.update", ok_only=True)) == 1

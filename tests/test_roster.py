@@ -427,12 +427,15 @@ async def test_deactivate_missing_spares_rejected_rows(
 ) -> None:
     ws = await workspace(factory)
     await import_staff(factory, workspace_id=ws, path=write(tmp_path, STAFF))
-    text = STAFF.replace("Tom Reed,teacher", "Tom Reed,wizard")
+    text = STAFF.replace("Tom Reed,teacher", "Tom Reed,wizard").replace(
+        "Olive Hart,,,", "Hart, Olive,staff,,U0OFF"
+    )
     report = await import_staff(
         factory, workspace_id=ws, path=write(tmp_path, text), deactivate_missing=True
     )
-    assert (lines(report.errors), report.deactivated) == ([3], 0)
-    assert (await staff_of(factory, ws))["teacher@school.example"].active
+    assert (lines(report.errors), report.deactivated) == ([3, 4], 0)
+    assert "the row has 6 fields but the header has 5" in report.errors[1].reason
+    assert all(s.active for s in (await staff_of(factory, ws)).values())
     with pytest.raises(RosterFileError, match="refusing"):
         await import_staff(
             factory, workspace_id=ws, path=write(tmp_path, STAFF_HEADER), deactivate_missing=True
@@ -477,3 +480,29 @@ async def test_slack_id_twice_in_file(factory: SessionFactory, tmp_path: Path) -
     report = await import_staff(factory, workspace_id=ws, path=write(tmp_path, text))
     assert report.created == 1
     assert report.errors == [RowProblem(3, "slack_user_id U0SAME is already given to line 2")]
+
+
+async def test_multi_line_bad_row_reported_at_its_first_line(
+    factory: SessionFactory, tmp_path: Path
+) -> None:
+    ws = await workspace(factory)
+    text = PUPIL_HEADER + (
+        "A123456789012,Amelia,Stone,,2015-09-01,Year 4,4A\n"  # 2
+        'B234567890123,"Ben\nBen",Okafor,,2015-99-01,Year 4,4A\n'  # 3-4
+        "C34567890123X,Chlo,Ng,,bad,Reception,RA\n"  # 5
+    )
+    report = await import_pupils(factory, workspace_id=ws, path=write(tmp_path, text))
+    assert lines(report.errors) == [3, 5]
+
+
+async def test_failing_lookup_stores_nothing(factory: SessionFactory, tmp_path: Path) -> None:
+    ws = await workspace(factory)
+
+    async def lookup(email: str) -> str | None:
+        raise RuntimeError("Slack is down")
+
+    with pytest.raises(RuntimeError, match="Slack is down"):
+        await import_staff(
+            factory, workspace_id=ws, path=write(tmp_path, STAFF), lookup_slack_id=lookup
+        )
+    assert await staff_of(factory, ws) == {}

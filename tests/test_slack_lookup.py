@@ -110,7 +110,9 @@ async def test_server_error_raises(slack: tuple[FakeSlack, AsyncWebClient]) -> N
 
 
 async def test_unreachable_slack_raises() -> None:
-    client = AsyncWebClient(token="xoxb-test", base_url="http://127.0.0.1:9/api/", timeout=2)
+    client = AsyncWebClient(
+        token="xoxb-test", base_url="http://127.0.0.1:9/api/", timeout=2, retry_handlers=[]
+    )
     lookup = make_slack_lookup(client)
     with pytest.raises(SlackLookupError, match="could not reach Slack"):
         await lookup("teacher@school.example")

@@ -1,0 +1,141 @@
+"""`vigil demo`: a fictional school on SQLite, a real server, the Slack stand-in.
+
+No Slack account is needed. The demo imports the rosters with the real importer, files
+one concern through the real signed Slack path, lets the outbox deliver it, and prints
+what each recipient's Slack alert looks like.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+from pathlib import Path
+from typing import Any
+
+from bot.demo_school import STAFF, TEAM_NAME
+from bot.harness import Harness
+from store import migrate
+from store.db import create_engine
+
+TEACHER = "U0TCHPATEL"
+DSL = "U0DSL0HUGH"
+NARRATIVE = (
+    "At 10:40 in the corridor outside 4B, the pupil told me (C.P.) 'I don't want to go "
+    "home tonight, my uncle shouts at me.' She was crying, which is unlike her. I reassured "
+    "her and brought her to the office. Parents not yet contacted: speaking to the DSL first."
+)
+
+
+def render(message: dict[str, Any], names: dict[str, str]) -> str:
+    """A Slack message as a person would see it, in plain text."""
+    return _plain("\n".join(_lines(message)), names)
+
+
+def _plain(text: str, names: dict[str, str]) -> str:
+    text = re.sub(r"<@(\w+)>", lambda m: "@" + names.get(m.group(1), m.group(1)), text)
+    text = re.sub(r"<!date\^\d+\^[^|]*\|([^>]*)>", r"\1", text)
+    return (
+        text.replace(":bell: ", "🔔 ")
+        .replace(":lock: ", "🔒 ")
+        .replace(":white_check_mark: ", "✅ ")
+    )
+
+
+def _lines(message: dict[str, Any]) -> list[str]:
+    lines = []
+    for block in message.get("blocks") or [{"type": "section", "text": {"text": message["text"]}}]:
+        if block.get("type") == "section":
+            lines.append(block["text"]["text"])
+        elif block.get("type") == "context":
+            lines.append("  " + " ".join(e.get("text", "") for e in block["elements"]))
+        elif block.get("type") == "actions":
+            buttons = []
+            for element in block["elements"]:
+                label = element["text"]["text"]
+                buttons.append(
+                    f"[{label} ↗ {element['url']}]" if "url" in element else f"[{label}]"
+                )
+            lines.append("  " + "  ".join(buttons))
+    return lines
+
+
+def _fresh_database(directory: Path) -> Path:
+    """An empty place for the demo database (an earlier run's is removed)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("vigil-demo.db*"):
+        stale.unlink()
+    return (directory / "vigil-demo.db").resolve()
+
+
+async def run_demo(*, directory: Path, keep_running: bool = False) -> int:
+    """Run the walkthrough; with keep_running, serve until Ctrl-C."""
+    database = _fresh_database(directory)
+    url = f"sqlite+aiosqlite:///{database}"
+    engine = create_engine(url)
+    await migrate.upgrade(engine)
+    await engine.dispose()
+
+    overrides = {"VIGIL_PORT": 3000} if keep_running else {}
+    async with Harness(database_url=url, overrides=overrides) as demo:
+        pupils = await demo.seed_school(directory, pupils=60)
+        names = {s.slack_user_id: s.name for s in STAFF}
+        print(f"Vigil demo: {TEAM_NAME}, a fictional school")
+        print(f"  database      {database}")
+        print(f"  server        {demo.server.url}  (Slack endpoint /slack/events, /healthz)")
+        print(f"  Slack         a local stand-in at {demo.standin.base_url}")
+        print(f"  rosters       {len(STAFF)} staff, {len(pupils)} pupils imported from CSV\n")
+
+        pupil = pupils[4]
+        print(
+            f"{names[TEACHER]} (4B teacher) types /concern about {pupil.forename} "
+            f"{pupil.surname}, 4B, and submits it through the signed Slack path..."
+        )
+        response = await demo.report_concern(
+            TEACHER,
+            pupil_query=pupil.upn,
+            narrative=NARRATIVE,
+            categories=["Well-being", "Parent conversations"],
+            also_alert=["U0TALEWIS0"],
+            parents_contacted="no",
+            parents_reason="Speaking to the DSL before contacting home.",
+        )
+        if response.status != 200 or response.body:
+            print(f"Submission was not accepted: {response.status} {response.body}")
+            return 1
+        await demo.delivered()
+
+        print("\nWhat each person sees in Slack:\n")
+        for person in STAFF:
+            for message in demo.standin.messages_for_user(person.slack_user_id):
+                print(f"── {person.name} ({person.roles}) " + "─" * 20)
+                print(render(message, names) + "\n")
+
+        message = demo.standin.messages_for_user(DSL)[0]
+        channel = demo.standin.dm_channel_for(DSL)
+        await demo.slack.click_button(DSL, message, "alert_mark_read", channel_id=channel)
+        await demo.delivered()
+        print(f"── {names[DSL]} taps Mark as read; her DM is updated in place " + "─" * 5)
+        print(render(demo.standin.messages[(channel, message["ts"])], names) + "\n")
+
+        traffic = json.dumps([call.params for call in demo.standin.calls]).lower()
+        leaked = [
+            w for w in (pupil.forename, pupil.surname, pupil.upn, "uncle") if w.lower() in traffic
+        ]
+        print(
+            f"{len(demo.standin.calls)} Slack API calls made; "
+            + (
+                "NONE contains the pupil's name, UPN or the narrative."
+                if not leaked
+                else f"LEAK: {leaked}"
+            )
+        )
+        if keep_running:
+            print(f"\nServing on {demo.server.url} until Ctrl-C.")
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            await stop.wait()
+        return 1 if leaked else 0
