@@ -30,9 +30,7 @@ async def alert_dm(school: Harness, user: str) -> dict:
 async def test_recipient_marks_alert_read_and_the_dm_changes_in_place(school: Harness) -> None:
     message = await alert_dm(school, DSL)
     channel = school.standin.dm_channel_for(DSL)
-    response = await school.slack.click_button(
-        DSL, message, "alert_mark_read", channel_id=channel
-    )
+    response = await school.slack.click_button(DSL, message, "alert_mark_read", channel_id=channel)
     assert response.status == 200
     await school.delivered()
     async with school.server.factory() as session:
@@ -69,9 +67,9 @@ async def test_only_the_recipient_can_mark_their_alert(school: Harness) -> None:
     async with school.server.factory() as session:
         assert (await session.scalars(select(ReadReceipt))).all() == []
         alert = await session.scalar(
-            select(Alert).join(Staff, Staff.id == Alert.recipient_id).where(
-                Staff.slack_user_id == DSL
-            )
+            select(Alert)
+            .join(Staff, Staff.id == Alert.recipient_id)
+            .where(Staff.slack_user_id == DSL)
         )
     assert alert is not None
     ephemerals = school.standin.calls_to("chat.postEphemeral")

@@ -80,7 +80,10 @@ async def test_narrative_is_not_in_the_database_in_plain_text(filed: Harness) ->
     else:
         async with filed.server.engine.connect() as connection:
             dump = await connection.execute(
-                text("SELECT encode(narrative_ct, 'escape') || coalesce(encode(parents_reason_ct, 'escape'), '') FROM incidents")
+                text(
+                    "SELECT encode(narrative_ct, 'escape') "
+                    "|| coalesce(encode(parents_reason_ct, 'escape'), '') FROM incidents"
+                )
             )
             assert "dinner money" not in " ".join(r[0] for r in dump)
 

@@ -1,0 +1,94 @@
+"""The `vigil` command: schema upgrade and roster import, as an IT technician runs them."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.cli import main
+from bot.demo_school import fictional_pupils, pupils_csv, staff_csv
+from store.db import create_engine
+from store.migrate import current_revision, head_revision
+from store.models import Pupil, Staff
+
+
+def count(url: str, model: type) -> int:
+    async def run() -> int:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as connection:
+                return int(await connection.scalar(select(func.count()).select_from(model)) or 0)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+@pytest.fixture
+def env(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VIGIL_DATABASE_URL", db_url)
+    monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
+    return db_url
+
+
+def test_db_upgrade_creates_the_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+    monkeypatch.setenv("VIGIL_DATABASE_URL", url)
+    assert main(["--env-file", str(tmp_path / "none"), "db", "upgrade"]) == 0
+    engine = create_engine(url)
+    assert asyncio.run(current_revision(engine)) == head_revision()
+
+
+def test_import_reports_bad_rows_by_line_and_keeps_good_ones(
+    env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = pupils_csv(fictional_pupils(5)).splitlines()
+    rows.insert(3, "Z123,Ann,Smith,2016-02-31,3,3A,")  # line 4: bad UPN and date
+    path = tmp_path / "pupils.csv"
+    path.write_text("\n".join(rows) + "\n")
+    assert main(["import", "pupils", str(path), "--team", "T0SCHOOL"]) == 1
+    out = capsys.readouterr().out
+    assert "5 created" in out and "line 4:" in out
+    assert "Ann" not in out and "Smith" not in out  # pupil names are never echoed
+    assert count(env, Pupil) == 5
+    assert main(["import", "pupils", str(path), "--team", "T0SCHOOL"]) == 1
+    assert "5 unchanged" in capsys.readouterr().out
+    assert count(env, Pupil) == 5
+
+
+def test_import_staff_without_slack_uses_the_only_workspace(
+    env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "staff.csv"
+    path.write_text(staff_csv())
+    pupils = tmp_path / "pupils.csv"
+    pupils.write_text(pupils_csv(fictional_pupils(2)))
+    assert main(["import", "pupils", str(pupils), "--team", "T0SCHOOL"]) == 0
+    assert main(["import", "staff", str(path)]) == 0
+    assert count(env, Staff) == 9
+    assert "9 created" in capsys.readouterr().out
+
+
+def test_missing_column_imports_nothing(
+    env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "pupils.csv"
+    path.write_text("upn,forename,surname\nZ00000000001B,A,B\n")
+    assert main(["import", "pupils", str(path), "--team", "T0SCHOOL"]) == 1
+    assert "nothing imported" in capsys.readouterr().err
+    assert count(env, Pupil) == 0
+
+
+def test_serve_without_secrets_says_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "VIGIL_DATA_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "SLACK_BOT_TOKEN" in err and "SLACK_SIGNING_SECRET" in err and "VIGIL_DATA_KEY" in err
