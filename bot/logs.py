@@ -1,8 +1,8 @@
 """Logging: structured, and never a pupil's name or a narrative (DESIGN §2.1).
 
-Vigil's own log calls pass only ids, counts and error codes. Third-party loggers that
-could echo request content (Bolt's "unhandled request" warning, the Slack SDK's DEBUG
-request dumps) are held at WARNING and filtered here.
+Vigil's own log calls pass only ids, counts and error codes. Every other logger is held
+at WARNING (library DEBUG output quotes request bodies and query parameters), and
+warnings that could echo a Slack payload (Bolt's "unhandled request") are filtered here.
 """
 
 from __future__ import annotations
@@ -12,6 +12,18 @@ import sys
 
 import structlog
 
+VIGIL_PACKAGES = ("bot", "handlers", "store", "scheduler", "migrations")
+LIBRARIES = (
+    "aiosqlite",
+    "asyncpg",
+    "sqlalchemy",
+    "alembic",
+    "slack_bolt",
+    "slack_sdk",
+    "aiohttp",
+    "asyncio",
+    "apscheduler",
+)
 # Bolt and the SDK may put request bodies or API arguments in these messages.
 _WITHHELD_MARKERS = ("Unhandled request", "Received the following response", "Sending a request")
 
@@ -55,6 +67,10 @@ def configure(level: str = "INFO", fmt: str = "console") -> None:
     handler.addFilter(WithholdPayloads())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
-    for noisy in ("slack_bolt", "slack_sdk", "aiohttp.access", "sqlalchemy", "alembic"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # Only Vigil's own modules may log below WARNING. Libraries' DEBUG/INFO output can
+    # quote request bodies or query parameters (aiosqlite logs every query's values).
+    root.setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    for package in VIGIL_PACKAGES:
+        logging.getLogger(package).setLevel(level)
+    for library in LIBRARIES:
+        logging.getLogger(library).setLevel(logging.WARNING)

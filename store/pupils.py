@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Sequence
 
@@ -21,8 +22,10 @@ def fold(text: str) -> str:
 
 def search_text(*, upn: str, forename: str, surname: str, preferred_name: str | None) -> str:
     """The text a pupil is found by: names, preferred name and UPN."""
-    parts = [forename, preferred_name or "", surname, upn]
-    return " " + " ".join(fold(p) for p in parts if p) + " "
+    parts = [fold(p) for p in (forename, preferred_name or "", surname, upn) if p]
+    # "Smith-Jones" and "O'Neill" are found by "jones" and "neill" as well as whole.
+    pieces = [re.sub(r"[-'’.]", " ", p) for p in parts if re.search(r"[-'’.]", p)]
+    return " " + " ".join(parts + pieces) + " "
 
 
 def _escape_like(text: str) -> str:

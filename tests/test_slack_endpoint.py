@@ -1,0 +1,134 @@
+"""The Slack endpoint: only correctly signed requests from Vigil's workspace get in."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.parse
+
+import aiohttp
+import pytest
+from sqlalchemy import func, select
+
+from bot import logs
+from bot.harness import Harness
+from bot.simulator import SlackSimulator
+from store.models import Incident, Pupil
+from store.pupils import fold, search_text
+
+TEACHER = "U0TCHPATEL"
+
+
+def command_body(team_id: str = "T0LARKSPUR") -> bytes:
+    return urllib.parse.urlencode(
+        {
+            "team_id": team_id,
+            "user_id": TEACHER,
+            "command": "/concern",
+            "text": "",
+            "trigger_id": "1.2.abc",
+            "channel_id": "C1",
+        }
+    ).encode()
+
+
+async def test_wrong_signature_is_refused_with_401(school: Harness) -> None:
+    response = await school.slack.send_raw(
+        command_body(), content_type="application/x-www-form-urlencoded", signature="v0=bad"
+    )
+    assert response.status == 401
+    assert school.standin.calls_to("views.open") == []
+
+
+async def test_stale_timestamp_is_refused_with_401(school: Harness) -> None:
+    stale = int(time.time()) - 6 * 60
+    body = command_body()
+    response = await school.slack.send_raw(
+        body,
+        content_type="application/x-www-form-urlencoded",
+        timestamp=stale,
+        signature=school.slack.sign(body, stale),
+    )
+    assert response.status == 401
+
+
+async def test_missing_signature_is_refused_with_401(school: Harness) -> None:
+    response = await school.slack.send_raw(
+        command_body(), content_type="application/x-www-form-urlencoded", signature=""
+    )
+    assert response.status == 401
+
+
+async def test_another_workspace_is_turned_away(school: Harness) -> None:
+    stranger = SlackSimulator(
+        app_url=f"{school.server.url}/slack/events",
+        signing_secret=school.settings.slack_signing_secret or "",
+        standin=school.standin,
+        team_id="T0STRANGER",
+    )
+    async with stranger:
+        command = await stranger.slash_command(TEACHER)
+        view = {"id": "V0NONE", "type": "modal", "blocks": []}
+        suggestion = await stranger.block_suggestion(
+            TEACHER, view=view, action_id="pupil_search", block_id="pupil", value="z0"
+        )
+    assert command.status == 200 and "not set up" in command.body
+    assert suggestion.status == 403
+    assert school.standin.calls_to("views.open") == []
+
+
+async def test_healthz_reports_database_and_outbox(school: Harness) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{school.server.url}/healthz") as response,
+    ):
+        body = await response.json()
+    assert response.status == 200
+    assert body == {"status": "ok", "database": "ok", "outbox_pending": 0}
+
+
+async def test_no_pupil_name_or_narrative_in_any_log_line(
+    school: Harness, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Vigil's own DEBUG level, as an operator would set it; caplog sees every record emitted.
+    logs.configure("DEBUG")
+    try:
+        narrative = "Quillon said the bruise came from a belt buckle at home"
+        await school.report_concern(
+            TEACHER, pupil_query="Z00000000004E", narrative=narrative, categories=["Medical"]
+        )
+        view = await school.open_concern(TEACHER)
+        await school.pick_pupil(TEACHER, view, "Z00000000004E")
+        bad = await school.slack.view_submission(
+            TEACHER, view=view, values={"narrative": narrative, "categories": ["Medical"]}
+        )
+        assert bad.json and bad.json["response_action"] == "errors"
+        await school.delivered()
+    finally:
+        logs.configure("WARNING")
+    async with school.server.factory() as session:
+        pupil = await session.scalar(select(Pupil).where(Pupil.upn == "Z00000000004E"))
+        assert await session.scalar(select(func.count()).select_from(Incident)) == 1
+    assert pupil is not None
+    captured = capfd.readouterr()
+    everything = "\n".join([captured.out, captured.err, *(r.getMessage() for r in caplog.records)])
+    assert "concern.filed" in everything  # the logs were captured
+    for secret in (pupil.forename, pupil.surname, pupil.upn, "Quillon", "belt buckle"):
+        assert secret.lower() not in everything.lower(), secret
+
+
+def test_hyphenated_and_apostrophe_names_are_found_by_each_part() -> None:
+    text = search_text(upn="A1", forename="Zoë", surname="O'Neill-Ward", preferred_name=None)
+    for word in ("zoe", "o'neill-ward", "neill", "ward"):
+        assert f" {fold(word)}" in text
+
+
+def test_json_logs_are_valid_json(capfd: pytest.CaptureFixture[str]) -> None:
+    logs.configure("INFO", "json")
+    try:
+        logging.getLogger("bot.test").info("hello")
+    finally:
+        logs.configure("WARNING")
+    line = capfd.readouterr().err.strip().splitlines()[-1]
+    assert json.loads(line)["event"] == "hello"
