@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -23,11 +24,15 @@ from bot.settings import ConfigError, Settings
 from bot.tasks import TaskTracker
 from handlers import register_slack
 from handlers.deps import Deps
+from handlers.web import register_web
+from handlers.web.deps import WebDeps
+from handlers.web.security import public
 from scheduler.delivery import DeliveryWorker
 from store import migrate, outbox, workspaces
 from store.catalogue import Catalogue
 from store.crypto import Cipher
 from store.db import create_engine, session_factory, transaction
+from store.models import utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -38,9 +43,16 @@ MAX_BODY = 1024 * 1024  # Slack's payloads are far smaller; anything bigger is r
 class VigilServer:
     """The whole running application, for `vigil serve`, the demo and the tests."""
 
-    def __init__(self, settings: Settings, *, worker_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        worker_options: dict[str, Any] | None = None,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
         settings.require("slack_bot_token", "slack_signing_secret", "data_key")
         self.settings = settings
+        self.clock = clock
         self.engine = create_engine(settings.database_url)
         self.factory = session_factory(self.engine)
         self.catalogue = Catalogue.from_config(
@@ -91,8 +103,25 @@ class VigilServer:
 
     def _web_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
-        app.router.add_post(SLACK_PATH, self._slack_events)
-        app.router.add_get("/healthz", self._healthz)
+        app.router.add_post(SLACK_PATH, public(self._slack_events))
+        app.router.add_get("/healthz", public(self._healthz))
+        settings = self.settings
+        self.web_deps = WebDeps(
+            factory=self.factory,
+            cipher=self.cipher,
+            catalogue=self.catalogue,
+            public_url=settings.public_url,
+            idle=dt.timedelta(minutes=settings.session_idle_minutes),
+            max_age=dt.timedelta(hours=settings.session_max_hours),
+            local_dev=settings.local_dev,
+            slack_web_url=settings.slack_web_url,
+            oidc_client=AsyncWebClient(base_url=settings.slack_api_url, timeout=10),
+            client_id=settings.slack_client_id,
+            client_secret=settings.slack_client_secret,
+            notify_outbox=self.worker.notify,
+            clock=self.clock,
+        )
+        register_web(app, self.web_deps, command=settings.command)
         return app
 
     async def _slack_events(self, request: web.Request) -> web.Response:
@@ -181,7 +210,3 @@ async def serve_forever(settings: Settings, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         await server.stop()
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from bot.settings import Settings, load_settings
 from bot.simulator import SlackResponse, SlackSimulator
 from bot.slack_lookup import make_slack_lookup
 from bot.standin import SlackStandIn
+from bot.webclient import WebUser
 from handlers.concern_modal import PUPIL_SEARCH
 from store import outbox, roster
 from store.crypto import generate_key
@@ -46,6 +48,7 @@ class Harness:
     worker_options: dict[str, Any] = field(default_factory=dict)
     staff: Iterable[DemoStaff] = STAFF
     data_key: str = field(default_factory=generate_key)
+    clock_offset: dt.timedelta = dt.timedelta(0)
     standin: SlackStandIn = field(init=False)
     server: VigilServer = field(init=False)
     slack: SlackSimulator = field(init=False)
@@ -65,6 +68,9 @@ class Harness:
             "VIGIL_PUBLIC_URL": "http://127.0.0.1:3000",
             "VIGIL_DATA_KEY": self.data_key,
             "VIGIL_SHUTDOWN_TIMEOUT": 5,
+            "VIGIL_LOCAL_DEV": True,
+            "SLACK_CLIENT_ID": self.standin.client_id,
+            "SLACK_CLIENT_SECRET": self.standin.client_secret,
         }
         values.update(self.overrides)
         self.settings = load_settings(env_file=None, **values)
@@ -72,7 +78,9 @@ class Harness:
         return self
 
     async def _start_server(self) -> None:
-        self.server = VigilServer(self.settings, worker_options=self.worker_options or None)
+        self.server = VigilServer(
+            self.settings, worker_options=self.worker_options or None, clock=self.now
+        )
         await self.server.start()
         self.slack = SlackSimulator(
             app_url=f"{self.server.url}/slack/events",
@@ -99,6 +107,10 @@ class Harness:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.close()
+
+    def now(self) -> dt.datetime:
+        """The server's clock: real time plus `clock_offset` (tests move it forward)."""
+        return dt.datetime.now(dt.UTC) + self.clock_offset
 
     @property
     def workspace_id(self) -> int:
@@ -140,6 +152,31 @@ class Harness:
                 raise AssertionError(f"{pending} outbox messages still pending after {timeout}s")
             self.server.worker.notify()
             await asyncio.sleep(0.02)
+
+    # -- the web view --------------------------------------------------------------------
+
+    async def login_link(self, user_id: str) -> str:
+        """Type `/concern login` in Slack; the one-time link Vigil answers with."""
+        response = await self.slack.slash_command(user_id, "login", command=self.settings.command)
+        found = re.search(r"(https?://\S+/login/\S+)", response.body)
+        if response.status != 200 or not found:
+            raise AssertionError(f"no sign-in link in {response.status} {response.body!r}")
+        return found.group(1).replace(self.settings.public_url, self.server.url)
+
+    async def sign_in(self, user_id: str, *, secret: str | None = None) -> WebUser:
+        """A person signed in to the web view through the one-time link and a TOTP code.
+
+        `secret` is their authenticator key if they enrolled before; otherwise they enrol.
+        The clock moves on 30 s first, so the code is never a replay of an earlier one.
+        """
+        self.clock_offset += dt.timedelta(seconds=30)
+        user = WebUser(self.server.url, self.now)
+        await user.use_login_link(await self.login_link(user_id))
+        status, page = await user.pass_totp(secret)
+        if status != 200 or "/alerts" not in user.last_url:
+            await user.close()
+            raise AssertionError(f"sign-in failed: {status} {user.last_url}")
+        return user
 
     # -- what a member of staff does --------------------------------------------------
 

@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     agencies: str | None = Field(None, alias="VIGIL_AGENCIES")
     log_level: str = Field("INFO", alias="VIGIL_LOG_LEVEL")
     log_format: str = Field("console", alias="VIGIL_LOG_FORMAT")
+    slack_client_id: str | None = Field(None, alias="SLACK_CLIENT_ID")
+    slack_client_secret: str | None = Field(None, alias="SLACK_CLIENT_SECRET")
+    session_idle_minutes: Annotated[float, Field(gt=0)] = Field(
+        10.0, alias="VIGIL_SESSION_IDLE_MINUTES"
+    )
+    session_max_hours: Annotated[float, Field(gt=0)] = Field(8.0, alias="VIGIL_SESSION_MAX_HOURS")
+    local_dev: bool = Field(False, alias="VIGIL_LOCAL_DEV")
     slack_timeout: Annotated[float, Field(gt=0)] = Field(10.0, alias="VIGIL_SLACK_TIMEOUT")
     shutdown_timeout: Annotated[float, Field(ge=0)] = Field(20.0, alias="VIGIL_SHUTDOWN_TIMEOUT")
 
@@ -118,6 +125,11 @@ class Settings(BaseSettings):
 
         parse_keys(value)  # raises ValueError with a clear message
         return value
+
+    @property
+    def slack_web_url(self) -> str:
+        """Slack's web address (for Sign in with Slack), from the API URL: …/api/ → …/."""
+        return self.slack_api_url.removesuffix("api/")
 
     @property
     def socket_mode(self) -> bool:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from handlers import concern_modal
 from handlers.deps import Deps
-from store import incidents, pupils
+from store import audit, incidents, pupils, websessions
 from store.access import is_keyholder
 from store.db import transaction
 from store.models import Workspace
@@ -24,6 +24,7 @@ HELP = (
     "secure record, never into Slack: the people alerted see only your name and the "
     "categories.\n"
     "• `{command}` record a concern\n"
+    "• `{command} login` a one-time link to the secure web view\n"
     "• `{command} help` this message\n"
     "If a child is in immediate danger, tell a Designated Safeguarding Lead in person now."
 )
@@ -41,8 +42,12 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
     async def concern_command(
         ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
-        if body.get("text", "").strip().lower() == "help":
+        subcommand = body.get("text", "").strip().lower()
+        if subcommand == "help":
             await ack(HELP.format(command=deps.command))
+            return
+        if subcommand == "login":
+            await ack(await _login_link(deps, context))
             return
         await ack()
         # Open before any slow work: the trigger_id expires about 3 s after the command.
@@ -87,6 +92,28 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
         if outcome is not None:
             deps.notify_outbox()
             log.info("concern.filed", incident=outcome.number, alerted=outcome.alerted)
+
+
+async def _login_link(deps: Deps, context: AsyncBoltContext) -> str:
+    """A one-time sign-in link for the person asking (shown only to them)."""
+    workspace_id = deps.teams.cached(context.team_id)
+    async with transaction(deps.factory) as session:
+        staff = (
+            await incidents.get_staff_by_slack_id(
+                session, workspace_id=workspace_id, slack_user_id=context.user_id or ""
+            )
+            if workspace_id is not None
+            else None
+        )
+        if staff is None:
+            return "You are not on Vigil's staff list: ask the school office to add you."
+        token = await websessions.issue_login_link(session, staff=staff)
+        audit.record(session, action="login_link.issued", actor=staff)
+    log.info("web.login_link_issued", staff=staff.id)
+    return (
+        f"Your one-time link to Vigil (valid for 5 minutes, only for you): "
+        f"{deps.public_url}/login/{token}\nYou will also need your authenticator code."
+    )
 
 
 async def _tailor_view(

@@ -10,7 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from store import messages, outbox
-from store.models import Alert, Incident, IncidentCategory, ReadReceipt, Staff, utcnow
+from store.models import (
+    Alert,
+    Incident,
+    IncidentCategory,
+    OutboxMessage,
+    ReadReceipt,
+    Staff,
+    utcnow,
+)
 
 
 class AlertNotFound(Exception):
@@ -43,7 +51,7 @@ async def mark_read(
     now = now or utcnow()
     row = (
         await session.execute(
-            select(Alert, Incident.number, Incident.author_id)
+            select(Alert, Incident.number)
             .join(Incident, Incident.id == Alert.incident_id)
             .join(Staff, Staff.id == Alert.recipient_id)
             .where(
@@ -55,16 +63,18 @@ async def mark_read(
     ).first()
     if row is None:
         raise AlertNotFound(alert_id)
-    alert, number, author_id = row
+    alert, number = row
     if alert.receipt is not None:
         return ReadResult(alert.id, number, alert.receipt.read_at, newly_read=False)
 
     session.add(ReadReceipt(alert_id=alert.id, staff_id=alert.recipient_id, read_at=now, via=via))
     if alert.slack_ts is not None:
-        author_slack_id = await session.scalar(
-            select(Staff.slack_user_id).where(Staff.id == author_id)
+        original = await session.scalar(
+            select(OutboxMessage.payload).where(
+                OutboxMessage.alert_id == alert.id, OutboxMessage.kind == outbox.ALERT
+            )
         )
-        categories = await _category_names(session, alert.incident_id)
+        headline = str((original or {}).get("text") or f"Concern #{number}")
         outbox.enqueue(
             session,
             workspace_id=workspace_id,
@@ -74,9 +84,7 @@ async def mark_read(
             incident_id=alert.incident_id,
             payload=messages.alert(
                 alert_id=alert.id,
-                number=number,
-                author_slack_id=author_slack_id,
-                categories=categories,
+                headline=headline,
                 url=messages.incident_url(public_url, number),
                 read_at=now,
             ),
@@ -84,15 +92,6 @@ async def mark_read(
         )
     await session.flush()
     return ReadResult(alert.id, number, now, newly_read=True)
-
-
-async def _category_names(session: AsyncSession, incident_id: int) -> list[str]:
-    rows = await session.scalars(
-        select(IncidentCategory.name)
-        .where(IncidentCategory.incident_id == incident_id)
-        .order_by(IncidentCategory.position)
-    )
-    return list(rows.all())
 
 
 async def record_delivery(

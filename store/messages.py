@@ -21,9 +21,26 @@ def incident_url(public_url: str, number: int) -> str:
     return f"{public_url}/incidents/{number}"
 
 
+def _person(slack_id: str | None) -> str:
+    return f"<@{slack_id}>" if slack_id else "a colleague"
+
+
 def _headline(number: int, author_slack_id: str | None, categories: Sequence[str]) -> str:
-    author = f"<@{author_slack_id}>" if author_slack_id else "a colleague"
-    return f"New concern #{number} from {author} · {', '.join(categories)}"
+    return f"New concern #{number} from {_person(author_slack_id)} · {', '.join(categories)}"
+
+
+def action_headline(number: int, author_slack_id: str | None, categories: Sequence[str]) -> str:
+    """An alert about an action added to an incident."""
+    return (
+        f"New action on concern #{number} from {_person(author_slack_id)} · {', '.join(categories)}"
+    )
+
+
+def invite_headline(number: int, inviter_slack_id: str | None, categories: Sequence[str]) -> str:
+    """An alert that someone shared an incident with you."""
+    return (
+        f"{_person(inviter_slack_id)} shared concern #{number} with you · {', '.join(categories)}"
+    )
 
 
 def _open_button(url: str) -> dict[str, Any]:
@@ -38,14 +55,21 @@ def _open_button(url: str) -> dict[str, Any]:
 def alert(
     *,
     alert_id: int,
-    number: int,
-    author_slack_id: str | None,
-    categories: Sequence[str],
     url: str,
+    number: int | None = None,
+    author_slack_id: str | None = None,
+    categories: Sequence[str] = (),
+    headline: str | None = None,
     read_at: dt.datetime | None = None,
 ) -> Message:
-    """The DM a recipient gets: author and categories only, Mark as read and Open."""
-    headline = _headline(number, author_slack_id, categories)
+    """The DM a recipient gets: author and categories only, Mark as read and Open.
+
+    `headline` is given for alerts about actions and invitations; a new concern's is
+    built from its number, author and categories.
+    """
+    if headline is None:
+        assert number is not None
+        headline = _headline(number, author_slack_id, categories)
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f":bell: {headline}"}}
     ]

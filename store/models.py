@@ -23,6 +23,7 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -218,12 +219,31 @@ class IncidentAgency(Base):
 
 
 class Alert(Base):
-    """One member of staff alerted about one incident (at most once each)."""
+    """One member of staff alerted about an incident, or about a later action on it.
+
+    A person gets at most one alert for the incident itself and one per action.
+    """
 
     __tablename__ = "alerts"
     __table_args__ = (
-        UniqueConstraint("incident_id", "recipient_id", name="uq_alerts_incident_recipient"),
+        Index(
+            "uq_alerts_incident_recipient",
+            "incident_id",
+            "recipient_id",
+            unique=True,
+            postgresql_where=text("action_id IS NULL"),
+            sqlite_where=text("action_id IS NULL"),
+        ),
+        Index(
+            "uq_alerts_action_recipient",
+            "action_id",
+            "recipient_id",
+            unique=True,
+            postgresql_where=text("action_id IS NOT NULL"),
+            sqlite_where=text("action_id IS NOT NULL"),
+        ),
         Index("ix_alerts_recipient", "recipient_id", "created_at"),
+        Index("ix_alerts_incident", "incident_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -231,6 +251,7 @@ class Alert(Base):
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
     recipient_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
     reason: Mapped[str] = mapped_column(String(20))
+    action_id: Mapped[int | None] = mapped_column(ForeignKey("incident_actions.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     slack_channel: Mapped[str | None] = mapped_column(String(32))
     slack_ts: Mapped[str | None] = mapped_column(String(32))
@@ -284,4 +305,133 @@ class OutboxMessage(Base):
     result_ts: Mapped[str | None] = mapped_column(String(32))
 
 
-IMMUTABLE_TABLES = ("incidents", "incident_pupils", "incident_categories", "incident_agencies")
+class IncidentAction(Base):
+    """Something done or learned after the incident: append-only, text encrypted.
+
+    A key-holder's re-categorisation is an action too (`categories` holds the new list;
+    the incident keeps the original).
+    """
+
+    __tablename__ = "incident_actions"
+    __table_args__ = (Index("ix_incident_actions_incident", "incident_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    text_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    categories: Mapped[list[str] | None] = mapped_column(JSON)
+
+    author: Mapped[Staff] = relationship(lazy="joined")
+
+
+class IncidentInvite(Base):
+    """A member of staff given access to an incident after it was filed."""
+
+    __tablename__ = "incident_invites"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), primary_key=True, index=True)
+    invited_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """Who did what, when, from where. Append-only (triggers refuse change)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_workspace_at", "workspace_id", "at"),
+        Index("ix_audit_incident", "incident_id"),
+        Index("ix_audit_actor", "actor_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int | None] = mapped_column(ForeignKey("workspaces.id"))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    actor_slack_id: Mapped[str | None] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(40))
+    outcome: Mapped[str] = mapped_column(String(10))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    subject_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(String(200))
+
+
+class WebSession(Base):
+    """A web view session. The cookie holds a random id; only its hash is stored."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    second_factor_at: Mapped[dt.datetime | None] = mapped_column()
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    ended_at: Mapped[dt.datetime | None] = mapped_column()
+    via: Mapped[str] = mapped_column(String(10))
+
+    staff: Mapped[Staff] = relationship(lazy="joined")
+
+
+class LoginToken(Base):
+    """A one-time sign-in link from `/concern login`: single use, short-lived."""
+
+    __tablename__ = "login_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    used_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class OidcRequest(Base):
+    """A Sign in with Slack attempt in flight: its state and nonce, used once."""
+
+    __tablename__ = "oidc_requests"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64))
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column()
+
+
+class TotpEnrolment(Base):
+    """A person's authenticator: the secret (encrypted) and the last time step used."""
+
+    __tablename__ = "totp_enrolments"
+
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), primary_key=True)
+    secret_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column()
+    last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AuthFailure(Base):
+    """A failed second-factor attempt, kept briefly for throttling."""
+
+    __tablename__ = "auth_failures"
+    __table_args__ = (Index("ix_auth_failures_staff_at", "staff_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+IMMUTABLE_TABLES = (
+    "incidents",
+    "incident_pupils",
+    "incident_categories",
+    "incident_agencies",
+    "incident_actions",
+    "audit_log",
+)

@@ -1,0 +1,43 @@
+"""What the web pages need from the assembled application."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from store.catalogue import Catalogue
+from store.crypto import Cipher
+from store.db import SessionFactory
+from store.models import utcnow
+
+
+@dataclass(frozen=True)
+class WebDeps:
+    factory: SessionFactory
+    cipher: Cipher
+    catalogue: Catalogue
+    public_url: str
+    idle: dt.timedelta
+    max_age: dt.timedelta
+    local_dev: bool
+    slack_web_url: str  # e.g. https://slack.com/ (authorize and keys live under it)
+    oidc_client: AsyncWebClient  # no token: openid.connect.* authenticate otherwise
+    client_id: str | None
+    client_secret: str | None
+    notify_outbox: Callable[[], None]
+    clock: Callable[[], dt.datetime] = utcnow
+
+    @property
+    def authorize_url(self) -> str:
+        return f"{self.slack_web_url}openid/connect/authorize"
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.slack_web_url}openid/connect/keys"
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"{self.public_url}/auth/slack/callback"

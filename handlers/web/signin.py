@@ -1,0 +1,385 @@
+"""Signing in: Sign in with Slack or a one-time link, then the TOTP code; signing out."""
+
+from __future__ import annotations
+
+import secrets
+import urllib.parse
+
+import segno
+import structlog
+from aiohttp import web
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from handlers.web.deps import WebDeps
+from handlers.web.oidc import TEAM_CLAIM, USER_CLAIM, InvalidIdToken, verify_id_token
+from handlers.web.render import page
+from handlers.web.security import (
+    clear_session_cookie,
+    client_ip,
+    current,
+    first_factor,
+    public,
+    set_session_cookie,
+)
+from store import audit, totp, websessions, workspaces
+from store.incidents import get_staff_by_slack_id
+from store.models import Staff
+
+log = structlog.get_logger(__name__)
+routes = web.RouteTableDef()
+
+PRE_COOKIE = "vigil_pre"  # binds a sign-in attempt to the browser that started it
+TOTP_ISSUER = "Vigil"
+
+
+def _deps(request: web.Request) -> WebDeps:
+    return request.app["deps"]
+
+
+def _message(request: web.Request, heading: str, text: str, status: int) -> web.Response:
+    return page(
+        request,
+        "message.html",
+        status=status,
+        heading=heading,
+        text=text,
+        link="/signin",
+        link_text="Back to sign-in",
+    )
+
+
+@routes.get("/signin")
+@public
+async def signin_page(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    return page(
+        request,
+        "signin.html",
+        slack=bool(deps.client_id and deps.client_secret),
+        expired="expired" in request.query,
+        command=request.app["command"],
+    )
+
+
+async def _start_session(request: web.Request, staff: Staff, *, via: str) -> str:
+    """Create a first-factor session for `staff`; returns the raw id for the cookie."""
+    deps = _deps(request)
+    async with deps.factory() as db, db.begin():
+        raw, _row = await websessions.create(
+            db, staff=staff, via=via, max_age=deps.max_age, now=deps.clock()
+        )
+        audit.record(db, action=f"signin.{via}", actor=staff, ip=client_ip(request))
+    return raw
+
+
+# -- Sign in with Slack (OpenID Connect) --------------------------------------------------
+
+
+@routes.get("/auth/slack")
+@public
+async def slack_start(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    if not (deps.client_id and deps.client_secret):
+        raise web.HTTPNotFound(text="Sign in with Slack is not configured")
+    browser = request.cookies.get(PRE_COOKIE) or websessions.new_secret()
+    async with deps.factory() as db, db.begin():
+        state, nonce = await websessions.begin_oidc(db, browser=browser, now=deps.clock())
+    query = urllib.parse.urlencode(
+        {
+            "response_type": "code",
+            "scope": "openid email profile",
+            "client_id": deps.client_id,
+            "state": state,
+            "nonce": nonce,
+            "redirect_uri": deps.redirect_uri,
+        }
+    )
+    response = web.HTTPSeeOther(f"{deps.authorize_url}?{query}")
+    # Lax, not Strict: it must come back with Slack's cross-site redirect to the callback.
+    response.set_cookie(
+        PRE_COOKIE,
+        browser,
+        httponly=True,
+        secure=not deps.local_dev,
+        samesite="Lax",
+        max_age=600,
+        path="/auth/slack",
+    )
+    raise response
+
+
+@routes.get("/auth/slack/callback")
+@public
+async def slack_callback(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    if not (deps.client_id and deps.client_secret):
+        raise web.HTTPNotFound(text="Sign in with Slack is not configured")
+    code = request.query.get("code", "")
+    state = request.query.get("state", "")
+    browser = request.cookies.get(PRE_COOKIE, "")
+    async with deps.factory() as db, db.begin():
+        nonce = await websessions.finish_oidc(
+                db, state=state, browser=browser, now=deps.clock()
+            ) if state else None
+        if nonce is None or not code:
+            audit.record(
+                db,
+                action="signin.slack",
+                outcome=audit.REFUSED,
+                ip=client_ip(request),
+                detail="state missing, used, expired or from another browser",
+            )
+    if nonce is None or not code:
+        return _message(
+            request, "Sign-in expired", "That sign-in attempt has expired. Try again.", 400
+        )
+    try:
+        tokens = await deps.oidc_client.openid_connect_token(
+            client_id=deps.client_id,
+            client_secret=deps.client_secret,
+            code=code,
+            redirect_uri=deps.redirect_uri,
+        )
+        claims = await verify_id_token(
+            str(tokens["id_token"]), keys=request.app["jwks"], client_id=deps.client_id, nonce=nonce
+        )
+        info_client = AsyncWebClient(
+            token=tokens["access_token"], base_url=deps.oidc_client.base_url
+        )
+        info = await info_client.openid_connect_userInfo()
+        if info.get(USER_CLAIM) != claims[USER_CLAIM] or info.get(TEAM_CLAIM) != claims[TEAM_CLAIM]:
+            raise InvalidIdToken("userInfo does not match the id_token")
+    except (SlackApiError, InvalidIdToken, KeyError) as error:
+        reason = error.response.get("error") if isinstance(error, SlackApiError) else str(error)
+        log.warning("web.slack_signin_failed", reason=reason)
+        async with deps.factory() as db, db.begin():
+            audit.record(
+                db,
+                action="signin.slack",
+                outcome=audit.FAILED,
+                ip=client_ip(request),
+                detail=str(reason)[:100],
+            )
+        return _message(
+            request, "Sign-in failed", "Slack could not confirm who you are. Try again.", 400
+        )
+
+    team_id, user_id = str(claims[TEAM_CLAIM]), str(claims[USER_CLAIM])
+    async with deps.factory() as db, db.begin():
+        workspace = await workspaces.get_by_team(db, team_id=team_id)
+        staff = (
+            await get_staff_by_slack_id(db, workspace_id=workspace.id, slack_user_id=user_id)
+            if workspace
+            else None
+        )
+        if staff is None:
+            audit.record(
+                db,
+                action="signin.slack",
+                outcome=audit.REFUSED,
+                actor_slack_id=user_id,
+                workspace_id=workspace.id if workspace else None,
+                ip=client_ip(request),
+                detail="not on the staff roster",
+            )
+    if staff is None:
+        return _message(
+            request,
+            "Not on the staff list",
+            "You are not on Vigil's staff list for this school. Ask the school office.",
+            403,
+        )
+    raw = await _start_session(request, staff, via="slack")
+    # A page, not a redirect: a SameSite=Strict cookie set during Slack's cross-site
+    # redirect would not be sent on a further redirect, but is on a same-site click.
+    response = page(request, "continue.html")
+    set_session_cookie(response, deps, raw)
+    response.del_cookie(PRE_COOKIE, path="/auth/slack")
+    return response
+
+
+# -- the one-time link from `/concern login` --------------------------------------------
+
+
+@routes.get("/login/{token}")
+@public
+async def login_link(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    token = request.match_info["token"]
+    async with deps.factory() as db:
+        found = await websessions.peek_login_link(db, raw=token, now=deps.clock())
+        staff = await db.get(Staff, found.staff_id) if found else None
+    if staff is None:
+        return _message(
+            request,
+            "Link expired",
+            "This sign-in link has been used or has expired. Type /concern login for a new one.",
+            410,
+        )
+    # Showing the page changes nothing (link previews must not use the link up); the
+    # Continue button does, with a token only this browser holds.
+    pre = websessions.new_secret()
+    response = page(request, "login_confirm.html", name=staff.name, token=token, pre=pre)
+    response.set_cookie(
+        PRE_COOKIE,
+        pre,
+        httponly=True,
+        secure=not deps.local_dev,
+        samesite="Strict",
+        max_age=300,
+        path="/login",
+    )
+    return response
+
+
+@routes.post("/login/{token}")
+@public
+async def login_link_use(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    form = await request.post()
+    sent, held = str(form.get("pre", "")), request.cookies.get(PRE_COOKIE, "")
+    if not sent or not held or not secrets.compare_digest(sent, held):
+        async with deps.factory() as db, db.begin():
+            audit.record(
+                db,
+                action="signin.link",
+                outcome=audit.REFUSED,
+                ip=client_ip(request),
+                detail="form token missing or from another browser",
+            )
+        return _message(request, "Sign-in expired", "Open the link again and press Continue.", 403)
+    async with deps.factory() as db, db.begin():
+        staff = await websessions.redeem_login_link(
+            db, raw=request.match_info["token"], now=deps.clock()
+        )
+        if staff is None:
+            audit.record(
+                db,
+                action="signin.link",
+                outcome=audit.REFUSED,
+                ip=client_ip(request),
+                detail="link used, expired or unknown",
+            )
+    if staff is None:
+        return _message(
+            request,
+            "Link expired",
+            "This sign-in link has been used or has expired. Type /concern login for a new one.",
+            410,
+        )
+    raw = await _start_session(request, staff, via="link")
+    response = web.HTTPSeeOther("/totp")
+    set_session_cookie(response, deps, raw)
+    response.del_cookie(PRE_COOKIE, path="/login")
+    raise response
+
+
+# -- the second factor -------------------------------------------------------------------
+
+
+@routes.get("/totp")
+@first_factor
+async def totp_page(request: web.Request) -> web.Response:
+    session = current(request)
+    if session.second_factor_at is not None:
+        raise web.HTTPSeeOther("/alerts")
+    return await _totp_form(request)
+
+
+async def _totp_form(request: web.Request, *, error: str = "", status: int = 200) -> web.Response:
+    deps = _deps(request)
+    session = current(request)
+    async with deps.factory() as db, db.begin():
+        enrolled = await totp.enrolment(db, staff_id=session.staff_id)
+        secret = None
+        if enrolled is None or enrolled.confirmed_at is None:
+            secret = await totp.start_enrolment(
+                db, staff=session.staff, cipher=deps.cipher, now=deps.clock()
+            )
+    context: dict[str, object] = {"enrol": secret is not None, "error": error}
+    if secret is not None:
+        uri = totp.provisioning_uri(secret, account=session.staff.email, issuer=TOTP_ISSUER)
+        context["qr_svg"] = segno.make(uri, error="m").svg_inline(scale=4, title="Vigil")
+        context["secret"] = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+    return page(request, "totp.html", status=status, **context)
+
+
+@routes.post("/totp")
+@first_factor
+async def totp_submit(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    session = current(request)
+    if session.second_factor_at is not None:
+        raise web.HTTPSeeOther("/alerts")
+    form = await request.post()
+    async with deps.factory() as db, db.begin():
+        row = await db.merge(session)
+        enrolled = await totp.enrolment(db, staff_id=row.staff_id)
+        first_time = enrolled is not None and enrolled.confirmed_at is None
+        result = await totp.verify(
+            db,
+            staff=row.staff,
+            code=str(form.get("code", "")),
+            cipher=deps.cipher,
+            now=deps.clock(),
+        )
+        if result.ok:
+            raw, _new = await websessions.promote(db, old=row, now=deps.clock())
+            audit.record(
+                db,
+                action="totp.enrol" if first_time else "signin.totp",
+                actor=row.staff,
+                ip=client_ip(request),
+            )
+        else:
+            audit.record(
+                db,
+                action="signin.totp",
+                outcome=audit.FAILED,
+                actor=row.staff,
+                ip=client_ip(request),
+                detail=result.reason,
+            )
+    if not result.ok:
+        log.warning("web.totp_failed", staff=session.staff_id, reason=result.reason)
+        if result.reason == "throttled":
+            message = f"Too many attempts. Wait {result.retry_after} seconds, then try again."
+            return await _totp_form(request, error=message, status=429)
+        message = (
+            "That code has already been used. Wait for the next one."
+            if result.reason == "replayed"
+            else "That code is not right. Check the time on your phone and try again."
+        )
+        return await _totp_form(request, error=message, status=400)
+    response = web.HTTPSeeOther("/alerts")
+    set_session_cookie(response, deps, raw)
+    raise response
+
+
+@routes.post("/signout")
+@first_factor
+async def signout(request: web.Request) -> web.Response:
+    deps = _deps(request)
+    session = current(request)
+    async with deps.factory() as db, db.begin():
+        row = await db.merge(session)
+        await websessions.end(db, row=row, now=deps.clock())
+        audit.record(db, action="signout", actor=row.staff, ip=client_ip(request))
+    response = web.HTTPSeeOther("/signed-out")
+    clear_session_cookie(response, deps)
+    response.headers["Clear-Site-Data"] = '"cache", "cookies", "storage"'
+    raise response
+
+
+@routes.get("/signed-out")
+@public
+async def signed_out(request: web.Request) -> web.Response:
+    return page(
+        request,
+        "message.html",
+        heading="Signed out",
+        text="You have signed out of Vigil.",
+        link="/signin",
+        link_text="Sign in again",
+    )

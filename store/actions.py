@@ -1,0 +1,228 @@
+"""After an incident is filed: actions, re-categorisation and invitations.
+
+All append-only. Each may alert staff with a redacted Slack DM through the outbox, the
+same way as the first alert, and each is written to the audit log by the caller's page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store import messages, outbox
+from store.access import is_keyholder
+from store.catalogue import Catalogue
+from store.crypto import Cipher
+from store.models import Alert, Incident, IncidentAction, IncidentInvite, Staff, utcnow
+
+ACTION_MAX = 5000
+
+
+class InvalidAction(Exception):
+    """The action cannot be added; `errors` maps each field to a message."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(", ".join(sorted(errors)))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class ActionView:
+    """An action as the incident page shows it (text decrypted)."""
+
+    id: int
+    author_name: str
+    created_at: dt.datetime
+    text: str
+    categories: list[str] | None
+
+
+async def current_categories(session: AsyncSession, *, incident: Incident) -> list[str]:
+    """The incident's categories: the latest re-categorisation, else the original ones."""
+    latest = await session.scalar(
+        select(IncidentAction.categories)
+        .where(IncidentAction.incident_id == incident.id, IncidentAction.categories.is_not(None))
+        .order_by(IncidentAction.id.desc())
+        .limit(1)
+    )
+    return list(latest) if latest else incident.category_names
+
+
+async def list_actions(
+    session: AsyncSession, *, incident: Incident, cipher: Cipher
+) -> list[ActionView]:
+    """The incident's actions in the order they were added."""
+    rows = await session.scalars(
+        select(IncidentAction)
+        .where(IncidentAction.incident_id == incident.id)
+        .order_by(IncidentAction.created_at, IncidentAction.id)
+    )
+    return [
+        ActionView(a.id, a.author.name, a.created_at, cipher.decrypt(a.text_ct), a.categories)
+        for a in rows
+    ]
+
+
+async def _staff_in_workspace(
+    session: AsyncSession, *, workspace_id: int, ids: Sequence[int]
+) -> list[Staff]:
+    if not ids:
+        return []
+    rows = await session.scalars(
+        select(Staff).where(
+            Staff.workspace_id == workspace_id, Staff.id.in_(ids), Staff.active.is_(True)
+        )
+    )
+    found = {s.id: s for s in rows}
+    return [found[i] for i in dict.fromkeys(ids) if i in found]
+
+
+def _queue_alert(
+    session: AsyncSession,
+    *,
+    alert: Alert,
+    recipient: Staff,
+    headline: str,
+    url: str,
+    now: dt.datetime,
+) -> None:
+    if recipient.slack_user_id:
+        outbox.enqueue(
+            session,
+            workspace_id=alert.workspace_id,
+            kind=outbox.ALERT,
+            channel=recipient.slack_user_id,
+            alert_id=alert.id,
+            incident_id=alert.incident_id,
+            payload=messages.alert(alert_id=alert.id, headline=headline, url=url),
+            now=now,
+        )
+
+
+async def add_action(
+    session: AsyncSession,
+    *,
+    author: Staff,
+    incident: Incident,
+    text: str,
+    alert_staff_ids: Sequence[int] = (),
+    recategorise: Sequence[str] | None = None,
+    catalogue: Catalogue,
+    cipher: Cipher,
+    public_url: str,
+    now: dt.datetime | None = None,
+) -> IncidentAction:
+    """Add an action (the caller has checked `author` may see `incident`)."""
+    now = now or utcnow()
+    errors: dict[str, str] = {}
+    text = text.strip()
+    if not text:
+        errors["text"] = "Say what was done or learned."
+    elif len(text) > ACTION_MAX:
+        errors["text"] = f"Keep an action under {ACTION_MAX} characters."
+    new_categories: list[str] | None = None
+    if recategorise is not None:
+        if not is_keyholder(author.role_set):
+            errors["categories"] = "Only the safeguarding team can re-categorise."
+        elif not recategorise:
+            errors["categories"] = "Choose at least one category."
+        elif unknown := [c for c in recategorise if catalogue.category(c) is None]:
+            errors["categories"] = f"Unknown category: {unknown[0]}."
+        else:
+            new_categories = list(dict.fromkeys(recategorise))
+            if new_categories == await current_categories(session, incident=incident):
+                new_categories = None
+    recipients = await _staff_in_workspace(
+        session, workspace_id=incident.workspace_id, ids=alert_staff_ids
+    )
+    if len(recipients) != len(set(alert_staff_ids)):
+        errors["alert"] = "Some of the people chosen are not current staff."
+    if errors:
+        raise InvalidAction(errors)
+
+    action = IncidentAction(
+        workspace_id=incident.workspace_id,
+        incident_id=incident.id,
+        author_id=author.id,
+        created_at=now,
+        text_ct=cipher.encrypt(text),
+        categories=new_categories,
+    )
+    session.add(action)
+    await session.flush()
+    categories = new_categories or await current_categories(session, incident=incident)
+    headline = messages.action_headline(incident.number, author.slack_user_id, categories)
+    url = messages.incident_url(public_url, incident.number)
+    for recipient in recipients:
+        if recipient.id == author.id:
+            continue
+        alert = Alert(
+            workspace_id=incident.workspace_id,
+            incident_id=incident.id,
+            recipient_id=recipient.id,
+            action_id=action.id,
+            reason="action",
+            created_at=now,
+        )
+        session.add(alert)
+        await session.flush()
+        _queue_alert(session, alert=alert, recipient=recipient, headline=headline, url=url, now=now)
+    return action
+
+
+async def invite(
+    session: AsyncSession,
+    *,
+    inviter: Staff,
+    incident: Incident,
+    staff_id: int,
+    public_url: str,
+    now: dt.datetime | None = None,
+) -> Staff:
+    """Share the incident with a colleague and alert them (once)."""
+    now = now or utcnow()
+    found = await _staff_in_workspace(session, workspace_id=incident.workspace_id, ids=[staff_id])
+    if not found:
+        raise InvalidAction({"staff": "Choose a current member of staff."})
+    guest = found[0]
+    if guest.id == incident.author_id:
+        raise InvalidAction({"staff": "They wrote this concern and can already see it."})
+    if await session.get(IncidentInvite, (incident.id, guest.id)) is not None:
+        raise InvalidAction({"staff": "They have already been invited."})
+    session.add(
+        IncidentInvite(
+            incident_id=incident.id, staff_id=guest.id, invited_by_id=inviter.id, created_at=now
+        )
+    )
+    already_alerted = await session.scalar(
+        select(Alert.id).where(
+            Alert.incident_id == incident.id,
+            Alert.recipient_id == guest.id,
+            Alert.action_id.is_(None),
+        )
+    )
+    if already_alerted is None:
+        alert = Alert(
+            workspace_id=incident.workspace_id,
+            incident_id=incident.id,
+            recipient_id=guest.id,
+            reason="invited",
+            created_at=now,
+        )
+        session.add(alert)
+        await session.flush()
+        categories = await current_categories(session, incident=incident)
+        _queue_alert(
+            session,
+            alert=alert,
+            recipient=guest,
+            headline=messages.invite_headline(incident.number, inviter.slack_user_id, categories),
+            url=messages.incident_url(public_url, incident.number),
+            now=now,
+        )
+    await session.flush()
+    return guest

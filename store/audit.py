@@ -1,0 +1,70 @@
+"""The audit log: every view, change, sign-in and refusal. Append-only.
+
+Entries say who, what, when and from where, never the record's content (no pupil names,
+no narrative, no action text). The database refuses to change or delete them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.models import AuditEvent, Staff, utcnow
+
+OK, REFUSED, FAILED = "ok", "refused", "failed"
+
+
+def record(
+    session: AsyncSession,
+    *,
+    action: str,
+    outcome: str = OK,
+    workspace_id: int | None = None,
+    actor: Staff | None = None,
+    actor_slack_id: str | None = None,
+    incident_id: int | None = None,
+    subject_id: int | None = None,
+    ip: str | None = None,
+    detail: str | None = None,
+    now: dt.datetime | None = None,
+) -> AuditEvent:
+    """Add an entry in the session's transaction."""
+    event = AuditEvent(
+        workspace_id=workspace_id
+        if workspace_id is not None
+        else getattr(actor, "workspace_id", None),
+        at=now or utcnow(),
+        actor_id=actor.id if actor else None,
+        actor_slack_id=actor_slack_id or (actor.slack_user_id if actor else None),
+        action=action,
+        outcome=outcome,
+        incident_id=incident_id,
+        subject_id=subject_id,
+        ip=(ip or "")[:64] or None,
+        detail=(detail or "")[:200] or None,
+    )
+    session.add(event)
+    return event
+
+
+async def entries(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    actor_id: int | None = None,
+    incident_id: int | None = None,
+    limit: int = 200,
+    before_id: int | None = None,
+) -> Sequence[AuditEvent]:
+    """Newest entries first, filtered by person (as actor or subject) or incident."""
+    query = select(AuditEvent).where(AuditEvent.workspace_id == workspace_id)
+    if actor_id is not None:
+        query = query.where((AuditEvent.actor_id == actor_id) | (AuditEvent.subject_id == actor_id))
+    if incident_id is not None:
+        query = query.where(AuditEvent.incident_id == incident_id)
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)
+    return (await session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit))).all()
