@@ -75,7 +75,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--dir", type=Path, default=Path("vigil-demo"), help="where to put it")
     demo.add_argument(
-        "--keep-running", action="store_true", help="keep serving after the walkthrough"
+        "--keep-running",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep serving after the walkthrough (default: yes on a terminal)",
     )
     demo.set_defaults(run=_demo)
     return parser
@@ -156,7 +159,8 @@ def _demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
     logs.configure("WARNING")
-    return asyncio.run(run_demo(directory=args.dir, keep_running=args.keep_running))
+    keep = sys.stdin.isatty() if args.keep_running is None else args.keep_running
+    return asyncio.run(run_demo(directory=args.dir, keep_running=keep))
 
 
 def run_until_signal(start: Callable[[asyncio.Event], Any]) -> None:

@@ -11,13 +11,15 @@ import asyncio
 import json
 import re
 import signal
+import socket
 from pathlib import Path
 from typing import Any
 
 from bot.demo_school import STAFF, TEAM_NAME
 from bot.harness import Harness
-from store import migrate
+from store import migrate, totp
 from store.db import create_engine
+from store.incidents import get_staff_by_slack_id
 
 TEACHER = "U0TCHPATEL"
 DSL = "U0DSL0HUGH"
@@ -61,6 +63,32 @@ def _lines(message: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _free_port(*, preferred: int) -> int:
+    """`preferred` if nothing listens there, else any free port on 127.0.0.1."""
+    for candidate in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise OSError("no free port")
+
+
+async def _enrol_authenticator(demo: Harness, slack_user_id: str) -> str:
+    """Give the demo DSL a confirmed authenticator whose secret the demo prints."""
+    async with demo.server.factory() as db, db.begin():
+        staff = await get_staff_by_slack_id(
+            db, workspace_id=demo.workspace_id, slack_user_id=slack_user_id
+        )
+        assert staff is not None
+        secret = await totp.start_enrolment(db, staff=staff, cipher=demo.server.cipher)
+        enrolment = await totp.enrolment(db, staff_id=staff.id)
+        assert enrolment is not None
+        enrolment.confirmed_at = demo.now()
+    return secret
+
+
 def _fresh_database(directory: Path) -> Path:
     """An empty place for the demo database (an earlier run's is removed)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -77,7 +105,8 @@ async def run_demo(*, directory: Path, keep_running: bool = False) -> int:
     await migrate.upgrade(engine)
     await engine.dispose()
 
-    overrides = {"VIGIL_PORT": 3000} if keep_running else {}
+    port = _free_port(preferred=3000)
+    overrides = {"VIGIL_PORT": port, "VIGIL_PUBLIC_URL": f"http://127.0.0.1:{port}"}
     async with Harness(database_url=url, overrides=overrides) as demo:
         pupils = await demo.seed_school(directory, pupils=60)
         names = {s.slack_user_id: s.name for s in STAFF}
@@ -130,6 +159,17 @@ async def run_demo(*, directory: Path, keep_running: bool = False) -> int:
                 if not leaked
                 else f"LEAK: {leaked}"
             )
+        )
+        secret = await _enrol_authenticator(demo, DSL)
+        link = await demo.login_link(DSL)
+        print(f"\nThe web view, as {names[DSL]} (the DSL):")
+        print(f"  one-time link   {link}  (valid 5 minutes, once)")
+        print(f"  TOTP secret     {secret}  (add it to an authenticator app, or:")
+        print(
+            f"                  python3 -c \"import pyotp; print(pyotp.TOTP('{secret}').now())\")"
+        )
+        print(
+            f"  another link    type `{demo.settings.command} login` as her (or run the demo again)"
         )
         if keep_running:
             print(f"\nServing on {demo.server.url} until Ctrl-C.")
