@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import base64
 import copy
+import functools
 import hashlib
 import html
 import json
@@ -236,6 +237,12 @@ def _b64url(data: bytes) -> str:
 
 def _b64url_uint(value: int) -> str:
     return _b64url(value.to_bytes(max(1, (value.bit_length() + 7) // 8), "big"))
+
+
+@functools.cache
+def _signing_key() -> rsa.RSAPrivateKey:
+    """One RSA key per process: generating one costs ~60 ms, and every stand-in needs one."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 def _public_jwk(key: rsa.RSAPrivateKey) -> dict[str, str]:
@@ -516,7 +523,7 @@ class SlackStandIn:
         self.client_secret = client_secret
         #: How long (seconds) an authorization code can be exchanged; Slack's is 5 minutes.
         self.oidc_code_ttl = 300.0
-        self._oidc_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._oidc_key = _signing_key()
         self._oidc_other_key: rsa.RSAPrivateKey | None = None
         self.kid = _jwk_thumbprint(self._oidc_key)
 
