@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import structlog
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -64,13 +66,13 @@ class VigilServer:
         self.client = AsyncWebClient(
             token=settings.slack_bot_token,
             base_url=settings.slack_api_url,
-            timeout=int(settings.slack_timeout),
+            timeout=settings.slack_timeout,
         )
         # The worker owns its retries (honouring Retry-After); the SDK must not add its own.
         self.worker_client = AsyncWebClient(
             token=settings.slack_bot_token,
             base_url=settings.slack_api_url,
-            timeout=int(settings.slack_timeout),
+            timeout=settings.slack_timeout,
             retry_handlers=[],
         )
         self.worker = DeliveryWorker(
@@ -97,6 +99,7 @@ class VigilServer:
         self.web_app = self._web_app()
         self._runner: web.AppRunner | None = None
         self._socket_handler: Any = None
+        self._http: aiohttp.ClientSession | None = None
         self.port: int | None = None
 
     # -- HTTP ------------------------------------------------------------------------
@@ -149,6 +152,15 @@ class VigilServer:
                 f"The database schema is at {current or 'nothing'}, not "
                 f"{migrate.head_revision()}: run `vigil db upgrade` first."
             )
+        # One HTTP connection pool for every Slack call (slack_sdk otherwise opens a new
+        # session, so a new TLS connection, per call); Bolt's per-request clients share it.
+        # With a shared session slack_sdk no longer applies its own timeout: set it here.
+        self._http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.settings.slack_timeout)
+        )
+        self.client.session = self._http
+        self.worker_client.session = self._http
+        self.web_deps.oidc_client.session = self._http
         identity = await self.client.auth_test()
         async with transaction(self.factory) as session:
             workspace = await workspaces.ensure(
@@ -168,6 +180,10 @@ class VigilServer:
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.worker.start()
+        # Objects made at start-up live for ever: keep the garbage collector off them, so
+        # full collections (which pause every request) stay short.
+        gc.collect()
+        gc.freeze()
         log.info(
             "vigil.started",
             host=self.settings.host,
@@ -194,6 +210,8 @@ class VigilServer:
             self._runner = None
         await self.tasks.drain(timeout=self.settings.shutdown_timeout)
         await self.worker.stop()
+        if self._http is not None:
+            await self._http.close()
         await self.engine.dispose()
         log.info("vigil.stopped")
 

@@ -182,14 +182,26 @@ class Harness:
 
     async def open_concern(self, user_id: str) -> dict[str, Any]:
         """Type /concern; the modal as Slack holds it once Vigil has tailored it."""
-        before = len(self.standin.calls_to("views.open", ok_only=True))
+        known = {id(c) for c in self.standin.calls_to("views.open")}
         response = await self.slack.slash_command(user_id, command=self.settings.command)
         if response.status != 200:
             raise AssertionError(f"/concern answered {response.status}: {response.body}")
-        opened = await self.standin.wait_for_calls("views.open", before + 1, timeout=5)
+        # This user's modal: the views.open Vigil made with the trigger id Slack gave them.
+        deadline = time.monotonic() + 5
+        while True:
+            mine = [
+                c
+                for c in self.standin.calls_to("views.open", ok_only=True)
+                if id(c) not in known
+                and self.standin.view_users.get(c.response["view"]["id"]) == user_id  # type: ignore[index]
+            ]
+            if mine or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.005)
+        if not mine:
+            raise AssertionError(f"no modal opened for {user_id}")
         await self.server.tasks.idle()
-        view_id = opened[-1].response["view"]["id"]  # type: ignore[index]
-        return self.standin.views[view_id]
+        return self.standin.views[mine[0].response["view"]["id"]]  # type: ignore[index]
 
     async def pick_pupil(
         self, user_id: str, view: dict[str, Any], query: str, *, block_id: str = "pupil"

@@ -14,10 +14,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -25,6 +26,7 @@ import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import alerts, outbox
 from store.db import SessionFactory, transaction
@@ -72,6 +74,9 @@ class DeliveryWorker:
         self._task: asyncio.Task[None] | None = None
         self._paused_until: dict[tuple[int, str], float] = {}  # (workspace, method) → monotonic
         self.delivered = 0
+        bind = factory.kw.get("bind")
+        self._serialise_writes = bind is not None and bind.dialect.name == "sqlite"
+        self._write_lock = asyncio.Lock()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -89,8 +94,12 @@ class DeliveryWorker:
         self._stopping = True
         self._wake.set()
         if self._task is not None:
-            await self._task
-            self._task = None
+            # Not `await self._task`: a task cancelled from outside (the loop shutting
+            # down, a crash) would raise CancelledError here, in the caller.
+            await asyncio.wait([self._task])
+            task, self._task = self._task, None
+            if not task.cancelled():
+                task.result()
 
     async def run(self) -> None:
         """Deliver until stopped."""
@@ -144,11 +153,8 @@ class DeliveryWorker:
         method = "chat.update" if row.kind == outbox.ALERT_UPDATE else "chat.postMessage"
         gate = (row.workspace_id, method)
         async with self._semaphore:
-            wait = self._paused_until.get(gate, 0.0) - time.monotonic()
-            if wait > 0:
-                await self._retry(row, delay=wait, error="waiting for rate limit", uncertain=False)
-                return
             try:
+                self._before_call(row, gate)
                 if row.uncertain and row.kind != outbox.ALERT_UPDATE:
                     found = await self._find_in_slack(row)
                     if found is not None:
@@ -159,6 +165,19 @@ class DeliveryWorker:
                     channel, ts = await self._update(row)
                 else:
                     channel, ts = await self._post(row)
+            except _Paused as paused:
+                await self._retry(
+                    row,
+                    delay=paused.wait,
+                    error="waiting for rate limit",
+                    uncertain=False,
+                    attempted=False,
+                )
+                return
+            except _LeaseLost:
+                # Past our claim another worker may own the row: leave it to them.
+                log.warning("outbox.lease_lost", message=row.id)
+                return
             except SlackApiError as error:
                 await self._slack_error(row, error, gate)
                 return
@@ -172,6 +191,7 @@ class DeliveryWorker:
         payload = dict(row.payload)
         if row.kind == outbox.ALERT and row.alert_id is not None:
             payload = await self._current_alert_payload(row, payload)
+        self._before_call(row, (row.workspace_id, "chat.postMessage"))
         response = await self._client.chat_postMessage(
             channel=row.channel,
             text=payload["text"],
@@ -205,6 +225,7 @@ class DeliveryWorker:
             alert = await session.get(Alert, row.alert_id)
         if alert is None or alert.slack_ts is None or alert.slack_channel is None:
             return None, None  # nothing in Slack to update
+        self._before_call(row, (row.workspace_id, "chat.update"))
         await self._client.chat_update(
             channel=alert.slack_channel,
             ts=alert.slack_ts,
@@ -241,7 +262,7 @@ class DeliveryWorker:
 
     async def _record_sent(self, row: OutboxMessage, channel: str | None, ts: str | None) -> None:
         now = self._clock()
-        async with transaction(self._factory) as session:
+        async with self._writing() as session:
             await outbox.mark_sent(session, message_id=row.id, channel=channel, ts=ts, now=now)
             if row.kind == outbox.ALERT and row.alert_id and channel and ts:
                 await alerts.record_delivery(
@@ -267,22 +288,69 @@ class DeliveryWorker:
             await self._retry(row, delay=self._backoff(row), error=code, uncertain=True)
         else:
             log.error("outbox.refused", message=row.id, kind=row.kind, error=code)
-            async with transaction(self._factory) as session:
+            async with self._writing() as session:
                 await outbox.mark_failed(session, message_id=row.id, error=code[:200])
 
     async def _retry(
-        self, row: OutboxMessage, *, delay: float, error: str, uncertain: bool
+        self,
+        row: OutboxMessage,
+        *,
+        delay: float,
+        error: str,
+        uncertain: bool,
+        attempted: bool = True,
     ) -> None:
         at = self._clock() + dt.timedelta(seconds=delay)
-        async with transaction(self._factory) as session:
+        async with self._writing() as session:
             await outbox.retry_later(
-                session, message_id=row.id, at=at, error=error[:200], uncertain=uncertain
+                session,
+                message_id=row.id,
+                at=at,
+                error=error[:200],
+                uncertain=uncertain,
+                attempted=attempted,
             )
+
+    def _before_call(self, row: OutboxMessage, gate: tuple[int, str]) -> None:
+        """Checked right before each Slack call.
+
+        Raises `_LeaseLost` once our claim on the row has run out (another worker may
+        have claimed it since), and `_Paused` while Slack has asked this workspace to wait
+        for this method: a 429 for another row may have arrived while this one was
+        searching Slack's history or reading the database.
+        """
+        if row.claimed_until is not None and self._clock() >= row.claimed_until:
+            raise _LeaseLost
+        wait = self._paused_until.get(gate, 0.0) - time.monotonic()
+        if wait > 0:
+            raise _Paused(wait)
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction; on SQLite one at a time (it has a single write lock)."""
+        if self._serialise_writes:
+            async with self._write_lock, transaction(self._factory) as session:
+                yield session
+        else:
+            async with transaction(self._factory) as session:
+                yield session
 
     def _backoff(self, row: OutboxMessage) -> float:
         exponent = max(0, row.attempts - 1)
         delay = min(self._max_backoff, self._base_backoff * 2**exponent)
         return delay * random.uniform(0.5, 1.0)
+
+
+class _LeaseLost(Exception):
+    """Our claim on the row ran out before the call: another worker may own it now."""
+
+
+class _Paused(Exception):
+    """The row's workspace and method are rate-limited for another `wait` seconds."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(wait)
+        self.wait = wait
 
 
 def _retry_after(headers: Any) -> float:

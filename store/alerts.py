@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -98,11 +98,11 @@ async def record_delivery(
     session: AsyncSession, *, alert_id: int, channel: str, ts: str, now: dt.datetime | None = None
 ) -> None:
     """Remember where the alert's DM is, so it can be updated in place."""
-    alert = await session.get(Alert, alert_id)
-    if alert is not None:
-        alert.slack_channel = channel
-        alert.slack_ts = ts
-        alert.delivered_at = now or utcnow()
+    await session.execute(
+        update(Alert)
+        .where(Alert.id == alert_id)
+        .values(slack_channel=channel, slack_ts=ts, delivered_at=now or utcnow())
+    )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import alert_rules, messages, outbox
 from store.access import is_keyholder
-from store.catalogue import Catalogue, Category
+from store.catalogue import Catalogue
 from store.crypto import Cipher
 from store.models import (
     Alert,
@@ -202,7 +202,29 @@ async def submit_concern(
         raise InvalidConcern(errors)
 
     assert pupil_ids is not None and linked_ids is not None
-    categories: list[Category] = [c for name in draft.categories if (c := catalogue.category(name))]
+    categories = list(
+        dict.fromkeys(c for name in draft.categories if (c := catalogue.category(name)))
+    )
+    names = [c.name for c in categories]
+    # Every read happens before the workspace's number is taken: that row lock (and
+    # SQLite's write lock) is then held only for a handful of batched writes.
+    staff, keyholder_ids, teacher_ids = await _alertable_staff(
+        session,
+        workspace_id=workspace.id,
+        groups={pupils[i].registration_group for i in pupil_ids + linked_ids},
+    )
+    staff.update({s.id: s for s in added})
+    recipients = alert_rules.alert_recipients(
+        author_id=author.id,
+        categories=categories,
+        keyholder_ids=keyholder_ids,
+        class_teacher_ids=teacher_ids,
+        added_ids=[s.id for s in added],
+    )
+    narrative_ct = cipher.encrypt(draft.narrative.strip())
+    reason = draft.parents_reason.strip()
+    reason_ct = cipher.encrypt(reason) if reason else None
+
     number = await _next_number(session, workspace_id=workspace.id)
     incident = Incident(
         workspace_id=workspace.id,
@@ -210,11 +232,9 @@ async def submit_concern(
         author_id=author.id,
         happened_at=draft.happened_at or now,
         created_at=now,
-        narrative_ct=cipher.encrypt(draft.narrative.strip()),
+        narrative_ct=narrative_ct,
         parents_contacted=draft.parents_contacted or "",
-        parents_reason_ct=(
-            cipher.encrypt(draft.parents_reason.strip()) if draft.parents_reason.strip() else None
-        ),
+        parents_reason_ct=reason_ct,
         slack_view_id=slack_view_id,
     )
     session.add(incident)
@@ -225,38 +245,28 @@ async def submit_concern(
     )
     session.add_all(
         IncidentCategory(incident_id=incident.id, name=c.name, restricted=c.restricted, position=i)
-        for i, c in enumerate(dict.fromkeys(categories))
+        for i, c in enumerate(categories)
     )
     session.add_all(
         IncidentAgency(incident_id=incident.id, name=name, position=i)
         for i, name in enumerate(dict.fromkeys(draft.agencies))
     )
-
-    staff, keyholder_ids, teacher_ids = await _alertable_staff(
-        session,
-        workspace_id=workspace.id,
-        groups={pupils[i].registration_group for i in pupil_ids + linked_ids},
-    )
-    recipients = alert_rules.alert_recipients(
-        author_id=author.id,
-        categories=categories,
-        keyholder_ids=keyholder_ids,
-        class_teacher_ids=teacher_ids,
-        added_ids=[s.id for s in added],
-    )
-    names = [c.name for c in dict.fromkeys(categories)]
-    url = messages.incident_url(public_url, number)
-    for recipient in recipients:
-        alert = Alert(
+    alerts = [
+        Alert(
             workspace_id=workspace.id,
             incident_id=incident.id,
-            recipient_id=recipient.staff_id,
-            reason=recipient.reason,
+            recipient_id=r.staff_id,
+            reason=r.reason,
             created_at=now,
         )
-        session.add(alert)
-        await session.flush()
-        slack_id = staff[recipient.staff_id].slack_user_id
+        for r in recipients
+    ]
+    session.add_all(alerts)
+    await session.flush()  # one batched INSERT … RETURNING gives the alert ids
+
+    url = messages.incident_url(public_url, number)
+    for alert in alerts:
+        slack_id = staff[alert.recipient_id].slack_user_id
         if slack_id:
             outbox.enqueue(
                 session,

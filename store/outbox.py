@@ -130,15 +130,20 @@ async def retry_later(
     at: dt.datetime,
     error: str,
     uncertain: bool,
+    attempted: bool = True,
 ) -> None:
     """Put the row back for another attempt at `at`.
 
     `uncertain` says whether this attempt may have reached Slack; it is never cleared
-    here, only by a successful send or by finding the message in Slack.
+    here, only by a successful send or by finding the message in Slack. `attempted` is
+    False when no call was made (a rate-limit pause): the claim's attempt is given back,
+    so waiting out a 429 storm does not lengthen a later backoff.
     """
     values: dict[str, Any] = {"next_attempt_at": at, "claimed_until": None, "last_error": error}
     if uncertain:
         values["uncertain"] = True
+    if not attempted:
+        values["attempts"] = OutboxMessage.attempts - 1
     await session.execute(
         update(OutboxMessage).where(OutboxMessage.id == message_id).values(**values)
     )

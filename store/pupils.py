@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +33,23 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+@dataclass(frozen=True)
+class PupilMatch:
+    """What the typeahead shows of a pupil (no more is loaded per keystroke)."""
+
+    id: int
+    forename: str
+    surname: str
+    preferred_name: str | None
+    year_group: str
+    registration_group: str
+
+    @property
+    def display_name(self) -> str:
+        preferred = f" ({self.preferred_name})" if self.preferred_name else ""
+        return f"{self.forename}{preferred} {self.surname}"
+
+
 async def search(
     session: AsyncSession,
     *,
@@ -39,7 +57,7 @@ async def search(
     requester_slack_id: str,
     query: str,
     limit: int = MAX_OPTIONS,
-) -> Sequence[Pupil]:
+) -> Sequence[PupilMatch]:
     """Pupils whose names or UPN start with every word of `query`, for active staff only.
 
     Anyone who is not active staff in this workspace gets nothing: the roster is not
@@ -59,9 +77,16 @@ async def search(
     )
     conditions = [Pupil.search_text.like(f"% {_escape_like(word)}%", escape="\\") for word in words]
     statement = (
-        select(Pupil)
+        select(
+            Pupil.id,
+            Pupil.forename,
+            Pupil.surname,
+            Pupil.preferred_name,
+            Pupil.year_group,
+            Pupil.registration_group,
+        )
         .where(Pupil.workspace_id == workspace_id, and_(*conditions), is_staff)
         .order_by(Pupil.surname, Pupil.forename, Pupil.id)
         .limit(min(limit, MAX_OPTIONS))
     )
-    return list((await session.scalars(statement)).all())
+    return [PupilMatch(*row) for row in (await session.execute(statement)).all()]

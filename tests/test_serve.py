@@ -1,0 +1,288 @@
+"""`vigil serve` as an operator runs it: a real process, configured by its environment.
+
+The process talks to a Slack stand-in started by the test, on a SQLite file migrated by
+`vigil db upgrade`, from an empty working directory (so no stray `.env` is read). Every
+wait is bounded, and the process is always killed at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import aiohttp
+import pytest
+
+from bot.demo_school import TEAM_ID, TEAM_NAME
+from bot.simulator import FORM, SlackSimulator
+from bot.standin import SlackStandIn
+from store.crypto import generate_key
+
+REPO = Path(__file__).resolve().parent.parent
+SIGNING_SECRET = "serve-test-signing-secret"
+DSL = "U0DSL0HUGH"
+START_TIMEOUT = 30.0  # a cold interpreter importing Bolt and SQLAlchemy
+STOP_TIMEOUT = 10.0
+REQUEST_TIMEOUT = 10.0
+
+
+def vigil_env(**values: str) -> dict[str, str]:
+    """The test's environment without any Vigil or Slack settings, plus `values`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIGIL_", "SLACK_"))}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env.update(values)
+    return env
+
+
+def vigil_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bot.cli", *args]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def migrated_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once with `vigil db upgrade`, copied for each test."""
+    directory = tmp_path_factory.mktemp("serve")
+    path = directory / "template.db"
+    done = subprocess.run(
+        vigil_command("db", "upgrade"),
+        cwd=directory,
+        env=vigil_env(VIGIL_DATABASE_URL=f"sqlite+aiosqlite:///{path}"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Database schema at revision" in done.stdout
+    return path
+
+
+@pytest.fixture
+def database_url(migrated_database: Path, tmp_path: Path) -> str:
+    path = tmp_path / "vigil.db"
+    shutil.copy(migrated_database, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[SlackStandIn]:
+    async with SlackStandIn(team_id=TEAM_ID, team_name=TEAM_NAME) as running:
+        running.add_user(DSL, email="a.hughes@larkspur.example", name="Alys Hughes")
+        yield running
+
+
+@pytest.fixture
+def settings(database_url: str, standin: SlackStandIn) -> dict[str, str]:
+    """A complete configuration for `vigil serve` against the stand-in."""
+    return {
+        "VIGIL_DATABASE_URL": database_url,
+        "SLACK_BOT_TOKEN": standin.bot_token,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "VIGIL_SLACK_API_URL": standin.api_url,
+        "VIGIL_PORT": str(free_port()),
+        "VIGIL_DATA_KEY": generate_key(),
+    }
+
+
+class Vigil:
+    """A running `vigil serve` and everything it has logged (stdout and stderr)."""
+
+    def __init__(self, process: asyncio.subprocess.Process, port: str) -> None:
+        self.process = process
+        self.url = f"http://127.0.0.1:{port}"
+        self.lines: list[str] = []
+        self.stopped_in: float | None = None
+        self._changed = asyncio.Condition()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        async for line in self.process.stdout:
+            async with self._changed:
+                self.lines.append(line.decode(errors="replace"))
+                self._changed.notify_all()
+        async with self._changed:
+            self._changed.notify_all()
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    async def wait_for_log(self, text: str, *, timeout: float) -> None:
+        """Wait until `text` is logged; fail at once, with the log, if the process exits."""
+
+        def seen_or_gone() -> bool:
+            return text in self.log or self._reader.done()
+
+        try:
+            async with asyncio.timeout(timeout), self._changed:
+                await self._changed.wait_for(seen_or_gone)
+        except TimeoutError:
+            pytest.fail(f"no {text!r} after {timeout}s; log:\n{self.log}")
+        if text not in self.log:
+            pytest.fail(f"vigil exited without logging {text!r}; log:\n{self.log}")
+
+    async def terminate(self) -> int:
+        """SIGTERM, as a service manager sends; the exit status (bounded wait)."""
+        self.process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        async with asyncio.timeout(STOP_TIMEOUT):
+            status = await self.process.wait()
+            await self._reader
+        self.stopped_in = time.monotonic() - started
+        return status
+
+
+@contextlib.asynccontextmanager
+async def vigil_serve(tmp_path: Path, settings: dict[str, str]) -> AsyncIterator[Vigil]:
+    """`vigil serve`, ready once it has logged `vigil.started`; killed afterwards."""
+    process = await asyncio.create_subprocess_exec(
+        *vigil_command("serve"),
+        cwd=tmp_path,
+        env=vigil_env(**settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    vigil = Vigil(process, settings["VIGIL_PORT"])
+    try:
+        await vigil.wait_for_log("vigil.started", timeout=START_TIMEOUT)
+        yield vigil
+    finally:
+        if process.returncode is None:
+            process.kill()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STOP_TIMEOUT):
+                    await process.wait()
+        vigil._reader.cancel()
+
+
+def simulator(
+    standin: SlackStandIn, app_url: str | None, secret: str = SIGNING_SECRET
+) -> SlackSimulator:
+    return SlackSimulator(app_url=app_url, signing_secret=secret, standin=standin, team_id=TEAM_ID)
+
+
+# -- serving over HTTP --------------------------------------------------------------------
+
+
+async def test_healthz_reports_the_database_ok(tmp_path: Path, settings: dict[str, str]) -> None:
+    async with vigil_serve(tmp_path, settings) as vigil, aiohttp.ClientSession() as http:
+        async with http.get(f"{vigil.url}/healthz", timeout=aiohttp.ClientTimeout(5)) as reply:
+            assert reply.status == 200
+            health = await reply.json()
+    assert health["status"] == "ok" and health["database"] == "ok"
+    assert health["outbox_pending"] == 0
+
+
+async def test_a_signed_slash_command_opens_the_modal(
+    tmp_path: Path, settings: dict[str, str], standin: SlackStandIn
+) -> None:
+    async with vigil_serve(tmp_path, settings) as vigil:
+        async with simulator(standin, f"{vigil.url}/slack/events") as slack:
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                response = await slack.slash_command(DSL)
+        assert response.status == 200, response.body
+        (opened,) = await standin.wait_for_calls("views.open", 1, timeout=5)
+        assert opened.response is not None and opened.response["view"]["type"] == "modal"
+
+
+async def test_a_wrongly_signed_request_is_refused(
+    tmp_path: Path, settings: dict[str, str], standin: SlackStandIn
+) -> None:
+    async with vigil_serve(tmp_path, settings) as vigil:
+        events = f"{vigil.url}/slack/events"
+        body = urlencode({"command": "/concern", "user_id": DSL}).encode()
+        async with (
+            simulator(standin, events, secret="not-the-signing-secret") as forger,
+            simulator(standin, events) as slack,
+            asyncio.timeout(REQUEST_TIMEOUT),
+        ):
+            forged = await forger.slash_command(DSL)
+            unsigned = await slack.send_raw(body, content_type=FORM, signature="")
+        assert (forged.status, unsigned.status) == (401, 401)
+        assert standin.calls_to("views.open") == []
+
+
+async def test_sigterm_stops_promptly_and_says_so(tmp_path: Path, settings: dict[str, str]) -> None:
+    async with vigil_serve(tmp_path, settings) as vigil:
+        assert await vigil.terminate() == 0
+        assert vigil.stopped_in is not None and vigil.stopped_in < STOP_TIMEOUT
+        assert "vigil.stopping" in vigil.log and "vigil.stopped" in vigil.log
+
+
+# -- configuration errors ---------------------------------------------------------------------
+
+
+def serve_once(tmp_path: Path, settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`vigil serve` that is expected to refuse to start."""
+    return subprocess.run(
+        vigil_command("serve"),
+        cwd=tmp_path,
+        env=vigil_env(**settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_missing_signing_secret_is_named(tmp_path: Path, database_url: str) -> None:
+    done = serve_once(
+        tmp_path,
+        {
+            "VIGIL_DATABASE_URL": database_url,
+            "SLACK_BOT_TOKEN": "xoxb-standin",
+            "VIGIL_DATA_KEY": generate_key(),
+            "VIGIL_PORT": str(free_port()),
+        },
+    )
+    assert done.returncode != 0
+    assert "SLACK_SIGNING_SECRET" in done.stderr, done.stderr
+
+
+def test_a_malformed_port_is_named(tmp_path: Path, database_url: str) -> None:
+    done = serve_once(
+        tmp_path,
+        {
+            "VIGIL_DATABASE_URL": database_url,
+            "SLACK_BOT_TOKEN": "xoxb-standin",
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "VIGIL_DATA_KEY": generate_key(),
+            "VIGIL_PORT": "abc",
+        },
+    )
+    assert done.returncode != 0
+    assert "VIGIL_PORT" in done.stderr, done.stderr
+
+
+# -- Socket Mode ------------------------------------------------------------------------------
+
+
+async def test_socket_mode_receives_a_slash_command_and_opens_the_modal(
+    tmp_path: Path, settings: dict[str, str], standin: SlackStandIn
+) -> None:
+    settings["SLACK_APP_TOKEN"] = standin.app_token
+    async with vigil_serve(tmp_path, settings) as vigil:
+        await standin.wait_socket_connected(timeout=10)
+        async with simulator(standin, app_url=None) as slack:  # over the socket, not HTTP
+            response = await slack.slash_command(DSL)
+        assert response.status == 200
+        (opened,) = await standin.wait_for_calls("views.open", 1, timeout=5)
+        assert opened.response is not None and opened.response["view"]["type"] == "modal"
+        assert "transport=socket_mode" in vigil.log
+        assert await vigil.terminate() == 0
+        assert "vigil.stopped" in vigil.log
