@@ -74,6 +74,4 @@ async def _workspace_id(factory: object, client: AsyncWebClient | None, *, team:
         known = await workspaces.all_teams(session)
     if len(known) == 1:
         return next(iter(known.values()))
-    raise ConfigError(
-        "which workspace? Set SLACK_BOT_TOKEN (Vigil asks Slack) or pass --team T…"
-    )
+    raise ConfigError("which workspace? Set SLACK_BOT_TOKEN (Vigil asks Slack) or pass --team T…")
