@@ -76,7 +76,7 @@ class VigilServer:
             retry_handlers=[],
         )
         self.worker = DeliveryWorker(
-            factory=self.factory, client=self.worker_client, **(worker_options or {})
+            factory=self.factory, client=self.worker_client, clock=clock, **(worker_options or {})
         )
         self.bolt = AsyncApp(
             client=self.client,

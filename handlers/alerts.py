@@ -10,7 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from handlers import home
 from handlers.deps import Deps
-from store import alerts, messages
+from store import alerts, audit, messages
 from store.db import transaction
 
 log = structlog.get_logger(__name__)
@@ -37,6 +37,15 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
                     slack_user_id=context.user_id or "",
                     public_url=deps.public_url,
                 )
+                if result.newly_read:
+                    audit.record(
+                        session,
+                        action="alert.read",
+                        workspace_id=workspace_id,
+                        actor_slack_id=context.user_id,
+                        incident_id=result.incident_id,
+                        detail="slack",
+                    )
         except (alerts.AlertNotFound, KeyError, IndexError, ValueError):
             log.warning("alert.mark_read_refused", user=context.user_id)
             channel = (body.get("channel") or {}).get("id")

@@ -43,12 +43,13 @@ class ActionView:
 
 async def current_categories(session: AsyncSession, *, incident: Incident) -> list[str]:
     """The incident's categories: the latest re-categorisation, else the original ones."""
-    latest = await session.scalar(
+    # Filtered here, not in SQL: early rows stored "no re-categorisation" as JSON null.
+    recategorised = await session.scalars(
         select(IncidentAction.categories)
-        .where(IncidentAction.incident_id == incident.id, IncidentAction.categories.is_not(None))
+        .where(IncidentAction.incident_id == incident.id)
         .order_by(IncidentAction.id.desc())
-        .limit(1)
     )
+    latest = next((c for c in recategorised if c), None)
     return list(latest) if latest else incident.category_names
 
 

@@ -28,6 +28,7 @@ class AlertNotFound(Exception):
 @dataclass(frozen=True)
 class ReadResult:
     alert_id: int
+    incident_id: int
     number: int
     read_at: dt.datetime
     newly_read: bool
@@ -65,7 +66,9 @@ async def mark_read(
         raise AlertNotFound(alert_id)
     alert, number = row
     if alert.receipt is not None:
-        return ReadResult(alert.id, number, alert.receipt.read_at, newly_read=False)
+        return ReadResult(
+            alert.id, alert.incident_id, number, alert.receipt.read_at, newly_read=False
+        )
 
     session.add(ReadReceipt(alert_id=alert.id, staff_id=alert.recipient_id, read_at=now, via=via))
     if alert.slack_ts is not None:
@@ -91,7 +94,7 @@ async def mark_read(
             now=now,
         )
     await session.flush()
-    return ReadResult(alert.id, number, now, newly_read=True)
+    return ReadResult(alert.id, alert.incident_id, number, now, newly_read=True)
 
 
 async def record_delivery(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import alert_rules, messages, outbox
+from store import alert_rules, audit, messages, outbox
 from store.access import is_keyholder
 from store.catalogue import Catalogue
 from store.crypto import Cipher
@@ -239,6 +239,14 @@ async def submit_concern(
     )
     session.add(incident)
     await session.flush()
+    audit.record(
+        session,
+        action="incident.create",
+        actor=author,
+        incident_id=incident.id,
+        detail=f"{len(recipients)} alerted",
+        now=now,
+    )
     session.add_all(
         IncidentPupil(incident_id=incident.id, pupil_id=pid, position=i, is_main=i == 0)
         for i, pid in enumerate(dict.fromkeys(pupil_ids + linked_ids))

@@ -321,7 +321,7 @@ class IncidentAction(Base):
     author_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     text_ct: Mapped[bytes] = mapped_column(LargeBinary)
-    categories: Mapped[list[str] | None] = mapped_column(JSON)
+    categories: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
 
     author: Mapped[Staff] = relationship(lazy="joined")
 

@@ -11,11 +11,11 @@ import datetime as dt
 from dataclasses import dataclass
 
 import pyotp
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.crypto import Cipher
-from store.models import AuthFailure, Staff, TotpEnrolment, utcnow
+from store.models import AuthFailure, Staff, TotpEnrolment, WebSession, utcnow
 
 MAX_FAILURES = 5
 WINDOW = dt.timedelta(minutes=1)
@@ -113,7 +113,12 @@ def _matching_step(totp: pyotp.TOTP, code: str, now: dt.datetime) -> int | None:
     return None
 
 
-async def reset(session: AsyncSession, *, staff_id: int) -> bool:
-    """Remove someone's enrolment so they enrol again at next sign-in."""
+async def reset(session: AsyncSession, *, staff_id: int, now: dt.datetime | None = None) -> bool:
+    """Remove someone's enrolment and end their sessions: they enrol again at sign-in."""
     result = await session.execute(delete(TotpEnrolment).where(TotpEnrolment.staff_id == staff_id))
+    await session.execute(
+        update(WebSession)
+        .where(WebSession.staff_id == staff_id, WebSession.ended_at.is_(None))
+        .values(ended_at=now or utcnow())
+    )
     return bool(result.rowcount)

@@ -115,6 +115,11 @@ def build_middleware(deps: WebDeps) -> Callable[..., Awaitable[web.StreamRespons
             response = await _guarded(request, handler, deps)
         except web.HTTPException as error:
             response = error
+            if error.status == 404 and request.match_info.http_exception is not None:
+                # No such route: the same page as an incident one may not see.
+                from handlers.web.render import page  # render imports this module
+
+                response = page(request, "not_found.html", status=404)
         for header, value in SECURITY_HEADERS.items():
             response.headers.setdefault(header, value)
         if not deps.local_dev:

@@ -119,9 +119,11 @@ async def slack_callback(request: web.Request) -> web.Response:
     state = request.query.get("state", "")
     browser = request.cookies.get(PRE_COOKIE, "")
     async with deps.factory() as db, db.begin():
-        nonce = await websessions.finish_oidc(
-                db, state=state, browser=browser, now=deps.clock()
-            ) if state else None
+        nonce = (
+            await websessions.finish_oidc(db, state=state, browser=browser, now=deps.clock())
+            if state
+            else None
+        )
         if nonce is None or not code:
             audit.record(
                 db,
