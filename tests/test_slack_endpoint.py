@@ -132,3 +132,34 @@ def test_json_logs_are_valid_json(capfd: pytest.CaptureFixture[str]) -> None:
         logs.configure("WARNING")
     line = capfd.readouterr().err.strip().splitlines()[-1]
     assert json.loads(line)["event"] == "hello"
+
+
+async def test_web_view_logs_no_pupil_name_narrative_or_action_text(
+    school: Harness, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    narrative = "Marisol described being shut in the shed overnight"
+    action_text = "Phoned the aunt, who confirmed the shed story"
+    await school.report_concern(
+        TEACHER, pupil_query="Z00000000004E", narrative=narrative, categories=["Medical"]
+    )
+    logs.configure("DEBUG")
+    try:
+        dsl = await school.sign_in("U0DSL0HUGH")
+        status, page = await dsl.get("/incidents/1")
+        assert status == 200 and "shut in the shed" in page
+        await dsl.post("/incidents/1/read")
+        await dsl.get("/incidents/1")
+        await dsl.post("/incidents/1/actions", {"text": action_text})
+        await dsl.get("/audit")
+        await dsl.close()
+        await school.delivered()
+    finally:
+        logs.configure("WARNING")
+    async with school.server.factory() as session:
+        pupil = await session.scalar(select(Pupil).where(Pupil.upn == "Z00000000004E"))
+    assert pupil is not None
+    captured = capfd.readouterr()
+    everything = "\n".join([captured.out, captured.err, *(r.getMessage() for r in caplog.records)])
+    assert "incident" in everything  # the web view did log
+    for secret in (pupil.forename, pupil.surname, pupil.upn, "Marisol", "shed", "aunt"):
+        assert secret.lower() not in everything.lower(), secret
