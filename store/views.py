@@ -309,9 +309,9 @@ async def audit_rows(
     numbers: dict[int, int] = {}
     if staff_ids:
         names = dict(
-            (await session.execute(select(Staff.id, Staff.name).where(Staff.id.in_(staff_ids))))
-            .tuples()
-            .all()
+            (
+                await session.execute(select(Staff.id, Staff.name).where(Staff.id.in_(staff_ids)))
+            ).all()
         )
     if incident_ids:
         numbers = dict(
@@ -319,9 +319,7 @@ async def audit_rows(
                 await session.execute(
                     select(Incident.id, Incident.number).where(Incident.id.in_(incident_ids))
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
     return [
         AuditRow(

@@ -9,8 +9,8 @@ import jinja2
 from aiohttp import web
 
 from handlers.web import pages, signin
-from handlers.web.deps import WebDeps
-from handlers.web.oidc import KeySet
+from handlers.web.deps import COMMAND, DEPS, WebDeps
+from handlers.web.oidc import JWKS, KeySet
 from handlers.web.security import build_middleware
 
 HERE = Path(__file__).parent
@@ -18,9 +18,9 @@ HERE = Path(__file__).parent
 
 def register_web(app: web.Application, deps: WebDeps, *, command: str) -> None:
     """Add the web view's routes, templates and middleware to the server's application."""
-    app["deps"] = deps
-    app["command"] = command
-    app["jwks"] = KeySet(deps.jwks_url)
+    app[DEPS] = deps
+    app[COMMAND] = command
+    app[JWKS] = KeySet(deps.jwks_url)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(HERE / "templates"),

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
 
 from store.catalogue import Catalogue
@@ -41,3 +42,7 @@ class WebDeps:
     @property
     def redirect_uri(self) -> str:
         return f"{self.public_url}/auth/slack/callback"
+
+
+DEPS = web.AppKey("deps", WebDeps)
+COMMAND = web.AppKey("command", str)

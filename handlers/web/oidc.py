@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 import jwt
+from aiohttp import web
 
 SLACK_ISSUER = "https://slack.com"
 TEAM_CLAIM = "https://slack.com/team_id"
@@ -75,3 +76,6 @@ async def verify_id_token(
     if not claims.get(TEAM_CLAIM) or not claims.get(USER_CLAIM):
         raise InvalidIdToken("no Slack team or user in the token")
     return claims
+
+
+JWKS = web.AppKey("jwks", KeySet)

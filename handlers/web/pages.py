@@ -21,7 +21,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.web.deps import WebDeps
+from handlers.web.deps import DEPS, WebDeps
 from handlers.web.render import page
 from handlers.web.security import client_ip, current
 from store import access, actions, alerts, audit, totp, views
@@ -61,7 +61,7 @@ def when(value: dt.datetime | None) -> str:
 
 
 def _deps(request: web.Request) -> WebDeps:
-    return request.app["deps"]
+    return request.app[DEPS]
 
 
 def _render(

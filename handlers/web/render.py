@@ -7,6 +7,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from handlers.web.deps import DEPS
 from handlers.web.security import SESSION
 from store.access import is_keyholder
 
@@ -14,7 +15,7 @@ from store.access import is_keyholder
 def page(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
     """Render `template` with the session's details added."""
     session = request.get(SESSION)
-    deps = request.app["deps"]
+    deps = request.app[DEPS]
     context.setdefault("me", session.staff if session else None)
     context.setdefault("csrf", session.csrf_token if session else "")
     context.setdefault("keyholder", bool(session and is_keyholder(session.staff.role_set)))

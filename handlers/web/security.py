@@ -24,7 +24,7 @@ log = structlog.get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PUBLIC, FIRST_FACTOR, FULL = "public", "first_factor", "full"
-SESSION = web.AppKey("session", WebSession)
+SESSION = web.RequestKey("session", WebSession)
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

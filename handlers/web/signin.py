@@ -11,8 +11,8 @@ from aiohttp import web
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handlers.web.deps import WebDeps
-from handlers.web.oidc import TEAM_CLAIM, USER_CLAIM, InvalidIdToken, verify_id_token
+from handlers.web.deps import COMMAND, DEPS, WebDeps
+from handlers.web.oidc import JWKS, TEAM_CLAIM, USER_CLAIM, InvalidIdToken, verify_id_token
 from handlers.web.render import page
 from handlers.web.security import (
     clear_session_cookie,
@@ -34,7 +34,7 @@ TOTP_ISSUER = "Vigil"
 
 
 def _deps(request: web.Request) -> WebDeps:
-    return request.app["deps"]
+    return request.app[DEPS]
 
 
 def _message(request: web.Request, heading: str, text: str, status: int) -> web.Response:
@@ -58,7 +58,7 @@ async def signin_page(request: web.Request) -> web.Response:
         "signin.html",
         slack=bool(deps.client_id and deps.client_secret),
         expired="expired" in request.query,
-        command=request.app["command"],
+        command=request.app[COMMAND],
     )
 
 
@@ -144,7 +144,7 @@ async def slack_callback(request: web.Request) -> web.Response:
             redirect_uri=deps.redirect_uri,
         )
         claims = await verify_id_token(
-            str(tokens["id_token"]), keys=request.app["jwks"], client_id=deps.client_id, nonce=nonce
+            str(tokens["id_token"]), keys=request.app[JWKS], client_id=deps.client_id, nonce=nonce
         )
         info_client = AsyncWebClient(
             token=tokens["access_token"], base_url=deps.oidc_client.base_url
