@@ -12,17 +12,20 @@ import asyncio
 import datetime as dt
 import gc
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import structlog
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import text
+from store.school_config import SchoolConfig, SchoolConfigError, load_school_config
 
-from bot.settings import ConfigError, Settings
+from bot.settings import DEFAULT_CONFIG, ConfigError, Settings
 from bot.tasks import TaskTracker
 from handlers import register_slack
 from handlers.deps import Deps
@@ -30,6 +33,7 @@ from handlers.web import register_web
 from handlers.web.deps import WebDeps
 from handlers.web.security import public
 from scheduler.delivery import DeliveryWorker
+from scheduler.jobs import OverdueReferrals, start_scheduler
 from store import migrate, outbox, workspaces
 from store.catalogue import Catalogue
 from store.crypto import Cipher
@@ -57,8 +61,11 @@ class VigilServer:
         self.clock = clock
         self.engine = create_engine(settings.database_url)
         self.factory = session_factory(self.engine)
+        self.school = load_school(settings)
         self.catalogue = Catalogue.from_config(
-            settings.categories, settings.restricted_categories, settings.agencies
+            settings.categories,
+            settings.restricted_categories,
+            [agency.name for agency in self.school.agencies],
         )
         self.cipher = Cipher(settings.data_key or "")
         self.teams = workspaces.TeamDirectory(self.factory)
@@ -78,6 +85,14 @@ class VigilServer:
         self.worker = DeliveryWorker(
             factory=self.factory, client=self.worker_client, clock=clock, **(worker_options or {})
         )
+        self.overdue_job = OverdueReferrals(
+            factory=self.factory,
+            config=self.school,
+            public_url=settings.public_url,
+            notify_outbox=self.worker.notify,
+            clock=clock,
+        )
+        self.scheduler: AsyncIOScheduler | None = None
         self.bolt = AsyncApp(
             client=self.client,
             signing_secret=settings.slack_signing_secret,
@@ -94,6 +109,8 @@ class VigilServer:
             alert_channel=settings.alert_channel,
             notify_outbox=self.worker.notify,
             spawn=self.tasks.spawn,
+            school=self.school,
+            clock=clock,
         )
         register_slack(self.bolt, self.deps)
         self.web_app = self._web_app()
@@ -180,6 +197,7 @@ class VigilServer:
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.worker.start()
+        self.scheduler = start_scheduler(self.overdue_job, config=self.school)
         # Objects made at start-up live for ever: keep the garbage collector off them, so
         # full collections (which pause every request) stay short.
         gc.collect()
@@ -208,6 +226,9 @@ class VigilServer:
         if self._runner is not None:
             await self._runner.cleanup()  # waits for in-flight requests
             self._runner = None
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
         await self.tasks.drain(timeout=self.settings.shutdown_timeout)
         await self.worker.stop()
         if self._http is not None:
@@ -218,6 +239,19 @@ class VigilServer:
     @property
     def url(self) -> str:
         return f"http://{self.settings.host}:{self.port}"
+
+
+def load_school(settings: Settings) -> SchoolConfig:
+    """The school's configuration file; a missing file is an error only if one was named."""
+    path = Path(settings.config_path)
+    if not path.exists():
+        if settings.config_path != DEFAULT_CONFIG:
+            raise ConfigError(f"VIGIL_CONFIG names {path}, which does not exist")
+        return load_school_config(None)
+    try:
+        return load_school_config(path)
+    except SchoolConfigError as error:
+        raise ConfigError(str(error)) from None
 
 
 async def serve_forever(settings: Settings, stop: asyncio.Event) -> None:

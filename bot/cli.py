@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the Slack endpoint, web view and worker")
     serve.set_defaults(run=_serve)
 
+    jobs = commands.add_parser("jobs", help="list the scheduled jobs `vigil serve` runs")
+    jobs.set_defaults(run=_jobs)
+
     demo = commands.add_parser(
         "demo", help="a fictional school on SQLite, against a local Slack stand-in"
     )
@@ -152,6 +155,23 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     run_until_signal(lambda stop: serve_forever(settings, stop))
+    return 0
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from bot.app import load_school
+    from scheduler.jobs import describe_jobs
+
+    settings = _settings(args)
+    school = load_school(settings)
+    for job in describe_jobs(school):
+        print(f"{job.id:<20} {job.every}\n{'':<20} {job.name}")
+    print(
+        f"\nOverdue nudges go out in working hours ({school.working_time.day_starts:%H:%M}–"
+        f"{school.working_time.day_ends:%H:%M} {school.working_time.timezone}), at most once "
+        f"a working day per referral; the head is told after "
+        f"{school.escalate_after_working_days} overdue working days."
+    )
     return 0
 
 

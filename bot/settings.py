@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./vigil.db"
 SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_CONFIG = "vigil.toml"
 
 
 class ConfigError(Exception):
@@ -43,7 +44,7 @@ class Settings(BaseSettings):
         "Safeguarding;Child protection", alias="VIGIL_RESTRICTED_CATEGORIES"
     )
     categories: str | None = Field(None, alias="VIGIL_CATEGORIES")
-    agencies: str | None = Field(None, alias="VIGIL_AGENCIES")
+    config_path: str = Field(DEFAULT_CONFIG, alias="VIGIL_CONFIG")
     log_level: str = Field("INFO", alias="VIGIL_LOG_LEVEL")
     log_format: str = Field("console", alias="VIGIL_LOG_FORMAT")
     slack_client_id: str | None = Field(None, alias="SLACK_CLIENT_ID")

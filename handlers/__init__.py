@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import alerts, concern, home
+from handlers import alerts, concern, home, referrals
 from handlers.deps import Deps
 from handlers.guard import team_guard
 
@@ -15,3 +15,4 @@ def register_slack(bolt: AsyncApp, deps: Deps) -> None:
     concern.register(bolt, deps)
     alerts.register(bolt, deps)
     home.register(bolt, deps)
+    referrals.register(bolt, deps)

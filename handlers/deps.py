@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
+
+from store.school_config import SchoolConfig
 
 from store.catalogue import Catalogue
 from store.crypto import Cipher
@@ -23,3 +26,5 @@ class Deps:
     alert_channel: str | None
     notify_outbox: Callable[[], None]
     spawn: Callable[[Coroutine[Any, Any, Any]], None]
+    school: SchoolConfig
+    clock: Callable[[], dt.datetime]

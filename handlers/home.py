@@ -9,7 +9,9 @@ from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from handlers.deps import Deps
-from store import alerts, messages
+from store import alerts, messages, referrals
+from store.access import is_keyholder
+from store.incidents import get_staff_by_slack_id
 
 log = structlog.get_logger(__name__)
 
@@ -23,11 +25,25 @@ async def publish_home(client: AsyncWebClient, deps: Deps, *, team_id: str, user
         unread = await alerts.unread_for(
             session, workspace_id=workspace_id, slack_user_id=user_id, limit=21
         )
+        staff = await get_staff_by_slack_id(
+            session, workspace_id=workspace_id, slack_user_id=user_id
+        )
+        overdue = (
+            await referrals.overdue(
+                session,
+                workspace_id=workspace_id,
+                working=deps.school.working_time,
+                now=deps.clock(),
+            )
+            if staff is not None and is_keyholder(staff.role_set)
+            else None
+        )
     view = messages.home_view(
         unread=unread[:20],
         public_url=deps.public_url,
         command=deps.command,
         total_unread=None if len(unread) <= 20 else len(unread),
+        overdue=overdue,
     )
     await client.views_publish(user_id=user_id, view=view)
 

@@ -150,18 +150,19 @@ class DeliveryWorker:
     # -- one row ---------------------------------------------------------------------
 
     async def _deliver(self, row: OutboxMessage) -> None:
-        method = "chat.update" if row.kind == outbox.ALERT_UPDATE else "chat.postMessage"
+        updating = row.kind in (outbox.ALERT_UPDATE, outbox.MESSAGE_UPDATE)
+        method = "chat.update" if updating else "chat.postMessage"
         gate = (row.workspace_id, method)
         async with self._semaphore:
             try:
                 self._before_call(row, gate)
-                if row.uncertain and row.kind != outbox.ALERT_UPDATE:
+                if row.uncertain and not updating:
                     found = await self._find_in_slack(row)
                     if found is not None:
                         log.info("outbox.found_already_sent", message=row.id, kind=row.kind)
                         await self._record_sent(row, *found)
                         return
-                if row.kind == outbox.ALERT_UPDATE:
+                if updating:
                     channel, ts = await self._update(row)
                 else:
                     channel, ts = await self._post(row)
@@ -221,18 +222,19 @@ class DeliveryWorker:
         return dict(update) if update else payload
 
     async def _update(self, row: OutboxMessage) -> tuple[str | None, str | None]:
-        async with self._factory() as session:
-            alert = await session.get(Alert, row.alert_id)
-        if alert is None or alert.slack_ts is None or alert.slack_channel is None:
-            return None, None  # nothing in Slack to update
+        if row.kind == outbox.MESSAGE_UPDATE:
+            channel, ts = row.channel, str(row.payload["ts"])
+        else:
+            async with self._factory() as session:
+                alert = await session.get(Alert, row.alert_id)
+            if alert is None or alert.slack_ts is None or alert.slack_channel is None:
+                return None, None  # nothing in Slack to update
+            channel, ts = alert.slack_channel, alert.slack_ts
         self._before_call(row, (row.workspace_id, "chat.update"))
         await self._client.chat_update(
-            channel=alert.slack_channel,
-            ts=alert.slack_ts,
-            text=row.payload["text"],
-            blocks=row.payload.get("blocks"),
+            channel=channel, ts=ts, text=row.payload["text"], blocks=row.payload.get("blocks")
         )
-        return alert.slack_channel, alert.slack_ts
+        return channel, ts
 
     async def _find_in_slack(self, row: OutboxMessage) -> tuple[str, str] | None:
         """The (channel, ts) of this row's message if an earlier attempt did post it."""

@@ -2,12 +2,13 @@
 
 The default categories are the list from the CPOMS protocol in `shared/seeds/`;
 Safeguarding and Child protection are restricted (offered only to key-holders).
-Both lists are configurable (`VIGIL_CATEGORIES`, `VIGIL_RESTRICTED_CATEGORIES`,
-`VIGIL_AGENCIES`, each `;`-separated).
+Categories are configurable (`VIGIL_CATEGORIES`, `VIGIL_RESTRICTED_CATEGORIES`, each
+`;`-separated); agencies come from the school's configuration file (`store.school_config`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 DEFAULT_CATEGORIES = (
@@ -64,7 +65,7 @@ class Catalogue:
         cls,
         categories: str | None = None,
         restricted: str | None = None,
-        agencies: str | None = None,
+        agencies: Sequence[str] | None = None,
     ) -> Catalogue:
         names = _split(categories) or list(DEFAULT_CATEGORIES)
         restricted_names = {
@@ -76,7 +77,7 @@ class Catalogue:
             raise ValueError(f"restricted categories not in the category list: {sorted(unknown)}")
         return cls(
             categories=tuple(Category(n, n.casefold() in restricted_names) for n in names),
-            agencies=tuple(_split(agencies) or DEFAULT_AGENCIES),
+            agencies=tuple(agencies) if agencies is not None else DEFAULT_AGENCIES,
         )
 
     def categories_for(self, *, keyholder: bool) -> list[Category]:

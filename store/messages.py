@@ -136,9 +136,14 @@ def receipt(*, number: int, categories: Sequence[str], alerted: int, url: str) -
 
 
 def home_view(
-    *, unread: Sequence[Any], public_url: str, command: str, total_unread: int | None = None
+    *,
+    unread: Sequence[Any],
+    public_url: str,
+    command: str,
+    total_unread: int | None = None,
+    overdue: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
-    """The App Home tab: the person's unread alerts (number, author, categories only)."""
+    """The App Home tab: unread alerts; for key-holders, overdue referrals. Redacted."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Your unread alerts"}},
     ]
@@ -181,6 +186,24 @@ def home_view(
                 ],
             }
         )
+    if overdue is not None:
+        blocks.append(
+            {"type": "header", "text": {"type": "plain_text", "text": "Overdue referrals"}}
+        )
+        if not overdue:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "None overdue."}})
+        for item in overdue:
+            blocks.append(
+                {
+                    "type": "section",
+                    "block_id": f"home-referral-{item.referral_id}",
+                    "text": {
+                        "type": "mrkdwn",
+                        "text": f"*R{item.referral_id}* on concern #{item.incident_number} to "
+                        f"{item.agency} {_overdue_text(item.overdue_days)}",
+                    },
+                }
+            )
     blocks.append(
         {
             "type": "context",
@@ -194,3 +217,60 @@ def home_view(
         }
     )
     return {"type": "home", "blocks": blocks}
+
+
+SNOOZE_ACTION = "referral_snooze"
+
+
+def _overdue_text(overdue_days: int) -> str:
+    if overdue_days <= 0:
+        return "is overdue (due today)"
+    unit = "working day" if overdue_days == 1 else "working days"
+    return f"is {overdue_days} {unit} overdue"
+
+
+def nudge(
+    *,
+    referral_id: int,
+    number: int,
+    agency: str,
+    overdue_days: int,
+    url: str,
+    snoozed_until: dt.datetime | None = None,
+) -> Message:
+    """An overdue referral: its number, the incident's number, the agency, how overdue."""
+    text = (
+        f"Referral R{referral_id} on concern #{number} to {agency} {_overdue_text(overdue_days)} "
+        "and has no response recorded."
+    )
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f":hourglass: {text}"}}
+    ]
+    buttons: list[dict[str, Any]] = [_open_button(url)]
+    if snoozed_until is None:
+        buttons.insert(
+            0,
+            {
+                "type": "button",
+                "action_id": SNOOZE_ACTION,
+                "text": {"type": "plain_text", "text": "Snooze 1 working day"},
+                "value": str(referral_id),
+            },
+        )
+    else:
+        stamp = int(snoozed_until.timestamp())
+        fallback = snoozed_until.strftime("%d %b %Y %H:%M UTC")
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": f":zzz: Snoozed until <!date^{stamp}^{{date_short}} at "
+                        f"{{time}}|{fallback}>",
+                    }
+                ],
+            }
+        )
+    blocks.append({"type": "actions", "block_id": f"referral-{referral_id}", "elements": buttons})
+    return {"text": text, "blocks": blocks}

@@ -427,6 +427,74 @@ class AuthFailure(Base):
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class Referral(Base):
+    """A referral to an agency, recorded by an action, with its due time and state.
+
+    State columns change as the agency responds or a DSL snoozes it; what happened and
+    when is kept, append-only, in `referral_events`.
+    """
+
+    __tablename__ = "referrals"
+    __table_args__ = (
+        # The overdue scan reads only referrals still waiting, by due time.
+        Index(
+            "ix_referrals_awaiting_due",
+            "due_at",
+            postgresql_where=text("status = 'awaiting'"),
+            sqlite_where=text("status = 'awaiting'"),
+        ),
+        Index("ix_referrals_incident", "incident_id"),
+        Index("ix_referrals_workspace_status", "workspace_id", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    action_id: Mapped[int | None] = mapped_column(ForeignKey("incident_actions.id"))
+    agency: Mapped[str] = mapped_column(String(100))
+    reference: Mapped[str | None] = mapped_column(String(100))
+    referred_at: Mapped[dt.datetime] = mapped_column()
+    timescale: Mapped[str] = mapped_column(String(40))
+    due_at: Mapped[dt.datetime] = mapped_column()
+    status: Mapped[str] = mapped_column(String(10), default="awaiting")
+    responded_at: Mapped[dt.datetime | None] = mapped_column()
+    closed_at: Mapped[dt.datetime | None] = mapped_column()
+    snoozed_until: Mapped[dt.datetime | None] = mapped_column()
+    last_nudged_on: Mapped[dt.date | None] = mapped_column(Date)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ReferralEvent(Base):
+    """What happened to a referral: referred, response, closed, snoozed, nudged."""
+
+    __tablename__ = "referral_events"
+    __table_args__ = (Index("ix_referral_events_referral", "referral_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    action_id: Mapped[int | None] = mapped_column(ForeignKey("incident_actions.id"))
+    detail: Mapped[str | None] = mapped_column(String(200))
+
+
+class Nudge(Base):
+    """One overdue nudge for a referral on one working day (the unique key makes it one)."""
+
+    __tablename__ = "nudges"
+    __table_args__ = (UniqueConstraint("referral_id", "work_day", name="uq_nudges_referral_day"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referrals.id"))
+    work_day: Mapped[dt.date] = mapped_column(Date)
+    overdue_days: Mapped[int] = mapped_column(Integer)
+    recipients: Mapped[int] = mapped_column(Integer)
+    escalated: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 IMMUTABLE_TABLES = (
     "incidents",
     "incident_pupils",
@@ -434,4 +502,5 @@ IMMUTABLE_TABLES = (
     "incident_agencies",
     "incident_actions",
     "audit_log",
+    "referral_events",
 )

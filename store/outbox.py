@@ -27,6 +27,8 @@ ALERT = "alert"  # a DM to an alerted member of staff
 ALERT_UPDATE = "alert_update"  # chat.update of an alert DM (e.g. marked as read)
 RECEIPT = "receipt"  # the reporter's DM receipt
 CHANNEL = "channel"  # one line in the school's alert channel
+NUDGE = "nudge"  # an overdue referral, to a DSL (or the head)
+MESSAGE_UPDATE = "message_update"  # chat.update of a message by channel and payload["ts"]
 
 
 def enqueue(

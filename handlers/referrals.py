@@ -1,0 +1,96 @@
+"""Overdue nudges in Slack: **Snooze 1 working day** holds a referral's nudges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import select
+
+from handlers.deps import Deps
+from store import audit, messages, outbox, referrals
+from store.db import transaction
+from store.incidents import get_staff_by_slack_id
+from store.models import Incident
+
+log = structlog.get_logger(__name__)
+
+
+def register(bolt: AsyncApp, deps: Deps) -> None:
+    """Attach the nudge button listeners to the Bolt app."""
+
+    @bolt.action(messages.SNOOZE_ACTION)
+    async def snooze(
+        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        workspace_id = deps.teams.cached(context.team_id)
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+            "channel_id"
+        )
+        message_ts = (body.get("container") or {}).get("message_ts")
+        now = deps.clock()
+        try:
+            referral_id = int(body["actions"][0]["value"])
+            async with transaction(deps.factory) as session:
+                staff = (
+                    await get_staff_by_slack_id(
+                        session, workspace_id=workspace_id, slack_user_id=context.user_id or ""
+                    )
+                    if workspace_id is not None
+                    else None
+                )
+                if staff is None:
+                    raise referrals.InvalidReferral({"referral": "not staff"})
+                referral = await referrals.snooze(
+                    session,
+                    referral_id=referral_id,
+                    staff=staff,
+                    working=deps.school.working_time,
+                    now=now,
+                )
+                number = await session.scalar(
+                    select(Incident.number).where(Incident.id == referral.incident_id)
+                )
+                audit.record(
+                    session,
+                    action="referral.snooze",
+                    actor=staff,
+                    incident_id=referral.incident_id,
+                    detail=f"referral {referral.id}",
+                    now=now,
+                )
+                if channel and message_ts:
+                    payload = messages.nudge(
+                        referral_id=referral.id,
+                        number=int(number or 0),
+                        agency=referral.agency,
+                        overdue_days=deps.school.working_time.working_days_between(
+                            referral.due_at, now
+                        ),
+                        url=messages.incident_url(deps.public_url, int(number or 0))
+                        + f"#referral-{referral.id}",
+                        snoozed_until=referral.snoozed_until,
+                    )
+                    outbox.enqueue(
+                        session,
+                        workspace_id=referral.workspace_id,
+                        kind=outbox.MESSAGE_UPDATE,
+                        channel=channel,
+                        incident_id=referral.incident_id,
+                        payload={**payload, "ts": message_ts},
+                        now=now,
+                    )
+        except (referrals.InvalidReferral, KeyError, IndexError, ValueError):
+            log.warning("referral.snooze_refused", user=context.user_id)
+            if channel and context.user_id:
+                await client.chat_postEphemeral(
+                    channel=channel,
+                    user=context.user_id,
+                    text="Only the safeguarding team can snooze a waiting referral.",
+                )
+            return
+        deps.notify_outbox()
+        log.info("referral.snoozed", referral=referral.id)

@@ -1,0 +1,107 @@
+"""The scheduler's named jobs (APScheduler, inside `vigil serve`), listed by `vigil jobs`.
+
+The outbox delivery worker runs continuously beside them (`scheduler.delivery`). Each job
+claims its work in the database, so several servers on one PostgreSQL share it safely;
+on SQLite run one server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from store.school_config import SchoolConfig
+
+from store import referrals
+from store.db import SessionFactory, transaction
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    id: str
+    name: str
+    every: str
+
+
+def describe_jobs(config: SchoolConfig) -> list[JobInfo]:
+    """Every job `vigil serve` runs, for `vigil jobs`."""
+    return [
+        JobInfo(
+            "outbox-delivery",
+            "Deliver queued Slack messages (alerts, receipts, nudges)",
+            "continuously, woken by new messages; polls every 2 s",
+        ),
+        JobInfo(
+            OverdueReferrals.id,
+            OverdueReferrals.name,
+            f"every {config.check_every_minutes:g} minutes, and at start-up",
+        ),
+    ]
+
+
+class OverdueReferrals:
+    """Nudge the safeguarding team about referrals past due with no response."""
+
+    id = "overdue-referrals"
+    name = "Nudge DSLs about overdue agency referrals"
+
+    def __init__(
+        self,
+        *,
+        factory: SessionFactory,
+        config: SchoolConfig,
+        public_url: str,
+        notify_outbox: Callable[[], None],
+        clock: Callable[[], dt.datetime],
+    ) -> None:
+        self._factory = factory
+        self._config = config
+        self._public_url = public_url
+        self._notify = notify_outbox
+        self._clock = clock
+
+    async def run(self) -> int:
+        """One pass: nudge in batches until nothing overdue is left for today."""
+        total = 0
+        for _ in range(1000):  # bounded: 200,000 referrals a pass at most
+            try:
+                async with transaction(self._factory) as session:
+                    nudged = await referrals.nudge_overdue(
+                        session,
+                        config=self._config,
+                        public_url=self._public_url,
+                        now=self._clock(),
+                    )
+            except Exception:
+                log.exception("job.overdue_referrals_failed")
+                break
+            total += nudged
+            if nudged < referrals.NUDGE_BATCH:
+                break
+        if total:
+            log.info("job.overdue_referrals", nudged=total)
+            self._notify()
+        return total
+
+
+def start_scheduler(job: OverdueReferrals, *, config: SchoolConfig) -> AsyncIOScheduler:
+    """Start APScheduler with the jobs; the overdue check also runs at once (catch-up)."""
+    scheduler = AsyncIOScheduler(timezone=dt.UTC)
+    scheduler.add_job(
+        job.run,
+        IntervalTrigger(minutes=config.check_every_minutes),
+        id=job.id,
+        name=job.name,
+        next_run_time=dt.datetime.now(dt.UTC),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+    )
+    scheduler.start()
+    return scheduler

@@ -1,0 +1,371 @@
+"""Agency referrals (DESIGN §6): recording them, responses, snoozes, and overdue nudges.
+
+A referral is recorded by an action, with a due time computed in working time from the
+agency's timescale (`store.school_config`, `store.workdays`). While it waits for the
+agency, the overdue check nudges the safeguarding team at most once per working day,
+and escalates to the head after a configured number of overdue working days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store import messages, outbox
+from store.access import is_keyholder
+from store.models import (
+    Incident,
+    IncidentAction,
+    Nudge,
+    Referral,
+    ReferralEvent,
+    Staff,
+    utcnow,
+)
+from store.school_config import Agency, SchoolConfig
+from store.workdays import WorkingTime
+
+log = structlog.get_logger(__name__)
+
+AWAITING, RESPONDED, CLOSED = "awaiting", "responded", "closed"
+NUDGE_BATCH = 200
+
+
+class InvalidReferral(Exception):
+    """The referral change cannot be made; `errors` maps each field to a message."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(", ".join(sorted(errors)))
+        self.errors = errors
+
+
+def _event(
+    session: AsyncSession,
+    referral: Referral,
+    kind: str,
+    *,
+    now: dt.datetime,
+    actor: Staff | None = None,
+    action: IncidentAction | None = None,
+    detail: str | None = None,
+) -> None:
+    session.add(
+        ReferralEvent(
+            referral_id=referral.id,
+            kind=kind,
+            at=now,
+            actor_id=actor.id if actor else None,
+            action_id=action.id if action else None,
+            detail=detail,
+        )
+    )
+
+
+async def record_referral(
+    session: AsyncSession,
+    *,
+    incident: Incident,
+    action: IncidentAction,
+    author: Staff,
+    agency: Agency,
+    referred_at: dt.datetime,
+    reference: str | None,
+    working: WorkingTime,
+    now: dt.datetime | None = None,
+) -> Referral:
+    """A new referral, due by the agency's timescale in working time."""
+    now = now or utcnow()
+    if referred_at > now + dt.timedelta(minutes=5):
+        raise InvalidReferral({"referred_at": "The referral cannot be in the future."})
+    referral = Referral(
+        workspace_id=incident.workspace_id,
+        incident_id=incident.id,
+        action_id=action.id,
+        agency=agency.name,
+        reference=(reference or "").strip()[:100] or None,
+        referred_at=referred_at,
+        timescale=agency.timescale.describe(),
+        due_at=agency.timescale.due(referred_at, working),
+        status=AWAITING,
+        created_by_id=author.id,
+        created_at=now,
+    )
+    session.add(referral)
+    await session.flush()
+    _event(
+        session,
+        referral,
+        "referred",
+        now=now,
+        actor=author,
+        action=action,
+        detail=f"due by {agency.timescale.describe()}",
+    )
+    return referral
+
+
+async def record_outcome(
+    session: AsyncSession,
+    *,
+    referral: Referral,
+    action: IncidentAction,
+    author: Staff,
+    outcome: str,
+    at: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> Referral:
+    """The agency responded (`outcome="response"`, at `at`), or the referral is closed."""
+    now = now or utcnow()
+    at = at or now
+    if referral.status == CLOSED:
+        raise InvalidReferral({"referral": "That referral is already closed."})
+    if at > now + dt.timedelta(minutes=5):
+        raise InvalidReferral({"responded_at": "That time is in the future."})
+    if outcome == "response":
+        referral.status = RESPONDED
+        referral.responded_at = at
+    elif outcome == "closed":
+        referral.status = CLOSED
+        referral.closed_at = now
+    else:
+        raise InvalidReferral({"referral": "Choose a response or closing the referral."})
+    _event(session, referral, outcome, now=now, actor=author, action=action)
+    await session.flush()
+    return referral
+
+
+async def snooze(
+    session: AsyncSession,
+    *,
+    referral_id: int,
+    staff: Staff,
+    working: WorkingTime,
+    now: dt.datetime | None = None,
+) -> Referral:
+    """Hold the nudges for one working day (key-holders only)."""
+    now = now or utcnow()
+    referral = await session.scalar(
+        select(Referral).where(
+            Referral.id == referral_id, Referral.workspace_id == staff.workspace_id
+        )
+    )
+    if referral is None or not is_keyholder(staff.role_set):
+        raise InvalidReferral({"referral": "No such referral."})
+    if referral.status != AWAITING:
+        raise InvalidReferral({"referral": "That referral is no longer waiting."})
+    start = max(now, referral.snoozed_until or now)
+    referral.snoozed_until = working.add_working_days(start, 1)
+    _event(
+        session,
+        referral,
+        "snoozed",
+        now=now,
+        actor=staff,
+        detail=f"until {referral.snoozed_until.isoformat(timespec='minutes')}",
+    )
+    await session.flush()
+    return referral
+
+
+@dataclass(frozen=True)
+class ReferralSummary:
+    """What may be shown in Slack of a referral: ids, agency, how overdue."""
+
+    referral_id: int
+    incident_number: int
+    agency: str
+    due_at: dt.datetime
+    overdue_days: int
+
+
+async def overdue(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    working: WorkingTime,
+    now: dt.datetime | None = None,
+    limit: int = 20,
+) -> list[ReferralSummary]:
+    """Referrals past due with no response, most overdue first."""
+    now = now or utcnow()
+    rows = await session.execute(
+        select(Referral.id, Incident.number, Referral.agency, Referral.due_at)
+        .join(Incident, Incident.id == Referral.incident_id)
+        .where(
+            Referral.workspace_id == workspace_id,
+            Referral.status == AWAITING,
+            Referral.due_at <= now,
+        )
+        .order_by(Referral.due_at, Referral.id)
+        .limit(limit)
+    )
+    return [
+        ReferralSummary(rid, number, agency, due, working.working_days_between(due, now))
+        for rid, number, agency, due in rows
+    ]
+
+
+async def for_incident(
+    session: AsyncSession, *, incident_id: int
+) -> list[tuple[Referral, list[ReferralEvent]]]:
+    """The incident's referrals, oldest first, each with its history."""
+    referrals = list(
+        (
+            await session.scalars(
+                select(Referral)
+                .where(Referral.incident_id == incident_id)
+                .order_by(Referral.referred_at, Referral.id)
+            )
+        ).all()
+    )
+    events: dict[int, list[ReferralEvent]] = {r.id: [] for r in referrals}
+    if referrals:
+        for event in await session.scalars(
+            select(ReferralEvent)
+            .where(ReferralEvent.referral_id.in_(list(events)))
+            .order_by(ReferralEvent.at, ReferralEvent.id)
+        ):
+            events[event.referral_id].append(event)
+    return [(r, events[r.id]) for r in referrals]
+
+
+async def board(
+    session: AsyncSession, *, workspace_id: int, now: dt.datetime | None = None
+) -> Sequence[tuple[Referral, int]]:
+    """Referrals still waiting: overdue first (most overdue first), then soonest due."""
+    rows = await session.execute(
+        select(Referral, Incident.number)
+        .join(Incident, Incident.id == Referral.incident_id)
+        .where(Referral.workspace_id == workspace_id, Referral.status == AWAITING)
+        .order_by(Referral.due_at, Referral.id)
+    )
+    return [(referral, number) for referral, number in rows]
+
+
+# -- the overdue check --------------------------------------------------------------------
+
+
+async def _recipients(session: AsyncSession, *, workspace_id: int, escalate: bool) -> list[Staff]:
+    """DSLs (else every key-holder), and the head(s) when escalating."""
+    staff = list(
+        (
+            await session.scalars(
+                select(Staff).where(Staff.workspace_id == workspace_id, Staff.active.is_(True))
+            )
+        ).all()
+    )
+    chosen = [s for s in staff if "dsl" in s.role_set] or [
+        s for s in staff if is_keyholder(s.role_set)
+    ]
+    if escalate:
+        chosen += [s for s in staff if "head" in s.role_set and s not in chosen]
+    return chosen
+
+
+async def nudge_overdue(
+    session: AsyncSession,
+    *,
+    config: SchoolConfig,
+    public_url: str,
+    now: dt.datetime | None = None,
+    limit: int = NUDGE_BATCH,
+) -> int:
+    """Nudge up to `limit` overdue referrals not yet nudged this working day.
+
+    Rows are claimed with `FOR UPDATE SKIP LOCKED`, so replicas share the work, and the
+    unique (referral, working day) key on `nudges` makes a second nudge the same day
+    impossible even so. Each referral's nudge DMs go into the outbox in this transaction.
+    Returns how many referrals were nudged.
+    """
+    now = now or utcnow()
+    working = config.working_time
+    if not working.is_working_time(now):
+        return 0
+    today = working.working_day_of(now)
+    claimed = list(
+        (
+            await session.scalars(
+                select(Referral)
+                .where(
+                    Referral.status == AWAITING,
+                    Referral.due_at <= now,
+                    or_(Referral.snoozed_until.is_(None), Referral.snoozed_until <= now),
+                    or_(Referral.last_nudged_on.is_(None), Referral.last_nudged_on < today),
+                )
+                .order_by(Referral.due_at, Referral.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+    )
+    if not claimed:
+        return 0
+    numbers = dict(
+        (
+            await session.execute(
+                select(Incident.id, Incident.number).where(
+                    Incident.id.in_({r.incident_id for r in claimed})
+                )
+            )
+        ).all()
+    )
+    recipients: dict[tuple[int, bool], list[Staff]] = {}
+    nudged = 0
+    for referral in claimed:
+        try:
+            overdue_days = working.working_days_between(referral.due_at, now)
+            escalate = overdue_days >= config.escalate_after_working_days
+            key = (referral.workspace_id, escalate)
+            if key not in recipients:
+                recipients[key] = await _recipients(
+                    session, workspace_id=referral.workspace_id, escalate=escalate
+                )
+            people = [s for s in recipients[key] if s.slack_user_id]
+            number = numbers[referral.incident_id]
+            payload = messages.nudge(
+                referral_id=referral.id,
+                number=number,
+                agency=referral.agency,
+                overdue_days=overdue_days,
+                url=messages.incident_url(public_url, number) + f"#referral-{referral.id}",
+            )
+        except Exception:
+            log.exception("referrals.nudge_failed", referral=referral.id)
+            continue
+        session.add(
+            Nudge(
+                referral_id=referral.id,
+                work_day=today,
+                overdue_days=overdue_days,
+                recipients=len(people),
+                escalated=escalate,
+                created_at=now,
+            )
+        )
+        referral.last_nudged_on = today
+        _event(
+            session,
+            referral,
+            "nudged",
+            now=now,
+            detail=f"{overdue_days} working days overdue; {len(people)} told"
+            + ("; escalated" if escalate else ""),
+        )
+        for person in people:
+            outbox.enqueue(
+                session,
+                workspace_id=referral.workspace_id,
+                kind=outbox.NUDGE,
+                channel=person.slack_user_id or "",
+                incident_id=referral.incident_id,
+                payload=payload,
+                now=now,
+            )
+        nudged += 1
+    await session.flush()
+    return nudged

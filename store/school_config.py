@@ -1,0 +1,316 @@
+"""The school's configuration file: working time, overdue nudges and agency timescales.
+
+A TOML file (`vigil.example.toml` documents every key) read with the standard library's
+`tomllib`; the settings module passes its path (`VIGIL_CONFIG`). No path, or no file at
+that path, means the defaults below. Every mistake raises `SchoolConfigError` naming the
+file, the key and the problem. Agencies listed in the file replace the defaults.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from store.workdays import WorkingTime, normalise_region, zone_of
+
+Unit = Literal["days", "hours"]
+
+_TIMESCALE = re.compile(r"(\d+(?:\.\d+)?)\s+working\s+(day|hour)s?", re.IGNORECASE)
+_TIME = re.compile(r"(\d{1,2}):(\d{2})")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_LONGEST_CLOSURE_DAYS = 366
+_TIMESCALE_FORMS = '"N working day(s)" or "N working hour(s)"'
+
+
+@dataclass(frozen=True)
+class Timescale:
+    """How long an agency has to respond: a whole number of working days, or working hours."""
+
+    amount: float
+    unit: Unit
+
+    def __post_init__(self) -> None:
+        if self.unit not in ("days", "hours"):
+            raise ValueError(f'unit must be "days" or "hours", got {self.unit!r}')
+        if isinstance(self.amount, bool) or not (math.isfinite(self.amount) and self.amount > 0):
+            raise ValueError(f"the amount must be a positive number, got {self.amount!r}")
+        if self.unit == "days" and not float(self.amount).is_integer():
+            raise ValueError(f"working days must be a whole number, got {self.amount:g}")
+
+    @classmethod
+    def parse(cls, text: str) -> Timescale:
+        """A timescale from text such as "1 working day" or "4 working hours"."""
+        match = _TIMESCALE.fullmatch(text.strip())
+        if match is None:
+            raise ValueError(f"expected {_TIMESCALE_FORMS}, got {text!r}")
+        return cls(float(match[1]), "days" if match[2].lower() == "day" else "hours")
+
+    def due(self, referred_at: dt.datetime, working: WorkingTime) -> dt.datetime:
+        """When a response to a referral made at `referred_at` is due (aware UTC)."""
+        if self.unit == "days":
+            return working.add_working_days(referred_at, int(self.amount))
+        return working.add_working_hours(referred_at, self.amount)
+
+    def describe(self) -> str:
+        """The timescale as people write it: "1 working day", "4 working hours"."""
+        amount = float(self.amount)
+        number = str(int(amount)) if amount.is_integer() else str(amount)
+        unit = self.unit.removesuffix("s") if amount == 1 else self.unit
+        return f"{number} working {unit}"
+
+
+@dataclass(frozen=True)
+class Agency:
+    """An agency a referral can go to, and how soon it should respond."""
+
+    name: str
+    timescale: Timescale
+
+
+# Starting points only: each DSL sets their local safeguarding partnership's timescales.
+DEFAULT_AGENCIES: tuple[Agency, ...] = (
+    Agency("Children's social care (MASH)", Timescale(1, "days")),
+    Agency("Police", Timescale(1, "days")),
+    Agency("CAMHS", Timescale(20, "days")),
+    Agency("Early help", Timescale(5, "days")),
+    Agency("School nursing", Timescale(5, "days")),
+    Agency("LADO", Timescale(1, "days")),
+)
+
+
+@dataclass(frozen=True)
+class SchoolConfig:
+    """Everything a school sets in its configuration file, defaulted where it does not."""
+
+    working_time: WorkingTime = WorkingTime()
+    agencies: tuple[Agency, ...] = DEFAULT_AGENCIES
+    check_every_minutes: float = 5.0
+    escalate_after_working_days: int = 2
+
+    def agency(self, name: str) -> Agency | None:
+        """The agency called `name` (ignoring case), if configured."""
+        wanted = name.strip().casefold()
+        return next((a for a in self.agencies if a.name.casefold() == wanted), None)
+
+    @property
+    def agency_names(self) -> tuple[str, ...]:
+        """The configured agencies' names, in file order."""
+        return tuple(a.name for a in self.agencies)
+
+    def should_escalate(self, due: dt.datetime, now: dt.datetime) -> bool:
+        """Whether an overdue nudge also goes to the head: enough working days overdue."""
+        overdue = self.working_time.working_days_between(due, now)
+        return overdue >= self.escalate_after_working_days
+
+
+class SchoolConfigError(ValueError):
+    """A mistake in the school's configuration file, naming the file and the key."""
+
+    def __init__(self, source: str, key: str | None, problem: str) -> None:
+        where = f"{source}: {key}" if key else source
+        super().__init__(f"{where}: {problem}")
+        self.source, self.key, self.problem = source, key, problem
+
+
+class _Invalid(Exception):
+    """A problem with one key, before the file name is known to the message."""
+
+    def __init__(self, key: str | None, problem: str) -> None:
+        super().__init__(problem)
+        self.key, self.problem = key, problem
+
+
+def load_school_config(path: Path | None) -> SchoolConfig:
+    """The school's configuration from the TOML file at `path`; defaults if none or missing."""
+    if path is None:
+        return SchoolConfig()
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return SchoolConfig()
+    except OSError as exc:
+        raise SchoolConfigError(str(path), None, f"cannot read the file: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SchoolConfigError(str(path), None, "not UTF-8 text") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SchoolConfigError(str(path), None, f"not valid TOML: {exc}") from exc
+    return parse_school_config(data, source=str(path))
+
+
+def parse_school_config(data: Mapping[str, Any], *, source: str = "<config>") -> SchoolConfig:
+    """The school's configuration from parsed TOML; `source` names it in error messages."""
+    try:
+        _only_keys(data, None, {"working_time", "nudges", "agencies"})
+        nudges = _table(data, "nudges")
+        _only_keys(nudges, "nudges", {"check_every_minutes", "escalate_after_working_days"})
+        defaults = SchoolConfig()
+        return SchoolConfig(
+            working_time=_working_time(_table(data, "working_time")),
+            agencies=_agencies(data["agencies"]) if "agencies" in data else DEFAULT_AGENCIES,
+            check_every_minutes=_positive_number(
+                nudges, "nudges.check_every_minutes", defaults.check_every_minutes
+            ),
+            escalate_after_working_days=_positive_whole(
+                nudges, "nudges.escalate_after_working_days", defaults.escalate_after_working_days
+            ),
+        )
+    except _Invalid as problem:
+        raise SchoolConfigError(source, problem.key, problem.problem) from None
+
+
+def _name(section: str | None, key: str) -> str:
+    """The dotted name of `key` inside `section`."""
+    return f"{section}.{key}" if section else key
+
+
+def _only_keys(table: Mapping[str, Any], section: str | None, known: set[str]) -> None:
+    """Refuse keys the configuration does not have (most likely misspelt)."""
+    for key in table:
+        if key not in known:
+            raise _Invalid(
+                _name(section, key), f"unknown key; expected one of {', '.join(sorted(known))}"
+            )
+
+
+def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """The sub-table `key` ([key] in the file), empty if absent."""
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise _Invalid(key, f"expected a table ([{key}]), got {value!r}")
+    return value
+
+
+def _string(value: Any, key: str) -> str:
+    """`value` if it is text, else a problem with `key`."""
+    if not isinstance(value, str):
+        raise _Invalid(key, f"expected text in quotes, got {value!r}")
+    return value
+
+
+def _time(value: Any, key: str) -> dt.time:
+    """A local time of day: "HH:MM" text or a TOML local time."""
+    if isinstance(value, dt.time) and value.tzinfo is None:
+        return value
+    match = _TIME.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None or int(match[1]) > 23 or int(match[2]) > 59:
+        raise _Invalid(key, f'expected a 24-hour time like "08:00", got {value!r}')
+    return dt.time(int(match[1]), int(match[2]))
+
+
+def _date(value: Any, key: str) -> dt.date:
+    """A date: "YYYY-MM-DD" text or a TOML local date."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    text = value.strip() if isinstance(value, str) else ""
+    try:
+        if _DATE.fullmatch(text):
+            return dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise _Invalid(key, f'expected a date like "2027-02-16", got {value!r}')
+
+
+def _closure_dates(value: Any, key: str) -> set[dt.date]:
+    """The dates of one closure entry: a single date or an inclusive "start..end" range."""
+    if isinstance(value, str) and ".." in value:
+        first_text, _, last_text = value.partition("..")
+        first, last = _date(first_text, key), _date(last_text, key)
+        if last < first:
+            raise _Invalid(key, f"range {value!r} ends before it starts")
+        length = (last - first).days + 1
+        if length > _LONGEST_CLOSURE_DAYS:
+            raise _Invalid(key, f"range {value!r} is {length} days long; is a year mistyped?")
+        return {first + dt.timedelta(days=n) for n in range(length)}
+    if not isinstance(value, str | dt.date):
+        raise _Invalid(key, f'expected a date "YYYY-MM-DD" or range "start..end", got {value!r}')
+    return {_date(value, key)}
+
+
+def _working_time(table: Mapping[str, Any]) -> WorkingTime:
+    """The [working_time] table, each key defaulted."""
+    section = "working_time"
+    _only_keys(table, section, {"timezone", "day_starts", "day_ends", "bank_holidays", "closures"})
+    defaults = WorkingTime()
+    timezone = _string(table.get("timezone", defaults.timezone), f"{section}.timezone")
+    try:
+        zone_of(timezone)
+    except ValueError as exc:
+        raise _Invalid(f"{section}.timezone", str(exc)) from None
+    starts = _time(table.get("day_starts", defaults.day_starts), f"{section}.day_starts")
+    ends = _time(table.get("day_ends", defaults.day_ends), f"{section}.day_ends")
+    if ends <= starts:
+        problem = f"the working day must end after it starts ({starts:%H:%M}), got {ends:%H:%M}"
+        raise _Invalid(f"{section}.day_ends", problem)
+    region_text = _string(table.get("bank_holidays", defaults.region), f"{section}.bank_holidays")
+    try:
+        region = normalise_region(region_text)
+    except ValueError as exc:
+        raise _Invalid(f"{section}.bank_holidays", str(exc)) from None
+    entries = table.get("closures", [])
+    if not isinstance(entries, list):
+        raise _Invalid(f"{section}.closures", f"expected a list [...], got {entries!r}")
+    closures: set[dt.date] = set()
+    for number, entry in enumerate(entries, start=1):
+        closures |= _closure_dates(entry, f"{section}.closures[{number}]")
+    return WorkingTime(timezone, starts, ends, region, frozenset(closures))
+
+
+def _agencies(entries: Any) -> tuple[Agency, ...]:
+    """The [[agencies]] tables, in file order; `agencies[N]` counts them from 1."""
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+        raise _Invalid(
+            "agencies", "expected [[agencies]] tables, each with name and respond_within"
+        )
+    if not entries:
+        raise _Invalid("agencies", "no agencies listed; leave the key out to use the defaults")
+    agencies: list[Agency] = []
+    seen: dict[str, int] = {}
+    for number, entry in enumerate(entries, start=1):
+        section = f"agencies[{number}]"
+        _only_keys(entry, section, {"name", "respond_within"})
+        for required in ("name", "respond_within"):
+            if required not in entry:
+                raise _Invalid(f"{section}.{required}", "missing")
+        name = _string(entry["name"], f"{section}.name").strip()
+        if not name:
+            raise _Invalid(f"{section}.name", "must not be empty")
+        if name.casefold() in seen:
+            problem = f"{name!r} is listed twice (also agencies[{seen[name.casefold()]}])"
+            raise _Invalid(f"{section}.name", problem)
+        seen[name.casefold()] = number
+        text = _string(entry["respond_within"], f"{section}.respond_within")
+        try:
+            timescale = Timescale.parse(text)
+        except ValueError as exc:
+            raise _Invalid(f"{section}.respond_within", f"{name!r}: {exc}") from None
+        agencies.append(Agency(name, timescale))
+    return tuple(agencies)
+
+
+def _positive_number(table: Mapping[str, Any], key: str, default: float) -> float:
+    """A number greater than zero, from the table's last dotted part of `key`."""
+    value = table.get(key.rpartition(".")[2], default)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not (math.isfinite(value) and value > 0)
+    ):
+        raise _Invalid(key, f"expected a number greater than 0, got {value!r}")
+    return float(value)
+
+
+def _positive_whole(table: Mapping[str, Any], key: str, default: int) -> int:
+    """A whole number of at least 1, from the table's last dotted part of `key`."""
+    value = table.get(key.rpartition(".")[2], default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _Invalid(key, f"expected a whole number of at least 1, got {value!r}")
+    return value
