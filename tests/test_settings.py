@@ -102,6 +102,8 @@ def test_manifest_declares_what_vigil_uses() -> None:
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     # chat.postMessage/update, conversations.open/history, users.lookupByEmail:
     assert {"commands", "chat:write", "im:write", "im:history", "users:read.email"} <= scopes
+    assert {"openid", "email", "profile"} <= set(manifest["oauth_config"]["scopes"]["user"])
+    assert manifest["oauth_config"]["redirect_urls"][0].endswith("/auth/slack/callback")
     settings = manifest["settings"]
     interactivity = settings["interactivity"]
     assert interactivity["is_enabled"] is True
