@@ -19,11 +19,12 @@ import aiohttp
 import structlog
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import text
-from store.school_config import SchoolConfig, SchoolConfigError, load_school_config
 
 from bot.settings import DEFAULT_CONFIG, ConfigError, Settings
 from bot.tasks import TaskTracker
@@ -39,6 +40,7 @@ from store.catalogue import Catalogue
 from store.crypto import Cipher
 from store.db import create_engine, session_factory, transaction
 from store.models import utcnow
+from store.school_config import SchoolConfig, SchoolConfigError, load_school_config
 
 log = structlog.get_logger(__name__)
 
@@ -93,6 +95,7 @@ class VigilServer:
             clock=clock,
         )
         self.scheduler: AsyncIOScheduler | None = None
+        self._verifier = SignatureVerifier(settings.slack_signing_secret or "")
         self.bolt = AsyncApp(
             client=self.client,
             signing_secret=settings.slack_signing_secret,
@@ -145,7 +148,24 @@ class VigilServer:
         return app
 
     async def _slack_events(self, request: web.Request) -> web.Response:
-        bolt_request = await to_bolt_request(request)
+        # Signature first (401), then shape (400): Bolt would parse before verifying.
+        raw = await request.read()
+        try:
+            text_body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return web.Response(status=400, text="malformed request")
+        if not self._verifier.is_valid_request(text_body, dict(request.headers)):
+            return web.Response(status=401, text="invalid request signature")
+        try:
+            bolt_request = AsyncBoltRequest(
+                body=text_body,
+                query=request.query_string,
+                headers=request.headers,  # type: ignore[arg-type]
+            )
+        except (ValueError, AttributeError, TypeError):  # not JSON, or not a Slack shape
+            return web.Response(status=400, text="malformed request")
+        if not isinstance(bolt_request.body, dict) or not bolt_request.body:
+            return web.Response(status=400, text="malformed request")
         bolt_response = await self.bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 

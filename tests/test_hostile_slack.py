@@ -1,0 +1,130 @@
+"""Hostile input at the Slack endpoint: refused with the right status, nothing stored."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import urllib.parse
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.harness import Harness
+from store import workspaces
+from store.models import Incident, OutboxMessage, Pupil, ReadReceipt
+
+TEACHER = "U0TCHPATEL"
+
+
+async def stored(harness: Harness) -> tuple[int, int]:
+    async with harness.server.factory() as db:
+        incidents = await db.scalar(select(func.count()).select_from(Incident))
+        messages = await db.scalar(select(func.count()).select_from(OutboxMessage))
+    return int(incidents or 0), int(messages or 0)
+
+
+async def signed(harness: Harness, body: bytes, content_type: str) -> tuple[int, str]:
+    """Sent with a correct signature, computed over the raw bytes (even if not UTF-8)."""
+    now = int(time.time())
+    secret = (harness.settings.slack_signing_secret or "").encode()
+    digest = hmac.new(secret, b"v0:%d:" % now + body, hashlib.sha256).hexdigest()
+    response = await harness.slack.send_raw(
+        body, content_type=content_type, timestamp=now, signature=f"v0={digest}"
+    )
+    return response.status, response.body
+
+
+async def test_a_replayed_request_outside_five_minutes_is_refused(school: Harness) -> None:
+    body = urllib.parse.urlencode(
+        {"team_id": "T0LARKSPUR", "user_id": TEACHER, "command": "/concern", "trigger_id": "1.2.x"}
+    ).encode()
+    old = int(time.time()) - 301
+    response = await school.slack.send_raw(
+        body,
+        content_type="application/x-www-form-urlencoded",
+        timestamp=old,
+        signature=school.slack.sign(body, old),
+    )
+    assert response.status == 401
+
+
+async def test_a_one_megabyte_body_is_refused(school: Harness) -> None:
+    body = b"payload=" + b"x" * (1024 * 1024)
+    status, _ = await signed(school, body, "application/x-www-form-urlencoded")
+    assert status == 413
+    assert await stored(school) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"payload=%7Bnot-json", b"payload=%5B1%2C2%5D", b"payload=", b"\xff\xfe\x00garbage"],
+    ids=["broken-json", "json-list", "empty", "binary"],
+)
+async def test_malformed_payloads_do_not_crash_or_store(school: Harness, body: bytes) -> None:
+    status, _ = await signed(school, body, "application/x-www-form-urlencoded")
+    assert status in (400, 401, 403, 404)
+    assert await stored(school) == (0, 0)
+    unsigned = await school.slack.send_raw(b"x", content_type="text/plain", signature="")
+    assert unsigned.status == 401  # still serving, still checking signatures first
+
+
+async def test_unknown_callback_and_action_ids_are_answered_without_effect(school: Harness) -> None:
+    view = await school.open_concern(TEACHER)
+    forged = dict(view, callback_id="something_else")
+    school.standin.views[view["id"]] = forged
+    response = await school.slack.view_submission(TEACHER, view=forged, values={})
+    assert response.status == 404
+    response = await school.slack.block_actions(
+        TEACHER, action_id="no_such_action", block_id="nowhere", value="1", view=view
+    )
+    assert response.status == 404
+    assert await stored(school) == (0, 0)
+    async with school.server.factory() as db:
+        assert await db.scalar(select(func.count()).select_from(ReadReceipt)) == 0
+
+
+async def test_a_pupil_id_from_another_workspace_is_refused(school: Harness) -> None:
+    async with school.server.factory() as db, db.begin():
+        other = await workspaces.ensure(db, team_id="T0OTHER", name="Another School")
+        stranger = Pupil(
+            workspace_id=other.id,
+            upn="Y123456789012",
+            forename="Quenby",
+            surname="Outsider",
+            date_of_birth=__import__("datetime").date(2017, 1, 1),
+            year_group="3",
+            registration_group="3A",
+            search_text=" quenby outsider ",
+        )
+        db.add(stranger)
+        await db.flush()
+        stranger_id = stranger.id
+    view = await school.open_concern(TEACHER)
+    response = await school.slack.view_submission(
+        TEACHER,
+        view=view,
+        values={
+            "pupil": {"text": "Quenby Outsider", "value": str(stranger_id)},
+            "narrative": "x",
+            "categories": ["Behaviour"],
+            "parents_contacted": "yes",
+        },
+    )
+    assert response.json and "pupil" in response.json["errors"]
+    assert await stored(school) == (0, 0)
+
+
+async def test_a_json_body_pretending_to_be_an_event_from_another_team(school: Harness) -> None:
+    body = json.dumps(
+        {
+            "type": "event_callback",
+            "team_id": "T0STRANGER",
+            "event_id": "Ev1",
+            "event": {"type": "app_home_opened", "user": TEACHER, "tab": "home"},
+        }
+    )
+    status, _ = await signed(school, body.encode(), "application/json")
+    assert status == 403
+    assert school.standin.calls_to("views.publish") == []
