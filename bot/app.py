@@ -9,9 +9,11 @@ connections, in-flight requests and listener work finish, the worker finishes it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import gc
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,12 +98,15 @@ class VigilServer:
         )
         self.scheduler: AsyncIOScheduler | None = None
         self._verifier = SignatureVerifier(settings.slack_signing_secret or "")
-        self.bolt = AsyncApp(
-            client=self.client,
-            signing_secret=settings.slack_signing_secret,
-            process_before_response=True,  # no ack polling; slow work is spawned
-            logger=None,
-        )
+        # Bolt turns itself into an OAuth installer when it sees SLACK_CLIENT_ID and
+        # SLACK_CLIENT_SECRET in the environment; Vigil uses them only for the web sign-in.
+        with _hidden_from_environment("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):
+            self.bolt = AsyncApp(
+                client=self.client,
+                signing_secret=settings.slack_signing_secret,
+                process_before_response=True,  # no ack polling; slow work is spawned
+                logger=None,
+            )
         self.deps = Deps(
             factory=self.factory,
             teams=self.teams,
@@ -259,6 +264,15 @@ class VigilServer:
     @property
     def url(self) -> str:
         return f"http://{self.settings.host}:{self.port}"
+
+
+@contextlib.contextmanager
+def _hidden_from_environment(*names: str) -> Iterator[None]:
+    saved = {name: os.environ.pop(name) for name in names if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def load_school(settings: Settings) -> SchoolConfig:

@@ -100,8 +100,9 @@ class Staff(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
+    # Loaded only where needed (the roster import): not on every staff row a page reads.
     classes: Mapped[list[StaffClass]] = relationship(
-        back_populates="staff", cascade="all, delete-orphan", lazy="selectin"
+        back_populates="staff", cascade="all, delete-orphan", lazy="raise"
     )
 
     @property

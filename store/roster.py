@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from store.access import ROLES
 from store.db import SessionFactory, transaction
@@ -653,7 +654,10 @@ async def _lookup_all(
 async def _existing_staff(session: AsyncSession, workspace_id: int) -> dict[str, Staff]:
     """Every member of staff of the workspace by lower-cased email (classes loaded)."""
     result = await session.scalars(
-        select(Staff).where(Staff.workspace_id == workspace_id).order_by(Staff.id)
+        select(Staff)
+        .where(Staff.workspace_id == workspace_id)
+        .order_by(Staff.id)
+        .options(selectinload(Staff.classes))
     )
     return {staff.email.lower(): staff for staff in result.all()}
 

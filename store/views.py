@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, selectinload
 
 from store import audit
 from store.access import is_keyholder
@@ -212,10 +212,16 @@ async def unread_alert_ids(session: AsyncSession, *, incident_id: int, staff_id:
 
 
 async def staff_in_workspace(
-    session: AsyncSession, *, workspace_id: int, active_only: bool = True
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    active_only: bool = True,
+    with_classes: bool = False,
 ) -> list[Staff]:
     """Staff of the school by name (for pickers and the staff list)."""
     query = select(Staff).where(Staff.workspace_id == workspace_id)
+    if with_classes:
+        query = query.options(selectinload(Staff.classes))
     if active_only:
         query = query.where(Staff.active.is_(True))
     return list(await session.scalars(query.order_by(Staff.name, Staff.id)))
@@ -238,7 +244,9 @@ class StaffRow:
 
 async def staff_overview(session: AsyncSession, *, workspace_id: int) -> list[StaffRow]:
     """Everyone on the roster with whether they have an authenticator."""
-    people = await staff_in_workspace(session, workspace_id=workspace_id, active_only=False)
+    people = await staff_in_workspace(
+        session, workspace_id=workspace_id, active_only=False, with_classes=True
+    )
     if not people:
         return []
     enrolments = dict(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from store.db import SessionFactory, transaction
 from store.models import Pupil, Staff, StaffClass
@@ -55,7 +56,11 @@ async def pupils_of(factory: SessionFactory, workspace_id: int) -> dict[str, Pup
 
 async def staff_of(factory: SessionFactory, workspace_id: int) -> dict[str, Staff]:
     async with factory() as session:
-        rows = await session.scalars(select(Staff).where(Staff.workspace_id == workspace_id))
+        rows = await session.scalars(
+            select(Staff)
+            .where(Staff.workspace_id == workspace_id)
+            .options(selectinload(Staff.classes))
+        )
         return {s.email: s for s in rows.all()}
 
 

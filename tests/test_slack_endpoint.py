@@ -6,6 +6,7 @@ import json
 import logging
 import time
 import urllib.parse
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -163,3 +164,15 @@ async def test_web_view_logs_no_pupil_name_narrative_or_action_text(
     assert "incident" in everything  # the web view did log
     for secret in (pupil.forename, pupil.surname, pupil.upn, "Marisol", "shed", "aunt"):
         assert secret.lower() not in everything.lower(), secret
+
+
+async def test_sign_in_with_slack_settings_in_the_environment_leave_slack_working(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Bolt would otherwise read these and turn into an OAuth installer, refusing commands.
+    monkeypatch.setenv("SLACK_CLIENT_ID", "1234.5678")
+    monkeypatch.setenv("SLACK_CLIENT_SECRET", "standin-client-secret")
+    async with Harness(database_url=db_url) as harness:
+        await harness.seed_school(tmp_path)
+        view = await harness.open_concern(TEACHER)
+        assert view["callback_id"] == "concern_submit"
