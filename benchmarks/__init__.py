@@ -1,9 +1,25 @@
 """Vigil's benchmarks (DESIGN §10): `python -m benchmarks --help`.
 
-In-process use: ``report = await benchmarks.run(benchmarks.Options.quick_run())``.
+Programmatic use: ``report = await benchmarks.run(benchmarks.Options.quick_run())``.
+
+The names are imported lazily, so `python -m benchmarks.floor` (a floor server's own
+process) loads only the frameworks, not Vigil.
 """
 
-from benchmarks.report import format_table
-from benchmarks.runner import Options, run
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["Options", "format_table", "run"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "format_table":
+        from benchmarks.report import format_table
+
+        return format_table
+    if name in ("Options", "run"):
+        from benchmarks import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module 'benchmarks' has no attribute {name!r}")

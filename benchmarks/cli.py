@@ -1,4 +1,4 @@
-"""`python -m benchmarks`: measure the Slack paths of DESIGN §10 against the stand-in."""
+"""`python -m benchmarks`: measure DESIGN §10's Slack paths and web view page."""
 
 from __future__ import annotations
 
@@ -8,40 +8,65 @@ import sys
 from pathlib import Path
 
 from benchmarks.report import format_table
-from benchmarks.runner import DEFAULT_JSON, Options, run
+from benchmarks.runner import DEFAULT_JSON, SCENARIO_GROUPS, Options, run
+
+
+def _scenarios(value: str) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    unknown = [name for name in chosen if name not in SCENARIO_GROUPS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"choose from {','.join(SCENARIO_GROUPS)} (comma-separated), not {value!r}"
+        )
+    return chosen
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description=(
-            "Benchmark Vigil's Slack paths on 127.0.0.1 against the Slack stand-in, beside a "
-            "bare Bolt app (the floor). Prints a table and writes a JSON report."
+            "Benchmark Vigil on 127.0.0.1: `vigil serve` in its own process against the "
+            "Slack stand-in, beside bare-framework floors in their own processes. Prints a "
+            "table and writes a JSON report."
         ),
     )
     parser.add_argument(
         "--database",
         default="sqlite",
         help="sqlite (temporary file, default), postgresql (temporary database on "
-        "postgres@127.0.0.1:5432, dropped afterwards) or a database URL",
+        "postgres@127.0.0.1:5432, dropped afterwards) or the URL of an empty database",
     )
-    parser.add_argument("--requests", type=int, help="measured requests per scenario (400)")
-    parser.add_argument("--concurrency", type=int, help="concurrent simulated users (20)")
+    parser.add_argument(
+        "--scenarios",
+        type=_scenarios,
+        default=SCENARIO_GROUPS,
+        help="which groups to run: slack, web or slack,web (default)",
+    )
+    parser.add_argument("--requests", type=int, help="measured requests per Slack scenario (400)")
+    parser.add_argument("--concurrency", type=int, help="concurrent Slack users (20)")
     parser.add_argument("--pupils", type=int, help="pupils on the roster (2000)")
-    parser.add_argument("--warmup", type=int, help="warm-up requests per scenario (20)")
+    parser.add_argument("--warmup", type=int, help="warm-up requests per Slack scenario (20)")
     parser.add_argument("--alert-runs", type=int, help="30-alert repetitions (3)")
     parser.add_argument("--rate-limited-runs", type=int, help="30-alert runs under 429s (2)")
-    parser.add_argument("--seed", type=int, help="random seed for queries and forms")
+    parser.add_argument("--incidents", type=int, help="incidents stored for the web view (100000)")
+    parser.add_argument("--web-requests", type=int, help="measured incident pages (2000)")
+    parser.add_argument("--web-concurrency", type=int, help="concurrent web clients (50)")
+    parser.add_argument("--web-warmup", type=int, help="warm-up incident pages (100)")
+    parser.add_argument("--seed", type=int, help="random seed for queries, forms and data")
     parser.add_argument(
         "--json", type=Path, default=DEFAULT_JSON, help=f"report path (default {DEFAULT_JSON})"
     )
-    parser.add_argument("--quick", action="store_true", help="small numbers for a smoke run")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument(
-        "--gc-freeze",
+        "--quick",
         action="store_true",
-        help="experiment: gc.freeze() once everything has started (Vigil does not do this)",
+        help="small numbers for a smoke run (2000 incidents, 10 web clients, 30 requests)",
     )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run Vigil and the floors inside the benchmark process (the old arrangement)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
     given = {
         name: value
@@ -52,15 +77,20 @@ def parse_args(argv: list[str] | None = None) -> Options:
             ("warmup", args.warmup),
             ("alert_runs", args.alert_runs),
             ("rate_limited_runs", args.rate_limited_runs),
+            ("incidents", args.incidents),
+            ("web_requests", args.web_requests),
+            ("web_concurrency", args.web_concurrency),
+            ("web_warmup", args.web_warmup),
             ("seed", args.seed),
         )
         if value is not None
     }
     common = {
         "database": args.database,
+        "scenarios": args.scenarios,
         "json_path": args.json,
         "progress": not args.quiet,
-        "gc_freeze": args.gc_freeze,
+        "in_process": args.in_process,
     }
     if args.quick:
         return Options.quick_run(**common, **given)
@@ -69,6 +99,11 @@ def parse_args(argv: list[str] | None = None) -> Options:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
+    try:
+        options.check()
+    except ValueError as error:
+        print(f"python -m benchmarks: {error}", file=sys.stderr)
+        return 2
     report = asyncio.run(run(options))
     print(format_table(report))
     if options.json_path is not None:

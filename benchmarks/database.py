@@ -1,5 +1,9 @@
 """The database a benchmark runs on: a temporary SQLite file, a temporary PostgreSQL
-database (created, migrated, dropped afterwards) or a URL given by the user."""
+database (created, dropped afterwards) or a URL given by the user.
+
+The schema is not created here: the runner runs `vigil db upgrade` against it, as a
+school does.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-from store.db import create_engine
-from store.migrate import upgrade
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -46,23 +47,14 @@ async def _admin(sql: str) -> None:
         await connection.close()
 
 
-async def migrate(url: str) -> None:
-    engine = create_engine(url)
-    try:
-        await upgrade(engine)
-    finally:
-        await engine.dispose()
-
-
 @asynccontextmanager
 async def benchmark_database(
     choice: str, *, workdir: Path | None = None
 ) -> AsyncIterator[Database]:
-    """Yield a migrated database for `choice` ("sqlite", "postgresql" or a URL)."""
+    """Yield a database for `choice` ("sqlite", "postgresql" or a URL of an empty one)."""
     if choice == "sqlite":
         with tempfile.TemporaryDirectory(prefix="vigil-bench-", dir=workdir) as directory:
             url = f"sqlite+aiosqlite:///{Path(directory) / 'vigil.db'}"
-            await migrate(url)
             yield Database(url=url, backend="sqlite", temporary=True)
         return
     if choice == "postgresql":
@@ -71,7 +63,6 @@ async def benchmark_database(
         try:
             base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
             url = _sqlalchemy_url(f"{base}/{name}")
-            await migrate(url)
             yield Database(url=url, backend="postgresql", temporary=True)
         finally:
             await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -82,7 +73,6 @@ async def benchmark_database(
             "--database must be sqlite, postgresql, or a sqlite+aiosqlite:// or "
             "postgresql+asyncpg:// URL"
         )
-    await migrate(url)
     yield Database(
         url=url, backend="sqlite" if url.startswith("sqlite") else "postgresql", temporary=False
     )

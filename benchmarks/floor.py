@@ -1,23 +1,31 @@
-"""The framework floor: a bare Bolt app on the same machinery as Vigil.
+"""The framework floors (DESIGN §10): what the bare frameworks cost on this machine.
 
-Same `AsyncApp(process_before_response=True)`, same aiohttp adapter and server settings as
-`bot.app.VigilServer`, same Slack stand-in, same signed requests from the same simulator
-class. It does the least each request type allows: ack (and, for the slash command, one
-`views.open` of a constant tiny view), so Vigil's figures can be read as a ratio to it.
+- ``bolt``: a Bolt ``AsyncApp(process_before_response=True)`` on the same aiohttp server
+  settings as ``bot.app.VigilServer``, pointed at the same Slack stand-in and receiving
+  the same signed requests. It does the least each request type allows: ack (and, for the
+  slash command, one ``views.open`` of a constant tiny view).
+- ``web``: a bare aiohttp handler that returns a constant HTML page of a given size for
+  ``GET /incidents/{number}`` (the web view's incident page without any of its work).
+
+Each runs as a process of its own, like Vigil (``python -m benchmarks.floor bolt|web
+--port P …``), and answers ``GET /healthz`` once it is ready. Nothing from Vigil is
+imported here, so the floor's process holds only the frameworks.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import gc
+import signal
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_bolt.async_app import AsyncAck, AsyncApp
-from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import MAX_BODY, SLACK_PATH
-from bot.standin import SlackStandIn
-from handlers.concern_modal import CALLBACK_ID, PUPIL_SEARCH
+SLACK_PATH = "/slack/events"  # bot.app.SLACK_PATH
+MAX_BODY = 1024 * 1024  # bot.app.MAX_BODY
 
 TINY_VIEW: dict[str, Any] = {
     "type": "modal",
@@ -30,54 +38,146 @@ CONSTANT_OPTIONS: list[dict[str, Any]] = [
 ]
 
 
-class FloorServer:
-    """A bare Bolt app served by aiohttp on 127.0.0.1, pointed at the stand-in."""
+async def _healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
 
-    def __init__(self, *, standin: SlackStandIn, signing_secret: str, command: str) -> None:
-        self.bolt = AsyncApp(
-            signing_secret=signing_secret,
-            client=AsyncWebClient(token=standin.bot_token, base_url=standin.api_url),
-            process_before_response=True,
-        )
 
-        @self.bolt.command(command)
-        async def command_floor(
-            ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
-        ) -> None:
-            await ack()
-            await client.views_open(trigger_id=body["trigger_id"], view=TINY_VIEW)
+def bolt_app(
+    *,
+    signing_secret: str,
+    token: str,
+    api_url: str,
+    command: str,
+    callback_id: str,
+    options_action_id: str,
+) -> web.Application:
+    """A bare Bolt app that only acks, served at /slack/events."""
+    from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+    from slack_bolt.async_app import AsyncAck, AsyncApp
+    from slack_sdk.web.async_client import AsyncWebClient
 
-        @self.bolt.options(PUPIL_SEARCH)
-        async def options_floor(ack: AsyncAck) -> None:
-            await ack(options=CONSTANT_OPTIONS)
+    client = AsyncWebClient(token=token, base_url=api_url)
+    bolt = AsyncApp(
+        signing_secret=signing_secret,
+        client=client,
+        process_before_response=True,
+        logger=None,
+    )
 
-        @self.bolt.view(CALLBACK_ID)
-        async def submission_floor(ack: AsyncAck) -> None:
-            await ack()
+    @bolt.command(command)
+    async def command_floor(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        await client.views_open(trigger_id=body["trigger_id"], view=TINY_VIEW)
 
-        app = web.Application(client_max_size=MAX_BODY)
-        app.router.add_post(SLACK_PATH, self._slack_events)
-        self._app = app
-        self._runner: web.AppRunner | None = None
-        self.port: int | None = None
+    @bolt.options(options_action_id)
+    async def options_floor(ack: AsyncAck) -> None:
+        await ack(options=CONSTANT_OPTIONS)
 
-    async def _slack_events(self, request: web.Request) -> web.Response:
-        bolt_request = await to_bolt_request(request)
-        bolt_response = await self.bolt.async_dispatch(bolt_request)
+    @bolt.view(callback_id)
+    async def submission_floor(ack: AsyncAck) -> None:
+        await ack()
+
+    async def slack_events(request: web.Request) -> web.Response:
+        bolt_response = await bolt.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 
-    async def start(self) -> None:
-        self._runner = web.AppRunner(self._app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    async def share_session(app: web.Application) -> Any:
+        # As Vigil does: one connection pool for every Slack call.
+        import aiohttp
 
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        client.session = session
+        yield
+        await session.close()
 
-    @property
-    def events_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{SLACK_PATH}"
+    app = web.Application(client_max_size=MAX_BODY)
+    app.router.add_post(SLACK_PATH, slack_events)
+    app.router.add_get("/healthz", _healthz)
+    app.cleanup_ctx.append(share_session)
+    return app
+
+
+def web_page(size: int) -> bytes:
+    """A constant HTML page of `size` bytes (at least a minimal document)."""
+    head = b"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Floor</title>"
+    head += b"</head><body><h1>Concern</h1><p>"
+    tail = b"</p></body></html>"
+    filler = max(0, size - len(head) - len(tail))
+    return (
+        head
+        + (b"The quick brown fox jumps over the lazy dog. " * (filler // 45 + 1))[:filler]
+        + tail
+    )
+
+
+def web_app(*, size: int) -> web.Application:
+    """A bare aiohttp handler answering GET /incidents/{number} with a constant page."""
+    body = web_page(size)
+
+    async def incident(_request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="text/html", charset="utf-8")
+
+    app = web.Application(client_max_size=MAX_BODY)
+    app.router.add_get("/incidents/{number}", incident)
+    app.router.add_get("/healthz", _healthz)
+    return app
+
+
+async def start_site(app: web.Application, *, port: int) -> web.AppRunner:
+    """Serve `app` on 127.0.0.1:`port` with Vigil's server settings (no access log)."""
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
+async def _serve(app: web.Application, port: int) -> None:
+    runner = await start_site(app, port=port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    gc.collect()
+    gc.freeze()  # as Vigil does once started
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.floor")
+    kinds = parser.add_subparsers(dest="kind", required=True)
+    bolt = kinds.add_parser("bolt", help="a bare Bolt app that acks")
+    bolt.add_argument("--port", type=int, required=True)
+    bolt.add_argument("--signing-secret", required=True)
+    bolt.add_argument("--token", required=True)
+    bolt.add_argument("--api-url", required=True)
+    bolt.add_argument("--command", default="/concern")
+    bolt.add_argument("--callback-id", default="concern_submit")
+    bolt.add_argument("--options-action-id", default="pupil_search")
+    page = kinds.add_parser("web", help="a bare aiohttp handler returning a constant page")
+    page.add_argument("--port", type=int, required=True)
+    page.add_argument("--size", type=int, default=8000, help="page size in bytes")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.kind == "bolt":
+        app = bolt_app(
+            signing_secret=args.signing_secret,
+            token=args.token,
+            api_url=args.api_url,
+            command=args.command,
+            callback_id=args.callback_id,
+            options_action_id=args.options_action_id,
+        )
+    else:
+        app = web_app(size=args.size)
+    asyncio.run(_serve(app, args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,5 +1,8 @@
 """Load generation: a timing Slack simulator and a bounded concurrent driver.
 
+The load generator runs in the benchmark process (with the Slack stand-in); the servers
+it drives run in processes of their own (`benchmarks.processes`).
+
 `TimedSimulator` is the project's `SlackSimulator` (same payloads, same signing, same
 aiohttp client); it only notes when each request left and when its answer was read, so a
 latency excludes building the payload (e.g. deep-copying a view) but includes signing.
@@ -67,7 +70,8 @@ class TimedSimulator(SlackSimulator):
 
 
 class GcWatch:
-    """Records the garbage collector's pauses (gc.callbacks), to explain latency tails."""
+    """Records the garbage collector's pauses (gc.callbacks) in the benchmark process
+    (load generator and stand-in), whose pauses add to the latencies it measures."""
 
     def __init__(self) -> None:
         self.pauses: list[tuple[int, float]] = []  # (generation, seconds)
@@ -116,7 +120,8 @@ class DriveResult(Generic[T]):
     errors: list[str] = field(default_factory=list)
     wall_s: float = 0.0
     gc: dict[str, float] = field(default_factory=dict)
-    cpu_s: float = 0.0
+    cpu_s: float = 0.0  # the server's CPU time (see `drive`'s `server_cpu`)
+    bench_cpu_s: float = 0.0  # this process's: load generator and Slack stand-in
 
 
 async def drive(
@@ -126,6 +131,7 @@ async def drive(
     *,
     offset: int = 0,
     timeout: float = REQUEST_TIMEOUT_S,
+    server_cpu: Callable[[], float] | None = None,
 ) -> DriveResult[T]:
     """Run requests `offset .. offset+total-1` from `len(users)` concurrent users.
 
@@ -150,11 +156,14 @@ async def drive(
                     result.errors.append(f"{type(error).__name__}: {error}"[:300])
 
     mark = GC.mark()
-    cpu = time.process_time()
+    bench_cpu = time.process_time()
+    server_before = server_cpu() if server_cpu is not None else 0.0
     started = time.perf_counter()
     await asyncio.gather(*(user_loop(p, user) for p, user in enumerate(users)))
     result.wall_s = time.perf_counter() - started
-    result.cpu_s = time.process_time() - cpu
+    result.bench_cpu_s = time.process_time() - bench_cpu
+    if server_cpu is not None:
+        result.cpu_s = server_cpu() - server_before
     result.gc = GC.since(mark)
     if error_count > len(result.errors):
         result.errors.append(f"... and {error_count - len(result.errors)} more")

@@ -2,7 +2,9 @@
 
 Each scenario warms up, then sends `total` signed requests from concurrent simulated users
 (one request in flight per user) and returns latency samples in seconds. The same
-functions drive the bare Bolt floor (`benchmarks.floor`) with the floor's simulator.
+functions drive the bare Bolt floor (`benchmarks.floor`) through a `SlackTarget` of its
+own. The server runs in another process: what it stored is read through the benchmark's
+own connection to the same database, never through the server's objects.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,12 +22,12 @@ from sqlalchemy import func, select
 
 from benchmarks.load import DriveResult, TimedSimulator, drive, last_timing
 from bot.demo_school import FORENAMES, SURNAMES, DemoPupil, DemoStaff
-from bot.harness import Harness
 from bot.standin import RecordedCall, SlackStandIn
 from handlers.concern_modal import PUPIL_SEARCH
 from scheduler.delivery import METADATA_TYPE
 from store import outbox
 from store.access import is_keyholder
+from store.db import SessionFactory
 from store.incidents import MAX_ALSO_ALERT
 from store.models import Incident, OutboxMessage
 
@@ -43,10 +45,30 @@ SAFE_CATEGORIES = ("Well-being", "Behaviour", "Attendance", "Medical", "Parent c
 ALERTED = 30  # DESIGN §10: "submission → all 30 alerts delivered"
 RATE_LIMIT_PER_SECOND = 10.0  # the stand-in's chat.postMessage limit in the 429 runs
 MAX_RUN_S = 3600.0  # no background loop of the benchmark outlives an hour
+SETTLE_S = 0.2  # lets a server finish work it spawned after answering (e.g. tailoring a modal)
 
 
 class BenchmarkError(AssertionError):
     """Vigil (or the floor) answered something a correct run never produces."""
+
+
+@dataclass
+class SlackTarget:
+    """A server the Slack scenarios drive: its simulator, the stand-in it calls, how to
+    read its CPU time and (Vigil only) the benchmark's own session factory on its
+    database."""
+
+    sim: TimedSimulator
+    standin: SlackStandIn
+    command: str
+    cpu: Callable[[], float]
+    factory: SessionFactory | None = None
+
+    @property
+    def db(self) -> SessionFactory:
+        if self.factory is None:
+            raise BenchmarkError("this target has no database")
+        return self.factory
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -71,6 +93,19 @@ async def open_view(sim: TimedSimulator, standin: SlackStandIn, user: str, comma
         raise BenchmarkError(f"no successful views.open for {command} ({call and call.describe()})")
     assert call.response is not None
     return standin.views[call.response["view"]["id"]]
+
+
+async def pick_pupil(
+    sim: TimedSimulator, user: str, view: dict[str, Any], query: str
+) -> dict[str, Any]:
+    """Type into the pupil typeahead and take the first option."""
+    response = await sim.block_suggestion(
+        user, view=view, action_id=PUPIL_SEARCH, block_id="pupil", value=query
+    )
+    options = (response.json or {}).get("options") or []
+    if response.status != 200 or not options:
+        raise BenchmarkError(f"no pupil matches {query!r} ({response.status})")
+    return options[0]
 
 
 def typeahead_queries(pupils: Sequence[DemoPupil], count: int, rng: random.Random) -> list[str]:
@@ -113,7 +148,26 @@ class Measured:
     errors: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     gc: dict[str, float] = field(default_factory=dict)
-    cpu_s: float = 0.0  # process CPU time (all threads) during the measured phase
+    cpu_s: float = 0.0  # the server process's CPU time (all threads) in the measured phase
+    bench_cpu_s: float = 0.0  # the benchmark process's (load generator + stand-in)
+
+    @classmethod
+    def of(
+        cls,
+        result: DriveResult[Any],
+        latencies: list[float],
+        errors: list[str],
+        extra: dict[str, Any] | None = None,
+    ) -> Measured:
+        return cls(
+            latencies,
+            result.wall_s,
+            errors,
+            extra or {},
+            result.gc,
+            result.cpu_s,
+            result.bench_cpu_s,
+        )
 
 
 class StandInJanitor:
@@ -184,19 +238,14 @@ async def wait_views_open(standin: SlackStandIn, trigger_id: str) -> RecordedCal
 
 
 async def slash_command(
-    sim: TimedSimulator,
-    standin: SlackStandIn,
-    users: Sequence[str],
-    *,
-    command: str,
-    total: int,
-    warmup: int,
+    target: SlackTarget, users: Sequence[str], *, total: int, warmup: int
 ) -> tuple[Measured, Measured]:
     """C users type /concern; (views.open received, HTTP answered) latencies.
 
     With `process_before_response` the listener has called views.open before the ack
     goes back, so the matching call (by trigger_id) is looked up once the answer is in.
     """
+    sim, standin, command = target.sim, target.standin, target.command
 
     async def one(user: str, _index: int) -> tuple[float, float]:
         response = await sim.slash_command(user, command=command)
@@ -210,15 +259,11 @@ async def slash_command(
         return call.at - timing.sent_monotonic, timing.http_s
 
     warm = await drive(users, warmup, one)
-    result = await drive(users, total, one, offset=warmup)
+    result = await drive(users, total, one, offset=warmup, server_cpu=target.cpu)
     errors = _errors(warm, result)
     return (
-        Measured(
-            [o for o, _ in result.samples], result.wall_s, errors, gc=result.gc, cpu_s=result.cpu_s
-        ),
-        Measured(
-            [h for _, h in result.samples], result.wall_s, errors, gc=result.gc, cpu_s=result.cpu_s
-        ),
+        Measured.of(result, [o for o, _ in result.samples], errors),
+        Measured.of(result, [h for _, h in result.samples], errors),
     )
 
 
@@ -226,7 +271,7 @@ async def slash_command(
 
 
 async def typeahead(
-    sim: TimedSimulator,
+    target: SlackTarget,
     views: dict[str, dict[str, Any]],
     queries: Sequence[str],
     *,
@@ -235,6 +280,7 @@ async def typeahead(
 ) -> Measured:
     """C users type into the pupil picker; HTTP round trips, options per answer checked."""
     users = list(views)
+    sim = target.sim
 
     async def one(user: str, index: int) -> tuple[float, int]:
         response = await sim.block_suggestion(
@@ -250,7 +296,7 @@ async def typeahead(
         return timing.http_s, len(response.json.get("options") or [])
 
     warm = await drive(users, warmup, one)
-    result = await drive(users, total, one, offset=warmup)
+    result = await drive(users, total, one, offset=warmup, server_cpu=target.cpu)
     counts = [n for _, n in result.samples]
     extra = {
         "max_options": max(counts, default=0),
@@ -258,14 +304,7 @@ async def typeahead(
         "mean_options": round(sum(counts) / len(counts), 1) if counts else 0,
         "all_within_100_options": all(n <= 100 for n in counts),
     }
-    return Measured(
-        [s for s, _ in result.samples],
-        result.wall_s,
-        _errors(warm, result),
-        extra,
-        result.gc,
-        result.cpu_s,
-    )
+    return Measured.of(result, [s for s, _ in result.samples], _errors(warm, result), extra)
 
 
 # -- 3. modal submission → answered ------------------------------------------------------
@@ -289,7 +328,7 @@ def submission_forms(
 
 
 async def submission(
-    sim: TimedSimulator,
+    target: SlackTarget,
     templates: dict[str, dict[str, Any]],
     forms: Sequence[dict[str, Any]],
     *,
@@ -304,34 +343,45 @@ async def submission(
     The floor receives exactly the same payloads.
     """
     users = list(templates)
+    sim = target.sim
 
     async def one(user: str, index: int) -> float:
         view = {**templates[user], "id": "V" + uuid.uuid4().hex[:10].upper()}
         return await _submit(sim, user, view, forms[index % len(forms)])
 
     warm = await drive(users, warmup, one)
-    result = await drive(users, total, one, offset=warmup)
-    return Measured(
-        list(result.samples), result.wall_s, _errors(warm, result), gc=result.gc, cpu_s=result.cpu_s
-    )
+    result = await drive(users, total, one, offset=warmup, server_cpu=target.cpu)
+    return Measured.of(result, list(result.samples), _errors(warm, result))
 
 
-async def incident_count(harness: Harness) -> int:
-    async with harness.server.factory() as session:
+async def incident_count(factory: SessionFactory) -> int:
+    async with factory() as session:
         return int(await session.scalar(select(func.count()).select_from(Incident)) or 0)
 
 
-async def wait_outbox_empty(harness: Harness, *, timeout: float) -> tuple[float, int]:
-    """Wait (bounded) until the delivery worker has nothing pending; (seconds, pending)."""
+async def sent_count(factory: SessionFactory) -> int:
+    """Outbox messages delivered so far."""
+    async with factory() as session:
+        return int(
+            await session.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.status == outbox.SENT)
+            )
+            or 0
+        )
+
+
+async def wait_outbox_empty(factory: SessionFactory, *, timeout: float) -> tuple[float, int]:
+    """Wait (bounded) until the server's worker has nothing pending; (seconds, pending)."""
     started = time.perf_counter()
     deadline = time.monotonic() + timeout
     pending = -1
     while time.monotonic() < deadline:
-        async with harness.server.factory() as session:
+        async with factory() as session:
             pending = await outbox.pending_count(session)
         if pending == 0:
             break
-        harness.server.worker.notify()
         await asyncio.sleep(0.05)
     return time.perf_counter() - started, pending
 
@@ -380,25 +430,25 @@ def _outbox_id(call: RecordedCall) -> int | None:
 
 
 async def alert_run(
-    harness: Harness, plan: AlertPlan, rng: random.Random, *, rate_limited: bool
+    target: SlackTarget, plan: AlertPlan, rng: random.Random, *, rate_limited: bool
 ) -> dict[str, Any]:
     """File one concern alerting 30 people; time until the stand-in has all 30 + receipt."""
-    standin = harness.standin
-    view = await open_view(harness.slack, standin, plan.author, harness.settings.command)
-    option = await harness.pick_pupil(plan.author, view, plan.pupil.upn)
+    standin, sim, factory = target.standin, target.sim, target.db
+    view = await open_view(sim, standin, plan.author, target.command)
+    option = await pick_pupil(sim, plan.author, view, plan.pupil.upn)
     values = submission_values(option, rng, also_alert=plan.also_alert)
-    await harness.server.tasks.idle()
+    await asyncio.sleep(SETTLE_S)
     standin.clear_calls()
     if rate_limited:
         standin.rate_limit(
             "chat.postMessage", per_second=RATE_LIMIT_PER_SECOND, retry_after=1
         )  # a fresh, full bucket for each run
     try:
-        response = await harness.slack.view_submission(plan.author, view=view, values=values)
+        response = await sim.view_submission(plan.author, view=view, values=values)
         timing = last_timing()
         if response.status != 200 or (response.json or {}).get("response_action") == "errors":
             raise BenchmarkError(f"submission refused: {response.status} {response.body[:200]}")
-        async with harness.server.factory() as session:
+        async with factory() as session:
             incident = await session.scalar(
                 select(Incident).where(Incident.slack_view_id == view["id"])
             )
@@ -443,7 +493,7 @@ async def alert_run(
 
         # Let the worker record everything, then count what each person received.
         while time.monotonic() < deadline:
-            async with harness.server.factory() as session:
+            async with factory() as session:
                 unsent = await session.scalar(
                     select(func.count())
                     .select_from(OutboxMessage)
