@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.report import format_table
-from benchmarks.runner import DEFAULT_JSON, SCENARIO_GROUPS, Options, run
+from benchmarks.runner import DEFAULT_JSON, DEFAULT_SCENARIOS, SCENARIO_GROUPS, Options, run
 
 
 def _scenarios(value: str) -> tuple[str, ...]:
@@ -39,8 +39,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument(
         "--scenarios",
         type=_scenarios,
-        default=SCENARIO_GROUPS,
-        help="which groups to run: slack, web or slack,web (default)",
+        default=DEFAULT_SCENARIOS,
+        help="which groups to run, comma-separated: slack, web, referrals (default slack,web); "
+        "referrals is the overdue scan over --referrals referrals, in its own database",
     )
     parser.add_argument("--requests", type=int, help="measured requests per Slack scenario (400)")
     parser.add_argument("--concurrency", type=int, help="concurrent Slack users (20)")
@@ -52,6 +53,15 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--web-requests", type=int, help="measured incident pages (2000)")
     parser.add_argument("--web-concurrency", type=int, help="concurrent web clients (50)")
     parser.add_argument("--web-warmup", type=int, help="warm-up incident pages (100)")
+    parser.add_argument(
+        "--referrals",
+        type=int,
+        help="referrals stored for the overdue scan (1000000 on PostgreSQL, 100000 on SQLite, "
+        "20000 with --quick)",
+    )
+    parser.add_argument(
+        "--referral-runs", type=int, help="measured runs of the overdue scan and count(*) (50)"
+    )
     parser.add_argument("--seed", type=int, help="random seed for queries, forms and data")
     parser.add_argument(
         "--json", type=Path, default=DEFAULT_JSON, help=f"report path (default {DEFAULT_JSON})"
@@ -81,6 +91,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
             ("web_requests", args.web_requests),
             ("web_concurrency", args.web_concurrency),
             ("web_warmup", args.web_warmup),
+            ("referrals", args.referrals),
+            ("referral_runs", args.referral_runs),
             ("seed", args.seed),
         )
         if value is not None

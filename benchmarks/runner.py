@@ -28,7 +28,7 @@ from typing import Any
 import structlog
 from sqlalchemy import func, select
 
-from benchmarks import slack_paths, web_paths
+from benchmarks import referrals_scan, slack_paths, web_paths
 from benchmarks.database import Database, benchmark_database
 from benchmarks.floor import bolt_app, web_app
 from benchmarks.load import GC, TimedSimulator
@@ -69,7 +69,9 @@ DEFAULT_JSON = Path(__file__).parent / "results" / "latest.json"
 SIGNING_SECRET = "standin-signing-secret"
 PUBLIC_URL = "https://vigil.larkspur.example"  # what links say; rewritten to the server's
 COMMAND = "/concern"
-SCENARIO_GROUPS = ("slack", "web")
+SCENARIO_GROUPS = ("slack", "web", "referrals")
+DEFAULT_SCENARIOS = ("slack", "web")  # referrals (its own database, no server) on request
+SERVER_GROUPS = ("slack", "web")  # the groups that need `vigil serve` and the stand-in
 # Given to `vigil serve` in a `.env` file in its working directory rather than in its
 # environment: Bolt's AsyncApp reads SLACK_CLIENT_ID/SLACK_CLIENT_SECRET from os.environ
 # and, finding both, switches to OAuth installation-store mode and answers every Slack
@@ -82,7 +84,7 @@ class Options:
     """What to run. `quick_run()` gives small numbers for a smoke run."""
 
     database: str = "sqlite"
-    scenarios: tuple[str, ...] = SCENARIO_GROUPS
+    scenarios: tuple[str, ...] = DEFAULT_SCENARIOS
     requests: int = 400
     concurrency: int = 20
     pupils: int = 2000
@@ -93,6 +95,8 @@ class Options:
     web_requests: int = 2000
     web_concurrency: int = 50
     web_warmup: int = 100
+    referrals: int | None = None  # None: 1,000,000 on PostgreSQL, 100,000 on SQLite
+    referral_runs: int = 50
     seed: int = 20260901
     json_path: Path | None = DEFAULT_JSON
     quick: bool = False
@@ -113,6 +117,8 @@ class Options:
             "web_requests": 100,
             "web_concurrency": 10,
             "web_warmup": 20,
+            "referrals": referrals_scan.QUICK_COUNT,
+            "referral_runs": 10,
             "quick": True,
         }
         values.update(overrides)
@@ -127,6 +133,17 @@ class Options:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
         if self.web_concurrency < 1 or min(self.warmup, self.web_warmup) < 0:
             raise ValueError("--web-concurrency must be positive, warm-ups not negative")
+        if (self.referrals is not None and self.referrals < 1) or self.referral_runs < 1:
+            raise ValueError("--referrals and --referral-runs must be positive")
+        if (
+            "referrals" in self.scenarios
+            and set(self.scenarios) & set(SERVER_GROUPS)
+            and self.database not in ("sqlite", "postgresql")
+        ):
+            raise ValueError(
+                "--database URL: run --scenarios referrals on its own (it needs an empty "
+                "database of its own)"
+            )
 
 
 def bench_staff(extra: int) -> tuple[DemoStaff, ...]:
@@ -304,7 +321,28 @@ async def _run(options: Options) -> dict[str, Any]:
     staff = bench_staff(users_needed)
     raw: dict[str, Any] = {"memory": {}, "floor_memory": {}}
     load_start = _load_average()
+    backend = "n/a"
+    if set(options.scenarios) & set(SERVER_GROUPS):
+        backend = await _server_groups(options, say, raw, staff)
+    if "referrals" in options.scenarios:
+        backend = await _referrals_group(options, say, raw)
 
+    meta = _meta(
+        options,
+        say=say,
+        started_at=started_at,
+        backend=backend,
+        staff=staff,
+        raw=raw,
+        load_start=load_start,
+    )
+    return build_report(raw, meta)
+
+
+async def _server_groups(
+    options: Options, say: Progress, raw: dict[str, Any], staff: tuple[DemoStaff, ...]
+) -> str:
+    """The slack and web groups: database, stand-in, `vigil serve`, floors; the backend."""
     async with (
         benchmark_database(options.database) as database,
         contextlib.AsyncExitStack() as stack,
@@ -365,9 +403,36 @@ async def _run(options: Options) -> dict[str, Any]:
             await _web_group(run)
         raw["memory"].update(memory_mb(vigil.pid))
         raw["memory"]["separate_process"] = vigil.separate
-        backend = database.backend
+        return database.backend
 
-    meta = {
+
+async def _referrals_group(options: Options, say: Progress, raw: dict[str, Any]) -> str:
+    """The overdue scan over N referrals, in a temporary database of its own."""
+    result = await referrals_scan.run_group(
+        options.database,
+        count=options.referrals,
+        runs=options.referral_runs,
+        seed=options.seed,
+        quick=options.quick,
+        say=say,
+    )
+    raw.update(result["measured"])
+    raw["referrals"] = result["detail"]
+    return str(result["backend"])
+
+
+def _meta(
+    options: Options,
+    *,
+    say: Progress,
+    started_at: dt.datetime,
+    backend: str,
+    staff: tuple[DemoStaff, ...],
+    raw: dict[str, Any],
+    load_start: float | None,
+) -> dict[str, Any]:
+    referrals = raw.get("referrals")
+    return {
         "started_at": started_at.isoformat(timespec="seconds"),
         "duration_s": round(time.perf_counter() - say.started, 1),
         "database": backend,
@@ -375,7 +440,11 @@ async def _run(options: Options) -> dict[str, Any]:
         if options.database in ("sqlite", "postgresql")
         else "url",
         "scenarios": list(options.scenarios),
-        "servers": "the benchmark process" if options.in_process else "own processes",
+        "servers": (
+            ("the benchmark process" if options.in_process else "own processes")
+            if set(options.scenarios) & set(SERVER_GROUPS)
+            else "none (database only)"
+        ),
         "requests": options.requests,
         "warmup": options.warmup,
         "concurrency": options.concurrency,
@@ -389,6 +458,8 @@ async def _run(options: Options) -> dict[str, Any]:
         "web_concurrency": options.web_concurrency,
         "web_warmup": options.web_warmup,
         "quick": options.quick,
+        "referrals": referrals["seeded"]["referrals"] if referrals else None,
+        "referral_runs": options.referral_runs if referrals else None,
         "load_average_start": load_start,
         "load_average_end": _load_average(),
         "single_user_requests": _single(options.requests),
@@ -399,7 +470,6 @@ async def _run(options: Options) -> dict[str, Any]:
         "event_loop": type(asyncio.get_running_loop()).__module__,
         "options": {k: str(v) for k, v in asdict(options).items() if k != "extra"},
     }
-    return build_report(raw, meta)
 
 
 def _single(requests: int) -> int:

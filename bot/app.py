@@ -147,6 +147,7 @@ class VigilServer:
             client_id=settings.slack_client_id,
             client_secret=settings.slack_client_secret,
             notify_outbox=self.worker.notify,
+            school=self.school,
             clock=self.clock,
         )
         register_web(app, self.web_deps, command=settings.command)

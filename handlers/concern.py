@@ -107,7 +107,7 @@ async def _login_link(deps: Deps, context: AsyncBoltContext) -> str:
         )
         if staff is None:
             return "You are not on Vigil's staff list: ask the school office to add you."
-        token = await websessions.issue_login_link(session, staff=staff)
+        token = await websessions.issue_login_link(session, staff=staff, now=deps.clock())
         audit.record(session, action="login_link.issued", actor=staff)
     log.info("web.login_link_issued", staff=staff.id)
     return (

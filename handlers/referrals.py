@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import structlog
@@ -11,6 +12,7 @@ from sqlalchemy import select
 
 from handlers.deps import Deps
 from store import audit, messages, outbox, referrals
+from store.access import is_keyholder
 from store.db import transaction
 from store.incidents import get_staff_by_slack_id
 from store.models import Incident
@@ -83,14 +85,50 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
                         payload={**payload, "ts": message_ts},
                         now=now,
                     )
-        except (referrals.InvalidReferral, KeyError, IndexError, ValueError):
+        except (referrals.InvalidReferral, KeyError, IndexError, ValueError) as refused:
             log.warning("referral.snooze_refused", user=context.user_id)
+            keyholder = await _refuse(
+                deps, workspace_id=workspace_id, user_id=context.user_id or "", body=body, now=now
+            )
+            reason = (refused.errors if isinstance(refused, referrals.InvalidReferral) else {}).get(
+                "referral", ""
+            )
+            text = (
+                f"{reason} Nothing was snoozed."
+                if keyholder and reason
+                else "Only the safeguarding team can snooze a waiting referral."
+            )
             if channel and context.user_id:
-                await client.chat_postEphemeral(
-                    channel=channel,
-                    user=context.user_id,
-                    text="Only the safeguarding team can snooze a waiting referral.",
-                )
+                await client.chat_postEphemeral(channel=channel, user=context.user_id, text=text)
             return
         deps.notify_outbox()
         log.info("referral.snoozed", referral=referral.id)
+
+
+async def _refuse(
+    deps: Deps,
+    *,
+    workspace_id: int | None,
+    user_id: str,
+    body: dict[str, Any],
+    now: dt.datetime,
+) -> bool:
+    """Audit a refused snooze; whether the person is on the safeguarding team."""
+    if workspace_id is None:
+        return False
+    value = str(((body.get("actions") or [{}])[0] or {}).get("value", ""))[:20]
+    async with transaction(deps.factory) as session:
+        staff = await get_staff_by_slack_id(
+            session, workspace_id=workspace_id, slack_user_id=user_id
+        )
+        audit.record(
+            session,
+            action="referral.snooze",
+            outcome=audit.REFUSED,
+            workspace_id=workspace_id,
+            actor=staff,
+            actor_slack_id=user_id,
+            detail=f"referral {value}" if value.isdigit() else "not a referral",
+            now=now,
+        )
+    return staff is not None and is_keyholder(staff.role_set)

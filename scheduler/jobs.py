@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from store.school_config import SchoolConfig
 
 from store import referrals
 from store.db import SessionFactory, transaction
+from store.school_config import SchoolConfig
 
 log = structlog.get_logger(__name__)
 
@@ -59,8 +59,10 @@ class OverdueReferrals:
         public_url: str,
         notify_outbox: Callable[[], None],
         clock: Callable[[], dt.datetime],
+        batch_size: int = referrals.NUDGE_BATCH,
     ) -> None:
         self._factory = factory
+        self._batch_size = batch_size
         self._config = config
         self._public_url = public_url
         self._notify = notify_outbox
@@ -69,7 +71,7 @@ class OverdueReferrals:
     async def run(self) -> int:
         """One pass: nudge in batches until nothing overdue is left for today."""
         total = 0
-        for _ in range(1000):  # bounded: 200,000 referrals a pass at most
+        for _ in range(1000):  # bounded: 1,000 batches a pass at most
             try:
                 async with transaction(self._factory) as session:
                     nudged = await referrals.nudge_overdue(
@@ -77,12 +79,13 @@ class OverdueReferrals:
                         config=self._config,
                         public_url=self._public_url,
                         now=self._clock(),
+                        limit=self._batch_size,
                     )
             except Exception:
                 log.exception("job.overdue_referrals_failed")
                 break
             total += nudged
-            if nudged < referrals.NUDGE_BATCH:
+            if nudged < self._batch_size:
                 break
         if total:
             log.info("job.overdue_referrals", nudged=total)

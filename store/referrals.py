@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import messages, outbox
@@ -34,6 +34,9 @@ log = structlog.get_logger(__name__)
 
 AWAITING, RESPONDED, CLOSED = "awaiting", "responded", "closed"
 NUDGE_BATCH = 200
+# Inlined, not a bound parameter: a generic plan could then still use the partial index
+# `ix_referrals_awaiting_due` (WHERE status = 'awaiting').
+_AWAITING_LITERAL = bindparam("awaiting", AWAITING, literal_execute=True)
 
 
 class InvalidReferral(Exception):
@@ -126,6 +129,10 @@ async def record_outcome(
         raise InvalidReferral({"referral": "That referral is already closed."})
     if at > now + dt.timedelta(minutes=5):
         raise InvalidReferral({"responded_at": "That time is in the future."})
+    if outcome == "response" and referral.status == RESPONDED:
+        raise InvalidReferral({"referral": "That referral already has a response recorded."})
+    if outcome == "response" and at < referral.referred_at:
+        raise InvalidReferral({"responded_at": "The response cannot be before the referral."})
     if outcome == "response":
         referral.status = RESPONDED
         referral.responded_at = at
@@ -292,7 +299,7 @@ async def nudge_overdue(
             await session.scalars(
                 select(Referral)
                 .where(
-                    Referral.status == AWAITING,
+                    Referral.status == _AWAITING_LITERAL,
                     Referral.due_at <= now,
                     or_(Referral.snoozed_until.is_(None), Referral.snoozed_until <= now),
                     or_(Referral.last_nudged_on.is_(None), Referral.last_nudged_on < today),

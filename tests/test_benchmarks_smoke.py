@@ -54,3 +54,36 @@ async def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
     assert set(written["memory"]["floors"]) == {"bolt", "web"}
     table = benchmarks.format_table(written)
     assert "/concern → views.open sent" in table and "incident page" in table
+
+
+async def test_quick_referrals_scan_reports_the_overdue_scan(tmp_path: Path) -> None:
+    """`--scenarios referrals --quick` (SQLite): the overdue scan beside count(*), its plan,
+    a rolled-back batch, a committed pass and the re-check; no server."""
+    path = tmp_path / "referrals.json"
+    options = benchmarks.Options.quick_run(
+        database="sqlite", scenarios=("referrals",), json_path=path, progress=False
+    )
+
+    started = time.perf_counter()
+    report = await benchmarks.run(options)
+    assert time.perf_counter() - started < 60
+
+    written = json.loads(path.read_text(encoding="utf-8"))
+    assert written["checks"] == report["checks"] and written["checks"]["all_passed"]
+    assert written["meta"]["scenarios"] == ["referrals"]
+    assert written["meta"]["referrals"] == 20_000
+    referrals = written["referrals"]
+    assert referrals["seeded"]["referrals"] == 20_000
+    assert 0 < referrals["seeded"]["eligible"] < referrals["seeded"]["overdue"]
+    assert "ix_referrals_awaiting_due" in referrals["plans"]["overdue_scan"]
+    assert referrals["full_pass"]["nudged"] == referrals["seeded"]["eligible"]
+    scan = written["scenarios"]["overdue_scan"]
+    assert scan["count"] == options.referral_runs and scan["p99_ms"] >= scan["p50_ms"] > 0
+    assert scan["rows_returned"] == {"200": options.referral_runs}
+    assert scan["ratio_p50"] > 0 and scan["verdict"] in ("PASS", "MISS")
+    assert written["floors"]["referrals_count"]["p50_ms"] > 0
+    assert written["scenarios"]["overdue_batch"]["nudged_per_batch"] == {"200": 5}
+    assert written["scenarios"]["overdue_scan_recheck"]["rows_returned"] == {"0": 10}
+    assert "slack" not in written["meta"]["scenarios"] and "peak_mb" not in written["memory"]
+    table = benchmarks.format_table(written)
+    assert "overdue scan: claim SELECT (20,000)" in table and "QUERY PLAN" in table

@@ -8,7 +8,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from handlers.web import pages, signin
+from handlers.web import pages, reports, signin
 from handlers.web.deps import COMMAND, DEPS, WebDeps
 from handlers.web.oidc import JWKS, KeySet
 from handlers.web.security import build_middleware
@@ -29,4 +29,5 @@ def register_web(app: web.Application, deps: WebDeps, *, command: str) -> None:
     app.middlewares.append(build_middleware(deps))
     app.router.add_routes(signin.routes)
     app.router.add_routes(pages.routes)
+    app.router.add_routes(reports.routes)  # pupils, chronologies, reports
     app.router.add_static("/static", HERE / "static")

@@ -13,6 +13,7 @@ from store.catalogue import Catalogue
 from store.crypto import Cipher
 from store.db import SessionFactory
 from store.models import utcnow
+from store.school_config import SchoolConfig
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class WebDeps:
     client_id: str | None
     client_secret: str | None
     notify_outbox: Callable[[], None]
+    school: SchoolConfig
     clock: Callable[[], dt.datetime] = utcnow
 
     @property

@@ -1,4 +1,4 @@
-"""Signed-in pages: my alerts, incident detail, actions, invitations, audit log, staff.
+"""Signed-in pages: my alerts, incident detail, actions, invitations, referrals, audit, staff.
 
 Every route here needs the full sign-in (the middleware sees to it) and every state
 change is a POST whose CSRF token the middleware has already checked. An incident is
@@ -11,6 +11,7 @@ Logs carry ids only: never a pupil's name, a narrative or an action's text.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -21,6 +22,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.web import referrals as web_referrals
 from handlers.web.deps import DEPS, WebDeps
 from handlers.web.render import page
 from handlers.web.security import client_ip, current
@@ -28,6 +30,8 @@ from store import access, actions, alerts, audit, totp, views
 from store.access import is_keyholder
 from store.actions import ACTION_MAX, InvalidAction
 from store.models import Incident, Staff
+from store.referrals import InvalidReferral
+from store.school_config import SchoolConfig
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -52,11 +56,11 @@ PARENTS = {"yes": "Yes", "no": "No"}
 VIA = {"web": "in the web view", "slack": "in Slack"}
 
 
-def when(value: dt.datetime | None) -> str:
-    """A time as the school reads it: `Tue 4 Mar 2025, 14:05` (UK time)."""
+def when(value: dt.datetime | None, zone: ZoneInfo = SCHOOL_TIME) -> str:
+    """A time as the school reads it: `Tue 4 Mar 2025, 14:05` (the school's time zone)."""
     if value is None:
         return ""
-    local = value.astimezone(SCHOOL_TIME)
+    local = value.astimezone(zone)
     return f"{local:%a} {local.day} {local:%b %Y, %H:%M}"
 
 
@@ -67,7 +71,10 @@ def _deps(request: web.Request) -> WebDeps:
 def _render(
     request: web.Request, template: str, *, status: int = 200, **context: Any
 ) -> web.Response:
-    return page(request, template, status=status, when=when, **context)
+    zone = web_referrals.school_zone(request.app)
+    return page(
+        request, template, status=status, when=functools.partial(when, zone=zone), **context
+    )
 
 
 def not_found(request: web.Request) -> web.Response:
@@ -157,7 +164,13 @@ async def my_alerts(request: web.Request) -> web.Response:
 
 
 async def _incident_context(
-    db: AsyncSession, deps: WebDeps, *, incident: Incident, viewer: Staff
+    db: AsyncSession,
+    deps: WebDeps,
+    *,
+    incident: Incident,
+    viewer: Staff,
+    school: SchoolConfig,
+    now: dt.datetime,
 ) -> dict[str, Any]:
     """Everything the incident page shows, decrypted here and nowhere else."""
     action_views = await actions.list_actions(db, incident=incident, cipher=deps.cipher)
@@ -175,6 +188,8 @@ async def _incident_context(
         for s in await views.staff_in_workspace(db, workspace_id=incident.workspace_id)
         if s.id != viewer.id
     ]
+    referral_rows = await web_referrals.incident_rows(db, incident=incident, school=school, now=now)
+    open_referrals = {r.id: r.referral for r in referral_rows if r.state != "closed"}
     return {
         "incident": incident,
         "pupils": [(p.pupil, p.is_main) for p in incident.pupils],
@@ -196,6 +211,15 @@ async def _incident_context(
         "reasons": REASONS,
         "via": VIA,
         "action_max": ACTION_MAX,
+        "referrals": referral_rows,
+        "open_referrals": [r for r in referral_rows if r.state != "closed"],
+        "agency_choices": [(a.name, a.timescale.describe()) for a in school.agencies],
+        "referral_defaults": web_referrals.blank_entries(
+            open_referrals, now=now, zone=school.working_time.zone
+        ),
+        "reference_max": web_referrals.REFERENCE_MAX,
+        "timezone": school.working_time.timezone,
+        "overdue_text": web_referrals.overdue_text,
     }
 
 
@@ -206,6 +230,7 @@ def _incident_page(
     errors: dict[str, str] | None = None,
     invite_errors: dict[str, str] | None = None,
     entered: dict[str, Any] | None = None,
+    referral_entered: dict[str, Any] | None = None,
     status: int = 200,
 ) -> web.Response:
     return _render(
@@ -215,6 +240,7 @@ def _incident_page(
         errors=errors or {},
         invite_errors=invite_errors or {},
         entered=entered or {"text": "", "alert": [], "categories": [], "staff": None},
+        referral_entered={**context["referral_defaults"], **(referral_entered or {})},
         **context,
     )
 
@@ -226,6 +252,16 @@ async def incident_page(request: web.Request) -> web.Response:
     async with deps.factory() as db, db.begin():
         incident = await _visible(db, request, viewer=viewer, action="incident.view")
         if incident is not None:
+            context = await _incident_context(
+                db,
+                deps,
+                incident=incident,
+                viewer=viewer,
+                school=web_referrals.school_of(request.app),
+                now=deps.clock(),
+            )
+            # Recorded after the reads, in the same transaction: on SQLite the first write
+            # takes the database's write lock, and it should not be held through them.
             audit.record(
                 db,
                 action="incident.view",
@@ -233,7 +269,6 @@ async def incident_page(request: web.Request) -> web.Response:
                 incident_id=incident.id,
                 ip=client_ip(request),
             )
-            context = await _incident_context(db, deps, incident=incident, viewer=viewer)
     if incident is None:
         return not_found(request)
     return _incident_page(request, context)
@@ -280,55 +315,85 @@ async def mark_incident_read(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/incidents/{incident.number}")
 
 
+class _Refused(Exception):
+    """The action (with its referral changes) was not added: roll back, say why."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(", ".join(sorted(errors)))
+        self.errors = errors
+
+
 @routes.post("/incidents/{number}/actions")
 async def add_action(request: web.Request) -> web.Response:
+    """Add an action, with any referral it records, in one transaction (all or nothing)."""
     deps = _deps(request)
     viewer = current(request).staff
+    school = web_referrals.school_of(request.app)
+    now = deps.clock()
+    ip = client_ip(request)
     form: MultiDictProxy[Any] = await request.post()
     text = str(form.get("text", ""))
     alert_ids, bad_ids = _ints(form.getall("alert", []))
     chosen = [str(c) for c in form.getall("categories", []) if str(c)]
     entered = {"text": text, "alert": alert_ids, "categories": chosen, "staff": None}
+    referral_entered: dict[str, Any] | None = None
     errors: dict[str, str] = {}
-    async with deps.factory() as db, db.begin():
-        incident = await _visible(db, request, viewer=viewer, action="action.add")
-        if incident is not None:
-            try:
-                if bad_ids:
-                    raise InvalidAction(
-                        {"alert": "Some of the people chosen are not current staff."}
+    changed: list[int] = []
+    try:
+        async with deps.factory() as db, db.begin():
+            incident = await _visible(db, request, viewer=viewer, action="action.add")
+            if incident is not None:
+                open_referrals = await web_referrals.open_referrals(
+                    db, incident=incident, lock=True
+                )
+                parsed = web_referrals.read_form(
+                    form, school=school, now=now, open_referrals=open_referrals
+                )
+                referral_entered = parsed.entered
+                problems = dict(parsed.errors)
+                try:
+                    if bad_ids:
+                        raise InvalidAction(
+                            {"alert": "Some of the people chosen are not current staff."}
+                        )
+                    action = await actions.add_action(
+                        db,
+                        author=viewer,
+                        incident=incident,
+                        text=text,
+                        alert_staff_ids=alert_ids,
+                        recategorise=chosen or None,
+                        catalogue=deps.catalogue,
+                        cipher=deps.cipher,
+                        public_url=deps.public_url,
+                        now=now,
                     )
-                action = await actions.add_action(
-                    db,
-                    author=viewer,
-                    incident=incident,
-                    text=text,
-                    alert_staff_ids=alert_ids,
-                    recategorise=chosen or None,
-                    catalogue=deps.catalogue,
-                    cipher=deps.cipher,
-                    public_url=deps.public_url,
-                )
-            except InvalidAction as invalid:
-                errors = invalid.errors
-                audit.record(
-                    db,
-                    action="action.add",
-                    outcome=audit.FAILED,
-                    actor=viewer,
-                    incident_id=incident.id,
-                    ip=client_ip(request),
-                    detail="invalid: " + ", ".join(sorted(errors)),
-                )
-                context = await _incident_context(db, deps, incident=incident, viewer=viewer)
-            else:
+                except InvalidAction as invalid:
+                    problems = {**invalid.errors, **problems}
+                if problems:
+                    raise _Refused(problems)
+                try:
+                    changed = await web_referrals.apply(
+                        db,
+                        parsed,
+                        incident=incident,
+                        action=action,
+                        author=viewer,
+                        open_referrals=open_referrals,
+                        school=school,
+                        now=now,
+                        ip=ip,
+                    )
+                except InvalidReferral as invalid:
+                    raise _Refused(invalid.errors) from None
                 audit.record(
                     db,
                     action="action.add",
                     actor=viewer,
                     incident_id=incident.id,
-                    ip=client_ip(request),
+                    ip=ip,
                     detail=f"action {action.id}; alerted {len(alert_ids)}",
+                    now=now,
                 )
                 if action.categories:
                     audit.record(
@@ -336,16 +401,56 @@ async def add_action(request: web.Request) -> web.Response:
                         action="incident.recategorise",
                         actor=viewer,
                         incident_id=incident.id,
-                        ip=client_ip(request),
+                        ip=ip,
                         detail=f"action {action.id}; to " + "; ".join(action.categories),
+                        now=now,
                     )
+    except _Refused as refused:
+        # Nothing of the attempt was kept; record the failure and show the form again.
+        errors = refused.errors
+        async with deps.factory() as db, db.begin():
+            number = _int(request.match_info.get("number"))
+            found = (
+                await access.visible_incident(db, viewer=viewer, number=number)
+                if number is not None
+                else None
+            )
+            if found is None:  # gone in between (e.g. access removed): the usual 404
+                return not_found(request)
+            incident = found
+            audit.record(
+                db,
+                action="action.add",
+                outcome=audit.FAILED,
+                actor=viewer,
+                incident_id=incident.id,
+                ip=ip,
+                detail="invalid: " + ", ".join(sorted(errors)),
+                now=now,
+            )
+            context = await _incident_context(
+                db, deps, incident=incident, viewer=viewer, school=school, now=now
+            )
     if incident is None:
         return not_found(request)
     if errors:
         log.info("web.action_invalid", staff=viewer.id, incident=incident.id, fields=sorted(errors))
-        return _incident_page(request, context, errors=errors, entered=entered, status=400)
+        return _incident_page(
+            request,
+            context,
+            errors=errors,
+            entered=entered,
+            referral_entered=referral_entered,
+            status=400,
+        )
     deps.notify_outbox()
-    log.info("web.action_added", staff=viewer.id, incident=incident.id, action=action.id)
+    log.info(
+        "web.action_added",
+        staff=viewer.id,
+        incident=incident.id,
+        action=action.id,
+        referrals=changed,
+    )
     raise web.HTTPSeeOther(f"/incidents/{incident.number}#action-{action.id}")
 
 
@@ -380,7 +485,14 @@ async def invite(request: web.Request) -> web.Response:
                     ip=client_ip(request),
                     detail="invalid: " + ", ".join(sorted(errors)),
                 )
-                context = await _incident_context(db, deps, incident=incident, viewer=viewer)
+                context = await _incident_context(
+                    db,
+                    deps,
+                    incident=incident,
+                    viewer=viewer,
+                    school=web_referrals.school_of(request.app),
+                    now=deps.clock(),
+                )
             else:
                 audit.record(
                     db,
@@ -479,6 +591,38 @@ async def audit_log(request: web.Request) -> web.Response:
         before=before,
         unknown_incident=unknown_incident,
         older=older,
+    )
+
+
+@routes.get("/referrals")
+async def referrals_board(request: web.Request) -> web.Response:
+    """Referrals waiting for an agency: overdue first (most overdue first), then soonest due."""
+    deps = _deps(request)
+    viewer = current(request).staff
+    if not is_keyholder(viewer.role_set):
+        return await _refuse_non_keyholder(request, action="referrals.view")
+    now = deps.clock()
+    async with deps.factory() as db, db.begin():
+        rows = await web_referrals.board_rows(
+            db,
+            workspace_id=viewer.workspace_id,
+            school=web_referrals.school_of(request.app),
+            now=now,
+        )
+        audit.record(
+            db,
+            action="referrals.view",
+            actor=viewer,
+            ip=client_ip(request),
+            detail=f"{len(rows)} waiting",
+        )
+    log.info("web.referrals_board", staff=viewer.id, waiting=len(rows))
+    return _render(
+        request,
+        "referrals.html",
+        rows=rows,
+        overdue_count=sum(1 for r in rows if r.state == "overdue"),
+        overdue_text=web_referrals.overdue_text,
     )
 
 

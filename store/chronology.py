@@ -1,0 +1,330 @@
+"""A pupil's chronology (DESIGN §4, §7): every incident that names the pupil, as the main
+or a linked pupil, and every action and agency referral on those incidents, in time order.
+
+For the safeguarding team only (the page checks): this is the one place outside the
+incident page where narratives and action text are decrypted, for the chronology page
+and its PDF. Other pupils named on an incident are counted, never named, so a printed
+chronology taken to a case conference is about one child.
+
+Entry points (also used by the benchmark): `find_pupils`, `pupil_in_workspace`,
+`chronology`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from store.crypto import Cipher
+from store.models import (
+    Incident,
+    IncidentAction,
+    IncidentCategory,
+    IncidentPupil,
+    Pupil,
+    Referral,
+    Staff,
+)
+from store.pupils import fold
+from store.referrals import AWAITING
+
+SEARCH_LIMIT = 50
+
+INCIDENT, ACTION, REFERRAL, RESPONSE, CLOSED = (
+    "incident",
+    "action",
+    "referral",
+    "response",
+    "closed",
+)
+# Entries at the same instant: the incident first, then what followed from it.
+_ORDER = {INCIDENT: 0, ACTION: 1, REFERRAL: 2, RESPONSE: 3, CLOSED: 4}
+
+
+# -- finding a pupil ------------------------------------------------------------------------
+
+
+def _like_prefix(word: str) -> str:
+    """A LIKE pattern for a word starting anywhere after a space (% and _ escaped)."""
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"% {escaped}%"
+
+
+@dataclass(frozen=True)
+class PupilRow:
+    """A pupil as the search results show them, with how many concerns name them."""
+
+    pupil: Pupil
+    incidents: int
+
+
+async def find_pupils(
+    session: AsyncSession, *, workspace_id: int, query: str, limit: int = SEARCH_LIMIT
+) -> list[PupilRow]:
+    """Pupils whose names or UPN start with every word of `query` (as the typeahead)."""
+    words = [w for w in fold(query).split() if w][:5]
+    if not words:
+        return []
+    pupils = list(
+        await session.scalars(
+            select(Pupil)
+            .where(
+                Pupil.workspace_id == workspace_id,
+                *(Pupil.search_text.like(_like_prefix(w), escape="\\") for w in words),
+            )
+            .order_by(Pupil.surname, Pupil.forename, Pupil.id)
+            .limit(limit)
+        )
+    )
+    counts: dict[int, int] = {}
+    if pupils:
+        counts = dict(
+            (
+                await session.execute(
+                    select(IncidentPupil.pupil_id, func.count())
+                    .where(IncidentPupil.pupil_id.in_([p.id for p in pupils]))
+                    .group_by(IncidentPupil.pupil_id)
+                )
+            ).all()
+        )
+    return [PupilRow(p, int(counts.get(p.id, 0))) for p in pupils]
+
+
+async def pupil_in_workspace(
+    session: AsyncSession, *, workspace_id: int, pupil_id: int
+) -> Pupil | None:
+    """The pupil, only if they are on this school's roster."""
+    return await session.scalar(
+        select(Pupil).where(Pupil.id == pupil_id, Pupil.workspace_id == workspace_id)
+    )
+
+
+# -- the chronology -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of a chronology. `text` is decrypted; only the chronology shows it."""
+
+    kind: str  # incident, action, referral, response, closed
+    at: dt.datetime
+    number: int  # the incident's number
+    incident_id: int
+    sort_id: int
+    who: str | None = None  # who recorded it
+    text: str = ""
+    categories: list[str] = field(default_factory=list)  # incident: current; action: new
+    original_categories: list[str] = field(default_factory=list)  # incident, if changed
+    main: bool = True  # incident: this pupil is its main pupil (else linked)
+    others: int = 0  # incident: other pupils named on it
+    parents: str = ""  # incident: were parents or carers contacted (yes/no)
+    parents_reason: str = ""
+    recorded_at: dt.datetime | None = None  # incident: when it was written down
+    agency: str = ""  # referral entries
+    reference: str | None = None
+    due_at: dt.datetime | None = None
+    overdue: bool = False
+
+    @property
+    def recategorised(self) -> bool:
+        return bool(self.original_categories) and self.original_categories != self.categories
+
+
+@dataclass(frozen=True)
+class Chronology:
+    pupil: Pupil
+    entries: list[Entry]
+    incidents: int  # incidents shown
+    categories_seen: list[str]  # every category on the pupil's incidents, for the filter
+
+
+async def chronology(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    pupil_id: int,
+    cipher: Cipher,
+    now: dt.datetime,
+    categories: Collection[str] = (),
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> Chronology | None:
+    """The pupil's chronology, oldest first; None if no such pupil in this workspace.
+
+    `categories` keeps the incidents that have (or were filed with) any of them, with
+    their actions and referrals; `start` (inclusive) and `end` (exclusive) keep the
+    entries whose own time falls between them. Seven queries whatever the history.
+    """
+    pupil = await pupil_in_workspace(session, workspace_id=workspace_id, pupil_id=pupil_id)
+    if pupil is None:
+        return None
+    author = aliased(Staff)
+    mine = (
+        select(IncidentPupil.incident_id, IncidentPupil.is_main)
+        .where(IncidentPupil.pupil_id == pupil_id)
+        .subquery()
+    )
+    incidents = (
+        await session.execute(
+            select(
+                Incident.id,
+                Incident.number,
+                Incident.happened_at,
+                Incident.created_at,
+                Incident.narrative_ct,
+                Incident.parents_contacted,
+                Incident.parents_reason_ct,
+                author.name,
+                mine.c.is_main,
+            )
+            .join(mine, mine.c.incident_id == Incident.id)
+            .join(author, author.id == Incident.author_id)
+            .where(Incident.workspace_id == workspace_id)
+        )
+    ).all()
+    ids = [row.id for row in incidents]
+    original: dict[int, list[str]] = {}
+    pupils_on: dict[int, int] = {}
+    actions: list = []
+    referrals: list = []
+    if ids:
+        for incident_id, name in await session.execute(
+            select(IncidentCategory.incident_id, IncidentCategory.name)
+            .join(mine, mine.c.incident_id == IncidentCategory.incident_id)
+            .order_by(IncidentCategory.incident_id, IncidentCategory.position)
+        ):
+            original.setdefault(incident_id, []).append(name)
+        pupils_on = dict(
+            (
+                await session.execute(
+                    select(IncidentPupil.incident_id, func.count())
+                    .join(mine, mine.c.incident_id == IncidentPupil.incident_id)
+                    .group_by(IncidentPupil.incident_id)
+                )
+            ).all()
+        )
+        actions = list(
+            (
+                await session.execute(
+                    select(
+                        IncidentAction.id,
+                        IncidentAction.incident_id,
+                        IncidentAction.created_at,
+                        IncidentAction.text_ct,
+                        IncidentAction.categories,
+                        author.name,
+                    )
+                    .join(mine, mine.c.incident_id == IncidentAction.incident_id)
+                    .join(author, author.id == IncidentAction.author_id)
+                    .order_by(IncidentAction.created_at, IncidentAction.id)
+                )
+            ).all()
+        )
+        referrals = list(
+            (
+                await session.execute(
+                    select(Referral, author.name)
+                    .join(mine, mine.c.incident_id == Referral.incident_id)
+                    .join(author, author.id == Referral.created_by_id)
+                    .order_by(Referral.referred_at, Referral.id)
+                )
+            ).all()
+        )
+
+    # Each incident's categories now: its latest re-categorisation, else as filed.
+    current = {i: list(c) for i, c in original.items()}
+    for row in actions:
+        if row.categories:
+            current[row.incident_id] = list(row.categories)
+    seen = sorted(
+        {c for cs in original.values() for c in cs} | {c for cs in current.values() for c in cs},
+        key=str.casefold,
+    )
+    wanted = set(categories)
+    kept = {
+        i
+        for i in ids
+        if not wanted or wanted & (set(original.get(i, [])) | set(current.get(i, [])))
+    }
+
+    def in_range(at: dt.datetime) -> bool:
+        return (start is None or at >= start) and (end is None or at < end)
+
+    numbers = {row.id: row.number for row in incidents}
+    entries: list[Entry] = []
+    for row in incidents:
+        if row.id not in kept or not in_range(row.happened_at):
+            continue
+        now_categories = current.get(row.id, [])
+        entries.append(
+            Entry(
+                kind=INCIDENT,
+                at=row.happened_at,
+                number=row.number,
+                incident_id=row.id,
+                sort_id=row.id,
+                who=row.name,
+                text=cipher.decrypt(row.narrative_ct),
+                categories=now_categories,
+                original_categories=original.get(row.id, []),
+                main=bool(row.is_main),
+                others=max(0, pupils_on.get(row.id, 1) - 1),
+                parents=row.parents_contacted,
+                parents_reason=(
+                    cipher.decrypt(row.parents_reason_ct) if row.parents_reason_ct else ""
+                ),
+                recorded_at=row.created_at,
+            )
+        )
+    for row in actions:
+        if row.incident_id not in kept or not in_range(row.created_at):
+            continue
+        entries.append(
+            Entry(
+                kind=ACTION,
+                at=row.created_at,
+                number=numbers[row.incident_id],
+                incident_id=row.incident_id,
+                sort_id=row.id,
+                who=row.name,
+                text=cipher.decrypt(row.text_ct),
+                categories=list(row.categories or []),
+            )
+        )
+    for referral, name in referrals:
+        if referral.incident_id not in kept:
+            continue
+        facts = {
+            "number": numbers[referral.incident_id],
+            "incident_id": referral.incident_id,
+            "sort_id": referral.id,
+            "agency": referral.agency,
+            "reference": referral.reference,
+        }
+        if in_range(referral.referred_at):
+            entries.append(
+                Entry(
+                    kind=REFERRAL,
+                    at=referral.referred_at,
+                    who=name,
+                    due_at=referral.due_at,
+                    overdue=referral.status == AWAITING and referral.due_at <= now,
+                    **facts,
+                )
+            )
+        if referral.responded_at is not None and in_range(referral.responded_at):
+            entries.append(Entry(kind=RESPONSE, at=referral.responded_at, **facts))
+        if referral.closed_at is not None and in_range(referral.closed_at):
+            entries.append(Entry(kind=CLOSED, at=referral.closed_at, **facts))
+    entries.sort(key=lambda e: (e.at, _ORDER[e.kind], e.sort_id))
+    return Chronology(
+        pupil=pupil,
+        entries=entries,
+        incidents=sum(1 for e in entries if e.kind == INCIDENT),
+        categories_seen=seen,
+    )

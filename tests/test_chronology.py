@@ -1,0 +1,372 @@
+"""A pupil's chronology, end to end on both databases: finding the pupil, the entries in
+time order (incidents naming them as main or linked pupil, the actions and referrals on
+those incidents), the category and date filters, the PDF, the audit trail, and that
+nobody but a key-holder can reach any of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import html
+import io
+import re
+from collections.abc import AsyncIterator
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from bot.harness import Harness
+from bot.webclient import WebUser
+from store.models import AuditEvent, Pupil
+
+LONDON = ZoneInfo("Europe/London")
+DSL = "U0DSL0HUGH"  # Alys Hughes, a key-holder
+TEACHER = "U0TCHPATEL"  # Chitra Patel, 4B: not a key-holder
+TEACHER_3A = "U0TCHEVANS"
+PUPIL_4B = "Z00000000004E"
+PUPIL_3A = "Z00000000003D"
+PUPIL_5C = "Z00000000005F"
+SCHOOL_NAME = "Larkspur Primary School"
+
+FIRST = "Came in upset; said the older boys took her lunch again on the way to school."
+SECOND = "Fell asleep twice in maths; said the baby kept everyone up all night."
+OTHER = "Nothing to do with the pupil whose chronology is read here."
+ACTION_TEXT = "Spoke to mum after school; she will walk her in this week."
+
+
+def shown(body: str) -> str:
+    return html.unescape(body)
+
+
+_SECRETS: dict[tuple[int, str], str] = {}  # (harness, person) → their authenticator key
+
+
+@contextlib.asynccontextmanager
+async def signed_in(school: Harness, user_id: str) -> AsyncIterator[WebUser]:
+    """Sign in through the one-time link and TOTP (enrolling the first time)."""
+    key = (id(school), user_id)
+    user = await school.sign_in(user_id, secret=_SECRETS.get(key))
+    assert user.secret
+    _SECRETS[key] = user.secret
+    try:
+        yield user
+    finally:
+        await user.close()
+
+
+async def pupil(school: Harness, upn: str) -> Pupil:
+    async with school.server.factory() as db:
+        found = await db.scalar(select(Pupil).where(Pupil.upn == upn))
+    assert found is not None
+    return found
+
+
+async def report(
+    school: Harness,
+    *,
+    upn: str,
+    narrative: str,
+    categories: list[str],
+    happened_at: dt.datetime,
+    linked: list[str] | None = None,
+    author: str = TEACHER,
+) -> None:
+    response = await school.report_concern(
+        author,
+        pupil_query=upn,
+        narrative=narrative,
+        categories=categories,
+        linked_queries=linked or [],
+        happened_at=happened_at,
+    )
+    assert response.status == 200 and not response.body, response.body
+    await school.delivered()
+
+
+async def audit_events(school: Harness, action: str) -> list[AuditEvent]:
+    async with school.server.factory() as db:
+        return list(
+            (
+                await db.scalars(
+                    select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
+                )
+            ).all()
+        )
+
+
+def entry_ids(body: str) -> list[str]:
+    """The chronology's entries, as `kind-id`, in page order."""
+    return re.findall(r'<tr class="entry entry-[a-z]+[^"]*" id="entry-([a-z]+-\d+)"', body)
+
+
+def local_form(value: dt.datetime) -> str:
+    return value.astimezone(LONDON).strftime("%Y-%m-%dT%H:%M")
+
+
+async def history(school: Harness) -> dict[str, dt.datetime]:
+    """Three concerns over the last fortnight, and a DSL's action with a referral.
+
+    #1 (8 days ago): about 3A's pupil, with the 4B pupil linked. Medical.
+    #2 (4 days ago): about the 4B pupil. Behaviour, re-categorised to Well-being.
+    #3 (2 days ago): about a 5C pupil only: never in the 4B pupil's chronology.
+    The action on #2 (now) records a Police referral made yesterday, still awaited.
+    """
+    now = school.now()
+    times = {
+        "first": now - dt.timedelta(days=8),
+        "second": now - dt.timedelta(days=4),
+        "other": now - dt.timedelta(days=2),
+        "referred": (now - dt.timedelta(days=1)).replace(second=0, microsecond=0),
+    }
+    await report(
+        school,
+        upn=PUPIL_3A,
+        narrative=FIRST,
+        categories=["Medical"],
+        happened_at=times["first"],
+        linked=[PUPIL_4B],
+        author=TEACHER_3A,
+    )
+    await report(
+        school,
+        upn=PUPIL_4B,
+        narrative=SECOND,
+        categories=["Behaviour"],
+        happened_at=times["second"],
+    )
+    await report(
+        school, upn=PUPIL_5C, narrative=OTHER, categories=["Medical"], happened_at=times["other"]
+    )
+    async with signed_in(school, DSL) as dsl:
+        await dsl.get("/incidents/2")
+        status, _ = await dsl.post(
+            "/incidents/2/actions",
+            {
+                "text": ACTION_TEXT,
+                "categories": "Well-being",
+                "agency": "Police",
+                "referred_at": local_form(times["referred"]),
+                "reference": "PC-2291",
+            },
+        )
+        assert status == 200 and dsl.last_url.split("#")[0].endswith("/incidents/2")
+    return times
+
+
+# -- finding a pupil --------------------------------------------------------------------------
+
+
+async def test_pupil_search_by_name_or_upn(school: Harness) -> None:
+    target = await pupil(school, PUPIL_4B)
+    async with signed_in(school, DSL) as dsl:
+        status, body = await dsl.get("/pupils")
+        assert status == 200 and 'id="pupil-search"' in body and "pupil-results" not in body
+        for query in (target.surname, f"{target.forename} {target.surname}", PUPIL_4B.lower()):
+            status, body = await dsl.get("/pupils", params={"q": query})
+            assert status == 200, query
+            assert f'href="/pupils/{target.id}"' in body, query
+            assert target.display_name in shown(body)
+        status, body = await dsl.get("/pupils", params={"q": "Nobody-by-this-name"})
+        assert status == 200 and 'id="no-pupils"' in body
+    # Searches are audited by how many were found: never the words typed (they are names).
+    searches = await audit_events(school, "pupil.search")
+    assert len(searches) == 4 and all(s.detail and s.detail.endswith("found") for s in searches)
+    assert not any(target.surname in (s.detail or "") for s in searches)
+
+
+# -- the chronology -----------------------------------------------------------------------------
+
+
+async def test_chronology_in_time_order_with_actions_and_referrals(school: Harness) -> None:
+    times = await history(school)
+    main = await pupil(school, PUPIL_4B)
+    other = await pupil(school, PUPIL_3A)
+    async with signed_in(school, DSL) as dsl:
+        status, body = await dsl.get(f"/pupils/{main.id}")
+    assert status == 200
+    page = shown(body)
+    # #1 (linked), #2 (main), the referral made yesterday, then today's action; not #3.
+    kinds = [e.split("-")[0] for e in entry_ids(body)]
+    assert kinds == ["incident", "incident", "referral", "action"], entry_ids(body)
+    rows = re.findall(r'<tr class="entry[^>]*>(.*?)</tr>', body, re.S)
+    assert "#1" in rows[0] and "Linked pupil" in rows[0] and FIRST in shown(rows[0])
+    assert "#2" in rows[1] and "Main pupil" in rows[1] and SECOND in shown(rows[1])
+    assert "Well-being" in rows[1] and "filed as Behaviour" in shown(rows[1])
+    assert "Police" in rows[2] and "PC-2291" in rows[2] and "#2" in rows[2]
+    assert ACTION_TEXT in shown(rows[3]) and "Re-categorised to Well-being" in shown(rows[3])
+    assert OTHER not in page and "#3" not in page
+    # The other pupil on #1 is counted, not named.
+    assert "Also names 1 other pupil" in page and other.display_name not in page
+    assert "Chronology: " + main.display_name in page and SCHOOL_NAME in page
+    # The times shown are school times, oldest first.
+    stamps = re.findall(r'<td class="entry-when"><time datetime="([^"]+)"', body)
+    assert [dt.datetime.fromisoformat(s) for s in stamps] == sorted(
+        dt.datetime.fromisoformat(s) for s in stamps
+    )
+    assert abs(dt.datetime.fromisoformat(stamps[0]) - times["first"]) < dt.timedelta(seconds=1)
+    # Viewing is audited with the pupil's id and the range: never a name.
+    views = await audit_events(school, "chronology.view")
+    assert [(v.outcome, v.detail) for v in views] == [("ok", f"pupil {main.id}; all dates")]
+
+
+async def test_the_linked_pupil_sees_the_same_incident_from_their_side(school: Harness) -> None:
+    await history(school)
+    first = await pupil(school, PUPIL_3A)
+    async with signed_in(school, DSL) as dsl:
+        _, body = await dsl.get(f"/pupils/{first.id}")
+    assert [e.split("-")[0] for e in entry_ids(body)] == ["incident"]
+    assert "Main pupil" in body and FIRST in shown(body) and SECOND not in shown(body)
+
+
+async def test_chronology_filters_by_category_and_dates(school: Harness) -> None:
+    times = await history(school)
+    main = await pupil(school, PUPIL_4B)
+    path = f"/pupils/{main.id}"
+    async with signed_in(school, DSL) as dsl:
+        # Medical: #1 only (it has no actions or referrals).
+        _, body = await dsl.get(path, params={"category": "Medical"})
+        assert [e.split("-")[0] for e in entry_ids(body)] == ["incident"]
+        assert FIRST in shown(body) and SECOND not in shown(body)
+        # Well-being (what #2 is now) and Behaviour (what it was filed as) both find #2,
+        # with its referral and action.
+        for category in ("Well-being", "Behaviour"):
+            _, body = await dsl.get(path, params={"category": category})
+            assert [e.split("-")[0] for e in entry_ids(body)] == ["incident", "referral", "action"]
+        # Two categories: either matches.
+        _, body = await dsl.get(path, params=[("category", "Medical"), ("category", "Well-being")])
+        assert len(entry_ids(body)) == 4
+        # A category nobody used: nothing, and the page says the filter found nothing.
+        _, body = await dsl.get(path, params={"category": "Attendance"})
+        assert entry_ids(body) == [] and "matches this filter" in body
+        # Dates (school days, inclusive): from 5 days ago to 2 days ago: #2 only.
+        day = lambda instant: instant.astimezone(LONDON).date().isoformat()  # noqa: E731
+        window = {"from": day(times["second"] - dt.timedelta(days=1)), "to": day(times["other"])}
+        _, body = await dsl.get(path, params=window)
+        assert [e.split("-")[0] for e in entry_ids(body)] == ["incident"]
+        assert SECOND in shown(body)
+        # From yesterday on: the referral (yesterday) and the action (today).
+        _, body = await dsl.get(path, params={"from": day(times["referred"])})
+        assert [e.split("-")[0] for e in entry_ids(body)] == ["referral", "action"]
+        # Up to the first one's day, with its category: #1.
+        _, body = await dsl.get(path, params={"to": day(times["first"]), "category": "Medical"})
+        assert [e.split("-")[0] for e in entry_ids(body)] == ["incident"]
+        # Nonsense dates are said to be wrong, and the whole chronology is shown.
+        status, body = await dsl.get(path, params={"from": "31/02/2026", "to": "2026-01-01"})
+        assert status == 200 and 'id="filter-errors"' in body and len(entry_ids(body)) == 4
+        status, body = await dsl.get(path, params={"from": "2026-03-02", "to": "2026-03-01"})
+        assert "The end date must be on or after the start date." in body
+    details = [v.detail for v in await audit_events(school, "chronology.view")]
+    assert f"pupil {main.id}; all dates; categories: Medical, Well-being" in details
+    assert f"pupil {main.id}; {window['from']}..{window['to']}" in details
+
+
+async def test_chronology_pdf_has_school_pupil_range_pages_and_confidential(
+    school: Harness,
+) -> None:
+    pypdf = pytest.importorskip("pypdf")
+    await history(school)
+    main = await pupil(school, PUPIL_4B)
+    async with signed_in(school, DSL) as dsl:
+        async with dsl.http.get(
+            f"{school.server.url}/pupils/{main.id}/chronology.pdf",
+            params={"from": "2020-01-01"},
+        ) as response:
+            assert response.status == 200
+            assert response.content_type == "application/pdf"
+            disposition = response.headers["Content-Disposition"]
+            assert disposition.startswith("attachment;") and main.surname not in disposition
+            assert response.headers["Cache-Control"] == "no-store"
+            body = await response.read()
+    assert body.startswith(b"%PDF-")
+    reader = pypdf.PdfReader(io.BytesIO(body))
+    pages = [" ".join((p.extract_text() or "").split()) for p in reader.pages]
+    first = pages[0]
+    for text in (
+        SCHOOL_NAME,
+        f"Chronology: {main.display_name}",
+        main.upn,
+        "From 1 Jan 2020",
+        "Confidential",
+        f"Page 1 of {len(pages)}",
+        FIRST,
+        "Police",
+    ):
+        assert text in first, (text, first)
+    for number, text in enumerate(pages, start=1):
+        assert f"Page {number} of {len(pages)}" in text
+        assert SCHOOL_NAME in text and "CONFIDENTIAL" in text and main.display_name in text
+    views = await audit_events(school, "chronology.pdf")
+    assert [(v.outcome, v.detail) for v in views] == [("ok", f"pupil {main.id}; 2020-01-01..")]
+
+
+async def test_long_chronology_pdf_repeats_the_heading_on_every_page(school: Harness) -> None:
+    pypdf = pytest.importorskip("pypdf")
+    long_text = " ".join(["She said the same thing again, in the same words, to a TA."] * 45)
+    base = school.now() - dt.timedelta(days=30)
+    for n in range(6):
+        await report(
+            school,
+            upn=PUPIL_4B,
+            narrative=f"Entry {n}. {long_text}",
+            categories=["Well-being"],
+            happened_at=base + dt.timedelta(days=n),
+        )
+    main = await pupil(school, PUPIL_4B)
+    async with signed_in(school, DSL) as dsl:
+        async with dsl.http.get(f"{school.server.url}/pupils/{main.id}/chronology.pdf") as response:
+            body = await response.read()
+    pages = [
+        " ".join((p.extract_text() or "").split()) for p in pypdf.PdfReader(io.BytesIO(body)).pages
+    ]
+    assert len(pages) >= 2
+    for number, text in enumerate(pages, start=1):
+        assert f"Page {number} of {len(pages)}" in text, text
+        assert SCHOOL_NAME in text and "CONFIDENTIAL" in text and "Confidential" in text
+        assert main.display_name in text and "All dates" in text
+
+
+# -- who may see it ---------------------------------------------------------------------------
+
+
+async def test_only_keyholders_reach_pupils_and_chronologies(school: Harness) -> None:
+    await history(school)
+    main = await pupil(school, PUPIL_4B)
+    paths = [
+        "/pupils",
+        f"/pupils?q={main.surname}",
+        f"/pupils/{main.id}",
+        f"/pupils/{main.id}?category=Medical",
+        f"/pupils/{main.id}/chronology.pdf",
+    ]
+    # The author of #2 (a class teacher who can see it) is still not a key-holder.
+    async with signed_in(school, TEACHER) as teacher:
+        _, missing = await teacher.get("/incidents/999999")  # the one 404 page
+        for path in paths:
+            status, body = await teacher.get(path)
+            assert status == 404, path
+            assert body == missing, path
+            assert main.display_name not in shown(body) and SECOND not in shown(body)
+    refused = [
+        e
+        for action in ("pupil.search", "chronology.view", "chronology.pdf")
+        for e in await audit_events(school, action)
+        if e.outcome == "refused"
+    ]
+    assert len(refused) == len(paths)
+    assert all(e.detail == "not a key-holder" for e in refused)
+
+
+async def test_unknown_pupils_are_not_found_for_keyholders_too(school: Harness) -> None:
+    async with signed_in(school, DSL) as dsl:
+        _, missing = await dsl.get("/incidents/999999")  # the one 404 page
+        for path in ("/pupils/999999", "/pupils/abc", "/pupils/0", "/pupils/999999/chronology.pdf"):
+            status, body = await dsl.get(path)
+            assert status == 404 and body == missing, path
+    refused = [e for e in await audit_events(school, "chronology.view") if e.outcome == "refused"]
+    assert [e.detail for e in refused] == [
+        "no pupil 999999 here",
+        "not a pupil id",
+        "not a pupil id",
+    ]
