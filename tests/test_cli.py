@@ -92,3 +92,23 @@ def test_serve_without_secrets_says_what_is_missing(
     assert main(["serve"]) == 2
     err = capsys.readouterr().err
     assert "SLACK_BOT_TOKEN" in err and "SLACK_SIGNING_SECRET" in err and "VIGIL_DATA_KEY" in err
+
+
+def test_vigil_jobs_lists_the_scheduled_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "vigil.toml").write_text("[nudges]\ncheck_every_minutes = 3\n")
+    assert main(["jobs"]) == 0
+    out = capsys.readouterr().out
+    assert "outbox-delivery" in out and "overdue-referrals" in out and "every 3 minutes" in out
+    assert "08:00–18:00 Europe/London" in out
+
+
+def test_a_named_config_file_that_is_missing_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VIGIL_CONFIG", str(tmp_path / "nope.toml"))
+    assert main(["jobs"]) == 2
+    assert "VIGIL_CONFIG" in capsys.readouterr().err
