@@ -40,8 +40,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "--scenarios",
         type=_scenarios,
         default=DEFAULT_SCENARIOS,
-        help="which groups to run, comma-separated: slack, web, referrals (default slack,web); "
-        "referrals is the overdue scan over --referrals referrals, in its own database",
+        help="which groups to run, comma-separated: slack, web, referrals, reports (default "
+        "slack,web); referrals is the overdue scan over --referrals referrals, reports the "
+        "chronology and term report over --report-incidents incidents, each in its own database",
     )
     parser.add_argument("--requests", type=int, help="measured requests per Slack scenario (400)")
     parser.add_argument("--concurrency", type=int, help="concurrent Slack users (20)")
@@ -61,6 +62,18 @@ def parse_args(argv: list[str] | None = None) -> Options:
     )
     parser.add_argument(
         "--referral-runs", type=int, help="measured runs of the overdue scan and count(*) (50)"
+    )
+    parser.add_argument(
+        "--report-pupils", type=int, help="pupils on the roster for --scenarios reports (20000)"
+    )
+    parser.add_argument(
+        "--report-incidents", type=int, help="incidents stored for --scenarios reports (100000)"
+    )
+    parser.add_argument(
+        "--report-requests", type=int, help="measured chronology/report pages per row (300)"
+    )
+    parser.add_argument(
+        "--report-concurrency", type=int, help="concurrent clients for the reports group (10)"
     )
     parser.add_argument("--seed", type=int, help="random seed for queries, forms and data")
     parser.add_argument(
@@ -93,6 +106,10 @@ def parse_args(argv: list[str] | None = None) -> Options:
             ("web_warmup", args.web_warmup),
             ("referrals", args.referrals),
             ("referral_runs", args.referral_runs),
+            ("report_pupils", args.report_pupils),
+            ("report_incidents", args.report_incidents),
+            ("report_requests", args.report_requests),
+            ("report_concurrency", args.report_concurrency),
             ("seed", args.seed),
         )
         if value is not None

@@ -69,7 +69,7 @@ DEFAULT_JSON = Path(__file__).parent / "results" / "latest.json"
 SIGNING_SECRET = "standin-signing-secret"
 PUBLIC_URL = "https://vigil.larkspur.example"  # what links say; rewritten to the server's
 COMMAND = "/concern"
-SCENARIO_GROUPS = ("slack", "web", "referrals")
+SCENARIO_GROUPS = ("slack", "web", "referrals", "reports")
 DEFAULT_SCENARIOS = ("slack", "web")  # referrals (its own database, no server) on request
 SERVER_GROUPS = ("slack", "web")  # the groups that need `vigil serve` and the stand-in
 # Given to `vigil serve` in a `.env` file in its working directory rather than in its
@@ -97,6 +97,12 @@ class Options:
     web_warmup: int = 100
     referrals: int | None = None  # None: 1,000,000 on PostgreSQL, 100,000 on SQLite
     referral_runs: int = 50
+    # The reports group (chronology and term report; its own database and server).
+    report_pupils: int = 20_000
+    report_incidents: int = 100_000
+    report_requests: int = 300
+    report_concurrency: int = 10
+    report_warmup: int = 20
     seed: int = 20260901
     json_path: Path | None = DEFAULT_JSON
     quick: bool = False
@@ -119,6 +125,11 @@ class Options:
             "web_warmup": 20,
             "referrals": referrals_scan.QUICK_COUNT,
             "referral_runs": 10,
+            "report_pupils": 1000,
+            "report_incidents": 3000,
+            "report_requests": 30,
+            "report_concurrency": 4,
+            "report_warmup": 5,
             "quick": True,
         }
         values.update(overrides)
@@ -133,6 +144,19 @@ class Options:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive")
         if self.web_concurrency < 1 or min(self.warmup, self.web_warmup) < 0:
             raise ValueError("--web-concurrency must be positive, warm-ups not negative")
+        if min(self.report_pupils, self.report_incidents, self.report_requests) < 1 or (
+            self.report_concurrency < 1 or self.report_warmup < 0
+        ):
+            raise ValueError("--report-* numbers must be positive")
+        if (
+            "reports" in self.scenarios
+            and len(self.scenarios) > 1
+            and (self.database not in ("sqlite", "postgresql"))
+        ):
+            raise ValueError(
+                "--database URL: run --scenarios reports on its own (it needs an empty "
+                "database of its own)"
+            )
         if (self.referrals is not None and self.referrals < 1) or self.referral_runs < 1:
             raise ValueError("--referrals and --referral-runs must be positive")
         if (
@@ -326,6 +350,10 @@ async def _run(options: Options) -> dict[str, Any]:
         backend = await _server_groups(options, say, raw, staff)
     if "referrals" in options.scenarios:
         backend = await _referrals_group(options, say, raw)
+    if "reports" in options.scenarios:
+        from benchmarks import reports_paths
+
+        backend = await reports_paths.run_group(options, say, raw, staff)
 
     meta = _meta(
         options,
@@ -442,7 +470,7 @@ def _meta(
         "scenarios": list(options.scenarios),
         "servers": (
             ("the benchmark process" if options.in_process else "own processes")
-            if set(options.scenarios) & set(SERVER_GROUPS)
+            if set(options.scenarios) & {*SERVER_GROUPS, "reports"}
             else "none (database only)"
         ),
         "requests": options.requests,
@@ -460,6 +488,10 @@ def _meta(
         "quick": options.quick,
         "referrals": referrals["seeded"]["referrals"] if referrals else None,
         "referral_runs": options.referral_runs if referrals else None,
+        "report_pupils": options.report_pupils if "reports" in options.scenarios else None,
+        "report_incidents": options.report_incidents if "reports" in options.scenarios else None,
+        "report_requests": options.report_requests,
+        "report_concurrency": options.report_concurrency,
         "load_average_start": load_start,
         "load_average_end": _load_average(),
         "single_user_requests": _single(options.requests),

@@ -36,6 +36,7 @@ from store.models import (
     IncidentPupil,
     Pupil,
     ReadReceipt,
+    Referral,
     Staff,
     StaffClass,
     Workspace,
@@ -64,6 +65,20 @@ ACTION_TEXTS = (
     "Met with the family after school. Agreed a plan for breakfast club every day.",
 )
 REASONS = ("Speaking to the DSL first.", "Parent is the subject of the concern.")
+AGENCIES = ("Children's social care (MASH)", "Early Help", "CAMHS", "Police", "School nurse")
+
+
+@dataclass(frozen=True)
+class History:
+    """Optional shape of a longer school history (the reports group): how far back the
+    concerns go, how often each pupil is the main pupil (weights, in roster order), and
+    the share of actions that re-categorise and of incidents referred to an agency.
+    The defaults give the web group's data unchanged."""
+
+    span: dt.timedelta = SPAN
+    pupil_weights: Sequence[float] | None = None
+    recategorise_share: float = 0.0
+    referral_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,7 @@ class SeedReport:
     read_receipts: int
     actions: int
     seconds: float
+    referrals: int = 0
 
     def summary(self) -> str:
         return (
@@ -159,6 +175,46 @@ def _categories(catalogue: Catalogue, rng: random.Random, *, keyholder: bool) ->
     return rng.sample([c for c in offered if not c.restricted], rng.randint(1, 2))
 
 
+def _cum_weights(weights: Sequence[float] | None) -> list[float] | None:
+    if weights is None:
+        return None
+    total, cumulative = 0.0, []
+    for weight in weights:
+        total += weight
+        cumulative.append(total)
+    return cumulative
+
+
+def _referral(
+    school: _School, incident_id: int, created: dt.datetime, rng: random.Random
+) -> dict[str, Any]:
+    """An agency referral on an incident: mostly answered or closed, some awaiting."""
+    referred = created + dt.timedelta(hours=rng.randint(1, 72))
+    due = referred + dt.timedelta(days=rng.choice((1, 3, 10)))
+    roll = rng.random()
+    status = "closed" if roll < 0.6 else "responded" if roll < 0.9 else "awaiting"
+    responded = referred + dt.timedelta(days=rng.randint(1, 12)) if status != "awaiting" else None
+    return {
+        "workspace_id": school.workspace_id,
+        "incident_id": incident_id,
+        "action_id": None,
+        "agency": rng.choice(AGENCIES),
+        "reference": f"REF-{incident_id}" if rng.random() < 0.7 else None,
+        "referred_at": referred,
+        "timescale": "1 working day",
+        "due_at": due,
+        "status": status,
+        "responded_at": responded,
+        "closed_at": responded + dt.timedelta(days=rng.randint(1, 30))
+        if status == "closed"
+        else None,
+        "snoozed_until": None,
+        "last_nudged_on": None,
+        "created_by_id": rng.choice(school.keyholder_ids),
+        "created_at": referred,
+    }
+
+
 async def _insert(connection: AsyncConnection, model: Any, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
         await connection.execute(insert(model.__table__), list(rows))
@@ -178,9 +234,12 @@ async def _seed_batch(
     catalogue: Catalogue,
     rng: random.Random,
     totals: dict[str, int],
+    history: History | None = None,
 ) -> None:
+    history = history or History()
+    cum_weights = _cum_weights(history.pupil_weights)
     keyholders = set(school.keyholder_ids)
-    step = SPAN / max(1, count)
+    step = history.span / max(1, count)
     incidents: list[dict[str, Any]] = []
     plans: list[tuple[int, list[int], list[Category], dt.datetime]] = []
     for number in numbers:
@@ -188,7 +247,11 @@ async def _seed_batch(
         author = rng.choice(school.authors)
         keyholder = author in keyholders
         categories = _categories(catalogue, rng, keyholder=keyholder)
-        main = rng.choice(school.pupils)
+        main = (
+            rng.choice(school.pupils)
+            if cum_weights is None
+            else rng.choices(school.pupils, cum_weights=cum_weights)[0]
+        )
         pupils = [main]
         if rng.random() < 0.1:
             pupils += [p for p in rng.sample(school.pupils, rng.randint(1, 2)) if p != main]
@@ -224,6 +287,7 @@ async def _seed_batch(
     incident_categories: list[dict[str, Any]] = []
     alerts: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] = []
+    referrals: list[dict[str, Any]] = []
     for incident_id, (author, pupil_ids, categories, created) in zip(ids, plans, strict=True):
         groups = {school.group_of[pid] for pid in pupil_ids}
         incident_pupils += [
@@ -267,8 +331,16 @@ async def _seed_batch(
                         "author_id": rng.choice(school.keyholder_ids),
                         "created_at": created + dt.timedelta(days=n + 1),
                         "text_ct": rng.choice(actions_ct),
+                        "categories": (
+                            [c.name for c in _categories(catalogue, rng, keyholder=True)]
+                            if history.recategorise_share
+                            and rng.random() < history.recategorise_share
+                            else None
+                        ),
                     }
                 )
+        if history.referral_share and rng.random() < history.referral_share:
+            referrals.append(_referral(school, incident_id, created, rng))
     await _insert(connection, IncidentPupil, incident_pupils)
     await _insert(connection, IncidentCategory, incident_categories)
     await _insert(connection, Alert, alerts)
@@ -289,6 +361,9 @@ async def _seed_batch(
     ]
     await _insert(connection, ReadReceipt, receipts)
     await _insert(connection, IncidentAction, actions)
+    await _insert(connection, Referral, referrals)
+    if history.referral_share:
+        totals["referrals"] = totals.get("referrals", 0) + len(referrals)
     totals["incident_pupils"] += len(incident_pupils)
     totals["incident_categories"] += len(incident_categories)
     totals["alerts"] += len(alerts)
@@ -306,6 +381,7 @@ async def seed_incidents(
     batch: int = BATCH,
     now: dt.datetime | None = None,
     progress: Callable[[str], None] | None = None,
+    history: History | None = None,
 ) -> SeedReport:
     """Write `count` incidents (numbered from the workspace's next number) and what
     goes with them, `batch` incidents per transaction. The workspace must have none."""
@@ -319,7 +395,7 @@ async def seed_incidents(
     reasons_ct = [cipher.encrypt(text) for text in REASONS]
     catalogue = Catalogue.from_config()
     end = now or dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
-    start = end - SPAN
+    start = end - (history.span if history else SPAN)
     totals = dict.fromkeys(
         ("incident_pupils", "incident_categories", "alerts", "read_receipts", "actions"), 0
     )
@@ -346,6 +422,7 @@ async def seed_incidents(
                     catalogue=catalogue,
                     rng=rng,
                     totals=totals,
+                    history=history,
                 )
             if progress is not None:
                 progress(f"seeded incidents #{first}-#{numbers[-1]} of #{last}")
@@ -367,5 +444,6 @@ async def seed_incidents(
         first_number=first,
         last_number=last,
         seconds=round(time.perf_counter() - started, 1),
-        **totals,
+        **{k: v for k, v in totals.items() if k != "referrals"},
+        referrals=totals.get("referrals", 0),
     )

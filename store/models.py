@@ -156,6 +156,7 @@ class Incident(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "number", name="uq_incidents_workspace_number"),
         Index("ix_incidents_workspace_created", "workspace_id", "created_at"),
+        Index("ix_incidents_workspace_happened", "workspace_id", "happened_at"),  # reports
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -245,6 +246,7 @@ class Alert(Base):
         ),
         Index("ix_alerts_recipient", "recipient_id", "created_at"),
         Index("ix_alerts_incident", "incident_id"),
+        Index("ix_alerts_workspace_created", "workspace_id", "created_at"),  # reports
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -314,7 +316,15 @@ class IncidentAction(Base):
     """
 
     __tablename__ = "incident_actions"
-    __table_args__ = (Index("ix_incident_actions_incident", "incident_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_incident_actions_incident", "incident_id", "created_at"),
+        Index(  # reports: the incidents whose categories were changed
+            "ix_incident_actions_recategorised",
+            "incident_id",
+            postgresql_where=text("categories IS NOT NULL"),
+            sqlite_where=text("categories IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))

@@ -27,7 +27,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import (
     ColumnElement,
     Float,
-    Index,
     String,
     and_,
     case,
@@ -62,34 +61,7 @@ from store.workdays import WorkingTime
 LONGEST_RANGE_DAYS = 5 * 366  # a report covers at most about five school years
 
 
-# -- the indexes these queries rely on (created by migration 0004) ----------------------
-#
-# Declared here, next to the queries that need them, until `store.models` lists them in
-# its tables' __table_args__ (then these lines find them there and add nothing).
-
-REPORT_INDEXES = (
-    ("ix_incidents_workspace_happened", Incident, ("workspace_id", "happened_at"), None),
-    ("ix_alerts_workspace_created", Alert, ("workspace_id", "created_at"), None),
-    ("ix_incident_actions_recategorised", IncidentAction, ("incident_id",), "categories"),
-)
-
-
-def _declare_indexes() -> None:
-    for name, model, columns, partial in REPORT_INDEXES:
-        table = model.__table__
-        if any(index.name == name for index in table.indexes):
-            continue
-        where = table.c[partial].isnot(None) if partial else None
-        Index(
-            name,
-            *(table.c[c] for c in columns),
-            postgresql_where=where,
-            sqlite_where=where,
-        )
-
-
-_declare_indexes()
-
+# The indexes these queries rely on are declared in `store.models` (migration 0004).
 
 # -- date ranges and terms ---------------------------------------------------------------
 

@@ -87,3 +87,41 @@ async def test_quick_referrals_scan_reports_the_overdue_scan(tmp_path: Path) -> 
     assert "slack" not in written["meta"]["scenarios"] and "peak_mb" not in written["memory"]
     table = benchmarks.format_table(written)
     assert "overdue scan: claim SELECT (20,000)" in table and "QUERY PLAN" in table
+
+
+async def test_quick_reports_group_measures_chronology_and_term_report(tmp_path: Path) -> None:
+    """`--scenarios reports --quick` (SQLite): a skewed history seeded, `vigil serve`, one
+    key-holder signed in, chronology and term report pages beside the floor, their plans."""
+    from benchmarks.report import REPORTS_FLOORS, REPORTS_SCENARIOS
+
+    path = tmp_path / "reports.json"
+    options = benchmarks.Options.quick_run(
+        database="sqlite", scenarios=("reports",), json_path=path, progress=False
+    )
+
+    started = time.perf_counter()
+    report = await benchmarks.run(options)
+    assert time.perf_counter() - started < 30
+
+    written = json.loads(path.read_text(encoding="utf-8"))
+    assert written["checks"] == report["checks"] and written["checks"]["all_passed"]
+    assert written["meta"]["scenarios"] == ["reports"]
+    for key, *_ in REPORTS_SCENARIOS:
+        figures = written["scenarios"][key]
+        assert figures["count"] > 0 and figures["p99_ms"] >= figures["p50_ms"] > 0, key
+        assert figures["all_ok"] and figures["verdict"] in ("PASS", "MISS"), key
+    for key, *_ in REPORTS_FLOORS:
+        assert written["floors"][key]["p50_ms"] > 0
+    assert written["scenarios"]["chronology_page"]["cpu_ms_per_request"] > 0
+    detail = written["reports"]
+    assert detail["indicative"] and detail["seeded"]["incidents"] == options.report_incidents
+    assert detail["seeded"]["referrals"] > 0
+    busiest = detail["seeded"]["busiest"]
+    assert busiest[0]["incidents"] >= 10 * options.report_incidents / options.report_pupils
+    assert detail["views_audited"] == detail["pages_served"]
+    plans = detail["plans"]
+    assert len(plans["chronology"]) == 6 and len(plans) == 3
+    assert "ix_incident_pupils_pupil_id" in plans["chronology"][1]["plan"]
+    assert detail["seq_scans"] == []
+    table = benchmarks.format_table(written)
+    assert "chronology (3k, 4 users)" in table and "Plans: term_report" in table

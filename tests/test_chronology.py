@@ -19,6 +19,8 @@ from sqlalchemy import select
 
 from bot.harness import Harness
 from bot.webclient import WebUser
+from store import workspaces
+from store.db import transaction
 from store.models import AuditEvent, Pupil
 
 LONDON = ZoneInfo("Europe/London")
@@ -370,3 +372,47 @@ async def test_unknown_pupils_are_not_found_for_keyholders_too(school: Harness) 
         "not a pupil id",
         "not a pupil id",
     ]
+
+
+async def test_another_schools_pupils_are_not_found(school: Harness) -> None:
+    """One deployment, two schools: a key-holder finds and sees only their own pupils."""
+    async with transaction(school.server.factory) as db:
+        other = await workspaces.ensure(db, team_id="T0OTHERSCH", name="Another School")
+        stranger = Pupil(
+            workspace_id=other.id,
+            upn="Y00000000001A",
+            forename="Quenby",
+            surname="Outsider",
+            date_of_birth=dt.date(2017, 1, 1),
+            year_group="3",
+            registration_group="3A",
+            search_text=" quenby outsider y00000000001a ",
+        )
+        db.add(stranger)
+    async with signed_in(school, DSL) as dsl:
+        _, missing = await dsl.get("/incidents/999999")
+        for path in (f"/pupils/{stranger.id}", f"/pupils/{stranger.id}/chronology.pdf"):
+            status, body = await dsl.get(path)
+            assert status == 404 and body == missing, path
+        for query in ("Outsider", "Y00000000001A"):
+            status, body = await dsl.get("/pupils", params={"q": query})
+            assert status == 200 and 'id="no-pupils"' in body and "Quenby" not in body
+
+
+async def test_pages_use_no_inline_script_or_style(school: Harness) -> None:
+    await history(school)
+    main = await pupil(school, PUPIL_4B)
+    async with signed_in(school, DSL) as dsl:
+        for path in (
+            "/pupils",
+            f"/pupils?q={main.surname}",
+            f"/pupils/{main.id}",
+            f"/pupils/{main.id}?category=Medical&from=2020-01-01",
+            "/reports",
+            "/reports/governors",
+            "/reports?from=x",
+        ):
+            status, body = await dsl.get(path)
+            assert status == 200, path
+            assert "<script>" not in body and "<style" not in body and " style=" not in body
+            assert not re.search(r"<[^>]+\son[a-z]+=", body), path

@@ -178,6 +178,8 @@ def test_report_period_defaults_to_this_term_and_takes_either_end() -> None:
     assert wrong.errors and web_reports.report_period(wrong, today=today).name
     nonsense = web_reports.read_dates({"from": "1/10/2025"})
     assert "from" in nonsense.errors
+    far = web_reports.read_dates({"from": "0001-01-01", "to": "9999-12-31"})
+    assert set(far.errors) == {"from", "to"} and far.first is None and far.last is None
     huge = web_reports.read_dates({"from": "2000-01-01", "to": "2025-01-01"})
     assert web_reports.report_period(huge, today=today).days == reports.LONGEST_RANGE_DAYS
 

@@ -129,6 +129,9 @@ class Dates:
         return found
 
 
+EARLIEST, LATEST = dt.date(1990, 1, 1), dt.date(2100, 12, 31)
+
+
 def read_dates(query: Any) -> Dates:
     """`from` and `to` (YYYY-MM-DD, inclusive) from a query string, each optional."""
     typed = {k: str(query.get(k, "")).strip()[:20] for k in ("from", "to")}
@@ -138,9 +141,14 @@ def read_dates(query: Any) -> Dates:
         if not typed[key]:
             continue
         try:
-            found[key] = dt.date.fromisoformat(typed[key])
+            day = dt.date.fromisoformat(typed[key])
         except ValueError:
             errors[key] = f"Enter the {label} date as a date, for example 2025-09-01."
+            continue
+        if EARLIEST <= day <= LATEST:
+            found[key] = day
+        else:
+            errors[key] = f"Enter a {label} date between {EARLIEST.year} and {LATEST.year}."
     first, last = found["from"], found["to"]
     if first and last and last < first:
         errors["to"] = "The end date must be on or after the start date."
@@ -297,7 +305,7 @@ class Bar:
 
 @dataclass(frozen=True)
 class Chart:
-    """A stacked column chart of categories by month, drawn by `_chart.html` as SVG."""
+    """A stacked column chart of categories by month, drawn by `_report_chart.html` as SVG."""
 
     width: int
     height: int
