@@ -642,15 +642,16 @@ async def open_referrals(
         await session.execute(
             select(
                 Referral.id,
-                Incident.number,
+                # A primary-key lookup per open referral, not a join over every incident.
+                select(Incident.number)
+                .where(Incident.id == Referral.incident_id)
+                .scalar_subquery(),
                 Referral.agency,
                 Referral.reference,
                 Referral.status,
                 Referral.referred_at,
                 Referral.due_at,
-            )
-            .join(Incident, Incident.id == Referral.incident_id)
-            .where(
+            ).where(
                 Referral.workspace_id == workspace_id, Referral.status.in_([AWAITING, RESPONDED])
             )
         )
