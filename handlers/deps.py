@@ -7,11 +7,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from store.school_config import SchoolConfig
-
 from store.catalogue import Catalogue
 from store.crypto import Cipher
 from store.db import SessionFactory
+from store.school_config import SchoolConfig
 from store.workspaces import TeamDirectory
 
 
