@@ -28,6 +28,7 @@ class WebUser:
         self._clock = clock
         self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
         self.secret: str | None = None
+        self.last_code: str | None = None
         self.last_page = ""
         self.last_url = ""
 
@@ -77,4 +78,5 @@ class WebUser:
             self.secret = found.group(1).replace(" ", "")
         elif secret:
             self.secret = secret
-        return await self.post("/totp", {"code": self.code()})
+        self.last_code = self.code()
+        return await self.post("/totp", {"code": self.last_code})
