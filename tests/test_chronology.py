@@ -264,9 +264,18 @@ async def test_chronology_filters_by_category_and_dates(school: Harness) -> None
     assert f"pupil {main.id}; {window['from']}..{window['to']}" in details
 
 
+def needs_pdf_support() -> None:
+    from handlers.web.reports import pdf_support
+
+    reason = pdf_support()
+    if reason:
+        pytest.skip(reason)
+
+
 async def test_chronology_pdf_has_school_pupil_range_pages_and_confidential(
     school: Harness,
 ) -> None:
+    needs_pdf_support()
     pypdf = pytest.importorskip("pypdf")
     await history(school)
     main = await pupil(school, PUPIL_4B)
@@ -304,6 +313,7 @@ async def test_chronology_pdf_has_school_pupil_range_pages_and_confidential(
 
 
 async def test_long_chronology_pdf_repeats_the_heading_on_every_page(school: Harness) -> None:
+    needs_pdf_support()
     pypdf = pytest.importorskip("pypdf")
     long_text = " ".join(["She said the same thing again, in the same words, to a TA."] * 45)
     base = school.now() - dt.timedelta(days=30)
@@ -416,3 +426,19 @@ async def test_pages_use_no_inline_script_or_style(school: Harness) -> None:
             assert status == 200, path
             assert "<script>" not in body and "<style" not in body and " style=" not in body
             assert not re.search(r"<[^>]+\son[a-z]+=", body), path
+
+
+async def test_without_pdf_support_the_pdf_link_says_so_plainly(
+    school: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handlers.web import reports as web_reports
+
+    def unavailable(_html: str) -> bytes:
+        raise web_reports.PdfUnavailable("cannot load library 'libpango-1.0-0'")
+
+    monkeypatch.setattr(web_reports, "render_pdf", unavailable)
+    await history(school)
+    main = await pupil(school, PUPIL_4B)
+    async with signed_in(school, DSL) as dsl:
+        status, body = await dsl.get(f"/pupils/{main.id}/chronology.pdf")
+    assert status == 503 and "Use Print on the chronology page" in body

@@ -551,9 +551,25 @@ def _refuse_fetch(url: str, *_args: Any, **_kwargs: Any) -> Any:
     raise ValueError(f"not fetched: {url[:40]}")
 
 
+class PdfUnavailable(Exception):
+    """WeasyPrint cannot load here (it needs Pango: see the README)."""
+
+
+def pdf_support() -> str | None:
+    """Why PDFs cannot be made on this machine, or None when they can."""
+    try:
+        import weasyprint  # noqa: F401 - loading it is the check
+    except (ImportError, OSError) as error:
+        return f"WeasyPrint cannot load ({type(error).__name__}); it needs Pango: see the README"
+    return None
+
+
 def render_pdf(html: str) -> bytes:
     """An A4 PDF of the document (blocking: run it in a thread)."""
-    import weasyprint  # imported on first use: it takes a moment to load
+    try:
+        import weasyprint  # imported on first use: it takes a moment to load
+    except (ImportError, OSError) as error:
+        raise PdfUnavailable(str(error)[:100]) from None
 
     with PDF_SLOTS:
         document = weasyprint.HTML(string=html, url_fetcher=_refuse_fetch, media_type="print")
@@ -575,7 +591,18 @@ async def chronology_pdf(request: web.Request) -> web.Response:
         {**context, "when": functools.partial(when, zone=_zone(request)), "day": _day},
     )
     started = asyncio.get_running_loop().time()
-    body = await asyncio.to_thread(render_pdf, html)
+    try:
+        body = await asyncio.to_thread(render_pdf, html)
+    except PdfUnavailable:
+        log.error("web.chronology_pdf_unavailable")
+        return page(
+            request,
+            "message.html",
+            status=503,
+            heading="PDF not available",
+            text="This server cannot make PDFs yet (WeasyPrint needs Pango). "
+            "Use Print on the chronology page instead, and tell the IT technician.",
+        )
     log.info(
         "web.chronology_pdf",
         staff=viewer.id,
