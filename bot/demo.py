@@ -168,9 +168,7 @@ async def run_demo(*, directory: Path, keep_running: bool = False) -> int:
         print(
             f"                  python3 -c \"import pyotp; print(pyotp.TOTP('{secret}').now())\")"
         )
-        print(
-            f"  another link    type `{demo.settings.command} login` as her (or run the demo again)"
-        )
+        print("  another link    run `vigil demo` again (with a real Slack: `/concern login`)")
         if keep_running:
             print(f"\nServing on {demo.server.url} until Ctrl-C.")
             stop = asyncio.Event()
