@@ -131,7 +131,8 @@ async def run_demo(*, directory: Path, keep_running: bool = False) -> int:
             parents_reason="Speaking to the DSL before contacting home.",
         )
         if response.status != 200 or response.body:
-            print(f"Submission was not accepted: {response.status} {response.body}")
+            fields = sorted(((response.json or {}).get("errors") or {}).keys())
+            print(f"Submission was not accepted: HTTP {response.status}, fields {fields}")
             return 1
         await demo.delivered()
 

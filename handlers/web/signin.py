@@ -37,6 +37,27 @@ def _deps(request: web.Request) -> WebDeps:
     return request.app[DEPS]
 
 
+def _set_pre_cookie(
+    response: web.StreamResponse,
+    deps: WebDeps,
+    value: str,
+    *,
+    samesite: str,
+    max_age: int,
+    path: str,
+) -> None:
+    """The short-lived cookie that binds a sign-in attempt to the browser that began it."""
+    response.set_cookie(
+        PRE_COOKIE,
+        value,
+        httponly=True,
+        secure=not deps.local_dev,
+        samesite=samesite,
+        max_age=max_age,
+        path=path,
+    )
+
+
 def _message(request: web.Request, heading: str, text: str, status: int) -> web.Response:
     return page(
         request,
@@ -97,15 +118,7 @@ async def slack_start(request: web.Request) -> web.Response:
     )
     response = web.HTTPSeeOther(f"{deps.authorize_url}?{query}")
     # Lax, not Strict: it must come back with Slack's cross-site redirect to the callback.
-    response.set_cookie(
-        PRE_COOKIE,
-        browser,
-        httponly=True,
-        secure=not deps.local_dev,
-        samesite="Lax",
-        max_age=600,
-        path="/auth/slack",
-    )
+    _set_pre_cookie(response, deps, browser, samesite="Lax", max_age=600, path="/auth/slack")
     raise response
 
 
@@ -223,15 +236,7 @@ async def login_link(request: web.Request) -> web.Response:
     # Continue button does, with a token only this browser holds.
     pre = websessions.new_secret()
     response = page(request, "login_confirm.html", name=staff.name, token=token, pre=pre)
-    response.set_cookie(
-        PRE_COOKIE,
-        pre,
-        httponly=True,
-        secure=not deps.local_dev,
-        samesite="Strict",
-        max_age=300,
-        path="/login",
-    )
+    _set_pre_cookie(response, deps, pre, samesite="Strict", max_age=300, path="/login")
     return response
 
 
