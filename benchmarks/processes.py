@@ -234,8 +234,17 @@ class ServerProcess:
                 process.kill()
             await process.wait()
 
-    def log_tail(self) -> str:
-        return _tail(self._log_path)
+    async def kill(self) -> None:
+        """SIGKILL, as the OOM killer or a power cut would: no drain, no goodbye."""
+        process, self._process = self._process, None
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+
+    def log_tail(self, lines: int = 30) -> str:
+        return _tail(self._log_path, lines)
 
 
 def vigil_process(*, env: dict[str, str], cwd: Path) -> ServerProcess:

@@ -87,7 +87,10 @@ class VigilServer:
             retry_handlers=[],
         )
         self.worker = DeliveryWorker(
-            factory=self.factory, client=self.worker_client, clock=clock, **(worker_options or {})
+            factory=self.factory,
+            client=self.worker_client,
+            clock=clock,
+            **{"lease": dt.timedelta(seconds=settings.outbox_lease), **(worker_options or {})},
         )
         self.overdue_job = OverdueReferrals(
             factory=self.factory,

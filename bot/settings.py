@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./vigil.db"
@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     local_dev: bool = Field(False, alias="VIGIL_LOCAL_DEV")
     slack_timeout: Annotated[float, Field(gt=0)] = Field(10.0, alias="VIGIL_SLACK_TIMEOUT")
     shutdown_timeout: Annotated[float, Field(ge=0)] = Field(20.0, alias="VIGIL_SHUTDOWN_TIMEOUT")
+    outbox_lease: Annotated[float, Field(gt=0)] = Field(60.0, alias="VIGIL_OUTBOX_LEASE_SECONDS")
 
     @field_validator("database_url")
     @classmethod
@@ -117,6 +118,17 @@ class Settings(BaseSettings):
             raise ValueError("must be console or json")
         return value
 
+    @model_validator(mode="after")
+    def _lease_outlasts_a_call(self) -> Settings:
+        # A lease shorter than a Slack call could pass a message to a second process
+        # while the first is still sending it.
+        if self.outbox_lease <= self.slack_timeout:
+            raise ValueError(
+                f"VIGIL_OUTBOX_LEASE_SECONDS ({self.outbox_lease:g}) must be longer than "
+                f"VIGIL_SLACK_TIMEOUT ({self.slack_timeout:g})"
+            )
+        return self
+
     @field_validator("data_key")
     @classmethod
     def _data_key(cls, value: str | None) -> str | None:
@@ -155,10 +167,13 @@ def load_settings(env_file: str | Path | None = ".env", **overrides: object) -> 
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
-            field = error["loc"][0] if error["loc"] else "?"
+            message = error["msg"].removeprefix("Value error, ")
+            if not error["loc"]:  # a rule between settings: the message names them
+                lines.append(f"  {message}")
+                continue
+            field = error["loc"][0]
             info = Settings.model_fields.get(str(field))
             name = info.alias if info and info.alias else field
-            message = error["msg"].removeprefix("Value error, ")
             lines.append(f"  {name}: {message}")
         raise ConfigError("Invalid configuration:\n" + "\n".join(lines)) from None
 

@@ -98,6 +98,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture
+def pg_url(postgres_url: str) -> str:
+    """A clean, migrated PostgreSQL database (for tests about PostgreSQL itself)."""
+    asyncio.run(_truncate(postgres_url))
+    return postgres_url
+
+
 async def _truncate(url: str) -> None:
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
     engine = create_engine(url)

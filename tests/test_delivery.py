@@ -15,21 +15,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
+import outbox_checks as checks
 import pytest
-from sqlalchemy import select
+from outbox_checks import outbox_id
 
 from bot.demo_school import STAFF, DemoStaff
 from bot.harness import Harness
 from bot.standin import RecordedCall
-from scheduler.delivery import METADATA_TYPE, DeliveryWorker
+from scheduler.delivery import DeliveryWorker
 from store import outbox
 from store.db import create_engine, is_sqlite, session_factory
-from store.models import Alert, OutboxMessage, Staff
+from store.models import OutboxMessage
 
 TEACHER = "U0TCHPATEL"  # teaches 4B: the reporter in every test
 PUPIL_4B = "Z00000000004E"
@@ -82,72 +82,26 @@ async def report(harness: Harness) -> None:
     assert response.status == 200 and not response.body, response.body
 
 
-def outbox_id(call: RecordedCall) -> int:
-    """The outbox row a chat.postMessage call was sending."""
-    return int(call.params["metadata"]["event_payload"]["outbox_id"])
-
-
 def posts(harness: Harness) -> list[RecordedCall]:
     return harness.standin.calls_to("chat.postMessage")
 
 
 def messages_by_row(harness: Harness) -> dict[int, list[dict[str, Any]]]:
     """Every message Vigil has in Slack, keyed by the outbox row it came from."""
-    found: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for message in harness.standin.messages.values():
-        metadata = message.get("metadata") or {}
-        assert metadata.get("event_type") == METADATA_TYPE, "a message without its outbox id"
-        found[int(metadata["event_payload"]["outbox_id"])].append(message)
-    return found
+    return checks.messages_by_row(harness.standin)
 
 
 async def outbox_rows(harness: Harness) -> dict[int, OutboxMessage]:
-    async with harness.server.factory() as session:
-        rows = await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
-        return {row.id: row for row in rows}
+    return await checks.outbox_rows(harness.server.factory)
 
 
 async def assert_delivered_exactly_once(
     harness: Harness, *, messages: int, failed: Iterable[int] = ()
 ) -> dict[int, OutboxMessage]:
-    """Each outbox row but `failed` is `sent` and is exactly one message in Slack, in
-    its recipient's DM; each alert records that message. Returns the rows by id."""
-    failed = set(failed)
-    rows = await outbox_rows(harness)
-    assert len(rows) == messages
-    in_slack = messages_by_row(harness)
-    assert set(in_slack) == set(rows) - failed, "lost or stray messages"
-    for row in rows.values():
-        if row.id in failed:
-            continue
-        (message,) = in_slack[row.id]  # exactly one
-        assert row.status == outbox.SENT, (row.id, row.status, row.last_error)
-        assert row.result_channel == harness.standin.dm_channel_for(row.channel)
-        assert row.result_ts == message["ts"]
-        assert row.claimed_until is None and not row.uncertain
-
-    # What each person sees: one DM per concern, whatever went wrong on the way.
-    recipients = Counter(row.channel for row in rows.values() if row.id not in failed)
-    for user, expected in recipients.items():
-        assert len(harness.standin.messages_for_user(user)) == expected, user
-
-    async with harness.server.factory() as session:
-        alerts = (
-            await session.execute(
-                select(Alert, Staff.slack_user_id).join(Staff, Staff.id == Alert.recipient_id)
-            )
-        ).all()
-    alert_rows = {row.alert_id: row for row in rows.values() if row.kind == outbox.ALERT}
-    assert {alert.id for alert, _ in alerts} == set(alert_rows)
-    for alert, slack_user_id in alerts:
-        row = alert_rows[alert.id]
-        assert row.channel == slack_user_id
-        if row.id in failed:
-            assert alert.delivered_at is None and alert.slack_ts is None
-            continue
-        assert alert.delivered_at is not None
-        assert (alert.slack_channel, alert.slack_ts) == (row.result_channel, row.result_ts)
-    return rows
+    """See `outbox_checks.check_delivered_exactly_once`."""
+    return await checks.check_delivered_exactly_once(
+        harness.server.factory, harness.standin, messages=messages, failed=failed
+    )
 
 
 # -- the fan-out -----------------------------------------------------------------------

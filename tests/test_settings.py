@@ -115,3 +115,12 @@ def test_manifest_declares_what_vigil_uses() -> None:
 
 def test_generated_keys_differ() -> None:
     assert generate_key() != generate_key()
+
+
+def test_an_outbox_lease_shorter_than_a_slack_call_is_refused() -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(env_file=None, VIGIL_OUTBOX_LEASE_SECONDS="5", VIGIL_SLACK_TIMEOUT="8")
+    assert "VIGIL_OUTBOX_LEASE_SECONDS (5) must be longer than VIGIL_SLACK_TIMEOUT (8)" in str(
+        refused.value
+    )
+    assert load_settings(env_file=None, VIGIL_OUTBOX_LEASE_SECONDS="11").outbox_lease == 11
