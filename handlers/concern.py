@@ -8,13 +8,12 @@ import structlog
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from handlers import concern_modal
 from handlers.deps import Deps
 from store import audit, incidents, pupils, websessions
 from store.access import is_keyholder
-from store.db import transaction
+from store.db import DATABASE_ERRORS, transaction
 from store.models import Workspace
 
 log = structlog.get_logger(__name__)
@@ -32,7 +31,6 @@ SAVE_FAILED = (
     "Vigil could not save this just now. Nothing in this form is lost: press Submit again "
     "in a minute. If a child is at risk, tell a DSL in person now."
 )
-DATABASE_ERRORS = (OperationalError, DBAPIError, OSError, TimeoutError)
 
 
 def register(bolt: AsyncApp, deps: Deps) -> None:

@@ -17,8 +17,9 @@ import asyncio
 import contextlib
 import datetime as dt
 import random
+import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -29,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import alerts, outbox
-from store.db import SessionFactory, transaction
+from store.db import DATABASE_ERRORS, SessionFactory, transaction
 from store.models import Alert, OutboxMessage, ReadReceipt, utcnow
 
 log = structlog.get_logger(__name__)
@@ -74,6 +75,10 @@ class DeliveryWorker:
         self._task: asyncio.Task[None] | None = None
         self._paused_until: dict[tuple[int, str], float] = {}  # (workspace, method) → monotonic
         self.delivered = 0
+        # This worker's name on the rows it claims; after a claim whose outcome is unknown
+        # (the connection died at COMMIT), rows under it that it does not hold go back.
+        self.identity = secrets.token_hex(8)
+        self._claim_in_doubt = False
         bind = factory.kw.get("bind")
         self._serialise_writes = bind is not None and bind.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock()
@@ -112,7 +117,8 @@ class DeliveryWorker:
                 failures += 1
                 log.exception("outbox.batch_failed", failures=failures)
                 handled = 0
-                await asyncio.sleep(min(30.0, 0.5 * 2**failures))
+                # Short enough that a database back after a restart is used within seconds.
+                await asyncio.sleep(min(5.0, 0.25 * 2**failures))
             if handled >= self._batch_size or self._stopping:
                 continue
             try:
@@ -128,12 +134,33 @@ class DeliveryWorker:
 
     async def run_once(self) -> int:
         """Claim one batch and deliver it; the number of rows handled."""
-        async with transaction(self._factory) as session:
-            rows = await outbox.claim(
-                session, limit=self._batch_size, lease=self._lease, now=self._clock()
-            )
+        if self._claim_in_doubt:
+            async with transaction(self._factory) as session:
+                released = await outbox.release_unheld(session, worker=self.identity)
+            self._claim_in_doubt = False
+            if released:
+                log.info("outbox.claims_released", messages=released)
+        try:
+            async with transaction(self._factory) as session:
+                rows = await outbox.claim(
+                    session,
+                    limit=self._batch_size,
+                    lease=self._lease,
+                    now=self._clock(),
+                    worker=self.identity,
+                )
+        except DATABASE_ERRORS:
+            self._claim_in_doubt = True
+            raise
         if rows:
-            await asyncio.gather(*(self._deliver(row) for row in rows))
+            # Every row's outcome is recorded (or its claim has run out) before the next
+            # batch: a failure in one does not leave the others running unattended.
+            outcomes = await asyncio.gather(
+                *(self._deliver(row) for row in rows), return_exceptions=True
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    raise outcome
         return len(rows)
 
     async def drain(self, *, timeout: float = 10.0) -> int:
@@ -264,12 +291,15 @@ class DeliveryWorker:
 
     async def _record_sent(self, row: OutboxMessage, channel: str | None, ts: str | None) -> None:
         now = self._clock()
-        async with self._writing() as session:
+
+        async def write(session: AsyncSession) -> None:
             await outbox.mark_sent(session, message_id=row.id, channel=channel, ts=ts, now=now)
             if row.kind == outbox.ALERT and row.alert_id and channel and ts:
                 await alerts.record_delivery(
                     session, alert_id=row.alert_id, channel=channel, ts=ts, now=now
                 )
+
+        await self._persist(row, write)
         self.delivered += 1
         log.debug("outbox.sent", message=row.id, kind=row.kind, attempts=row.attempts)
 
@@ -290,8 +320,11 @@ class DeliveryWorker:
             await self._retry(row, delay=self._backoff(row), error=code, uncertain=True)
         else:
             log.error("outbox.refused", message=row.id, kind=row.kind, error=code)
-            async with self._writing() as session:
+
+            async def write(session: AsyncSession) -> None:
                 await outbox.mark_failed(session, message_id=row.id, error=code[:200])
+
+            await self._persist(row, write)
 
     async def _retry(
         self,
@@ -303,7 +336,8 @@ class DeliveryWorker:
         attempted: bool = True,
     ) -> None:
         at = self._clock() + dt.timedelta(seconds=delay)
-        async with self._writing() as session:
+
+        async def write(session: AsyncSession) -> None:
             await outbox.retry_later(
                 session,
                 message_id=row.id,
@@ -312,6 +346,28 @@ class DeliveryWorker:
                 uncertain=uncertain,
                 attempted=attempted,
             )
+
+        await self._persist(row, write)
+
+    async def _persist(
+        self, row: OutboxMessage, write: Callable[[AsyncSession], Awaitable[None]]
+    ) -> None:
+        """Record what happened to `row`. While the database is unreachable, keep the
+        outcome and try again (it is known only here), for as long as the claim lasts;
+        after that the row is another worker's, and it looks in Slack before resending."""
+        delay = 0.1
+        while True:
+            try:
+                async with self._writing() as session:
+                    await write(session)
+                return
+            except DATABASE_ERRORS as error:
+                expires = row.claimed_until
+                if expires is None or self._clock() + dt.timedelta(seconds=delay) >= expires:
+                    raise
+                log.warning("outbox.record_deferred", message=row.id, error=type(error).__name__)
+                await asyncio.sleep(delay)
+                delay = min(2.0, delay * 2)
 
     def _before_call(self, row: OutboxMessage, gate: tuple[int, str]) -> None:
         """Checked right before each Slack call.

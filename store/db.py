@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -18,6 +19,15 @@ from store import immutability
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
+#: What a database that is down, restarting or unreachable raises: the request that met
+#: it fails cleanly and may be tried again; nothing was committed.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    DBAPIError,
+    OSError,
+    TimeoutError,
+)
+
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
@@ -26,7 +36,9 @@ def is_sqlite(url: str) -> bool:
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     """An async engine with the settings Vigil relies on for each backend."""
     if is_sqlite(url):
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            url, echo=echo, connect_args={"timeout": 30}, hide_parameters=True
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -45,6 +57,8 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
+        # Error messages never quote bound values (a search term can be a pupil's name).
+        hide_parameters=True,
     )
 
 

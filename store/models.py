@@ -301,6 +301,7 @@ class OutboxMessage(Base):
     uncertain: Mapped[bool] = mapped_column(Boolean, default=False)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     claimed_until: Mapped[dt.datetime | None] = mapped_column()
+    claimed_by: Mapped[str | None] = mapped_column(String(32))  # the worker holding the lease
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(String(200))

@@ -60,9 +60,14 @@ def enqueue(
 
 
 async def claim(
-    session: AsyncSession, *, limit: int, lease: dt.timedelta, now: dt.datetime | None = None
+    session: AsyncSession,
+    *,
+    limit: int,
+    lease: dt.timedelta,
+    now: dt.datetime | None = None,
+    worker: str | None = None,
 ) -> Sequence[OutboxMessage]:
-    """Claim up to `limit` due rows for this worker until the lease expires.
+    """Claim up to `limit` due rows for `worker` until the lease expires.
 
     A row still holding an expired lease was claimed by a worker that never reported
     back: it is claimed again, flagged uncertain.
@@ -88,6 +93,7 @@ async def claim(
         .values(
             uncertain=OutboxMessage.uncertain | OutboxMessage.claimed_until.is_not(None),
             claimed_until=now + lease,
+            claimed_by=worker,
             attempts=OutboxMessage.attempts + 1,
         )
         .execution_options(synchronize_session=False)
@@ -99,6 +105,22 @@ async def claim(
         .execution_options(populate_existing=True)
     )
     return list(rows.all())
+
+
+async def release_unheld(session: AsyncSession, *, worker: str) -> int:
+    """Give back every pending row `worker` has claimed: it holds none of them in hand.
+
+    For a worker whose claim failed as its connection died, not knowing whether the claim
+    committed. It never called Slack for such rows, so they are not made uncertain (a
+    row's earlier uncertainty is kept). Returns how many rows were released.
+    """
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.claimed_by == worker, OutboxMessage.status == PENDING)
+        .values(claimed_until=None, claimed_by=None, attempts=OutboxMessage.attempts - 1)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def mark_sent(
@@ -117,6 +139,7 @@ async def mark_sent(
             status=SENT,
             sent_at=now or utcnow(),
             claimed_until=None,
+            claimed_by=None,
             uncertain=False,
             last_error=None,
             result_channel=channel,
@@ -141,7 +164,12 @@ async def retry_later(
     False when no call was made (a rate-limit pause): the claim's attempt is given back,
     so waiting out a 429 storm does not lengthen a later backoff.
     """
-    values: dict[str, Any] = {"next_attempt_at": at, "claimed_until": None, "last_error": error}
+    values: dict[str, Any] = {
+        "next_attempt_at": at,
+        "claimed_until": None,
+        "claimed_by": None,
+        "last_error": error,
+    }
     if uncertain:
         values["uncertain"] = True
     if not attempted:
@@ -156,7 +184,7 @@ async def mark_failed(session: AsyncSession, *, message_id: int, error: str) -> 
     await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id)
-        .values(status=FAILED, claimed_until=None, last_error=error)
+        .values(status=FAILED, claimed_until=None, claimed_by=None, last_error=error)
     )
 
 

@@ -384,3 +384,32 @@ async def test_two_workers_draining_one_backlog_never_send_twice(
         assert all(row.attempts == 1 for row in rows.values()), "a row was claimed twice"
         assert [worker.delivered > 0 for worker in workers] == [True, True]
         assert sum(worker.delivered for worker in workers) == BIG_SCHOOL_MESSAGES
+
+
+async def test_a_claim_lost_with_its_connection_is_released_not_left_to_its_lease(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection dies as the claim commits: the worker cannot know the rows are
+    its. Once the database answers again it gives them back and sends them at once,
+    rather than after the (here one-hour) lease."""
+    async with running(db_url, tmp_path, lease=dt.timedelta(hours=1)) as harness:
+        worker = harness.server.worker
+        real_claim = outbox.claim
+        lost = []
+
+        async def claim_then_lose_the_connection(session: Any, **kwargs: Any) -> Any:
+            if lost:
+                return await real_claim(session, **kwargs)
+            async with harness.server.factory() as other, other.begin():
+                lost.extend(await real_claim(other, **kwargs))  # committed...
+            raise ConnectionResetError("connection lost at COMMIT")  # ...but unknown here
+
+        monkeypatch.setattr(outbox, "claim", claim_then_lose_the_connection)
+        await report(harness)
+        await harness.delivered(timeout=5)
+        assert lost and all(row.claimed_by == worker.identity for row in lost)
+        rows = await assert_delivered_exactly_once(harness, messages=SMALL_SCHOOL_MESSAGES)
+        assert len(posts(harness)) == SMALL_SCHOOL_MESSAGES
+        # Never sent before, so never looked for in Slack.
+        assert harness.standin.calls_to("conversations.history") == []
+        assert all(row.claimed_by is None and row.attempts == 1 for row in rows.values())

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from handlers.web.deps import WebDeps
 from store import audit, websessions
+from store.db import DATABASE_ERRORS
 from store.models import WebSession
 
 log = structlog.get_logger(__name__)
@@ -120,6 +121,13 @@ def build_middleware(deps: WebDeps) -> Callable[..., Awaitable[web.StreamRespons
                 from handlers.web.render import page  # render imports this module
 
                 response = page(request, "not_found.html", status=404)
+        except DATABASE_ERRORS as error:
+            # The database is down or restarting: nothing was committed. Say so plainly.
+            from handlers.web.render import page
+
+            log.warning("web.database_unavailable", path=request.path, error=type(error).__name__)
+            response = page(request, "unavailable.html", status=503)
+            response.headers["Retry-After"] = "30"
         for header, value in SECURITY_HEADERS.items():
             response.headers.setdefault(header, value)
         if not deps.local_dev:
