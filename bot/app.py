@@ -29,6 +29,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import text
 
 from bot.settings import DEFAULT_CONFIG, ConfigError, Settings
+from bot.socket_watchdog import SocketModeWatchdog
 from bot.tasks import TaskTracker
 from handlers import register_slack
 from handlers.deps import Deps
@@ -126,7 +127,7 @@ class VigilServer:
         register_slack(self.bolt, self.deps)
         self.web_app = self._web_app()
         self._runner: web.AppRunner | None = None
-        self._socket_handler: Any = None
+        self.socket_watchdog: SocketModeWatchdog | None = None
         self._http: aiohttp.ClientSession | None = None
         self.port: int | None = None
 
@@ -186,7 +187,14 @@ class VigilServer:
         except Exception as error:
             log.warning("healthz.database_unavailable", error=type(error).__name__)
             return web.json_response({"status": "unavailable", "database": "down"}, status=503)
-        return web.json_response({"status": "ok", "database": "ok", "outbox_pending": pending})
+        body: dict[str, Any] = {"status": "ok", "database": "ok", "outbox_pending": pending}
+        if self.socket_watchdog is not None:
+            socket = await self.socket_watchdog.status()
+            body["socket_mode"] = socket
+            if not socket["healthy"]:
+                body["status"] = "unavailable"
+                return web.json_response(body, status=503)
+        return web.json_response(body)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -242,16 +250,21 @@ class VigilServer:
     async def _start_socket_mode(self) -> None:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-        self._socket_handler = AsyncSocketModeHandler(
-            self.bolt, self.settings.slack_app_token, web_client=self.client
+        def make_handler() -> AsyncSocketModeHandler:
+            return AsyncSocketModeHandler(
+                self.bolt, self.settings.slack_app_token, web_client=self.client
+            )
+
+        self.socket_watchdog = SocketModeWatchdog(
+            make_handler, interval=self.settings.socket_watchdog_seconds
         )
-        await self._socket_handler.connect_async()
+        await self.socket_watchdog.start()
 
     async def stop(self) -> None:
         """Graceful shutdown: stop taking work, let work in hand finish, close."""
         log.info("vigil.stopping")
-        if self._socket_handler is not None:
-            await self._socket_handler.close_async()
+        if self.socket_watchdog is not None:
+            await self.socket_watchdog.stop()
         if self._runner is not None:
             await self._runner.cleanup()  # waits for in-flight requests
             self._runner = None

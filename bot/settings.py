@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     local_dev: bool = Field(False, alias="VIGIL_LOCAL_DEV")
     slack_timeout: Annotated[float, Field(gt=0)] = Field(10.0, alias="VIGIL_SLACK_TIMEOUT")
     shutdown_timeout: Annotated[float, Field(ge=0)] = Field(20.0, alias="VIGIL_SHUTDOWN_TIMEOUT")
+    socket_watchdog_seconds: Annotated[float, Field(gt=0)] = Field(
+        10.0, alias="VIGIL_SOCKET_WATCHDOG_SECONDS"
+    )
     outbox_lease: Annotated[float, Field(gt=0)] = Field(60.0, alias="VIGIL_OUTBOX_LEASE_SECONDS")
 
     @field_validator("database_url")
