@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import alerts, outbox
 from store.db import DATABASE_ERRORS, SessionFactory, transaction
-from store.models import Alert, OutboxMessage, ReadReceipt, utcnow
+from store.models import Alert, OutboxMessage, utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -197,7 +197,7 @@ class DeliveryWorker:
                 await self._retry(
                     row,
                     delay=paused.wait,
-                    error="waiting for rate limit",
+                    error=paused.reason,
                     uncertain=False,
                     attempted=False,
                 )
@@ -217,8 +217,6 @@ class DeliveryWorker:
 
     async def _post(self, row: OutboxMessage) -> tuple[str | None, str | None]:
         payload = dict(row.payload)
-        if row.kind == outbox.ALERT and row.alert_id is not None:
-            payload = await self._current_alert_payload(row, payload)
         self._before_call(row, (row.workspace_id, "chat.postMessage"))
         response = await self._client.chat_postMessage(
             channel=row.channel,
@@ -230,30 +228,20 @@ class DeliveryWorker:
         )
         return response.get("channel"), response.get("ts")
 
-    async def _current_alert_payload(
-        self, row: OutboxMessage, payload: dict[str, Any]
-    ) -> dict[str, Any]:
-        """An alert read (in the web view) before its DM went out is sent as read."""
-        async with self._factory() as session:
-            receipt = await session.get(ReadReceipt, row.alert_id)
-            if receipt is None:
-                return payload
-            update = await session.scalar(
-                select(OutboxMessage.payload)
-                .where(
-                    OutboxMessage.alert_id == row.alert_id,
-                    OutboxMessage.kind == outbox.ALERT_UPDATE,
-                )
-                .order_by(OutboxMessage.id.desc())
-            )
-        return dict(update) if update else payload
-
     async def _update(self, row: OutboxMessage) -> tuple[str | None, str | None]:
         if row.kind == outbox.MESSAGE_UPDATE:
             channel, ts = row.channel, str(row.payload["ts"])
         else:
             async with self._factory() as session:
                 alert = await session.get(Alert, row.alert_id)
+                if alert is not None and alert.slack_ts is None:
+                    dm_status = await session.scalar(
+                        select(OutboxMessage.status).where(
+                            OutboxMessage.alert_id == alert.id, OutboxMessage.kind == outbox.ALERT
+                        )
+                    )
+                    if dm_status == outbox.PENDING:  # the DM is still on its way
+                        raise _Paused(self._poll_interval, "waiting for the DM to be sent")
             if alert is None or alert.slack_ts is None or alert.slack_channel is None:
                 return None, None  # nothing in Slack to update
             channel, ts = alert.slack_channel, alert.slack_ts
@@ -404,11 +392,13 @@ class _LeaseLost(Exception):
 
 
 class _Paused(Exception):
-    """The row's workspace and method are rate-limited for another `wait` seconds."""
+    """The row must wait `wait` seconds without a call being made: its workspace and
+    method are rate-limited, or (an update) the message it changes is not in Slack yet."""
 
-    def __init__(self, wait: float) -> None:
+    def __init__(self, wait: float, reason: str = "waiting for rate limit") -> None:
         super().__init__(wait)
         self.wait = wait
+        self.reason = reason
 
 
 def _retry_after(headers: Any) -> float:

@@ -71,26 +71,31 @@ async def mark_read(
         )
 
     session.add(ReadReceipt(alert_id=alert.id, staff_id=alert.recipient_id, read_at=now, via=via))
-    if alert.slack_ts is not None:
-        original = await session.scalar(
-            select(OutboxMessage.payload).where(
-                OutboxMessage.alert_id == alert.id, OutboxMessage.kind == outbox.ALERT
-            )
-        )
-        headline = str((original or {}).get("text") or f"Concern #{number}")
-        outbox.enqueue(
+    # The DM itself: locked, so the delivery worker cannot claim it meanwhile.
+    dm = await session.scalar(
+        select(OutboxMessage)
+        .where(OutboxMessage.alert_id == alert.id, OutboxMessage.kind == outbox.ALERT)
+        .with_for_update()
+    )
+    headline = str(((dm.payload if dm else None) or {}).get("text") or f"Concern #{number}")
+    read_version = messages.alert(
+        alert_id=alert.id,
+        headline=headline,
+        url=messages.incident_url(public_url, number),
+        read_at=now,
+    )
+    waiting = dm is not None and dm.status == outbox.PENDING
+    if waiting and (dm.claimed_until is None or dm.claimed_until < now):  # type: ignore[union-attr]
+        dm.payload = read_version  # type: ignore[union-attr]  # not on its way: goes out read
+    elif dm is None or dm.status != outbox.FAILED:
+        outbox.enqueue(  # sent, or being sent: changed in place once it is in Slack
             session,
             workspace_id=workspace_id,
             kind=outbox.ALERT_UPDATE,
             channel=alert.slack_channel or "",
             alert_id=alert.id,
             incident_id=alert.incident_id,
-            payload=messages.alert(
-                alert_id=alert.id,
-                headline=headline,
-                url=messages.incident_url(public_url, number),
-                read_at=now,
-            ),
+            payload=read_version,
             now=now,
         )
     await session.flush()

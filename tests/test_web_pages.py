@@ -227,6 +227,50 @@ async def test_mark_as_read_from_the_web_updates_the_slack_dm(school: Harness) -
     assert len(reads) == 1 and reads[0].outcome == "ok" and "via web" in (reads[0].detail or "")
 
 
+async def test_an_alert_read_on_the_web_before_its_dm_went_out_is_sent_as_read(
+    school: Harness,
+) -> None:
+    await school.server.worker.stop()  # Slack is slow today: no DM has gone out yet
+    response = await school.report_concern(
+        TEACHER, pupil_query=PUPIL_4B, narrative=NARRATIVE, categories=["Behaviour"]
+    )
+    assert response.status == 200 and not response.body
+    assert school.standin.messages_for_user(DSL) == []
+    async with signed_in(school, DSL) as dsl:
+        await dsl.get("/incidents/1")
+        status, _ = await dsl.post("/incidents/1/read")
+        assert status == 200
+    school.server.worker.start()
+    await school.delivered()
+    (dm,) = school.standin.messages_for_user(DSL)
+    blocks = json.dumps(dm["blocks"])
+    assert "alert_mark_read" not in blocks and "Read" in blocks
+    # Everyone else's DM still offers the button.
+    (other,) = school.standin.messages_for_user("U0DDSLOKAF")
+    assert "alert_mark_read" in json.dumps(other["blocks"])
+
+
+async def test_an_alert_read_while_its_dm_is_being_sent_is_updated_once_it_lands(
+    school: Harness,
+) -> None:
+    async with signed_in(school, DSL) as dsl:
+        school.standin.inject_hang("chat.postMessage", seconds=2.0, count=10)  # Slack is slow
+        response = await school.report_concern(
+            TEACHER, pupil_query=PUPIL_4B, narrative=NARRATIVE, categories=["Behaviour"]
+        )
+        assert response.status == 200 and not response.body
+        await school.standin.wait_for_calls("chat.postMessage", 6, ok_only=False)
+        await dsl.get("/incidents/1")
+        status, _ = await dsl.post("/incidents/1/read")  # the DM is on its way right now
+        assert status == 200
+        assert school.standin.messages_for_user(DSL) == []
+    await school.delivered(timeout=15)
+    (dm,) = school.standin.messages_for_user(DSL)
+    assert "alert_mark_read" not in json.dumps(dm["blocks"])
+    (update,) = school.standin.calls_to("chat.update", ok_only=True)
+    assert update.params["ts"] == dm["ts"]
+
+
 # -- actions -----------------------------------------------------------------------------
 
 
