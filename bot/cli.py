@@ -84,6 +84,35 @@ def _parser() -> argparse.ArgumentParser:
         help="keep serving after the walkthrough (default: yes on a terminal)",
     )
     demo.set_defaults(run=_demo)
+
+    privacy = commands.add_parser(
+        "privacy-check",
+        help="search the database (and logs) for pupils' names and narratives in plain text",
+        description="Without --exercise: read the configured database (never changing it) "
+        "and report any pupil's full name outside the pupils table, and any stored "
+        "narrative, reason or action text in plain text. With --exercise: run every flow "
+        "on a throwaway database with made-up pupils and phrases, then search every Slack "
+        "call, log record and table for them. Exit status 0: passed; 1: something found.",
+    )
+    privacy.add_argument(
+        "--exercise",
+        action="store_true",
+        help="run the drill on a throwaway database (a temporary SQLite file by default)",
+    )
+    privacy.add_argument(
+        "--database",
+        metavar="URL",
+        help="with --exercise: an EMPTY database to run it on (e.g. postgresql+asyncpg://…)",
+    )
+    privacy.add_argument(
+        "--log",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="also search this log file (repeatable; not with --exercise)",
+    )
+    privacy.set_defaults(run=_privacy_check)
     return parser
 
 
@@ -181,6 +210,31 @@ def _demo(args: argparse.Namespace) -> int:
     logs.configure("WARNING")
     keep = sys.stdin.isatty() if args.keep_running is None else args.keep_running
     return asyncio.run(run_demo(directory=args.dir, keep_running=keep))
+
+
+def _privacy_check(args: argparse.Namespace) -> int:
+    from bot import privacy
+
+    if args.exercise and args.log:
+        print("vigil: --log is for checking the school's database, not --exercise", file=sys.stderr)
+        return 2
+    if args.database and not args.exercise:
+        print(
+            "vigil: --database is for --exercise; the school's database is VIGIL_DATABASE_URL",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        if args.exercise:
+            report = asyncio.run(privacy.run_exercise(database_url=args.database))
+        else:
+            settings = _settings(args)
+            report = asyncio.run(privacy.check_school(settings, log_files=args.log))
+    except privacy.PrivacyCheckError as error:
+        print(f"vigil: privacy-check could not run: {error}", file=sys.stderr)
+        return 2
+    print(report.render())
+    return report.exit_code
 
 
 def run_until_signal(start: Callable[[asyncio.Event], Any]) -> None:

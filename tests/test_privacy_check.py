@@ -1,0 +1,255 @@
+"""`vigil privacy-check`: the drill passes on both databases, and the check can fail.
+
+The exercise runs every flow through the real server and the Slack stand-in, then searches
+what Vigil sent, logged and stored. A planted leak (a message builder given the narrative,
+log lines quoting a narrative and a pupil's name) must be reported, by kind and place,
+without the report repeating the value. The school's-database mode is checked on a seeded
+database, clean and then with plain text planted in other tables.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from sqlalchemy import insert, select
+
+import handlers.concern_modal
+import store.messages
+import store.pupils
+from bot.cli import main
+from bot.harness import Harness
+from bot.privacy import (
+    Matcher,
+    Report,
+    check_school,
+    name_needles,
+    read_only,
+    run_exercise,
+    text_needles,
+    texts_of,
+)
+from bot.settings import load_settings
+from store import actions, audit
+from store.db import create_engine, transaction
+from store.models import AuditEvent, Incident, OutboxMessage, Pupil, Staff
+
+TEACHER = "U0TCHPATEL"
+DSL = "U0DSL0HUGH"
+PUPIL_4B = "Z00000000004E"
+NARRATIVE = (
+    "At 10:40 in the corridor outside 4B she told me she did not want to go home tonight "
+    "because her uncle shouts at her. She was crying, which is unlike her."
+)
+REASON = "Mum is the subject of the concern; advice from MASH first."
+ACTION_TEXT = "Spoke to grandmother at pick-up; she will take her to the GP tomorrow."
+
+
+# -- the exercise ------------------------------------------------------------------------------
+
+
+async def test_the_exercise_passes_and_searched_everything(db_url: str) -> None:
+    root = logging.getLogger()
+    handlers_before, level_before = root.handlers[:], root.level
+    report = await run_exercise(database_url=db_url)
+    text = report.render()
+    assert report.passed and report.exit_code == 0, text
+    assert "privacy-check passed" in text
+    searched = report.searched
+    assert searched.slack_calls > 30 and searched.slack_answers > 10
+    assert searched.log_records > 50 and searched.log_lines_written > 50
+    assert searched.tables >= 20 and searched.rows > 100
+    for flow in ("overdue nudge", "Snooze", "Sign in with Slack", "every CSV", "chronology"):
+        assert flow in text
+    # Logging is as it was: the drill's capture is gone.
+    assert root.handlers == handlers_before and root.level == level_before
+
+
+def test_a_planted_leak_is_reported_without_its_value(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A message builder given the narrative, and log lines quoting texts and names."""
+    seen: dict[str, list[str]] = {"texts": [], "names": []}
+    parse = handlers.concern_modal.parse_submission
+    headline = store.messages._headline
+    search = store.pupils.search
+
+    def leaky_parse(view: dict[str, Any]) -> Any:
+        draft = parse(view)
+        seen["texts"] += [draft.narrative, draft.parents_reason]
+        logging.getLogger("handlers.concern").debug("draft: %s", draft.narrative)
+        return draft
+
+    def leaky_headline(*args: Any) -> str:
+        return f"{headline(*args)} · {seen['texts'][-2]}"
+
+    async def leaky_search(*args: Any, **kwargs: Any) -> Any:
+        found = await search(*args, **kwargs)
+        seen["names"] += [p.display_name for p in found]
+        if found:
+            structlog.get_logger("store.pupils").info("typeahead", first=found[0].display_name)
+        return found
+
+    monkeypatch.setattr(handlers.concern_modal, "parse_submission", leaky_parse)
+    monkeypatch.setattr(store.messages, "_headline", leaky_headline)
+    monkeypatch.setattr(store.pupils, "search", leaky_search)
+
+    assert main(["privacy-check", "--exercise"]) == 1
+    out = capsys.readouterr().out
+    assert "privacy-check FAILED" in out
+    for line in (
+        "slack: narrative found in chat.postMessage (arguments)",
+        "slack: narrative found in chat.update (arguments)",
+        "database: narrative found in outbox.payload",
+        "log: narrative found in logger handlers.concern (DEBUG)",
+        "log: narrative of a refused submission found in logger handlers.concern (DEBUG)",
+        "log: pupil name (made-up pupil 1) found in logger store.pupils (INFO)",
+    ):
+        assert line in out, out
+    # The report says what and where, never the value: no made-up phrase or name.
+    phrases = [p for text in seen["texts"] for p in re.findall(r"\w+-[0-9a-f]{6}", text)]
+    names = [word for name in seen["names"] for word in re.findall(r"\w+", name)]
+    assert phrases and names
+    shown = out.casefold()
+    for value in phrases + names:
+        assert value.casefold() not in shown
+
+
+def test_the_cli_refuses_mixed_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["privacy-check", "--exercise", "--log", "vigil.log"]) == 2
+    assert main(["privacy-check", "--database", "sqlite+aiosqlite:///x.db"]) == 2
+    assert "--database is for --exercise" in capsys.readouterr().err
+
+
+# -- the school's own database ---------------------------------------------------------------
+
+
+async def seeded(school: Harness) -> tuple[Pupil, Incident]:
+    """Concern #1 about a 4B pupil, with a reason, and an action on it."""
+    response = await school.report_concern(
+        TEACHER,
+        pupil_query=PUPIL_4B,
+        narrative=NARRATIVE,
+        categories=["Well-being"],
+        parents_contacted="no",
+        parents_reason=REASON,
+    )
+    assert response.status == 200 and not response.body, response.body
+    await school.delivered()
+    async with transaction(school.server.factory) as db:
+        incident = await db.scalar(select(Incident).where(Incident.number == 1))
+        dsl = await db.scalar(select(Staff).where(Staff.slack_user_id == DSL))
+        pupil = await db.scalar(select(Pupil).where(Pupil.upn == PUPIL_4B))
+        assert incident is not None and dsl is not None and pupil is not None
+        await actions.add_action(
+            db,
+            author=dsl,
+            incident=incident,
+            text=ACTION_TEXT,
+            catalogue=school.server.catalogue,
+            cipher=school.server.cipher,
+            public_url=school.settings.public_url,
+            now=school.now(),
+        )
+    return pupil, incident
+
+
+async def check(school: Harness, *logs: Path) -> Report:
+    settings = load_settings(
+        env_file=None,
+        VIGIL_DATABASE_URL=school.database_url,
+        VIGIL_DATA_KEY=school.data_key,
+    )
+    return await check_school(settings, log_files=logs)
+
+
+async def test_a_clean_school_database_passes(school: Harness) -> None:
+    await seeded(school)
+    report = await check(school)
+    assert report.passed, report.render()
+    assert "the full names of 30 pupils" in report.looked_for
+    assert "3 stored narratives, reasons and action texts decrypted" in report.looked_for
+    assert report.searched.tables >= 20 and report.searched.rows > 50
+
+
+async def test_plain_text_elsewhere_in_the_school_database_is_found(
+    school: Harness, tmp_path: Path
+) -> None:
+    pupil, incident = await seeded(school)
+    full_name = f"{pupil.forename} {pupil.surname}"
+    async with transaction(school.server.factory) as db:
+        planted = audit.record(
+            db, action="note", workspace_id=incident.workspace_id, detail=NARRATIVE[:150]
+        )
+        await db.execute(
+            insert(OutboxMessage).values(
+                workspace_id=incident.workspace_id,
+                kind="dm",
+                channel="D0NOWHERE",
+                payload={"text": f"About {full_name.upper()}", "blocks": []},
+                status="sent",
+            )
+        )
+    log = tmp_path / "vigil.log"
+    log.write_text(
+        '{"event": "web.ok"}\n' + json.dumps({"event": "oops", "text": ACTION_TEXT}) + "\n"
+    )
+    report = await check(school, log)
+    text = report.render()
+    assert report.exit_code == 1
+    assert (
+        f"database: narrative of incident id {incident.id} found in audit_log.detail; "
+        f"e.g. id {planted.id}"
+    ) in text
+    assert f"database: pupil name (pupil id {pupil.id}) found in outbox.payload" in text
+    assert f"log file: action text of action id 1 found in {log}; e.g. line 2" in text
+    # Nothing else (two fictional pupils may share a name: both are named).
+    assert {f.location for f in report.findings} == {"audit_log.detail", "outbox.payload", str(log)}
+    for value in (NARRATIVE[:40], full_name, pupil.surname, ACTION_TEXT[:30]):
+        assert value.casefold() not in text.casefold()
+
+
+async def test_the_school_check_only_reads(db_url: str) -> None:
+    engine = create_engine(db_url)
+    try:
+        async with read_only(engine) as connection:
+            with pytest.raises(Exception, match="(?i)read.only|readonly"):
+                await connection.execute(insert(AuditEvent).values(action="x", outcome="ok"))
+    finally:
+        await engine.dispose()
+
+
+# -- finding -------------------------------------------------------------------------------------
+
+
+def test_names_and_texts_are_found_however_they_are_written() -> None:
+    matcher = Matcher(
+        name_needles(
+            forename="Zoë",
+            surname="Quattlebaum",
+            preferred_name=None,
+            label="pupil 1",
+            whole_only=True,
+        )
+        + text_needles(NARRATIVE, kind="narrative")
+        + text_needles("Phoned mum.", kind="too short to look for")
+    )
+    kinds = {
+        "In JSON": json.dumps({"text": "About ZOE QUATTLEBAUM today"}),
+        "Escaped": "name=Zo%C3%AB+Quattlebaum&x=1",
+        "HTML": "Zo&euml; Quattlebaum",
+        "Reversed": "Quattlebaum, Zoe",
+        "Shortened": NARRATIVE[:60].replace(" ", "\n  "),
+        "Ending": "..." + NARRATIVE[-70:],
+        "Bytes": NARRATIVE.encode(),
+    }
+    for what, value in kinds.items():
+        assert any(matcher.find_all(texts_of(value))), what
+    for harmless in ("Zoe Quattlebaumson", "Quattlebaum", "Phoned mum.", NARRATIVE[:20]):
+        assert not matcher.find_all(texts_of(harmless)), harmless
+    assert {n.kind for n in matcher.find_all(texts_of({"a": [NARRATIVE]}))} == {"narrative"}
