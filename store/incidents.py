@@ -36,6 +36,8 @@ MAX_LINKED_PUPILS = 20
 MAX_ALSO_ALERT = 30
 PARENTS_CHOICES = ("yes", "no")
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+MAX_ID = 2**63 - 1  # ids are 64-bit in both databases
+UNSTORABLE = "This has a character Vigil cannot store (a broken emoji?): retype that part."
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ def check_draft(
             f"Keep this under {NARRATIVE_MAX} characters ({len(narrative)} now); "
             "add the rest as an action once the concern is filed."
         )
+    elif not _is_utf8(narrative):
+        errors["narrative"] = UNSTORABLE
     if draft.happened_at is not None and draft.happened_at > now + FUTURE_TOLERANCE:
         errors["happened_at"] = "This is in the future: when did it happen?"
 
@@ -110,6 +114,9 @@ def check_draft(
         errors["linked_pupils"] = "The main pupil is already on this concern."
     if len(draft.also_alert_slack_ids) > MAX_ALSO_ALERT:
         errors["also_alert"] = f"Alert at most {MAX_ALSO_ALERT} people directly."
+    elif not all("\x00" not in u and _is_utf8(u) for u in draft.also_alert_slack_ids):
+        # No Slack id holds these, and the database could not even compare them.
+        errors["also_alert"] = "One of these people is not on Vigil's staff list."
 
     if draft.parents_contacted not in PARENTS_CHOICES:
         errors["parents_contacted"] = "Say whether parents or carers were contacted."
@@ -118,14 +125,27 @@ def check_draft(
         errors["parents_reason"] = "Parents or carers were not contacted: say why."
     elif len(reason) > REASON_MAX:
         errors["parents_reason"] = f"Keep this under {REASON_MAX} characters."
+    elif not _is_utf8(reason):
+        errors["parents_reason"] = UNSTORABLE
     return errors
+
+
+def _is_utf8(text: str) -> bool:
+    """False for text with a lone surrogate (JSON can carry one; UTF-8 cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _parse_ids(raw: list[str]) -> list[int] | None:
     try:
-        return [int(value) for value in raw]
+        ids = [int(value) for value in raw]
     except (TypeError, ValueError):
         return None
+    # An id beyond 64 bits is on no roster (and the databases refuse to compare it).
+    return ids if all(0 < i <= MAX_ID for i in ids) else None
 
 
 async def get_staff_by_slack_id(

@@ -363,6 +363,8 @@ def _email(check: _Checker) -> str | None:
         check.fail("email is empty")
     elif len(value) > limit:
         check.fail(f"email is longer than {limit} characters")
+    elif _CONTROL.search(value):  # PostgreSQL cannot store a NUL, and no address has one
+        check.fail("email contains a control character")
     elif not _EMAIL.fullmatch(value):
         check.fail(f"email '{_echo(raw)}' is not an email address")
     else:
@@ -396,6 +398,9 @@ def _classes(check: _Checker) -> frozenset[str] | None:
     too_long = [group for group in groups if len(group) > limit]
     if too_long:
         check.fail(f"class '{_echo(too_long[0])}' is longer than {limit} characters")
+        return None
+    if any(_CONTROL.search(group) for group in groups):
+        check.fail("classes contains a control character")
         return None
     return frozenset(groups)
 
