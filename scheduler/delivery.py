@@ -69,6 +69,8 @@ class DeliveryWorker:
         self._poll_interval = poll_interval
         self._base_backoff = base_backoff
         self._max_backoff = max_backoff
+        # A call given up on (time-out, reset) may still be done by Slack a little later.
+        self._settle = 2 * float(getattr(client, "timeout", 0) or 0)
         self._clock = clock
         self._wake = asyncio.Event()
         self._stopping = False
@@ -211,7 +213,10 @@ class DeliveryWorker:
                 return
             except NETWORK_ERRORS as error:
                 log.warning("outbox.network_error", message=row.id, error=type(error).__name__)
-                await self._retry(row, delay=self._backoff(row), error="network", uncertain=True)
+                # No answer: Slack may still be working on the call. Look for it (and only
+                # then send again) once such a straggler would have landed.
+                delay = max(self._backoff(row), self._settle)
+                await self._retry(row, delay=delay, error="network", uncertain=True)
                 return
             await self._record_sent(row, channel, ts)
 
