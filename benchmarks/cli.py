@@ -8,17 +8,38 @@ import sys
 from pathlib import Path
 
 from benchmarks.report import format_table
-from benchmarks.runner import DEFAULT_JSON, DEFAULT_SCENARIOS, SCENARIO_GROUPS, Options, run
+from benchmarks.runner import (
+    ALL_SCENARIOS,
+    DEFAULT_JSON,
+    DEFAULT_SCENARIOS,
+    SCENARIO_GROUPS,
+    Options,
+    run,
+)
 
 
 def _scenarios(value: str) -> tuple[str, ...]:
-    chosen = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    expanded = [name for part in parts for name in (ALL_SCENARIOS if part == "all" else [part])]
+    chosen = tuple(dict.fromkeys(expanded))
     unknown = [name for name in chosen if name not in SCENARIO_GROUPS]
     if unknown or not chosen:
         raise argparse.ArgumentTypeError(
             f"choose from {','.join(SCENARIO_GROUPS)} (comma-separated), not {value!r}"
         )
     return chosen
+
+
+def _think(value: str) -> tuple[float, float]:
+    try:
+        low, high = (float(part) for part in value.split("-", 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"give LOW-HIGH seconds, such as 1-4, not {value!r}"
+        ) from None
+    if not 0 <= low <= high:
+        raise argparse.ArgumentTypeError(f"need 0 <= LOW <= HIGH, not {value!r}")
+    return low, high
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -40,9 +61,11 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "--scenarios",
         type=_scenarios,
         default=DEFAULT_SCENARIOS,
-        help="which groups to run, comma-separated: slack, web, referrals, reports (default "
-        "slack,web); referrals is the overdue scan over --referrals referrals, reports the "
-        "chronology and term report over --report-incidents incidents, each in its own database",
+        help="which groups to run, comma-separated: slack, web, referrals, reports, soak, or "
+        "all (= slack,web,referrals,reports). Default slack,web,referrals: every DESIGN §10 "
+        "row. referrals is the overdue scan over --referrals referrals, reports the "
+        "chronology and term report over --report-incidents incidents, each in its own "
+        "database; soak is --soak-staff staff working for --soak-minutes",
     )
     parser.add_argument("--requests", type=int, help="measured requests per Slack scenario (400)")
     parser.add_argument("--concurrency", type=int, help="concurrent Slack users (20)")
@@ -74,6 +97,18 @@ def parse_args(argv: list[str] | None = None) -> Options:
     )
     parser.add_argument(
         "--report-concurrency", type=int, help="concurrent clients for the reports group (10)"
+    )
+    parser.add_argument(
+        "--soak-minutes", type=float, help="how long --scenarios soak runs (10; 0.5 with --quick)"
+    )
+    parser.add_argument(
+        "--soak-staff", type=int, help="staff working at once in the soak (50; 10 with --quick)"
+    )
+    parser.add_argument(
+        "--soak-think",
+        type=_think,
+        metavar="LOW-HIGH",
+        help="seconds each person pauses between actions in the soak (1-4)",
     )
     parser.add_argument("--seed", type=int, help="random seed for queries, forms and data")
     parser.add_argument(
@@ -110,6 +145,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
             ("report_incidents", args.report_incidents),
             ("report_requests", args.report_requests),
             ("report_concurrency", args.report_concurrency),
+            ("soak_minutes", args.soak_minutes),
+            ("soak_staff", args.soak_staff),
+            ("soak_think", args.soak_think),
             ("seed", args.seed),
         )
         if value is not None

@@ -362,6 +362,8 @@ def build_report(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
         checks.update(raw["referrals"]["checks"])
     if "reports" in groups:
         checks.update(raw["reports"]["checks"])
+    if "soak" in groups:
+        checks.update(raw["soak"]["checks"])
     checks["all_passed"] = all(checks.values())
 
     slack_conditions = meta["concurrency"] == 20 and meta["pupils"] == 2000
@@ -446,6 +448,7 @@ def build_report(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
         "seeded": raw.get("seeded"),
         "referrals": raw.get("referrals"),
         "reports": raw.get("reports"),
+        "soak": raw.get("soak"),
         "outbox_backlog": raw.get("outbox_backlog"),
         "checks": checks,
         "errors": errors,
@@ -465,7 +468,7 @@ def format_table(report: dict[str, Any]) -> str:
     meta = report["meta"]
     groups = meta["scenarios"]
     parts = [f"Vigil benchmark · {meta['database']} · servers in {meta['servers']}"]
-    if not set(groups) & {"slack", "web", "reports"}:
+    if not set(groups) & {"slack", "web", "reports", "soak"}:
         parts[0] = f"Vigil benchmark · {meta['database']} · no server (database only)"
     if "slack" in groups:
         parts.append(
@@ -529,12 +532,13 @@ def format_table(report: dict[str, Any]) -> str:
             f"{memory['peak_mb']:>7.1f} {'':>7} {'':>7} {'':>7} {'':>7} {'':>7} {'':>7}  "
             f"{'< 200 MB':<29} {memory['verdict']}"
         )
-    lines += [
-        "",
-        "Floors (bare frameworks, same machinery, same load generator):"
-        if set(groups) & {"slack", "web", "reports"}
-        else "Reference (same table, same connection, alternating with the scan):",
-    ]
+    if report["floors"]:
+        lines += [
+            "",
+            "Floors (bare frameworks, same machinery, same load generator):"
+            if set(groups) & {"slack", "web", "reports"}
+            else "Reference (same table, same connection, alternating with the scan):",
+        ]
     for floor in report["floors"].values():
         lines.append(
             f"  {floor['label']:<48} n {floor['count']:>4}  p50 {_ms(floor['p50_ms']):>6}  "
@@ -555,7 +559,7 @@ def format_table(report: dict[str, Any]) -> str:
                     f"429s {run['rate_limited_answers']:>3}  delivered {run['delivered']}/31  "
                     f"exactly once: {'yes' if run['exactly_once'] else 'NO'}"
                 )
-    lines += [
+    header_lines = [
         "",
         (
             "Load generator + stand-in (benchmark process)"
@@ -578,6 +582,8 @@ def format_table(report: dict[str, Any]) -> str:
         for key, floor in report["floors"].items()
         if key != "floor_command_http"
     ]
+    if rows:
+        lines += header_lines
     for label, entry in rows:
         stats = entry["gc"]
         lines.append(
@@ -635,6 +641,10 @@ def format_table(report: dict[str, Any]) -> str:
         from benchmarks import reports_paths
 
         lines += [*reports_paths.table_lines(report), ""]
+    if report.get("soak"):
+        from benchmarks.soak import format_soak
+
+        lines += [*format_soak(report["soak"]), ""]
     lines.append(
         "Checks: "
         + ", ".join(f"{k}={'ok' if v else 'FAILED'}" for k, v in report["checks"].items())

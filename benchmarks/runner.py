@@ -69,9 +69,11 @@ DEFAULT_JSON = Path(__file__).parent / "results" / "latest.json"
 SIGNING_SECRET = "standin-signing-secret"
 PUBLIC_URL = "https://vigil.larkspur.example"  # what links say; rewritten to the server's
 COMMAND = "/concern"
-SCENARIO_GROUPS = ("slack", "web", "referrals", "reports")
-DEFAULT_SCENARIOS = ("slack", "web")  # referrals (its own database, no server) on request
-SERVER_GROUPS = ("slack", "web")  # the groups that need `vigil serve` and the stand-in
+SCENARIO_GROUPS = ("slack", "web", "referrals", "reports", "soak")
+# Every DESIGN §10 row: the Slack paths, the incident page, the overdue scan, memory.
+DEFAULT_SCENARIOS = ("slack", "web", "referrals")
+ALL_SCENARIOS = ("slack", "web", "referrals", "reports")  # `--scenarios all` (not the soak)
+SERVER_GROUPS = ("slack", "web", "soak")  # the groups that need `vigil serve` and the stand-in
 # Given to `vigil serve` in a `.env` file in its working directory rather than in its
 # environment: Bolt's AsyncApp reads SLACK_CLIENT_ID/SLACK_CLIENT_SECRET from os.environ
 # and, finding both, switches to OAuth installation-store mode and answers every Slack
@@ -103,6 +105,10 @@ class Options:
     report_requests: int = 300
     report_concurrency: int = 10
     report_warmup: int = 20
+    # The soak (`benchmarks.soak`): staff working at once, think time, duration.
+    soak_minutes: float = 10.0
+    soak_staff: int = 50
+    soak_think: tuple[float, float] = (1.0, 4.0)
     seed: int = 20260901
     json_path: Path | None = DEFAULT_JSON
     quick: bool = False
@@ -130,6 +136,8 @@ class Options:
             "report_requests": 30,
             "report_concurrency": 4,
             "report_warmup": 5,
+            "soak_minutes": 0.5,
+            "soak_staff": 10,
             "quick": True,
         }
         values.update(overrides)
@@ -342,6 +350,8 @@ async def _run(options: Options) -> dict[str, Any]:
     say = Progress(options.progress)
     started_at = dt.datetime.now(dt.UTC)
     users_needed = max(options.concurrency, slack_paths.ALERTED + 1)
+    if "soak" in options.scenarios:
+        users_needed = max(users_needed, options.soak_staff)
     staff = bench_staff(users_needed)
     raw: dict[str, Any] = {"memory": {}, "floor_memory": {}}
     load_start = _load_average()
@@ -429,6 +439,10 @@ async def _server_groups(
             await _slack_group(run)
         if "web" in options.scenarios:
             await _web_group(run)
+        if "soak" in options.scenarios:
+            from benchmarks.soak import run_soak
+
+            raw["soak"] = await run_soak(run)
         raw["memory"].update(memory_mb(vigil.pid))
         raw["memory"]["separate_process"] = vigil.separate
         return database.backend

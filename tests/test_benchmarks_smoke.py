@@ -8,12 +8,17 @@ import time
 from pathlib import Path
 
 import benchmarks
+from benchmarks.cli import parse_args
 from benchmarks.report import FLOORS, SCENARIOS
+from benchmarks.runner import ALL_SCENARIOS
+from benchmarks.soak import memory_growth
 
 
 async def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
     path = tmp_path / "report.json"
-    options = benchmarks.Options.quick_run(database="sqlite", json_path=path, progress=False)
+    options = benchmarks.Options.quick_run(
+        database="sqlite", json_path=path, progress=False, scenarios=("slack", "web")
+    )
 
     started = time.perf_counter()
     report = await benchmarks.run(options)
@@ -125,3 +130,40 @@ async def test_quick_reports_group_measures_chronology_and_term_report(tmp_path:
     assert detail["seq_scans"] == []
     table = benchmarks.format_table(written)
     assert "chronology (3k, 4 users)" in table and "Plans: term_report" in table
+
+
+def test_all_means_every_group_but_the_soak_and_the_default_covers_design_10() -> None:
+    assert parse_args(["--scenarios", "all"]).scenarios == ALL_SCENARIOS
+    assert parse_args(["--scenarios", "soak,all"]).scenarios == ("soak", *ALL_SCENARIOS)
+    assert set(parse_args([]).scenarios) == {"slack", "web", "referrals"}
+    assert parse_args(["--scenarios", "soak", "--soak-think", "0.5-2"]).soak_think == (0.5, 2.0)
+
+
+def test_memory_growth_ignores_the_warm_up_and_sees_a_leak() -> None:
+    flat = [(t * 5.0, 120.0 + (8.0 if t < 10 else 0.0) * t / 10) for t in range(120)]
+    settled = memory_growth(flat)
+    assert settled["growth_mb"] == 0 and settled["slope_mb_per_min"] == 0
+    leaking = [(t * 5.0, 120.0 + 0.05 * t) for t in range(120)]  # 0.6 MB a minute
+    grown = memory_growth(leaking)
+    assert grown["growth_mb"] > 3 and 0.55 < grown["slope_mb_per_min"] < 0.65
+
+
+async def test_quick_soak_drives_every_action_and_checks_memory(tmp_path: Path) -> None:
+    path = tmp_path / "soak.json"
+    options = benchmarks.Options.quick_run(
+        database="sqlite",
+        json_path=path,
+        progress=False,
+        scenarios=("soak",),
+        soak_minutes=0.25,
+        soak_staff=6,
+        soak_think=(0.2, 1.0),
+    )
+    report = await benchmarks.run(options)
+    soak = json.loads(path.read_text(encoding="utf-8"))["soak"]
+    assert soak["error_count"] == 0, soak["errors"]
+    assert {"report", "search", "read_web"} <= set(soak["actions"]), soak["counts"]
+    assert soak["concerns_filed"] == soak["counts"]["report"] > 0
+    assert len(soak["memory_samples"]) >= 20
+    assert soak["checks"]["soak_dms_exactly_once"] and soak["checks"]["soak_outbox_drained"]
+    assert "Soak: 6 staff" in benchmarks.format_table(report)
