@@ -660,18 +660,7 @@ async def _web_group(run: Run) -> None:
     c = options.web_concurrency
     n, warm = options.web_requests, options.web_warmup
     n_single = max(20, n // 10)
-    viewers = keyholders(run.staff)
-    sessions = []
-    for user_id in viewers:
-        sessions.append(
-            await web_paths.sign_in(
-                run.vigil_sim,
-                user_id=user_id,
-                command=COMMAND,
-                public_url=PUBLIC_URL,
-                server_url=run.vigil.url,
-            )
-        )
+    sessions = await sign_in_keyholders(run)
     say(f"signed in {len(sessions)} key-holders to the web view (one-time link + TOTP)")
     numbers = web_paths.page_numbers(first, last, n + warm + n_single, run.rng)
     clients = web_paths.PageClients(c)
@@ -724,6 +713,20 @@ async def _web_group(run: Run) -> None:
         raw["incident_page"].extra["views_served"] = served
     finally:
         await clients.close()
+
+
+async def sign_in_keyholders(run: Run) -> list[web_paths.SignedIn]:
+    """Every key-holder signed in to the web view (one-time link + TOTP), in staff order."""
+    return [
+        await web_paths.sign_in(
+            run.vigil_sim,
+            user_id=user_id,
+            command=COMMAND,
+            public_url=PUBLIC_URL,
+            server_url=run.vigil.url,
+        )
+        for user_id in keyholders(run.staff)
+    ]
 
 
 async def _views_audited(run: Run) -> int:

@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 
 from benchmarks import slack_paths, web_paths
 from benchmarks.processes import cpu_seconds, memory_mb
-from benchmarks.runner import COMMAND, PUBLIC_URL, keyholders
+from benchmarks.runner import COMMAND, sign_in_keyholders
 from benchmarks.stats import summarize
 from bot.simulator import SlackSimulator
 from handlers.concern_modal import PUPIL_SEARCH
@@ -98,17 +98,7 @@ async def run_soak(run: Any) -> dict[str, Any]:
     reporters = [s.slack_user_id for s in run.staff if s.roles == "teacher"][:staff_count]
     if len(reporters) < staff_count:
         raise slack_paths.BenchmarkError(f"only {len(reporters)} teachers for the soak")
-    readers = []
-    for user_id in keyholders(run.staff):
-        readers.append(
-            await web_paths.sign_in(
-                run.vigil_sim,
-                user_id=user_id,
-                command=COMMAND,
-                public_url=PUBLIC_URL,
-                server_url=run.vigil.url,
-            )
-        )
+    readers = await sign_in_keyholders(run)
     clients = web_paths.PageClients(staff_count)
     state = SoakState()
     stop = asyncio.Event()
