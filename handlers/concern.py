@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import structlog
@@ -26,6 +27,11 @@ HELP = (
     "• `{command} login` a one-time link to the secure web view\n"
     "• `{command} help` this message\n"
     "If a child is in immediate danger, tell a Designated Safeguarding Lead in person now."
+)
+FORM_UNAVAILABLE = (
+    ":warning: Vigil can't reach its database just now, so the pupil search finds nothing "
+    "yet. You can start writing; try the search again in a minute. If a child is at risk, "
+    "tell a DSL in person now."
 )
 SAVE_FAILED = (
     "Vigil could not save this just now. Nothing in this form is lost: press Submit again "
@@ -135,8 +141,17 @@ async def _tailor_view(
         await client.views_update(view_id=view["id"], hash=view.get("hash"), view=replacement)
     except SlackApiError as error:
         log.warning("concern.view_update_failed", error=error.response.get("error"))
-    except DATABASE_ERRORS:
-        log.exception("concern.staff_lookup_failed")
+    except DATABASE_ERRORS as error:
+        log.warning("concern.staff_lookup_failed", error=type(error).__name__)
+        # The form is open and stays usable: say why the pupil search finds nothing yet.
+        with contextlib.suppress(SlackApiError):
+            await client.views_update(
+                view_id=view["id"],
+                hash=view.get("hash"),
+                view=concern_modal.concern_view(
+                    catalogue=deps.catalogue, keyholder=False, notice=FORM_UNAVAILABLE
+                ),
+            )
 
 
 async def _file(

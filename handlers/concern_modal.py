@@ -47,12 +47,20 @@ def _input(
 
 
 def concern_view(
-    *, catalogue: Catalogue, keyholder: bool, now: dt.datetime | None = None
+    *,
+    catalogue: Catalogue,
+    keyholder: bool,
+    now: dt.datetime | None = None,
+    notice: str | None = None,
 ) -> dict[str, Any]:
-    """The modal. Restricted categories are offered only to key-holders."""
+    """The modal. Restricted categories are offered only to key-holders. `notice`, if
+    given, is shown above the form (e.g. that Vigil cannot reach its database)."""
     now = now or dt.datetime.now(dt.UTC)
     categories = catalogue.categories_for(keyholder=keyholder)
-    blocks = [
+    blocks: list[dict[str, Any]] = []
+    if notice:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": notice}]})
+    blocks += [
         _input(
             "pupil",
             "Pupil",

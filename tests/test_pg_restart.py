@@ -8,6 +8,7 @@ which the test stops and starts; the shared server other tests use is not touche
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from private_postgres import PrivateCluster
 from sqlalchemy import func, select
 
 from bot.harness import Harness
-from handlers.concern import SAVE_FAILED
+from handlers.concern import FORM_UNAVAILABLE, SAVE_FAILED
 from handlers.concern_modal import PUPIL_SEARCH
 from store import outbox
 from store.db import create_engine
@@ -168,6 +169,9 @@ async def test_an_outage_fails_cleanly_and_vigil_recovers_by_itself(
         command = await harness.slack.slash_command(TEACHER, command=harness.settings.command)
         assert command.status == 200 and time.monotonic() - started < 3
         assert len(harness.standin.calls_to("views.open", ok_only=True)) == before + 1
+        await harness.server.tasks.idle()
+        (*_, notice) = harness.standin.calls_to("views.update", ok_only=True)
+        assert FORM_UNAVAILABLE in json.dumps(notice.params["view"])
         search = await harness.slack.block_suggestion(
             TEACHER, view=view, action_id=PUPIL_SEARCH, block_id="pupil", value="Z0"
         )
