@@ -333,7 +333,7 @@ async def _prepare(run: Run, database: Database) -> None:
     for kind in ("staff", "pupils"):  # exits 1 (→ ProcessError) if any row is rejected
         await run_vigil(["import", kind, f"{kind}.csv", "--team", TEAM_ID], env=env, cwd=workdir)
     run.say(f"imported {len(run.staff)} staff, {len(run.pupils)} pupils (vigil import)")
-    if "web" in options.scenarios:
+    if {"web", "soak"} & set(options.scenarios):  # the soak reads among them too
         report = await seed_incidents(
             database.url,
             team_id=TEAM_ID,
@@ -495,7 +495,7 @@ def _meta(
         "alert_runs": options.alert_runs,
         "rate_limited_runs": options.rate_limited_runs,
         "rate_limit_per_second": slack_paths.RATE_LIMIT_PER_SECOND,
-        "incidents": options.incidents if "web" in options.scenarios else None,
+        "incidents": options.incidents if {"web", "soak"} & set(options.scenarios) else None,
         "web_requests": options.web_requests,
         "web_concurrency": options.web_concurrency,
         "web_warmup": options.web_warmup,
