@@ -50,6 +50,66 @@ async def test_a_replayed_request_outside_five_minutes_is_refused(school: Harnes
     assert response.status == 401
 
 
+async def test_a_request_replayed_byte_for_byte_within_five_minutes_changes_nothing(
+    school: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attacker who captured a signed submission and a Mark as read sends them again
+    (the signature is still valid): the concern is not filed twice, no DM goes out twice,
+    and the receipt keeps its first time."""
+    sent: list[dict[str, object]] = []
+    real_send = school.slack.send_raw
+
+    async def recording(body: bytes, **kwargs: object) -> object:
+        timestamp = int(time.time())
+        sent.append({"body": body, "timestamp": timestamp, **kwargs})
+        return await real_send(body, timestamp=timestamp, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(school.slack, "send_raw", recording)
+    response = await school.report_concern(
+        TEACHER,
+        pupil_query="Z00000000004E",
+        narrative="Said she was scared.",
+        categories=["Behaviour"],
+    )
+    assert response.status == 200 and not response.body
+    submission = sent[-1]
+    assert b"view_submission" in urllib.parse.unquote_to_bytes(submission["body"])  # type: ignore[arg-type]
+    await school.delivered()
+    before = await stored(school)
+
+    async def replay(captured: dict[str, object]) -> int:
+        body = captured["body"]
+        assert isinstance(body, bytes)
+        answer = await real_send(
+            body,
+            content_type=str(captured["content_type"]),
+            timestamp=int(captured["timestamp"]),  # type: ignore[call-overload]
+            signature=school.slack.sign(body, int(captured["timestamp"])),  # type: ignore[call-overload]
+        )
+        return answer.status
+
+    assert await replay(submission) == 200
+    await school.delivered()
+    assert await stored(school) == before == (1, 6)
+
+    channel = school.standin.dm_channel_for("U0DSL0HUGH")
+    (dm,) = school.standin.messages_in(channel)
+    clicked = await school.slack.click_button(
+        "U0DSL0HUGH", dm, "alert_mark_read", channel_id=channel
+    )
+    assert clicked.status == 200
+    await school.delivered()
+    async with school.server.factory() as db:
+        (first_read,) = (await db.scalars(select(ReadReceipt.read_at))).all()
+    click = sent[-1]
+    assert b"block_actions" in urllib.parse.unquote_to_bytes(click["body"])  # type: ignore[arg-type]
+    assert await replay(click) == 200
+    await school.delivered()
+    async with school.server.factory() as db:
+        assert (await db.scalars(select(ReadReceipt.read_at))).all() == [first_read]
+    assert len(school.standin.messages_in(channel)) == 1
+
+
 async def test_a_one_megabyte_body_is_refused(school: Harness) -> None:
     body = b"payload=" + b"x" * (1024 * 1024)
     status, _ = await signed(school, body, "application/x-www-form-urlencoded")
