@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import structlog
 from sqlalchemy import func, select
 
 from bot import logs
@@ -133,6 +134,21 @@ def test_json_logs_are_valid_json(capfd: pytest.CaptureFixture[str]) -> None:
         logs.configure("WARNING")
     line = capfd.readouterr().err.strip().splitlines()[-1]
     assert json.loads(line)["event"] == "hello"
+
+
+def test_json_logs_keep_the_traceback_of_an_error(capfd: pytest.CaptureFixture[str]) -> None:
+    logs.configure("INFO", "json")
+    try:
+        try:
+            raise ConnectionRefusedError("database gone")
+        except ConnectionRefusedError:
+            structlog.get_logger("bot.test").exception("concern.save_failed")
+            logging.getLogger("bot.test").exception("stdlib.failed")
+    finally:
+        logs.configure("WARNING")
+    lines = [json.loads(line) for line in capfd.readouterr().err.strip().splitlines()[-2:]]
+    for entry in lines:
+        assert "Traceback" in entry["exception"] and "ConnectionRefusedError" in entry["exception"]
 
 
 async def test_web_view_logs_no_pupil_name_narrative_or_action_text(
