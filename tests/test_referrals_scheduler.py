@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
 from bot.harness import Harness
-from scheduler.jobs import OverdueReferrals
+from scheduler.jobs import HEAP_TRIM_SECONDS, OverdueReferrals, trim_heap
 from store import actions, outbox, referrals
 from store.db import SessionFactory, create_engine, session_factory, transaction
 from store.messages import SNOOZE_ACTION
@@ -607,3 +607,12 @@ async def test_app_home_lists_overdue_referrals_for_keyholders_only(school: Harn
     assert "hungry" not in keyholder
     teacher = json.dumps(school.standin.home_views[TEACHER]["blocks"])
     assert "Overdue referrals" not in teacher and f"R{overdue}" not in teacher
+
+
+async def test_the_server_gives_freed_memory_back_every_minute(harness: Harness) -> None:
+    scheduler = harness.server.scheduler
+    assert scheduler is not None
+    job = scheduler.get_job("heap-trim")
+    assert job is not None and job.trigger.interval == dt.timedelta(seconds=HEAP_TRIM_SECONDS)
+    # This is Linux with glibc: the call is really made (False only where there is none).
+    assert trim_heap() is True
