@@ -221,12 +221,11 @@ class DeliveryWorker:
             await self._record_sent(row, channel, ts)
 
     async def _post(self, row: OutboxMessage) -> tuple[str | None, str | None]:
-        payload = dict(row.payload)
         self._before_call(row, (row.workspace_id, "chat.postMessage"))
         response = await self._client.chat_postMessage(
             channel=row.channel,
-            text=payload["text"],
-            blocks=payload.get("blocks"),
+            text=row.payload["text"],
+            blocks=row.payload.get("blocks"),
             metadata={"event_type": METADATA_TYPE, "event_payload": {"outbox_id": row.id}},
             unfurl_links=False,
             unfurl_media=False,

@@ -84,9 +84,8 @@ async def mark_read(
         url=messages.incident_url(public_url, number),
         read_at=now,
     )
-    waiting = dm is not None and dm.status == outbox.PENDING
-    if waiting and (dm.claimed_until is None or dm.claimed_until < now):  # type: ignore[union-attr]
-        dm.payload = read_version  # type: ignore[union-attr]  # not on its way: goes out read
+    if dm is not None and outbox.unheld(dm, now):
+        dm.payload = read_version  # not on its way yet: it goes out already read
     elif dm is None or dm.status != outbox.FAILED:
         outbox.enqueue(  # sent, or being sent: changed in place once it is in Slack
             session,

@@ -107,6 +107,14 @@ async def claim(
     return list(rows.all())
 
 
+def unheld(row: OutboxMessage, now: dt.datetime) -> bool:
+    """Pending, and no worker holds a lease on it: nobody is sending it right now.
+
+    The lease condition of `claim()`'s query, for a row already loaded.
+    """
+    return row.status == PENDING and (row.claimed_until is None or row.claimed_until < now)
+
+
 async def release_unheld(session: AsyncSession, *, worker: str) -> int:
     """Give back every pending row `worker` has claimed: it holds none of them in hand.
 
