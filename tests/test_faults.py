@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from outbox_checks import check_delivered_exactly_once, outbox_id
@@ -143,10 +142,10 @@ async def open_and_submit(
     slack: SlackSimulator, standin: SlackStandIn, user: str, narrative: str
 ) -> None:
     """/concern, pick the pupil, submit: as a teacher does it, against any server."""
-    before = len(standin.calls_to("views.open"))
+    before = len(standin.calls_to("views.open", ok_only=True))
     response = await slack.slash_command(user)
     assert response.status == 200, response.body
-    (opened, *_) = await _new_calls(standin, "views.open", before)
+    opened = (await standin.wait_for_calls("views.open", before + 1))[before]
     view = standin.views[opened.response["view"]["id"]]  # type: ignore[index]
     suggestion = await slack.block_suggestion(
         user, view=view, action_id=PUPIL_SEARCH, block_id="pupil", value=PUPIL_4B
@@ -163,18 +162,6 @@ async def open_and_submit(
         },
     )
     assert submitted.status == 200 and not submitted.body, submitted.body
-
-
-async def _new_calls(
-    standin: SlackStandIn, method: str, before: int, timeout: float = 5
-) -> Sequence[RecordedCall]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        calls = standin.calls_to(method, ok_only=True)
-        if len(calls) > before:
-            return calls[before:]
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"no new {method} call within {timeout}s")
 
 
 async def test_vigil_killed_mid_fan_out_and_restarted_loses_nothing_and_sends_nothing_twice(
