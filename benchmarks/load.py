@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qs
 
-from bot.simulator import SlackResponse, SlackSimulator
+from testing.simulator import SlackResponse, SlackSimulator
 
 T = TypeVar("T")
 

@@ -47,14 +47,14 @@ from benchmarks.processes import cpu_seconds, floor_process, memory_mb, run_vigi
 from benchmarks.seed import History, seed_incidents
 from benchmarks.slack_paths import BenchmarkError, Measured, _errors
 from benchmarks.web_paths import PageClients, SignedIn, sign_in
-from bot.demo_school import TEAM_ID, TEAM_NAME, DemoStaff, fictional_pupils, pupils_csv, staff_csv
 from bot.settings import write_env_file
-from bot.standin import SlackStandIn
 from store import chronology, reports
 from store.crypto import Cipher, generate_key
 from store.db import create_engine, session_factory
 from store.models import AuditEvent, IncidentPupil, Pupil, Workspace
 from store.school_config import load_school_config
+from testing.school import TEAM_ID, TEAM_NAME, DemoStaff, fictional_pupils, pupils_csv, staff_csv
+from testing.standin import SlackStandIn
 
 TARGET_MS = 200.0
 BUSIEST = 20  # the busiest pupils, a share of the chronology requests

@@ -45,7 +45,13 @@ from benchmarks.processes import (
 )
 from benchmarks.report import build_report
 from benchmarks.seed import seed_incidents
-from bot.demo_school import (
+from bot.settings import write_env_file
+from handlers.concern_modal import CALLBACK_ID, PUPIL_SEARCH
+from store.access import is_keyholder
+from store.crypto import generate_key
+from store.db import create_engine, session_factory
+from store.models import AuditEvent
+from testing.school import (
     FORENAMES,
     STAFF,
     SURNAMES,
@@ -57,13 +63,7 @@ from bot.demo_school import (
     pupils_csv,
     staff_csv,
 )
-from bot.settings import write_env_file
-from bot.standin import SlackStandIn
-from handlers.concern_modal import CALLBACK_ID, PUPIL_SEARCH
-from store.access import is_keyholder
-from store.crypto import generate_key
-from store.db import create_engine, session_factory
-from store.models import AuditEvent
+from testing.standin import SlackStandIn
 
 DEFAULT_JSON = Path(__file__).parent / "results" / "latest.json"
 SIGNING_SECRET = "standin-signing-secret"

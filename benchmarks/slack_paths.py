@@ -21,8 +21,6 @@ from typing import Any
 from sqlalchemy import func, select
 
 from benchmarks.load import DriveResult, TimedSimulator, drive, last_timing
-from bot.demo_school import FORENAMES, SURNAMES, DemoPupil, DemoStaff
-from bot.standin import RecordedCall, SlackStandIn
 from handlers.concern_modal import PUPIL_SEARCH
 from scheduler.delivery import METADATA_TYPE
 from store import outbox
@@ -30,6 +28,8 @@ from store.access import is_keyholder
 from store.db import SessionFactory
 from store.incidents import MAX_ALSO_ALERT
 from store.models import Incident, OutboxMessage
+from testing.school import FORENAMES, SURNAMES, DemoPupil, DemoStaff
+from testing.standin import RecordedCall, SlackStandIn
 
 NARRATIVES = (
     "Arrived without a coat again and said there was no food at home over the weekend. "

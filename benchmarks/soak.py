@@ -37,11 +37,11 @@ from benchmarks import slack_paths, web_paths
 from benchmarks.processes import cpu_seconds, memory_mb
 from benchmarks.runner import COMMAND, sign_in_keyholders
 from benchmarks.stats import summarize
-from bot.simulator import SlackSimulator
 from handlers.concern_modal import PUPIL_SEARCH
 from scheduler.delivery import METADATA_TYPE
 from store import outbox
 from store.models import Incident, OutboxMessage
+from testing.simulator import SlackSimulator
 
 SAMPLE_S = 5.0
 WARMUP_FRACTION = 0.2

@@ -2,7 +2,7 @@
 at 50 concurrent".
 
 Key-holders (who may see every incident) sign in the way staff do: `/concern login` in
-Slack (through the simulator) gives a one-time link, and `bot.webclient.WebUser` opens it
+Slack (through the simulator) gives a one-time link, and `testing.webclient.WebUser` opens it
 and enrols an authenticator by reading the key off the page (a first sign-in needs no
 earlier code, and each person's code is checked against their own last step, so several
 people can sign in within one 30 s step). Their session cookies are then shared out among
@@ -25,8 +25,8 @@ import aiohttp
 
 from benchmarks.load import drive
 from benchmarks.slack_paths import BenchmarkError, Measured, _errors
-from bot.simulator import SlackSimulator
-from bot.webclient import WebUser
+from testing.simulator import SlackSimulator
+from testing.webclient import WebUser
 
 LINK = re.compile(r"(https?://\S+/login/\S+)")
 COOKIES = ("vigil_session", "__Host-vigil_session")

@@ -15,11 +15,11 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from bot.demo_school import STAFF, TEAM_NAME
-from bot.harness import Harness
 from store import migrate, totp
 from store.db import create_engine
 from store.incidents import get_staff_by_slack_id
+from testing.harness import Harness
+from testing.school import STAFF, TEAM_NAME
 
 TEACHER = "U0TCHPATEL"
 DSL = "U0DSL0HUGH"

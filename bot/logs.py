@@ -13,7 +13,8 @@ from typing import Any
 
 import structlog
 
-VIGIL_PACKAGES = ("bot", "handlers", "store", "scheduler", "migrations")
+# `testing` is the Slack stand-in's, when the demo, the tests or the privacy drill run it.
+VIGIL_PACKAGES = ("bot", "handlers", "store", "scheduler", "migrations", "testing")
 LIBRARIES = (
     "aiosqlite",
     "asyncpg",

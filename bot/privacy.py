@@ -45,19 +45,19 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot import logs
-from bot.demo_school import STAFF, DemoPupil, pupils_csv, staff_csv
-from bot.harness import Harness
 from bot.settings import Settings
-from bot.simulator import SlackResponse
 from bot.slack_lookup import make_slack_lookup
-from bot.standin import RecordedCall
-from bot.webclient import WebUser
 from handlers.concern_modal import PUPIL_SEARCH
 from store import migrate, roster
 from store.crypto import Cipher, DecryptionError
 from store.db import create_engine, is_sqlite
 from store.messages import MARK_READ_ACTION, OPEN_ACTION, SNOOZE_ACTION
 from store.models import Incident, IncidentAction, Pupil, Referral, Staff
+from testing.harness import Harness
+from testing.school import STAFF, DemoPupil, pupils_csv, staff_csv
+from testing.simulator import SlackResponse
+from testing.standin import RecordedCall
+from testing.webclient import WebUser
 
 PUPILS_TABLE = "pupils"
 TYPEAHEAD = "pupil typeahead"  # Slack shows the names Vigil offers there, by design

@@ -19,10 +19,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.harness import Harness
 from store.db import SessionFactory, create_engine, session_factory
 from store.migrate import upgrade
 from store.models import Base
+from testing.harness import Harness
 
 ADMIN_URL = os.environ.get(
     "VIGIL_TEST_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

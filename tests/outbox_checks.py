@@ -14,11 +14,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.standin import RecordedCall, SlackStandIn
 from scheduler.delivery import METADATA_TYPE
 from store import outbox
 from store.db import SessionFactory
 from store.models import Alert, OutboxMessage, Staff
+from testing.standin import RecordedCall, SlackStandIn
 
 
 def outbox_id(call: RecordedCall) -> int:

@@ -6,8 +6,8 @@ import json
 
 from sqlalchemy import select
 
-from bot.harness import Harness
 from store.models import Alert, ReadReceipt, Staff
+from testing.harness import Harness
 
 TEACHER = "U0TCHPATEL"
 DSL = "U0DSL0HUGH"

@@ -30,8 +30,8 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
-from bot.harness import Harness
 from store.models import Pupil
+from testing.harness import Harness
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Page, Route

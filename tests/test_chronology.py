@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.harness import Harness
-from bot.webclient import WebUser
 from store import workspaces
 from store.db import transaction
 from store.models import AuditEvent, Pupil
+from testing.harness import Harness
+from testing.webclient import WebUser
 
 LONDON = ZoneInfo("Europe/London")
 DSL = "U0DSL0HUGH"  # Alys Hughes, a key-holder

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.cli import main
-from bot.demo_school import fictional_pupils, pupils_csv, staff_csv
 from store.db import create_engine
 from store.migrate import current_revision, head_revision
 from store.models import Pupil, Staff
+from testing.school import fictional_pupils, pupils_csv, staff_csv
 
 
 def count(url: str, model: type) -> int:

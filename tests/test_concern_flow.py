@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.demo_school import STAFF
-from bot.harness import Harness
 from store.models import Alert, Incident, OutboxMessage, Pupil
+from testing.harness import Harness
+from testing.school import STAFF
 
 TEACHER = "U0TCHPATEL"  # teaches 4B
 TEACHER_4B_5C = "U0TCHJONES"  # also teaches 4B

@@ -23,13 +23,13 @@ import outbox_checks as checks
 import pytest
 from outbox_checks import outbox_id
 
-from bot.demo_school import STAFF, DemoStaff
-from bot.harness import Harness
-from bot.standin import RecordedCall
 from scheduler.delivery import DeliveryWorker
 from store import outbox
 from store.db import create_engine, is_sqlite, session_factory
 from store.models import OutboxMessage
+from testing.harness import Harness
+from testing.school import STAFF, DemoStaff
+from testing.standin import RecordedCall
 
 TEACHER = "U0TCHPATEL"  # teaches 4B: the reporter in every test
 PUPIL_4B = "Z00000000004E"

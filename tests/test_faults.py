@@ -20,7 +20,12 @@ from pathlib import Path
 from outbox_checks import check_delivered_exactly_once, outbox_id
 
 from benchmarks.processes import free_port, run_vigil, vigil_process
-from bot.demo_school import (
+from handlers.concern_modal import PUPIL_SEARCH
+from store import outbox
+from store.crypto import generate_key
+from store.db import create_engine, session_factory
+from testing.harness import Harness
+from testing.school import (
     STAFF,
     TEAM_ID,
     TEAM_NAME,
@@ -29,13 +34,8 @@ from bot.demo_school import (
     pupils_csv,
     staff_csv,
 )
-from bot.harness import Harness
-from bot.simulator import SlackSimulator
-from bot.standin import RecordedCall, SlackStandIn
-from handlers.concern_modal import PUPIL_SEARCH
-from store import outbox
-from store.crypto import generate_key
-from store.db import create_engine, session_factory
+from testing.simulator import SlackSimulator
+from testing.standin import RecordedCall, SlackStandIn
 
 TEACHER = "U0TCHPATEL"  # teaches 4B: the reporter in every test
 PUPIL_4B = "Z00000000004E"

@@ -11,9 +11,9 @@ import urllib.parse
 import pytest
 from sqlalchemy import func, select
 
-from bot.harness import Harness
 from store import workspaces
 from store.models import Incident, OutboxMessage, Pupil, ReadReceipt
+from testing.harness import Harness
 
 TEACHER = "U0TCHPATEL"
 

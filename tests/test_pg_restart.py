@@ -20,7 +20,6 @@ from outbox_checks import check_delivered_exactly_once
 from private_postgres import PrivateCluster
 from sqlalchemy import func, select
 
-from bot.harness import Harness
 from handlers.concern import FORM_UNAVAILABLE, SAVE_FAILED
 from handlers.concern_modal import PUPIL_SEARCH
 from store import outbox
@@ -34,6 +33,7 @@ from store.models import (
     OutboxMessage,
     ReadReceipt,
 )
+from testing.harness import Harness
 
 DSL = "U0DSL0HUGH"
 TEACHER = "U0TCHPATEL"

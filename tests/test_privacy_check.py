@@ -23,7 +23,6 @@ import handlers.concern_modal
 import store.messages
 import store.pupils
 from bot.cli import main
-from bot.harness import Harness
 from bot.privacy import (
     Matcher,
     Report,
@@ -38,6 +37,7 @@ from bot.settings import load_settings
 from store import actions, audit
 from store.db import create_engine, transaction
 from store.models import AuditEvent, Incident, OutboxMessage, Pupil, Staff
+from testing.harness import Harness
 
 TEACHER = "U0TCHPATEL"
 DSL = "U0DSL0HUGH"

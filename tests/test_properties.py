@@ -39,7 +39,6 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from bot.harness import Harness
 from handlers.concern_modal import concern_view, parse_submission
 from store import roster, workspaces
 from store.access import ROLES
@@ -60,6 +59,7 @@ from store.incidents import (
 from store.models import Incident, OutboxMessage, Pupil, Staff, Workspace
 from store.pupils import search_text
 from store.roster import ImportReport, RosterFileError, count_rows, import_pupils, import_staff
+from testing.harness import Harness
 
 T = TypeVar("T")
 
@@ -402,7 +402,7 @@ def slack_view(
     view_id: str = "V0PROP",
     junk: bool = False,
 ) -> dict[str, Any]:
-    """The `view` of a view_submission as Slack sends it (see bot/simulator.py): every
+    """The `view` of a view_submission as Slack sends it (see testing/simulator.py): every
     input block's state under its action id, by element type. Blocks not in `entered`
     are left out entirely; `junk` adds keys and blocks Vigil does not know."""
     ids = pupil_ids or {}

@@ -25,7 +25,6 @@ import pytest
 from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
-from bot.harness import Harness
 from scheduler.jobs import HEAP_TRIM_SECONDS, OverdueReferrals, trim_heap
 from store import actions, outbox, referrals
 from store.db import SessionFactory, create_engine, session_factory, transaction
@@ -42,6 +41,7 @@ from store.models import (
     Staff,
 )
 from store.workdays import WorkingTime
+from testing.harness import Harness
 
 LONDON = ZoneInfo("Europe/London")
 WORKING = WorkingTime()  # the defaults: 08:00-18:00 London, England's bank holidays

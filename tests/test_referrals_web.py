@@ -18,14 +18,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from bot.harness import Harness
-from bot.webclient import WebUser
 from handlers.web.pages import when
 from store import websessions
 from store.db import transaction
 from store.messages import SNOOZE_ACTION
 from store.models import AuditEvent, IncidentAction, Referral, ReferralEvent, Staff
 from store.workdays import WorkingTime
+from testing.harness import Harness
+from testing.webclient import WebUser
 
 LONDON = ZoneInfo("Europe/London")
 WORKING = WorkingTime()

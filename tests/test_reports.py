@@ -25,13 +25,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from bot.harness import Harness
-from bot.webclient import WebUser
 from handlers.web import reports as web_reports
 from store import reports, websessions
 from store.db import transaction
 from store.models import Alert, AuditEvent, Incident, Pupil, ReadReceipt, Referral, Staff
 from store.workdays import WorkingTime
+from testing.harness import Harness
+from testing.webclient import WebUser
 
 LONDON = ZoneInfo("Europe/London")
 WORKING = WorkingTime()

@@ -30,11 +30,11 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select, update
 
-from bot.harness import Harness
-from bot.webclient import WebUser
 from handlers.web.security import cookie_name
 from store.db import transaction
 from store.models import Alert, Incident, Pupil
+from testing.harness import Harness
+from testing.webclient import WebUser
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Page

@@ -23,10 +23,10 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 
-from bot.demo_school import TEAM_ID, TEAM_NAME
-from bot.simulator import FORM, SlackSimulator
-from bot.standin import SlackStandIn
 from store.crypto import generate_key
+from testing.school import TEAM_ID, TEAM_NAME
+from testing.simulator import FORM, SlackSimulator
+from testing.standin import SlackStandIn
 
 REPO = Path(__file__).resolve().parent.parent
 SIGNING_SECRET = "serve-test-signing-secret"

@@ -15,8 +15,9 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.simulator import SlackSimulator, build_state_values
-from bot.standin import SlackStandIn
+from testing.simulator import SlackSimulator
+from testing.standin import SlackStandIn
+from testing.view_state import build_state_values
 
 pytestmark = pytest.mark.asyncio
 

@@ -14,10 +14,10 @@ import structlog
 from sqlalchemy import func, select
 
 from bot import logs
-from bot.harness import Harness
-from bot.simulator import SlackSimulator
 from store.models import Incident, Pupil
 from store.pupils import fold, search_text
+from testing.harness import Harness
+from testing.simulator import SlackSimulator
 
 TEACHER = "U0TCHPATEL"
 

@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 
 from bot import socket_watchdog
-from bot.demo_school import TEAM_ID
-from bot.harness import SIGNING_SECRET, Harness
-from bot.simulator import SlackSimulator
+from testing.harness import SIGNING_SECRET, Harness
+from testing.school import TEAM_ID
+from testing.simulator import SlackSimulator
 
 TEACHER = "U0TCHPATEL"
 WATCHDOG = 0.2  # seconds between checks; replaced after two checks without a connection

@@ -21,8 +21,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth import OpenIDConnectAuthorizeUrlGenerator
 from slack_sdk.web.async_client import AsyncWebClient
 
-import bot.standin as standin_module
-from bot.standin import OTHER_TEAM_ID, SlackStandIn
+import testing.standin.tokens as standin_module
+from testing.standin import OTHER_TEAM_ID, SlackStandIn
 
 jwt = pytest.importorskip("jwt", reason="PyJWT (pyjwt[crypto]) is needed to verify id_tokens")
 

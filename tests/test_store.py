@@ -11,9 +11,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from bot.harness import Harness
 from store.immutability import ImmutableRecordError
 from store.models import Base, Incident, IncidentCategory, IncidentPupil
+from testing.harness import Harness
 
 NARRATIVE = "Disclosed that an older cousin takes her dinner money every morning."
 

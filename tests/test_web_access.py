@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from yarl import URL
 
-from bot.harness import Harness
-from bot.webclient import WebUser
 from handlers.web.security import cookie_name
 from store import access, incidents, websessions, workspaces
 from store.models import (
@@ -29,6 +27,8 @@ from store.models import (
     ReadReceipt,
     Staff,
 )
+from testing.harness import Harness
+from testing.webclient import WebUser
 
 TEACHER = "U0TCHPATEL"  # 4B: the author below
 CLASS_TEACHER = "U0TCHJONES"  # also 4B: alerted as class teacher

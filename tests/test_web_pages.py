@@ -19,8 +19,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.harness import Harness
-from bot.webclient import WebUser
 from store.models import (
     Alert,
     AuditEvent,
@@ -32,6 +30,8 @@ from store.models import (
     Staff,
     TotpEnrolment,
 )
+from testing.harness import Harness
+from testing.webclient import WebUser
 
 TEACHER = "U0TCHPATEL"  # 4B
 CLASS_TEACHER = "U0TCHJONES"  # also 4B

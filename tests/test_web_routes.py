@@ -8,8 +8,8 @@ import re
 import aiohttp
 from aiohttp import web
 
-from bot.harness import Harness
 from handlers.web.security import FIRST_FACTOR, PUBLIC, SECURITY_HEADERS, access_level
+from testing.harness import Harness
 
 PUBLIC_ROUTES = {
     ("POST", "/slack/events"),
@@ -61,7 +61,7 @@ async def test_no_protected_route_answers_without_sign_in(harness: Harness) -> N
 
 
 async def test_first_factor_alone_reaches_only_the_code_pages(school: Harness) -> None:
-    from bot.webclient import WebUser
+    from testing.webclient import WebUser
 
     async with WebUser(school.server.url, school.now) as user:
         await user.use_login_link(await school.login_link("U0DSL0HUGH"))

@@ -10,9 +10,9 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from bot.harness import Harness
-from bot.webclient import WebUser, form_field
 from store.models import AuditEvent, LoginToken, TotpEnrolment, WebSession
+from testing.harness import Harness
+from testing.webclient import WebUser, form_field
 
 DSL = "U0DSL0HUGH"
 TEACHER = "U0TCHPATEL"

@@ -1,4 +1,4 @@
-"""Vigil wired to the Slack stand-in: used by the tests, `vigil demo` and the benchmarks.
+"""Vigil wired to the Slack stand-in: used by the tests, `vigil demo` and the privacy drill.
 
 It starts the stand-in, then a real `VigilServer` on 127.0.0.1 pointed at it, and drives
 the server with correctly signed Slack requests through `SlackSimulator`, exactly as
@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import VigilServer
-from bot.demo_school import (
+from bot.settings import Settings, load_settings
+from bot.slack_lookup import make_slack_lookup
+from handlers.concern_modal import PUPIL_SEARCH
+from store import outbox, roster
+from store.crypto import generate_key
+from testing.school import (
     STAFF,
     TEAM_ID,
     TEAM_NAME,
@@ -27,14 +32,9 @@ from bot.demo_school import (
     pupils_csv,
     staff_csv,
 )
-from bot.settings import Settings, load_settings
-from bot.simulator import SlackResponse, SlackSimulator
-from bot.slack_lookup import make_slack_lookup
-from bot.standin import SlackStandIn
-from bot.webclient import WebUser
-from handlers.concern_modal import PUPIL_SEARCH
-from store import outbox, roster
-from store.crypto import generate_key
+from testing.simulator import SlackResponse, SlackSimulator
+from testing.standin import SlackStandIn
+from testing.webclient import WebUser
 
 SIGNING_SECRET = "standin-signing-secret"
 
