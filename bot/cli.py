@@ -213,7 +213,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _privacy_check(args: argparse.Namespace) -> int:
-    from bot import privacy
+    from privacy.report import PrivacyCheckError
 
     if args.exercise and args.log:
         print("vigil: --log is for checking the school's database, not --exercise", file=sys.stderr)
@@ -226,11 +226,15 @@ def _privacy_check(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.exercise:
-            report = asyncio.run(privacy.run_exercise(database_url=args.database))
+            from privacy.exercise import run_exercise  # the drill: loads the test tools
+
+            report = asyncio.run(run_exercise(database_url=args.database))
         else:
+            from privacy.school import check_school
+
             settings = _settings(args)
-            report = asyncio.run(privacy.check_school(settings, log_files=args.log))
-    except privacy.PrivacyCheckError as error:
+            report = asyncio.run(check_school(settings, log_files=args.log))
+    except PrivacyCheckError as error:
         print(f"vigil: privacy-check could not run: {error}", file=sys.stderr)
         return 2
     print(report.render())

@@ -23,17 +23,12 @@ import handlers.concern_modal
 import store.messages
 import store.pupils
 from bot.cli import main
-from bot.privacy import (
-    Matcher,
-    Report,
-    check_school,
-    name_needles,
-    read_only,
-    run_exercise,
-    text_needles,
-    texts_of,
-)
 from bot.settings import load_settings
+from privacy.exercise import run_exercise
+from privacy.matching import Matcher, name_needles, text_needles, texts_of
+from privacy.report import Report
+from privacy.school import check_school
+from privacy.sources import read_only
 from store import actions, audit
 from store.db import create_engine, transaction
 from store.models import AuditEvent, Incident, OutboxMessage, Pupil, Staff

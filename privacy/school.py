@@ -1,0 +1,144 @@
+"""`vigil privacy-check`: a school's own database, read without changing it.
+
+Every pupil's full name and every stored text (decrypted with the configured key) are
+looked for in a raw dump of every table, and in any log files named.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.settings import Settings
+from privacy.matching import (
+    MIN_TEXT,
+    PUPILS_TABLE,
+    WINDOW,
+    Matcher,
+    Needle,
+    name_needles,
+    text_needles,
+)
+from privacy.report import Finding, PrivacyCheckError, Report
+from privacy.sources import read_only, search_database, search_log_file, stream_rows, table_shapes
+from store.crypto import Cipher, DecryptionError
+from store.db import create_engine, is_sqlite
+from store.models import Incident, IncidentAction, Pupil
+
+
+async def check_school(settings: Settings, *, log_files: Sequence[Path] = ()) -> Report:
+    """Search the configured database (read-only) and `log_files` for every pupil's full
+    name outside the pupils table and for every stored text in plain text anywhere."""
+    _check_inputs(settings, log_files)
+    url = settings.database_url
+    cipher = Cipher(settings.data_key or "")
+    engine = create_engine(url)
+    try:
+        async with read_only(engine) as connection:
+            if PUPILS_TABLE not in {s.name for s in await table_shapes(connection)}:
+                raise PrivacyCheckError("this is not a Vigil database (no pupils table)")
+            values = await _school_values(connection, cipher)
+            report = values.report()
+            matcher = Matcher(values.needles)
+            await search_database(connection, matcher, report)
+    finally:
+        await engine.dispose()
+    for path in log_files:
+        search_log_file(path, matcher, report)
+    return report
+
+
+def _check_inputs(settings: Settings, log_files: Sequence[Path]) -> None:
+    """Refuse at once what cannot be checked (and never create an empty SQLite file)."""
+    settings.require("data_key")
+    for path in log_files:
+        if not path.is_file():
+            raise PrivacyCheckError(f"no log file at {path}")
+    if is_sqlite(settings.database_url):
+        database = make_url(settings.database_url).database
+        if not database or database == ":memory:" or not Path(database).is_file():
+            raise PrivacyCheckError(f"no SQLite database at {database}")
+
+
+@dataclass
+class _SchoolValues:
+    """What the school's database says must not be found, and what could not be read."""
+
+    needles: list[Needle] = field(default_factory=list)
+    pupils: int = 0
+    stored: int = 0
+    unreadable: Counter[str] = field(default_factory=Counter)
+
+    def report(self) -> Report:
+        """An empty report saying what is looked for (and what could not be decrypted)."""
+        report = Report(
+            title="Vigil privacy check: the school's database (read only; nothing changed)",
+            looked_for=(
+                f"the full names of {self.pupils} pupils (allowed only in the pupils table) "
+                f"and {self.stored} stored narratives, reasons and action texts decrypted "
+                f"with VIGIL_DATA_KEY (those of {MIN_TEXT} or more characters, by their "
+                f"opening and closing {WINDOW} characters; allowed nowhere in plain text)"
+            ),
+        )
+        for location, count in self.unreadable.items():
+            finding = Finding("database", "text VIGIL_DATA_KEY cannot decrypt", location)
+            report.findings[finding] += count
+        if self.unreadable and not self.stored:
+            report.notes.append(
+                "VIGIL_DATA_KEY decrypts none of the stored texts: is it this database's key?"
+            )
+        return report
+
+    def add_text(self, cipher: Cipher, token: bytes, *, kind: str, location: str) -> None:
+        try:
+            plain = cipher.decrypt(token)
+        except DecryptionError:
+            self.unreadable[location] += 1
+            return
+        self.stored += 1
+        self.needles += text_needles(plain, kind=kind)
+
+
+async def _school_values(connection: AsyncConnection, cipher: Cipher) -> _SchoolValues:
+    """Every pupil's full names, and every stored text decrypted."""
+    values = _SchoolValues()
+    names = select(Pupil.id, Pupil.forename, Pupil.surname, Pupil.preferred_name)
+    async for pupil_id, forename, surname, preferred in stream_rows(connection, names):
+        values.pupils += 1
+        values.needles += name_needles(
+            forename=forename,
+            surname=surname,
+            preferred_name=preferred,
+            label=f"pupil id {pupil_id}",
+            whole_only=True,
+        )
+    incidents = select(Incident.id, Incident.narrative_ct, Incident.parents_reason_ct)
+    async for incident_id, narrative, reason in stream_rows(connection, incidents):
+        values.add_text(
+            cipher,
+            narrative,
+            kind=f"narrative of incident id {incident_id}",
+            location="incidents.narrative_ct",
+        )
+        if reason is not None:
+            values.add_text(
+                cipher,
+                reason,
+                kind=f"parents' reason of incident id {incident_id}",
+                location="incidents.parents_reason_ct",
+            )
+    action_texts = select(IncidentAction.id, IncidentAction.text_ct)
+    async for action_id, token in stream_rows(connection, action_texts):
+        values.add_text(
+            cipher,
+            token,
+            kind=f"action text of action id {action_id}",
+            location="incident_actions.text_ct",
+        )
+    return values
