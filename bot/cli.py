@@ -205,7 +205,7 @@ def _jobs(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from bot.demo import run_demo
+    from demo.walkthrough import run_demo
 
     logs.configure("WARNING")
     keep = sys.stdin.isatty() if args.keep_running is None else args.keep_running

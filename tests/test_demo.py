@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.demo import run_demo
+from demo.walkthrough import run_demo
 
 
 async def test_demo_walkthrough(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
