@@ -1,4 +1,4 @@
-"""A small fictional school for the demo, the tests and the benchmarks.
+"""A small fictional school for the demo, the tests, the privacy drill and the benchmarks.
 
 Every name here is invented. Rosters are produced as CSV text in the contract format, so
 the demo exercises the same importer a school uses.

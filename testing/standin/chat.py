@@ -20,7 +20,7 @@ from aiohttp import web
 
 from testing.standin.blocks import fill_ids, validate_blocks
 from testing.standin.calls import SlackApiFailure
-from testing.standin.core import Handler
+from testing.standin.core import slack_method
 from testing.standin.users import UsersApi, stable_id
 
 
@@ -53,16 +53,6 @@ class ChatApi(UsersApi):
         self._opened_dms: set[str] = set()
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._last_ts_us = 0
-
-    def _api_methods(self) -> dict[str, Handler]:
-        return {
-            **super()._api_methods(),
-            "chat.postMessage": self._chat_post_message,
-            "chat.update": self._chat_update,
-            "chat.postEphemeral": self._chat_post_ephemeral,
-            "conversations.open": self._conversations_open,
-            "conversations.history": self._conversations_history,
-        }
 
     def _routes(self) -> list[web.RouteDef]:
         return [*super()._routes(), web.post("/response/{key}", self._handle_response_url)]
@@ -129,6 +119,14 @@ class ChatApi(UsersApi):
             return channel
         raise SlackApiFailure("channel_not_found")
 
+    def _channel_not_user(self, params: dict[str, Any]) -> str:
+        """The conversation id of ``params["channel"]``, which here must not be a user id
+        (chat.update and conversations.history take no user in place of a DM)."""
+        channel = params.get("channel")
+        if not isinstance(channel, str) or channel[:1] in ("U", "W"):
+            raise SlackApiFailure("channel_not_found")
+        return self._resolve_channel(channel)
+
     @staticmethod
     def _public_message(message: dict[str, Any], *, with_metadata: bool = True) -> dict[str, Any]:
         public = {k: copy.deepcopy(v) for k, v in message.items() if k != "channel"}
@@ -180,6 +178,7 @@ class ChatApi(UsersApi):
                 parent["latest_reply"] = message["ts"]
         return message
 
+    @slack_method("chat.postMessage")
     async def _chat_post_message(self, params: dict[str, Any]) -> dict[str, Any]:
         channel_id = self._resolve_channel(params.get("channel"))
         self._check_message_content(params)
@@ -193,11 +192,9 @@ class ChatApi(UsersApi):
             "message": self._public_message(message),
         }
 
+    @slack_method("chat.update")
     async def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
-        channel = params.get("channel")
-        if not isinstance(channel, str) or channel[:1] in ("U", "W"):
-            raise SlackApiFailure("channel_not_found")
-        channel_id = self._resolve_channel(channel)
+        channel_id = self._channel_not_user(params)
         message = self.messages.get((channel_id, str(params.get("ts") or "")))
         if message is None:
             raise SlackApiFailure("message_not_found")
@@ -222,6 +219,7 @@ class ChatApi(UsersApi):
             "message": self._public_message(message),
         }
 
+    @slack_method("chat.postEphemeral")
     async def _chat_post_ephemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         channel_id = self._resolve_channel(params.get("channel"))
         user_id = str(params.get("user") or "")
@@ -240,6 +238,7 @@ class ChatApi(UsersApi):
         self.ephemerals.append(ephemeral)
         return {"ok": True, "message_ts": ts}
 
+    @slack_method("conversations.open")
     async def _conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
         users = params.get("users")
         if isinstance(users, list):
@@ -263,11 +262,9 @@ class ChatApi(UsersApi):
         self._opened_dms.add(channel_id)
         return body
 
+    @slack_method("conversations.history")
     async def _conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
-        channel = params.get("channel")
-        if not isinstance(channel, str) or channel[:1] in ("U", "W"):
-            raise SlackApiFailure("channel_not_found")
-        channel_id = self._resolve_channel(channel)
+        channel_id = self._channel_not_user(params)
         inclusive = _truthy(params.get("inclusive"))
         oldest = _ts_key(str(params.get("oldest") or "0"))
         latest = _ts_key(str(params.get("latest") or f"{time.time() + 1:.6f}"))

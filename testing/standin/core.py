@@ -3,9 +3,9 @@
 :class:`StandInCore` reads a Web API call (form or JSON, token from the form or a Bearer
 header), records it, applies any queued fault, checks the token and hands the arguments
 to the method handler of the API family that serves it. Each family (``users``,
-``views``, ``chat``, ``oidc``, ``socket_mode``) is a subclass that adds its methods,
-routes and state through three hooks: :meth:`StandInCore._api_methods`,
-:meth:`StandInCore._routes` and :meth:`StandInCore._forget_state`.
+``views``, ``chat``, ``oidc``, ``socket_mode``) is a subclass that marks its handlers with
+:func:`slack_method`, keeps its own state, and adds routes and forgets state through two
+hooks: :meth:`StandInCore._routes` and :meth:`StandInCore._forget_state`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -33,9 +33,25 @@ JSON_FIELDS = ("blocks", "view", "metadata", "attachments")
 #: Methods that only accept the app-level token.
 APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 
+#: A method handler: the call's arguments in, the JSON body out.
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 #: A method handler that also needs the request (its headers) and the recorded call.
 RequestHandler = Callable[[RecordedCall, web.Request], Awaitable[dict[str, Any]]]
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def slack_method(name: str, *, with_request: bool = False) -> Callable[[_F], _F]:
+    """Make the decorated stand-in method the handler of Web API method ``name``.
+
+    It is called with the call's arguments (a :data:`Handler`) or, ``with_request``, with
+    the recorded call and the request (a :data:`RequestHandler`).
+    """
+
+    def mark(handler: _F) -> _F:
+        handler.slack_method = (name, with_request)  # type: ignore[attr-defined]
+        return handler
+
+    return mark
 
 
 class StandInCore(FaultInjector):
@@ -67,18 +83,16 @@ class StandInCore(FaultInjector):
         self._runner: web.AppRunner | None = None
         self._host = ""
         self._port = 0
-        self._handlers: dict[str, Handler] = self._api_methods()
-        self._request_handlers: dict[str, RequestHandler] = self._request_methods()
+        self._handlers: dict[str, Handler] = {}
+        self._request_handlers: dict[str, RequestHandler] = {}
+        for cls in reversed(type(self).__mro__):
+            for attribute, value in vars(cls).items():
+                if marked := getattr(value, "slack_method", None):
+                    name, with_request = marked
+                    table = self._request_handlers if with_request else self._handlers
+                    table[name] = getattr(self, attribute)
 
     # -- what the API families add -------------------------------------------------------
-
-    def _api_methods(self) -> dict[str, Handler]:
-        """Web API methods answered from their arguments alone, by name."""
-        return {}
-
-    def _request_methods(self) -> dict[str, RequestHandler]:
-        """Web API methods that also read the request (e.g. HTTP Basic credentials)."""
-        return {}
 
     def _routes(self) -> list[web.RouteDef]:
         """Every route the server serves."""

@@ -24,7 +24,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from testing.standin.calls import RecordedCall, SlackApiFailure
-from testing.standin.core import WORKSPACE_URL, RequestHandler
+from testing.standin.core import WORKSPACE_URL, slack_method
 from testing.standin.tokens import at_hash, jwk_thumbprint, public_jwk, sign_rs256, signing_key
 from testing.standin.users import UsersApi
 
@@ -96,13 +96,6 @@ class OidcApi(UsersApi):
         self._oidc_grants: dict[str, _OidcGrant] = {}
         self._oidc_sessions: dict[str, _OidcSession] = {}
         self._oidc_tamper: str | None = None
-
-    def _request_methods(self) -> dict[str, RequestHandler]:
-        return {
-            **super()._request_methods(),
-            "openid.connect.token": self._openid_connect_token,
-            "openid.connect.userInfo": self._openid_connect_user_info,
-        }
 
     def _routes(self) -> list[web.RouteDef]:
         return [
@@ -350,6 +343,7 @@ class OidcApi(UsersApi):
             )
         return claims
 
+    @slack_method("openid.connect.token", with_request=True)
     async def _openid_connect_token(
         self, call: RecordedCall, request: web.Request
     ) -> dict[str, Any]:
@@ -422,6 +416,7 @@ class OidcApi(UsersApi):
             "id_token": sign_rs256(claims, key, self.kid),
         }
 
+    @slack_method("openid.connect.userInfo", with_request=True)
     async def _openid_connect_user_info(
         self, call: RecordedCall, request: web.Request
     ) -> dict[str, Any]:

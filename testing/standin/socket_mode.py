@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from testing.standin.core import Handler, StandInCore
+from testing.standin.core import StandInCore, slack_method
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +31,6 @@ class SocketModeApi(StandInCore):
         self._socket_tickets: set[str] = set()
         self._pending_acks: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
 
-    def _api_methods(self) -> dict[str, Handler]:
-        return {**super()._api_methods(), "apps.connections.open": self._apps_connections_open}
-
     def _routes(self) -> list[web.RouteDef]:
         return [*super()._routes(), web.get("/socket-mode", self._handle_socket)]
 
@@ -45,6 +42,7 @@ class SocketModeApi(StandInCore):
             if not future.done():
                 future.cancel()
 
+    @slack_method("apps.connections.open")
     async def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
         ticket = uuid.uuid4().hex
         self._socket_tickets.add(ticket)

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from testing.standin.calls import SlackApiFailure
-from testing.standin.core import WORKSPACE_URL, Handler, StandInCore
+from testing.standin.core import WORKSPACE_URL, StandInCore, slack_method
 
 
 def stable_id(prefix: str, key: str) -> str:
@@ -74,14 +74,6 @@ class UsersApi(StandInCore):
             is_bot=True,
         )
 
-    def _api_methods(self) -> dict[str, Handler]:
-        return {
-            **super()._api_methods(),
-            "auth.test": self._auth_test,
-            "users.lookupByEmail": self._users_lookup_by_email,
-            "users.info": self._users_info,
-        }
-
     def add_user(
         self,
         user_id: str,
@@ -110,6 +102,7 @@ class UsersApi(StandInCore):
         """The app's DM channel id with ``user_id`` (stable, as conversations.open returns)."""
         return stable_id("D", f"{self.team_id}:{user_id}")
 
+    @slack_method("auth.test")
     async def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
         return {
             "ok": True,
@@ -122,6 +115,7 @@ class UsersApi(StandInCore):
             "is_enterprise_install": False,
         }
 
+    @slack_method("users.lookupByEmail")
     async def _users_lookup_by_email(self, params: dict[str, Any]) -> dict[str, Any]:
         email = str(params.get("email") or "").strip().lower()
         for user in self.users.values():
@@ -129,6 +123,7 @@ class UsersApi(StandInCore):
                 return {"ok": True, "user": copy.deepcopy(user)}
         raise SlackApiFailure("users_not_found")
 
+    @slack_method("users.info")
     async def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
         user = self.users.get(str(params.get("user") or ""))
         if user is None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from testing.standin.blocks import fill_ids, validate_view
 from testing.standin.calls import SlackApiFailure
-from testing.standin.core import Handler
+from testing.standin.core import slack_method
 from testing.standin.users import UsersApi
 
 _ALNUM_UPPER = string.ascii_uppercase + string.digits
@@ -47,15 +47,6 @@ class ViewsApi(UsersApi):
         self.view_users: dict[str, str] = {}
         self._triggers: dict[str, _Trigger] = {}
         self._used_triggers: set[str] = set()
-
-    def _api_methods(self) -> dict[str, Handler]:
-        return {
-            **super()._api_methods(),
-            "views.open": self._views_open,
-            "views.update": self._views_update,
-            "views.push": self._views_push,
-            "views.publish": self._views_publish,
-        }
 
     def _forget_state(self) -> None:
         super()._forget_state()
@@ -137,6 +128,7 @@ class ViewsApi(UsersApi):
             self.view_users[view["id"]] = user_id
         return {"ok": True, "view": copy.deepcopy(view)}
 
+    @slack_method("views.open")
     async def _views_open(self, params: dict[str, Any]) -> dict[str, Any]:
         trigger = self._check_trigger(params)
         view = self._check_new_view(params, "modal")
@@ -147,6 +139,7 @@ class ViewsApi(UsersApi):
         self._used_triggers.add(params["trigger_id"])
         return self._store_view(stored, trigger.user_id if trigger else None)
 
+    @slack_method("views.push")
     async def _views_push(self, params: dict[str, Any]) -> dict[str, Any]:
         trigger = self._check_trigger(params)
         view = self._check_new_view(params, "modal")
@@ -209,6 +202,7 @@ class ViewsApi(UsersApi):
                     self.home_views[user_id] = stored
         return stored
 
+    @slack_method("views.update")
     async def _views_update(self, params: dict[str, Any]) -> dict[str, Any]:
         current = self._find_view(params)
         given_hash = params.get("hash")
@@ -222,6 +216,7 @@ class ViewsApi(UsersApi):
         stored = self.replace_view(current["id"], view)
         return {"ok": True, "view": copy.deepcopy(stored)}
 
+    @slack_method("views.publish")
     async def _views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
         user_id = str(params.get("user_id") or "")
         if user_id not in self.users:
