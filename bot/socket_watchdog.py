@@ -13,12 +13,13 @@ connects a new one, trying again every interval until one works. It logs each st
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
 
 import structlog
+
+from bot.tasks import cancel
 
 log = structlog.get_logger(__name__)
 
@@ -52,11 +53,8 @@ class SocketModeWatchdog:
         self._task = asyncio.create_task(self._watch(), name="vigil-socket-watchdog")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         if self.handler is not None:
             await self._close(self.handler)
             self.handler = None

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Coroutine
 from typing import Any
 
 import structlog
 
 log = structlog.get_logger(__name__)
+
+
+async def cancel(task: asyncio.Task[Any] | None) -> None:
+    """Cancel `task` (if there is one) and wait until it has stopped."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class TaskTracker:
