@@ -15,11 +15,15 @@ __all__ = ["Options", "format_table", "run"]
 
 def __getattr__(name: str) -> Any:
     if name == "format_table":
-        from benchmarks.report import format_table
+        from benchmarks.table import format_table
 
         return format_table
-    if name in ("Options", "run"):
-        from benchmarks import runner
+    if name == "Options":
+        from benchmarks.options import Options
 
-        return getattr(runner, name)
+        return Options
+    if name == "run":
+        from benchmarks.runner import run
+
+        return run
     raise AttributeError(f"module 'benchmarks' has no attribute {name!r}")

@@ -7,15 +7,15 @@ import asyncio
 import sys
 from pathlib import Path
 
-from benchmarks.report import format_table
-from benchmarks.runner import (
+from benchmarks.options import (
     ALL_SCENARIOS,
     DEFAULT_JSON,
     DEFAULT_SCENARIOS,
     SCENARIO_GROUPS,
     Options,
-    run,
 )
+from benchmarks.runner import run
+from benchmarks.table import format_table
 
 
 def _scenarios(value: str) -> tuple[str, ...]:

@@ -1,5 +1,5 @@
 """The database a benchmark runs on: a temporary SQLite file, a temporary PostgreSQL
-database (created, dropped afterwards) or a URL given by the user.
+database (created, dropped afterwards) or a URL given by the user; and counting rows in it.
 
 The schema is not created here: the runner runs `vigil db upgrade` against it, as a
 school does.
@@ -14,6 +14,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy import func, select
+
+from store.db import SessionFactory
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -25,7 +31,8 @@ class Database:
     temporary: bool
 
 
-def _asyncpg_dsn(url: str) -> str:
+def asyncpg_dsn(url: str) -> str:
+    """`url` as asyncpg takes it (no SQLAlchemy driver name)."""
     return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
@@ -38,9 +45,7 @@ def _sqlalchemy_url(url: str) -> str:
 
 
 async def _admin(sql: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(_asyncpg_dsn(POSTGRES_ADMIN_URL), timeout=5)
+    connection = await asyncpg.connect(asyncpg_dsn(POSTGRES_ADMIN_URL), timeout=5)
     try:
         await connection.execute(sql)
     finally:
@@ -76,3 +81,10 @@ async def benchmark_database(
     yield Database(
         url=url, backend="sqlite" if url.startswith("sqlite") else "postgresql", temporary=False
     )
+
+
+async def count_rows(factory: SessionFactory, model: Any, *where: Any) -> int:
+    """How many rows of `model` meet every condition in `where`, in a session of its own."""
+    async with factory() as session:
+        query = select(func.count()).select_from(model).where(*where)
+        return int(await session.scalar(query) or 0)

@@ -22,6 +22,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 SLACK_PATH = "/slack/events"  # bot.app.SLACK_PATH
@@ -52,6 +53,7 @@ def bolt_app(
     options_action_id: str,
 ) -> web.Application:
     """A bare Bolt app that only acks, served at /slack/events."""
+    # Imported here: the web floor's process never loads Bolt.
     from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
     from slack_bolt.async_app import AsyncAck, AsyncApp
     from slack_sdk.web.async_client import AsyncWebClient
@@ -83,8 +85,6 @@ def bolt_app(
 
     async def share_session(app: web.Application) -> Any:
         # As Vigil does: one connection pool for every Slack call.
-        import aiohttp
-
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         client.session = session
         yield

@@ -1,4 +1,4 @@
-"""Load generation: a timing Slack simulator and a bounded concurrent driver.
+"""Load generation: a timing Slack simulator, a bounded concurrent driver, what it measured.
 
 The load generator runs in the benchmark process (with the Slack stand-in); the servers
 it drives run in processes of their own (`benchmarks.processes`).
@@ -6,6 +6,7 @@ it drives run in processes of their own (`benchmarks.processes`).
 `TimedSimulator` is the project's `SlackSimulator` (same payloads, same signing, same
 aiohttp client); it only notes when each request left and when its answer was read, so a
 latency excludes building the payload (e.g. deep-copying a view) but includes signing.
+`drive` runs a scenario's requests; `Measured` is what a scenario reports of them.
 """
 
 from __future__ import annotations
@@ -168,3 +169,43 @@ async def drive(
     if error_count > len(result.errors):
         result.errors.append(f"... and {error_count - len(result.errors)} more")
     return result
+
+
+class BenchmarkError(AssertionError):
+    """Vigil (or the floor) answered something a correct run never produces."""
+
+
+@dataclass
+class Measured:
+    """One scenario's measured phase: latencies (s), wall time and what went wrong."""
+
+    latencies: list[float]
+    wall_s: float
+    errors: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    gc: dict[str, float] = field(default_factory=dict)
+    cpu_s: float = 0.0  # the server process's CPU time (all threads) in the measured phase
+    bench_cpu_s: float = 0.0  # the benchmark process's (load generator + stand-in)
+
+    @classmethod
+    def of(
+        cls,
+        result: DriveResult[Any],
+        latencies: list[float],
+        errors: list[str],
+        extra: dict[str, Any] | None = None,
+    ) -> Measured:
+        return cls(
+            latencies,
+            result.wall_s,
+            errors,
+            extra or {},
+            result.gc,
+            result.cpu_s,
+            result.bench_cpu_s,
+        )
+
+
+def errors_of(*results: DriveResult[Any]) -> list[str]:
+    """Every error of the given phases (warm-up and measured), in order."""
+    return [error for result in results for error in result.errors]

@@ -28,6 +28,8 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from benchmarks.floor import start_site
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: How long a server may take to answer its first /healthz.
 START_TIMEOUT_S = 60.0
@@ -286,6 +288,7 @@ class InProcessVigil:
         return self.server.url
 
     async def start(self) -> None:
+        # Only --in-process loads the app into the benchmark process.
         from bot.app import VigilServer
         from bot.settings import load_settings
 
@@ -316,8 +319,6 @@ class InProcessFloor:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        from benchmarks.floor import start_site
-
         self._runner = await start_site(self.app, port=self.port)
 
     async def stop(self) -> None:

@@ -10,17 +10,19 @@ own connection to the same database, never through the server's objects.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from benchmarks.load import DriveResult, TimedSimulator, drive, last_timing
+from benchmarks.database import count_rows
+from benchmarks.load import BenchmarkError, Measured, TimedSimulator, drive, errors_of, last_timing
+from benchmarks.seed import NARRATIVES as SEEDED_NARRATIVES
+from bot.tasks import cancel
 from handlers.concern_modal import PUPIL_SEARCH
 from scheduler.delivery import METADATA_TYPE
 from store import outbox
@@ -31,25 +33,12 @@ from store.models import Incident, OutboxMessage
 from testing.school import FORENAMES, SURNAMES, DemoPupil, DemoStaff
 from testing.standin import RecordedCall, SlackStandIn
 
-NARRATIVES = (
-    "Arrived without a coat again and said there was no food at home over the weekend. "
-    "Ate two portions at breakfast club. I gave a spare coat from lost property.",
-    "Said 'I don't want to go home tonight' at the end of PE and would not say why. "
-    "Quiet for the rest of the afternoon. I stayed with them until pick-up.",
-    "Bruise on the left forearm, about 3 cm, noticed while washing paint off. Said it "
-    "happened playing on the trampoline. Has not happened before as far as I know.",
-    "Very tired in the morning, fell asleep in guided reading. Said they were up late "
-    "because of shouting downstairs. Spoke to them gently; they asked me not to tell.",
-)
+NARRATIVES = SEEDED_NARRATIVES[:4]  # what the measured submissions say
 SAFE_CATEGORIES = ("Well-being", "Behaviour", "Attendance", "Medical", "Parent conversations")
 ALERTED = 30  # DESIGN §10: "submission → all 30 alerts delivered"
 RATE_LIMIT_PER_SECOND = 10.0  # the stand-in's chat.postMessage limit in the 429 runs
 MAX_RUN_S = 3600.0  # no background loop of the benchmark outlives an hour
 SETTLE_S = 0.2  # lets a server finish work it spawned after answering (e.g. tailoring a modal)
-
-
-class BenchmarkError(AssertionError):
-    """Vigil (or the floor) answered something a correct run never produces."""
 
 
 @dataclass
@@ -139,37 +128,6 @@ def submission_values(
     return values
 
 
-@dataclass
-class Measured:
-    """One scenario's measured phase: latencies (s), wall time and what went wrong."""
-
-    latencies: list[float]
-    wall_s: float
-    errors: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-    gc: dict[str, float] = field(default_factory=dict)
-    cpu_s: float = 0.0  # the server process's CPU time (all threads) in the measured phase
-    bench_cpu_s: float = 0.0  # the benchmark process's (load generator + stand-in)
-
-    @classmethod
-    def of(
-        cls,
-        result: DriveResult[Any],
-        latencies: list[float],
-        errors: list[str],
-        extra: dict[str, Any] | None = None,
-    ) -> Measured:
-        return cls(
-            latencies,
-            result.wall_s,
-            errors,
-            extra or {},
-            result.gc,
-            result.cpu_s,
-            result.bench_cpu_s,
-        )
-
-
 class StandInJanitor:
     """Keeps the stand-in's memory flat while a scenario runs.
 
@@ -207,21 +165,14 @@ class StandInJanitor:
             self._task = asyncio.create_task(self._loop(), name="benchmark-janitor")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
 
 def forget_view(standin: SlackStandIn, view_id: str) -> None:
     """Drop a view the benchmark is done with (Slack would have closed the modal)."""
     standin.views.pop(view_id, None)
     standin.view_users.pop(view_id, None)
-
-
-def _errors(*results: DriveResult[Any]) -> list[str]:
-    return [error for result in results for error in result.errors]
 
 
 # -- 1. /concern → views.open ------------------------------------------------------------
@@ -260,7 +211,7 @@ async def slash_command(
 
     warm = await drive(users, warmup, one)
     result = await drive(users, total, one, offset=warmup, server_cpu=target.cpu)
-    errors = _errors(warm, result)
+    errors = errors_of(warm, result)
     return (
         Measured.of(result, [o for o, _ in result.samples], errors),
         Measured.of(result, [h for _, h in result.samples], errors),
@@ -304,7 +255,7 @@ async def typeahead(
         "mean_options": round(sum(counts) / len(counts), 1) if counts else 0,
         "all_within_100_options": all(n <= 100 for n in counts),
     }
-    return Measured.of(result, [s for s, _ in result.samples], _errors(warm, result), extra)
+    return Measured.of(result, [s for s, _ in result.samples], errors_of(warm, result), extra)
 
 
 # -- 3. modal submission → answered ------------------------------------------------------
@@ -351,25 +302,17 @@ async def submission(
 
     warm = await drive(users, warmup, one)
     result = await drive(users, total, one, offset=warmup, server_cpu=target.cpu)
-    return Measured.of(result, list(result.samples), _errors(warm, result))
+    return Measured.of(result, list(result.samples), errors_of(warm, result))
 
 
 async def incident_count(factory: SessionFactory) -> int:
-    async with factory() as session:
-        return int(await session.scalar(select(func.count()).select_from(Incident)) or 0)
+    """Incidents filed so far."""
+    return await count_rows(factory, Incident)
 
 
 async def sent_count(factory: SessionFactory) -> int:
     """Outbox messages delivered so far."""
-    async with factory() as session:
-        return int(
-            await session.scalar(
-                select(func.count())
-                .select_from(OutboxMessage)
-                .where(OutboxMessage.status == outbox.SENT)
-            )
-            or 0
-        )
+    return await count_rows(factory, OutboxMessage, OutboxMessage.status == outbox.SENT)
 
 
 async def wait_outbox_empty(factory: SessionFactory, *, timeout: float) -> tuple[float, int]:
@@ -493,12 +436,12 @@ async def alert_run(
 
         # Let the worker record everything, then count what each person received.
         while time.monotonic() < deadline:
-            async with factory() as session:
-                unsent = await session.scalar(
-                    select(func.count())
-                    .select_from(OutboxMessage)
-                    .where(OutboxMessage.id.in_(wanted), OutboxMessage.status != outbox.SENT)
-                )
+            unsent = await count_rows(
+                factory,
+                OutboxMessage,
+                OutboxMessage.id.in_(wanted),
+                OutboxMessage.status != outbox.SENT,
+            )
             if not unsent:
                 break
             await asyncio.sleep(0.02)

@@ -34,8 +34,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from benchmarks import slack_paths, web_paths
+from benchmarks.deployment import COMMAND, Run, sign_in_keyholders
+from benchmarks.load import BenchmarkError
 from benchmarks.processes import cpu_seconds, memory_mb
-from benchmarks.runner import COMMAND, sign_in_keyholders
 from benchmarks.stats import summarize
 from handlers.concern_modal import PUPIL_SEARCH
 from scheduler.delivery import METADATA_TYPE
@@ -105,7 +106,7 @@ async def _sample_memory(
             pass
 
 
-async def run_soak(run: Any) -> dict[str, Any]:
+async def run_soak(run: Run) -> dict[str, Any]:
     """Drive the mixed load; the soak's summary for the report (`raw["soak"]`)."""
     options, say = run.options, run.say
     minutes, staff_count = options.soak_minutes, options.soak_staff
@@ -113,8 +114,8 @@ async def run_soak(run: Any) -> dict[str, Any]:
     rng = random.Random(options.seed + 1)
     reporters = [s.slack_user_id for s in run.staff if s.roles == "teacher"][:staff_count]
     if len(reporters) < staff_count:
-        raise slack_paths.BenchmarkError(f"only {len(reporters)} teachers for the soak")
-    readers = await sign_in_keyholders(run)
+        raise BenchmarkError(f"only {len(reporters)} teachers for the soak")
+    readers = await sign_in_keyholders(run.vigil_sim, run.staff, run.vigil.url)
     clients = web_paths.PageClients(staff_count)
     state = SoakState()
     stop = asyncio.Event()
@@ -156,11 +157,11 @@ async def run_soak(run: Any) -> dict[str, Any]:
         )
         options_found = (response.json or {}).get("options") or []
         if response.status != 200 or not options_found:
-            raise slack_paths.BenchmarkError(f"typeahead {response.status}")
+            raise BenchmarkError(f"typeahead {response.status}")
         values = slack_paths.submission_values(rng.choice(options_found), rng)
         answer = await step("submission", sim.view_submission(user, view=view, values=values))
         if answer.status != 200 or answer.body:
-            raise slack_paths.BenchmarkError(f"submission {answer.status} {answer.body[:80]}")
+            raise BenchmarkError(f"submission {answer.status} {answer.body[:80]}")
         run.standin.views.pop(view["id"], None)  # Slack forgets a closed modal
 
     async def search(sim: SlackSimulator, user: str) -> None:
@@ -174,7 +175,7 @@ async def run_soak(run: Any) -> dict[str, Any]:
                 ),
             )
             if response.status != 200:
-                raise slack_paths.BenchmarkError(f"typeahead {response.status}")
+                raise BenchmarkError(f"typeahead {response.status}")
         run.standin.views.pop(view["id"], None)
 
     async def mark_read(sim: SlackSimulator, user: str) -> None:
@@ -190,7 +191,7 @@ async def run_soak(run: Any) -> dict[str, Any]:
             sim.click_button(user, rng.choice(unread), "alert_mark_read", channel_id=channel),
         )
         if response.status != 200:
-            raise slack_paths.BenchmarkError(f"mark as read {response.status}")
+            raise BenchmarkError(f"mark as read {response.status}")
 
     async def read_web(reader: Any) -> None:
         # Numbers run on without gaps: the newest is known without asking the database
@@ -203,7 +204,7 @@ async def run_soak(run: Any) -> dict[str, Any]:
             clients.get(f"{run.vigil.url}{path}", cookie=reader.cookie),
         )
         if status != 200:
-            raise slack_paths.BenchmarkError(f"GET {path} answered {status}")
+            raise BenchmarkError(f"GET {path} answered {status}")
 
     async def person(index: int) -> None:
         user = reporters[index]
@@ -282,7 +283,7 @@ async def run_soak(run: Any) -> dict[str, Any]:
     }
 
 
-async def _exactly_once(run: Any) -> bool:
+async def _exactly_once(run: Run) -> bool:
     """Every sent outbox row is exactly one message in the stand-in."""
     per_row: Counter[int] = Counter()
     for message in run.standin.messages.values():
@@ -299,47 +300,3 @@ async def _exactly_once(run: Any) -> bool:
             )
         )
     return set(per_row) == sent and all(count == 1 for count in per_row.values())
-
-
-def format_soak(soak: dict[str, Any]) -> list[str]:
-    """The soak's lines for the printed table."""
-    memory = soak["memory"]
-    lines = [
-        "",
-        f"Soak: {soak['staff']} staff for {soak['minutes']:g} min (think "
-        f"{soak['think_s'][0]:g}-{soak['think_s'][1]:g} s): {soak['actions_per_s']} actions/s, "
-        f"server CPU {soak['server_cpu_share'] * 100:.0f}% of one core, "
-        f"{soak['concerns_filed']} concerns filed (on top of "
-        f"{soak.get('concerns_stored_at_start', 0):,} stored), {soak['error_count']} errors",
-        f"  {'action':<12} {'n':>6} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}",
-    ]
-    for name, entry in soak["actions"].items():
-        lines.append(
-            f"  {name:<12} {entry['count']:>6} {entry['p50_ms']:>7.1f} {entry['p95_ms']:>7.1f} "
-            f"{entry['p99_ms']:>7.1f} {entry['max_ms']:>7.1f}"
-        )
-    if soak.get("requests"):
-        lines.append(f"  {'request':<30} {'n':>6} {'p50':>7} {'p95':>7} {'p99':>7}  target")
-        for name, entry in soak["requests"].items():
-            label, target = REQUESTS[name]
-            lines.append(
-                f"  {label:<30} {entry['count']:>6} {entry['p50_ms']:>7.1f} "
-                f"{entry['p95_ms']:>7.1f} {entry['p99_ms']:>7.1f}  {target}"
-            )
-    samples = soak["memory_samples"]
-    if memory.get("growth_mb") is not None:
-        lines.append(
-            f"  memory (RSS, MB): start {samples[0][1]}, end {samples[-1][1]}, peak "
-            f"{max(mb for _, mb in samples)}; after warm-up first fifth {memory['first_fifth_mb']}"
-            f" → last fifth {memory['last_fifth_mb']} (growth {memory['growth_mb']:+} MB, "
-            f"slope {memory['slope_mb_per_min']:+} MB/min; limit {GROWTH_LIMIT_MB:g} MB)"
-        )
-    lines.append(
-        f"  outbox drained {soak['outbox_drained_s']} s after the load stopped; "
-        f"DMs exactly once: {'yes' if soak['dms_exactly_once'] else 'NO'}"
-    )
-    for error in soak["errors"][:5]:
-        lines.append(f"  error: {error}")
-    verdict = "PASS" if all(soak["checks"].values()) else "FAIL"
-    lines.append(f"  verdict: {verdict} ({', '.join(k for k, v in soak['checks'].items() if v)})")
-    return lines

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from benchmarks.load import drive
-from benchmarks.slack_paths import BenchmarkError, Measured, _errors
+from benchmarks.load import BenchmarkError, Measured, drive, errors_of
 from testing.simulator import SlackSimulator
 from testing.webclient import WebUser
 
@@ -88,6 +87,51 @@ class PageClients:
         return response.status, body, time.perf_counter() - started
 
 
+async def pages(
+    clients: PageClients,
+    *,
+    base_url: str,
+    cookies: Sequence[str],
+    paths: Sequence[str],
+    total: int,
+    warmup: int,
+    server_cpu: Callable[[], float],
+    check: Callable[[str, bytes], bool] | None,
+) -> Measured:
+    """One closed-loop client per cookie GETs `paths[i]`; HTTP round trips (200s only).
+
+    Client k sends `cookies[k]`. A page must be a 200 and, with `check`, pass it.
+    """
+    users = [f"client-{k}" for k in range(len(cookies))]
+    cookie_of = dict(zip(users, cookies, strict=True))
+    sizes: list[int] = []
+
+    async def one(user: str, index: int) -> float:
+        path = paths[index % len(paths)]
+        status, body, seconds = await clients.get(f"{base_url}{path}", cookie=cookie_of[user])
+        if status != 200:
+            raise BenchmarkError(f"{path} answered {status}")
+        if check is not None and not check(path, body):
+            raise BenchmarkError(f"{path} is not the page asked for")
+        sizes.append(len(body))
+        return seconds
+
+    warm = await drive(users, warmup, one)
+    result = await drive(users, total, one, offset=warmup, server_cpu=server_cpu)
+    extra = {
+        "concurrency": len(users),
+        "mean_page_bytes": round(sum(sizes) / len(sizes)) if sizes else 0,
+        "max_page_bytes": max(sizes, default=0),
+        "all_ok": not result.errors and not warm.errors and len(result.samples) == total,
+        "served": total + warmup,
+    }
+    return Measured.of(result, list(result.samples), errors_of(warm, result), extra)
+
+
+def _is_concern_page(path: str, body: bytes) -> bool:
+    return f"Concern #{path.rsplit('/', 1)[1]}<".encode() in body
+
+
 async def incident_pages(
     clients: PageClients,
     *,
@@ -105,28 +149,21 @@ async def incident_pages(
     Client k uses session k mod len(sessions). A page must be a 200 naming the concern
     (`check_page`; the floor's constant page is only checked for its status).
     """
-    users = [f"client-{k}" for k in range(concurrency)]
-    cookie_of = {user: sessions[k % len(sessions)].cookie for k, user in enumerate(users)}
-    sizes: list[int] = []
-
-    async def one(user: str, index: int) -> float:
-        number = numbers[index % len(numbers)]
-        status, body, seconds = await clients.get(
-            f"{base_url}/incidents/{number}", cookie=cookie_of[user]
-        )
-        if status != 200:
-            raise BenchmarkError(f"/incidents/{number} answered {status}")
-        if check_page and f"Concern #{number}<".encode() not in body:
-            raise BenchmarkError(f"/incidents/{number} is not that concern's page")
-        sizes.append(len(body))
-        return seconds
-
-    warm = await drive(users, warmup, one)
-    result = await drive(users, total, one, offset=warmup, server_cpu=server_cpu)
-    extra = {
+    measured = await pages(
+        clients,
+        base_url=base_url,
+        cookies=[sessions[k % len(sessions)].cookie for k in range(concurrency)],
+        paths=[f"/incidents/{number}" for number in numbers],
+        total=total,
+        warmup=warmup,
+        server_cpu=server_cpu,
+        check=_is_concern_page if check_page else None,
+    )
+    extra = measured.extra
+    measured.extra = {
         "concurrency": concurrency,
         "sessions": len(sessions),
-        "mean_page_bytes": round(sum(sizes) / len(sizes)) if sizes else 0,
-        "all_ok": not result.errors and not warm.errors and len(result.samples) == total,
+        "mean_page_bytes": extra["mean_page_bytes"],
+        "all_ok": extra["all_ok"],
     }
-    return Measured.of(result, list(result.samples), _errors(warm, result), extra)
+    return measured

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import benchmarks
 from benchmarks.cli import parse_args
+from benchmarks.options import ALL_SCENARIOS
 from benchmarks.report import FLOORS, SCENARIOS
-from benchmarks.runner import ALL_SCENARIOS
 from benchmarks.soak import memory_growth
 
 
