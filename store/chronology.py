@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -190,8 +190,8 @@ async def chronology(
     ids = [row.id for row in incidents]
     original: dict[int, list[str]] = {}
     pupils_on: dict[int, int] = {}
-    actions: list = []
-    referrals: list = []
+    actions: list[Row[int, int, dt.datetime, bytes, list[str] | None, str]] = []
+    referrals: list[Row[Referral, str]] = []
     if ids:
         for incident_id, name in await session.execute(
             select(IncidentCategory.incident_id, IncidentCategory.name)

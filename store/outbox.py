@@ -15,9 +15,10 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.db import rowcount
 from store.models import OutboxMessage, utcnow
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
@@ -128,7 +129,7 @@ async def release_unheld(session: AsyncSession, *, worker: str) -> int:
         .values(claimed_until=None, claimed_by=None, attempts=OutboxMessage.attempts - 1)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 async def mark_sent(
@@ -198,8 +199,6 @@ async def mark_failed(session: AsyncSession, *, message_id: int, error: str) -> 
 
 async def pending_count(session: AsyncSession) -> int:
     """How many rows still wait to be delivered."""
-    from sqlalchemy import func
-
     result = await session.scalar(
         select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == PENDING)
     )

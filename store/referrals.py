@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import BindParameter, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import messages, outbox
@@ -36,7 +36,7 @@ AWAITING, RESPONDED, CLOSED = "awaiting", "responded", "closed"
 NUDGE_BATCH = 200
 # Inlined, not a bound parameter: a generic plan could then still use the partial index
 # `ix_referrals_awaiting_due` (WHERE status = 'awaiting').
-_AWAITING_LITERAL = bindparam("awaiting", AWAITING, literal_execute=True)
+_AWAITING_LITERAL: BindParameter[str] = bindparam("awaiting", AWAITING, literal_execute=True)
 
 
 class InvalidReferral(Exception):

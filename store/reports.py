@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
+from store.db import bind_of, is_postgresql
 from store.models import (
     Alert,
     Incident,
@@ -166,7 +167,7 @@ async def plan_for_these_dates(session: AsyncSession) -> None:
     (measured: 60 ms became 170 ms for `late_alerts`). Planning afresh costs well under
     a millisecond. SET LOCAL ends with the transaction.
     """
-    if session.bind.dialect.name != "postgresql":
+    if not is_postgresql(session):
         return
     transaction = session.get_transaction()
     if transaction is not None and session.info.get("vigil_custom_plans") is transaction:
@@ -415,7 +416,7 @@ def _segments_table(session: AsyncSession, pieces: Sequence[DeadlineSegment]) ->
     One parameter rather than four a row: the statement is the same whatever the range,
     so it is compiled once, and the database is not handed hundreds of values to plan.
     """
-    if session.bind.dialect.name == "postgresql":
+    if is_postgresql(session):
         rows: list[Any] = [
             {
                 "lo": p.lo.isoformat(),
@@ -777,10 +778,10 @@ async def term_report(
         ),
         lambda s: open_referrals(s, workspace_id=workspace_id, working=working, now=now),
     )
-    if session.bind.dialect.name == "postgresql":
+    if is_postgresql(session):
 
         async def on_its_own(part: Callable[[AsyncSession], Awaitable[Any]]) -> Any:
-            async with AsyncSession(session.bind) as own, own.begin():
+            async with AsyncSession(bind_of(session)) as own, own.begin():
                 return await part(own)
 
         results = await asyncio.gather(*(on_its_own(part) for part in parts))

@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.crypto import Cipher
+from store.db import rowcount
 from store.models import AuthFailure, Staff, TotpEnrolment, WebSession, utcnow
 
 MAX_FAILURES = 5
@@ -121,4 +122,4 @@ async def reset(session: AsyncSession, *, staff_id: int, now: dt.datetime | None
         .where(WebSession.staff_id == staff_id, WebSession.ended_at.is_(None))
         .values(ended_at=now or utcnow())
     )
-    return bool(result.rowcount)
+    return bool(rowcount(result))
