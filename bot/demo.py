@@ -19,7 +19,7 @@ from bot.demo_school import STAFF, TEAM_NAME
 from bot.harness import Harness
 from store import migrate, totp
 from store.db import create_engine
-from store.incidents import get_staff_by_slack_id
+from store.staff import get_staff_by_slack_id
 
 TEACHER = "U0TCHPATEL"
 DSL = "U0DSL0HUGH"

@@ -14,8 +14,8 @@ from handlers.deps import Deps
 from store import audit, messages, outbox, referrals
 from store.access import is_keyholder
 from store.db import transaction
-from store.incidents import get_staff_by_slack_id
 from store.models import Incident
+from store.staff import get_staff_by_slack_id
 
 log = structlog.get_logger(__name__)
 

@@ -18,6 +18,7 @@ from store.access import is_keyholder
 from store.catalogue import Catalogue
 from store.crypto import Cipher
 from store.models import Alert, Incident, IncidentAction, IncidentInvite, Staff, utcnow
+from store.staff import active_staff_with_ids
 
 ACTION_MAX = 5000
 
@@ -66,20 +67,6 @@ async def list_actions(
         ActionView(a.id, a.author.name, a.created_at, cipher.decrypt(a.text_ct), a.categories)
         for a in rows
     ]
-
-
-async def _staff_in_workspace(
-    session: AsyncSession, *, workspace_id: int, ids: Sequence[int]
-) -> list[Staff]:
-    if not ids:
-        return []
-    rows = await session.scalars(
-        select(Staff).where(
-            Staff.workspace_id == workspace_id, Staff.id.in_(ids), Staff.active.is_(True)
-        )
-    )
-    found = {s.id: s for s in rows}
-    return [found[i] for i in dict.fromkeys(ids) if i in found]
 
 
 def _queue_alert(
@@ -137,7 +124,7 @@ async def add_action(
             new_categories = list(dict.fromkeys(recategorise))
             if new_categories == await current_categories(session, incident=incident):
                 new_categories = None
-    recipients = await _staff_in_workspace(
+    recipients = await active_staff_with_ids(
         session, workspace_id=incident.workspace_id, ids=alert_staff_ids
     )
     if len(recipients) != len(set(alert_staff_ids)):
@@ -186,7 +173,7 @@ async def invite(
 ) -> Staff:
     """Share the incident with a colleague and alert them (once)."""
     now = now or utcnow()
-    found = await _staff_in_workspace(session, workspace_id=incident.workspace_id, ids=[staff_id])
+    found = await active_staff_with_ids(session, workspace_id=incident.workspace_id, ids=[staff_id])
     if not found:
         raise InvalidAction({"staff": "Choose a current member of staff."})
     guest = found[0]

@@ -25,9 +25,14 @@ from store.models import (
     IncidentPupil,
     Pupil,
     Staff,
-    StaffClass,
     Workspace,
     utcnow,
+)
+from store.staff import (
+    active_staff_by_id,
+    active_staff_with_slack_ids,
+    class_teacher_ids,
+    keyholder_ids,
 )
 
 NARRATIVE_MAX = 3000
@@ -148,19 +153,6 @@ def _parse_ids(raw: list[str]) -> list[int] | None:
     return ids if all(0 < i <= MAX_ID for i in ids) else None
 
 
-async def get_staff_by_slack_id(
-    session: AsyncSession, *, workspace_id: int, slack_user_id: str
-) -> Staff | None:
-    """The active member of staff with this Slack id in this workspace."""
-    return await session.scalar(
-        select(Staff).where(
-            Staff.workspace_id == workspace_id,
-            Staff.slack_user_id == slack_user_id,
-            Staff.active.is_(True),
-        )
-    )
-
-
 async def get_by_view_id(session: AsyncSession, *, slack_view_id: str) -> Incident | None:
     """The incident already filed from this modal, if any (Slack may resend)."""
     return await session.scalar(select(Incident).where(Incident.slack_view_id == slack_view_id))
@@ -204,14 +196,9 @@ async def submit_concern(
 
     added: list[Staff] = []
     if draft.also_alert_slack_ids and "also_alert" not in errors:
-        rows = await session.scalars(
-            select(Staff).where(
-                Staff.workspace_id == workspace.id,
-                Staff.slack_user_id.in_(draft.also_alert_slack_ids),
-                Staff.active.is_(True),
-            )
+        by_slack = await active_staff_with_slack_ids(
+            session, workspace_id=workspace.id, slack_user_ids=draft.also_alert_slack_ids
         )
-        by_slack = {s.slack_user_id: s for s in rows}
         missing = [u for u in draft.also_alert_slack_ids if u not in by_slack]
         if missing:
             errors["also_alert"] = (
@@ -358,19 +345,6 @@ async def _alertable_staff(
     session: AsyncSession, *, workspace_id: int, groups: set[str]
 ) -> tuple[dict[int, Staff], list[int], list[int]]:
     """Active staff by id, the key-holders' ids and the class teachers' ids of `groups`."""
-    staff = {
-        s.id: s
-        for s in await session.scalars(
-            select(Staff).where(Staff.workspace_id == workspace_id, Staff.active.is_(True))
-        )
-    }
-    teacher_ids = await session.scalars(
-        select(StaffClass.staff_id)
-        .where(
-            StaffClass.workspace_id == workspace_id,
-            StaffClass.registration_group.in_(groups),
-        )
-        .order_by(StaffClass.staff_id)
-    )
-    keyholders = [i for i, s in staff.items() if is_keyholder(s.role_set)]
-    return staff, keyholders, [i for i in dict.fromkeys(teacher_ids) if i in staff]
+    staff = await active_staff_by_id(session, workspace_id=workspace_id)
+    teacher_ids = await class_teacher_ids(session, workspace_id=workspace_id, groups=groups)
+    return staff, keyholder_ids(staff), [i for i in dict.fromkeys(teacher_ids) if i in staff]

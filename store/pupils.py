@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import Pupil, Staff
+from store.models import Pupil
+from store.staff import active_staff_exists
 
 MAX_OPTIONS = 100  # Slack shows at most 100 options
 
@@ -66,15 +67,7 @@ async def search(
     words = [w for w in fold(query).split() if w][:5]
     if not words:
         return []
-    is_staff = (
-        select(Staff.id)
-        .where(
-            Staff.workspace_id == workspace_id,
-            Staff.slack_user_id == requester_slack_id,
-            Staff.active.is_(True),
-        )
-        .exists()
-    )
+    is_staff = active_staff_exists(workspace_id=workspace_id, slack_user_id=requester_slack_id)
     conditions = [Pupil.search_text.like(f"% {_escape_like(word)}%", escape="\\") for word in words]
     statement = (
         select(

@@ -28,6 +28,7 @@ from store.models import (
     utcnow,
 )
 from store.school_config import Agency, SchoolConfig
+from store.staff import nudge_recipients
 from store.workdays import WorkingTime
 
 log = structlog.get_logger(__name__)
@@ -257,23 +258,6 @@ async def board(
 # -- the overdue check --------------------------------------------------------------------
 
 
-async def _recipients(session: AsyncSession, *, workspace_id: int, escalate: bool) -> list[Staff]:
-    """DSLs (else every key-holder), and the head(s) when escalating."""
-    staff = list(
-        (
-            await session.scalars(
-                select(Staff).where(Staff.workspace_id == workspace_id, Staff.active.is_(True))
-            )
-        ).all()
-    )
-    chosen = [s for s in staff if "dsl" in s.role_set] or [
-        s for s in staff if is_keyholder(s.role_set)
-    ]
-    if escalate:
-        chosen += [s for s in staff if "head" in s.role_set and s not in chosen]
-    return chosen
-
-
 async def nudge_overdue(
     session: AsyncSession,
     *,
@@ -329,7 +313,7 @@ async def nudge_overdue(
             escalate = overdue_days >= config.escalate_after_working_days
             key = (referral.workspace_id, escalate)
             if key not in recipients:
-                recipients[key] = await _recipients(
+                recipients[key] = await nudge_recipients(
                     session, workspace_id=referral.workspace_id, escalate=escalate
                 )
             people = [s for s in recipients[key] if s.slack_user_id]

@@ -27,12 +27,12 @@ from typing import Any, TypeVar
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from store.access import ROLES
 from store.db import SessionFactory, transaction
 from store.models import Pupil, Staff, StaffClass, Workspace, utcnow
 from store.pupils import search_text
+from store.staff import staff_by_email
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -656,17 +656,6 @@ async def _lookup_all(
     return {row.email: slack_id for row, slack_id in zip(rows, found, strict=True)}
 
 
-async def _existing_staff(session: AsyncSession, workspace_id: int) -> dict[str, Staff]:
-    """Every member of staff of the workspace by lower-cased email (classes loaded)."""
-    result = await session.scalars(
-        select(Staff)
-        .where(Staff.workspace_id == workspace_id)
-        .order_by(Staff.id)
-        .options(selectinload(Staff.classes))
-    )
-    return {staff.email.lower(): staff for staff in result.all()}
-
-
 @dataclass
 class _StaffPlan:
     """Each accepted row with the Slack user id it will have, plus problems found on the way."""
@@ -882,7 +871,7 @@ async def import_staff(
     present = _present_emails(table)
     async with transaction(session_factory) as session:
         await _check_workspace(session, workspace_id)
-        existing = await _existing_staff(session, workspace_id)
+        existing = await staff_by_email(session, workspace_id=workspace_id)
         plan = _plan_staff(
             rows, existing, found=found, present=present, deactivate_missing=deactivate_missing
         )

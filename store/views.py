@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy.orm import aliased
 
 from store import audit
-from store.access import is_keyholder
 from store.models import (
     Alert,
     AuditEvent,
@@ -24,8 +23,8 @@ from store.models import (
     IncidentCategory,
     ReadReceipt,
     Staff,
-    TotpEnrolment,
 )
+from store.staff import staff_names
 
 # What an alert was about, from the recipient's point of view.
 NEW_CONCERN, ACTION, SHARED = "new", "action", "shared"
@@ -211,64 +210,6 @@ async def unread_alert_ids(session: AsyncSession, *, incident_id: int, staff_id:
     return list(rows)
 
 
-async def staff_in_workspace(
-    session: AsyncSession,
-    *,
-    workspace_id: int,
-    active_only: bool = True,
-    with_classes: bool = False,
-) -> list[Staff]:
-    """Staff of the school by name (for pickers and the staff list)."""
-    query = select(Staff).where(Staff.workspace_id == workspace_id)
-    if with_classes:
-        query = query.options(selectinload(Staff.classes))
-    if active_only:
-        query = query.where(Staff.active.is_(True))
-    return list(await session.scalars(query.order_by(Staff.name, Staff.id)))
-
-
-async def staff_member(session: AsyncSession, *, workspace_id: int, staff_id: int) -> Staff | None:
-    """One member of staff, only if they belong to this workspace."""
-    return await session.scalar(
-        select(Staff).where(Staff.workspace_id == workspace_id, Staff.id == staff_id)
-    )
-
-
-@dataclass(frozen=True)
-class StaffRow:
-    staff: Staff
-    keyholder: bool  # sees every concern
-    enrolled: bool  # has a confirmed authenticator
-    enrolling: bool  # started enrolment but has not confirmed a code yet
-
-
-async def staff_overview(session: AsyncSession, *, workspace_id: int) -> list[StaffRow]:
-    """Everyone on the roster with whether they have an authenticator."""
-    people = await staff_in_workspace(
-        session, workspace_id=workspace_id, active_only=False, with_classes=True
-    )
-    if not people:
-        return []
-    enrolments = dict(
-        (
-            await session.execute(
-                select(TotpEnrolment.staff_id, TotpEnrolment.confirmed_at).where(
-                    TotpEnrolment.staff_id.in_([p.id for p in people])
-                )
-            )
-        ).all()
-    )
-    return [
-        StaffRow(
-            staff=p,
-            keyholder=is_keyholder(p.role_set),
-            enrolled=enrolments.get(p.id) is not None,
-            enrolling=p.id in enrolments and enrolments[p.id] is None,
-        )
-        for p in people
-    ]
-
-
 async def incident_id_by_number(
     session: AsyncSession, *, workspace_id: int, number: int
 ) -> int | None:
@@ -310,17 +251,10 @@ async def audit_rows(
         before_id=before_id,
         limit=limit,
     )
-    staff_ids = {e.actor_id for e in events} | {e.subject_id for e in events}
-    staff_ids.discard(None)
+    staff_ids = {i for e in events for i in (e.actor_id, e.subject_id) if i is not None}
     incident_ids = {e.incident_id for e in events if e.incident_id is not None}
-    names: dict[int, str] = {}
+    names = await staff_names(session, ids=staff_ids)
     numbers: dict[int, int] = {}
-    if staff_ids:
-        names = dict(
-            (
-                await session.execute(select(Staff.id, Staff.name).where(Staff.id.in_(staff_ids)))
-            ).all()
-        )
     if incident_ids:
         numbers = dict(
             (

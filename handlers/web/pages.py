@@ -32,6 +32,7 @@ from store.actions import ACTION_MAX, InvalidAction
 from store.models import Incident, Staff
 from store.referrals import InvalidReferral
 from store.school_config import SchoolConfig
+from store.staff import get_staff, staff_in_workspace, staff_overview
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -185,7 +186,7 @@ async def _incident_context(
     receipt_rows = await views.receipts(db, incident_id=incident.id)
     colleagues = [
         s
-        for s in await views.staff_in_workspace(db, workspace_id=incident.workspace_id)
+        for s in await staff_in_workspace(db, workspace_id=incident.workspace_id)
         if s.id != viewer.id
     ]
     referral_rows = await web_referrals.incident_rows(db, incident=incident, school=school, now=now)
@@ -560,9 +561,7 @@ async def audit_log(request: web.Request) -> web.Response:
                 limit=AUDIT_PAGE,
             )
         )
-        people = await views.staff_in_workspace(
-            db, workspace_id=viewer.workspace_id, active_only=False
-        )
+        people = await staff_in_workspace(db, workspace_id=viewer.workspace_id, active_only=False)
         filters = " ".join(
             f"{name}={value}"
             for name, value in (("person", person), ("incident", number), ("before", before))
@@ -634,7 +633,7 @@ async def staff_list(request: web.Request) -> web.Response:
         return await _refuse_non_keyholder(request, action="staff.view")
     reset_id = _int(request.query.get("reset"))
     async with deps.factory() as db:
-        rows = await views.staff_overview(db, workspace_id=viewer.workspace_id)
+        rows = await staff_overview(db, workspace_id=viewer.workspace_id)
     reset = next((r.staff for r in rows if r.staff.id == reset_id), None)
     return _render(request, "staff.html", rows=rows, reset=reset)
 
@@ -648,7 +647,7 @@ async def totp_reset(request: web.Request) -> web.Response:
     staff_id = _int(request.match_info.get("staff_id"))
     async with deps.factory() as db, db.begin():
         target = (
-            await views.staff_member(db, workspace_id=viewer.workspace_id, staff_id=staff_id)
+            await get_staff(db, workspace_id=viewer.workspace_id, staff_id=staff_id)
             if staff_id is not None
             else None
         )

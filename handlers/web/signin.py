@@ -23,8 +23,8 @@ from handlers.web.security import (
     set_session_cookie,
 )
 from store import audit, totp, websessions, workspaces
-from store.incidents import get_staff_by_slack_id
 from store.models import Staff
+from store.staff import get_staff_by_slack_id
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
