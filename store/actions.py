@@ -7,7 +7,7 @@ same way as the first alert, and each is written to the audit log by the caller'
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -17,7 +17,15 @@ from store import messages, outbox
 from store.access import is_keyholder
 from store.catalogue import Catalogue
 from store.crypto import Cipher
-from store.models import Alert, Incident, IncidentAction, IncidentInvite, Staff, utcnow
+from store.models import (
+    Alert,
+    Incident,
+    IncidentAction,
+    IncidentCategory,
+    IncidentInvite,
+    Staff,
+    utcnow,
+)
 from store.staff import active_staff_with_ids
 
 ACTION_MAX = 5000
@@ -52,6 +60,34 @@ async def current_categories(session: AsyncSession, *, incident: Incident) -> li
     )
     latest = next((c for c in recategorised if c), None)
     return list(latest) if latest else incident.category_names
+
+
+async def current_categories_for(
+    session: AsyncSession, *, incident_ids: Iterable[int]
+) -> dict[int, list[str]]:
+    """Each incident's categories now: its latest re-categorisation, else the originals."""
+    ids = list(dict.fromkeys(incident_ids))
+    if not ids:
+        return {}
+    found: dict[int, list[str]] = {}
+    originals = await session.execute(
+        select(IncidentCategory.incident_id, IncidentCategory.name)
+        .where(IncidentCategory.incident_id.in_(ids))
+        .order_by(IncidentCategory.incident_id, IncidentCategory.position)
+    )
+    for incident_id, name in originals:
+        found.setdefault(incident_id, []).append(name)
+    # An action without a re-categorisation may hold JSON null rather than SQL NULL,
+    # so the latest list is picked here rather than with IS NOT NULL.
+    actions = await session.execute(
+        select(IncidentAction.incident_id, IncidentAction.categories)
+        .where(IncidentAction.incident_id.in_(ids))
+        .order_by(IncidentAction.id)
+    )
+    for incident_id, categories in actions:
+        if categories:
+            found[incident_id] = list(categories)
+    return found
 
 
 async def list_actions(

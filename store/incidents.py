@@ -153,6 +153,15 @@ def _parse_ids(raw: list[str]) -> list[int] | None:
     return ids if all(0 < i <= MAX_ID for i in ids) else None
 
 
+async def incident_id_by_number(
+    session: AsyncSession, *, workspace_id: int, number: int
+) -> int | None:
+    """The id of the workspace's incident with this number (for audit entries only)."""
+    return await session.scalar(
+        select(Incident.id).where(Incident.workspace_id == workspace_id, Incident.number == number)
+    )
+
+
 async def get_by_view_id(session: AsyncSession, *, slack_view_id: str) -> Incident | None:
     """The incident already filed from this modal, if any (Slack may resend)."""
     return await session.scalar(select(Incident).where(Incident.slack_view_id == slack_view_id))

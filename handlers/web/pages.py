@@ -26,7 +26,7 @@ from handlers.web import referrals as web_referrals
 from handlers.web.deps import DEPS, WebDeps
 from handlers.web.render import page
 from handlers.web.security import client_ip, current
-from store import access, actions, alerts, audit, totp, views
+from store import access, actions, alerts, audit, incidents, totp
 from store.access import is_keyholder
 from store.actions import ACTION_MAX, InvalidAction
 from store.models import Incident, Staff
@@ -49,9 +49,9 @@ REASONS = {
     "invited": "Shared with them",
 }
 KINDS = {
-    views.NEW_CONCERN: "New concern",
-    views.ACTION: "Action",
-    views.SHARED: "Shared with you",
+    alerts.NEW_CONCERN: "New concern",
+    alerts.ACTION: "Action",
+    alerts.SHARED: "Shared with you",
 }
 PARENTS = {"yes": "Yes", "no": "No"}
 VIA = {"web": "in the web view", "slack": "in Slack"}
@@ -118,7 +118,9 @@ async def _visible(
         # The audit log (key-holders only) names the incident if it exists; the person
         # refused sees the same page either way.
         existing = (
-            await views.incident_id_by_number(db, workspace_id=viewer.workspace_id, number=number)
+            await incidents.incident_id_by_number(
+                db, workspace_id=viewer.workspace_id, number=number
+            )
             if number is not None
             else None
         )
@@ -148,7 +150,7 @@ async def my_alerts(request: web.Request) -> web.Response:
     deps = _deps(request)
     viewer = current(request).staff
     async with deps.factory() as db:
-        rows, more = await views.alerts_for(
+        rows, more = await alerts.alerts_for(
             db, workspace_id=viewer.workspace_id, staff_id=viewer.id
         )
     return _render(
@@ -183,7 +185,7 @@ async def _incident_context(
         if item.categories:
             categories = list(item.categories)
         timeline.append({"action": item, "previous": previous})
-    receipt_rows = await views.receipts(db, incident_id=incident.id)
+    receipt_rows = await alerts.receipts(db, incident_id=incident.id)
     colleagues = [
         s
         for s in await staff_in_workspace(db, workspace_id=incident.workspace_id)
@@ -283,7 +285,7 @@ async def mark_incident_read(request: web.Request) -> web.Response:
     async with deps.factory() as db, db.begin():
         incident = await _visible(db, request, viewer=viewer, action="alert.read")
         if incident is not None:
-            for alert_id in await views.unread_alert_ids(
+            for alert_id in await alerts.unread_alert_ids(
                 db, incident_id=incident.id, staff_id=viewer.id
             ):
                 try:
@@ -545,14 +547,14 @@ async def audit_log(request: web.Request) -> web.Response:
     async with deps.factory() as db, db.begin():
         incident_id = None
         if number is not None:
-            incident_id = await views.incident_id_by_number(
+            incident_id = await incidents.incident_id_by_number(
                 db, workspace_id=viewer.workspace_id, number=number
             )
             unknown_incident = incident_id is None
         rows = (
             []
             if unknown_incident
-            else await views.audit_rows(
+            else await audit.audit_rows(
                 db,
                 workspace_id=viewer.workspace_id,
                 person_id=person,
