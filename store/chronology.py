@@ -6,8 +6,8 @@ incident page where narratives and action text are decrypted, for the chronology
 and its PDF. Other pupils named on an incident are counted, never named, so a printed
 chronology taken to a case conference is about one child.
 
-Entry points (also used by the benchmark): `find_pupils`, `pupil_in_workspace`,
-`chronology`.
+Entry point (also used by the benchmark): `chronology`. Finding the pupil is
+`store.pupils.find_pupils`.
 """
 
 from __future__ import annotations
@@ -30,10 +30,8 @@ from store.models import (
     Referral,
     Staff,
 )
-from store.pupils import fold
+from store.pupils import pupil_in_workspace
 from store.referrals import AWAITING
-
-SEARCH_LIMIT = 50
 
 INCIDENT, ACTION, REFERRAL, RESPONSE, CLOSED = (
     "incident",
@@ -44,64 +42,6 @@ INCIDENT, ACTION, REFERRAL, RESPONSE, CLOSED = (
 )
 # Entries at the same instant: the incident first, then what followed from it.
 _ORDER = {INCIDENT: 0, ACTION: 1, REFERRAL: 2, RESPONSE: 3, CLOSED: 4}
-
-
-# -- finding a pupil ------------------------------------------------------------------------
-
-
-def _like_prefix(word: str) -> str:
-    """A LIKE pattern for a word starting anywhere after a space (% and _ escaped)."""
-    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"% {escaped}%"
-
-
-@dataclass(frozen=True)
-class PupilRow:
-    """A pupil as the search results show them, with how many concerns name them."""
-
-    pupil: Pupil
-    incidents: int
-
-
-async def find_pupils(
-    session: AsyncSession, *, workspace_id: int, query: str, limit: int = SEARCH_LIMIT
-) -> list[PupilRow]:
-    """Pupils whose names or UPN start with every word of `query` (as the typeahead)."""
-    words = [w for w in fold(query).split() if w][:5]
-    if not words:
-        return []
-    pupils = list(
-        await session.scalars(
-            select(Pupil)
-            .where(
-                Pupil.workspace_id == workspace_id,
-                *(Pupil.search_text.like(_like_prefix(w), escape="\\") for w in words),
-            )
-            .order_by(Pupil.surname, Pupil.forename, Pupil.id)
-            .limit(limit)
-        )
-    )
-    counts: dict[int, int] = {}
-    if pupils:
-        counts = dict(
-            (
-                await session.execute(
-                    select(IncidentPupil.pupil_id, func.count())
-                    .where(IncidentPupil.pupil_id.in_([p.id for p in pupils]))
-                    .group_by(IncidentPupil.pupil_id)
-                )
-            ).all()
-        )
-    return [PupilRow(p, int(counts.get(p.id, 0))) for p in pupils]
-
-
-async def pupil_in_workspace(
-    session: AsyncSession, *, workspace_id: int, pupil_id: int
-) -> Pupil | None:
-    """The pupil, only if they are on this school's roster."""
-    return await session.scalar(
-        select(Pupil).where(Pupil.id == pupil_id, Pupil.workspace_id == workspace_id)
-    )
 
 
 # -- the chronology -------------------------------------------------------------------------
