@@ -72,8 +72,7 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
                         overdue_days=deps.school.working_time.working_days_between(
                             referral.due_at, now
                         ),
-                        url=messages.incident_url(deps.public_url, int(number or 0))
-                        + f"#referral-{referral.id}",
+                        public_url=deps.public_url,
                         snoozed_until=referral.snoozed_until,
                     )
                     outbox.enqueue(

@@ -18,7 +18,13 @@ Message = dict[str, Any]
 
 
 def incident_url(public_url: str, number: int) -> str:
+    """The incident's page in the web view."""
     return f"{public_url}/incidents/{number}"
+
+
+def referral_url(public_url: str, number: int, referral_id: int) -> str:
+    """A referral on its incident's page."""
+    return f"{incident_url(public_url, number)}#referral-{referral_id}"
 
 
 def _person(slack_id: str | None) -> str:
@@ -235,10 +241,15 @@ def nudge(
     number: int,
     agency: str,
     overdue_days: int,
-    url: str,
+    public_url: str,
     snoozed_until: dt.datetime | None = None,
 ) -> Message:
-    """An overdue referral: its number, the incident's number, the agency, how overdue."""
+    """An overdue referral: its number, the incident's number, the agency, how overdue.
+
+    The overdue check sends it; Snooze replaces it with the snoozed version (the same
+    message, with the time the nudges resume instead of the Snooze button).
+    """
+    url = referral_url(public_url, number, referral_id)
     text = (
         f"Referral R{referral_id} on concern #{number} to {agency} {_overdue_text(overdue_days)} "
         "and has no response recorded."

@@ -323,7 +323,7 @@ async def nudge_overdue(
                 number=number,
                 agency=referral.agency,
                 overdue_days=overdue_days,
-                url=messages.incident_url(public_url, number) + f"#referral-{referral.id}",
+                public_url=public_url,
             )
         except Exception:
             log.exception("referrals.nudge_failed", referral=referral.id)
