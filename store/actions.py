@@ -17,6 +17,7 @@ from store import messages, outbox
 from store.access import is_keyholder
 from store.catalogue import Catalogue
 from store.crypto import Cipher
+from store.errors import FieldErrors
 from store.models import (
     Alert,
     Incident,
@@ -31,12 +32,8 @@ from store.staff import active_staff_with_ids
 ACTION_MAX = 5000
 
 
-class InvalidAction(Exception):
-    """The action cannot be added; `errors` maps each field to a message."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(", ".join(sorted(errors)))
-        self.errors = errors
+class InvalidAction(FieldErrors):
+    """The action (or invitation) cannot be added; `errors` maps each field to a message."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from store import alert_rules, audit, messages, outbox
 from store.access import is_keyholder
 from store.catalogue import Catalogue
 from store.crypto import Cipher
+from store.errors import FieldErrors
 from store.models import (
     Alert,
     Incident,
@@ -60,12 +61,8 @@ class ConcernDraft:
     parents_reason: str = ""
 
 
-class InvalidConcern(Exception):
+class InvalidConcern(FieldErrors):
     """The draft cannot be filed; `errors` maps each field to a message for the reporter."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(", ".join(sorted(errors)))
-        self.errors = errors
 
 
 @dataclass(frozen=True)

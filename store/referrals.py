@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import messages, outbox
 from store.access import is_keyholder
+from store.errors import FieldErrors
 from store.models import (
     Incident,
     IncidentAction,
@@ -40,12 +41,8 @@ NUDGE_BATCH = 200
 _AWAITING_LITERAL: BindParameter[str] = bindparam("awaiting", AWAITING, literal_execute=True)
 
 
-class InvalidReferral(Exception):
+class InvalidReferral(FieldErrors):
     """The referral change cannot be made; `errors` maps each field to a message."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(", ".join(sorted(errors)))
-        self.errors = errors
 
 
 def _event(

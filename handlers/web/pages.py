@@ -29,8 +29,8 @@ from handlers.web.security import client_ip, current
 from store import access, actions, alerts, audit, incidents, totp
 from store.access import is_keyholder
 from store.actions import ACTION_MAX, InvalidAction
+from store.errors import FieldErrors
 from store.models import Incident, Staff
-from store.referrals import InvalidReferral
 from store.school_config import SchoolConfig
 from store.staff import get_staff, staff_in_workspace, staff_overview
 
@@ -318,14 +318,6 @@ async def mark_incident_read(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/incidents/{incident.number}")
 
 
-class _Refused(Exception):
-    """The action (with its referral changes) was not added: roll back, say why."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(", ".join(sorted(errors)))
-        self.errors = errors
-
-
 @routes.post("/incidents/{number}/actions")
 async def add_action(request: web.Request) -> web.Response:
     """Add an action, with any referral it records, in one transaction (all or nothing)."""
@@ -374,21 +366,19 @@ async def add_action(request: web.Request) -> web.Response:
                 except InvalidAction as invalid:
                     problems = {**invalid.errors, **problems}
                 if problems:
-                    raise _Refused(problems)
-                try:
-                    changed = await web_referrals.apply(
-                        db,
-                        parsed,
-                        incident=incident,
-                        action=action,
-                        author=viewer,
-                        open_referrals=open_referrals,
-                        school=school,
-                        now=now,
-                        ip=ip,
-                    )
-                except InvalidReferral as invalid:
-                    raise _Refused(invalid.errors) from None
+                    # Raised inside the transaction: the action is rolled back with it.
+                    raise FieldErrors(problems)
+                changed = await web_referrals.apply(  # InvalidReferral is FieldErrors too
+                    db,
+                    parsed,
+                    incident=incident,
+                    action=action,
+                    author=viewer,
+                    open_referrals=open_referrals,
+                    school=school,
+                    now=now,
+                    ip=ip,
+                )
                 audit.record(
                     db,
                     action="action.add",
@@ -408,7 +398,7 @@ async def add_action(request: web.Request) -> web.Response:
                         detail=f"action {action.id}; to " + "; ".join(action.categories),
                         now=now,
                     )
-    except _Refused as refused:
+    except FieldErrors as refused:
         # Nothing of the attempt was kept; record the failure and show the form again.
         errors = refused.errors
         async with deps.factory() as db, db.begin():
