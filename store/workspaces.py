@@ -16,6 +16,13 @@ async def get_by_team(session: AsyncSession, *, team_id: str) -> Workspace | Non
     return await session.scalar(select(Workspace).where(Workspace.team_id == team_id))
 
 
+async def check_exists(session: AsyncSession, *, workspace_id: int) -> None:
+    """Raise ValueError when there is no workspace with this id."""
+    found = await session.scalar(select(Workspace.id).where(Workspace.id == workspace_id))
+    if found is None:
+        raise ValueError(f"no workspace with id {workspace_id}")
+
+
 async def ensure(session: AsyncSession, *, team_id: str, name: str) -> Workspace:
     """The workspace for a Slack team, created on first sight; the name follows Slack's."""
     workspace = await get_by_team(session, team_id=team_id)
