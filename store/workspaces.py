@@ -35,6 +35,11 @@ async def ensure(session: AsyncSession, *, team_id: str, name: str) -> Workspace
     return workspace
 
 
+async def school_name(session: AsyncSession, *, workspace_id: int) -> str:
+    """The school's name (its Slack workspace's), for report and chronology headings."""
+    return await session.scalar(select(Workspace.name).where(Workspace.id == workspace_id)) or ""
+
+
 async def all_teams(session: AsyncSession) -> dict[str, int]:
     """Every known Slack team id, mapped to its workspace id."""
     rows = await session.execute(select(Workspace.team_id, Workspace.id))

@@ -37,7 +37,7 @@ from handlers.web.deps import DEPS, WebDeps
 from handlers.web.pages import not_found, when
 from handlers.web.render import page
 from handlers.web.security import client_ip, current
-from store import audit, chronology, reports
+from store import audit, chronology, reports, workspaces
 from store.access import is_keyholder
 from store.models import Staff
 from store.pupils import SEARCH_LIMIT, PupilRow, find_pupils
@@ -503,7 +503,7 @@ async def _chronology(
             ip=client_ip(request),
             detail=wanted.audit_detail(found.pupil.id, known),
         )
-        school = await reports.school_name(db, workspace_id=viewer.workspace_id)
+        school = await workspaces.school_name(db, workspace_id=viewer.workspace_id)
     return found, wanted, school
 
 
@@ -656,7 +656,7 @@ async def _report_data(
             working=deps.school.working_time,
             now=deps.clock(),
         )
-        school = await reports.school_name(db, workspace_id=viewer.workspace_id)
+        school = await workspaces.school_name(db, workspace_id=viewer.workspace_id)
         audit.record(
             db,
             action=action,
