@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import alert_rules, audit, messages, outbox
 from store.access import is_keyholder
-from store.catalogue import Catalogue
+from store.catalogue import Catalogue, Category
 from store.crypto import Cipher
 from store.errors import FieldErrors
 from store.models import (
@@ -164,6 +164,16 @@ async def get_by_view_id(session: AsyncSession, *, slack_view_id: str) -> Incide
     return await session.scalar(select(Incident).where(Incident.slack_view_id == slack_view_id))
 
 
+@dataclass(frozen=True)
+class _Resolved:
+    """A draft that passed every check, with the rows it names."""
+
+    pupil_ids: list[int]  # the main pupil, then the linked ones
+    pupils: dict[int, Pupil]
+    added: list[Staff]  # the people the reporter chose to alert as well
+    categories: list[Category]  # as chosen, each once
+
+
 async def submit_concern(
     session: AsyncSession,
     *,
@@ -179,9 +189,72 @@ async def submit_concern(
 ) -> FiledConcern:
     """Validate and file a concern with its alerts and outbox rows; raise InvalidConcern."""
     now = now or utcnow()
+    resolved = await _check_and_resolve(
+        session, workspace_id=workspace.id, author=author, draft=draft, catalogue=catalogue, now=now
+    )
+    # Every read happens before the workspace's number is taken (in _write_incident):
+    # that row lock (and SQLite's write lock) is then held only for a few batched writes.
+    recipients, staff = await _recipients(
+        session, workspace_id=workspace.id, author=author, resolved=resolved
+    )
+    incident = await _write_incident(
+        session,
+        workspace_id=workspace.id,
+        author=author,
+        draft=draft,
+        resolved=resolved,
+        alerted=len(recipients),
+        cipher=cipher,
+        slack_view_id=slack_view_id,
+        now=now,
+    )
+    alerts = await _add_alerts(session, incident=incident, recipients=recipients, now=now)
+    names = [c.name for c in resolved.categories]
+    _enqueue_messages(
+        session,
+        incident=incident,
+        author=author,
+        alerts=alerts,
+        staff=staff,
+        categories=names,
+        alert_channel=alert_channel,
+        public_url=public_url,
+        now=now,
+    )
+    await session.flush()
+    return FiledConcern(
+        incident_id=incident.id, number=incident.number, alerted=len(alerts), categories=names
+    )
+
+
+async def _check_and_resolve(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    author: Staff,
+    draft: ConcernDraft,
+    catalogue: Catalogue,
+    now: dt.datetime,
+) -> _Resolved:
+    """Every check of the draft, with its pupils and added staff found; or InvalidConcern."""
     keyholder = is_keyholder(author.role_set)
     errors = check_draft(draft, catalogue=catalogue, keyholder=keyholder, now=now)
+    pupil_ids, pupils = await _find_pupils(
+        session, workspace_id=workspace_id, draft=draft, errors=errors
+    )
+    added = await _find_also_alert(session, workspace_id=workspace_id, draft=draft, errors=errors)
+    if errors:
+        raise InvalidConcern(errors)
+    categories = list(
+        dict.fromkeys(c for name in draft.categories if (c := catalogue.category(name)))
+    )
+    return _Resolved(pupil_ids=pupil_ids, pupils=pupils, added=added, categories=categories)
 
+
+async def _find_pupils(
+    session: AsyncSession, *, workspace_id: int, draft: ConcernDraft, errors: dict[str, str]
+) -> tuple[list[int], dict[int, Pupil]]:
+    """The main and linked pupils' ids and rows; a pupil not on the roster is an error."""
     pupil_ids = _parse_ids([draft.pupil_id] if draft.pupil_id else [])
     linked_ids = _parse_ids(draft.linked_pupil_ids)
     if pupil_ids is None:
@@ -192,56 +265,72 @@ async def submit_concern(
     pupils: dict[int, Pupil] = {}
     if wanted:
         found = await session.scalars(
-            select(Pupil).where(Pupil.workspace_id == workspace.id, Pupil.id.in_(wanted))
+            select(Pupil).where(Pupil.workspace_id == workspace_id, Pupil.id.in_(wanted))
         )
         pupils = {p.id: p for p in found}
     if pupil_ids and pupil_ids[0] not in pupils:
         errors["pupil"] = "That pupil is not on the roster."
     if linked_ids and any(i not in pupils for i in linked_ids):
         errors["linked_pupils"] = "One of these pupils is not on the roster."
+    return wanted, pupils
 
-    added: list[Staff] = []
-    if draft.also_alert_slack_ids and "also_alert" not in errors:
-        by_slack = await active_staff_with_slack_ids(
-            session, workspace_id=workspace.id, slack_user_ids=draft.also_alert_slack_ids
+
+async def _find_also_alert(
+    session: AsyncSession, *, workspace_id: int, draft: ConcernDraft, errors: dict[str, str]
+) -> list[Staff]:
+    """The staff the reporter chose to alert as well; one not on the staff list is an error."""
+    if not draft.also_alert_slack_ids or "also_alert" in errors:
+        return []
+    by_slack = await active_staff_with_slack_ids(
+        session, workspace_id=workspace_id, slack_user_ids=draft.also_alert_slack_ids
+    )
+    missing = [u for u in draft.also_alert_slack_ids if u not in by_slack]
+    if missing:
+        errors["also_alert"] = (
+            f"<@{missing[0]}> is not on Vigil's staff list, so cannot be alerted."
         )
-        missing = [u for u in draft.also_alert_slack_ids if u not in by_slack]
-        if missing:
-            errors["also_alert"] = (
-                f"<@{missing[0]}> is not on Vigil's staff list, so cannot be alerted."
-            )
-        added = [by_slack[u] for u in draft.also_alert_slack_ids if u in by_slack]
-    if errors:
-        raise InvalidConcern(errors)
+    return [by_slack[u] for u in draft.also_alert_slack_ids if u in by_slack]
 
-    assert pupil_ids is not None and linked_ids is not None
-    categories = list(
-        dict.fromkeys(c for name in draft.categories if (c := catalogue.category(name)))
-    )
-    names = [c.name for c in categories]
-    # Every read happens before the workspace's number is taken: that row lock (and
-    # SQLite's write lock) is then held only for a handful of batched writes.
-    staff, keyholder_ids, teacher_ids = await _alertable_staff(
-        session,
-        workspace_id=workspace.id,
-        groups={pupils[i].registration_group for i in pupil_ids + linked_ids},
-    )
-    staff.update({s.id: s for s in added})
+
+async def _recipients(
+    session: AsyncSession, *, workspace_id: int, author: Staff, resolved: _Resolved
+) -> tuple[list[alert_rules.Recipient], dict[int, Staff]]:
+    """Who is alerted (`store.alert_rules`), and every member of staff who may be, by id."""
+    staff = await active_staff_by_id(session, workspace_id=workspace_id)
+    groups = {resolved.pupils[i].registration_group for i in resolved.pupil_ids}
+    teacher_ids = await class_teacher_ids(session, workspace_id=workspace_id, groups=groups)
     recipients = alert_rules.alert_recipients(
         author_id=author.id,
-        categories=categories,
-        keyholder_ids=keyholder_ids,
-        class_teacher_ids=teacher_ids,
-        added_ids=[s.id for s in added],
+        categories=resolved.categories,
+        keyholder_ids=keyholder_ids(staff),
+        class_teacher_ids=[i for i in dict.fromkeys(teacher_ids) if i in staff],
+        added_ids=[s.id for s in resolved.added],
     )
+    staff.update({s.id: s for s in resolved.added})
+    return recipients, staff
+
+
+async def _write_incident(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    author: Staff,
+    draft: ConcernDraft,
+    resolved: _Resolved,
+    alerted: int,
+    cipher: Cipher,
+    slack_view_id: str | None,
+    now: dt.datetime,
+) -> Incident:
+    """The incident with its number, audit entry, pupils, categories and agencies (the
+    last three written with its alerts, by `_add_alerts`)."""
     narrative_ct = cipher.encrypt(draft.narrative.strip())
     reason = draft.parents_reason.strip()
     reason_ct = cipher.encrypt(reason) if reason else None
 
-    number = await _next_number(session, workspace_id=workspace.id)
     incident = Incident(
-        workspace_id=workspace.id,
-        number=number,
+        workspace_id=workspace_id,
+        number=await _next_number(session, workspace_id=workspace_id),
         author_id=author.id,
         happened_at=draft.happened_at or now,
         created_at=now,
@@ -257,24 +346,35 @@ async def submit_concern(
         action="incident.create",
         actor=author,
         incident_id=incident.id,
-        detail=f"{len(recipients)} alerted",
+        detail=f"{alerted} alerted",
         now=now,
     )
     session.add_all(
         IncidentPupil(incident_id=incident.id, pupil_id=pid, position=i, is_main=i == 0)
-        for i, pid in enumerate(dict.fromkeys(pupil_ids + linked_ids))
+        for i, pid in enumerate(dict.fromkeys(resolved.pupil_ids))
     )
     session.add_all(
         IncidentCategory(incident_id=incident.id, name=c.name, restricted=c.restricted, position=i)
-        for i, c in enumerate(categories)
+        for i, c in enumerate(resolved.categories)
     )
     session.add_all(
         IncidentAgency(incident_id=incident.id, name=name, position=i)
         for i, name in enumerate(dict.fromkeys(draft.agencies))
     )
+    return incident
+
+
+async def _add_alerts(
+    session: AsyncSession,
+    *,
+    incident: Incident,
+    recipients: list[alert_rules.Recipient],
+    now: dt.datetime,
+) -> list[Alert]:
+    """An alert for each recipient, written (with the incident's other rows) in one flush."""
     alerts = [
         Alert(
-            workspace_id=workspace.id,
+            workspace_id=incident.workspace_id,
             incident_id=incident.id,
             recipient_id=r.staff_id,
             reason=r.reason,
@@ -284,14 +384,30 @@ async def submit_concern(
     ]
     session.add_all(alerts)
     await session.flush()  # one batched INSERT … RETURNING gives the alert ids
+    return alerts
 
-    url = messages.incident_url(public_url, number)
+
+def _enqueue_messages(
+    session: AsyncSession,
+    *,
+    incident: Incident,
+    author: Staff,
+    alerts: list[Alert],
+    staff: dict[int, Staff],
+    categories: list[str],
+    alert_channel: str | None,
+    public_url: str,
+    now: dt.datetime,
+) -> None:
+    """The Slack messages the new incident causes: each alert's DM, the channel line and
+    the reporter's receipt (each only where there is somewhere to send it)."""
+    number, url = incident.number, messages.incident_url(public_url, incident.number)
     for alert in alerts:
         slack_id = staff[alert.recipient_id].slack_user_id
         if slack_id:
             outbox.enqueue(
                 session,
-                workspace_id=workspace.id,
+                workspace_id=incident.workspace_id,
                 kind=outbox.ALERT,
                 channel=slack_id,
                 alert_id=alert.id,
@@ -300,7 +416,7 @@ async def submit_concern(
                     alert_id=alert.id,
                     number=number,
                     author_slack_id=author.slack_user_id,
-                    categories=names,
+                    categories=categories,
                     url=url,
                 ),
                 now=now,
@@ -308,31 +424,27 @@ async def submit_concern(
     if alert_channel:
         outbox.enqueue(
             session,
-            workspace_id=workspace.id,
+            workspace_id=incident.workspace_id,
             kind=outbox.CHANNEL,
             channel=alert_channel,
             incident_id=incident.id,
             payload=messages.channel_line(
-                number=number, author_slack_id=author.slack_user_id, categories=names
+                number=number, author_slack_id=author.slack_user_id, categories=categories
             ),
             now=now,
         )
     if author.slack_user_id:
         outbox.enqueue(
             session,
-            workspace_id=workspace.id,
+            workspace_id=incident.workspace_id,
             kind=outbox.RECEIPT,
             channel=author.slack_user_id,
             incident_id=incident.id,
             payload=messages.receipt(
-                number=number, categories=names, alerted=len(recipients), url=url
+                number=number, categories=categories, alerted=len(alerts), url=url
             ),
             now=now,
         )
-    await session.flush()
-    return FiledConcern(
-        incident_id=incident.id, number=number, alerted=len(recipients), categories=names
-    )
 
 
 async def _next_number(session: AsyncSession, *, workspace_id: int) -> int:
@@ -345,12 +457,3 @@ async def _next_number(session: AsyncSession, *, workspace_id: int) -> int:
     )
     assert taken is not None
     return int(taken) - 1
-
-
-async def _alertable_staff(
-    session: AsyncSession, *, workspace_id: int, groups: set[str]
-) -> tuple[dict[int, Staff], list[int], list[int]]:
-    """Active staff by id, the key-holders' ids and the class teachers' ids of `groups`."""
-    staff = await active_staff_by_id(session, workspace_id=workspace_id)
-    teacher_ids = await class_teacher_ids(session, workspace_id=workspace_id, groups=groups)
-    return staff, keyholder_ids(staff), [i for i in dict.fromkeys(teacher_ids) if i in staff]
