@@ -17,6 +17,7 @@ from store import messages, outbox
 from store.access import is_keyholder
 from store.catalogue import Catalogue
 from store.crypto import Cipher
+from store.enums import AlertReason
 from store.errors import FieldErrors
 from store.models import (
     Alert,
@@ -186,7 +187,7 @@ async def add_action(
             incident_id=incident.id,
             recipient_id=recipient.id,
             action_id=action.id,
-            reason="action",
+            reason=AlertReason.ACTION,
             created_at=now,
         )
         session.add(alert)
@@ -231,7 +232,7 @@ async def invite(
             workspace_id=incident.workspace_id,
             incident_id=incident.id,
             recipient_id=guest.id,
-            reason="invited",
+            reason=AlertReason.INVITED,
             created_at=now,
         )
         session.add(alert)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from enum import StrEnum
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +16,7 @@ from sqlalchemy.orm import aliased
 
 from store import messages, outbox
 from store.actions import current_categories_for
+from store.enums import AlertReason, ReadVia
 from store.models import (
     Alert,
     Incident,
@@ -25,16 +27,22 @@ from store.models import (
     utcnow,
 )
 
-# What an alert was about, from the recipient's point of view.
-NEW_CONCERN, ACTION, SHARED = "new", "action", "shared"
+
+class AlertKind(StrEnum):
+    """What an alert was about, from the recipient's point of view."""
+
+    NEW_CONCERN = "new"
+    ACTION = "action"
+    SHARED = "shared"
 
 
-def alert_kind(*, reason: str, action_id: int | None) -> str:
+def alert_kind(*, reason: str, action_id: int | None) -> AlertKind:
+    """An alert's kind, from why it was sent and whether it was about an action."""
     if action_id is not None:
-        return ACTION
-    if reason == "invited":
-        return SHARED
-    return NEW_CONCERN
+        return AlertKind.ACTION
+    if reason == AlertReason.INVITED:
+        return AlertKind.SHARED
+    return AlertKind.NEW_CONCERN
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ class AlertRow:
     author_name: str
     categories: list[str]
     created_at: dt.datetime
-    kind: str
+    kind: AlertKind
     read_at: dt.datetime | None
 
 
@@ -126,11 +134,11 @@ class ReceiptRow:
     alert_id: int
     recipient_id: int
     recipient_name: str
-    reason: str
-    kind: str
+    reason: str  # an AlertReason
+    kind: AlertKind
     created_at: dt.datetime
     read_at: dt.datetime | None
-    via: str | None
+    via: str | None  # a ReadVia, once read
 
 
 async def receipts(session: AsyncSession, *, incident_id: int) -> list[ReceiptRow]:
@@ -201,7 +209,7 @@ async def mark_read(
     workspace_id: int,
     slack_user_id: str,
     public_url: str,
-    via: str = "slack",
+    via: ReadVia = ReadVia.SLACK,
     now: dt.datetime | None = None,
 ) -> ReadResult:
     """Record that the alert's own recipient read it, and queue the DM's update.

@@ -16,17 +16,18 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.enums import AuditOutcome
 from store.models import AuditEvent, Incident, Staff, utcnow
 from store.staff import staff_names
 
-OK, REFUSED, FAILED = "ok", "refused", "failed"
+OK, REFUSED, FAILED = AuditOutcome.OK, AuditOutcome.REFUSED, AuditOutcome.FAILED
 
 
 def record(
     session: AsyncSession,
     *,
     action: str,
-    outcome: str = OK,
+    outcome: AuditOutcome = OK,
     workspace_id: int | None = None,
     actor: Staff | None = None,
     actor_slack_id: str | None = None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,15 +34,22 @@ from store.models import (
 from store.pupils import pupil_in_workspace
 from store.referrals import AWAITING
 
-INCIDENT, ACTION, REFERRAL, RESPONSE, CLOSED = (
-    "incident",
-    "action",
-    "referral",
-    "response",
-    "closed",
-)
-# Entries at the same instant: the incident first, then what followed from it.
-_ORDER = {INCIDENT: 0, ACTION: 1, REFERRAL: 2, RESPONSE: 3, CLOSED: 4}
+
+class EntryKind(StrEnum):
+    """What a line of a chronology records.
+
+    Entries at the same instant come in this order: the incident first, then what
+    followed from it.
+    """
+
+    INCIDENT = "incident"
+    ACTION = "action"
+    REFERRAL = "referral"
+    RESPONSE = "response"  # the agency responded
+    CLOSED = "closed"  # the referral was closed
+
+
+_ORDER = {kind: position for position, kind in enumerate(EntryKind)}
 
 
 # -- the chronology -------------------------------------------------------------------------
@@ -51,7 +59,7 @@ _ORDER = {INCIDENT: 0, ACTION: 1, REFERRAL: 2, RESPONSE: 3, CLOSED: 4}
 class Entry:
     """One line of a chronology. `text` is decrypted; only the chronology shows it."""
 
-    kind: str  # incident, action, referral, response, closed
+    kind: EntryKind
     at: dt.datetime
     number: int  # the incident's number
     incident_id: int
@@ -203,7 +211,7 @@ async def chronology(
         now_categories = current.get(row.id, [])
         entries.append(
             Entry(
-                kind=INCIDENT,
+                kind=EntryKind.INCIDENT,
                 at=row.happened_at,
                 number=row.number,
                 incident_id=row.id,
@@ -226,7 +234,7 @@ async def chronology(
             continue
         entries.append(
             Entry(
-                kind=ACTION,
+                kind=EntryKind.ACTION,
                 at=row.created_at,
                 number=numbers[row.incident_id],
                 incident_id=row.incident_id,
@@ -249,7 +257,7 @@ async def chronology(
         if in_range(referral.referred_at):
             entries.append(
                 Entry(
-                    kind=REFERRAL,
+                    kind=EntryKind.REFERRAL,
                     at=referral.referred_at,
                     who=name,
                     due_at=referral.due_at,
@@ -258,13 +266,13 @@ async def chronology(
                 )
             )
         if referral.responded_at is not None and in_range(referral.responded_at):
-            entries.append(Entry(kind=RESPONSE, at=referral.responded_at, **facts))
+            entries.append(Entry(kind=EntryKind.RESPONSE, at=referral.responded_at, **facts))
         if referral.closed_at is not None and in_range(referral.closed_at):
-            entries.append(Entry(kind=CLOSED, at=referral.closed_at, **facts))
+            entries.append(Entry(kind=EntryKind.CLOSED, at=referral.closed_at, **facts))
     entries.sort(key=lambda e: (e.at, _ORDER[e.kind], e.sort_id))
     return Chronology(
         pupil=pupil,
         entries=entries,
-        incidents=sum(1 for e in entries if e.kind == INCIDENT),
+        incidents=sum(1 for e in entries if e.kind == EntryKind.INCIDENT),
         categories_seen=seen,
     )

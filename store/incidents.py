@@ -17,6 +17,7 @@ from store import alert_rules, audit, messages, outbox
 from store.access import is_keyholder
 from store.catalogue import Catalogue, Category
 from store.crypto import Cipher
+from store.enums import ParentsContacted
 from store.errors import FieldErrors
 from store.models import (
     Alert,
@@ -40,7 +41,7 @@ NARRATIVE_MAX = 3000
 REASON_MAX = 500
 MAX_LINKED_PUPILS = 20
 MAX_ALSO_ALERT = 30
-PARENTS_CHOICES = ("yes", "no")
+PARENTS_CHOICES = tuple(ParentsContacted)
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 MAX_ID = 2**63 - 1  # ids are 64-bit in both databases
 UNSTORABLE = "This has a character Vigil cannot store (a broken emoji?): retype that part."
@@ -123,7 +124,7 @@ def check_draft(
     if draft.parents_contacted not in PARENTS_CHOICES:
         errors["parents_contacted"] = "Say whether parents or carers were contacted."
     reason = draft.parents_reason.strip()
-    if draft.parents_contacted == "no" and not reason:
+    if draft.parents_contacted == ParentsContacted.NO and not reason:
         errors["parents_reason"] = "Parents or carers were not contacted: say why."
     elif len(reason) > REASON_MAX:
         errors["parents_reason"] = f"Keep this under {REASON_MAX} characters."
@@ -172,6 +173,7 @@ class _Resolved:
     pupils: dict[int, Pupil]
     added: list[Staff]  # the people the reporter chose to alert as well
     categories: list[Category]  # as chosen, each once
+    parents_contacted: ParentsContacted
 
 
 async def submit_concern(
@@ -245,10 +247,17 @@ async def _check_and_resolve(
     added = await _find_also_alert(session, workspace_id=workspace_id, draft=draft, errors=errors)
     if errors:
         raise InvalidConcern(errors)
+    assert draft.parents_contacted is not None  # check_draft refuses a draft without it
     categories = list(
         dict.fromkeys(c for name in draft.categories if (c := catalogue.category(name)))
     )
-    return _Resolved(pupil_ids=pupil_ids, pupils=pupils, added=added, categories=categories)
+    return _Resolved(
+        pupil_ids=pupil_ids,
+        pupils=pupils,
+        added=added,
+        categories=categories,
+        parents_contacted=ParentsContacted(draft.parents_contacted),
+    )
 
 
 async def _find_pupils(
@@ -335,7 +344,7 @@ async def _write_incident(
         happened_at=draft.happened_at or now,
         created_at=now,
         narrative_ct=narrative_ct,
-        parents_contacted=draft.parents_contacted or "",
+        parents_contacted=resolved.parents_contacted,
         parents_reason_ct=reason_ct,
         slack_view_id=slack_view_id,
     )

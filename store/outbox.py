@@ -19,24 +19,25 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import rowcount
+from store.enums import OutboxKind, OutboxStatus
 from store.models import OutboxMessage, utcnow
 
-PENDING, SENT, FAILED = "pending", "sent", "failed"
+PENDING, SENT, FAILED = OutboxStatus.PENDING, OutboxStatus.SENT, OutboxStatus.FAILED
 
-# Kinds of message.
-ALERT = "alert"  # a DM to an alerted member of staff
-ALERT_UPDATE = "alert_update"  # chat.update of an alert DM (e.g. marked as read)
-RECEIPT = "receipt"  # the reporter's DM receipt
-CHANNEL = "channel"  # one line in the school's alert channel
-NUDGE = "nudge"  # an overdue referral, to a DSL (or the head)
-MESSAGE_UPDATE = "message_update"  # chat.update of a message by channel and payload["ts"]
+# Kinds of message (see `OutboxKind`).
+ALERT = OutboxKind.ALERT
+ALERT_UPDATE = OutboxKind.ALERT_UPDATE
+RECEIPT = OutboxKind.RECEIPT
+CHANNEL = OutboxKind.CHANNEL
+NUDGE = OutboxKind.NUDGE
+MESSAGE_UPDATE = OutboxKind.MESSAGE_UPDATE
 
 
 def enqueue(
     session: AsyncSession,
     *,
     workspace_id: int,
-    kind: str,
+    kind: OutboxKind,
     channel: str,
     payload: dict[str, Any],
     alert_id: int | None = None,

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import messages, outbox
 from store.access import is_keyholder
+from store.enums import ReferralEventKind, ReferralStatus
 from store.errors import FieldErrors
 from store.models import (
     Incident,
@@ -34,11 +35,15 @@ from store.workdays import WorkingTime
 
 log = structlog.get_logger(__name__)
 
-AWAITING, RESPONDED, CLOSED = "awaiting", "responded", "closed"
+AWAITING, RESPONDED, CLOSED = (
+    ReferralStatus.AWAITING,
+    ReferralStatus.RESPONDED,
+    ReferralStatus.CLOSED,
+)
 NUDGE_BATCH = 200
 # Inlined, not a bound parameter: a generic plan could then still use the partial index
 # `ix_referrals_awaiting_due` (WHERE status = 'awaiting').
-_AWAITING_LITERAL: BindParameter[str] = bindparam("awaiting", AWAITING, literal_execute=True)
+_AWAITING_LITERAL: BindParameter[str] = bindparam("awaiting", AWAITING.value, literal_execute=True)
 
 
 class InvalidReferral(FieldErrors):
@@ -48,7 +53,7 @@ class InvalidReferral(FieldErrors):
 def _event(
     session: AsyncSession,
     referral: Referral,
-    kind: str,
+    kind: ReferralEventKind,
     *,
     now: dt.datetime,
     actor: Staff | None = None,
@@ -101,7 +106,7 @@ async def record_referral(
     _event(
         session,
         referral,
-        "referred",
+        ReferralEventKind.REFERRED,
         now=now,
         actor=author,
         action=action,
@@ -116,25 +121,25 @@ async def record_outcome(
     referral: Referral,
     action: IncidentAction,
     author: Staff,
-    outcome: str,
+    outcome: ReferralEventKind,
     at: dt.datetime | None = None,
     now: dt.datetime | None = None,
 ) -> Referral:
-    """The agency responded (`outcome="response"`, at `at`), or the referral is closed."""
+    """The agency responded (`outcome` RESPONSE, at `at`), or the referral is CLOSED."""
     now = now or utcnow()
     at = at or now
     if referral.status == CLOSED:
         raise InvalidReferral({"referral": "That referral is already closed."})
     if at > now + dt.timedelta(minutes=5):
         raise InvalidReferral({"responded_at": "That time is in the future."})
-    if outcome == "response" and referral.status == RESPONDED:
+    if outcome == ReferralEventKind.RESPONSE and referral.status == RESPONDED:
         raise InvalidReferral({"referral": "That referral already has a response recorded."})
-    if outcome == "response" and at < referral.referred_at:
+    if outcome == ReferralEventKind.RESPONSE and at < referral.referred_at:
         raise InvalidReferral({"responded_at": "The response cannot be before the referral."})
-    if outcome == "response":
+    if outcome == ReferralEventKind.RESPONSE:
         referral.status = RESPONDED
         referral.responded_at = at
-    elif outcome == "closed":
+    elif outcome == ReferralEventKind.CLOSED:
         referral.status = CLOSED
         referral.closed_at = now
     else:
@@ -168,7 +173,7 @@ async def snooze(
     _event(
         session,
         referral,
-        "snoozed",
+        ReferralEventKind.SNOOZED,
         now=now,
         actor=staff,
         detail=f"until {referral.snoozed_until.isoformat(timespec='minutes')}",
@@ -339,7 +344,7 @@ async def nudge_overdue(
         _event(
             session,
             referral,
-            "nudged",
+            ReferralEventKind.NUDGED,
             now=now,
             detail=f"{overdue_days} working days overdue; {len(people)} told"
             + ("; escalated" if escalate else ""),

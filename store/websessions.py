@@ -15,6 +15,7 @@ import secrets
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.enums import SigninVia
 from store.models import LoginToken, OidcRequest, Staff, WebSession, utcnow
 
 LOGIN_LINK_TTL = dt.timedelta(minutes=5)
@@ -34,7 +35,7 @@ async def create(
     session: AsyncSession,
     *,
     staff: Staff,
-    via: str,
+    via: SigninVia,
     max_age: dt.timedelta,
     now: dt.datetime | None = None,
     second_factor: bool = False,
@@ -84,7 +85,7 @@ async def promote(
     return await create(
         session,
         staff=old.staff,
-        via=old.via,
+        via=SigninVia(old.via),
         max_age=dt.timedelta(0),
         expires_at=old.expires_at,
         now=now,

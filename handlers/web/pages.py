@@ -29,6 +29,7 @@ from handlers.web.security import client_ip, current
 from store import access, actions, alerts, audit, incidents, totp
 from store.access import is_keyholder
 from store.actions import ACTION_MAX, InvalidAction
+from store.enums import ReadVia
 from store.errors import FieldErrors
 from store.models import Incident, Staff
 from store.school_config import SchoolConfig
@@ -49,9 +50,9 @@ REASONS = {
     "invited": "Shared with them",
 }
 KINDS = {
-    alerts.NEW_CONCERN: "New concern",
-    alerts.ACTION: "Action",
-    alerts.SHARED: "Shared with you",
+    alerts.AlertKind.NEW_CONCERN: "New concern",
+    alerts.AlertKind.ACTION: "Action",
+    alerts.AlertKind.SHARED: "Shared with you",
 }
 PARENTS = {"yes": "Yes", "no": "No"}
 VIA = {"web": "in the web view", "slack": "in Slack"}
@@ -295,7 +296,7 @@ async def mark_incident_read(request: web.Request) -> web.Response:
                         workspace_id=viewer.workspace_id,
                         slack_user_id=viewer.slack_user_id or "",
                         public_url=deps.public_url,
-                        via="web",
+                        via=ReadVia.WEB,
                     )
                 except alerts.AlertNotFound:
                     continue

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.web.deps import DEPS
 from store import audit, referrals
+from store.enums import ReferralEventKind
 from store.models import Incident, IncidentAction, Referral, ReferralEvent, Staff
 from store.referrals import AWAITING, CLOSED, RESPONDED, InvalidReferral
 from store.school_config import Agency, SchoolConfig
@@ -35,7 +36,7 @@ from store.workdays import WorkingTime
 log = structlog.get_logger(__name__)
 
 REFERENCE_MAX = 100
-RESPONSE, CLOSE = "response", "closed"
+RESPONSE, CLOSE = ReferralEventKind.RESPONSE, ReferralEventKind.CLOSED
 _ID = re.compile(r"[0-9]{1,9}")
 _LOCAL = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?")
 EVENT_LABELS = {
@@ -93,7 +94,7 @@ class NewReferral:
 @dataclass(frozen=True)
 class Outcome:
     referral_id: int
-    outcome: str  # RESPONSE or CLOSE
+    outcome: ReferralEventKind  # RESPONSE or CLOSE
     at: dt.datetime | None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,7 @@ class RowProblem:
 class ImportReport:
     """What an import did, and which rows it rejected or warns about."""
 
-    kind: str  # "staff" | "pupils"
+    kind: Literal["staff", "pupils"]
     created: int = 0
     updated: int = 0
     unchanged: int = 0
