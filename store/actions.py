@@ -60,10 +60,10 @@ async def current_categories(session: AsyncSession, *, incident: Incident) -> li
     return list(latest) if latest else incident.category_names
 
 
-async def current_categories_for(
+async def original_categories_for(
     session: AsyncSession, *, incident_ids: Iterable[int]
 ) -> dict[int, list[str]]:
-    """Each incident's categories now: its latest re-categorisation, else the originals."""
+    """Each incident's categories as it was filed with them."""
     ids = list(dict.fromkeys(incident_ids))
     if not ids:
         return {}
@@ -75,16 +75,24 @@ async def current_categories_for(
     )
     for incident_id, name in originals:
         found.setdefault(incident_id, []).append(name)
-    # An action without a re-categorisation may hold JSON null rather than SQL NULL,
-    # so the latest list is picked here rather than with IS NOT NULL.
-    actions = await session.execute(
-        select(IncidentAction.incident_id, IncidentAction.categories)
-        .where(IncidentAction.incident_id.in_(ids))
-        .order_by(IncidentAction.id)
-    )
-    for incident_id, categories in actions:
-        if categories:
-            found[incident_id] = list(categories)
+    return found
+
+
+async def current_categories_for(
+    session: AsyncSession, *, incident_ids: Iterable[int]
+) -> dict[int, list[str]]:
+    """Each incident's categories now: its latest re-categorisation, else the originals."""
+    ids = list(dict.fromkeys(incident_ids))
+    found = await original_categories_for(session, incident_ids=ids)
+    if ids:
+        # An action without a re-categorisation may hold JSON null rather than SQL NULL,
+        # so the latest list is picked here rather than with IS NOT NULL.
+        actions = await session.execute(
+            select(IncidentAction.incident_id, IncidentAction.categories)
+            .where(IncidentAction.incident_id.in_(ids))
+            .order_by(IncidentAction.id)
+        )
+        found.update({i: list(categories) for i, categories in actions if categories})
     return found
 
 
@@ -103,6 +111,29 @@ async def list_actions(
     ]
 
 
+async def _add_alert(
+    session: AsyncSession,
+    *,
+    incident: Incident,
+    recipient: Staff,
+    reason: AlertReason,
+    action_id: int | None = None,
+    now: dt.datetime,
+) -> Alert:
+    """An alert on the incident (or on one of its actions), written now for its id."""
+    alert = Alert(
+        workspace_id=incident.workspace_id,
+        incident_id=incident.id,
+        recipient_id=recipient.id,
+        action_id=action_id,
+        reason=reason,
+        created_at=now,
+    )
+    session.add(alert)
+    await session.flush()
+    return alert
+
+
 def _queue_alert(
     session: AsyncSession,
     *,
@@ -112,16 +143,11 @@ def _queue_alert(
     url: str,
     now: dt.datetime,
 ) -> None:
+    """The alert's DM, if its recipient is on Slack."""
     if recipient.slack_user_id:
-        outbox.enqueue(
-            session,
-            workspace_id=alert.workspace_id,
-            kind=outbox.ALERT,
-            channel=recipient.slack_user_id,
-            alert_id=alert.id,
-            incident_id=alert.incident_id,
-            payload=messages.alert(alert_id=alert.id, headline=headline, url=url),
-            now=now,
+        payload = messages.alert(alert_id=alert.id, headline=headline, url=url)
+        outbox.enqueue_alert(
+            session, alert=alert, channel=recipient.slack_user_id, payload=payload, now=now
         )
 
 
@@ -182,16 +208,14 @@ async def add_action(
     for recipient in recipients:
         if recipient.id == author.id:
             continue
-        alert = Alert(
-            workspace_id=incident.workspace_id,
-            incident_id=incident.id,
-            recipient_id=recipient.id,
-            action_id=action.id,
+        alert = await _add_alert(
+            session,
+            incident=incident,
+            recipient=recipient,
             reason=AlertReason.ACTION,
-            created_at=now,
+            action_id=action.id,
+            now=now,
         )
-        session.add(alert)
-        await session.flush()
         _queue_alert(session, alert=alert, recipient=recipient, headline=headline, url=url, now=now)
     return action
 
@@ -228,15 +252,9 @@ async def invite(
         )
     )
     if already_alerted is None:
-        alert = Alert(
-            workspace_id=incident.workspace_id,
-            incident_id=incident.id,
-            recipient_id=guest.id,
-            reason=AlertReason.INVITED,
-            created_at=now,
+        alert = await _add_alert(
+            session, incident=incident, recipient=guest, reason=AlertReason.INVITED, now=now
         )
-        session.add(alert)
-        await session.flush()
         categories = await current_categories(session, incident=incident)
         _queue_alert(
             session,

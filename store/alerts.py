@@ -1,8 +1,10 @@
 """Alerts after they are sent: read receipts, the Slack DM updated to match, and the
-web view's lists of alerts (my alerts, an incident's receipts).
+lists of alerts: unread ones for Slack's App Home, and the web view's (my alerts, an
+incident's receipts).
 
 Nothing here decides who may see an incident: the pages ask `store.access` first and
-only then ask for that incident's receipts."""
+only then ask for that incident's receipts.
+"""
 
 from __future__ import annotations
 
@@ -15,17 +17,147 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from store import messages, outbox
-from store.actions import current_categories_for
+from store.actions import current_categories_for, original_categories_for
 from store.enums import AlertReason, ReadVia
 from store.models import (
     Alert,
     Incident,
-    IncidentCategory,
     OutboxMessage,
     ReadReceipt,
     Staff,
     utcnow,
 )
+
+
+class AlertNotFound(Exception):
+    """No such alert for this person (the same answer whether it exists or not)."""
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    alert_id: int
+    incident_id: int
+    number: int
+    read_at: dt.datetime
+    newly_read: bool
+
+
+async def mark_read(
+    session: AsyncSession,
+    *,
+    alert_id: int,
+    workspace_id: int,
+    slack_user_id: str,
+    public_url: str,
+    via: ReadVia = ReadVia.SLACK,
+    now: dt.datetime | None = None,
+) -> ReadResult:
+    """Record that the alert's own recipient read it, and queue the DM's update.
+
+    Only the recipient can mark their alert; for anyone else it does not exist.
+    Marking twice keeps the first receipt.
+    """
+    now = now or utcnow()
+    row = (
+        await session.execute(
+            select(Alert, Incident.number)
+            .join(Incident, Incident.id == Alert.incident_id)
+            .join(Staff, Staff.id == Alert.recipient_id)
+            .where(
+                Alert.id == alert_id,
+                Alert.workspace_id == workspace_id,
+                Staff.slack_user_id == slack_user_id,
+            )
+        )
+    ).first()
+    if row is None:
+        raise AlertNotFound(alert_id)
+    alert, number = row
+    if alert.receipt is not None:
+        return ReadResult(
+            alert.id, alert.incident_id, number, alert.receipt.read_at, newly_read=False
+        )
+
+    session.add(ReadReceipt(alert_id=alert.id, staff_id=alert.recipient_id, read_at=now, via=via))
+    # The DM itself: locked, so the delivery worker cannot claim it meanwhile.
+    dm = await session.scalar(
+        select(OutboxMessage)
+        .where(OutboxMessage.alert_id == alert.id, OutboxMessage.kind == outbox.ALERT)
+        .with_for_update()
+    )
+    headline = str(((dm.payload if dm else None) or {}).get("text") or f"Concern #{number}")
+    read_version = messages.alert(
+        alert_id=alert.id,
+        headline=headline,
+        url=messages.incident_url(public_url, number),
+        read_at=now,
+    )
+    if dm is not None and outbox.unheld(dm, now):
+        dm.payload = read_version  # not on its way yet: it goes out already read
+    elif dm is None or dm.status != outbox.FAILED:
+        outbox.enqueue_alert(  # sent, or being sent: changed in place once it is in Slack
+            session,
+            alert=alert,
+            kind=outbox.ALERT_UPDATE,
+            channel=alert.slack_channel or "",
+            payload=read_version,
+            now=now,
+        )
+    await session.flush()
+    return ReadResult(alert.id, alert.incident_id, number, now, newly_read=True)
+
+
+async def record_delivery(
+    session: AsyncSession, *, alert_id: int, channel: str, ts: str, now: dt.datetime | None = None
+) -> None:
+    """Remember where the alert's DM is, so it can be updated in place."""
+    await session.execute(
+        update(Alert)
+        .where(Alert.id == alert_id)
+        .values(slack_channel=channel, slack_ts=ts, delivered_at=now or utcnow())
+    )
+
+
+@dataclass(frozen=True)
+class AlertSummary:
+    """What may be shown of an alert in Slack: number, author, categories, when."""
+
+    alert_id: int
+    number: int
+    author_slack_id: str | None
+    categories: list[str]
+    created_at: dt.datetime
+
+
+async def unread_for(
+    session: AsyncSession, *, workspace_id: int, slack_user_id: str, limit: int = 20
+) -> list[AlertSummary]:
+    """The person's unread alerts, newest first."""
+    author = aliased(Staff)
+    rows = (
+        await session.execute(
+            select(Alert.id, Incident.id, Incident.number, author.slack_user_id, Alert.created_at)
+            .join(Incident, Incident.id == Alert.incident_id)
+            .join(Staff, Staff.id == Alert.recipient_id)
+            .join(author, author.id == Incident.author_id)
+            .outerjoin(ReadReceipt, ReadReceipt.alert_id == Alert.id)
+            .where(
+                Alert.workspace_id == workspace_id,
+                Staff.slack_user_id == slack_user_id,
+                ReadReceipt.alert_id.is_(None),
+            )
+            .order_by(Alert.created_at.desc(), Alert.id.desc())
+            .limit(limit)
+        )
+    ).all()
+    names = await original_categories_for(session, incident_ids=[r[1] for r in rows])
+    return [
+        AlertSummary(alert_id, number, author_id, names.get(incident_id, []), created_at)
+        for alert_id, incident_id, number, author_id, created_at in rows
+    ]
+
+
+# -- the web view's lists -------------------------------------------------------------
 
 
 class AlertKind(StrEnum):
@@ -187,141 +319,3 @@ async def unread_alert_ids(session: AsyncSession, *, incident_id: int, staff_id:
         .order_by(Alert.id)
     )
     return list(rows)
-
-
-class AlertNotFound(Exception):
-    """No such alert for this person (the same answer whether it exists or not)."""
-
-
-@dataclass(frozen=True)
-class ReadResult:
-    alert_id: int
-    incident_id: int
-    number: int
-    read_at: dt.datetime
-    newly_read: bool
-
-
-async def mark_read(
-    session: AsyncSession,
-    *,
-    alert_id: int,
-    workspace_id: int,
-    slack_user_id: str,
-    public_url: str,
-    via: ReadVia = ReadVia.SLACK,
-    now: dt.datetime | None = None,
-) -> ReadResult:
-    """Record that the alert's own recipient read it, and queue the DM's update.
-
-    Only the recipient can mark their alert; for anyone else it does not exist.
-    Marking twice keeps the first receipt.
-    """
-    now = now or utcnow()
-    row = (
-        await session.execute(
-            select(Alert, Incident.number)
-            .join(Incident, Incident.id == Alert.incident_id)
-            .join(Staff, Staff.id == Alert.recipient_id)
-            .where(
-                Alert.id == alert_id,
-                Alert.workspace_id == workspace_id,
-                Staff.slack_user_id == slack_user_id,
-            )
-        )
-    ).first()
-    if row is None:
-        raise AlertNotFound(alert_id)
-    alert, number = row
-    if alert.receipt is not None:
-        return ReadResult(
-            alert.id, alert.incident_id, number, alert.receipt.read_at, newly_read=False
-        )
-
-    session.add(ReadReceipt(alert_id=alert.id, staff_id=alert.recipient_id, read_at=now, via=via))
-    # The DM itself: locked, so the delivery worker cannot claim it meanwhile.
-    dm = await session.scalar(
-        select(OutboxMessage)
-        .where(OutboxMessage.alert_id == alert.id, OutboxMessage.kind == outbox.ALERT)
-        .with_for_update()
-    )
-    headline = str(((dm.payload if dm else None) or {}).get("text") or f"Concern #{number}")
-    read_version = messages.alert(
-        alert_id=alert.id,
-        headline=headline,
-        url=messages.incident_url(public_url, number),
-        read_at=now,
-    )
-    if dm is not None and outbox.unheld(dm, now):
-        dm.payload = read_version  # not on its way yet: it goes out already read
-    elif dm is None or dm.status != outbox.FAILED:
-        outbox.enqueue(  # sent, or being sent: changed in place once it is in Slack
-            session,
-            workspace_id=workspace_id,
-            kind=outbox.ALERT_UPDATE,
-            channel=alert.slack_channel or "",
-            alert_id=alert.id,
-            incident_id=alert.incident_id,
-            payload=read_version,
-            now=now,
-        )
-    await session.flush()
-    return ReadResult(alert.id, alert.incident_id, number, now, newly_read=True)
-
-
-async def record_delivery(
-    session: AsyncSession, *, alert_id: int, channel: str, ts: str, now: dt.datetime | None = None
-) -> None:
-    """Remember where the alert's DM is, so it can be updated in place."""
-    await session.execute(
-        update(Alert)
-        .where(Alert.id == alert_id)
-        .values(slack_channel=channel, slack_ts=ts, delivered_at=now or utcnow())
-    )
-
-
-@dataclass(frozen=True)
-class AlertSummary:
-    """What may be shown of an alert in Slack: number, author, categories, when."""
-
-    alert_id: int
-    number: int
-    author_slack_id: str | None
-    categories: list[str]
-    created_at: dt.datetime
-
-
-async def unread_for(
-    session: AsyncSession, *, workspace_id: int, slack_user_id: str, limit: int = 20
-) -> list[AlertSummary]:
-    """The person's unread alerts, newest first."""
-    author = aliased(Staff)
-    rows = (
-        await session.execute(
-            select(Alert.id, Incident.id, Incident.number, author.slack_user_id, Alert.created_at)
-            .join(Incident, Incident.id == Alert.incident_id)
-            .join(Staff, Staff.id == Alert.recipient_id)
-            .join(author, author.id == Incident.author_id)
-            .outerjoin(ReadReceipt, ReadReceipt.alert_id == Alert.id)
-            .where(
-                Alert.workspace_id == workspace_id,
-                Staff.slack_user_id == slack_user_id,
-                ReadReceipt.alert_id.is_(None),
-            )
-            .order_by(Alert.created_at.desc(), Alert.id.desc())
-            .limit(limit)
-        )
-    ).all()
-    names: dict[int, list[str]] = {}
-    if rows:
-        categories = await session.execute(
-            select(IncidentCategory.incident_id, IncidentCategory.name)
-            .where(IncidentCategory.incident_id.in_([r[1] for r in rows]))
-            .order_by(IncidentCategory.incident_id, IncidentCategory.position)
-        )
-        for incident_id, name in categories:
-            names.setdefault(incident_id, []).append(name)
-    return [
-        AlertSummary(alert_id, number, author_id, names.get(incident_id, []), created_at)
-        for alert_id, incident_id, number, author_id, created_at in rows
-    ]

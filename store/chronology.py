@@ -49,6 +49,7 @@ class EntryKind(StrEnum):
     CLOSED = "closed"  # the referral was closed
 
 
+INCIDENT, ACTION, REFERRAL, RESPONSE, CLOSED = EntryKind
 _ORDER = {kind: position for position, kind in enumerate(EntryKind)}
 
 
@@ -211,7 +212,7 @@ async def chronology(
         now_categories = current.get(row.id, [])
         entries.append(
             Entry(
-                kind=EntryKind.INCIDENT,
+                kind=INCIDENT,
                 at=row.happened_at,
                 number=row.number,
                 incident_id=row.id,
@@ -234,7 +235,7 @@ async def chronology(
             continue
         entries.append(
             Entry(
-                kind=EntryKind.ACTION,
+                kind=ACTION,
                 at=row.created_at,
                 number=numbers[row.incident_id],
                 incident_id=row.incident_id,
@@ -257,7 +258,7 @@ async def chronology(
         if in_range(referral.referred_at):
             entries.append(
                 Entry(
-                    kind=EntryKind.REFERRAL,
+                    kind=REFERRAL,
                     at=referral.referred_at,
                     who=name,
                     due_at=referral.due_at,
@@ -266,13 +267,13 @@ async def chronology(
                 )
             )
         if referral.responded_at is not None and in_range(referral.responded_at):
-            entries.append(Entry(kind=EntryKind.RESPONSE, at=referral.responded_at, **facts))
+            entries.append(Entry(kind=RESPONSE, at=referral.responded_at, **facts))
         if referral.closed_at is not None and in_range(referral.closed_at):
-            entries.append(Entry(kind=EntryKind.CLOSED, at=referral.closed_at, **facts))
+            entries.append(Entry(kind=CLOSED, at=referral.closed_at, **facts))
     entries.sort(key=lambda e: (e.at, _ORDER[e.kind], e.sort_id))
     return Chronology(
         pupil=pupil,
         entries=entries,
-        incidents=sum(1 for e in entries if e.kind == EntryKind.INCIDENT),
+        incidents=sum(1 for e in entries if e.kind == INCIDENT),
         categories_seen=seen,
     )

@@ -414,13 +414,10 @@ def _enqueue_messages(
     for alert in alerts:
         slack_id = staff[alert.recipient_id].slack_user_id
         if slack_id:
-            outbox.enqueue(
+            outbox.enqueue_alert(
                 session,
-                workspace_id=incident.workspace_id,
-                kind=outbox.ALERT,
+                alert=alert,
                 channel=slack_id,
-                alert_id=alert.id,
-                incident_id=incident.id,
                 payload=messages.alert(
                     alert_id=alert.id,
                     number=number,

@@ -49,6 +49,14 @@ def invite_headline(number: int, inviter_slack_id: str | None, categories: Seque
     )
 
 
+def _when_line(label: str, at: dt.datetime) -> dict[str, Any]:
+    """A context line: the label, then the time in each reader's own time zone."""
+    stamp = int(at.timestamp())
+    fallback = at.strftime("%d %b %Y %H:%M UTC")
+    text = f"{label} <!date^{stamp}^{{date_short}} at {{time}}|{fallback}>"
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
 def _open_button(url: str) -> dict[str, Any]:
     return {
         "type": "button",
@@ -92,20 +100,7 @@ def alert(
         ]
         blocks.append({"type": "actions", "block_id": f"alert-{alert_id}", "elements": buttons})
     else:
-        stamp = int(read_at.timestamp())
-        fallback = read_at.strftime("%d %b %Y %H:%M UTC")
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [
-                    {
-                        "type": "mrkdwn",
-                        "text": f":white_check_mark: Read <!date^{stamp}^{{date_short}} at "
-                        f"{{time}}|{fallback}>",
-                    }
-                ],
-            }
-        )
+        blocks.append(_when_line(":white_check_mark: Read", read_at))
         blocks.append(
             {"type": "actions", "block_id": f"alert-{alert_id}", "elements": [_open_button(url)]}
         )
@@ -269,19 +264,6 @@ def nudge(
             },
         )
     else:
-        stamp = int(snoozed_until.timestamp())
-        fallback = snoozed_until.strftime("%d %b %Y %H:%M UTC")
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [
-                    {
-                        "type": "mrkdwn",
-                        "text": f":zzz: Snoozed until <!date^{stamp}^{{date_short}} at "
-                        f"{{time}}|{fallback}>",
-                    }
-                ],
-            }
-        )
+        blocks.append(_when_line(":zzz: Snoozed until", snoozed_until))
     blocks.append({"type": "actions", "block_id": f"referral-{referral_id}", "elements": buttons})
     return {"text": text, "blocks": blocks}

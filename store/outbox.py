@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import rowcount
 from store.enums import OutboxKind, OutboxStatus
-from store.models import OutboxMessage, utcnow
+from store.models import Alert, OutboxMessage, utcnow
 
 PENDING, SENT, FAILED = OutboxStatus.PENDING, OutboxStatus.SENT, OutboxStatus.FAILED
 
@@ -59,6 +59,29 @@ def enqueue(
     )
     session.add(row)
     return row
+
+
+def enqueue_alert(
+    session: AsyncSession,
+    *,
+    alert: Alert,
+    channel: str,
+    payload: dict[str, Any],
+    kind: OutboxKind = ALERT,
+    now: dt.datetime | None = None,
+) -> OutboxMessage:
+    """Add an alert's DM (or an update of it), tied to the alert: marking it read finds the
+    DM by its alert."""
+    return enqueue(
+        session,
+        workspace_id=alert.workspace_id,
+        kind=kind,
+        channel=channel,
+        payload=payload,
+        alert_id=alert.id,
+        incident_id=alert.incident_id,
+        now=now,
+    )
 
 
 async def claim(
