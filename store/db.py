@@ -32,6 +32,7 @@ DATABASE_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def is_sqlite(url: str) -> bool:
+    """True for a SQLite database URL."""
     return url.startswith("sqlite")
 
 

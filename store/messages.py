@@ -9,12 +9,40 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 MARK_READ_ACTION = "alert_mark_read"
 OPEN_ACTION = "alert_open"
 
 Message = dict[str, Any]
+
+
+class UnreadAlert(Protocol):
+    """What App Home shows of an unread alert (`store.alerts.AlertSummary`)."""
+
+    @property
+    def alert_id(self) -> int: ...
+    @property
+    def number(self) -> int: ...
+    @property
+    def author_slack_id(self) -> str | None: ...
+    @property
+    def categories(self) -> Sequence[str]: ...
+    @property
+    def created_at(self) -> dt.datetime: ...
+
+
+class OverdueReferral(Protocol):
+    """What App Home shows of an overdue referral (`store.referrals.ReferralSummary`)."""
+
+    @property
+    def referral_id(self) -> int: ...
+    @property
+    def incident_number(self) -> int: ...
+    @property
+    def agency(self) -> str: ...
+    @property
+    def overdue_days(self) -> int: ...
 
 
 def incident_url(public_url: str, number: int) -> str:
@@ -138,11 +166,11 @@ def receipt(*, number: int, categories: Sequence[str], alerted: int, url: str) -
 
 def home_view(
     *,
-    unread: Sequence[Any],
+    unread: Sequence[UnreadAlert],
     public_url: str,
     command: str,
     total_unread: int | None = None,
-    overdue: Sequence[Any] | None = None,
+    overdue: Sequence[OverdueReferral] | None = None,
 ) -> dict[str, Any]:
     """The App Home tab: unread alerts; for key-holders, overdue referrals. Redacted."""
     blocks: list[dict[str, Any]] = [
@@ -193,15 +221,16 @@ def home_view(
         )
         if not overdue:
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "None overdue."}})
-        for item in overdue:
+        for referral in overdue:
             blocks.append(
                 {
                     "type": "section",
-                    "block_id": f"home-referral-{item.referral_id}",
+                    "block_id": f"home-referral-{referral.referral_id}",
                     "text": {
                         "type": "mrkdwn",
-                        "text": f"*R{item.referral_id}* on concern #{item.incident_number} to "
-                        f"{item.agency} {_overdue_text(item.overdue_days)}",
+                        "text": f"*R{referral.referral_id}* on concern "
+                        f"#{referral.incident_number} to "
+                        f"{referral.agency} {_overdue_text(referral.overdue_days)}",
                     },
                 }
             )

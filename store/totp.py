@@ -43,6 +43,7 @@ class Verification:
 
 
 async def enrolment(session: AsyncSession, *, staff_id: int) -> TotpEnrolment | None:
+    """The person's authenticator enrolment, confirmed or not."""
     return await session.get(TotpEnrolment, staff_id)
 
 

@@ -24,10 +24,12 @@ TOUCH_EVERY = dt.timedelta(seconds=10)  # write last_seen at most this often
 
 
 def digest(secret: str) -> str:
+    """What is stored of a secret: its SHA-256, in hex."""
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def new_secret() -> str:
+    """A fresh random secret for a cookie, link or state."""
     return secrets.token_urlsafe(32)
 
 

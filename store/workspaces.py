@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.db import SessionFactory
 from store.models import Workspace
 
 
@@ -53,17 +53,19 @@ class TeamDirectory:
     requests from a stranger's workspace cannot turn into a flood of queries.
     """
 
-    def __init__(self, factory: Any, *, recheck_seconds: float = 30.0) -> None:
+    def __init__(self, factory: SessionFactory, *, recheck_seconds: float = 30.0) -> None:
         self._factory = factory
         self._known: dict[str, int] = {}
         self._misses: dict[str, float] = {}
         self._recheck = recheck_seconds
 
     def remember(self, team_id: str, workspace_id: int) -> None:
+        """Cache a team's workspace id."""
         self._known[team_id] = workspace_id
         self._misses.pop(team_id, None)
 
     def cached(self, team_id: str | None) -> int | None:
+        """The cached workspace id for a team (no query), if known."""
         return self._known.get(team_id or "")
 
     async def lookup(self, team_id: str | None) -> int | None:

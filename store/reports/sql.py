@@ -82,5 +82,6 @@ def month_bucket(value: Any, period: DateRange, zone: ZoneInfo) -> ColumnElement
 
 
 def in_period(value: Any, period: DateRange, zone: ZoneInfo) -> ColumnElement[bool]:
+    """A timestamp inside the range, in school time."""
     start, end = period.bounds(zone)
     return and_(value >= start, value < end)
