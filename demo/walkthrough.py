@@ -17,7 +17,7 @@ from typing import Any
 
 from store import migrate, totp
 from store.db import create_engine
-from store.incidents import get_staff_by_slack_id
+from store.staff import get_staff_by_slack_id
 from testing.harness import Harness
 from testing.school import STAFF, TEAM_NAME
 

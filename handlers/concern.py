@@ -16,6 +16,7 @@ from store import audit, incidents, pupils, websessions
 from store.access import is_keyholder
 from store.db import DATABASE_ERRORS, transaction
 from store.models import Workspace
+from store.staff import get_staff_by_slack_id
 
 log = structlog.get_logger(__name__)
 
@@ -103,7 +104,7 @@ async def _login_link(deps: Deps, context: AsyncBoltContext) -> str:
     workspace_id = deps.teams.cached(context.team_id)
     async with transaction(deps.factory) as session:
         staff = (
-            await incidents.get_staff_by_slack_id(
+            await get_staff_by_slack_id(
                 session, workspace_id=workspace_id, slack_user_id=context.user_id or ""
             )
             if workspace_id is not None
@@ -129,7 +130,7 @@ async def _tailor_view(
         staff = None
         if workspace_id is not None:
             async with deps.factory() as session:
-                staff = await incidents.get_staff_by_slack_id(
+                staff = await get_staff_by_slack_id(
                     session, workspace_id=workspace_id, slack_user_id=context.user_id or ""
                 )
         if staff is None:
@@ -164,7 +165,7 @@ async def _file(
             return None
         workspace = await session.get(Workspace, workspace_id) if workspace_id else None
         author = (
-            await incidents.get_staff_by_slack_id(
+            await get_staff_by_slack_id(
                 session, workspace_id=workspace.id, slack_user_id=context.user_id or ""
             )
             if workspace

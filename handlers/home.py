@@ -11,7 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from handlers.deps import Deps
 from store import alerts, messages, referrals
 from store.access import is_keyholder
-from store.incidents import get_staff_by_slack_id
+from store.staff import get_staff_by_slack_id
 
 log = structlog.get_logger(__name__)
 

@@ -14,8 +14,8 @@ from handlers.deps import Deps
 from store import audit, messages, outbox, referrals
 from store.access import is_keyholder
 from store.db import transaction
-from store.incidents import get_staff_by_slack_id
 from store.models import Incident
+from store.staff import get_staff_by_slack_id
 
 log = structlog.get_logger(__name__)
 
@@ -72,8 +72,7 @@ def register(bolt: AsyncApp, deps: Deps) -> None:
                         overdue_days=deps.school.working_time.working_days_between(
                             referral.due_at, now
                         ),
-                        url=messages.incident_url(deps.public_url, int(number or 0))
-                        + f"#referral-{referral.id}",
+                        public_url=deps.public_url,
                         snoozed_until=referral.snoozed_until,
                     )
                     outbox.enqueue(

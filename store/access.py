@@ -28,7 +28,7 @@ def is_keyholder(roles: Iterable[str]) -> bool:
 # export asks `visible_incidents` and answers 404 when it finds nothing.
 
 
-def visible_incidents(viewer: Staff) -> Select[tuple[Incident]]:
+def visible_incidents(viewer: Staff) -> Select[Incident]:
     """A query of the incidents `viewer` may see (the one access rule)."""
     query = select(Incident).where(Incident.workspace_id == viewer.workspace_id)
     if not viewer.active:

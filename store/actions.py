@@ -7,7 +7,7 @@ same way as the first alert, and each is written to the audit log by the caller'
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -17,17 +17,24 @@ from store import messages, outbox
 from store.access import is_keyholder
 from store.catalogue import Catalogue
 from store.crypto import Cipher
-from store.models import Alert, Incident, IncidentAction, IncidentInvite, Staff, utcnow
+from store.enums import AlertReason
+from store.errors import FieldErrors
+from store.models import (
+    Alert,
+    Incident,
+    IncidentAction,
+    IncidentCategory,
+    IncidentInvite,
+    Staff,
+    utcnow,
+)
+from store.staff import active_staff_with_ids
 
 ACTION_MAX = 5000
 
 
-class InvalidAction(Exception):
-    """The action cannot be added; `errors` maps each field to a message."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(", ".join(sorted(errors)))
-        self.errors = errors
+class InvalidAction(FieldErrors):
+    """The action (or invitation) cannot be added; `errors` maps each field to a message."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,42 @@ async def current_categories(session: AsyncSession, *, incident: Incident) -> li
     return list(latest) if latest else incident.category_names
 
 
+async def original_categories_for(
+    session: AsyncSession, *, incident_ids: Iterable[int]
+) -> dict[int, list[str]]:
+    """Each incident's categories as it was filed with them."""
+    ids = list(dict.fromkeys(incident_ids))
+    if not ids:
+        return {}
+    found: dict[int, list[str]] = {}
+    originals = await session.execute(
+        select(IncidentCategory.incident_id, IncidentCategory.name)
+        .where(IncidentCategory.incident_id.in_(ids))
+        .order_by(IncidentCategory.incident_id, IncidentCategory.position)
+    )
+    for incident_id, name in originals:
+        found.setdefault(incident_id, []).append(name)
+    return found
+
+
+async def current_categories_for(
+    session: AsyncSession, *, incident_ids: Iterable[int]
+) -> dict[int, list[str]]:
+    """Each incident's categories now: its latest re-categorisation, else the originals."""
+    ids = list(dict.fromkeys(incident_ids))
+    found = await original_categories_for(session, incident_ids=ids)
+    if ids:
+        # An action without a re-categorisation may hold JSON null rather than SQL NULL,
+        # so the latest list is picked here rather than with IS NOT NULL.
+        actions = await session.execute(
+            select(IncidentAction.incident_id, IncidentAction.categories)
+            .where(IncidentAction.incident_id.in_(ids))
+            .order_by(IncidentAction.id)
+        )
+        found.update({i: list(categories) for i, categories in actions if categories})
+    return found
+
+
 async def list_actions(
     session: AsyncSession, *, incident: Incident, cipher: Cipher
 ) -> list[ActionView]:
@@ -68,18 +111,27 @@ async def list_actions(
     ]
 
 
-async def _staff_in_workspace(
-    session: AsyncSession, *, workspace_id: int, ids: Sequence[int]
-) -> list[Staff]:
-    if not ids:
-        return []
-    rows = await session.scalars(
-        select(Staff).where(
-            Staff.workspace_id == workspace_id, Staff.id.in_(ids), Staff.active.is_(True)
-        )
+async def _add_alert(
+    session: AsyncSession,
+    *,
+    incident: Incident,
+    recipient: Staff,
+    reason: AlertReason,
+    action_id: int | None = None,
+    now: dt.datetime,
+) -> Alert:
+    """An alert on the incident (or on one of its actions), written now for its id."""
+    alert = Alert(
+        workspace_id=incident.workspace_id,
+        incident_id=incident.id,
+        recipient_id=recipient.id,
+        action_id=action_id,
+        reason=reason,
+        created_at=now,
     )
-    found = {s.id: s for s in rows}
-    return [found[i] for i in dict.fromkeys(ids) if i in found]
+    session.add(alert)
+    await session.flush()
+    return alert
 
 
 def _queue_alert(
@@ -91,16 +143,11 @@ def _queue_alert(
     url: str,
     now: dt.datetime,
 ) -> None:
+    """The alert's DM, if its recipient is on Slack."""
     if recipient.slack_user_id:
-        outbox.enqueue(
-            session,
-            workspace_id=alert.workspace_id,
-            kind=outbox.ALERT,
-            channel=recipient.slack_user_id,
-            alert_id=alert.id,
-            incident_id=alert.incident_id,
-            payload=messages.alert(alert_id=alert.id, headline=headline, url=url),
-            now=now,
+        payload = messages.alert(alert_id=alert.id, headline=headline, url=url)
+        outbox.enqueue_alert(
+            session, alert=alert, channel=recipient.slack_user_id, payload=payload, now=now
         )
 
 
@@ -137,7 +184,7 @@ async def add_action(
             new_categories = list(dict.fromkeys(recategorise))
             if new_categories == await current_categories(session, incident=incident):
                 new_categories = None
-    recipients = await _staff_in_workspace(
+    recipients = await active_staff_with_ids(
         session, workspace_id=incident.workspace_id, ids=alert_staff_ids
     )
     if len(recipients) != len(set(alert_staff_ids)):
@@ -161,16 +208,14 @@ async def add_action(
     for recipient in recipients:
         if recipient.id == author.id:
             continue
-        alert = Alert(
-            workspace_id=incident.workspace_id,
-            incident_id=incident.id,
-            recipient_id=recipient.id,
+        alert = await _add_alert(
+            session,
+            incident=incident,
+            recipient=recipient,
+            reason=AlertReason.ACTION,
             action_id=action.id,
-            reason="action",
-            created_at=now,
+            now=now,
         )
-        session.add(alert)
-        await session.flush()
         _queue_alert(session, alert=alert, recipient=recipient, headline=headline, url=url, now=now)
     return action
 
@@ -186,7 +231,7 @@ async def invite(
 ) -> Staff:
     """Share the incident with a colleague and alert them (once)."""
     now = now or utcnow()
-    found = await _staff_in_workspace(session, workspace_id=incident.workspace_id, ids=[staff_id])
+    found = await active_staff_with_ids(session, workspace_id=incident.workspace_id, ids=[staff_id])
     if not found:
         raise InvalidAction({"staff": "Choose a current member of staff."})
     guest = found[0]
@@ -207,15 +252,9 @@ async def invite(
         )
     )
     if already_alerted is None:
-        alert = Alert(
-            workspace_id=incident.workspace_id,
-            incident_id=incident.id,
-            recipient_id=guest.id,
-            reason="invited",
-            created_at=now,
+        alert = await _add_alert(
+            session, incident=incident, recipient=guest, reason=AlertReason.INVITED, now=now
         )
-        session.add(alert)
-        await session.flush()
         categories = await current_categories(session, incident=incident)
         _queue_alert(
             session,

@@ -11,12 +11,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from store.catalogue import Category
+from store.enums import AlertReason
 
 
 @dataclass(frozen=True)
 class Recipient:
     staff_id: int
-    reason: str  # "keyholder" | "class_teacher" | "added"
+    reason: AlertReason  # KEYHOLDER, CLASS_TEACHER or ADDED
 
 
 def alert_recipients(
@@ -29,10 +30,10 @@ def alert_recipients(
 ) -> list[Recipient]:
     """The staff to alert, each once, in a stable order (key-holders first)."""
     restricted = any(c.restricted for c in categories)
-    candidates: list[tuple[int, str]] = [(i, "keyholder") for i in keyholder_ids]
+    candidates = [(i, AlertReason.KEYHOLDER) for i in keyholder_ids]
     if not restricted:
-        candidates += [(i, "class_teacher") for i in class_teacher_ids]
-    candidates += [(i, "added") for i in added_ids]
+        candidates += [(i, AlertReason.CLASS_TEACHER) for i in class_teacher_ids]
+    candidates += [(i, AlertReason.ADDED) for i in added_ids]
 
     seen: set[int] = {author_id}
     recipients = []

@@ -1,19 +1,27 @@
-"""Alerts after they are sent: read receipts, and the Slack DM updated to match."""
+"""Alerts after they are sent: read receipts, the Slack DM updated to match, and the
+lists of alerts: unread ones for Slack's App Home, and the web view's (my alerts, an
+incident's receipts).
+
+Nothing here decides who may see an incident: the pages ask `store.access` first and
+only then ask for that incident's receipts.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from enum import StrEnum
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from store import messages, outbox
+from store.actions import current_categories_for, original_categories_for
+from store.enums import AlertReason, ReadVia
 from store.models import (
     Alert,
     Incident,
-    IncidentCategory,
     OutboxMessage,
     ReadReceipt,
     Staff,
@@ -41,7 +49,7 @@ async def mark_read(
     workspace_id: int,
     slack_user_id: str,
     public_url: str,
-    via: str = "slack",
+    via: ReadVia = ReadVia.SLACK,
     now: dt.datetime | None = None,
 ) -> ReadResult:
     """Record that the alert's own recipient read it, and queue the DM's update.
@@ -87,13 +95,11 @@ async def mark_read(
     if dm is not None and outbox.unheld(dm, now):
         dm.payload = read_version  # not on its way yet: it goes out already read
     elif dm is None or dm.status != outbox.FAILED:
-        outbox.enqueue(  # sent, or being sent: changed in place once it is in Slack
+        outbox.enqueue_alert(  # sent, or being sent: changed in place once it is in Slack
             session,
-            workspace_id=workspace_id,
+            alert=alert,
             kind=outbox.ALERT_UPDATE,
             channel=alert.slack_channel or "",
-            alert_id=alert.id,
-            incident_id=alert.incident_id,
             payload=read_version,
             now=now,
         )
@@ -144,16 +150,172 @@ async def unread_for(
             .limit(limit)
         )
     ).all()
-    names: dict[int, list[str]] = {}
-    if rows:
-        categories = await session.execute(
-            select(IncidentCategory.incident_id, IncidentCategory.name)
-            .where(IncidentCategory.incident_id.in_([r[1] for r in rows]))
-            .order_by(IncidentCategory.incident_id, IncidentCategory.position)
-        )
-        for incident_id, name in categories:
-            names.setdefault(incident_id, []).append(name)
+    names = await original_categories_for(session, incident_ids=[r[1] for r in rows])
     return [
         AlertSummary(alert_id, number, author_id, names.get(incident_id, []), created_at)
         for alert_id, incident_id, number, author_id, created_at in rows
     ]
+
+
+# -- the web view's lists -------------------------------------------------------------
+
+
+class AlertKind(StrEnum):
+    """What an alert was about, from the recipient's point of view."""
+
+    NEW_CONCERN = "new"
+    ACTION = "action"
+    SHARED = "shared"
+
+
+def alert_kind(*, reason: str, action_id: int | None) -> AlertKind:
+    """An alert's kind, from why it was sent and whether it was about an action."""
+    if action_id is not None:
+        return AlertKind.ACTION
+    if reason == AlertReason.INVITED:
+        return AlertKind.SHARED
+    return AlertKind.NEW_CONCERN
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """One line of "My alerts": never the narrative or a pupil, only what Slack shows."""
+
+    alert_id: int
+    incident_id: int
+    number: int
+    author_name: str
+    categories: list[str]
+    created_at: dt.datetime
+    kind: AlertKind
+    read_at: dt.datetime | None
+
+
+async def alerts_for(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    staff_id: int,
+    unread_limit: int = 200,
+    read_limit: int = 50,
+) -> tuple[list[AlertRow], bool]:
+    """The person's alerts: every unread one (newest first), then the latest read ones.
+
+    Returns the rows and whether older read alerts were left off.
+    """
+    author = aliased(Staff)
+    base = (
+        select(
+            Alert.id,
+            Incident.id,
+            Incident.number,
+            author.name,
+            Alert.created_at,
+            Alert.reason,
+            Alert.action_id,
+            ReadReceipt.read_at,
+        )
+        .join(Incident, Incident.id == Alert.incident_id)
+        .join(author, author.id == Incident.author_id)
+        .where(Alert.workspace_id == workspace_id, Alert.recipient_id == staff_id)
+        .order_by(Alert.created_at.desc(), Alert.id.desc())
+    )
+    unread = (
+        await session.execute(
+            base.outerjoin(ReadReceipt, ReadReceipt.alert_id == Alert.id)
+            .where(ReadReceipt.alert_id.is_(None))
+            .limit(unread_limit)
+        )
+    ).all()
+    read = (
+        await session.execute(
+            base.join(ReadReceipt, ReadReceipt.alert_id == Alert.id).limit(read_limit + 1)
+        )
+    ).all()
+    more = len(read) > read_limit
+    rows = list(unread) + list(read[:read_limit])
+    categories = await current_categories_for(session, incident_ids=[r[1] for r in rows])
+    return [
+        AlertRow(
+            alert_id=alert_id,
+            incident_id=incident_id,
+            number=number,
+            author_name=author_name,
+            categories=categories.get(incident_id, []),
+            created_at=created_at,
+            kind=alert_kind(reason=reason, action_id=action_id),
+            read_at=read_at,
+        )
+        for (
+            alert_id,
+            incident_id,
+            number,
+            author_name,
+            created_at,
+            reason,
+            action_id,
+            read_at,
+        ) in rows
+    ], more
+
+
+@dataclass(frozen=True)
+class ReceiptRow:
+    """Who was alerted on an incident, why, and whether they have read it."""
+
+    alert_id: int
+    recipient_id: int
+    recipient_name: str
+    reason: str  # an AlertReason
+    kind: AlertKind
+    created_at: dt.datetime
+    read_at: dt.datetime | None
+    via: str | None  # a ReadVia, once read
+
+
+async def receipts(session: AsyncSession, *, incident_id: int) -> list[ReceiptRow]:
+    """Every alert on the incident (including those about its actions), in order."""
+    rows = await session.execute(
+        select(
+            Alert.id,
+            Alert.recipient_id,
+            Staff.name,
+            Alert.reason,
+            Alert.action_id,
+            Alert.created_at,
+            ReadReceipt.read_at,
+            ReadReceipt.via,
+        )
+        .join(Staff, Staff.id == Alert.recipient_id)
+        .outerjoin(ReadReceipt, ReadReceipt.alert_id == Alert.id)
+        .where(Alert.incident_id == incident_id)
+        .order_by(Alert.created_at, Alert.id)
+    )
+    return [
+        ReceiptRow(
+            alert_id=alert_id,
+            recipient_id=recipient_id,
+            recipient_name=name,
+            reason=reason,
+            kind=alert_kind(reason=reason, action_id=action_id),
+            created_at=created_at,
+            read_at=read_at,
+            via=via,
+        )
+        for alert_id, recipient_id, name, reason, action_id, created_at, read_at, via in rows
+    ]
+
+
+async def unread_alert_ids(session: AsyncSession, *, incident_id: int, staff_id: int) -> list[int]:
+    """The person's own unread alerts on one incident."""
+    rows = await session.scalars(
+        select(Alert.id)
+        .outerjoin(ReadReceipt, ReadReceipt.alert_id == Alert.id)
+        .where(
+            Alert.incident_id == incident_id,
+            Alert.recipient_id == staff_id,
+            ReadReceipt.alert_id.is_(None),
+        )
+        .order_by(Alert.id)
+    )
+    return list(rows)

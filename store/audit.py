@@ -1,5 +1,8 @@
 """The audit log: every view, change, sign-in and refusal. Append-only.
 
+`record` adds an entry; `entries` and `audit_rows` (for the key-holders' audit page) read
+them back, newest first.
+
 Entries say who, what, when and from where, never the record's content (no pupil names,
 no narrative, no action text). The database refuses to change or delete them.
 """
@@ -8,20 +11,23 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import AuditEvent, Staff, utcnow
+from store.enums import AuditOutcome
+from store.models import AuditEvent, Incident, Staff, utcnow
+from store.staff import staff_names
 
-OK, REFUSED, FAILED = "ok", "refused", "failed"
+OK, REFUSED, FAILED = AuditOutcome.OK, AuditOutcome.REFUSED, AuditOutcome.FAILED
 
 
 def record(
     session: AsyncSession,
     *,
     action: str,
-    outcome: str = OK,
+    outcome: AuditOutcome = OK,
     workspace_id: int | None = None,
     actor: Staff | None = None,
     actor_slack_id: str | None = None,
@@ -68,3 +74,64 @@ async def entries(
     if before_id is not None:
         query = query.where(AuditEvent.id < before_id)
     return (await session.scalars(query.order_by(AuditEvent.id.desc()).limit(limit))).all()
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    id: int
+    at: dt.datetime
+    actor_name: str | None
+    actor_slack_id: str | None
+    action: str
+    outcome: str
+    incident_number: int | None
+    subject_name: str | None
+    ip: str | None
+    detail: str | None
+
+
+async def audit_rows(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    person_id: int | None = None,
+    incident_id: int | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[AuditRow]:
+    """The audit log, newest first, with people's names and incident numbers."""
+    events = await entries(
+        session,
+        workspace_id=workspace_id,
+        actor_id=person_id,
+        incident_id=incident_id,
+        before_id=before_id,
+        limit=limit,
+    )
+    staff_ids = {i for e in events for i in (e.actor_id, e.subject_id) if i is not None}
+    incident_ids = {e.incident_id for e in events if e.incident_id is not None}
+    names = await staff_names(session, ids=staff_ids)
+    numbers: dict[int, int] = {}
+    if incident_ids:
+        numbers = dict(
+            (
+                await session.execute(
+                    select(Incident.id, Incident.number).where(Incident.id.in_(incident_ids))
+                )
+            ).all()
+        )
+    return [
+        AuditRow(
+            id=e.id,
+            at=e.at,
+            actor_name=names.get(e.actor_id) if e.actor_id is not None else None,
+            actor_slack_id=e.actor_slack_id,
+            action=e.action,
+            outcome=e.outcome,
+            incident_number=numbers.get(e.incident_id) if e.incident_id is not None else None,
+            subject_name=names.get(e.subject_id) if e.subject_id is not None else None,
+            ip=e.ip,
+            detail=e.detail,
+        )
+        for e in events
+    ]

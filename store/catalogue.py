@@ -85,4 +85,5 @@ class Catalogue:
         return [c for c in self.categories if keyholder or not c.restricted]
 
     def category(self, name: str) -> Category | None:
+        """The category called `name` exactly, if on offer."""
         return next((c for c in self.categories if c.name == name), None)

@@ -6,8 +6,8 @@ incident page where narratives and action text are decrypted, for the chronology
 and its PDF. Other pupils named on an incident are counted, never named, so a printed
 chronology taken to a case conference is about one child.
 
-Entry points (also used by the benchmark): `find_pupils`, `pupil_in_workspace`,
-`chronology`.
+Entry point (also used by the benchmark): `chronology`. Finding the pupil is
+`store.pupils.find_pupils`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -30,78 +31,26 @@ from store.models import (
     Referral,
     Staff,
 )
-from store.pupils import fold
+from store.pupils import pupil_in_workspace
 from store.referrals import AWAITING
 
-SEARCH_LIMIT = 50
 
-INCIDENT, ACTION, REFERRAL, RESPONSE, CLOSED = (
-    "incident",
-    "action",
-    "referral",
-    "response",
-    "closed",
-)
-# Entries at the same instant: the incident first, then what followed from it.
-_ORDER = {INCIDENT: 0, ACTION: 1, REFERRAL: 2, RESPONSE: 3, CLOSED: 4}
+class EntryKind(StrEnum):
+    """What a line of a chronology records.
 
+    Entries at the same instant come in this order: the incident first, then what
+    followed from it.
+    """
 
-# -- finding a pupil ------------------------------------------------------------------------
-
-
-def _like_prefix(word: str) -> str:
-    """A LIKE pattern for a word starting anywhere after a space (% and _ escaped)."""
-    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"% {escaped}%"
+    INCIDENT = "incident"
+    ACTION = "action"
+    REFERRAL = "referral"
+    RESPONSE = "response"  # the agency responded
+    CLOSED = "closed"  # the referral was closed
 
 
-@dataclass(frozen=True)
-class PupilRow:
-    """A pupil as the search results show them, with how many concerns name them."""
-
-    pupil: Pupil
-    incidents: int
-
-
-async def find_pupils(
-    session: AsyncSession, *, workspace_id: int, query: str, limit: int = SEARCH_LIMIT
-) -> list[PupilRow]:
-    """Pupils whose names or UPN start with every word of `query` (as the typeahead)."""
-    words = [w for w in fold(query).split() if w][:5]
-    if not words:
-        return []
-    pupils = list(
-        await session.scalars(
-            select(Pupil)
-            .where(
-                Pupil.workspace_id == workspace_id,
-                *(Pupil.search_text.like(_like_prefix(w), escape="\\") for w in words),
-            )
-            .order_by(Pupil.surname, Pupil.forename, Pupil.id)
-            .limit(limit)
-        )
-    )
-    counts: dict[int, int] = {}
-    if pupils:
-        counts = dict(
-            (
-                await session.execute(
-                    select(IncidentPupil.pupil_id, func.count())
-                    .where(IncidentPupil.pupil_id.in_([p.id for p in pupils]))
-                    .group_by(IncidentPupil.pupil_id)
-                )
-            ).all()
-        )
-    return [PupilRow(p, int(counts.get(p.id, 0))) for p in pupils]
-
-
-async def pupil_in_workspace(
-    session: AsyncSession, *, workspace_id: int, pupil_id: int
-) -> Pupil | None:
-    """The pupil, only if they are on this school's roster."""
-    return await session.scalar(
-        select(Pupil).where(Pupil.id == pupil_id, Pupil.workspace_id == workspace_id)
-    )
+INCIDENT, ACTION, REFERRAL, RESPONSE, CLOSED = EntryKind
+_ORDER = {kind: position for position, kind in enumerate(EntryKind)}
 
 
 # -- the chronology -------------------------------------------------------------------------
@@ -111,7 +60,7 @@ async def pupil_in_workspace(
 class Entry:
     """One line of a chronology. `text` is decrypted; only the chronology shows it."""
 
-    kind: str  # incident, action, referral, response, closed
+    kind: EntryKind
     at: dt.datetime
     number: int  # the incident's number
     incident_id: int
@@ -190,8 +139,8 @@ async def chronology(
     ids = [row.id for row in incidents]
     original: dict[int, list[str]] = {}
     pupils_on: dict[int, int] = {}
-    actions: list = []
-    referrals: list = []
+    actions: list[Row[int, int, dt.datetime, bytes, list[str] | None, str]] = []
+    referrals: list[Row[Referral, str]] = []
     if ids:
         for incident_id, name in await session.execute(
             select(IncidentCategory.incident_id, IncidentCategory.name)

@@ -7,8 +7,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -30,6 +32,7 @@ DATABASE_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def is_sqlite(url: str) -> bool:
+    """True for a SQLite database URL."""
     return url.startswith("sqlite")
 
 
@@ -71,6 +74,29 @@ def session_factory(engine: AsyncEngine) -> SessionFactory:
     factory = async_sessionmaker(engine, expire_on_commit=False)
     immutability.install()
     return factory
+
+
+def bind_of(session: AsyncSession) -> AsyncEngine | AsyncConnection:
+    """The engine (or connection) a session runs on; every session Vigil makes has one."""
+    if session.bind is None:
+        raise RuntimeError("the session is not bound to a database")
+    return session.bind
+
+
+def is_postgresql(session: AsyncSession) -> bool:
+    """True when the session runs on PostgreSQL (False on SQLite)."""
+    return bind_of(session).dialect.name == "postgresql"
+
+
+def rowcount(result: object) -> int:
+    """How many rows an UPDATE or DELETE matched.
+
+    `AsyncSession.execute` is typed as returning a plain `Result`; for those statements it
+    is a `CursorResult`, which holds the count.
+    """
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"not the result of an UPDATE or DELETE: {type(result).__name__}")
+    return result.rowcount
 
 
 @asynccontextmanager

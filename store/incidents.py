@@ -15,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import alert_rules, audit, messages, outbox
 from store.access import is_keyholder
-from store.catalogue import Catalogue
+from store.catalogue import Catalogue, Category
 from store.crypto import Cipher
+from store.enums import ParentsContacted
+from store.errors import FieldErrors
 from store.models import (
     Alert,
     Incident,
@@ -25,16 +27,21 @@ from store.models import (
     IncidentPupil,
     Pupil,
     Staff,
-    StaffClass,
     Workspace,
     utcnow,
+)
+from store.staff import (
+    active_staff_by_id,
+    active_staff_with_slack_ids,
+    class_teacher_ids,
+    keyholder_ids,
 )
 
 NARRATIVE_MAX = 3000
 REASON_MAX = 500
 MAX_LINKED_PUPILS = 20
 MAX_ALSO_ALERT = 30
-PARENTS_CHOICES = ("yes", "no")
+PARENTS_CHOICES = tuple(ParentsContacted)
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 MAX_ID = 2**63 - 1  # ids are 64-bit in both databases
 UNSTORABLE = "This has a character Vigil cannot store (a broken emoji?): retype that part."
@@ -55,12 +62,8 @@ class ConcernDraft:
     parents_reason: str = ""
 
 
-class InvalidConcern(Exception):
+class InvalidConcern(FieldErrors):
     """The draft cannot be filed; `errors` maps each field to a message for the reporter."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(", ".join(sorted(errors)))
-        self.errors = errors
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ def check_draft(
     if draft.parents_contacted not in PARENTS_CHOICES:
         errors["parents_contacted"] = "Say whether parents or carers were contacted."
     reason = draft.parents_reason.strip()
-    if draft.parents_contacted == "no" and not reason:
+    if draft.parents_contacted == ParentsContacted.NO and not reason:
         errors["parents_reason"] = "Parents or carers were not contacted: say why."
     elif len(reason) > REASON_MAX:
         errors["parents_reason"] = f"Keep this under {REASON_MAX} characters."
@@ -148,22 +151,29 @@ def _parse_ids(raw: list[str]) -> list[int] | None:
     return ids if all(0 < i <= MAX_ID for i in ids) else None
 
 
-async def get_staff_by_slack_id(
-    session: AsyncSession, *, workspace_id: int, slack_user_id: str
-) -> Staff | None:
-    """The active member of staff with this Slack id in this workspace."""
+async def incident_id_by_number(
+    session: AsyncSession, *, workspace_id: int, number: int
+) -> int | None:
+    """The id of the workspace's incident with this number (for audit entries only)."""
     return await session.scalar(
-        select(Staff).where(
-            Staff.workspace_id == workspace_id,
-            Staff.slack_user_id == slack_user_id,
-            Staff.active.is_(True),
-        )
+        select(Incident.id).where(Incident.workspace_id == workspace_id, Incident.number == number)
     )
 
 
 async def get_by_view_id(session: AsyncSession, *, slack_view_id: str) -> Incident | None:
     """The incident already filed from this modal, if any (Slack may resend)."""
     return await session.scalar(select(Incident).where(Incident.slack_view_id == slack_view_id))
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """A draft that passed every check, with the rows it names."""
+
+    pupil_ids: list[int]  # the main pupil, then the linked ones
+    pupils: dict[int, Pupil]
+    added: list[Staff]  # the people the reporter chose to alert as well
+    categories: list[Category]  # as chosen, each once
+    parents_contacted: ParentsContacted
 
 
 async def submit_concern(
@@ -181,9 +191,79 @@ async def submit_concern(
 ) -> FiledConcern:
     """Validate and file a concern with its alerts and outbox rows; raise InvalidConcern."""
     now = now or utcnow()
+    resolved = await _check_and_resolve(
+        session, workspace_id=workspace.id, author=author, draft=draft, catalogue=catalogue, now=now
+    )
+    # Every read happens before the workspace's number is taken (in _write_incident):
+    # that row lock (and SQLite's write lock) is then held only for a few batched writes.
+    recipients, staff = await _recipients(
+        session, workspace_id=workspace.id, author=author, resolved=resolved
+    )
+    incident = await _write_incident(
+        session,
+        workspace_id=workspace.id,
+        author=author,
+        draft=draft,
+        resolved=resolved,
+        alerted=len(recipients),
+        cipher=cipher,
+        slack_view_id=slack_view_id,
+        now=now,
+    )
+    alerts = await _add_alerts(session, incident=incident, recipients=recipients, now=now)
+    names = [c.name for c in resolved.categories]
+    _enqueue_messages(
+        session,
+        incident=incident,
+        author=author,
+        alerts=alerts,
+        staff=staff,
+        categories=names,
+        alert_channel=alert_channel,
+        public_url=public_url,
+        now=now,
+    )
+    await session.flush()
+    return FiledConcern(
+        incident_id=incident.id, number=incident.number, alerted=len(alerts), categories=names
+    )
+
+
+async def _check_and_resolve(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    author: Staff,
+    draft: ConcernDraft,
+    catalogue: Catalogue,
+    now: dt.datetime,
+) -> _Resolved:
+    """Every check of the draft, with its pupils and added staff found; or InvalidConcern."""
     keyholder = is_keyholder(author.role_set)
     errors = check_draft(draft, catalogue=catalogue, keyholder=keyholder, now=now)
+    pupil_ids, pupils = await _find_pupils(
+        session, workspace_id=workspace_id, draft=draft, errors=errors
+    )
+    added = await _find_also_alert(session, workspace_id=workspace_id, draft=draft, errors=errors)
+    if errors:
+        raise InvalidConcern(errors)
+    assert draft.parents_contacted is not None  # check_draft refuses a draft without it
+    categories = list(
+        dict.fromkeys(c for name in draft.categories if (c := catalogue.category(name)))
+    )
+    return _Resolved(
+        pupil_ids=pupil_ids,
+        pupils=pupils,
+        added=added,
+        categories=categories,
+        parents_contacted=ParentsContacted(draft.parents_contacted),
+    )
 
+
+async def _find_pupils(
+    session: AsyncSession, *, workspace_id: int, draft: ConcernDraft, errors: dict[str, str]
+) -> tuple[list[int], dict[int, Pupil]]:
+    """The main and linked pupils' ids and rows; a pupil not on the roster is an error."""
     pupil_ids = _parse_ids([draft.pupil_id] if draft.pupil_id else [])
     linked_ids = _parse_ids(draft.linked_pupil_ids)
     if pupil_ids is None:
@@ -194,66 +274,77 @@ async def submit_concern(
     pupils: dict[int, Pupil] = {}
     if wanted:
         found = await session.scalars(
-            select(Pupil).where(Pupil.workspace_id == workspace.id, Pupil.id.in_(wanted))
+            select(Pupil).where(Pupil.workspace_id == workspace_id, Pupil.id.in_(wanted))
         )
         pupils = {p.id: p for p in found}
     if pupil_ids and pupil_ids[0] not in pupils:
         errors["pupil"] = "That pupil is not on the roster."
     if linked_ids and any(i not in pupils for i in linked_ids):
         errors["linked_pupils"] = "One of these pupils is not on the roster."
+    return wanted, pupils
 
-    added: list[Staff] = []
-    if draft.also_alert_slack_ids and "also_alert" not in errors:
-        rows = await session.scalars(
-            select(Staff).where(
-                Staff.workspace_id == workspace.id,
-                Staff.slack_user_id.in_(draft.also_alert_slack_ids),
-                Staff.active.is_(True),
-            )
+
+async def _find_also_alert(
+    session: AsyncSession, *, workspace_id: int, draft: ConcernDraft, errors: dict[str, str]
+) -> list[Staff]:
+    """The staff the reporter chose to alert as well; one not on the staff list is an error."""
+    if not draft.also_alert_slack_ids or "also_alert" in errors:
+        return []
+    by_slack = await active_staff_with_slack_ids(
+        session, workspace_id=workspace_id, slack_user_ids=draft.also_alert_slack_ids
+    )
+    missing = [u for u in draft.also_alert_slack_ids if u not in by_slack]
+    if missing:
+        errors["also_alert"] = (
+            f"<@{missing[0]}> is not on Vigil's staff list, so cannot be alerted."
         )
-        by_slack = {s.slack_user_id: s for s in rows}
-        missing = [u for u in draft.also_alert_slack_ids if u not in by_slack]
-        if missing:
-            errors["also_alert"] = (
-                f"<@{missing[0]}> is not on Vigil's staff list, so cannot be alerted."
-            )
-        added = [by_slack[u] for u in draft.also_alert_slack_ids if u in by_slack]
-    if errors:
-        raise InvalidConcern(errors)
+    return [by_slack[u] for u in draft.also_alert_slack_ids if u in by_slack]
 
-    assert pupil_ids is not None and linked_ids is not None
-    categories = list(
-        dict.fromkeys(c for name in draft.categories if (c := catalogue.category(name)))
-    )
-    names = [c.name for c in categories]
-    # Every read happens before the workspace's number is taken: that row lock (and
-    # SQLite's write lock) is then held only for a handful of batched writes.
-    staff, keyholder_ids, teacher_ids = await _alertable_staff(
-        session,
-        workspace_id=workspace.id,
-        groups={pupils[i].registration_group for i in pupil_ids + linked_ids},
-    )
-    staff.update({s.id: s for s in added})
+
+async def _recipients(
+    session: AsyncSession, *, workspace_id: int, author: Staff, resolved: _Resolved
+) -> tuple[list[alert_rules.Recipient], dict[int, Staff]]:
+    """Who is alerted (`store.alert_rules`), and every member of staff who may be, by id."""
+    staff = await active_staff_by_id(session, workspace_id=workspace_id)
+    groups = {resolved.pupils[i].registration_group for i in resolved.pupil_ids}
+    teacher_ids = await class_teacher_ids(session, workspace_id=workspace_id, groups=groups)
     recipients = alert_rules.alert_recipients(
         author_id=author.id,
-        categories=categories,
-        keyholder_ids=keyholder_ids,
-        class_teacher_ids=teacher_ids,
-        added_ids=[s.id for s in added],
+        categories=resolved.categories,
+        keyholder_ids=keyholder_ids(staff),
+        class_teacher_ids=[i for i in dict.fromkeys(teacher_ids) if i in staff],
+        added_ids=[s.id for s in resolved.added],
     )
+    staff.update({s.id: s for s in resolved.added})
+    return recipients, staff
+
+
+async def _write_incident(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    author: Staff,
+    draft: ConcernDraft,
+    resolved: _Resolved,
+    alerted: int,
+    cipher: Cipher,
+    slack_view_id: str | None,
+    now: dt.datetime,
+) -> Incident:
+    """The incident with its number, audit entry, pupils, categories and agencies (the
+    last three written with its alerts, by `_add_alerts`)."""
     narrative_ct = cipher.encrypt(draft.narrative.strip())
     reason = draft.parents_reason.strip()
     reason_ct = cipher.encrypt(reason) if reason else None
 
-    number = await _next_number(session, workspace_id=workspace.id)
     incident = Incident(
-        workspace_id=workspace.id,
-        number=number,
+        workspace_id=workspace_id,
+        number=await _next_number(session, workspace_id=workspace_id),
         author_id=author.id,
         happened_at=draft.happened_at or now,
         created_at=now,
         narrative_ct=narrative_ct,
-        parents_contacted=draft.parents_contacted or "",
+        parents_contacted=resolved.parents_contacted,
         parents_reason_ct=reason_ct,
         slack_view_id=slack_view_id,
     )
@@ -264,24 +355,35 @@ async def submit_concern(
         action="incident.create",
         actor=author,
         incident_id=incident.id,
-        detail=f"{len(recipients)} alerted",
+        detail=f"{alerted} alerted",
         now=now,
     )
     session.add_all(
         IncidentPupil(incident_id=incident.id, pupil_id=pid, position=i, is_main=i == 0)
-        for i, pid in enumerate(dict.fromkeys(pupil_ids + linked_ids))
+        for i, pid in enumerate(dict.fromkeys(resolved.pupil_ids))
     )
     session.add_all(
         IncidentCategory(incident_id=incident.id, name=c.name, restricted=c.restricted, position=i)
-        for i, c in enumerate(categories)
+        for i, c in enumerate(resolved.categories)
     )
     session.add_all(
         IncidentAgency(incident_id=incident.id, name=name, position=i)
         for i, name in enumerate(dict.fromkeys(draft.agencies))
     )
+    return incident
+
+
+async def _add_alerts(
+    session: AsyncSession,
+    *,
+    incident: Incident,
+    recipients: list[alert_rules.Recipient],
+    now: dt.datetime,
+) -> list[Alert]:
+    """An alert for each recipient, written (with the incident's other rows) in one flush."""
     alerts = [
         Alert(
-            workspace_id=workspace.id,
+            workspace_id=incident.workspace_id,
             incident_id=incident.id,
             recipient_id=r.staff_id,
             reason=r.reason,
@@ -291,23 +393,36 @@ async def submit_concern(
     ]
     session.add_all(alerts)
     await session.flush()  # one batched INSERT … RETURNING gives the alert ids
+    return alerts
 
-    url = messages.incident_url(public_url, number)
+
+def _enqueue_messages(
+    session: AsyncSession,
+    *,
+    incident: Incident,
+    author: Staff,
+    alerts: list[Alert],
+    staff: dict[int, Staff],
+    categories: list[str],
+    alert_channel: str | None,
+    public_url: str,
+    now: dt.datetime,
+) -> None:
+    """The Slack messages the new incident causes: each alert's DM, the channel line and
+    the reporter's receipt (each only where there is somewhere to send it)."""
+    number, url = incident.number, messages.incident_url(public_url, incident.number)
     for alert in alerts:
         slack_id = staff[alert.recipient_id].slack_user_id
         if slack_id:
-            outbox.enqueue(
+            outbox.enqueue_alert(
                 session,
-                workspace_id=workspace.id,
-                kind=outbox.ALERT,
+                alert=alert,
                 channel=slack_id,
-                alert_id=alert.id,
-                incident_id=incident.id,
                 payload=messages.alert(
                     alert_id=alert.id,
                     number=number,
                     author_slack_id=author.slack_user_id,
-                    categories=names,
+                    categories=categories,
                     url=url,
                 ),
                 now=now,
@@ -315,31 +430,27 @@ async def submit_concern(
     if alert_channel:
         outbox.enqueue(
             session,
-            workspace_id=workspace.id,
+            workspace_id=incident.workspace_id,
             kind=outbox.CHANNEL,
             channel=alert_channel,
             incident_id=incident.id,
             payload=messages.channel_line(
-                number=number, author_slack_id=author.slack_user_id, categories=names
+                number=number, author_slack_id=author.slack_user_id, categories=categories
             ),
             now=now,
         )
     if author.slack_user_id:
         outbox.enqueue(
             session,
-            workspace_id=workspace.id,
+            workspace_id=incident.workspace_id,
             kind=outbox.RECEIPT,
             channel=author.slack_user_id,
             incident_id=incident.id,
             payload=messages.receipt(
-                number=number, categories=names, alerted=len(recipients), url=url
+                number=number, categories=categories, alerted=len(alerts), url=url
             ),
             now=now,
         )
-    await session.flush()
-    return FiledConcern(
-        incident_id=incident.id, number=number, alerted=len(recipients), categories=names
-    )
 
 
 async def _next_number(session: AsyncSession, *, workspace_id: int) -> int:
@@ -352,25 +463,3 @@ async def _next_number(session: AsyncSession, *, workspace_id: int) -> int:
     )
     assert taken is not None
     return int(taken) - 1
-
-
-async def _alertable_staff(
-    session: AsyncSession, *, workspace_id: int, groups: set[str]
-) -> tuple[dict[int, Staff], list[int], list[int]]:
-    """Active staff by id, the key-holders' ids and the class teachers' ids of `groups`."""
-    staff = {
-        s.id: s
-        for s in await session.scalars(
-            select(Staff).where(Staff.workspace_id == workspace_id, Staff.active.is_(True))
-        )
-    }
-    teacher_ids = await session.scalars(
-        select(StaffClass.staff_id)
-        .where(
-            StaffClass.workspace_id == workspace_id,
-            StaffClass.registration_group.in_(groups),
-        )
-        .order_by(StaffClass.staff_id)
-    )
-    keyholders = [i for i, s in staff.items() if is_keyholder(s.role_set)]
-    return staff, keyholders, [i for i in dict.fromkeys(teacher_ids) if i in staff]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 MARK_READ_ACTION = "alert_mark_read"
 OPEN_ACTION = "alert_open"
@@ -17,8 +17,42 @@ OPEN_ACTION = "alert_open"
 Message = dict[str, Any]
 
 
+class UnreadAlert(Protocol):
+    """What App Home shows of an unread alert (`store.alerts.AlertSummary`)."""
+
+    @property
+    def alert_id(self) -> int: ...
+    @property
+    def number(self) -> int: ...
+    @property
+    def author_slack_id(self) -> str | None: ...
+    @property
+    def categories(self) -> Sequence[str]: ...
+    @property
+    def created_at(self) -> dt.datetime: ...
+
+
+class OverdueReferral(Protocol):
+    """What App Home shows of an overdue referral (`store.referrals.ReferralSummary`)."""
+
+    @property
+    def referral_id(self) -> int: ...
+    @property
+    def incident_number(self) -> int: ...
+    @property
+    def agency(self) -> str: ...
+    @property
+    def overdue_days(self) -> int: ...
+
+
 def incident_url(public_url: str, number: int) -> str:
+    """The incident's page in the web view."""
     return f"{public_url}/incidents/{number}"
+
+
+def referral_url(public_url: str, number: int, referral_id: int) -> str:
+    """A referral on its incident's page."""
+    return f"{incident_url(public_url, number)}#referral-{referral_id}"
 
 
 def _person(slack_id: str | None) -> str:
@@ -41,6 +75,14 @@ def invite_headline(number: int, inviter_slack_id: str | None, categories: Seque
     return (
         f"{_person(inviter_slack_id)} shared concern #{number} with you · {', '.join(categories)}"
     )
+
+
+def _when_line(label: str, at: dt.datetime) -> dict[str, Any]:
+    """A context line: the label, then the time in each reader's own time zone."""
+    stamp = int(at.timestamp())
+    fallback = at.strftime("%d %b %Y %H:%M UTC")
+    text = f"{label} <!date^{stamp}^{{date_short}} at {{time}}|{fallback}>"
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
 def _open_button(url: str) -> dict[str, Any]:
@@ -86,20 +128,7 @@ def alert(
         ]
         blocks.append({"type": "actions", "block_id": f"alert-{alert_id}", "elements": buttons})
     else:
-        stamp = int(read_at.timestamp())
-        fallback = read_at.strftime("%d %b %Y %H:%M UTC")
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [
-                    {
-                        "type": "mrkdwn",
-                        "text": f":white_check_mark: Read <!date^{stamp}^{{date_short}} at "
-                        f"{{time}}|{fallback}>",
-                    }
-                ],
-            }
-        )
+        blocks.append(_when_line(":white_check_mark: Read", read_at))
         blocks.append(
             {"type": "actions", "block_id": f"alert-{alert_id}", "elements": [_open_button(url)]}
         )
@@ -137,11 +166,11 @@ def receipt(*, number: int, categories: Sequence[str], alerted: int, url: str) -
 
 def home_view(
     *,
-    unread: Sequence[Any],
+    unread: Sequence[UnreadAlert],
     public_url: str,
     command: str,
     total_unread: int | None = None,
-    overdue: Sequence[Any] | None = None,
+    overdue: Sequence[OverdueReferral] | None = None,
 ) -> dict[str, Any]:
     """The App Home tab: unread alerts; for key-holders, overdue referrals. Redacted."""
     blocks: list[dict[str, Any]] = [
@@ -192,15 +221,16 @@ def home_view(
         )
         if not overdue:
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "None overdue."}})
-        for item in overdue:
+        for referral in overdue:
             blocks.append(
                 {
                     "type": "section",
-                    "block_id": f"home-referral-{item.referral_id}",
+                    "block_id": f"home-referral-{referral.referral_id}",
                     "text": {
                         "type": "mrkdwn",
-                        "text": f"*R{item.referral_id}* on concern #{item.incident_number} to "
-                        f"{item.agency} {_overdue_text(item.overdue_days)}",
+                        "text": f"*R{referral.referral_id}* on concern "
+                        f"#{referral.incident_number} to "
+                        f"{referral.agency} {_overdue_text(referral.overdue_days)}",
                     },
                 }
             )
@@ -235,10 +265,15 @@ def nudge(
     number: int,
     agency: str,
     overdue_days: int,
-    url: str,
+    public_url: str,
     snoozed_until: dt.datetime | None = None,
 ) -> Message:
-    """An overdue referral: its number, the incident's number, the agency, how overdue."""
+    """An overdue referral: its number, the incident's number, the agency, how overdue.
+
+    The overdue check sends it; Snooze replaces it with the snoozed version (the same
+    message, with the time the nudges resume instead of the Snooze button).
+    """
+    url = referral_url(public_url, number, referral_id)
     text = (
         f"Referral R{referral_id} on concern #{number} to {agency} {_overdue_text(overdue_days)} "
         "and has no response recorded."
@@ -258,19 +293,6 @@ def nudge(
             },
         )
     else:
-        stamp = int(snoozed_until.timestamp())
-        fallback = snoozed_until.strftime("%d %b %Y %H:%M UTC")
-        blocks.append(
-            {
-                "type": "context",
-                "elements": [
-                    {
-                        "type": "mrkdwn",
-                        "text": f":zzz: Snoozed until <!date^{stamp}^{{date_short}} at "
-                        f"{{time}}|{fallback}>",
-                    }
-                ],
-            }
-        )
+        blocks.append(_when_line(":zzz: Snoozed until", snoozed_until))
     blocks.append({"type": "actions", "block_id": f"referral-{referral_id}", "elements": buttons})
     return {"text": text, "blocks": blocks}

@@ -17,6 +17,7 @@ MIGRATIONS_DIR = Path(migrations.__file__).parent
 
 
 def alembic_config() -> Config:
+    """Alembic's configuration, pointed at `migrations/`."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
@@ -45,6 +46,7 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 
 
 def head_revision() -> str:
+    """The newest migration's revision."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head

@@ -28,6 +28,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from store.enums import OutboxStatus, ReferralStatus
+
 # One integer type for ids: BIGINT on PostgreSQL, INTEGER (rowid alias) on SQLite.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -296,7 +298,7 @@ class OutboxMessage(Base):
     incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
     channel: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(10), default="pending")
+    status: Mapped[str] = mapped_column(String(10), default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     uncertain: Mapped[bool] = mapped_column(Boolean, default=False)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -468,7 +470,7 @@ class Referral(Base):
     referred_at: Mapped[dt.datetime] = mapped_column()
     timescale: Mapped[str] = mapped_column(String(40))
     due_at: Mapped[dt.datetime] = mapped_column()
-    status: Mapped[str] = mapped_column(String(10), default="awaiting")
+    status: Mapped[str] = mapped_column(String(10), default=ReferralStatus.AWAITING)
     responded_at: Mapped[dt.datetime | None] = mapped_column()
     closed_at: Mapped[dt.datetime | None] = mapped_column()
     snoozed_until: Mapped[dt.datetime | None] = mapped_column()

@@ -15,27 +15,29 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import OutboxMessage, utcnow
+from store.db import rowcount
+from store.enums import OutboxKind, OutboxStatus
+from store.models import Alert, OutboxMessage, utcnow
 
-PENDING, SENT, FAILED = "pending", "sent", "failed"
+PENDING, SENT, FAILED = OutboxStatus.PENDING, OutboxStatus.SENT, OutboxStatus.FAILED
 
-# Kinds of message.
-ALERT = "alert"  # a DM to an alerted member of staff
-ALERT_UPDATE = "alert_update"  # chat.update of an alert DM (e.g. marked as read)
-RECEIPT = "receipt"  # the reporter's DM receipt
-CHANNEL = "channel"  # one line in the school's alert channel
-NUDGE = "nudge"  # an overdue referral, to a DSL (or the head)
-MESSAGE_UPDATE = "message_update"  # chat.update of a message by channel and payload["ts"]
+# Kinds of message (see `OutboxKind`).
+ALERT = OutboxKind.ALERT
+ALERT_UPDATE = OutboxKind.ALERT_UPDATE
+RECEIPT = OutboxKind.RECEIPT
+CHANNEL = OutboxKind.CHANNEL
+NUDGE = OutboxKind.NUDGE
+MESSAGE_UPDATE = OutboxKind.MESSAGE_UPDATE
 
 
 def enqueue(
     session: AsyncSession,
     *,
     workspace_id: int,
-    kind: str,
+    kind: OutboxKind,
     channel: str,
     payload: dict[str, Any],
     alert_id: int | None = None,
@@ -57,6 +59,29 @@ def enqueue(
     )
     session.add(row)
     return row
+
+
+def enqueue_alert(
+    session: AsyncSession,
+    *,
+    alert: Alert,
+    channel: str,
+    payload: dict[str, Any],
+    kind: OutboxKind = ALERT,
+    now: dt.datetime | None = None,
+) -> OutboxMessage:
+    """Add an alert's DM (or an update of it), tied to the alert: marking it read finds the
+    DM by its alert."""
+    return enqueue(
+        session,
+        workspace_id=alert.workspace_id,
+        kind=kind,
+        channel=channel,
+        payload=payload,
+        alert_id=alert.id,
+        incident_id=alert.incident_id,
+        now=now,
+    )
 
 
 async def claim(
@@ -128,7 +153,7 @@ async def release_unheld(session: AsyncSession, *, worker: str) -> int:
         .values(claimed_until=None, claimed_by=None, attempts=OutboxMessage.attempts - 1)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return rowcount(result)
 
 
 async def mark_sent(
@@ -198,8 +223,6 @@ async def mark_failed(session: AsyncSession, *, message_id: int, error: str) -> 
 
 async def pending_count(session: AsyncSession) -> int:
     """How many rows still wait to be delivered."""
-    from sqlalchemy import func
-
     result = await session.scalar(
         select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == PENDING)
     )

@@ -1,4 +1,10 @@
-"""The pupil roster: search for the modal's typeahead."""
+"""Pupils: finding them on the roster.
+
+One matcher (`matching`) serves both searches: the Slack modal's typeahead (`search`,
+for any active member of staff) and the web view's pupil finder for the safeguarding
+team (`find_pupils`, with how many concerns name each pupil). A pupil is found by the
+start of any word of their names or UPN, accents and case ignored.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,18 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import Pupil, Staff
+from store.models import IncidentPupil, Pupil
+from store.staff import active_staff_exists
 
 MAX_OPTIONS = 100  # Slack shows at most 100 options
+SEARCH_LIMIT = 50  # the web view's pupil finder
+MAX_WORDS = 5  # words of a query that count; the rest are ignored
+
+# Search results, by name.
+NAME_ORDER = (Pupil.surname, Pupil.forename, Pupil.id)
 
 
 def fold(text: str) -> str:
@@ -29,8 +41,27 @@ def search_text(*, upn: str, forename: str, surname: str, preferred_name: str | 
     return " " + " ".join(parts + pieces) + " "
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def _like_prefix(word: str) -> str:
+    """A LIKE pattern for a word starting anywhere after a space (% and _ escaped)."""
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"% {escaped}%"
+
+
+def matching(*, workspace_id: int, query: str) -> ColumnElement[bool] | None:
+    """The workspace's pupils with a name or UPN starting with every word of `query`.
+
+    None when the query has no words (nothing to search for).
+    """
+    words = [w for w in fold(query).split() if w][:MAX_WORDS]
+    if not words:
+        return None
+    return and_(
+        Pupil.workspace_id == workspace_id,
+        *(Pupil.search_text.like(_like_prefix(w), escape="\\") for w in words),
+    )
+
+
+# -- the Slack typeahead --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -58,24 +89,15 @@ async def search(
     query: str,
     limit: int = MAX_OPTIONS,
 ) -> Sequence[PupilMatch]:
-    """Pupils whose names or UPN start with every word of `query`, for active staff only.
+    """Pupils matching `query` (see `matching`), for active staff only.
 
     Anyone who is not active staff in this workspace gets nothing: the roster is not
     for browsing by guests.
     """
-    words = [w for w in fold(query).split() if w][:5]
-    if not words:
+    matched = matching(workspace_id=workspace_id, query=query)
+    if matched is None:
         return []
-    is_staff = (
-        select(Staff.id)
-        .where(
-            Staff.workspace_id == workspace_id,
-            Staff.slack_user_id == requester_slack_id,
-            Staff.active.is_(True),
-        )
-        .exists()
-    )
-    conditions = [Pupil.search_text.like(f"% {_escape_like(word)}%", escape="\\") for word in words]
+    is_staff = active_staff_exists(workspace_id=workspace_id, slack_user_id=requester_slack_id)
     statement = (
         select(
             Pupil.id,
@@ -85,8 +107,52 @@ async def search(
             Pupil.year_group,
             Pupil.registration_group,
         )
-        .where(Pupil.workspace_id == workspace_id, and_(*conditions), is_staff)
-        .order_by(Pupil.surname, Pupil.forename, Pupil.id)
+        .where(matched, is_staff)
+        .order_by(*NAME_ORDER)
         .limit(min(limit, MAX_OPTIONS))
     )
     return [PupilMatch(*row) for row in (await session.execute(statement)).all()]
+
+
+# -- the web view's pupil finder (safeguarding team; the page checks) ----------------------
+
+
+@dataclass(frozen=True)
+class PupilRow:
+    """A pupil as the search results show them, with how many concerns name them."""
+
+    pupil: Pupil
+    incidents: int
+
+
+async def find_pupils(
+    session: AsyncSession, *, workspace_id: int, query: str, limit: int = SEARCH_LIMIT
+) -> list[PupilRow]:
+    """Pupils matching `query` (see `matching`), each with how many concerns name them."""
+    matched = matching(workspace_id=workspace_id, query=query)
+    if matched is None:
+        return []
+    pupils = list(
+        await session.scalars(select(Pupil).where(matched).order_by(*NAME_ORDER).limit(limit))
+    )
+    counts: dict[int, int] = {}
+    if pupils:
+        counts = dict(
+            (
+                await session.execute(
+                    select(IncidentPupil.pupil_id, func.count())
+                    .where(IncidentPupil.pupil_id.in_([p.id for p in pupils]))
+                    .group_by(IncidentPupil.pupil_id)
+                )
+            ).all()
+        )
+    return [PupilRow(p, int(counts.get(p.id, 0))) for p in pupils]
+
+
+async def pupil_in_workspace(
+    session: AsyncSession, *, workspace_id: int, pupil_id: int
+) -> Pupil | None:
+    """The pupil, only if they are on this school's roster."""
+    return await session.scalar(
+        select(Pupil).where(Pupil.id == pupil_id, Pupil.workspace_id == workspace_id)
+    )

@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import BindParameter, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import messages, outbox
 from store.access import is_keyholder
+from store.enums import ReferralEventKind, ReferralStatus
+from store.errors import FieldErrors
 from store.models import (
     Incident,
     IncidentAction,
@@ -28,29 +30,30 @@ from store.models import (
     utcnow,
 )
 from store.school_config import Agency, SchoolConfig
+from store.staff import nudge_recipients
 from store.workdays import WorkingTime
 
 log = structlog.get_logger(__name__)
 
-AWAITING, RESPONDED, CLOSED = "awaiting", "responded", "closed"
+AWAITING, RESPONDED, CLOSED = (
+    ReferralStatus.AWAITING,
+    ReferralStatus.RESPONDED,
+    ReferralStatus.CLOSED,
+)
 NUDGE_BATCH = 200
 # Inlined, not a bound parameter: a generic plan could then still use the partial index
 # `ix_referrals_awaiting_due` (WHERE status = 'awaiting').
-_AWAITING_LITERAL = bindparam("awaiting", AWAITING, literal_execute=True)
+_AWAITING_LITERAL: BindParameter[str] = bindparam("awaiting", AWAITING.value, literal_execute=True)
 
 
-class InvalidReferral(Exception):
+class InvalidReferral(FieldErrors):
     """The referral change cannot be made; `errors` maps each field to a message."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(", ".join(sorted(errors)))
-        self.errors = errors
 
 
 def _event(
     session: AsyncSession,
     referral: Referral,
-    kind: str,
+    kind: ReferralEventKind,
     *,
     now: dt.datetime,
     actor: Staff | None = None,
@@ -103,7 +106,7 @@ async def record_referral(
     _event(
         session,
         referral,
-        "referred",
+        ReferralEventKind.REFERRED,
         now=now,
         actor=author,
         action=action,
@@ -118,25 +121,25 @@ async def record_outcome(
     referral: Referral,
     action: IncidentAction,
     author: Staff,
-    outcome: str,
+    outcome: ReferralEventKind,
     at: dt.datetime | None = None,
     now: dt.datetime | None = None,
 ) -> Referral:
-    """The agency responded (`outcome="response"`, at `at`), or the referral is closed."""
+    """The agency responded (`outcome` RESPONSE, at `at`), or the referral is CLOSED."""
     now = now or utcnow()
     at = at or now
     if referral.status == CLOSED:
         raise InvalidReferral({"referral": "That referral is already closed."})
     if at > now + dt.timedelta(minutes=5):
         raise InvalidReferral({"responded_at": "That time is in the future."})
-    if outcome == "response" and referral.status == RESPONDED:
+    if outcome == ReferralEventKind.RESPONSE and referral.status == RESPONDED:
         raise InvalidReferral({"referral": "That referral already has a response recorded."})
-    if outcome == "response" and at < referral.referred_at:
+    if outcome == ReferralEventKind.RESPONSE and at < referral.referred_at:
         raise InvalidReferral({"responded_at": "The response cannot be before the referral."})
-    if outcome == "response":
+    if outcome == ReferralEventKind.RESPONSE:
         referral.status = RESPONDED
         referral.responded_at = at
-    elif outcome == "closed":
+    elif outcome == ReferralEventKind.CLOSED:
         referral.status = CLOSED
         referral.closed_at = now
     else:
@@ -170,7 +173,7 @@ async def snooze(
     _event(
         session,
         referral,
-        "snoozed",
+        ReferralEventKind.SNOOZED,
         now=now,
         actor=staff,
         detail=f"until {referral.snoozed_until.isoformat(timespec='minutes')}",
@@ -257,23 +260,6 @@ async def board(
 # -- the overdue check --------------------------------------------------------------------
 
 
-async def _recipients(session: AsyncSession, *, workspace_id: int, escalate: bool) -> list[Staff]:
-    """DSLs (else every key-holder), and the head(s) when escalating."""
-    staff = list(
-        (
-            await session.scalars(
-                select(Staff).where(Staff.workspace_id == workspace_id, Staff.active.is_(True))
-            )
-        ).all()
-    )
-    chosen = [s for s in staff if "dsl" in s.role_set] or [
-        s for s in staff if is_keyholder(s.role_set)
-    ]
-    if escalate:
-        chosen += [s for s in staff if "head" in s.role_set and s not in chosen]
-    return chosen
-
-
 async def nudge_overdue(
     session: AsyncSession,
     *,
@@ -329,7 +315,7 @@ async def nudge_overdue(
             escalate = overdue_days >= config.escalate_after_working_days
             key = (referral.workspace_id, escalate)
             if key not in recipients:
-                recipients[key] = await _recipients(
+                recipients[key] = await nudge_recipients(
                     session, workspace_id=referral.workspace_id, escalate=escalate
                 )
             people = [s for s in recipients[key] if s.slack_user_id]
@@ -339,7 +325,7 @@ async def nudge_overdue(
                 number=number,
                 agency=referral.agency,
                 overdue_days=overdue_days,
-                url=messages.incident_url(public_url, number) + f"#referral-{referral.id}",
+                public_url=public_url,
             )
         except Exception:
             log.exception("referrals.nudge_failed", referral=referral.id)
@@ -358,7 +344,7 @@ async def nudge_overdue(
         _event(
             session,
             referral,
-            "nudged",
+            ReferralEventKind.NUDGED,
             now=now,
             detail=f"{overdue_days} working days overdue; {len(people)} told"
             + ("; escalated" if escalate else ""),

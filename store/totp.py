@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from enum import StrEnum
 
 import pyotp
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.crypto import Cipher
+from store.db import rowcount
 from store.models import AuthFailure, Staff, TotpEnrolment, WebSession, utcnow
 
 MAX_FAILURES = 5
@@ -22,14 +24,26 @@ WINDOW = dt.timedelta(minutes=1)
 STEP_SECONDS = 30
 
 
+class Refusal(StrEnum):
+    """Why a code was not accepted."""
+
+    THROTTLED = "throttled"  # too many failures lately: wait `retry_after` seconds
+    INVALID = "invalid"
+    REPLAYED = "replayed"  # right, but already used
+    NOT_ENROLLED = "not_enrolled"
+
+
 @dataclass(frozen=True)
 class Verification:
+    """Whether a code was accepted, and if not, why."""
+
     ok: bool
-    reason: str = ""  # "throttled", "invalid", "replayed", "not_enrolled"
+    reason: Refusal | None = None
     retry_after: int = 0
 
 
 async def enrolment(session: AsyncSession, *, staff_id: int) -> TotpEnrolment | None:
+    """The person's authenticator enrolment, confirmed or not."""
     return await session.get(TotpEnrolment, staff_id)
 
 
@@ -72,7 +86,7 @@ async def verify(
     now = now or utcnow()
     enrolled = await enrolment(session, staff_id=staff.id)
     if enrolled is None:
-        return Verification(False, "not_enrolled")
+        return Verification(False, Refusal.NOT_ENROLLED)
     recent = await session.scalar(
         select(func.count())
         .select_from(AuthFailure)
@@ -85,14 +99,14 @@ async def verify(
             )
         )
         wait = int(((oldest or now) + WINDOW - now).total_seconds()) + 1
-        return Verification(False, "throttled", retry_after=max(1, wait))
+        return Verification(False, Refusal.THROTTLED, retry_after=max(1, wait))
 
     totp = pyotp.TOTP(cipher.decrypt(enrolled.secret_ct))
     step = _matching_step(totp, code.strip().replace(" ", ""), now)
     if step is None or step <= enrolled.last_step:
         session.add(AuthFailure(staff_id=staff.id, at=now))
         await session.flush()
-        return Verification(False, "invalid" if step is None else "replayed")
+        return Verification(False, Refusal.INVALID if step is None else Refusal.REPLAYED)
     enrolled.last_step = step
     if enrolled.confirmed_at is None:
         enrolled.confirmed_at = now
@@ -121,4 +135,4 @@ async def reset(session: AsyncSession, *, staff_id: int, now: dt.datetime | None
         .where(WebSession.staff_id == staff_id, WebSession.ended_at.is_(None))
         .values(ended_at=now or utcnow())
     )
-    return bool(result.rowcount)
+    return bool(rowcount(result))

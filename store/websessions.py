@@ -15,6 +15,7 @@ import secrets
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.enums import SigninVia
 from store.models import LoginToken, OidcRequest, Staff, WebSession, utcnow
 
 LOGIN_LINK_TTL = dt.timedelta(minutes=5)
@@ -23,10 +24,12 @@ TOUCH_EVERY = dt.timedelta(seconds=10)  # write last_seen at most this often
 
 
 def digest(secret: str) -> str:
+    """What is stored of a secret: its SHA-256, in hex."""
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def new_secret() -> str:
+    """A fresh random secret for a cookie, link or state."""
     return secrets.token_urlsafe(32)
 
 
@@ -34,7 +37,7 @@ async def create(
     session: AsyncSession,
     *,
     staff: Staff,
-    via: str,
+    via: SigninVia,
     max_age: dt.timedelta,
     now: dt.datetime | None = None,
     second_factor: bool = False,
@@ -84,7 +87,7 @@ async def promote(
     return await create(
         session,
         staff=old.staff,
-        via=old.via,
+        via=SigninVia(old.via),
         max_age=dt.timedelta(0),
         expires_at=old.expires_at,
         now=now,

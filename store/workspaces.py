@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.db import SessionFactory
 from store.models import Workspace
 
 
 async def get_by_team(session: AsyncSession, *, team_id: str) -> Workspace | None:
     """The workspace for a Slack team id."""
     return await session.scalar(select(Workspace).where(Workspace.team_id == team_id))
+
+
+async def check_exists(session: AsyncSession, *, workspace_id: int) -> None:
+    """Raise ValueError when there is no workspace with this id."""
+    found = await session.scalar(select(Workspace.id).where(Workspace.id == workspace_id))
+    if found is None:
+        raise ValueError(f"no workspace with id {workspace_id}")
 
 
 async def ensure(session: AsyncSession, *, team_id: str, name: str) -> Workspace:
@@ -26,6 +33,11 @@ async def ensure(session: AsyncSession, *, team_id: str, name: str) -> Workspace
     elif workspace.name != name and name:
         workspace.name = name
     return workspace
+
+
+async def school_name(session: AsyncSession, *, workspace_id: int) -> str:
+    """The school's name (its Slack workspace's), for report and chronology headings."""
+    return await session.scalar(select(Workspace.name).where(Workspace.id == workspace_id)) or ""
 
 
 async def all_teams(session: AsyncSession) -> dict[str, int]:
@@ -41,17 +53,19 @@ class TeamDirectory:
     requests from a stranger's workspace cannot turn into a flood of queries.
     """
 
-    def __init__(self, factory: Any, *, recheck_seconds: float = 30.0) -> None:
+    def __init__(self, factory: SessionFactory, *, recheck_seconds: float = 30.0) -> None:
         self._factory = factory
         self._known: dict[str, int] = {}
         self._misses: dict[str, float] = {}
         self._recheck = recheck_seconds
 
     def remember(self, team_id: str, workspace_id: int) -> None:
+        """Cache a team's workspace id."""
         self._known[team_id] = workspace_id
         self._misses.pop(team_id, None)
 
     def cached(self, team_id: str | None) -> int | None:
+        """The cached workspace id for a team (no query), if known."""
         return self._known.get(team_id or "")
 
     async def lookup(self, team_id: str | None) -> int | None:

@@ -26,12 +26,14 @@ from handlers.web import referrals as web_referrals
 from handlers.web.deps import DEPS, WebDeps
 from handlers.web.render import page
 from handlers.web.security import client_ip, current
-from store import access, actions, alerts, audit, totp, views
+from store import access, actions, alerts, audit, incidents, totp
 from store.access import is_keyholder
 from store.actions import ACTION_MAX, InvalidAction
+from store.enums import ReadVia
+from store.errors import FieldErrors
 from store.models import Incident, Staff
-from store.referrals import InvalidReferral
 from store.school_config import SchoolConfig
+from store.staff import get_staff, staff_in_workspace, staff_overview
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -48,9 +50,9 @@ REASONS = {
     "invited": "Shared with them",
 }
 KINDS = {
-    views.NEW_CONCERN: "New concern",
-    views.ACTION: "Action",
-    views.SHARED: "Shared with you",
+    alerts.AlertKind.NEW_CONCERN: "New concern",
+    alerts.AlertKind.ACTION: "Action",
+    alerts.AlertKind.SHARED: "Shared with you",
 }
 PARENTS = {"yes": "Yes", "no": "No"}
 VIA = {"web": "in the web view", "slack": "in Slack"}
@@ -117,7 +119,9 @@ async def _visible(
         # The audit log (key-holders only) names the incident if it exists; the person
         # refused sees the same page either way.
         existing = (
-            await views.incident_id_by_number(db, workspace_id=viewer.workspace_id, number=number)
+            await incidents.incident_id_by_number(
+                db, workspace_id=viewer.workspace_id, number=number
+            )
             if number is not None
             else None
         )
@@ -147,7 +151,7 @@ async def my_alerts(request: web.Request) -> web.Response:
     deps = _deps(request)
     viewer = current(request).staff
     async with deps.factory() as db:
-        rows, more = await views.alerts_for(
+        rows, more = await alerts.alerts_for(
             db, workspace_id=viewer.workspace_id, staff_id=viewer.id
         )
     return _render(
@@ -182,10 +186,10 @@ async def _incident_context(
         if item.categories:
             categories = list(item.categories)
         timeline.append({"action": item, "previous": previous})
-    receipt_rows = await views.receipts(db, incident_id=incident.id)
+    receipt_rows = await alerts.receipts(db, incident_id=incident.id)
     colleagues = [
         s
-        for s in await views.staff_in_workspace(db, workspace_id=incident.workspace_id)
+        for s in await staff_in_workspace(db, workspace_id=incident.workspace_id)
         if s.id != viewer.id
     ]
     referral_rows = await web_referrals.incident_rows(db, incident=incident, school=school, now=now)
@@ -282,7 +286,7 @@ async def mark_incident_read(request: web.Request) -> web.Response:
     async with deps.factory() as db, db.begin():
         incident = await _visible(db, request, viewer=viewer, action="alert.read")
         if incident is not None:
-            for alert_id in await views.unread_alert_ids(
+            for alert_id in await alerts.unread_alert_ids(
                 db, incident_id=incident.id, staff_id=viewer.id
             ):
                 try:
@@ -292,7 +296,7 @@ async def mark_incident_read(request: web.Request) -> web.Response:
                         workspace_id=viewer.workspace_id,
                         slack_user_id=viewer.slack_user_id or "",
                         public_url=deps.public_url,
-                        via="web",
+                        via=ReadVia.WEB,
                     )
                 except alerts.AlertNotFound:
                     continue
@@ -313,14 +317,6 @@ async def mark_incident_read(request: web.Request) -> web.Response:
         deps.notify_outbox()
         log.info("web.alert_read", staff=viewer.id, incident=incident.id, alerts=read)
     raise web.HTTPSeeOther(f"/incidents/{incident.number}")
-
-
-class _Refused(Exception):
-    """The action (with its referral changes) was not added: roll back, say why."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(", ".join(sorted(errors)))
-        self.errors = errors
 
 
 @routes.post("/incidents/{number}/actions")
@@ -371,21 +367,19 @@ async def add_action(request: web.Request) -> web.Response:
                 except InvalidAction as invalid:
                     problems = {**invalid.errors, **problems}
                 if problems:
-                    raise _Refused(problems)
-                try:
-                    changed = await web_referrals.apply(
-                        db,
-                        parsed,
-                        incident=incident,
-                        action=action,
-                        author=viewer,
-                        open_referrals=open_referrals,
-                        school=school,
-                        now=now,
-                        ip=ip,
-                    )
-                except InvalidReferral as invalid:
-                    raise _Refused(invalid.errors) from None
+                    # Raised inside the transaction: the action is rolled back with it.
+                    raise FieldErrors(problems)
+                changed = await web_referrals.apply(  # InvalidReferral is FieldErrors too
+                    db,
+                    parsed,
+                    incident=incident,
+                    action=action,
+                    author=viewer,
+                    open_referrals=open_referrals,
+                    school=school,
+                    now=now,
+                    ip=ip,
+                )
                 audit.record(
                     db,
                     action="action.add",
@@ -405,7 +399,7 @@ async def add_action(request: web.Request) -> web.Response:
                         detail=f"action {action.id}; to " + "; ".join(action.categories),
                         now=now,
                     )
-    except _Refused as refused:
+    except FieldErrors as refused:
         # Nothing of the attempt was kept; record the failure and show the form again.
         errors = refused.errors
         async with deps.factory() as db, db.begin():
@@ -544,14 +538,14 @@ async def audit_log(request: web.Request) -> web.Response:
     async with deps.factory() as db, db.begin():
         incident_id = None
         if number is not None:
-            incident_id = await views.incident_id_by_number(
+            incident_id = await incidents.incident_id_by_number(
                 db, workspace_id=viewer.workspace_id, number=number
             )
             unknown_incident = incident_id is None
         rows = (
             []
             if unknown_incident
-            else await views.audit_rows(
+            else await audit.audit_rows(
                 db,
                 workspace_id=viewer.workspace_id,
                 person_id=person,
@@ -560,9 +554,7 @@ async def audit_log(request: web.Request) -> web.Response:
                 limit=AUDIT_PAGE,
             )
         )
-        people = await views.staff_in_workspace(
-            db, workspace_id=viewer.workspace_id, active_only=False
-        )
+        people = await staff_in_workspace(db, workspace_id=viewer.workspace_id, active_only=False)
         filters = " ".join(
             f"{name}={value}"
             for name, value in (("person", person), ("incident", number), ("before", before))
@@ -634,7 +626,7 @@ async def staff_list(request: web.Request) -> web.Response:
         return await _refuse_non_keyholder(request, action="staff.view")
     reset_id = _int(request.query.get("reset"))
     async with deps.factory() as db:
-        rows = await views.staff_overview(db, workspace_id=viewer.workspace_id)
+        rows = await staff_overview(db, workspace_id=viewer.workspace_id)
     reset = next((r.staff for r in rows if r.staff.id == reset_id), None)
     return _render(request, "staff.html", rows=rows, reset=reset)
 
@@ -648,7 +640,7 @@ async def totp_reset(request: web.Request) -> web.Response:
     staff_id = _int(request.match_info.get("staff_id"))
     async with deps.factory() as db, db.begin():
         target = (
-            await views.staff_member(db, workspace_id=viewer.workspace_id, staff_id=staff_id)
+            await get_staff(db, workspace_id=viewer.workspace_id, staff_id=staff_id)
             if staff_id is not None
             else None
         )

@@ -26,15 +26,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.web.deps import DEPS
 from store import audit, referrals
+from store.enums import ReferralEventKind
 from store.models import Incident, IncidentAction, Referral, ReferralEvent, Staff
 from store.referrals import AWAITING, CLOSED, RESPONDED, InvalidReferral
 from store.school_config import Agency, SchoolConfig
+from store.staff import staff_names
 from store.workdays import WorkingTime
 
 log = structlog.get_logger(__name__)
 
 REFERENCE_MAX = 100
-RESPONSE, CLOSE = "response", "closed"
+RESPONSE, CLOSE = ReferralEventKind.RESPONSE, ReferralEventKind.CLOSED
 _ID = re.compile(r"[0-9]{1,9}")
 _LOCAL = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?")
 EVENT_LABELS = {
@@ -92,7 +94,7 @@ class NewReferral:
 @dataclass(frozen=True)
 class Outcome:
     referral_id: int
-    outcome: str  # RESPONSE or CLOSE
+    outcome: ReferralEventKind  # RESPONSE or CLOSE
     at: dt.datetime | None
 
 
@@ -340,19 +342,14 @@ def _until(event: ReferralEvent) -> dt.datetime | None:
     return value if value.tzinfo is not None else None
 
 
-async def _names(db: AsyncSession, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    rows = await db.execute(select(Staff.id, Staff.name).where(Staff.id.in_(ids)))
-    return {staff_id: name for staff_id, name in rows}
-
-
 async def incident_rows(
     db: AsyncSession, *, incident: Incident, school: SchoolConfig, now: dt.datetime
 ) -> list[ReferralRow]:
     """The incident's referrals, oldest first, each with its state and history."""
     found = await referrals.for_incident(db, incident_id=incident.id)
-    names = await _names(db, {e.actor_id for _, events in found for e in events if e.actor_id})
+    names = await staff_names(
+        db, ids={e.actor_id for _, events in found for e in events if e.actor_id}
+    )
     rows = []
     for referral, events in found:
         state, days = _state(referral, school.working_time, now)

@@ -37,9 +37,10 @@ from handlers.web.deps import DEPS, WebDeps
 from handlers.web.pages import not_found, when
 from handlers.web.render import page
 from handlers.web.security import client_ip, current
-from store import audit, chronology, reports
+from store import audit, chronology, reports, workspaces
 from store.access import is_keyholder
 from store.models import Staff
+from store.pupils import SEARCH_LIMIT, PupilRow, find_pupils
 from store.reports import CategoryMonths, DateRange
 from store.workdays import WorkingTime
 
@@ -388,10 +389,10 @@ async def pupils(request: web.Request) -> web.Response:
         return await _refuse(request, action="pupil.search", detail="not a key-holder")
     deps = _deps(request)
     query = request.query.get("q", "").strip()[:100]
-    rows: list[chronology.PupilRow] = []
+    rows: list[PupilRow] = []
     if query:
         async with deps.factory() as db, db.begin():
-            rows = await chronology.find_pupils(db, workspace_id=viewer.workspace_id, query=query)
+            rows = await find_pupils(db, workspace_id=viewer.workspace_id, query=query)
             # The words typed may be a name: the audit log keeps only how many were found.
             audit.record(
                 db,
@@ -400,7 +401,7 @@ async def pupils(request: web.Request) -> web.Response:
                 ip=client_ip(request),
                 detail=f"{len(rows)} found",
             )
-    return _render(request, "pupils.html", query=query, rows=rows, limit=chronology.SEARCH_LIMIT)
+    return _render(request, "pupils.html", query=query, rows=rows, limit=SEARCH_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -502,7 +503,7 @@ async def _chronology(
             ip=client_ip(request),
             detail=wanted.audit_detail(found.pupil.id, known),
         )
-        school = await reports.school_name(db, workspace_id=viewer.workspace_id)
+        school = await workspaces.school_name(db, workspace_id=viewer.workspace_id)
     return found, wanted, school
 
 
@@ -655,7 +656,7 @@ async def _report_data(
             working=deps.school.working_time,
             now=deps.clock(),
         )
-        school = await reports.school_name(db, workspace_id=viewer.workspace_id)
+        school = await workspaces.school_name(db, workspace_id=viewer.workspace_id)
         audit.record(
             db,
             action=action,

@@ -23,8 +23,9 @@ from handlers.web.security import (
     set_session_cookie,
 )
 from store import audit, totp, websessions, workspaces
-from store.incidents import get_staff_by_slack_id
+from store.enums import SigninVia
 from store.models import Staff
+from store.staff import get_staff_by_slack_id
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -83,7 +84,7 @@ async def signin_page(request: web.Request) -> web.Response:
     )
 
 
-async def _start_session(request: web.Request, staff: Staff, *, via: str) -> str:
+async def _start_session(request: web.Request, staff: Staff, *, via: SigninVia) -> str:
     """Create a first-factor session for `staff`; returns the raw id for the cookie."""
     deps = _deps(request)
     async with deps.factory() as db, db.begin():
@@ -205,7 +206,7 @@ async def slack_callback(request: web.Request) -> web.Response:
             "You are not on Vigil's staff list for this school. Ask the school office.",
             403,
         )
-    raw = await _start_session(request, staff, via="slack")
+    raw = await _start_session(request, staff, via=SigninVia.SLACK)
     # A page, not a redirect: a SameSite=Strict cookie set during Slack's cross-site
     # redirect would not be sent on a further redirect, but is on a same-site click.
     response = page(request, "continue.html")
@@ -275,7 +276,7 @@ async def login_link_use(request: web.Request) -> web.Response:
             "This sign-in link has been used or has expired. Type /concern login for a new one.",
             410,
         )
-    raw = await _start_session(request, staff, via="link")
+    raw = await _start_session(request, staff, via=SigninVia.LINK)
     response = web.HTTPSeeOther("/totp")
     set_session_cookie(response, deps, raw)
     response.del_cookie(PRE_COOKIE, path="/login")
@@ -350,12 +351,12 @@ async def totp_submit(request: web.Request) -> web.Response:
             )
     if not result.ok:
         log.warning("web.totp_failed", staff=session.staff_id, reason=result.reason)
-        if result.reason == "throttled":
+        if result.reason == totp.Refusal.THROTTLED:
             message = f"Too many attempts. Wait {result.retry_after} seconds, then try again."
             return await _totp_form(request, error=message, status=429)
         message = (
             "That code has already been used. Wait for the next one."
-            if result.reason == "replayed"
+            if result.reason == totp.Refusal.REPLAYED
             else "That code is not right. Check the time on your phone and try again."
         )
         return await _totp_form(request, error=message, status=400)

@@ -1,0 +1,131 @@
+"""Each report page's figures in one call: the reports page (`term_report`) and the
+governors' report (`governors_report`, counts only)."""
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store.db import bind_of, is_postgresql
+from store.reports.agency_referrals import (
+    AgencyRow,
+    OpenReferral,
+    open_referrals,
+    referrals_by_agency,
+)
+from store.reports.incident_counts import (
+    CategoryMonths,
+    YearGroupRow,
+    incidents_by_category,
+    year_groups,
+)
+from store.reports.late_alerts import AlertTotals, LateAlertsRow, alert_totals, late_alerts
+from store.reports.periods import DateRange
+from store.workdays import WorkingTime
+
+
+@dataclass(frozen=True)
+class TermReport:
+    """Everything on the reports page for one range."""
+
+    period: DateRange
+    categories: CategoryMonths
+    year_groups: list[YearGroupRow]
+    late_alerts: list[LateAlertsRow]
+    open_referrals: list[OpenReferral]
+
+    @property
+    def overdue_count(self) -> int:
+        return sum(1 for r in self.open_referrals if r.overdue)
+
+
+async def term_report(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    period: DateRange,
+    working: WorkingTime,
+    now: dt.datetime,
+) -> TermReport:
+    """The reports page: categories by month, year groups, late alerts, open referrals.
+
+    On PostgreSQL the four parts are independent reads, so they run at once, each on its
+    own connection: the page waits for the slowest, not for their sum.
+    """
+    zone = working.zone
+    parts: tuple[Callable[[AsyncSession], Awaitable[Any]], ...] = (
+        lambda s: incidents_by_category(s, workspace_id=workspace_id, period=period, zone=zone),
+        lambda s: year_groups(s, workspace_id=workspace_id, period=period, zone=zone),
+        lambda s: late_alerts(
+            s, workspace_id=workspace_id, period=period, working=working, now=now
+        ),
+        lambda s: open_referrals(s, workspace_id=workspace_id, working=working, now=now),
+    )
+    if is_postgresql(session):
+
+        async def on_its_own(part: Callable[[AsyncSession], Awaitable[Any]]) -> Any:
+            async with AsyncSession(bind_of(session)) as own, own.begin():
+                return await part(own)
+
+        results = await asyncio.gather(*(on_its_own(part) for part in parts))
+    else:
+        results = [await part(session) for part in parts]
+    categories, groups, late, referrals_open = results
+    return TermReport(
+        period=period,
+        categories=categories,
+        year_groups=groups,
+        late_alerts=late,
+        open_referrals=referrals_open,
+    )
+
+
+@dataclass(frozen=True)
+class GovernorsReport:
+    """The governors' report: counts only. No pupil, no member of staff, no incident."""
+
+    period: DateRange
+    categories: CategoryMonths
+    year_groups: list[YearGroupRow]
+    agencies: list[AgencyRow]
+    alerts: AlertTotals
+
+    @property
+    def referrals_made(self) -> int:
+        return sum(a.made for a in self.agencies)
+
+    @property
+    def open_now(self) -> int:
+        return sum(a.open_now for a in self.agencies)
+
+    @property
+    def overdue_now(self) -> int:
+        return sum(a.overdue_now for a in self.agencies)
+
+
+async def governors_report(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    period: DateRange,
+    working: WorkingTime,
+    now: dt.datetime,
+) -> GovernorsReport:
+    """Counts for the governing body: by category and month, year group, agency; alerts."""
+    zone = working.zone
+    return GovernorsReport(
+        period=period,
+        categories=await incidents_by_category(
+            session, workspace_id=workspace_id, period=period, zone=zone
+        ),
+        year_groups=await year_groups(session, workspace_id=workspace_id, period=period, zone=zone),
+        agencies=await referrals_by_agency(
+            session, workspace_id=workspace_id, period=period, zone=zone, now=now
+        ),
+        alerts=await alert_totals(
+            session, workspace_id=workspace_id, period=period, working=working, now=now
+        ),
+    )

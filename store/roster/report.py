@@ -1,0 +1,64 @@
+"""What a roster import did: counts, and the rows it rejected or warns about."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """A problem with one row: its line in the file (the header is line 1) and why."""
+
+    line: int
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    """What an import did, and which rows it rejected or warns about."""
+
+    kind: Literal["staff", "pupils"]
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deactivated: int = 0
+    errors: list[RowProblem] = field(default_factory=list)
+    warnings: list[RowProblem] = field(default_factory=list)
+    encoding: str = "utf-8"
+
+    @property
+    def rejected(self) -> int:
+        """How many rows were rejected."""
+        return len(self.errors)
+
+    def summary(self) -> str:
+        """A human summary: counts, then one line per rejected row and per warning."""
+        counts = f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged"
+        if self.deactivated:
+            counts += f", {self.deactivated} deactivated"
+        head = f"{self.kind}: {counts}; {plural(self.rejected, 'row')} rejected"
+        if self.warnings:
+            head += f", {plural(len(self.warnings), 'warning')}"
+        if self.encoding != "utf-8":
+            head += f" (file read as {self.encoding})"
+        lines = [head]
+        lines += [f"  line {p.line}: {p.reason}" for p in sorted(self.errors, key=by_line)]
+        lines += [
+            f"  line {p.line}: warning: {p.reason}" for p in sorted(self.warnings, key=by_line)
+        ]
+        return "\n".join(lines)
+
+
+class RosterFileError(Exception):
+    """A problem with the whole file: unreadable, empty, or a required column missing."""
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 row`, `2 rows`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def by_line(problem: RowProblem) -> int:
+    """Sort key for problems."""
+    return problem.line

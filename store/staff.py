@@ -1,0 +1,202 @@
+"""Staff: every query that finds members of staff, and the Staff page's overview.
+
+Small read-only queries, each scoped to one workspace (or to ids already taken from
+one). Who may see what is decided in `store.access`, not here; the roster import that
+writes staff rows is `store.roster`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from store.access import is_keyholder
+from store.models import Staff, StaffClass, TotpEnrolment
+
+
+async def get_staff_by_slack_id(
+    session: AsyncSession, *, workspace_id: int, slack_user_id: str
+) -> Staff | None:
+    """The active member of staff with this Slack id in this workspace."""
+    return await session.scalar(
+        select(Staff).where(
+            Staff.workspace_id == workspace_id,
+            Staff.slack_user_id == slack_user_id,
+            Staff.active.is_(True),
+        )
+    )
+
+
+def active_staff_exists(*, workspace_id: int, slack_user_id: str) -> ColumnElement[bool]:
+    """An SQL condition: the Slack user is active staff in this workspace."""
+    return (
+        select(Staff.id)
+        .where(
+            Staff.workspace_id == workspace_id,
+            Staff.slack_user_id == slack_user_id,
+            Staff.active.is_(True),
+        )
+        .exists()
+    )
+
+
+async def get_staff(session: AsyncSession, *, workspace_id: int, staff_id: int) -> Staff | None:
+    """One member of staff (active or not), only if they belong to this workspace."""
+    return await session.scalar(
+        select(Staff).where(Staff.workspace_id == workspace_id, Staff.id == staff_id)
+    )
+
+
+async def staff_in_workspace(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    active_only: bool = True,
+    with_classes: bool = False,
+) -> list[Staff]:
+    """Staff of the school by name (for pickers and the staff list)."""
+    query = select(Staff).where(Staff.workspace_id == workspace_id)
+    if with_classes:
+        query = query.options(selectinload(Staff.classes))
+    if active_only:
+        query = query.where(Staff.active.is_(True))
+    return list(await session.scalars(query.order_by(Staff.name, Staff.id)))
+
+
+async def active_staff_by_id(session: AsyncSession, *, workspace_id: int) -> dict[int, Staff]:
+    """Every active member of staff of the workspace, by id."""
+    rows = await session.scalars(
+        select(Staff).where(Staff.workspace_id == workspace_id, Staff.active.is_(True))
+    )
+    return {s.id: s for s in rows}
+
+
+async def active_staff_with_ids(
+    session: AsyncSession, *, workspace_id: int, ids: Sequence[int]
+) -> list[Staff]:
+    """The active staff among `ids`, each once, in the order given (others left out)."""
+    if not ids:
+        return []
+    rows = await session.scalars(
+        select(Staff).where(
+            Staff.workspace_id == workspace_id, Staff.id.in_(ids), Staff.active.is_(True)
+        )
+    )
+    found = {s.id: s for s in rows}
+    return [found[i] for i in dict.fromkeys(ids) if i in found]
+
+
+async def active_staff_with_slack_ids(
+    session: AsyncSession, *, workspace_id: int, slack_user_ids: Collection[str]
+) -> dict[str, Staff]:
+    """The active staff among these Slack ids, by Slack id (others left out)."""
+    rows = await session.scalars(
+        select(Staff).where(
+            Staff.workspace_id == workspace_id,
+            Staff.slack_user_id.in_(slack_user_ids),
+            Staff.active.is_(True),
+        )
+    )
+    return {s.slack_user_id: s for s in rows if s.slack_user_id}
+
+
+def keyholder_ids(staff: Mapping[int, Staff]) -> list[int]:
+    """The ids of the safeguarding team among `staff`, in its order."""
+    return [i for i, s in staff.items() if is_keyholder(s.role_set)]
+
+
+async def class_teacher_ids(
+    session: AsyncSession, *, workspace_id: int, groups: Iterable[str]
+) -> list[int]:
+    """The ids of the staff who teach any of these registration groups (by id, repeats kept)."""
+    rows = await session.scalars(
+        select(StaffClass.staff_id)
+        .where(
+            StaffClass.workspace_id == workspace_id,
+            StaffClass.registration_group.in_(list(groups)),
+        )
+        .order_by(StaffClass.staff_id)
+    )
+    return list(rows)
+
+
+async def nudge_recipients(
+    session: AsyncSession, *, workspace_id: int, escalate: bool
+) -> list[Staff]:
+    """Who an overdue referral is nudged to: DSLs (else every key-holder), and the head(s)
+    when escalating."""
+    staff = list(
+        (
+            await session.scalars(
+                select(Staff).where(Staff.workspace_id == workspace_id, Staff.active.is_(True))
+            )
+        ).all()
+    )
+    chosen = [s for s in staff if "dsl" in s.role_set] or [
+        s for s in staff if is_keyholder(s.role_set)
+    ]
+    if escalate:
+        chosen += [s for s in staff if "head" in s.role_set and s not in chosen]
+    return chosen
+
+
+async def staff_names(session: AsyncSession, *, ids: Collection[int]) -> dict[int, str]:
+    """The names of these members of staff, by id."""
+    if not ids:
+        return {}
+    rows = await session.execute(select(Staff.id, Staff.name).where(Staff.id.in_(ids)))
+    return {staff_id: name for staff_id, name in rows}
+
+
+async def staff_by_email(session: AsyncSession, *, workspace_id: int) -> dict[str, Staff]:
+    """Every member of staff of the workspace (active or not) by lower-cased email, with
+    their classes loaded."""
+    result = await session.scalars(
+        select(Staff)
+        .where(Staff.workspace_id == workspace_id)
+        .order_by(Staff.id)
+        .options(selectinload(Staff.classes))
+    )
+    return {staff.email.lower(): staff for staff in result.all()}
+
+
+# -- the Staff page -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StaffRow:
+    staff: Staff
+    keyholder: bool  # sees every concern
+    enrolled: bool  # has a confirmed authenticator
+    enrolling: bool  # started enrolment but has not confirmed a code yet
+
+
+async def staff_overview(session: AsyncSession, *, workspace_id: int) -> list[StaffRow]:
+    """Everyone on the roster with whether they have an authenticator."""
+    people = await staff_in_workspace(
+        session, workspace_id=workspace_id, active_only=False, with_classes=True
+    )
+    if not people:
+        return []
+    enrolments = dict(
+        (
+            await session.execute(
+                select(TotpEnrolment.staff_id, TotpEnrolment.confirmed_at).where(
+                    TotpEnrolment.staff_id.in_([p.id for p in people])
+                )
+            )
+        ).all()
+    )
+    return [
+        StaffRow(
+            staff=p,
+            keyholder=is_keyholder(p.role_set),
+            enrolled=enrolments.get(p.id) is not None,
+            enrolling=p.id in enrolments and enrolments[p.id] is None,
+        )
+        for p in people
+    ]
