@@ -19,9 +19,7 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
-import outbox_checks as checks
 import pytest
-from outbox_checks import outbox_id
 
 from scheduler.delivery import DeliveryWorker
 from store import outbox
@@ -30,6 +28,8 @@ from store.models import OutboxMessage
 from testing.harness import Harness
 from testing.school import STAFF, DemoStaff
 from testing.standin import RecordedCall
+from tests.support import outbox_checks as checks
+from tests.support.outbox_checks import outbox_id
 
 TEACHER = "U0TCHPATEL"  # teaches 4B: the reporter in every test
 PUPIL_4B = "Z00000000004E"

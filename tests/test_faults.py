@@ -17,8 +17,6 @@ import random
 import time
 from pathlib import Path
 
-from outbox_checks import check_delivered_exactly_once, outbox_id
-
 from benchmarks.processes import free_port, run_vigil, vigil_process
 from handlers.concern_modal import PUPIL_SEARCH
 from store import outbox
@@ -36,6 +34,7 @@ from testing.school import (
 )
 from testing.simulator import SlackSimulator
 from testing.standin import RecordedCall, SlackStandIn
+from tests.support.outbox_checks import check_delivered_exactly_once, outbox_id
 
 TEACHER = "U0TCHPATEL"  # teaches 4B: the reporter in every test
 PUPIL_4B = "Z00000000004E"

@@ -16,8 +16,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from outbox_checks import check_delivered_exactly_once
-from private_postgres import PrivateCluster
 from sqlalchemy import func, select
 
 from handlers.concern import FORM_UNAVAILABLE, SAVE_FAILED
@@ -34,6 +32,8 @@ from store.models import (
     ReadReceipt,
 )
 from testing.harness import Harness
+from tests.support.outbox_checks import check_delivered_exactly_once
+from tests.support.private_postgres import PrivateCluster
 
 DSL = "U0DSL0HUGH"
 TEACHER = "U0TCHPATEL"
