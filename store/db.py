@@ -61,7 +61,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         # No ping before each use (a round trip per transaction, ~10% of a request's CPU):
         # after PostgreSQL restarts, the first request to meet a dead connection fails
         # cleanly (the person is asked to try again) and SQLAlchemy then replaces every
-        # pooled connection at once. tests/test_pg_restart.py holds this to account.
+        # pooled connection at once. tests/bot/test_pg_restart.py holds this to account.
         pool_pre_ping=False,
         pool_recycle=1800,
         # Error messages never quote bound values (a search term can be a pupil's name).

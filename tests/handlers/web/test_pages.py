@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -32,6 +31,7 @@ from store.models import (
 )
 from testing.harness import Harness
 from testing.webclient import WebUser
+from tests.support.paths import REPO
 
 TEACHER = "U0TCHPATEL"  # 4B
 CLASS_TEACHER = "U0TCHJONES"  # also 4B
@@ -547,7 +547,7 @@ async def test_every_page_has_the_security_headers(school: Harness) -> None:
 
 # -- the page script (run under Node with a minimal stand-in DOM, when Node is there) ---
 
-SCRIPT = Path(__file__).parent.parent / "handlers" / "web" / "static" / "vigil.js"
+SCRIPT = REPO / "handlers" / "web" / "static" / "vigil.js"
 SCRIPT_CHECK = r"""
 const vm = require("vm");
 const fs = require("fs");

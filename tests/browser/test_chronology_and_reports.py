@@ -9,7 +9,8 @@ Screenshots (and the PDFs) go to `artifacts/screenshots/` under the repository (
 `$VIGIL_ARTIFACTS/screenshots`), named by page and database, for people to look at.
 
 Chromium: `/usr/bin/chromium` (Debian's package) or `$VIGIL_CHROMIUM`; never
-`playwright install`. Without Playwright or Chromium the module is skipped, saying why.
+`playwright install`. Without Playwright or Chromium the module is skipped, saying why
+(`tests/support/browser.py`).
 """
 
 from __future__ import annotations
@@ -17,14 +18,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
-import os
 import re
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
@@ -34,51 +32,28 @@ from handlers.web.security import cookie_name
 from store.db import transaction
 from store.models import Alert, Incident, Pupil
 from testing.harness import Harness
-from testing.webclient import WebUser
+from tests.support.browser import PHONE, SCREENSHOTS, WAIT_MS, playwright_or_skip, snap
+from tests.support.clock import LONDON, form_time
+from tests.support.school import (
+    DSL,
+    PUPIL_3A,
+    PUPIL_4B,
+    PUPIL_5C,
+    SCHOOL_NAME,
+    TEACHER,
+    TEACHER_3A,
+)
+from tests.support.web import sign_in
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Page
 
-playwright_api = pytest.importorskip(
-    "playwright.async_api",
-    reason="the Python playwright package is not installed (pip install -e '.[dev]')",
-)
+expect = playwright_or_skip().expect
 pypdf = pytest.importorskip("pypdf", reason="pypdf is not installed (pip install -e '.[dev]')")
-async_playwright = playwright_api.async_playwright
-expect = playwright_api.expect
-
-CHROMIUM = os.environ.get("VIGIL_CHROMIUM", "/usr/bin/chromium")
-if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)) and not shutil.which(CHROMIUM):
-    pytest.skip(
-        f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set VIGIL_CHROMIUM); "
-        "the browser tests need it",
-        allow_module_level=True,
-    )
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-REPO = Path(__file__).resolve().parent.parent
-SCREENSHOTS = Path(os.environ.get("VIGIL_ARTIFACTS") or REPO / "artifacts") / "screenshots"
 DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
-WAIT_MS = 10_000
-LONDON = ZoneInfo("Europe/London")
-
-DSL = "U0DSL0HUGH"  # Alys Hughes
-TEACHER = "U0TCHPATEL"  # Chitra Patel, 4B
-TEACHER_3A = "U0TCHEVANS"
-PUPIL_4B = "Z00000000004E"
-PUPIL_3A = "Z00000000003D"
-PUPIL_5C = "Z00000000005F"
-SCHOOL_NAME = "Larkspur Primary School"
 NARRATIVES = (
     "Came in without a coat for the third day running; said the heating is broken at home.",
     "Upset after lunch: said two older pupils took her lunch money on the way to school.",
@@ -88,53 +63,7 @@ NARRATIVES = (
 ACTION_TEXT = "Spoke to mum at pick-up. She will get the heating looked at this week."
 
 
-_SECRETS: dict[tuple[int, str], str] = {}  # (harness, person) → their authenticator key
-
-
-async def sign_in(school: Harness, user_id: str) -> WebUser:
-    """Signed in over HTTP (one-time link, TOTP), enrolling the first time."""
-    user = await school.sign_in(user_id, secret=_SECRETS.get((id(school), user_id)))
-    assert user.secret
-    _SECRETS[(id(school), user_id)] = user.secret
-    return user
-
-
-# -- fixtures (the server runs on the module's event loop, with the browser) ------------------
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def harness(db_url: str) -> AsyncIterator[Harness]:
-    async with Harness(
-        database_url=db_url, worker_options={"poll_interval": 0.05, "base_backoff": 0.01}
-    ) as running:
-        yield running
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def school(harness: Harness, tmp_path: Path) -> Harness:
-    await harness.seed_school(tmp_path)
-    return harness
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    try:
-        playwright = await async_playwright().start()
-    except Exception as error:
-        pytest.skip(f"Playwright's driver did not start: {type(error).__name__}: {error}")
-    try:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    except Exception as error:
-        await playwright.stop()
-        pytest.skip(f"Chromium at {CHROMIUM} did not start: {type(error).__name__}: {error}")
-    yield launched
-    await launched.close()
-    await playwright.stop()
-
-
-@pytest.fixture
-def db_name(request: pytest.FixtureRequest) -> str:
-    return str(request.node.callspec.params["db_url"])
+# -- fixtures (`harness`, `school`, `browser` and `db_name`: tests/browser/conftest.py) ------
 
 
 @dataclass
@@ -179,8 +108,8 @@ async def history(school: Harness) -> History:
         )
         assert response.status == 200 and not response.body, response.body
     await school.delivered()
-    referred = (now - dt.timedelta(days=4)).astimezone(LONDON).strftime("%Y-%m-%dT%H:%M")
-    user = await sign_in(school, DSL)
+    referred = form_time(now - dt.timedelta(days=4))
+    user = await sign_in(school, DSL, remember=True)
     try:
         await user.get("/incidents/5")
         status, _ = await user.post(
@@ -215,7 +144,7 @@ async def history(school: Harness) -> History:
 @pytest_asyncio.fixture(loop_scope="module")
 async def page(browser: Browser, school: Harness) -> AsyncIterator[Page]:
     """A browser signed in as the DSL (the session cookie of a sign-in over HTTP)."""
-    user = await sign_in(school, DSL)
+    user = await sign_in(school, DSL, remember=True)
     name = cookie_name(school.server.web_deps)
     cookie = next(c for c in user.http.cookie_jar if c.key == name)
     await user.close()
@@ -235,13 +164,6 @@ async def page(browser: Browser, school: Harness) -> AsyncIterator[Page]:
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-async def snap(page: Page, name: str, db_name: str, *, full_page: bool = True) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}-{db_name}.png"
-    await page.screenshot(path=str(path), full_page=full_page)
-    return path
 
 
 def pdf_pages(data: bytes) -> list[str]:

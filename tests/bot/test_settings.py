@@ -12,8 +12,7 @@ import yaml
 from bot.cli import main
 from bot.settings import ConfigError, env_names, load_settings
 from store.crypto import Cipher, generate_key
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import REPO as ROOT
 
 
 def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> None:

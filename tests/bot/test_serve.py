@@ -27,8 +27,8 @@ from store.crypto import generate_key
 from testing.school import TEAM_ID, TEAM_NAME
 from testing.simulator import FORM, SlackSimulator
 from testing.standin import SlackStandIn
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 SIGNING_SECRET = "serve-test-signing-secret"
 DSL = "U0DSL0HUGH"
 START_TIMEOUT = 30.0  # a cold interpreter importing Bolt and SQLAlchemy

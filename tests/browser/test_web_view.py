@@ -1,6 +1,6 @@
 """The web view in a real browser: headless Chromium driven by Playwright.
 
-The HTTP-level tests (test_web_signin.py, test_web_pages.py) prove what the server
+The HTTP-level tests (tests/handlers/web/: test_signin.py, test_pages.py) prove what the server
 answers; these prove what a person sees and can do with it: the sign-in pages, the
 incident page, the Blank screen control and the idle time-out (CSS and vigil.js), and the
 "Not found" page for a concern they may not see. Each test runs on SQLite and PostgreSQL
@@ -10,115 +10,44 @@ Screenshots of the main pages go to `artifacts/screenshots/` under the repositor
 `$VIGIL_ARTIFACTS/screenshots`), named by page and database, for people to look at.
 
 Chromium: `/usr/bin/chromium` (Debian's package) or `$VIGIL_CHROMIUM`. Never
-`playwright install`. Without Playwright or Chromium the module is skipped, saying why.
+`playwright install`. Without Playwright or Chromium the module is skipped, saying why
+(`tests/support/browser.py`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyotp
 import pytest
 import pytest_asyncio
-from sqlalchemy import select
 
-from store.models import Pupil
 from testing.harness import Harness
+from tests.support.browser import PHONE, WAIT_MS, playwright_or_skip, snap
+from tests.support.records import pupil_by_upn
+from tests.support.school import DSL, NARRATIVE, PUPIL_4B, TA, TEACHER, TEACHER_3A, name_of
+from tests.support.slack import file_concern
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Page, Route
 
-playwright_api = pytest.importorskip(
-    "playwright.async_api",
-    reason="the Python playwright package is not installed (pip install -e '.[dev]')",
-)
-async_playwright = playwright_api.async_playwright
-expect = playwright_api.expect
-
-CHROMIUM = os.environ.get("VIGIL_CHROMIUM", "/usr/bin/chromium")
-if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)) and not shutil.which(CHROMIUM):
-    pytest.skip(
-        f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set VIGIL_CHROMIUM); "
-        "the browser tests need it",
-        allow_module_level=True,
-    )
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+expect = playwright_or_skip().expect
 
 # One browser for the module: the tests, and the server fixtures they use, share its loop.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-REPO = Path(__file__).resolve().parent.parent
-SCREENSHOTS = Path(os.environ.get("VIGIL_ARTIFACTS") or REPO / "artifacts") / "screenshots"
-
 DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
-WAIT_MS = 10_000  # Playwright's own default is 30 s: fail sooner
 
-DSL = "U0DSL0HUGH"  # Alys Hughes, Designated Safeguarding Lead
-TEACHER = "U0TCHPATEL"  # Chitra Patel, 4B
-TEACHER_3A = "U0TCHEVANS"  # Dylan Evans, 3A: not alerted on a 4B pupil's concern
-TA = "U0TALEWIS0"  # Eleri Lewis, not alerted on it either
-TA_NAME = "Eleri Lewis"
-PUPIL_4B = "Z00000000004E"
-NARRATIVE = "Said she was hungry and had not eaten since Friday; asked to stay late."
+TA_NAME = name_of(TA)  # Eleri Lewis, not alerted on it either
 ACTION_TEXT = "Spoke to grandmother at pick-up; she will take her to the GP tomorrow."
 
 
-# -- fixtures ------------------------------------------------------------------------------
-# `harness` and `school` are conftest's, redeclared on the module's event loop: the
-# server has to run on the loop the browser and the tests use.
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def harness(db_url: str) -> AsyncIterator[Harness]:
-    async with Harness(
-        database_url=db_url, worker_options={"poll_interval": 0.05, "base_backoff": 0.01}
-    ) as running:
-        yield running
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def school(harness: Harness, tmp_path: Path) -> Harness:
-    await harness.seed_school(tmp_path)
-    return harness
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    """One headless Chromium for the module; a skip saying why if it cannot start."""
-    try:
-        playwright = await async_playwright().start()
-    except Exception as error:
-        pytest.skip(f"Playwright's driver did not start: {type(error).__name__}: {error}")
-    try:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    except Exception as error:
-        await playwright.stop()
-        pytest.skip(f"Chromium at {CHROMIUM} did not start: {type(error).__name__}: {error}")
-    yield launched
-    await launched.close()
-    await playwright.stop()
-
-
-@pytest.fixture
-def db_name(request: pytest.FixtureRequest) -> str:
-    """Which database this run of the test uses: sqlite or postgresql."""
-    return str(request.node.callspec.params["db_url"])
+# -- fixtures (`harness`, `school`, `browser` and `db_name`: tests/browser/conftest.py) -----
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -145,26 +74,12 @@ class Concern:
 @pytest_asyncio.fixture(loop_scope="module")
 async def concern(school: Harness) -> Concern:
     """Chitra Patel (4B) has recorded a concern about a 4B pupil in Slack."""
-    response = await school.report_concern(
-        TEACHER, pupil_query=PUPIL_4B, narrative=NARRATIVE, categories=["Behaviour"]
-    )
-    assert response.status == 200 and not response.body, response.body
-    await school.delivered()
-    async with school.server.factory() as db:
-        pupil = await db.scalar(select(Pupil).where(Pupil.upn == PUPIL_4B))
-    assert pupil is not None
+    await file_concern(school, TEACHER, pupil_query=PUPIL_4B, narrative=NARRATIVE)
+    pupil = await pupil_by_upn(school, PUPIL_4B)
     return Concern(number=1, pupil_name=pupil.display_name)
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-async def snap(page: Page, name: str, db_name: str, *, full_page: bool = True) -> Path:
-    """Save a screenshot for people to look at: artifacts/screenshots/<name>-<db>.png."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}-{db_name}.png"
-    await page.screenshot(path=str(path), full_page=full_page)
-    return path
 
 
 def code_for(school: Harness, secret: str) -> str:

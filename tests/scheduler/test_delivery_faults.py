@@ -3,8 +3,8 @@
 - Slack misbehaves in bursts (429 with `Retry-After`, 500, 503, reset connections, calls
   that hang past the client's timeout) during a 200-alert fan-out.
 - `vigil serve` is killed with SIGKILL in the middle of a fan-out and started again.
-- PostgreSQL is stopped under a running server and started again (`test_pg_restart.py`).
-- The Socket Mode connection drops and comes back (`test_socket_watchdog.py`).
+- PostgreSQL is stopped under a running server and started again (`tests/bot/test_pg_restart.py`).
+- The Socket Mode connection drops and comes back (`tests/bot/test_socket_watchdog.py`).
 
 What is checked is what people would see: one DM per recipient per concern in the Slack
 stand-in, and the outbox and alert rows saying where each DM is.

@@ -20,8 +20,9 @@ from store.school_config import (
     parse_school_config,
 )
 from store.workdays import WorkingTime
+from tests.support.paths import REPO
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "vigil.example.toml"
+EXAMPLE = REPO / "vigil.example.toml"
 LONDON = ZoneInfo("Europe/London")
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import REPO as ROOT
+
 STORE = ROOT / "store"
 ABOVE_STORE = ("handlers", "scheduler", "bot", "benchmarks", "testing", "privacy", "demo")
 
