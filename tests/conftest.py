@@ -19,6 +19,7 @@ from testing.harness import Harness
 
 from .support import database
 from .support.school import server
+from .support.strategies import Db, db_for
 
 
 @pytest.fixture(scope="session")
@@ -71,3 +72,9 @@ async def school(harness: Harness, tmp_path: Path) -> Harness:
     """The harness with the fictional school's rosters imported."""
     await harness.seed_school(tmp_path)
     return harness
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Db]:
+    """One event loop and engine, for a synchronous hypothesis test of the async store."""
+    yield from db_for(db_url)
