@@ -11,11 +11,10 @@ import urllib.parse
 import pytest
 from sqlalchemy import func, select
 
-from store import workspaces
-from store.models import Incident, OutboxMessage, Pupil, ReadReceipt
+from store.models import Incident, OutboxMessage, ReadReceipt
 from testing.harness import Harness
-
-TEACHER = "U0TCHPATEL"
+from tests.support.records import pupil_at_another_school
+from tests.support.school import DSL, PUPIL_4B, TEACHER
 
 
 async def stored(harness: Harness) -> tuple[int, int]:
@@ -67,7 +66,7 @@ async def test_a_request_replayed_byte_for_byte_within_five_minutes_changes_noth
     monkeypatch.setattr(school.slack, "send_raw", recording)
     response = await school.report_concern(
         TEACHER,
-        pupil_query="Z00000000004E",
+        pupil_query=PUPIL_4B,
         narrative="Said she was scared.",
         categories=["Behaviour"],
     )
@@ -92,11 +91,9 @@ async def test_a_request_replayed_byte_for_byte_within_five_minutes_changes_noth
     await school.delivered()
     assert await stored(school) == before == (1, 6)
 
-    channel = school.standin.dm_channel_for("U0DSL0HUGH")
+    channel = school.standin.dm_channel_for(DSL)
     (dm,) = school.standin.messages_in(channel)
-    clicked = await school.slack.click_button(
-        "U0DSL0HUGH", dm, "alert_mark_read", channel_id=channel
-    )
+    clicked = await school.slack.click_button(DSL, dm, "alert_mark_read", channel_id=channel)
     assert clicked.status == 200
     await school.delivered()
     async with school.server.factory() as db:
@@ -147,18 +144,9 @@ async def test_unknown_callback_and_action_ids_are_answered_without_effect(schoo
 
 async def test_a_pupil_id_from_another_workspace_is_refused(school: Harness) -> None:
     async with school.server.factory() as db, db.begin():
-        other = await workspaces.ensure(db, team_id="T0OTHER", name="Another School")
-        stranger = Pupil(
-            workspace_id=other.id,
-            upn="Y123456789012",
-            forename="Quenby",
-            surname="Outsider",
-            date_of_birth=__import__("datetime").date(2017, 1, 1),
-            year_group="3",
-            registration_group="3A",
-            search_text=" quenby outsider ",
+        stranger = await pupil_at_another_school(
+            db, team_id="T0OTHER", upn="Y123456789012", search_text=" quenby outsider "
         )
-        db.add(stranger)
         await db.flush()
         stranger_id = stranger.id
     view = await school.open_concern(TEACHER)

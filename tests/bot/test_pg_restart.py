@@ -34,10 +34,8 @@ from store.models import (
 from testing.harness import Harness
 from tests.support.outbox_checks import check_delivered_exactly_once
 from tests.support.private_postgres import PrivateCluster
+from tests.support.school import DSL, PUPIL_4B, TEACHER, seeded_school
 
-DSL = "U0DSL0HUGH"
-TEACHER = "U0TCHPATEL"
-PUPIL_4B = "Z00000000004E"
 NARRATIVE = "Said an older boy at the bus stop keeps asking for his dinner money."
 MESSAGES_PER_CONCERN = 4 + 1 + 1  # four key-holders, the other 4B teacher, the receipt
 RECOVERY_TIMEOUT = 15.0
@@ -70,10 +68,7 @@ async def database(cluster: PrivateCluster) -> str:
 
 @pytest.fixture
 async def school(database: str, tmp_path: Path) -> AsyncIterator[Harness]:
-    async with Harness(
-        database_url=database, worker_options={"poll_interval": 0.05, "base_backoff": 0.01}
-    ) as harness:
-        await harness.seed_school(tmp_path)
+    async with seeded_school(database, tmp_path) as harness:
         yield harness
 
 

@@ -28,9 +28,9 @@ from testing.school import TEAM_ID, TEAM_NAME
 from testing.simulator import FORM, SlackSimulator
 from testing.standin import SlackStandIn
 from tests.support.paths import REPO
+from tests.support.school import DSL
 
 SIGNING_SECRET = "serve-test-signing-secret"
-DSL = "U0DSL0HUGH"
 START_TIMEOUT = 30.0  # a cold interpreter importing Bolt and SQLAlchemy
 STOP_TIMEOUT = 10.0
 REQUEST_TIMEOUT = 10.0

@@ -18,8 +18,7 @@ from store.models import Incident, Pupil
 from store.pupils import fold, search_text
 from testing.harness import Harness
 from testing.simulator import SlackSimulator
-
-TEACHER = "U0TCHPATEL"
+from tests.support.school import DSL, PUPIL_4B, TEACHER
 
 
 def command_body(team_id: str = "T0LARKSPUR") -> bytes:
@@ -98,10 +97,10 @@ async def test_no_pupil_name_or_narrative_in_any_log_line(
     try:
         narrative = "Quillon said the bruise came from a belt buckle at home"
         await school.report_concern(
-            TEACHER, pupil_query="Z00000000004E", narrative=narrative, categories=["Medical"]
+            TEACHER, pupil_query=PUPIL_4B, narrative=narrative, categories=["Medical"]
         )
         view = await school.open_concern(TEACHER)
-        await school.pick_pupil(TEACHER, view, "Z00000000004E")
+        await school.pick_pupil(TEACHER, view, PUPIL_4B)
         bad = await school.slack.view_submission(
             TEACHER, view=view, values={"narrative": narrative, "categories": ["Medical"]}
         )
@@ -110,7 +109,7 @@ async def test_no_pupil_name_or_narrative_in_any_log_line(
     finally:
         logs.configure("WARNING")
     async with school.server.factory() as session:
-        pupil = await session.scalar(select(Pupil).where(Pupil.upn == "Z00000000004E"))
+        pupil = await session.scalar(select(Pupil).where(Pupil.upn == PUPIL_4B))
         assert await session.scalar(select(func.count()).select_from(Incident)) == 1
     assert pupil is not None
     captured = capfd.readouterr()
@@ -157,11 +156,11 @@ async def test_web_view_logs_no_pupil_name_narrative_or_action_text(
     narrative = "Marisol described being shut in the shed overnight"
     action_text = "Phoned the aunt, who confirmed the shed story"
     await school.report_concern(
-        TEACHER, pupil_query="Z00000000004E", narrative=narrative, categories=["Medical"]
+        TEACHER, pupil_query=PUPIL_4B, narrative=narrative, categories=["Medical"]
     )
     logs.configure("DEBUG")
     try:
-        dsl = await school.sign_in("U0DSL0HUGH")
+        dsl = await school.sign_in(DSL)
         status, page = await dsl.get("/incidents/1")
         assert status == 200 and "shut in the shed" in page
         await dsl.post("/incidents/1/read")
@@ -173,7 +172,7 @@ async def test_web_view_logs_no_pupil_name_narrative_or_action_text(
     finally:
         logs.configure("WARNING")
     async with school.server.factory() as session:
-        pupil = await session.scalar(select(Pupil).where(Pupil.upn == "Z00000000004E"))
+        pupil = await session.scalar(select(Pupil).where(Pupil.upn == PUPIL_4B))
     assert pupil is not None
     captured = capfd.readouterr()
     everything = "\n".join([captured.out, captured.err, *(r.getMessage() for r in caplog.records)])

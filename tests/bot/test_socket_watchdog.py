@@ -18,8 +18,8 @@ from bot import socket_watchdog
 from testing.harness import SIGNING_SECRET, Harness
 from testing.school import TEAM_ID
 from testing.simulator import SlackSimulator
+from tests.support.school import TEACHER
 
-TEACHER = "U0TCHPATEL"
 WATCHDOG = 0.2  # seconds between checks; replaced after two checks without a connection
 
 

@@ -8,16 +8,13 @@ from sqlalchemy import select
 
 from store.models import Alert, ReadReceipt, Staff
 from testing.harness import Harness
-
-TEACHER = "U0TCHPATEL"
-DSL = "U0DSL0HUGH"
-DEPUTY = "U0DDSLOKAF"
+from tests.support.school import DEPUTY, DSL, PUPIL_4B, TEACHER
 
 
 async def alert_dm(school: Harness, user: str) -> dict:
     await school.report_concern(
         TEACHER,
-        pupil_query="Z00000000004E",
+        pupil_query=PUPIL_4B,
         narrative="Came in upset and would not say why.",
         categories=["Well-being"],
     )

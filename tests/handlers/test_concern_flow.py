@@ -19,15 +19,18 @@ from sqlalchemy import func, select
 from store.models import Alert, Incident, OutboxMessage, Pupil
 from testing.harness import Harness
 from testing.school import STAFF
-
-TEACHER = "U0TCHPATEL"  # teaches 4B
-TEACHER_4B_5C = "U0TCHJONES"  # also teaches 4B
-TEACHER_3A = "U0TCHEVANS"
-DSL = "U0DSL0HUGH"
-KEYHOLDERS = {"U0DSL0HUGH", "U0DDSLOKAF", "U0HEADMORG", "U0PASTPRIC"}
-TA = "U0TALEWIS0"
-PUPIL_4B = "Z00000000004E"  # fictional_pupils(): index 4 is in class 4B
-NARRATIVE = "Said she was hungry and had not eaten since Friday; asked to stay late."
+from tests.support.records import pupil_at_another_school
+from tests.support.school import (
+    CLASS_TEACHER,
+    DSL,
+    KEYHOLDERS,
+    NARRATIVE,
+    PUPIL_3A,
+    PUPIL_4B,
+    TA,
+    TEACHER,
+    TEACHER_3A,
+)
 
 
 async def counts(harness: Harness) -> dict[str, int]:
@@ -159,21 +162,7 @@ async def test_typeahead_answers_at_most_100_options(harness: Harness, tmp_path:
 
 async def test_typeahead_is_scoped_to_the_workspace_and_to_staff(school: Harness) -> None:
     async with school.server.factory() as session:
-        from store import workspaces
-
-        other = await workspaces.ensure(session, team_id="T0OTHER", name="Another School")
-        session.add(
-            Pupil(
-                workspace_id=other.id,
-                upn="Y123456789012",
-                forename="Quenby",
-                surname="Outsider",
-                date_of_birth=__import__("datetime").date(2017, 1, 1),
-                year_group="3",
-                registration_group="3A",
-                search_text=" quenby outsider y123456789012 ",
-            )
-        )
+        await pupil_at_another_school(session, team_id="T0OTHER", upn="Y123456789012")
         await session.commit()
     assert await suggest(school, TEACHER, "quenby") == []
     school.standin.add_user("U0VISITOR1", email="visitor@example.org", name="A Visitor")
@@ -197,7 +186,7 @@ async def test_concern_is_stored_and_everyone_right_is_alerted(school: Harness) 
         assert school.server.cipher.decrypt(incident.narrative_ct) == NARRATIVE
     await school.delivered()
     # Key-holders and the other 4B class teacher; never the author.
-    assert alerted_users(school) == KEYHOLDERS | {TEACHER_4B_5C}
+    assert alerted_users(school) == KEYHOLDERS | {CLASS_TEACHER}
     receipt = school.standin.messages_for_user(TEACHER)
     assert len(receipt) == 1 and "Concern #1 recorded" in receipt[0]["text"]
 
@@ -224,7 +213,7 @@ async def test_linked_pupils_bring_their_class_teachers(school: Harness) -> None
     response = await school.report_concern(
         TEACHER,
         pupil_query=PUPIL_4B,
-        linked_queries=["Z00000000003D"],  # a 3A pupil
+        linked_queries=[PUPIL_3A],  # a 3A pupil
         narrative=NARRATIVE,
         categories=["Behaviour"],
     )
@@ -331,4 +320,4 @@ async def test_numbers_follow_on_per_workspace(school: Harness) -> None:
 
 def test_demo_staff_covers_every_role_the_tests_rely_on() -> None:
     ids = {s.slack_user_id for s in STAFF}
-    assert KEYHOLDERS | {TEACHER, TEACHER_4B_5C, TEACHER_3A, TA} <= ids
+    assert KEYHOLDERS | {TEACHER, CLASS_TEACHER, TEACHER_3A, TA} <= ids

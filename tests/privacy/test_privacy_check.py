@@ -29,14 +29,14 @@ from privacy.matching import Matcher, name_needles, text_needles, texts_of
 from privacy.report import Report
 from privacy.school import check_school
 from privacy.sources import read_only
-from store import actions, audit
+from store import audit
 from store.db import create_engine, transaction
 from store.models import AuditEvent, Incident, OutboxMessage, Pupil, Staff
 from testing.harness import Harness
+from tests.support.records import add_action
+from tests.support.school import DSL, PUPIL_4B, TEACHER
+from tests.support.slack import file_concern
 
-TEACHER = "U0TCHPATEL"
-DSL = "U0DSL0HUGH"
-PUPIL_4B = "Z00000000004E"
 NARRATIVE = (
     "At 10:40 in the corridor outside 4B she told me she did not want to go home tonight "
     "because her uncle shouts at her. She was crying, which is unlike her."
@@ -126,31 +126,20 @@ def test_the_cli_refuses_mixed_options(capsys: pytest.CaptureFixture[str]) -> No
 
 async def seeded(school: Harness) -> tuple[Pupil, Incident]:
     """Concern #1 about a 4B pupil, with a reason, and an action on it."""
-    response = await school.report_concern(
+    await file_concern(
+        school,
         TEACHER,
-        pupil_query=PUPIL_4B,
         narrative=NARRATIVE,
         categories=["Well-being"],
         parents_contacted="no",
         parents_reason=REASON,
     )
-    assert response.status == 200 and not response.body, response.body
-    await school.delivered()
     async with transaction(school.server.factory) as db:
         incident = await db.scalar(select(Incident).where(Incident.number == 1))
         dsl = await db.scalar(select(Staff).where(Staff.slack_user_id == DSL))
         pupil = await db.scalar(select(Pupil).where(Pupil.upn == PUPIL_4B))
         assert incident is not None and dsl is not None and pupil is not None
-        await actions.add_action(
-            db,
-            author=dsl,
-            incident=incident,
-            text=ACTION_TEXT,
-            catalogue=school.server.catalogue,
-            cipher=school.server.cipher,
-            public_url=school.settings.public_url,
-            now=school.now(),
-        )
+        await add_action(school, db, author=dsl, incident=incident, text=ACTION_TEXT)
     return pupil, incident
 
 

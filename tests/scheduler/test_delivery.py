@@ -13,9 +13,8 @@ stand-in is matched to the row that sent it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +25,14 @@ from store import outbox
 from store.db import create_engine, is_sqlite, session_factory
 from store.models import OutboxMessage
 from testing.harness import Harness
-from testing.school import STAFF, DemoStaff
+from testing.school import STAFF
 from testing.standin import RecordedCall
 from tests.support import outbox_checks as checks
 from tests.support.outbox_checks import outbox_id
+from tests.support.school import FAST_WORKER, PUPIL_4B, TEACHER, extra_keyholders, seeded_school
 
-TEACHER = "U0TCHPATEL"  # teaches 4B: the reporter in every test
-PUPIL_4B = "Z00000000004E"
 NARRATIVE = "Arrived without a coat again and flinched when a door banged."
-FAST = {"poll_interval": 0.05, "base_backoff": 0.01}
+FAST = FAST_WORKER
 RETRY_AFTER = 1  # seconds, as Slack sends in `Retry-After`
 # A call already on its way when Slack answered 429 may still arrive just after it; the
 # worker cannot have known. 0.25 s is orders of magnitude above local round trips.
@@ -44,10 +42,7 @@ IN_FLIGHT = 0.25
 STORM = 10
 
 # The demo school's 4 key-holders (DSL, deputy, head, pastoral) plus 26 more: 30 in all.
-EXTRA_KEYHOLDERS = tuple(
-    DemoStaff(f"U0KEYH{i:04d}", f"keyholder{i}@larkspur.example", f"Keyholder {i}", "keyholder")
-    for i in range(26)
-)
+EXTRA_KEYHOLDERS = extra_keyholders(26, prefix="U0KEYH", email="keyholder")
 BIG_STAFF = (*STAFF, *EXTRA_KEYHOLDERS)
 # A concern about a 4B pupil from a 4B teacher alerts every key-holder and the other 4B
 # class teacher; the reporter gets a receipt.
@@ -55,24 +50,8 @@ SMALL_SCHOOL_MESSAGES = 4 + 1 + 1
 BIG_SCHOOL_MESSAGES = 30 + 1 + 1
 
 
-@contextlib.asynccontextmanager
-async def running(
-    db_url: str,
-    tmp_path: Path,
-    *,
-    staff: Iterable[DemoStaff] = STAFF,
-    overrides: dict[str, Any] | None = None,
-    **worker_options: Any,
-) -> AsyncIterator[Harness]:
-    """A harness with its rosters imported and a fast-polling worker."""
-    async with Harness(
-        database_url=db_url,
-        staff=tuple(staff),
-        overrides=overrides or {},
-        worker_options={**FAST, **worker_options},
-    ) as harness:
-        await harness.seed_school(tmp_path)
-        yield harness
+# The school with its rosters imported and a fast-polling worker (options on top of FAST).
+running = seeded_school
 
 
 async def report(harness: Harness) -> None:

@@ -22,12 +22,10 @@ from handlers.concern_modal import PUPIL_SEARCH
 from store import outbox
 from store.crypto import generate_key
 from store.db import create_engine, session_factory
-from testing.harness import Harness
 from testing.school import (
     STAFF,
     TEAM_ID,
     TEAM_NAME,
-    DemoStaff,
     fictional_pupils,
     pupils_csv,
     staff_csv,
@@ -35,18 +33,14 @@ from testing.school import (
 from testing.simulator import SlackSimulator
 from testing.standin import RecordedCall, SlackStandIn
 from tests.support.outbox_checks import check_delivered_exactly_once, outbox_id
+from tests.support.school import PUPIL_4B, TEACHER, extra_keyholders, seeded_school
 
-TEACHER = "U0TCHPATEL"  # teaches 4B: the reporter in every test
-PUPIL_4B = "Z00000000004E"
 NARRATIVE = "Fell asleep in every lesson this week and said home is very noisy at night."
 SIGNING_SECRET = "fault-test-signing-secret"
 
 # 40 key-holders: each concern about a 4B pupil from a 4B teacher alerts them all and
 # the other 4B class teacher (41 alerts), and gives the reporter a receipt.
-EXTRA_KEYHOLDERS = tuple(
-    DemoStaff(f"U0FKEY{i:04d}", f"fkey{i}@larkspur.example", f"Keyholder {i}", "keyholder")
-    for i in range(36)
-)
+EXTRA_KEYHOLDERS = extra_keyholders(36, prefix="U0FKEY", email="fkey")
 BIG_STAFF = (*STAFF, *EXTRA_KEYHOLDERS)
 ALERTS_PER_CONCERN = 40 + 1
 MESSAGES_PER_CONCERN = ALERTS_PER_CONCERN + 1
@@ -86,13 +80,9 @@ async def test_a_200_alert_fan_out_through_bursts_of_every_slack_failure(
     pg_url: str, tmp_path: Path
 ) -> None:
     rng = random.Random(2026)
-    async with Harness(
-        database_url=pg_url,
-        staff=BIG_STAFF,
-        overrides={"VIGIL_SLACK_TIMEOUT": SLACK_TIMEOUT},
-        worker_options={"poll_interval": 0.05, "base_backoff": 0.01},
+    async with seeded_school(
+        pg_url, tmp_path, staff=BIG_STAFF, overrides={"VIGIL_SLACK_TIMEOUT": SLACK_TIMEOUT}
     ) as harness:
-        await harness.seed_school(tmp_path)
         standin = harness.standin
         bursts = asyncio.create_task(fault_bursts(standin, rng, rounds=3))
         for index in range(CONCERNS):

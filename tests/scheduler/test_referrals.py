@@ -10,15 +10,12 @@ through `store.referrals` directly: these tests are about the scheduler, not the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import holidays
 import pytest
@@ -26,11 +23,10 @@ from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
 from scheduler.jobs import HEAP_TRIM_SECONDS, OverdueReferrals, trim_heap
-from store import actions, outbox, referrals
+from store import outbox, referrals
 from store.db import SessionFactory, create_engine, session_factory, transaction
 from store.messages import SNOOZE_ACTION
 from store.models import (
-    AuditEvent,
     Incident,
     IncidentPupil,
     Nudge,
@@ -40,27 +36,24 @@ from store.models import (
     ReferralEvent,
     Staff,
 )
-from store.workdays import WorkingTime
 from testing.harness import Harness
+from tests.support.clock import LONDON, WORKING, at, move_clock
+from tests.support.records import add_action, audit_events
+from tests.support.school import (
+    DEPUTY,
+    DSL,
+    HEAD,
+    NARRATIVE,
+    PASTORAL,
+    TEACHER,
+    configured_school,
+)
+from tests.support.slack import file_concern
 
-LONDON = ZoneInfo("Europe/London")
-WORKING = WorkingTime()  # the defaults: 08:00-18:00 London, England's bank holidays
 MASH = "Children's social care (MASH)"
-DSL = "U0DSL0HUGH"  # dsl;slt
-DEPUTY = "U0DDSLOKAF"  # keyholder;slt
-HEAD = "U0HEADMORG"  # head;keyholder
-PASTORAL = "U0PASTPRIC"  # pastoral;keyholder
-TEACHER = "U0TCHPATEL"  # teacher, 4B
-PUPIL_4B = "Z00000000004E"
-NARRATIVE = "Said she was hungry and had not eaten since Friday; asked to stay late."
 
 
 # -- school time ------------------------------------------------------------------------
-
-
-def at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
-    """A London wall-clock time on `day`, as an aware UTC instant."""
-    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=LONDON).astimezone(dt.UTC)
 
 
 def a_working_tuesday() -> dt.date:
@@ -73,21 +66,10 @@ def a_working_tuesday() -> dt.date:
     return day
 
 
-def move_clock(harness: Harness, instant: dt.datetime) -> None:
-    """Set the server's clock to `instant` (always forward: queued messages stay due)."""
-    assert instant >= harness.now(), "the clock only moves forward in these tests"
-    harness.clock_offset = instant - dt.datetime.now(dt.UTC)
-
-
 # -- a school with a concern and referrals ---------------------------------------------------
 
-
-async def report(school: Harness) -> None:
-    response = await school.report_concern(
-        TEACHER, pupil_query=PUPIL_4B, narrative=NARRATIVE, categories=["Behaviour"]
-    )
-    assert response.status == 200 and not response.body, response.body
-    await school.delivered()
+# TEACHER (4B) files a behaviour concern about a 4B pupil in Slack.
+report = file_concern
 
 
 async def refer(
@@ -101,15 +83,8 @@ async def refer(
         incident = await db.scalar(select(Incident).where(Incident.number == 1))
         author = await db.scalar(select(Staff).where(Staff.slack_user_id == DSL))
         assert incident is not None and author is not None
-        action = await actions.add_action(
-            db,
-            author=author,
-            incident=incident,
-            text="Referred to the agency by phone.",
-            catalogue=school.server.catalogue,
-            cipher=school.server.cipher,
-            public_url=school.settings.public_url,
-            now=school.now(),
+        action = await add_action(
+            school, db, author=author, incident=incident, text="Referred to the agency by phone."
         )
         made = [
             await referrals.record_referral(
@@ -168,20 +143,6 @@ async def check(harness: Harness) -> int:
     nudged = await harness.server.overdue_job.run()
     await harness.delivered()
     return nudged
-
-
-@contextlib.asynccontextmanager
-async def configured_school(db_url: str, tmp_path: Path, toml: str) -> AsyncIterator[Harness]:
-    """The fictional school on a server started with `toml` as its configuration file."""
-    config = tmp_path / "vigil.toml"
-    config.write_text(toml, encoding="utf-8")
-    async with Harness(
-        database_url=db_url,
-        overrides={"VIGIL_CONFIG": str(config)},
-        worker_options={"poll_interval": 0.05, "base_backoff": 0.01},
-    ) as harness:
-        await harness.seed_school(tmp_path)
-        yield harness
 
 
 # -- once per working day -----------------------------------------------------------------
@@ -292,7 +253,7 @@ async def test_snooze_holds_the_nudges_for_one_working_day(school: Harness) -> N
     move_clock(school, at(wednesday, 10, 20))
     assert await check(school) == 1
     assert len(nudges(school, DSL)) == 2
-    snoozes = await audit(school, "referral.snooze")
+    snoozes = await audit_events(school, "referral.snooze")
     assert [(e.outcome, e.detail) for e in snoozes] == [("ok", f"referral {referral_id}")]
 
 
@@ -318,7 +279,7 @@ async def test_a_non_keyholder_cannot_snooze(school: Harness) -> None:
     assert school.standin.calls_to("chat.update") == []
     [ephemeral] = [e for e in school.standin.ephemerals if e["user"] == TEACHER]
     assert "Only the safeguarding team" in ephemeral["text"]
-    refused = await audit(school, "referral.snooze")
+    refused = await audit_events(school, "referral.snooze")
     assert [(e.outcome, e.actor_slack_id) for e in refused] == [("refused", TEACHER)]
     # The nudges carry on as before.
     move_clock(school, at(tuesday + dt.timedelta(days=1), 10))
@@ -338,15 +299,8 @@ async def test_snoozing_an_answered_referral_says_it_is_no_longer_waiting(
         incident = await db.scalar(select(Incident).where(Incident.number == 1))
         dsl = await db.scalar(select(Staff).where(Staff.slack_user_id == DSL))
         assert referral is not None and incident is not None and dsl is not None
-        action = await actions.add_action(
-            db,
-            author=dsl,
-            incident=incident,
-            text="MASH called back.",
-            catalogue=school.server.catalogue,
-            cipher=school.server.cipher,
-            public_url=school.settings.public_url,
-            now=school.now(),
+        action = await add_action(
+            school, db, author=dsl, incident=incident, text="MASH called back."
         )
         await referrals.record_outcome(
             db, referral=referral, action=action, author=dsl, outcome="response", now=school.now()
@@ -357,18 +311,7 @@ async def test_snoozing_an_answered_referral_says_it_is_no_longer_waiting(
     assert (await get_referral(school, referral_id)).snoozed_until is None
     [ephemeral] = [e for e in school.standin.ephemerals if e["user"] == DSL]
     assert ephemeral["text"] == "That referral is no longer waiting. Nothing was snoozed."
-    assert [e.outcome for e in await audit(school, "referral.snooze")] == ["refused"]
-
-
-async def audit(harness: Harness, action: str) -> list[AuditEvent]:
-    async with harness.server.factory() as db:
-        return list(
-            (
-                await db.scalars(
-                    select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
-                )
-            ).all()
-        )
+    assert [e.outcome for e in await audit_events(school, "referral.snooze")] == ["refused"]
 
 
 # -- escalation ---------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from store.immutability import ImmutableRecordError
 from store.models import Base, Incident, IncidentCategory, IncidentPupil
 from testing.harness import Harness
+from tests.support.school import PUPIL_4B, TEACHER
 
 NARRATIVE = "Disclosed that an older cousin takes her dinner money every morning."
 
@@ -21,8 +22,8 @@ NARRATIVE = "Disclosed that an older cousin takes her dinner money every morning
 @pytest.fixture
 async def filed(school: Harness) -> Harness:
     response = await school.report_concern(
-        "U0TCHPATEL",
-        pupil_query="Z00000000004E",
+        TEACHER,
+        pupil_query=PUPIL_4B,
         narrative=NARRATIVE,
         categories=["Behaviour"],
         parents_contacted="no",

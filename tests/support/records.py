@@ -1,4 +1,5 @@
-"""What the database holds, read the way the tests check it."""
+"""What the database holds, read the way the tests check it; and an action written through
+`store.actions` where a test needs one without the web form."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import workspaces
-from store.models import AuditEvent, Pupil, Staff
+from store import actions, workspaces
+from store.models import AuditEvent, Incident, IncidentAction, Pupil, Staff
 from testing.harness import Harness
 
 from .school import OTHER_TEAM_ID
@@ -64,3 +65,19 @@ async def pupil_at_another_school(
     )
     db.add(stranger)
     return stranger
+
+
+async def add_action(
+    school: Harness, db: AsyncSession, *, author: Staff, incident: Incident, text: str
+) -> IncidentAction:
+    """`author`'s action on `incident`, added in `db` by the store call the web form uses."""
+    return await actions.add_action(
+        db,
+        author=author,
+        incident=incident,
+        text=text,
+        catalogue=school.server.catalogue,
+        cipher=school.server.cipher,
+        public_url=school.settings.public_url,
+        now=school.now(),
+    )

@@ -8,9 +8,8 @@ not exist answers: the same 404 page, and nothing changes. The refusal is audite
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator
+import functools
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
@@ -23,50 +22,32 @@ from store.models import (
     Incident,
     IncidentAction,
     IncidentInvite,
-    Pupil,
     ReadReceipt,
     Staff,
 )
 from testing.harness import Harness
 from testing.webclient import WebUser
+from tests.support.records import pupil_at_another_school, staff_member
+from tests.support.school import (
+    CLASS_TEACHER,
+    DSL,
+    OFFICE,
+    OTHER_TEAM_ID,
+    TA,
+    TEACHER,
+    TEACHER_3A,
+)
+from tests.support.slack import file_concern
+from tests.support.web import signed_in
 
-TEACHER = "U0TCHPATEL"  # 4B: the author below
-CLASS_TEACHER = "U0TCHJONES"  # also 4B: alerted as class teacher
-TEACHER_3A = "U0TCHEVANS"  # not alerted on a 4B concern
-TA = "U0TALEWIS0"  # invited later
-OFFICE = "U0OFFICE00"  # never told
-DSL = "U0DSL0HUGH"
-PUPIL_4B = "Z00000000004E"
+# The people: TEACHER (4B) is the author below; CLASS_TEACHER (also 4B) is alerted as class
+# teacher; TEACHER_3A is not alerted on a 4B concern; TA is invited later; OFFICE is never
+# told; DSL is a key-holder.
 NARRATIVE = "Arrived without a coat again and said there is no heating at home."
 OTHER_NARRATIVE = "A record that belongs to another school entirely."
 
-
-async def report(school: Harness, author: str = TEACHER, **kwargs: object) -> None:
-    values: dict[str, object] = {
-        "pupil_query": PUPIL_4B,
-        "narrative": NARRATIVE,
-        "categories": ["Well-being"],
-    }
-    values.update(kwargs)
-    response = await school.report_concern(author, **values)  # type: ignore[arg-type]
-    assert response.status == 200 and not response.body, response.body
-    await school.delivered()
-
-
-async def staff_by_slack(school: Harness, slack_id: str) -> Staff:
-    async with school.server.factory() as db:
-        staff = await db.scalar(select(Staff).where(Staff.slack_user_id == slack_id))
-    assert staff is not None
-    return staff
-
-
-@contextlib.asynccontextmanager
-async def signed_in(school: Harness, user_id: str) -> AsyncIterator[WebUser]:
-    user = await school.sign_in(user_id)
-    try:
-        yield user
-    finally:
-        await user.close()
+# TEACHER's well-being concern about a 4B pupil, filed in Slack (author and pupil may vary).
+report = functools.partial(file_concern, narrative=NARRATIVE, categories=["Well-being"])
 
 
 @dataclass
@@ -82,7 +63,8 @@ async def other_school(harness: Harness) -> OtherSchool:
     Its staff have no Slack ids, so nothing is queued for the stand-in's workspace.
     """
     async with harness.server.factory() as db, db.begin():
-        school = await workspaces.ensure(db, team_id="T0OTHERSCH", name="Another School")
+        pupil = await pupil_at_another_school(db)
+        school = await workspaces.ensure(db, team_id=OTHER_TEAM_ID, name="Another School")
         school.next_incident_number = 7
         keyholder = Staff(
             workspace_id=school.id,
@@ -98,17 +80,7 @@ async def other_school(harness: Harness) -> OtherSchool:
             roles="teacher",
             slack_user_id=None,
         )
-        pupil = Pupil(
-            workspace_id=school.id,
-            upn="Y00000000001A",
-            forename="Quenby",
-            surname="Outsider",
-            date_of_birth=dt.date(2017, 1, 1),
-            year_group="3",
-            registration_group="3A",
-            search_text=" quenby outsider y00000000001a ",
-        )
-        db.add_all([keyholder, teacher, pupil])
+        db.add_all([keyholder, teacher])
         await db.flush()
         filed = await incidents.submit_concern(
             db,
@@ -208,7 +180,7 @@ async def test_author_alerted_invited_and_keyholder_may_see_and_act(school: Harn
         async with signed_in(school, TA) as guest:
             await assert_hidden(guest, 1)
             await author.get("/incidents/1")
-            ta = await staff_by_slack(school, TA)
+            ta = await staff_member(school, TA)
             status, _ = await author.post("/incidents/1/invite", {"staff": str(ta.id)})
             assert status == 200
             await assert_allowed(guest, 1, text="Invited colleague note.")
@@ -228,7 +200,7 @@ async def test_the_refusal_is_in_the_audit_log(school: Harness) -> None:
     async with signed_in(school, OFFICE) as user:
         await user.get("/incidents/1")
         await user.get("/incidents/999")
-    office = await staff_by_slack(school, OFFICE)
+    office = await staff_member(school, OFFICE)
     async with school.server.factory() as db:
         incident = await db.scalar(select(Incident).where(Incident.number == 1))
         refused = (
@@ -302,7 +274,7 @@ async def test_visible_incidents_over_the_same_matrix(school: Harness) -> None:
         )
 
     async def numbers(slack_id: str | None = None, staff: Staff | None = None) -> set[int]:
-        viewer = staff or await staff_by_slack(school, slack_id or "")
+        viewer = staff or await staff_member(school, slack_id or "")
         async with school.server.factory() as db:
             rows = await db.scalars(access.visible_incidents(viewer))
             found = {i.number for i in rows}

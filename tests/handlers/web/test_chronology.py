@@ -6,31 +6,29 @@ nobody but a key-holder can reach any of it.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import html
+import functools
 import io
 import re
-from collections.abc import AsyncIterator
-from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
 
-from store import workspaces
 from store.db import transaction
-from store.models import AuditEvent, Pupil
 from testing.harness import Harness
-from testing.webclient import WebUser
-
-LONDON = ZoneInfo("Europe/London")
-DSL = "U0DSL0HUGH"  # Alys Hughes, a key-holder
-TEACHER = "U0TCHPATEL"  # Chitra Patel, 4B: not a key-holder
-TEACHER_3A = "U0TCHEVANS"
-PUPIL_4B = "Z00000000004E"
-PUPIL_3A = "Z00000000003D"
-PUPIL_5C = "Z00000000005F"
-SCHOOL_NAME = "Larkspur Primary School"
+from tests.support import web
+from tests.support.clock import LONDON, form_time
+from tests.support.records import audit_events, pupil_at_another_school, pupil_by_upn
+from tests.support.school import (
+    DSL,
+    PUPIL_3A,
+    PUPIL_4B,
+    PUPIL_5C,
+    SCHOOL_NAME,
+    TEACHER,
+    TEACHER_3A,
+)
+from tests.support.slack import file_concern
+from tests.support.web import shown
 
 FIRST = "Came in upset; said the older boys took her lunch again on the way to school."
 SECOND = "Fell asleep twice in maths; said the baby kept everyone up all night."
@@ -38,73 +36,13 @@ OTHER = "Nothing to do with the pupil whose chronology is read here."
 ACTION_TEXT = "Spoke to mum after school; she will walk her in this week."
 
 
-def shown(body: str) -> str:
-    return html.unescape(body)
-
-
-_SECRETS: dict[tuple[int, str], str] = {}  # (harness, person) → their authenticator key
-
-
-@contextlib.asynccontextmanager
-async def signed_in(school: Harness, user_id: str) -> AsyncIterator[WebUser]:
-    """Sign in through the one-time link and TOTP (enrolling the first time)."""
-    key = (id(school), user_id)
-    user = await school.sign_in(user_id, secret=_SECRETS.get(key))
-    assert user.secret
-    _SECRETS[key] = user.secret
-    try:
-        yield user
-    finally:
-        await user.close()
-
-
-async def pupil(school: Harness, upn: str) -> Pupil:
-    async with school.server.factory() as db:
-        found = await db.scalar(select(Pupil).where(Pupil.upn == upn))
-    assert found is not None
-    return found
-
-
-async def report(
-    school: Harness,
-    *,
-    upn: str,
-    narrative: str,
-    categories: list[str],
-    happened_at: dt.datetime,
-    linked: list[str] | None = None,
-    author: str = TEACHER,
-) -> None:
-    response = await school.report_concern(
-        author,
-        pupil_query=upn,
-        narrative=narrative,
-        categories=categories,
-        linked_queries=linked or [],
-        happened_at=happened_at,
-    )
-    assert response.status == 200 and not response.body, response.body
-    await school.delivered()
-
-
-async def audit_events(school: Harness, action: str) -> list[AuditEvent]:
-    async with school.server.factory() as db:
-        return list(
-            (
-                await db.scalars(
-                    select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
-                )
-            ).all()
-        )
+# People sign in more than once here: each keeps their authenticator key for the next time.
+signed_in = functools.partial(web.signed_in, remember=True)
 
 
 def entry_ids(body: str) -> list[str]:
     """The chronology's entries, as `kind-id`, in page order."""
     return re.findall(r'<tr class="entry entry-[a-z]+[^"]*" id="entry-([a-z]+-\d+)"', body)
-
-
-def local_form(value: dt.datetime) -> str:
-    return value.astimezone(LONDON).strftime("%Y-%m-%dT%H:%M")
 
 
 async def history(school: Harness) -> dict[str, dt.datetime]:
@@ -122,24 +60,28 @@ async def history(school: Harness) -> dict[str, dt.datetime]:
         "other": now - dt.timedelta(days=2),
         "referred": (now - dt.timedelta(days=1)).replace(second=0, microsecond=0),
     }
-    await report(
+    await file_concern(
         school,
-        upn=PUPIL_3A,
+        pupil_query=PUPIL_3A,
         narrative=FIRST,
         categories=["Medical"],
         happened_at=times["first"],
-        linked=[PUPIL_4B],
+        linked_queries=[PUPIL_4B],
         author=TEACHER_3A,
     )
-    await report(
+    await file_concern(
         school,
-        upn=PUPIL_4B,
+        pupil_query=PUPIL_4B,
         narrative=SECOND,
         categories=["Behaviour"],
         happened_at=times["second"],
     )
-    await report(
-        school, upn=PUPIL_5C, narrative=OTHER, categories=["Medical"], happened_at=times["other"]
+    await file_concern(
+        school,
+        pupil_query=PUPIL_5C,
+        narrative=OTHER,
+        categories=["Medical"],
+        happened_at=times["other"],
     )
     async with signed_in(school, DSL) as dsl:
         await dsl.get("/incidents/2")
@@ -149,7 +91,7 @@ async def history(school: Harness) -> dict[str, dt.datetime]:
                 "text": ACTION_TEXT,
                 "categories": "Well-being",
                 "agency": "Police",
-                "referred_at": local_form(times["referred"]),
+                "referred_at": form_time(times["referred"]),
                 "reference": "PC-2291",
             },
         )
@@ -161,7 +103,7 @@ async def history(school: Harness) -> dict[str, dt.datetime]:
 
 
 async def test_pupil_search_by_name_or_upn(school: Harness) -> None:
-    target = await pupil(school, PUPIL_4B)
+    target = await pupil_by_upn(school, PUPIL_4B)
     async with signed_in(school, DSL) as dsl:
         status, body = await dsl.get("/pupils")
         assert status == 200 and 'id="pupil-search"' in body and "pupil-results" not in body
@@ -183,8 +125,8 @@ async def test_pupil_search_by_name_or_upn(school: Harness) -> None:
 
 async def test_chronology_in_time_order_with_actions_and_referrals(school: Harness) -> None:
     times = await history(school)
-    main = await pupil(school, PUPIL_4B)
-    other = await pupil(school, PUPIL_3A)
+    main = await pupil_by_upn(school, PUPIL_4B)
+    other = await pupil_by_upn(school, PUPIL_3A)
     async with signed_in(school, DSL) as dsl:
         status, body = await dsl.get(f"/pupils/{main.id}")
     assert status == 200
@@ -215,7 +157,7 @@ async def test_chronology_in_time_order_with_actions_and_referrals(school: Harne
 
 async def test_the_linked_pupil_sees_the_same_incident_from_their_side(school: Harness) -> None:
     await history(school)
-    first = await pupil(school, PUPIL_3A)
+    first = await pupil_by_upn(school, PUPIL_3A)
     async with signed_in(school, DSL) as dsl:
         _, body = await dsl.get(f"/pupils/{first.id}")
     assert [e.split("-")[0] for e in entry_ids(body)] == ["incident"]
@@ -224,7 +166,7 @@ async def test_the_linked_pupil_sees_the_same_incident_from_their_side(school: H
 
 async def test_chronology_filters_by_category_and_dates(school: Harness) -> None:
     times = await history(school)
-    main = await pupil(school, PUPIL_4B)
+    main = await pupil_by_upn(school, PUPIL_4B)
     path = f"/pupils/{main.id}"
     async with signed_in(school, DSL) as dsl:
         # Medical: #1 only (it has no actions or referrals).
@@ -278,7 +220,7 @@ async def test_chronology_pdf_has_school_pupil_range_pages_and_confidential(
     needs_pdf_support()
     pypdf = pytest.importorskip("pypdf")
     await history(school)
-    main = await pupil(school, PUPIL_4B)
+    main = await pupil_by_upn(school, PUPIL_4B)
     async with signed_in(school, DSL) as dsl:
         async with dsl.http.get(
             f"{school.server.url}/pupils/{main.id}/chronology.pdf",
@@ -318,14 +260,14 @@ async def test_long_chronology_pdf_repeats_the_heading_on_every_page(school: Har
     long_text = " ".join(["She said the same thing again, in the same words, to a TA."] * 45)
     base = school.now() - dt.timedelta(days=30)
     for n in range(6):
-        await report(
+        await file_concern(
             school,
-            upn=PUPIL_4B,
+            pupil_query=PUPIL_4B,
             narrative=f"Entry {n}. {long_text}",
             categories=["Well-being"],
             happened_at=base + dt.timedelta(days=n),
         )
-    main = await pupil(school, PUPIL_4B)
+    main = await pupil_by_upn(school, PUPIL_4B)
     async with signed_in(school, DSL) as dsl:
         async with dsl.http.get(f"{school.server.url}/pupils/{main.id}/chronology.pdf") as response:
             body = await response.read()
@@ -344,7 +286,7 @@ async def test_long_chronology_pdf_repeats_the_heading_on_every_page(school: Har
 
 async def test_only_keyholders_reach_pupils_and_chronologies(school: Harness) -> None:
     await history(school)
-    main = await pupil(school, PUPIL_4B)
+    main = await pupil_by_upn(school, PUPIL_4B)
     paths = [
         "/pupils",
         f"/pupils?q={main.surname}",
@@ -387,18 +329,7 @@ async def test_unknown_pupils_are_not_found_for_keyholders_too(school: Harness) 
 async def test_another_schools_pupils_are_not_found(school: Harness) -> None:
     """One deployment, two schools: a key-holder finds and sees only their own pupils."""
     async with transaction(school.server.factory) as db:
-        other = await workspaces.ensure(db, team_id="T0OTHERSCH", name="Another School")
-        stranger = Pupil(
-            workspace_id=other.id,
-            upn="Y00000000001A",
-            forename="Quenby",
-            surname="Outsider",
-            date_of_birth=dt.date(2017, 1, 1),
-            year_group="3",
-            registration_group="3A",
-            search_text=" quenby outsider y00000000001a ",
-        )
-        db.add(stranger)
+        stranger = await pupil_at_another_school(db)
     async with signed_in(school, DSL) as dsl:
         _, missing = await dsl.get("/incidents/999999")
         for path in (f"/pupils/{stranger.id}", f"/pupils/{stranger.id}/chronology.pdf"):
@@ -411,7 +342,7 @@ async def test_another_schools_pupils_are_not_found(school: Harness) -> None:
 
 async def test_pages_use_no_inline_script_or_style(school: Harness) -> None:
     await history(school)
-    main = await pupil(school, PUPIL_4B)
+    main = await pupil_by_upn(school, PUPIL_4B)
     async with signed_in(school, DSL) as dsl:
         for path in (
             "/pupils",
@@ -438,7 +369,7 @@ async def test_without_pdf_support_the_pdf_link_says_so_plainly(
 
     monkeypatch.setattr(web_reports, "render_pdf", unavailable)
     await history(school)
-    main = await pupil(school, PUPIL_4B)
+    main = await pupil_by_upn(school, PUPIL_4B)
     async with signed_in(school, DSL) as dsl:
         status, body = await dsl.get(f"/pupils/{main.id}/chronology.pdf")
     assert status == 503 and "Use Print on the chronology page" in body

@@ -6,21 +6,15 @@ they would, and checks what they see, what the database holds and what Slack was
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import html
 import json
 import re
-import shutil
-import subprocess
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import select
 
 from store.models import (
     Alert,
-    AuditEvent,
     Incident,
     IncidentAction,
     IncidentInvite,
@@ -31,54 +25,29 @@ from store.models import (
 )
 from testing.harness import Harness
 from testing.webclient import WebUser
-from tests.support.paths import REPO
+from tests.support.records import audit_events, staff_member
+from tests.support.school import (
+    CLASS_TEACHER,
+    DSL,
+    NARRATIVE,
+    OFFICE,
+    PUPIL_3A,
+    PUPIL_4B,
+    TA,
+    TEACHER,
+)
+from tests.support.slack import file_concern
+from tests.support.web import shown, signed_in
 
-TEACHER = "U0TCHPATEL"  # 4B
-CLASS_TEACHER = "U0TCHJONES"  # also 4B
-DSL = "U0DSL0HUGH"
-DEPUTY = "U0DDSLOKAF"
-TA = "U0TALEWIS0"
-OFFICE = "U0OFFICE00"
-PUPIL_4B = "Z00000000004E"
-PUPIL_3A = "Z00000000003D"
-NARRATIVE = "Said she was hungry and had not eaten since Friday; asked to stay late."
 REASON = "Mum is the subject of the concern; advice from MASH first."
 ACTION_TEXT = "Spoke to grandmother at pick-up; she will take her to the GP tomorrow."
 
-
-def shown(body: str) -> str:
-    """The page's text as a person reads it (entities decoded)."""
-    return html.unescape(body)
-
-
-async def report(school: Harness, author: str = TEACHER, **kwargs: object) -> None:
-    values: dict[str, object] = {
-        "pupil_query": PUPIL_4B,
-        "narrative": NARRATIVE,
-        "categories": ["Behaviour"],
-    }
-    values.update(kwargs)
-    response = await school.report_concern(author, **values)  # type: ignore[arg-type]
-    assert response.status == 200 and not response.body, response.body
-    await school.delivered()
+# TEACHER (4B) files a behaviour concern about a 4B pupil in Slack (all of it may vary).
+report = file_concern
 
 
 async def staff_id(school: Harness, slack_id: str) -> int:
-    async with school.server.factory() as db:
-        found = await db.scalar(select(Staff.id).where(Staff.slack_user_id == slack_id))
-    assert found is not None
-    return int(found)
-
-
-@contextlib.asynccontextmanager
-async def signed_in(
-    school: Harness, user_id: str, secret: str | None = None
-) -> AsyncIterator[WebUser]:
-    user = await school.sign_in(user_id, secret=secret)
-    try:
-        yield user
-    finally:
-        await user.close()
+    return (await staff_member(school, slack_id)).id
 
 
 def alert_rows(body: str) -> list[tuple[int, str]]:
@@ -87,17 +56,6 @@ def alert_rows(body: str) -> list[tuple[int, str]]:
         r'<tr class="(read|unread)" id="alert-\d+">\s*<td><a href="/incidents/(\d+)">', body
     )
     return [(int(number), state) for state, number in rows]
-
-
-async def audit_events(school: Harness, action: str) -> list[AuditEvent]:
-    async with school.server.factory() as db:
-        return list(
-            (
-                await db.scalars(
-                    select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
-                )
-            ).all()
-        )
 
 
 # -- my alerts ----------------------------------------------------------------------------
@@ -543,114 +501,3 @@ async def test_every_page_has_the_security_headers(school: Harness) -> None:
         assert headers["Cache-Control"] == "no-store", path
         assert headers["Referrer-Policy"] == "no-referrer", path
         assert headers["X-Content-Type-Options"] == "nosniff", path
-
-
-# -- the page script (run under Node with a minimal stand-in DOM, when Node is there) ---
-
-SCRIPT = REPO / "handlers" / "web" / "static" / "vigil.js"
-SCRIPT_CHECK = r"""
-const vm = require("vm");
-const fs = require("fs");
-function target() {
-  return {
-    _l: {},
-    addEventListener(type, fn) { (this._l[type] = this._l[type] || []).push(fn); },
-    dispatch(type, extra) {
-      const ev = Object.assign({ type, preventDefault() {}, stopPropagation() {} }, extra);
-      (this._l[type] || []).forEach((fn) => fn(ev));
-    },
-  };
-}
-function run(idleSeconds) {
-  let now = 0;
-  const timers = [];
-  const classes = new Set();
-  const toggle = Object.assign(target(), { checked: false });
-  const cover = Object.assign(target(), { focus() { doc.activeElement = cover; } });
-  const button = Object.assign(target(), { focus() { doc.activeElement = button; } });
-  const main = { firstChild: null, insertBefore(node) { this.warning = node; } };
-  const body = {
-    dataset: { idleSeconds: String(idleSeconds) },
-    classList: { add: (c) => classes.add(c), remove: (c) => classes.delete(c) },
-  };
-  const ids = {
-    "blank-toggle": toggle, "blank-screen": cover, "blank-button": button, content: main,
-  };
-  const doc = Object.assign(target(), {
-    body,
-    activeElement: body,
-    getElementById: (id) => (id === "session-warning" ? main.warning || null : ids[id] || null),
-    createElement: () => ({ setAttribute(k, v) { this[k] = v; } }),
-  });
-  const win = Object.assign(target(), {
-    navigated: null,
-    setTimeout(fn, ms) { timers.push({ at: now + ms, fn }); return timers.length; },
-    clearTimeout(id) { if (timers[id - 1]) timers[id - 1].off = true; },
-    location: { assign(url) { win.navigated = url; }, reload() {} },
-  });
-  const context = { window: win, document: doc, Date: { now: () => now } };
-  vm.runInNewContext(fs.readFileSync(process.argv[1], "utf8"), context);
-  function advance(seconds) {
-    const end = now + seconds * 1000;
-    for (;;) {
-      const due = timers
-        .filter((t) => !t.off && !t.done && t.at <= end)
-        .sort((a, b) => a.at - b.at)[0];
-      if (!due) break;
-      now = due.at;
-      due.done = true;
-      due.fn();
-    }
-    now = end;
-  }
-  const state = () => ({
-    blanked: toggle.checked && classes.has("blanked"),
-    navigated: win.navigated,
-    warned: !!main.warning,
-  });
-  return { advance, state, doc, button, toggle };
-}
-const out = {};
-// 10-minute idle: blank at 9 minutes, sign-in page at 10.
-let page = run(600);
-page.advance(539); out.before = page.state();
-page.advance(1); out.at540 = page.state();
-page.advance(60); out.at600 = page.state();
-// Any key returns from the blank screen, and counts as activity.
-page = run(600);
-page.advance(540); page.doc.dispatch("keydown", { key: "a" }); out.keyReturns = page.state();
-page.advance(60); out.keyAt600 = page.state();
-// Activity postpones blanking.
-page = run(600);
-page.advance(500); page.doc.dispatch("keydown", { key: "x" });
-page.advance(100); out.activeAt600 = page.state();
-page.advance(440); out.quietAfter = page.state();
-// Enter on the Blank screen control blanks at once; short idle blanks at 80 %.
-page = run(200);
-page.button.dispatch("keydown", { key: "Enter" }); out.enter = page.state();
-page.doc.dispatch("keydown", { key: "Escape" });
-page.advance(159); out.short159 = page.state();
-page.advance(1); out.short160 = page.state();
-console.log(JSON.stringify(out));
-"""
-
-
-@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
-def test_blank_screen_script_blanks_returns_and_times_out() -> None:
-    result = subprocess.run(
-        ["node", "-e", SCRIPT_CHECK, str(SCRIPT)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    seen = json.loads(result.stdout)
-    assert seen["before"] == {"blanked": False, "navigated": None, "warned": False}
-    assert seen["at540"]["blanked"] and seen["at540"]["warned"]  # idle − 60 s
-    assert seen["at600"]["navigated"] == "/signin?expired=1"  # the full idle time
-    assert not seen["keyReturns"]["blanked"]  # any key returns
-    assert seen["keyAt600"] == {"blanked": False, "navigated": None, "warned": True}
-    assert seen["activeAt600"]["blanked"] is False  # activity postponed blanking
-    assert seen["quietAfter"]["blanked"] is True  # 540 s after the last activity
-    assert seen["enter"]["blanked"] is True  # keyboard use of the control
-    assert seen["short159"]["blanked"] is False and seen["short160"]["blanked"] is True

@@ -7,48 +7,30 @@ times worked out from the real date, so due times and "overdue" are predictable.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import html
 import json
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from handlers.web.pages import when
-from store import websessions
-from store.db import transaction
 from store.messages import SNOOZE_ACTION
-from store.models import AuditEvent, IncidentAction, Referral, ReferralEvent, Staff
-from store.workdays import WorkingTime
+from store.models import IncidentAction, Referral, ReferralEvent
 from testing.harness import Harness
 from testing.webclient import WebUser
+from tests.support.clock import LONDON, WORKING, at, move_clock
+from tests.support.records import audit_events
+from tests.support.school import DEPUTY, DSL, TEACHER, configured_school
+from tests.support.slack import file_concern
+from tests.support.web import People, shown
 
-LONDON = ZoneInfo("Europe/London")
-WORKING = WorkingTime()
 MASH = "Children's social care (MASH)"
-DSL = "U0DSL0HUGH"
-DEPUTY = "U0DDSLOKAF"  # a key-holder
-TEACHER = "U0TCHPATEL"  # 4B
-PUPIL_4B = "Z00000000004E"
-NARRATIVE = "Said she was hungry and had not eaten since Friday; asked to stay late."
 ACTION_TEXT = "Phoned the MASH duty desk and made a referral."
 
 
-def shown(body: str) -> str:
-    return html.unescape(body)
-
-
-def at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
-    """A London wall-clock time on `day`, as an aware UTC instant."""
-    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=LONDON).astimezone(dt.UTC)
-
-
 def local(day: dt.date, hour: int, minute: int = 0) -> str:
-    """The same time as a `datetime-local` form value."""
+    """A London wall-clock time on `day` as a `datetime-local` form value."""
     return f"{day.isoformat()}T{hour:02d}:{minute:02d}"
 
 
@@ -62,51 +44,8 @@ def a_working_week() -> dt.date:
     return day
 
 
-def move_clock(harness: Harness, instant: dt.datetime) -> None:
-    """Set the server's clock to `instant` (forward only: queued messages stay due)."""
-    assert instant >= harness.now()
-    harness.clock_offset = instant - dt.datetime.now(dt.UTC)
-
-
-async def report(school: Harness) -> None:
-    response = await school.report_concern(
-        TEACHER, pupil_query=PUPIL_4B, narrative=NARRATIVE, categories=["Behaviour"]
-    )
-    assert response.status == 200 and not response.body, response.body
-    await school.delivered()
-
-
-class People:
-    """Signs staff in to the web view, keeping each one's authenticator key for next time.
-
-    The one-time link is issued by `store.websessions` with the server's clock, not with
-    `/concern login`: that command stamps its links with the real time, so they look
-    days old (expired) to a server whose clock a test has moved on.
-    """
-
-    def __init__(self, school: Harness) -> None:
-        self.school = school
-        self.secrets: dict[str, str] = {}
-
-    @contextlib.asynccontextmanager
-    async def signed_in(self, user_id: str) -> AsyncIterator[WebUser]:
-        school = self.school
-        school.clock_offset += dt.timedelta(seconds=30)  # never replay a TOTP code
-        async with transaction(school.server.factory) as db:
-            staff = await db.scalar(select(Staff).where(Staff.slack_user_id == user_id))
-            assert staff is not None
-            token = await websessions.issue_login_link(db, staff=staff, now=school.now())
-        user = WebUser(school.server.url, school.now)
-        try:
-            status, _ = await user.use_login_link(f"{school.server.url}/login/{token}")
-            assert status == 200
-            status, _ = await user.pass_totp(self.secrets.get(user_id))
-            assert status == 200 and user.last_url.endswith("/alerts"), user.last_url
-            assert user.secret is not None
-            self.secrets[user_id] = user.secret
-            yield user
-        finally:
-            await user.close()
+# TEACHER (4B) files a behaviour concern about a 4B pupil in Slack.
+report = file_concern
 
 
 async def add_action(
@@ -136,17 +75,6 @@ def board_ids(body: str) -> list[int]:
 async def all_referrals(school: Harness) -> list[Referral]:
     async with school.server.factory() as db:
         return list((await db.scalars(select(Referral).order_by(Referral.id))).all())
-
-
-async def audit_events(school: Harness, action: str) -> list[AuditEvent]:
-    async with school.server.factory() as db:
-        return list(
-            (
-                await db.scalars(
-                    select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
-                )
-            ).all()
-        )
 
 
 async def nudge_check(school: Harness) -> int:
@@ -221,22 +149,15 @@ async def test_a_referral_is_due_by_the_agency_timescale(school: Harness) -> Non
 async def test_agencies_and_timescales_come_from_the_config_file(
     db_url: str, tmp_path: Path
 ) -> None:
-    config = tmp_path / "vigil.toml"
-    config.write_text(
+    toml = (
         "[[agencies]]\n"
         'name = "Police"\n'
         'respond_within = "4 working hours"\n'
         "[[agencies]]\n"
         'name = "Virtual school"\n'
-        'respond_within = "2 working days"\n',
-        encoding="utf-8",
+        'respond_within = "2 working days"\n'
     )
-    async with Harness(
-        database_url=db_url,
-        overrides={"VIGIL_CONFIG": str(config)},
-        worker_options={"poll_interval": 0.05, "base_backoff": 0.01},
-    ) as school:
-        await school.seed_school(tmp_path)
+    async with configured_school(db_url, tmp_path, toml) as school:
         people = People(school)
         monday = a_working_week()
         tuesday, wednesday = monday + dt.timedelta(days=1), monday + dt.timedelta(days=2)

@@ -12,106 +12,42 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
-import html
 import io
 import re
-from collections.abc import AsyncIterator
-from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from handlers.web import reports as web_reports
-from store import reports, websessions
+from store import reports
 from store.db import transaction
-from store.models import Alert, AuditEvent, Incident, Pupil, ReadReceipt, Referral, Staff
+from store.models import Alert, Incident, Pupil, ReadReceipt, Referral, Staff
 from store.workdays import WorkingTime
 from testing.harness import Harness
 from testing.webclient import WebUser
+from tests.support.clock import LONDON, WORKING, form_time
+from tests.support.clock import at as local
+from tests.support.records import audit_events
+from tests.support.school import (
+    CLASS_TEACHER,
+    DEPUTY,
+    DSL,
+    HEAD,
+    PASTORAL,
+    PUPIL_3A,
+    SCHOOL_NAME,
+    TA,
+    TEACHER,
+    TEACHER_3A,
+)
+from tests.support.slack import file_concern
+from tests.support.web import People, main_of, shown
 
-LONDON = ZoneInfo("Europe/London")
-WORKING = WorkingTime()
-DSL = "U0DSL0HUGH"  # Alys Hughes
-DEPUTY = "U0DDSLOKAF"  # Ben Okafor, key-holder
-TEACHER = "U0TCHPATEL"  # Chitra Patel, 4B
-CLASS_TEACHER = "U0TCHJONES"  # Hana Jones, 4B and 5C
-TA = "U0TALEWIS0"
-PUPIL_4B = "Z00000000004E"
-PUPIL_3A = "Z00000000003D"
-NARRATIVE = "Said she was hungry and had not eaten since Friday; asked to stay late."
-SCHOOL_NAME = "Larkspur Primary School"
-
-
-def shown(body: str) -> str:
-    return html.unescape(body)
-
-
-def main_of(body: str) -> str:
-    """The page's own content, without the bar at the top (which names who is signed in)."""
-    return body[body.index("<main") : body.index("</main>")]
-
-
-class People:
-    """Signs staff in with a one-time link stamped by the server's clock (which tests move
-    on), keeping each person's authenticator key for their next sign-in."""
-
-    def __init__(self, school: Harness) -> None:
-        self.school = school
-        self.secrets: dict[str, str] = {}
-
-    @contextlib.asynccontextmanager
-    async def signed_in(self, user_id: str) -> AsyncIterator[WebUser]:
-        school = self.school
-        school.clock_offset += dt.timedelta(seconds=30)  # never replay a TOTP code
-        async with transaction(school.server.factory) as db:
-            staff = await db.scalar(select(Staff).where(Staff.slack_user_id == user_id))
-            assert staff is not None
-            token = await websessions.issue_login_link(db, staff=staff, now=school.now())
-        user = WebUser(school.server.url, school.now)
-        try:
-            status, _ = await user.use_login_link(f"{school.server.url}/login/{token}")
-            assert status == 200
-            status, _ = await user.pass_totp(self.secrets.get(user_id))
-            assert status == 200 and user.last_url.endswith("/alerts"), user.last_url
-            assert user.secret is not None
-            self.secrets[user_id] = user.secret
-            yield user
-        finally:
-            await user.close()
-
-
-async def report(
-    school: Harness,
-    *,
-    upn: str = PUPIL_4B,
-    categories: list[str] | None = None,
-    happened_at: dt.datetime | None = None,
-    author: str = TEACHER,
-) -> None:
-    response = await school.report_concern(
-        author,
-        pupil_query=upn,
-        narrative=NARRATIVE,
-        categories=categories or ["Behaviour"],
-        happened_at=happened_at,
-    )
-    assert response.status == 200 and not response.body, response.body
-    await school.delivered()
-
-
-async def audit_events(school: Harness, action: str) -> list[AuditEvent]:
-    async with school.server.factory() as db:
-        return list(
-            (
-                await db.scalars(
-                    select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
-                )
-            ).all()
-        )
+# TEACHER (4B) files a behaviour concern about a 4B pupil in Slack (all of it may vary).
+report = file_concern
 
 
 async def download(user: WebUser, path: str, **params: str) -> tuple[bytes, list[list[str]]]:
@@ -124,14 +60,6 @@ async def download(user: WebUser, path: str, **params: str) -> tuple[bytes, list
         body = await response.read()
     assert body.startswith(b"\xef\xbb\xbf")  # the UTF-8 byte-order mark, for Excel
     return body, list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
-
-
-def local(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=LONDON).astimezone(dt.UTC)
-
-
-def form_time(value: dt.datetime) -> str:
-    return value.astimezone(LONDON).strftime("%Y-%m-%dT%H:%M")
 
 
 def month_start(day: dt.date, back: int) -> dt.date:
@@ -282,7 +210,7 @@ async def test_reports_count_incidents_by_category_month_and_year_group(
     await report(school, categories=["Behaviour"], happened_at=local(first + dt.timedelta(3), 10))
     await report(
         school,
-        upn=PUPIL_3A,
+        pupil_query=PUPIL_3A,
         categories=["Behaviour", "Medical"],
         happened_at=local(first + dt.timedelta(4), 11),
     )
@@ -436,12 +364,12 @@ async def test_late_alerts_use_the_working_day_deadline(school: Harness) -> None
         friday -= dt.timedelta(days=1)
     monday, tuesday = friday + dt.timedelta(days=3), friday + dt.timedelta(days=4)
     cases = {  # who: (sent, read or None), and whether that is late
-        "U0DSL0HUGH": (local(friday, 15), local(monday, 14, 59), False),
-        "U0DDSLOKAF": (local(friday, 15), local(monday, 15, 1), True),
-        "U0HEADMORG": (local(friday, 19), local(tuesday, 7, 59), False),
-        "U0PASTPRIC": (local(friday + dt.timedelta(days=1), 10), local(tuesday, 8, 1), True),
-        "U0TCHEVANS": (local(friday, 15), None, True),
-        "U0TALEWIS0": (school.now() - dt.timedelta(minutes=1), None, False),
+        DSL: (local(friday, 15), local(monday, 14, 59), False),
+        DEPUTY: (local(friday, 15), local(monday, 15, 1), True),
+        HEAD: (local(friday, 19), local(tuesday, 7, 59), False),
+        PASTORAL: (local(friday + dt.timedelta(days=1), 10), local(tuesday, 8, 1), True),
+        TEACHER_3A: (local(friday, 15), None, True),
+        TA: (school.now() - dt.timedelta(minutes=1), None, False),
     }
     await report(school, happened_at=local(friday, 9))
     async with transaction(school.server.factory) as db:
@@ -534,7 +462,7 @@ async def test_governors_report_has_counts_and_no_names(school: Harness) -> None
         pupils = list(await db.scalars(select(Pupil)))
         staff = list(await db.scalars(select(Staff)))
     await report(school, categories=["Behaviour"])
-    await report(school, upn=PUPIL_3A, categories=["Medical", "Well-being"])
+    await report(school, pupil_query=PUPIL_3A, categories=["Medical", "Well-being"])
     async with people.signed_in(DSL) as dsl:
         await dsl.get("/incidents/1")
         await dsl.post(

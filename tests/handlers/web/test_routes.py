@@ -10,6 +10,7 @@ from aiohttp import web
 
 from handlers.web.security import FIRST_FACTOR, PUBLIC, SECURITY_HEADERS, access_level
 from testing.harness import Harness
+from tests.support.school import DSL
 
 PUBLIC_ROUTES = {
     ("POST", "/slack/events"),
@@ -64,7 +65,7 @@ async def test_first_factor_alone_reaches_only_the_code_pages(school: Harness) -
     from testing.webclient import WebUser
 
     async with WebUser(school.server.url, school.now) as user:
-        await user.use_login_link(await school.login_link("U0DSL0HUGH"))
+        await user.use_login_link(await school.login_link(DSL))
         for method, path, level in routes(school.server.web_app):
             if level != "full" or method != "GET":
                 continue

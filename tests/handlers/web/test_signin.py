@@ -13,9 +13,7 @@ from sqlalchemy import select
 from store.models import AuditEvent, LoginToken, TotpEnrolment, WebSession
 from testing.harness import Harness
 from testing.webclient import WebUser, form_field
-
-DSL = "U0DSL0HUGH"
-TEACHER = "U0TCHPATEL"
+from tests.support.school import DSL
 
 
 def session_cookie(user: WebUser) -> str:
