@@ -1,7 +1,8 @@
 """After an incident is filed: actions, re-categorisation and invitations.
 
 All append-only. Each may alert staff with a redacted Slack DM through the outbox, the
-same way as the first alert, and each is written to the audit log by the caller's page.
+same way as the first alert. The whole change a page asks for, with its audit rows, is
+`store.flows.actions`.
 """
 
 from __future__ import annotations
@@ -151,7 +152,18 @@ def _queue_alert(
         )
 
 
-async def add_action(
+@dataclass(frozen=True)
+class ActionPlan:
+    """An action that passed every check, with the people it alerts: ready to write."""
+
+    author: Staff
+    incident: Incident
+    text: str
+    categories: list[str] | None  # a re-categorisation, if it changes anything
+    recipients: list[Staff]
+
+
+async def check_action(
     session: AsyncSession,
     *,
     author: Staff,
@@ -160,12 +172,8 @@ async def add_action(
     alert_staff_ids: Sequence[int] = (),
     recategorise: Sequence[str] | None = None,
     catalogue: Catalogue,
-    cipher: Cipher,
-    public_url: str,
-    now: dt.datetime | None = None,
-) -> IncidentAction:
-    """Add an action (the caller has checked `author` may see `incident`)."""
-    now = now or utcnow()
+) -> ActionPlan:
+    """Every check of an action, writing nothing; InvalidAction names each wrong field."""
     errors: dict[str, str] = {}
     text = text.strip()
     if not text:
@@ -191,21 +199,33 @@ async def add_action(
         errors["alert"] = "Some of the people chosen are not current staff."
     if errors:
         raise InvalidAction(errors)
+    return ActionPlan(author, incident, text, new_categories, recipients)
 
+
+async def write_action(
+    session: AsyncSession,
+    plan: ActionPlan,
+    *,
+    cipher: Cipher,
+    public_url: str,
+    now: dt.datetime,
+) -> IncidentAction:
+    """Write a checked action with its alerts and their DMs."""
+    author, incident = plan.author, plan.incident
     action = IncidentAction(
         workspace_id=incident.workspace_id,
         incident_id=incident.id,
         author_id=author.id,
         created_at=now,
-        text_ct=cipher.encrypt(text),
-        categories=new_categories,
+        text_ct=cipher.encrypt(plan.text),
+        categories=plan.categories,
     )
     session.add(action)
     await session.flush()
-    categories = new_categories or await current_categories(session, incident=incident)
+    categories = plan.categories or await current_categories(session, incident=incident)
     headline = messages.action_headline(incident.number, author.slack_user_id, categories)
     url = messages.incident_url(public_url, incident.number)
-    for recipient in recipients:
+    for recipient in plan.recipients:
         if recipient.id == author.id:
             continue
         alert = await _add_alert(
@@ -218,6 +238,34 @@ async def add_action(
         )
         _queue_alert(session, alert=alert, recipient=recipient, headline=headline, url=url, now=now)
     return action
+
+
+async def add_action(
+    session: AsyncSession,
+    *,
+    author: Staff,
+    incident: Incident,
+    text: str,
+    alert_staff_ids: Sequence[int] = (),
+    recategorise: Sequence[str] | None = None,
+    catalogue: Catalogue,
+    cipher: Cipher,
+    public_url: str,
+    now: dt.datetime | None = None,
+) -> IncidentAction:
+    """Add an action (the caller has checked `author` may see `incident`)."""
+    plan = await check_action(
+        session,
+        author=author,
+        incident=incident,
+        text=text,
+        alert_staff_ids=alert_staff_ids,
+        recategorise=recategorise,
+        catalogue=catalogue,
+    )
+    return await write_action(
+        session, plan, cipher=cipher, public_url=public_url, now=now or utcnow()
+    )
 
 
 async def invite(
