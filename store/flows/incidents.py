@@ -1,0 +1,278 @@
+"""An incident in the web view: finding it for a viewer, its page, marking its alerts read
+and sharing it with a colleague.
+
+An incident is only ever found through `store.access.visible_incident`. When it answers
+None the caller shows the same 404 as for a number that does not exist, and
+`visible_or_refused` has audited the refusal (naming the incident, if it exists, in the
+audit log only key-holders read).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store import access, actions, alerts, audit, incidents
+from store.actions import ActionView, InvalidAction
+from store.alerts import ReceiptRow
+from store.crypto import Cipher
+from store.enums import ReadVia
+from store.models import Incident, Pupil, Staff
+from store.referral_rows import ReferralRow, incident_rows
+from store.staff import staff_in_workspace
+from store.workdays import WorkingTime
+
+log = structlog.get_logger(__name__)
+
+
+async def visible_or_refused(
+    session: AsyncSession, *, viewer: Staff, number: int | None, action: str, ip: str | None
+) -> Incident | None:
+    """The incident numbered `number` if the viewer may see it; otherwise audit the refusal."""
+    incident = (
+        await access.visible_incident(session, viewer=viewer, number=number)
+        if number is not None
+        else None
+    )
+    if incident is None:
+        # The audit log (key-holders only) names the incident if it exists; the person
+        # refused sees the same page either way.
+        existing = (
+            await incidents.incident_id_by_number(
+                session, workspace_id=viewer.workspace_id, number=number
+            )
+            if number is not None
+            else None
+        )
+        audit.record(
+            session,
+            action=action,
+            outcome=audit.REFUSED,
+            actor=viewer,
+            incident_id=existing,
+            ip=ip,
+            detail=f"#{number}" if number is not None else "not an incident number",
+        )
+        log.warning("incident.refused", staff=viewer.id, number=number, action=action)
+    return incident
+
+
+# -- the page ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """An action, with the categories the incident had before it."""
+
+    action: ActionView
+    previous: list[str]
+
+
+@dataclass(frozen=True)
+class IncidentPage:
+    """Everything the incident page shows, with the narrative and action text decrypted."""
+
+    incident: Incident
+    pupils: list[tuple[Pupil, bool]]  # each pupil, and whether they are the main one
+    narrative: str
+    parents_contacted: str
+    parents_reason: str
+    original_categories: list[str]
+    current_categories: list[str]
+    recategorised: bool
+    agencies: list[str]
+    receipts: list[ReceiptRow]
+    my_unread: list[ReceiptRow]
+    timeline: list[TimelineEntry]
+    colleagues: list[Staff]  # whom the viewer may alert
+    invitable: list[Staff]  # whom the viewer may share it with
+    referrals: list[ReferralRow]
+    open_referrals: list[ReferralRow]
+
+
+async def incident_page(
+    session: AsyncSession,
+    *,
+    incident: Incident,
+    viewer: Staff,
+    cipher: Cipher,
+    working: WorkingTime,
+    now: dt.datetime,
+) -> IncidentPage:
+    """The page of an incident the viewer may see (decrypted here and nowhere else)."""
+    action_views = await actions.list_actions(session, incident=incident, cipher=cipher)
+    original = incident.category_names
+    timeline = []
+    categories = original
+    for item in action_views:
+        previous = categories
+        if item.categories:
+            categories = list(item.categories)
+        timeline.append(TimelineEntry(item, previous))
+    receipt_rows = await alerts.receipts(session, incident_id=incident.id)
+    colleagues = [
+        s
+        for s in await staff_in_workspace(session, workspace_id=incident.workspace_id)
+        if s.id != viewer.id
+    ]
+    referral_rows = await incident_rows(
+        session, incident_id=incident.id, number=incident.number, working=working, now=now
+    )
+    return IncidentPage(
+        incident=incident,
+        pupils=[(p.pupil, p.is_main) for p in incident.pupils],
+        narrative=cipher.decrypt(incident.narrative_ct),
+        parents_contacted=incident.parents_contacted,
+        parents_reason=(
+            cipher.decrypt(incident.parents_reason_ct) if incident.parents_reason_ct else ""
+        ),
+        original_categories=original,
+        current_categories=categories,
+        recategorised=categories != original,
+        agencies=[a.name for a in incident.agencies],
+        receipts=receipt_rows,
+        my_unread=[r for r in receipt_rows if r.recipient_id == viewer.id and not r.read_at],
+        timeline=timeline,
+        colleagues=colleagues,
+        invitable=[s for s in colleagues if s.id != incident.author_id],
+        referrals=referral_rows,
+        open_referrals=[r for r in referral_rows if r.state != "closed"],
+    )
+
+
+async def view_incident(
+    session: AsyncSession,
+    *,
+    viewer: Staff,
+    number: int | None,
+    cipher: Cipher,
+    working: WorkingTime,
+    ip: str | None,
+    now: dt.datetime,
+) -> IncidentPage | None:
+    """The incident's page for the viewer, audited; None (refusal audited) if not theirs."""
+    incident = await visible_or_refused(
+        session, viewer=viewer, number=number, action="incident.view", ip=ip
+    )
+    if incident is None:
+        return None
+    page = await incident_page(
+        session, incident=incident, viewer=viewer, cipher=cipher, working=working, now=now
+    )
+    # Recorded after the reads, in the same transaction: on SQLite the first write takes
+    # the database's write lock, and it should not be held through them.
+    audit.record(session, action="incident.view", actor=viewer, incident_id=incident.id, ip=ip)
+    return page
+
+
+# -- marking its alerts read ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MarkedRead:
+    incident_id: int
+    number: int
+    alert_ids: list[int]  # the alerts read now (none if all were read already)
+
+
+async def mark_read_on_web(
+    session: AsyncSession, *, viewer: Staff, number: int | None, public_url: str, ip: str | None
+) -> MarkedRead | None:
+    """Mark the viewer's own unread alerts on the incident as read, from the web view."""
+    incident = await visible_or_refused(
+        session, viewer=viewer, number=number, action="alert.read", ip=ip
+    )
+    if incident is None:
+        return None
+    read: list[int] = []
+    for alert_id in await alerts.unread_alert_ids(
+        session, incident_id=incident.id, staff_id=viewer.id
+    ):
+        try:
+            result = await alerts.mark_read(
+                session,
+                alert_id=alert_id,
+                workspace_id=viewer.workspace_id,
+                slack_user_id=viewer.slack_user_id or "",
+                public_url=public_url,
+                via=ReadVia.WEB,
+            )
+        except alerts.AlertNotFound:
+            continue
+        if result.newly_read:
+            read.append(result.alert_id)
+    if read:
+        audit.record(
+            session,
+            action="alert.read",
+            actor=viewer,
+            incident_id=incident.id,
+            ip=ip,
+            detail="via web; alerts " + ",".join(map(str, read)),
+        )
+    return MarkedRead(incident.id, incident.number, read)
+
+
+# -- sharing it --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shared:
+    """The answer to a share: the colleague, or the errors and the page to show them on."""
+
+    incident: Incident
+    guest: Staff | None
+    errors: dict[str, str]
+    page: IncidentPage | None
+
+
+async def share(
+    session: AsyncSession,
+    *,
+    viewer: Staff,
+    number: int | None,
+    staff_id: int | None,
+    public_url: str,
+    cipher: Cipher,
+    working: WorkingTime,
+    ip: str | None,
+    now: dt.datetime,
+) -> Shared | None:
+    """Share the incident with a colleague and alert them; audited, refusals too."""
+    incident = await visible_or_refused(
+        session, viewer=viewer, number=number, action="incident.invite", ip=ip
+    )
+    if incident is None:
+        return None
+    try:
+        if staff_id is None:
+            raise InvalidAction({"staff": "Choose a current member of staff."})
+        guest = await actions.invite(
+            session, inviter=viewer, incident=incident, staff_id=staff_id, public_url=public_url
+        )
+    except InvalidAction as invalid:
+        audit.record(
+            session,
+            action="incident.invite",
+            outcome=audit.FAILED,
+            actor=viewer,
+            incident_id=incident.id,
+            ip=ip,
+            detail="invalid: " + ", ".join(sorted(invalid.errors)),
+        )
+        page = await incident_page(
+            session, incident=incident, viewer=viewer, cipher=cipher, working=working, now=now
+        )
+        return Shared(incident, None, invalid.errors, page)
+    audit.record(
+        session,
+        action="incident.invite",
+        actor=viewer,
+        incident_id=incident.id,
+        subject_id=guest.id,
+        ip=ip,
+    )
+    return Shared(incident, guest, {}, None)
