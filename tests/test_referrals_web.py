@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from handlers.web.pages import when
+from handlers.web.render import when
 from store import websessions
 from store.db import transaction
 from store.messages import SNOOZE_ACTION
