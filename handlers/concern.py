@@ -150,9 +150,7 @@ async def _file(
             workspace_id=workspace_of(context),
             author=author,
             draft=draft,
-            catalogue=deps.catalogue,
-            cipher=deps.cipher,
-            public_url=deps.public_url,
+            setup=deps.setup,
             alert_channel=deps.alert_channel,
             slack_view_id=view_id,
         )

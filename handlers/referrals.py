@@ -34,8 +34,7 @@ async def snooze(
             staff=staff,
             workspace_id=workspace_of(context),
             slack_user_id=context.user_id or "",
-            working=deps.school.working_time,
-            public_url=deps.public_url,
+            setup=deps.setup,
             nudge_message=(channel, ts) if channel and ts else None,
             now=deps.clock(),
         )

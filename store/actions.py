@@ -163,19 +163,30 @@ class ActionPlan:
     recipients: list[Staff]
 
 
+@dataclass(frozen=True)
+class ActionWanted:
+    """An action as asked for: what was done, whom to alert, new categories (or None)."""
+
+    text: str
+    alert_staff_ids: Sequence[int] = ()
+    recategorise: Sequence[str] | None = None
+
+
 async def check_action(
     session: AsyncSession,
     *,
     author: Staff,
     incident: Incident,
-    text: str,
-    alert_staff_ids: Sequence[int] = (),
-    recategorise: Sequence[str] | None = None,
+    wanted: ActionWanted,
     catalogue: Catalogue,
 ) -> ActionPlan:
     """Every check of an action, writing nothing; InvalidAction names each wrong field."""
     errors: dict[str, str] = {}
-    text = text.strip()
+    text, alert_staff_ids, recategorise = (
+        wanted.text.strip(),
+        wanted.alert_staff_ids,
+        wanted.recategorise,
+    )
     if not text:
         errors["text"] = "Say what was done or learned."
     elif len(text) > ACTION_MAX:
@@ -254,14 +265,9 @@ async def add_action(
     now: dt.datetime | None = None,
 ) -> IncidentAction:
     """Add an action (the caller has checked `author` may see `incident`)."""
+    wanted = ActionWanted(text, alert_staff_ids, recategorise)
     plan = await check_action(
-        session,
-        author=author,
-        incident=incident,
-        text=text,
-        alert_staff_ids=alert_staff_ids,
-        recategorise=recategorise,
-        catalogue=catalogue,
+        session, author=author, incident=incident, wanted=wanted, catalogue=catalogue
     )
     return await write_action(
         session, plan, cipher=cipher, public_url=public_url, now=now or utcnow()
@@ -273,13 +279,17 @@ async def invite(
     *,
     inviter: Staff,
     incident: Incident,
-    staff_id: int,
+    staff_id: int | None,
     public_url: str,
     now: dt.datetime | None = None,
 ) -> Staff:
-    """Share the incident with a colleague and alert them (once)."""
+    """Share the incident with a colleague (None: no one was chosen) and alert them (once)."""
     now = now or utcnow()
-    found = await active_staff_with_ids(session, workspace_id=incident.workspace_id, ids=[staff_id])
+    found = (
+        await active_staff_with_ids(session, workspace_id=incident.workspace_id, ids=[staff_id])
+        if staff_id is not None
+        else []
+    )
     if not found:
         raise InvalidAction({"staff": "Choose a current member of staff."})
     guest = found[0]

@@ -9,7 +9,7 @@ from aiohttp import web
 from handlers.web.deps import DEPS
 from handlers.web.render import not_found, page
 from handlers.web.security import keyholder_only
-from handlers.web.session import client_ip, viewer
+from handlers.web.session import viewer, visit
 from store.db import transaction
 from store.flows import admin
 from store.ids import parse_id, parse_number
@@ -24,19 +24,12 @@ AUDIT_PAGE = 100
 @routes.get("/audit")
 @keyholder_only(action="audit.view")
 async def audit_log(request: web.Request) -> web.Response:
-    deps = request.app[DEPS]
     person = parse_id(request.query.get("person"))
     number = parse_number(request.query.get("incident"))
     before = parse_id(request.query.get("before"))
-    async with transaction(deps.factory) as db:
+    async with transaction(request.app[DEPS].factory) as db:
         shown = await admin.view_audit_log(
-            db,
-            viewer=viewer(request),
-            person=person,
-            number=number,
-            before=before,
-            limit=AUDIT_PAGE,
-            ip=client_ip(request),
+            db, visit=visit(request), person=person, number=number, before=before, limit=AUDIT_PAGE
         )
     older = None
     if len(shown.rows) == AUDIT_PAGE:
@@ -69,13 +62,12 @@ async def staff_list(request: web.Request) -> web.Response:
 @routes.post("/staff/{staff_id}/totp-reset")
 @keyholder_only(action="totp.reset")
 async def totp_reset(request: web.Request) -> web.Response:
-    deps = request.app[DEPS]
-    me = viewer(request)
+    asking = visit(request)
     staff_id = parse_id(request.match_info.get("staff_id"))
-    async with transaction(deps.factory) as db:
-        target = await admin.reset_totp(db, viewer=me, staff_id=staff_id, ip=client_ip(request))
+    async with transaction(request.app[DEPS].factory) as db:
+        target = await admin.reset_totp(db, visit=asking, staff_id=staff_id)
     if target is None:
-        log.warning("web.totp_reset_refused", staff=me.id, target=staff_id)
+        log.warning("web.totp_reset_refused", staff=asking.staff.id, target=staff_id)
         return not_found(request)
-    log.info("web.totp_reset", staff=me.id, target=target.id)
+    log.info("web.totp_reset", staff=asking.staff.id, target=target.id)
     raise web.HTTPSeeOther(f"/staff?reset={target.id}#staff-{target.id}")

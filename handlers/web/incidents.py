@@ -11,7 +11,6 @@ narrative or an action's text.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,7 +21,7 @@ from multidict import MultiDictProxy
 from handlers.web.deps import DEPS
 from handlers.web.referrals import blank_entries, overdue_text
 from handlers.web.render import not_found, page, zone
-from handlers.web.session import client_ip, viewer
+from handlers.web.session import visit
 from store.actions import ACTION_MAX
 from store.db import transaction
 from store.flows import actions as action_flows
@@ -67,16 +66,15 @@ def _incident_page(
     request: web.Request,
     shown: IncidentPage,
     *,
-    now: dt.datetime,
     errors: dict[str, str] | None = None,
     invite_errors: dict[str, str] | None = None,
     entered: dict[str, Any] | None = None,
     referral_typed: dict[str, str] | None = None,
     status: int = 200,
 ) -> web.Response:
-    deps = request.app[DEPS]
-    school = deps.school
-    defaults = blank_entries([r.id for r in shown.open_referrals], now=now, zone=zone(request))
+    school = request.app[DEPS].school
+    open_ids = [r.id for r in shown.open_referrals]
+    defaults = blank_entries(open_ids, now=shown.as_of, zone=zone(request))
     parents = shown.parents_contacted
     return page(
         request,
@@ -87,7 +85,7 @@ def _incident_page(
         entered=entered or NOTHING_ENTERED,
         referral_entered={**defaults, **(referral_typed or {})},
         parents=PARENTS.get(parents, parents or "—"),
-        categories=deps.catalogue.categories,
+        categories=request.app[DEPS].catalogue.categories,
         reasons=REASONS,
         via=VIA,
         action_max=ACTION_MAX,
@@ -101,40 +99,29 @@ def _incident_page(
 
 @routes.get("/incidents/{number}")
 async def incident_page(request: web.Request) -> web.Response:
-    deps = request.app[DEPS]
-    now = deps.clock()
-    async with transaction(deps.factory) as db:
-        shown = await flows.view_incident(
-            db,
-            viewer=viewer(request),
-            number=_number(request),
-            cipher=deps.cipher,
-            working=deps.school.working_time,
-            ip=client_ip(request),
-            now=now,
-        )
+    async with transaction(request.app[DEPS].factory) as db:
+        shown = await flows.view_incident(db, visit=visit(request), number=_number(request))
     if shown is None:
         return not_found(request)
-    return _incident_page(request, shown, now=now)
+    return _incident_page(request, shown)
 
 
 @routes.post("/incidents/{number}/read")
 async def mark_incident_read(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
-    me = viewer(request)
+    asking = visit(request)
     async with transaction(deps.factory) as db:
-        read = await flows.mark_read_on_web(
-            db,
-            viewer=me,
-            number=_number(request),
-            public_url=deps.public_url,
-            ip=client_ip(request),
-        )
+        read = await flows.mark_read_on_web(db, visit=asking, number=_number(request))
     if read is None:
         return not_found(request)
     if read.alert_ids:
         deps.notify_outbox()
-        log.info("web.alert_read", staff=me.id, incident=read.incident_id, alerts=read.alert_ids)
+        log.info(
+            "web.alert_read",
+            staff=asking.staff.id,
+            incident=read.incident_id,
+            alerts=read.alert_ids,
+        )
     raise web.HTTPSeeOther(f"/incidents/{read.number}")
 
 
@@ -142,8 +129,7 @@ async def mark_incident_read(request: web.Request) -> web.Response:
 async def add_action(request: web.Request) -> web.Response:
     """Add an action, with any referral it records, in one transaction (all or nothing)."""
     deps = request.app[DEPS]
-    me = viewer(request)
-    now = deps.clock()
+    asking = visit(request)
     form: MultiDictProxy[Any] = await request.post()
     alert_ids, unreadable = _ids(form.getall("alert", []))
     draft = action_flows.ActionDraft(
@@ -155,29 +141,23 @@ async def add_action(request: web.Request) -> web.Response:
     )
     async with transaction(deps.factory) as db:
         result = await action_flows.add_action(
-            db,
-            viewer=me,
-            number=_number(request),
-            draft=draft,
-            catalogue=deps.catalogue,
-            cipher=deps.cipher,
-            school=deps.school,
-            public_url=deps.public_url,
-            ip=client_ip(request),
-            now=now,
+            db, visit=asking, number=_number(request), draft=draft
         )
     if result is None:
         return not_found(request)
+    staff = asking.staff.id
     if isinstance(result, action_flows.ActionRefused):
-        incident_id = result.page.incident.id
+        shown = result.page
         log.info(
-            "web.action_invalid", staff=me.id, incident=incident_id, fields=sorted(result.errors)
+            "web.action_invalid",
+            staff=staff,
+            incident=shown.incident.id,
+            fields=sorted(result.errors),
         )
         entered = {"text": draft.text, "alert": alert_ids, "categories": draft.categories}
         return _incident_page(
             request,
-            result.page,
-            now=now,
+            shown,
             errors=result.errors,
             entered={**NOTHING_ENTERED, **entered},
             referral_typed=result.referral_typed,
@@ -186,7 +166,7 @@ async def add_action(request: web.Request) -> web.Response:
     deps.notify_outbox()
     log.info(
         "web.action_added",
-        staff=me.id,
+        staff=staff,
         incident=result.incident_id,
         action=result.action_id,
         referrals=result.referral_ids,
@@ -196,31 +176,21 @@ async def add_action(request: web.Request) -> web.Response:
 
 @routes.post("/incidents/{number}/invite")
 async def invite(request: web.Request) -> web.Response:
-    deps = request.app[DEPS]
-    me = viewer(request)
-    now = deps.clock()
     form: MultiDictProxy[Any] = await request.post()
     staff_id = parse_id(str(form.get("staff", "")))
-    async with transaction(deps.factory) as db:
-        shared = await flows.share(
-            db,
-            viewer=me,
-            number=_number(request),
-            staff_id=staff_id,
-            public_url=deps.public_url,
-            cipher=deps.cipher,
-            working=deps.school.working_time,
-            ip=client_ip(request),
-            now=now,
-        )
+    asking = visit(request)
+    async with transaction(request.app[DEPS].factory) as db:
+        shared = await flows.share(db, visit=asking, number=_number(request), staff_id=staff_id)
     if shared is None:
         return not_found(request)
     if shared.guest is None:
         assert shared.page is not None
         entered = {**NOTHING_ENTERED, "staff": staff_id}
         return _incident_page(
-            request, shared.page, now=now, invite_errors=shared.errors, entered=entered, status=400
+            request, shared.page, invite_errors=shared.errors, entered=entered, status=400
         )
-    deps.notify_outbox()
-    log.info("web.invited", staff=me.id, incident=shared.incident.id, guest=shared.guest.id)
+    request.app[DEPS].notify_outbox()
+    log.info(
+        "web.invited", staff=asking.staff.id, incident=shared.incident.id, guest=shared.guest.id
+    )
     raise web.HTTPSeeOther(f"/incidents/{shared.incident.number}#invite")

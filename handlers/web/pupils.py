@@ -27,11 +27,11 @@ from handlers.web.dates import Dates, read_dates
 from handlers.web.deps import DEPS
 from handlers.web.render import day, formats, not_found, page, zone
 from handlers.web.security import keyholder_only
-from handlers.web.session import client_ip, viewer
+from handlers.web.session import viewer, visit
 from store import reports
 from store.db import transaction
 from store.flows import pupils as flows
-from store.flows.pupils import ChronologyView
+from store.flows.pupils import ChronologyAsked
 from store.ids import parse_id
 from store.pupils import SEARCH_LIMIT, PupilRow
 
@@ -42,14 +42,11 @@ routes = web.RouteTableDef()
 @routes.get("/pupils")
 @keyholder_only(action="pupil.search")
 async def pupils(request: web.Request) -> web.Response:
-    deps = request.app[DEPS]
     query = request.query.get("q", "").strip()[:100]
     rows: list[PupilRow] = []
     if query:
-        async with transaction(deps.factory) as db:
-            rows = await flows.search_pupils(
-                db, viewer=viewer(request), query=query, ip=client_ip(request)
-            )
+        async with transaction(request.app[DEPS].factory) as db:
+            rows = await flows.search_pupils(db, visit=visit(request), query=query)
     return page(request, "pupils.html", query=query, rows=rows, limit=SEARCH_LIMIT)
 
 
@@ -99,49 +96,34 @@ def read_filter(request: web.Request) -> ChronologyFilter:
     return ChronologyFilter(read_dates(request.query), chosen[:50])
 
 
-async def _chronology(
-    request: web.Request, *, action: str
-) -> tuple[ChronologyView | None, ChronologyFilter]:
-    """The chronology in the path, filtered as asked; audited (or the refusal is)."""
-    deps = request.app[DEPS]
+async def _chronology(request: web.Request, *, action: str) -> dict[str, Any] | None:
+    """The chronology in the path, filtered as asked, audited as `action` (or the refusal
+    is): what its page and its PDF show; None if there is no such pupil here."""
     wanted = read_filter(request)
     start, end = wanted.bounds(zone(request))
-    async with transaction(deps.factory) as db:
-        shown = await flows.view_chronology(
-            db,
-            viewer=viewer(request),
-            pupil_id=parse_id(request.match_info.get("pupil_id")),
-            categories=wanted.categories,
-            start=start,
-            end=end,
-            range_key=wanted.range_key,
-            catalogue=deps.catalogue,
-            cipher=deps.cipher,
-            action=action,
-            ip=client_ip(request),
-            now=deps.clock(),
-        )
-    return shown, wanted
-
-
-def _chronology_context(
-    request: web.Request, shown: ChronologyView, wanted: ChronologyFilter
-) -> dict[str, Any]:
-    deps = request.app[DEPS]
-    found = shown.chronology
-    offered = list(
-        dict.fromkeys([c.name for c in deps.catalogue.categories] + found.categories_seen)
+    asked = ChronologyAsked(
+        parse_id(request.match_info.get("pupil_id")),
+        wanted.categories,
+        start,
+        end,
+        wanted.range_key,
     )
+    async with transaction(request.app[DEPS].factory) as db:
+        shown = await flows.view_chronology(db, visit=visit(request), asked=asked, action=action)
+    if shown is None:
+        return None
+    found = shown.chronology
+    offered = [c.name for c in request.app[DEPS].catalogue.categories] + found.categories_seen
     return {
         "found": found,
         "pupil": found.pupil,
         "entries": found.entries,
         "wanted": wanted,
         "errors": wanted.dates.errors,
-        "offered": offered,
+        "offered": list(dict.fromkeys(offered)),
         "school": shown.school,
         "produced_by": viewer(request).name,
-        "produced_at": deps.clock(),
+        "produced_at": request.app[DEPS].clock(),
         "pdf_url": f"/pupils/{found.pupil.id}/chronology.pdf"
         + (f"?{wanted.query_string}" if wanted.query_string else ""),
     }
@@ -150,24 +132,25 @@ def _chronology_context(
 @routes.get("/pupils/{pupil_id}")
 @keyholder_only(action="chronology.view")
 async def chronology_page(request: web.Request) -> web.Response:
-    shown, wanted = await _chronology(request, action="chronology.view")
-    if shown is None:
+    context = await _chronology(request, action="chronology.view")
+    if context is None:
         return not_found(request)
-    found = shown.chronology
     log.info(
-        "web.chronology", staff=viewer(request).id, pupil=found.pupil.id, entries=len(found.entries)
+        "web.chronology",
+        staff=viewer(request).id,
+        pupil=context["pupil"].id,
+        entries=len(context["entries"]),
     )
-    return page(request, "chronology.html", **_chronology_context(request, shown, wanted))
+    return page(request, "chronology.html", **context)
 
 
 @routes.get("/pupils/{pupil_id}/chronology.pdf")
 @keyholder_only(action="chronology.pdf")
 async def chronology_pdf(request: web.Request) -> web.Response:
-    shown, wanted = await _chronology(request, action="chronology.pdf")
-    if shown is None:
+    context = await _chronology(request, action="chronology.pdf")
+    if context is None:
         return not_found(request)
-    found = shown.chronology
-    context = _chronology_context(request, shown, wanted)
+    pupil_id = context["pupil"].id
     html = aiohttp_jinja2.render_string(
         "chronology_pdf.html", request, {**context, **formats(request)}
     )
@@ -187,11 +170,11 @@ async def chronology_pdf(request: web.Request) -> web.Response:
     log.info(
         "web.chronology_pdf",
         staff=viewer(request).id,
-        pupil=found.pupil.id,
-        entries=len(found.entries),
+        pupil=pupil_id,
+        entries=len(context["entries"]),
         ms=round((asyncio.get_running_loop().time() - started) * 1000),
     )
-    name = f"chronology-{found.pupil.id}-{request.app[DEPS].clock():%Y%m%d}.pdf"
+    name = f"chronology-{pupil_id}-{request.app[DEPS].clock():%Y%m%d}.pdf"
     return web.Response(
         body=body,
         content_type="application/pdf",

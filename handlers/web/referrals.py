@@ -17,7 +17,7 @@ from aiohttp import web
 from handlers.web.deps import DEPS
 from handlers.web.render import page
 from handlers.web.security import keyholder_only
-from handlers.web.session import client_ip, viewer
+from handlers.web.session import visit
 from store.db import transaction
 from store.flows import referrals as flows
 from store.referral_changes import outcome_key, responded_key
@@ -53,13 +53,10 @@ def blank_entries(
 @keyholder_only(action="referrals.view")
 async def referrals_board(request: web.Request) -> web.Response:
     """Referrals waiting for an agency: overdue first (most overdue first), then soonest due."""
-    deps = request.app[DEPS]
-    me = viewer(request)
-    async with transaction(deps.factory) as db:
-        rows = await flows.view_board(
-            db, viewer=me, working=deps.school.working_time, ip=client_ip(request), now=deps.clock()
-        )
-    log.info("web.referrals_board", staff=me.id, waiting=len(rows))
+    asking = visit(request)
+    async with transaction(request.app[DEPS].factory) as db:
+        rows = await flows.view_board(db, visit=asking)
+    log.info("web.referrals_board", staff=asking.staff.id, waiting=len(rows))
     return page(
         request,
         "referrals.html",

@@ -25,7 +25,7 @@ from handlers.web.dates import Dates, read_dates
 from handlers.web.deps import DEPS
 from handlers.web.render import not_found, page, zone
 from handlers.web.security import keyholder_only
-from handlers.web.session import client_ip, viewer
+from handlers.web.session import viewer, visit
 from handlers.web.tables import category_table, csv_bytes, csv_response, table_rows
 from store import reports
 from store.db import transaction
@@ -68,27 +68,24 @@ async def _report_data(
 ) -> tuple[Any, DateRange, Dates, str]:
     """What `build` counts for the range asked, audited; the range, the dates typed, and
     the school's name."""
-    deps = request.app[DEPS]
     dates = read_dates(request.query)
     period = report_period(dates, today=_today(request))
-    async with transaction(deps.factory) as db:
+    async with transaction(request.app[DEPS].factory) as db:
         data, school = await view_report(
-            db,
-            viewer=viewer(request),
-            build=build,
-            period=period,
-            working=deps.school.working_time,
-            detail=detail,
-            action=action,
-            ip=client_ip(request),
-            now=deps.clock(),
+            db, visit=visit(request), build=build, period=period, action=action, name=detail
         )
     return data, period, dates, school
 
 
-def _report_page(
-    request: web.Request, template: str, report: Any, period: DateRange, dates: Dates, **more: Any
+async def _report_page(
+    request: web.Request, build: Build, *, name: str, template: str, **more: Any
 ) -> web.Response:
+    """A report's page: what `build` counts for the range asked (audited), its chart and
+    tables, and links to other ranges."""
+    report, period, dates, school = await _report_data(
+        request, build, action="report.view", detail=name
+    )
+    log.info("web.report", staff=viewer(request).id, report=name, period=period.key)
     today = _today(request)
     links = [
         ("This term", reports.term_of(today)),
@@ -100,6 +97,7 @@ def _report_page(
         request,
         template,
         report=report,
+        school=school,
         chart=build_chart(report.categories) if not report.categories.empty else None,
         category_header=header,
         category_rows=rows,
@@ -115,29 +113,21 @@ def _report_page(
 @routes.get("/reports")
 @keyholder_only(action="report.view", about=lambda _request: "reports")
 async def reports_page(request: web.Request) -> web.Response:
-    report, period, dates, school = await _report_data(
-        request, reports.term_report, action="report.view", detail="reports"
-    )
-    log.info("web.report", staff=viewer(request).id, report="reports", period=period.key)
-    return _report_page(
+    return await _report_page(
         request,
-        "reports.html",
-        report,
-        period,
-        dates,
+        reports.term_report,
+        name="reports",
+        template="reports.html",
         referral_limit=PAGE_REFERRALS,
-        school=school,
     )
 
 
 @routes.get("/reports/governors")
 @keyholder_only(action="report.view", about=lambda _request: "governors")
 async def governors_page(request: web.Request) -> web.Response:
-    report, period, dates, school = await _report_data(
-        request, reports.governors_report, action="report.view", detail="governors"
+    return await _report_page(
+        request, reports.governors_report, name="governors", template="governors.html"
     )
-    log.info("web.report", staff=viewer(request).id, report="governors", period=period.key)
-    return _report_page(request, "governors.html", report, period, dates, school=school)
 
 
 async def _download(request: web.Request, *, governors: bool) -> web.Response:

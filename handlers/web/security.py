@@ -26,7 +26,7 @@ from handlers.web.render import not_found, unavailable
 from handlers.web.session import SESSION, clear_session_cookie, client_ip, cookie_name
 from store import audit, websessions
 from store.access import is_keyholder
-from store.db import DATABASE_ERRORS
+from store.db import DATABASE_ERRORS, transaction
 from store.models import Staff, WebSession
 
 log = structlog.get_logger(__name__)
@@ -160,11 +160,8 @@ async def _guarded(request: web.Request, handler: Handler, deps: WebDeps) -> web
     now = deps.clock()
     async with deps.factory() as db, db.begin():
         row = await websessions.load(db, raw_id=raw, idle=deps.idle, now=now) if raw else None
-        if row is None:
-            if raw:
-                audit.record(
-                    db, action="session.expired", outcome=audit.REFUSED, ip=client_ip(request)
-                )
+        if row is None and raw:
+            audit.Trail(db, ip=client_ip(request)).add("session.expired", audit.REFUSED)
     if row is None:
         return _to_sign_in(request, deps, expired=bool(raw))
     if level == FULL and row.second_factor_at is None:
@@ -172,33 +169,26 @@ async def _guarded(request: web.Request, handler: Handler, deps: WebDeps) -> web
     if request.method not in ("GET", "HEAD"):
         form = await request.post()
         if not check_csrf(request, row, form):
-            async with deps.factory() as db, db.begin():
-                audit.record(
-                    db,
-                    action="csrf.refused",
-                    outcome=audit.REFUSED,
-                    workspace_id=row.workspace_id,
-                    actor=row.staff,
-                    ip=client_ip(request),
-                    detail=request.path[:100],
-                )
+            await _refused(request, deps, "csrf.refused", row.staff, detail=request.path[:100])
             log.warning("web.csrf_refused", staff=row.staff_id, path=request.path)
             raise web.HTTPForbidden(text="This form has expired. Go back, reload and try again.")
     request[SESSION] = row
     gate: KeyholderOnly | None = getattr(request.match_info.route.handler, _KEYHOLDER_ONLY, None)
     if gate is not None and not may_see_keyholder_pages(row.staff):
-        async with deps.factory() as db, db.begin():
-            audit.record(
-                db,
-                action=gate.action,
-                outcome=audit.REFUSED,
-                actor=row.staff,
-                ip=client_ip(request),
-                detail=gate.detail(request),
-            )
+        await _refused(request, deps, gate.action, row.staff, detail=gate.detail(request))
         log.warning("web.keyholder_only", staff=row.staff_id, action=gate.action)
         return not_found(request)
     return await handler(request)
+
+
+async def _refused(
+    request: web.Request, deps: WebDeps, action: str, staff: Staff, *, detail: str
+) -> None:
+    """Audit a request refused here, by `staff` (in a transaction of its own)."""
+    async with transaction(deps.factory) as db:
+        audit.Trail(db, actor=staff, ip=client_ip(request)).add(
+            action, audit.REFUSED, detail=detail
+        )
 
 
 def _to_sign_in(request: web.Request, deps: WebDeps, *, expired: bool) -> web.StreamResponse:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from handlers.web.deps import WebDeps
+from handlers.web.deps import DEPS, WebDeps
+from store.flows import Visit
 from store.models import Staff, WebSession
 
 SESSION = web.RequestKey("session", WebSession)
@@ -24,6 +25,12 @@ def viewer(request: web.Request) -> Staff:
 def client_ip(request: web.Request) -> str:
     """The address the request came from, for the audit log."""
     return request.remote or ""
+
+
+def visit(request: web.Request) -> Visit:
+    """The signed-in member of staff asking, from where and when: what flows are given."""
+    deps = request.app[DEPS]
+    return Visit(viewer(request), client_ip(request), deps.clock(), deps.setup)
 
 
 def cookie_name(deps: WebDeps) -> str:

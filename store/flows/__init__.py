@@ -17,3 +17,50 @@ modules (`store.actions`, `store.referrals`, `store.alerts`, ...).
 - `signin`: signing in and out, one-time links, the second factor;
 - `concerns`: filing a concern from the Slack modal.
 """
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store import audit
+from store.catalogue import Catalogue
+from store.crypto import Cipher
+from store.models import Staff
+from store.school_config import SchoolConfig
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What flows need of the deployment: the key to stored text, the school's categories,
+    its configuration (agencies, working time) and the web view's address for links."""
+
+    cipher: Cipher
+    catalogue: Catalogue
+    school: SchoolConfig
+    public_url: str
+
+
+@dataclass(frozen=True)
+class Visit:
+    """A signed-in member of staff asking for something: who, from which address, when
+    (the server's clock), in which deployment."""
+
+    staff: Staff
+    ip: str | None
+    now: dt.datetime
+    setup: Setup
+
+    def trail(
+        self, session: AsyncSession, *, incident_id: int | None = None, timed: bool = False
+    ) -> audit.Trail:
+        """The audit trail of this visit (entries dated `now` if `timed`, else as written)."""
+        return audit.Trail(
+            session,
+            actor=self.staff,
+            ip=self.ip,
+            incident_id=incident_id,
+            now=self.now if timed else None,
+        )

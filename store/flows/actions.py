@@ -10,21 +10,18 @@ answer carries every error (by form field) and the page to show them on.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import actions, audit, referrals
-from store.actions import InvalidAction
-from store.catalogue import Catalogue
-from store.crypto import Cipher
+from store.actions import ActionWanted, InvalidAction
+from store.flows import Visit
 from store.flows.incidents import IncidentPage, incident_page, visible_or_refused
-from store.models import Incident, IncidentAction, Referral, Staff
+from store.models import Incident, IncidentAction, Referral
 from store.referral_changes import RESPONSE, ReferralChanges, check_changes, read_changes
 from store.referrals import InvalidReferral
-from store.school_config import SchoolConfig
 
 UNREADABLE_ALERT = "Some of the people chosen are not current staff."
 
@@ -58,106 +55,58 @@ class ActionRefused:
 
 
 async def add_action(
-    session: AsyncSession,
-    *,
-    viewer: Staff,
-    number: int | None,
-    draft: ActionDraft,
-    catalogue: Catalogue,
-    cipher: Cipher,
-    school: SchoolConfig,
-    public_url: str,
-    ip: str | None,
-    now: dt.datetime,
+    session: AsyncSession, *, visit: Visit, number: int | None, draft: ActionDraft
 ) -> ActionAdded | ActionRefused | None:
     """Add an action with all it records, audited; None (refusal audited) if not theirs."""
-    incident = await visible_or_refused(
-        session, viewer=viewer, number=number, action="action.add", ip=ip
-    )
+    incident = await visible_or_refused(session, visit=visit, number=number, action="action.add")
     if incident is None:
         return None
+    trail = visit.trail(session, incident_id=incident.id, timed=True)
     open_referrals = await referrals.open_for_incident(session, incident_id=incident.id, lock=True)
     changes = read_changes(
-        draft.referral_fields, school=school, now=now, open_referrals=open_referrals
+        draft.referral_fields,
+        school=visit.setup.school,
+        now=visit.now,
+        open_referrals=open_referrals,
     )
     try:
         plan = await _checked(
             session,
-            viewer=viewer,
+            visit=visit,
             incident=incident,
             draft=draft,
             changes=changes,
             open_referrals=open_referrals,
-            catalogue=catalogue,
-            now=now,
         )
     except (InvalidAction, InvalidReferral) as invalid:
-        audit.record(
-            session,
-            action="action.add",
-            outcome=audit.FAILED,
-            actor=viewer,
-            incident_id=incident.id,
-            ip=ip,
-            detail="invalid: " + ", ".join(sorted(invalid.errors)),
-            now=now,
+        trail.add(
+            "action.add", audit.FAILED, detail="invalid: " + ", ".join(sorted(invalid.errors))
         )
-        page = await incident_page(
-            session,
-            incident=incident,
-            viewer=viewer,
-            cipher=cipher,
-            working=school.working_time,
-            now=now,
-        )
+        page = await incident_page(session, incident=incident, visit=visit)
         return ActionRefused(invalid.errors, changes.typed, page)
 
+    setup = visit.setup
     action = await actions.write_action(
-        session, plan, cipher=cipher, public_url=public_url, now=now
+        session, plan, cipher=setup.cipher, public_url=setup.public_url, now=visit.now
     )
     changed = await _record_referrals(
-        session,
-        changes,
-        incident=incident,
-        action=action,
-        author=viewer,
-        open_referrals=open_referrals,
-        school=school,
-        now=now,
-        ip=ip,
+        trail, changes, incident=incident, action=action, open_referrals=open_referrals, visit=visit
     )
-    audit.record(
-        session,
-        action="action.add",
-        actor=viewer,
-        incident_id=incident.id,
-        ip=ip,
-        detail=f"action {action.id}; alerted {len(draft.alert_staff_ids)}",
-        now=now,
-    )
+    trail.add("action.add", detail=f"action {action.id}; alerted {len(draft.alert_staff_ids)}")
     if action.categories:
-        audit.record(
-            session,
-            action="incident.recategorise",
-            actor=viewer,
-            incident_id=incident.id,
-            ip=ip,
-            detail=f"action {action.id}; to " + "; ".join(action.categories),
-            now=now,
-        )
+        detail = f"action {action.id}; to " + "; ".join(action.categories)
+        trail.add("incident.recategorise", detail=detail)
     return ActionAdded(incident.id, incident.number, action.id, changed)
 
 
 async def _checked(
     session: AsyncSession,
     *,
-    viewer: Staff,
+    visit: Visit,
     incident: Incident,
     draft: ActionDraft,
     changes: ReferralChanges,
     open_referrals: Mapping[int, Referral],
-    catalogue: Catalogue,
-    now: dt.datetime,
 ) -> actions.ActionPlan:
     """The action ready to write, or every error: the action's and the form's together,
     else the first referral change the store would refuse."""
@@ -166,36 +115,33 @@ async def _checked(
     try:
         if draft.unreadable_alert_ids:
             raise InvalidAction({"alert": UNREADABLE_ALERT})
+        wanted = ActionWanted(draft.text, draft.alert_staff_ids, draft.categories or None)
         plan = await actions.check_action(
             session,
-            author=viewer,
+            author=visit.staff,
             incident=incident,
-            text=draft.text,
-            alert_staff_ids=draft.alert_staff_ids,
-            recategorise=draft.categories or None,
-            catalogue=catalogue,
+            wanted=wanted,
+            catalogue=visit.setup.catalogue,
         )
     except InvalidAction as invalid:
         problems = {**invalid.errors, **problems}
     if problems or plan is None:
         raise InvalidAction(problems)
-    check_changes(changes, open_referrals=open_referrals, now=now)
+    check_changes(changes, open_referrals=open_referrals, now=visit.now)
     return plan
 
 
 async def _record_referrals(
-    session: AsyncSession,
+    trail: audit.Trail,
     changes: ReferralChanges,
     *,
     incident: Incident,
     action: IncidentAction,
-    author: Staff,
     open_referrals: Mapping[int, Referral],
-    school: SchoolConfig,
-    now: dt.datetime,
-    ip: str | None,
+    visit: Visit,
 ) -> list[int]:
-    """Record the checked referral changes with `action`, each audited."""
+    """Record the checked referral changes with `action`, each audited on `trail`."""
+    session, author, now = trail.session, visit.staff, visit.now
     changed: list[int] = []
     for item in changes.outcomes:
         referral = await referrals.record_outcome(
@@ -207,15 +153,8 @@ async def _record_referrals(
             at=item.at,
             now=now,
         )
-        audit.record(
-            session,
-            action="referral.response" if item.outcome == RESPONSE else "referral.close",
-            actor=author,
-            incident_id=incident.id,
-            ip=ip,
-            detail=f"referral {referral.id}; action {action.id}",
-            now=now,
-        )
+        kind = "referral.response" if item.outcome == RESPONSE else "referral.close"
+        trail.add(kind, detail=f"referral {referral.id}; action {action.id}")
         changed.append(referral.id)
     if changes.new is not None:
         referral = await referrals.record_referral(
@@ -226,17 +165,10 @@ async def _record_referrals(
             agency=changes.new.agency,
             referred_at=changes.new.referred_at,
             reference=changes.new.reference,
-            working=school.working_time,
+            working=visit.setup.school.working_time,
             now=now,
         )
-        audit.record(
-            session,
-            action="referral.add",
-            actor=author,
-            incident_id=incident.id,
-            ip=ip,
-            detail=f"referral {referral.id}; {referral.agency}; action {action.id}",
-            now=now,
-        )
+        detail = f"referral {referral.id}; {referral.agency}; action {action.id}"
+        trail.add("referral.add", detail=detail)
         changed.append(referral.id)
     return changed

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import audit, incidents, totp
 from store.audit import AuditRow
+from store.flows import Visit
 from store.models import Staff
 from store.staff import get_staff, staff_in_workspace
 
@@ -22,14 +23,14 @@ class AuditLogPage:
 async def view_audit_log(
     session: AsyncSession,
     *,
-    viewer: Staff,
+    visit: Visit,
     person: int | None,
     number: int | None,
     before: int | None,
     limit: int,
-    ip: str | None,
 ) -> AuditLogPage:
     """The audit log, newest first, filtered by person and incident; its reading audited."""
+    viewer = visit.staff
     incident_id = None
     unknown_incident = False
     if number is not None:
@@ -55,45 +56,28 @@ async def view_audit_log(
         for name, value in (("person", person), ("incident", number), ("before", before))
         if value is not None
     )
-    audit.record(
-        session,
-        action="audit.view",
-        actor=viewer,
-        incident_id=incident_id,
+    visit.trail(session, incident_id=incident_id).add(
+        "audit.view",
         subject_id=person if person in {p.id for p in people} else None,
-        ip=ip,
         detail=filters or None,
     )
     return AuditLogPage(rows, people, unknown_incident)
 
 
-async def reset_totp(
-    session: AsyncSession, *, viewer: Staff, staff_id: int | None, ip: str | None
-) -> Staff | None:
+async def reset_totp(session: AsyncSession, *, visit: Visit, staff_id: int | None) -> Staff | None:
     """Remove a colleague's authenticator and end their sessions, audited; None (refusal
-    audited) if they are not staff of the viewer's school."""
+    audited) if they are not staff of the visitor's school."""
     target = (
-        await get_staff(session, workspace_id=viewer.workspace_id, staff_id=staff_id)
+        await get_staff(session, workspace_id=visit.staff.workspace_id, staff_id=staff_id)
         if staff_id is not None
         else None
     )
+    trail = visit.trail(session)
     if target is None:
-        audit.record(
-            session,
-            action="totp.reset",
-            outcome=audit.REFUSED,
-            actor=viewer,
-            ip=ip,
-            detail=f"no staff {staff_id} here" if staff_id else "not a staff id",
-        )
+        detail = f"no staff {staff_id} here" if staff_id else "not a staff id"
+        trail.add("totp.reset", audit.REFUSED, detail=detail)
         return None
     removed = await totp.reset(session, staff_id=target.id)
-    audit.record(
-        session,
-        action="totp.reset",
-        actor=viewer,
-        subject_id=target.id,
-        ip=ip,
-        detail=None if removed else "had no authenticator",
-    )
+    note = None if removed else "had no authenticator"
+    trail.add("totp.reset", subject_id=target.id, detail=note)
     return target

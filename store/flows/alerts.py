@@ -28,12 +28,6 @@ async def read_in_slack(
         public_url=public_url,
     )
     if result.newly_read:
-        audit.record(
-            session,
-            action="alert.read",
-            workspace_id=workspace_id,
-            actor_slack_id=slack_user_id,
-            incident_id=result.incident_id,
-            detail="slack",
-        )
+        trail = audit.Trail(session, workspace_id=workspace_id, actor_slack_id=slack_user_id)
+        trail.add("alert.read", incident_id=result.incident_id, detail="slack")
     return result

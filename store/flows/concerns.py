@@ -5,8 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import incidents
-from store.catalogue import Catalogue
-from store.crypto import Cipher
+from store.flows import Setup
 from store.incidents import ConcernDraft, FiledConcern, InvalidConcern
 from store.models import Staff, Workspace
 
@@ -19,9 +18,7 @@ async def file_from_slack(
     workspace_id: int,
     author: Staff | None,
     draft: ConcernDraft,
-    catalogue: Catalogue,
-    cipher: Cipher,
-    public_url: str,
+    setup: Setup,
     alert_channel: str | None,
     slack_view_id: str,
 ) -> FiledConcern | None:
@@ -37,9 +34,9 @@ async def file_from_slack(
         workspace=workspace,
         author=author,
         draft=draft,
-        catalogue=catalogue,
-        cipher=cipher,
-        public_url=public_url,
+        catalogue=setup.catalogue,
+        cipher=setup.cipher,
+        public_url=setup.public_url,
         alert_channel=alert_channel,
         slack_view_id=slack_view_id,
     )

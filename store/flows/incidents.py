@@ -18,20 +18,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store import access, actions, alerts, audit, incidents
 from store.actions import ActionView, InvalidAction
 from store.alerts import ReceiptRow
-from store.crypto import Cipher
 from store.enums import ReadVia
+from store.flows import Visit
 from store.models import Incident, Pupil, Staff
 from store.referral_rows import ReferralRow, incident_rows
 from store.staff import staff_in_workspace
-from store.workdays import WorkingTime
 
 log = structlog.get_logger(__name__)
 
 
 async def visible_or_refused(
-    session: AsyncSession, *, viewer: Staff, number: int | None, action: str, ip: str | None
+    session: AsyncSession, *, visit: Visit, number: int | None, action: str
 ) -> Incident | None:
-    """The incident numbered `number` if the viewer may see it; otherwise audit the refusal."""
+    """The incident numbered `number` if the visitor may see it; otherwise audit the refusal."""
+    viewer = visit.staff
     incident = (
         await access.visible_incident(session, viewer=viewer, number=number)
         if number is not None
@@ -47,15 +47,8 @@ async def visible_or_refused(
             if number is not None
             else None
         )
-        audit.record(
-            session,
-            action=action,
-            outcome=audit.REFUSED,
-            actor=viewer,
-            incident_id=existing,
-            ip=ip,
-            detail=f"#{number}" if number is not None else "not an incident number",
-        )
+        detail = f"#{number}" if number is not None else "not an incident number"
+        visit.trail(session, incident_id=existing).add(action, audit.REFUSED, detail=detail)
         log.warning("incident.refused", staff=viewer.id, number=number, action=action)
     return incident
 
@@ -91,18 +84,12 @@ class IncidentPage:
     invitable: list[Staff]  # whom the viewer may share it with
     referrals: list[ReferralRow]
     open_referrals: list[ReferralRow]
+    as_of: dt.datetime  # the time the referrals' states (and the form's defaults) are for
 
 
-async def incident_page(
-    session: AsyncSession,
-    *,
-    incident: Incident,
-    viewer: Staff,
-    cipher: Cipher,
-    working: WorkingTime,
-    now: dt.datetime,
-) -> IncidentPage:
-    """The page of an incident the viewer may see (decrypted here and nowhere else)."""
+async def incident_page(session: AsyncSession, *, incident: Incident, visit: Visit) -> IncidentPage:
+    """The page of an incident the visitor may see (decrypted here and nowhere else)."""
+    viewer, cipher = visit.staff, visit.setup.cipher
     action_views = await actions.list_actions(session, incident=incident, cipher=cipher)
     original = incident.category_names
     timeline = []
@@ -119,7 +106,11 @@ async def incident_page(
         if s.id != viewer.id
     ]
     referral_rows = await incident_rows(
-        session, incident_id=incident.id, number=incident.number, working=working, now=now
+        session,
+        incident_id=incident.id,
+        number=incident.number,
+        working=visit.setup.school.working_time,
+        now=visit.now,
     )
     return IncidentPage(
         incident=incident,
@@ -140,31 +131,21 @@ async def incident_page(
         invitable=[s for s in colleagues if s.id != incident.author_id],
         referrals=referral_rows,
         open_referrals=[r for r in referral_rows if r.state != "closed"],
+        as_of=visit.now,
     )
 
 
 async def view_incident(
-    session: AsyncSession,
-    *,
-    viewer: Staff,
-    number: int | None,
-    cipher: Cipher,
-    working: WorkingTime,
-    ip: str | None,
-    now: dt.datetime,
+    session: AsyncSession, *, visit: Visit, number: int | None
 ) -> IncidentPage | None:
-    """The incident's page for the viewer, audited; None (refusal audited) if not theirs."""
-    incident = await visible_or_refused(
-        session, viewer=viewer, number=number, action="incident.view", ip=ip
-    )
+    """The incident's page for the visitor, audited; None (refusal audited) if not theirs."""
+    incident = await visible_or_refused(session, visit=visit, number=number, action="incident.view")
     if incident is None:
         return None
-    page = await incident_page(
-        session, incident=incident, viewer=viewer, cipher=cipher, working=working, now=now
-    )
+    page = await incident_page(session, incident=incident, visit=visit)
     # Recorded after the reads, in the same transaction: on SQLite the first write takes
     # the database's write lock, and it should not be held through them.
-    audit.record(session, action="incident.view", actor=viewer, incident_id=incident.id, ip=ip)
+    visit.trail(session, incident_id=incident.id).add("incident.view")
     return page
 
 
@@ -179,14 +160,13 @@ class MarkedRead:
 
 
 async def mark_read_on_web(
-    session: AsyncSession, *, viewer: Staff, number: int | None, public_url: str, ip: str | None
+    session: AsyncSession, *, visit: Visit, number: int | None
 ) -> MarkedRead | None:
-    """Mark the viewer's own unread alerts on the incident as read, from the web view."""
-    incident = await visible_or_refused(
-        session, viewer=viewer, number=number, action="alert.read", ip=ip
-    )
+    """Mark the visitor's own unread alerts on the incident as read, from the web view."""
+    incident = await visible_or_refused(session, visit=visit, number=number, action="alert.read")
     if incident is None:
         return None
+    viewer = visit.staff
     read: list[int] = []
     for alert_id in await alerts.unread_alert_ids(
         session, incident_id=incident.id, staff_id=viewer.id
@@ -197,7 +177,7 @@ async def mark_read_on_web(
                 alert_id=alert_id,
                 workspace_id=viewer.workspace_id,
                 slack_user_id=viewer.slack_user_id or "",
-                public_url=public_url,
+                public_url=visit.setup.public_url,
                 via=ReadVia.WEB,
             )
         except alerts.AlertNotFound:
@@ -205,14 +185,8 @@ async def mark_read_on_web(
         if result.newly_read:
             read.append(result.alert_id)
     if read:
-        audit.record(
-            session,
-            action="alert.read",
-            actor=viewer,
-            incident_id=incident.id,
-            ip=ip,
-            detail="via web; alerts " + ",".join(map(str, read)),
-        )
+        detail = "via web; alerts " + ",".join(map(str, read))
+        visit.trail(session, incident_id=incident.id).add("alert.read", detail=detail)
     return MarkedRead(incident.id, incident.number, read)
 
 
@@ -230,49 +204,27 @@ class Shared:
 
 
 async def share(
-    session: AsyncSession,
-    *,
-    viewer: Staff,
-    number: int | None,
-    staff_id: int | None,
-    public_url: str,
-    cipher: Cipher,
-    working: WorkingTime,
-    ip: str | None,
-    now: dt.datetime,
+    session: AsyncSession, *, visit: Visit, number: int | None, staff_id: int | None
 ) -> Shared | None:
     """Share the incident with a colleague and alert them; audited, refusals too."""
     incident = await visible_or_refused(
-        session, viewer=viewer, number=number, action="incident.invite", ip=ip
+        session, visit=visit, number=number, action="incident.invite"
     )
     if incident is None:
         return None
+    trail = visit.trail(session, incident_id=incident.id)
     try:
-        if staff_id is None:
-            raise InvalidAction({"staff": "Choose a current member of staff."})
         guest = await actions.invite(
-            session, inviter=viewer, incident=incident, staff_id=staff_id, public_url=public_url
+            session,
+            inviter=visit.staff,
+            incident=incident,
+            staff_id=staff_id,
+            public_url=visit.setup.public_url,
         )
     except InvalidAction as invalid:
-        audit.record(
-            session,
-            action="incident.invite",
-            outcome=audit.FAILED,
-            actor=viewer,
-            incident_id=incident.id,
-            ip=ip,
-            detail="invalid: " + ", ".join(sorted(invalid.errors)),
-        )
-        page = await incident_page(
-            session, incident=incident, viewer=viewer, cipher=cipher, working=working, now=now
-        )
+        detail = "invalid: " + ", ".join(sorted(invalid.errors))
+        trail.add("incident.invite", audit.FAILED, detail=detail)
+        page = await incident_page(session, incident=incident, visit=visit)
         return Shared(incident, None, invalid.errors, page)
-    audit.record(
-        session,
-        action="incident.invite",
-        actor=viewer,
-        incident_id=incident.id,
-        subject_id=guest.id,
-        ip=ip,
-    )
+    trail.add("incident.invite", subject_id=guest.id)
     return Shared(incident, guest, {}, None)

@@ -13,19 +13,26 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import audit, chronology, workspaces
-from store.catalogue import Catalogue
-from store.crypto import Cipher
-from store.models import Staff
+from store.flows import Visit
 from store.pupils import PupilRow, find_pupils
 
 
-async def search_pupils(
-    session: AsyncSession, *, viewer: Staff, query: str, ip: str | None
-) -> list[PupilRow]:
+async def search_pupils(session: AsyncSession, *, visit: Visit, query: str) -> list[PupilRow]:
     """Pupils found by name or UPN, audited by how many were found."""
-    rows = await find_pupils(session, workspace_id=viewer.workspace_id, query=query)
-    audit.record(session, action="pupil.search", actor=viewer, ip=ip, detail=f"{len(rows)} found")
+    rows = await find_pupils(session, workspace_id=visit.staff.workspace_id, query=query)
+    visit.trail(session).add("pupil.search", detail=f"{len(rows)} found")
     return rows
+
+
+@dataclass(frozen=True)
+class ChronologyAsked:
+    """Which chronology, filtered how: categories, and a range of times [start, end)."""
+
+    pupil_id: int | None
+    categories: Sequence[str]
+    start: dt.datetime | None
+    end: dt.datetime | None
+    range_key: str  # the range as the audit log names it
 
 
 @dataclass(frozen=True)
@@ -49,55 +56,34 @@ def chronology_detail(
 
 
 async def view_chronology(
-    session: AsyncSession,
-    *,
-    viewer: Staff,
-    pupil_id: int | None,
-    categories: Sequence[str],
-    start: dt.datetime | None,
-    end: dt.datetime | None,
-    range_key: str,
-    catalogue: Catalogue,
-    cipher: Cipher,
-    action: str,
-    ip: str | None,
-    now: dt.datetime,
+    session: AsyncSession, *, visit: Visit, asked: ChronologyAsked, action: str
 ) -> ChronologyView | None:
     """The pupil's chronology, filtered, audited as `action`; None (refusal audited) when
     there is no such pupil in the viewer's school."""
+    pupil_id, categories = asked.pupil_id, asked.categories
     found = (
         await chronology.chronology(
             session,
-            workspace_id=viewer.workspace_id,
+            workspace_id=visit.staff.workspace_id,
             pupil_id=pupil_id,
-            cipher=cipher,
-            now=now,
+            cipher=visit.setup.cipher,
+            now=visit.now,
             categories=categories,
-            start=start,
-            end=end,
+            start=asked.start,
+            end=asked.end,
         )
         if pupil_id is not None
         else None
     )
+    trail = visit.trail(session)
     if found is None:
-        audit.record(
-            session,
-            action=action,
-            outcome=audit.REFUSED,
-            actor=viewer,
-            ip=ip,
-            detail=f"no pupil {pupil_id} here" if pupil_id else "not a pupil id",
-        )
+        detail = f"no pupil {pupil_id} here" if pupil_id else "not a pupil id"
+        trail.add(action, audit.REFUSED, detail=detail)
         return None
-    known = {c.name for c in catalogue.categories} | set(found.categories_seen)
-    audit.record(
-        session,
-        action=action,
-        actor=viewer,
-        ip=ip,
-        detail=chronology_detail(
-            pupil_id=found.pupil.id, range_key=range_key, categories=categories, known=known
-        ),
+    known = {c.name for c in visit.setup.catalogue.categories} | set(found.categories_seen)
+    detail = chronology_detail(
+        pupil_id=found.pupil.id, range_key=asked.range_key, categories=categories, known=known
     )
-    school = await workspaces.school_name(session, workspace_id=viewer.workspace_id)
+    trail.add(action, detail=detail)
+    school = await workspaces.school_name(session, workspace_id=visit.staff.workspace_id)
     return ChronologyView(found, school)

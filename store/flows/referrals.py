@@ -10,20 +10,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import audit, incidents, messages, outbox, referrals
 from store.access import is_keyholder
+from store.flows import Setup, Visit
 from store.models import Referral, Staff
 from store.referral_rows import ReferralRow, board_rows
 from store.referrals import InvalidReferral
-from store.workdays import WorkingTime
 
 
-async def view_board(
-    session: AsyncSession, *, viewer: Staff, working: WorkingTime, ip: str | None, now: dt.datetime
-) -> list[ReferralRow]:
+async def view_board(session: AsyncSession, *, visit: Visit) -> list[ReferralRow]:
     """The referrals board (overdue first), audited."""
-    rows = await board_rows(session, workspace_id=viewer.workspace_id, working=working, now=now)
-    audit.record(
-        session, action="referrals.view", actor=viewer, ip=ip, detail=f"{len(rows)} waiting"
+    rows = await board_rows(
+        session,
+        workspace_id=visit.staff.workspace_id,
+        working=visit.setup.school.working_time,
+        now=visit.now,
     )
+    visit.trail(session).add("referrals.view", detail=f"{len(rows)} waiting")
     return rows
 
 
@@ -43,8 +44,7 @@ async def snooze(
     staff: Staff | None,
     workspace_id: int,
     slack_user_id: str,
-    working: WorkingTime,
-    public_url: str,
+    setup: Setup,
     nudge_message: tuple[str, str] | None,
     now: dt.datetime,
 ) -> Snooze:
@@ -54,6 +54,7 @@ async def snooze(
     so, through the outbox. A refusal changes nothing but the audit log.
     """
     keyholder = staff is not None and is_keyholder(staff.role_set)
+    working = setup.school.working_time
     try:
         if staff is None or referral_id is None:
             raise InvalidReferral({})
@@ -61,24 +62,14 @@ async def snooze(
             session, referral_id=referral_id, staff=staff, working=working, now=now
         )
     except InvalidReferral as refused:
-        audit.record(
-            session,
-            action="referral.snooze",
-            outcome=audit.REFUSED,
-            workspace_id=workspace_id,
-            actor=staff,
-            actor_slack_id=slack_user_id,
-            detail=f"referral {referral_id}" if referral_id is not None else "not a referral",
-            now=now,
+        trail = audit.Trail(
+            session, actor=staff, now=now, workspace_id=workspace_id, actor_slack_id=slack_user_id
         )
+        detail = f"referral {referral_id}" if referral_id is not None else "not a referral"
+        trail.add("referral.snooze", audit.REFUSED, detail=detail)
         return Snooze(None, refused.errors.get("referral", ""), keyholder)
-    audit.record(
-        session,
-        action="referral.snooze",
-        actor=staff,
-        incident_id=referral.incident_id,
-        detail=f"referral {referral.id}",
-        now=now,
+    audit.Trail(session, actor=staff, incident_id=referral.incident_id, now=now).add(
+        "referral.snooze", detail=f"referral {referral.id}"
     )
     if nudge_message is not None:
         channel, ts = nudge_message
@@ -88,7 +79,7 @@ async def snooze(
             number=number or 0,
             agency=referral.agency,
             overdue_days=working.working_days_between(referral.due_at, now),
-            public_url=public_url,
+            public_url=setup.public_url,
             snoozed_until=referral.snoozed_until,
         )
         outbox.enqueue(

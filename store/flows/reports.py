@@ -2,38 +2,29 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import audit, workspaces
-from store.models import Staff
+from store import workspaces
+from store.flows import Visit
 from store.reports import DateRange
-from store.workdays import WorkingTime
 
 #: `build(session, workspace_id=, period=, working=, now=)`: a report, or one of its tables.
 Build = Callable[..., Awaitable[Any]]
 
 
 async def view_report(
-    session: AsyncSession,
-    *,
-    viewer: Staff,
-    build: Build,
-    period: DateRange,
-    working: WorkingTime,
-    detail: str,
-    action: str,
-    ip: str | None,
-    now: dt.datetime,
+    session: AsyncSession, *, visit: Visit, build: Build, period: DateRange, action: str, name: str
 ) -> tuple[Any, str]:
-    """What `build` counts for the viewer's school, and the school's name; audited as
-    `action`, with `detail` (which report) and the range."""
+    """What `build` counts for the visitor's school, and the school's name; audited as
+    `action`, naming the report (or table) and the range."""
+    workspace_id = visit.staff.workspace_id
+    working = visit.setup.school.working_time
     data = await build(
-        session, workspace_id=viewer.workspace_id, period=period, working=working, now=now
+        session, workspace_id=workspace_id, period=period, working=working, now=visit.now
     )
-    school = await workspaces.school_name(session, workspace_id=viewer.workspace_id)
-    audit.record(session, action=action, actor=viewer, ip=ip, detail=f"{detail}; {period.key}")
+    school = await workspaces.school_name(session, workspace_id=workspace_id)
+    visit.trail(session).add(action, detail=f"{name}; {period.key}")
     return data, school

@@ -31,7 +31,7 @@ async def start_session(
 ) -> str:
     """A first-factor session for `staff`, audited; the raw id for the cookie."""
     raw, _row = await websessions.create(session, staff=staff, via=via, max_age=max_age, now=now)
-    audit.record(session, action=f"signin.{via}", actor=staff, ip=ip)
+    audit.Trail(session, actor=staff, ip=ip).add(f"signin.{via}")
     return raw
 
 
@@ -44,7 +44,7 @@ def refuse(
     outcome: AuditOutcome = audit.REFUSED,
 ) -> None:
     """Audit a sign-in attempt that went no further (nobody is signed in)."""
-    audit.record(session, action=f"signin.{via}", outcome=outcome, ip=ip, detail=detail[:100])
+    audit.Trail(session, ip=ip).add(f"signin.{via}", outcome, detail=detail[:100])
 
 
 async def slack_return(
@@ -86,15 +86,10 @@ async def sign_in_with_slack(
         else None
     )
     if staff is None:
-        audit.record(
-            session,
-            action="signin.slack",
-            outcome=audit.REFUSED,
-            actor_slack_id=user_id,
-            workspace_id=workspace.id if workspace else None,
-            ip=ip,
-            detail="not on the staff roster",
+        trail = audit.Trail(
+            session, ip=ip, workspace_id=workspace.id if workspace else None, actor_slack_id=user_id
         )
+        trail.add("signin.slack", audit.REFUSED, detail="not on the staff roster")
         return None
     return await start_session(
         session, staff=staff, via=SigninVia.SLACK, max_age=max_age, ip=ip, now=now
@@ -117,7 +112,7 @@ async def sign_in_with_link(
 async def issue_login_link(session: AsyncSession, *, staff: Staff, now: dt.datetime) -> str:
     """A one-time sign-in link's token for `staff` (`/concern login`), audited."""
     token = await websessions.issue_login_link(session, staff=staff, now=now)
-    audit.record(session, action="login_link.issued", actor=staff)
+    audit.Trail(session, actor=staff).add("login_link.issued")
     return token
 
 
@@ -151,20 +146,12 @@ async def second_factor(
     enrolled = await totp.enrolment(session, staff_id=row.staff_id)
     first_time = enrolled is not None and enrolled.confirmed_at is None
     result = await totp.verify(session, staff=row.staff, code=code, cipher=cipher, now=now)
+    trail = audit.Trail(session, actor=row.staff, ip=ip)
     if not result.ok:
-        audit.record(
-            session,
-            action="signin.totp",
-            outcome=audit.FAILED,
-            actor=row.staff,
-            ip=ip,
-            detail=result.reason,
-        )
+        trail.add("signin.totp", audit.FAILED, detail=result.reason)
         return SecondFactor(result, None)
     raw, _new = await websessions.promote(session, old=row, now=now)
-    audit.record(
-        session, action="totp.enrol" if first_time else "signin.totp", actor=row.staff, ip=ip
-    )
+    trail.add("totp.enrol" if first_time else "signin.totp")
     return SecondFactor(result, raw)
 
 
@@ -174,4 +161,4 @@ async def sign_out(
     """End the session, whatever the cookie says, audited."""
     row = await session.merge(web_session)
     await websessions.end(session, row=row, now=now)
-    audit.record(session, action="signout", actor=row.staff, ip=ip)
+    audit.Trail(session, actor=row.staff, ip=ip).add("signout")
