@@ -97,10 +97,10 @@ async def concern_submitted(
 async def _login_link(context: AsyncBoltContext) -> str:
     """A one-time sign-in link for the person asking (shown only to them)."""
     deps = deps_of(context)
-    staff = await staff_of(context)
-    if staff is None:
-        return concerns.NOT_STAFF
     async with transaction(deps.factory) as session:
+        staff = await staff_of(context, session)
+        if staff is None:
+            return concerns.NOT_STAFF
         token = await signin.issue_login_link(session, staff=staff, now=deps.clock())
     log.info("web.login_link_issued", staff=staff.id)
     return (
@@ -143,12 +143,11 @@ async def _file(
 ) -> FiledConcern | None:
     """File the draft; None when this modal was already filed (a repeated submission)."""
     deps = deps_of(context)
-    author = await staff_of(context)
     async with transaction(deps.factory) as session:
         return await concerns.file_from_slack(
             session,
             workspace_id=workspace_of(context),
-            author=author,
+            author=await staff_of(context, session),
             draft=draft,
             setup=deps.setup,
             alert_channel=deps.alert_channel,

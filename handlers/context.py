@@ -16,6 +16,7 @@ import structlog
 from slack_bolt.async_app import AsyncBoltContext
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.deps import Deps
 from store.db import DATABASE_ERRORS
@@ -63,12 +64,15 @@ def workspace_of(context: AsyncBoltContext) -> int:
     return workspace_id
 
 
-async def staff_of(context: AsyncBoltContext) -> Staff | None:
-    """The active member of staff asking, looked up on first use; None if not staff."""
+async def staff_of(context: AsyncBoltContext, session: AsyncSession | None = None) -> Staff | None:
+    """The active member of staff asking, looked up on first use (in `session`, if the
+    listener has one open already); None if not staff."""
     if STAFF not in context:
-        async with deps_of(context).factory() as session:
-            context[STAFF] = await get_staff_by_slack_id(
-                session, workspace_id=workspace_of(context), slack_user_id=context.user_id or ""
-            )
+        if session is None:
+            async with deps_of(context).factory() as own:
+                return await staff_of(context, own)
+        context[STAFF] = await get_staff_by_slack_id(
+            session, workspace_id=workspace_of(context), slack_user_id=context.user_id or ""
+        )
     staff: Staff | None = context[STAFF]
     return staff

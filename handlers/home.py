@@ -16,11 +16,11 @@ async def publish_home(client: AsyncWebClient, context: AsyncBoltContext) -> Non
     """Render and publish the Home tab for the person in `context`."""
     deps = deps_of(context)
     user_id = context.user_id or ""
-    staff = await staff_of(context)
     async with deps.factory() as session:
         unread = await alerts.unread_for(
             session, workspace_id=workspace_of(context), slack_user_id=user_id, limit=21
         )
+        staff = await staff_of(context, session)
         overdue = (
             await referrals.overdue(
                 session,

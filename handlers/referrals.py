@@ -26,12 +26,11 @@ async def snooze(
     await ack()
     deps = deps_of(context)
     channel, ts = channel_of(body), message_ts(body)
-    staff = await staff_of(context)
     async with transaction(deps.factory) as session:
         done = await flows.snooze(
             session,
             referral_id=parse_id(button_value(body)),
-            staff=staff,
+            staff=await staff_of(context, session),
             workspace_id=workspace_of(context),
             slack_user_id=context.user_id or "",
             setup=deps.setup,

@@ -46,16 +46,10 @@ NOTHING_ENTERED: dict[str, Any] = {"text": "", "alert": [], "categories": [], "s
 
 
 def _ids(raw: Iterable[Any]) -> tuple[list[int], bool]:
-    """Ids from a multi-value field; the flag is True when some were not ids."""
-    found: list[int] = []
-    bad = False
-    for item in raw:
-        value = parse_id(str(item))
-        if value is None:
-            bad = True
-        else:
-            found.append(value)
-    return list(dict.fromkeys(found)), bad
+    """Ids from a multi-value field, each once; the flag is True when some were not ids."""
+    ids = [parse_id(str(item)) for item in raw]
+    found = [i for i in ids if i is not None]
+    return list(dict.fromkeys(found)), len(found) != len(ids)
 
 
 def _number(request: web.Request) -> int | None:
