@@ -177,14 +177,13 @@ async def invite(request: web.Request) -> web.Response:
         shared = await flows.share(db, visit=asking, number=_number(request), staff_id=staff_id)
     if shared is None:
         return not_found(request)
-    if shared.guest is None:
-        assert shared.page is not None
+    if isinstance(shared, flows.ShareRefused):
         entered = {**NOTHING_ENTERED, "staff": staff_id}
         return _incident_page(
             request, shared.page, invite_errors=shared.errors, entered=entered, status=400
         )
     request.app[DEPS].notify_outbox()
     log.info(
-        "web.invited", staff=asking.staff.id, incident=shared.incident.id, guest=shared.guest.id
+        "web.invited", staff=asking.staff.id, incident=shared.incident_id, guest=shared.guest_id
     )
-    raise web.HTTPSeeOther(f"/incidents/{shared.incident.number}#invite")
+    raise web.HTTPSeeOther(f"/incidents/{shared.number}#invite")

@@ -4,8 +4,13 @@ A flow finds what it needs (asking `store.access` where an incident is involved)
 every change of the step in the caller's transaction, and writes its own audit rows,
 refusals included (the caller passes who is acting and from which address). Pages get
 plain data back, with any text they show already decrypted: handlers and templates never
-hold a `Cipher`. The small queries and rules flows are made of stay in the domain
+decrypt. The small queries and rules flows are made of stay in the domain
 modules (`store.actions`, `store.referrals`, `store.alerts`, ...).
+
+A web flow takes the session and a `Visit`: the signed-in member of staff, their
+address, the server's time and the deployment's `Setup` (cipher, catalogue, school
+configuration, public URL). Slack flows take the workspace, the person (their Slack id,
+and the member of staff if they are one) and what they need of the `Setup`.
 
 - `incidents`: an incident's page, marking its alerts read, sharing it;
 - `actions`: adding an action, with its alerts, re-categorisation and referral changes;

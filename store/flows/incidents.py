@@ -195,17 +195,22 @@ async def mark_read_on_web(
 
 @dataclass(frozen=True)
 class Shared:
-    """The answer to a share: the colleague, or the errors and the page to show them on."""
+    incident_id: int
+    number: int
+    guest_id: int
 
-    incident: Incident
-    guest: Staff | None
+
+@dataclass(frozen=True)
+class ShareRefused:
+    """Not shared: why (by form field), and the page to say so on."""
+
     errors: dict[str, str]
-    page: IncidentPage | None
+    page: IncidentPage
 
 
 async def share(
     session: AsyncSession, *, visit: Visit, number: int | None, staff_id: int | None
-) -> Shared | None:
+) -> Shared | ShareRefused | None:
     """Share the incident with a colleague and alert them; audited, refusals too."""
     incident = await visible_or_refused(
         session, visit=visit, number=number, action="incident.invite"
@@ -225,6 +230,6 @@ async def share(
         detail = "invalid: " + ", ".join(sorted(invalid.errors))
         trail.add("incident.invite", audit.FAILED, detail=detail)
         page = await incident_page(session, incident=incident, visit=visit)
-        return Shared(incident, None, invalid.errors, page)
+        return ShareRefused(invalid.errors, page)
     trail.add("incident.invite", subject_id=guest.id)
-    return Shared(incident, guest, {}, None)
+    return Shared(incident.id, incident.number, guest.id)
