@@ -6,17 +6,17 @@ import contextlib
 from typing import Any
 
 import structlog
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.async_app import AsyncAck, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from handlers import concern_modal
-from handlers.deps import Deps
-from store import audit, incidents, pupils, websessions
+from handlers.context import deps_of, staff_of, workspace_of
+from store import pupils
 from store.access import is_keyholder
 from store.db import DATABASE_ERRORS, transaction
-from store.models import Workspace
-from store.staff import get_staff_by_slack_id
+from store.flows import concerns, signin
+from store.incidents import ConcernDraft, FiledConcern, InvalidConcern
 
 log = structlog.get_logger(__name__)
 
@@ -40,80 +40,68 @@ SAVE_FAILED = (
 )
 
 
-def register(bolt: AsyncApp, deps: Deps) -> None:
-    """Attach the concern listeners to the Bolt app."""
+async def concern_command(
+    ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
+) -> None:
+    """`/concern` (and `help`, `login`): the modal opens before any database work."""
+    deps = deps_of(context)
+    subcommand = body.get("text", "").strip().lower()
+    if subcommand == "help":
+        await ack(HELP.format(command=deps.command))
+        return
+    if subcommand == "login":
+        await ack(await _login_link(context))
+        return
+    await ack()
+    # Open before any slow work: the trigger_id expires about 3 s after the command.
+    opened = await client.views_open(
+        trigger_id=body["trigger_id"],
+        view=concern_modal.concern_view(catalogue=deps.catalogue, keyholder=False),
+    )
+    deps.spawn(_tailor_view(client, opened["view"], context))
 
-    @bolt.command(deps.command)
-    async def concern_command(
-        ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
-    ) -> None:
-        subcommand = body.get("text", "").strip().lower()
-        if subcommand == "help":
-            await ack(HELP.format(command=deps.command))
-            return
-        if subcommand == "login":
-            await ack(await _login_link(deps, context))
-            return
-        await ack()
-        # Open before any slow work: the trigger_id expires about 3 s after the command.
-        opened = await client.views_open(
-            trigger_id=body["trigger_id"],
-            view=concern_modal.concern_view(catalogue=deps.catalogue, keyholder=False),
+
+async def pupil_typeahead(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+    """Both pupil pickers' options: pupils matching what was typed (staff only)."""
+    async with deps_of(context).factory() as session:
+        found = await pupils.search(
+            session,
+            workspace_id=workspace_of(context),
+            requester_slack_id=context.user_id or "",
+            query=str(body.get("value") or ""),
         )
-        deps.spawn(_tailor_view(client, deps, opened["view"], context))
-
-    @bolt.options(concern_modal.PUPIL_SEARCH)
-    async def pupil_typeahead(
-        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        workspace_id = deps.teams.cached(context.team_id)
-        found = []
-        if workspace_id is not None:
-            async with deps.factory() as session:
-                found = await pupils.search(
-                    session,
-                    workspace_id=workspace_id,
-                    requester_slack_id=context.user_id or "",
-                    query=str(body.get("value") or ""),
-                )
-        await ack(options=[concern_modal.pupil_option(p) for p in found])
-
-    @bolt.view(concern_modal.CALLBACK_ID)
-    async def concern_submitted(
-        ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        draft = concern_modal.parse_submission(view)
-        try:
-            outcome = await _file(deps, draft, view_id=view["id"], context=context)
-        except incidents.InvalidConcern as invalid:
-            log.info("concern.invalid", fields=sorted(invalid.errors))
-            await ack(response_action="errors", errors=_field_errors(invalid.errors, view))
-            return
-        except DATABASE_ERRORS:
-            log.exception("concern.save_failed")
-            await ack(response_action="errors", errors={"narrative": SAVE_FAILED})
-            return
-        await ack()
-        if outcome is not None:
-            deps.notify_outbox()
-            log.info("concern.filed", incident=outcome.number, alerted=outcome.alerted)
+    await ack(options=[concern_modal.pupil_option(p) for p in found])
 
 
-async def _login_link(deps: Deps, context: AsyncBoltContext) -> str:
+async def concern_submitted(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: AsyncBoltContext
+) -> None:
+    """The modal's Submit: file the concern, or say what is wrong under each field."""
+    draft = concern_modal.parse_submission(view)
+    try:
+        outcome = await _file(context, draft, view_id=view["id"])
+    except InvalidConcern as invalid:
+        log.info("concern.invalid", fields=sorted(invalid.errors))
+        await ack(response_action="errors", errors=_field_errors(invalid.errors, view))
+        return
+    except DATABASE_ERRORS:
+        log.exception("concern.save_failed")
+        await ack(response_action="errors", errors={"narrative": SAVE_FAILED})
+        return
+    await ack()
+    if outcome is not None:
+        deps_of(context).notify_outbox()
+        log.info("concern.filed", incident=outcome.number, alerted=outcome.alerted)
+
+
+async def _login_link(context: AsyncBoltContext) -> str:
     """A one-time sign-in link for the person asking (shown only to them)."""
-    workspace_id = deps.teams.cached(context.team_id)
+    deps = deps_of(context)
     async with transaction(deps.factory) as session:
-        staff = (
-            await get_staff_by_slack_id(
-                session, workspace_id=workspace_id, slack_user_id=context.user_id or ""
-            )
-            if workspace_id is not None
-            else None
-        )
+        staff = await staff_of(context, session)
         if staff is None:
-            return "You are not on Vigil's staff list: ask the school office to add you."
-        token = await websessions.issue_login_link(session, staff=staff, now=deps.clock())
-        audit.record(session, action="login_link.issued", actor=staff)
+            return concerns.NOT_STAFF
+        token = await signin.issue_login_link(session, staff=staff, now=deps.clock())
     log.info("web.login_link_issued", staff=staff.id)
     return (
         f"Your one-time link to Vigil (valid for 5 minutes, only for you): "
@@ -122,17 +110,12 @@ async def _login_link(deps: Deps, context: AsyncBoltContext) -> str:
 
 
 async def _tailor_view(
-    client: AsyncWebClient, deps: Deps, view: dict[str, Any], context: AsyncBoltContext
+    client: AsyncWebClient, view: dict[str, Any], context: AsyncBoltContext
 ) -> None:
     """Swap in the right form once we know who is asking (the modal is already open)."""
+    deps = deps_of(context)
     try:
-        workspace_id = deps.teams.cached(context.team_id)
-        staff = None
-        if workspace_id is not None:
-            async with deps.factory() as session:
-                staff = await get_staff_by_slack_id(
-                    session, workspace_id=workspace_id, slack_user_id=context.user_id or ""
-                )
+        staff = await staff_of(context)
         if staff is None:
             replacement = concern_modal.not_staff_view()
         elif is_keyholder(staff.role_set):
@@ -156,33 +139,17 @@ async def _tailor_view(
 
 
 async def _file(
-    deps: Deps, draft: incidents.ConcernDraft, *, view_id: str, context: AsyncBoltContext
-) -> incidents.FiledConcern | None:
+    context: AsyncBoltContext, draft: ConcernDraft, *, view_id: str
+) -> FiledConcern | None:
     """File the draft; None when this modal was already filed (a repeated submission)."""
-    workspace_id = deps.teams.cached(context.team_id)
+    deps = deps_of(context)
     async with transaction(deps.factory) as session:
-        if await incidents.get_by_view_id(session, slack_view_id=view_id) is not None:
-            return None
-        workspace = await session.get(Workspace, workspace_id) if workspace_id else None
-        author = (
-            await get_staff_by_slack_id(
-                session, workspace_id=workspace.id, slack_user_id=context.user_id or ""
-            )
-            if workspace
-            else None
-        )
-        if workspace is None or author is None:
-            raise incidents.InvalidConcern(
-                {"pupil": "You are not on Vigil's staff list: ask the school office to add you."}
-            )
-        return await incidents.submit_concern(
+        return await concerns.file_from_slack(
             session,
-            workspace=workspace,
-            author=author,
+            workspace_id=workspace_of(context),
+            author=await staff_of(context, session),
             draft=draft,
-            catalogue=deps.catalogue,
-            cipher=deps.cipher,
-            public_url=deps.public_url,
+            setup=deps.setup,
             alert_channel=deps.alert_channel,
             slack_view_id=view_id,
         )

@@ -10,6 +10,7 @@ from typing import Any
 from store.catalogue import Catalogue
 from store.crypto import Cipher
 from store.db import SessionFactory
+from store.flows import Setup
 from store.school_config import SchoolConfig
 from store.workspaces import TeamDirectory
 
@@ -27,3 +28,8 @@ class Deps:
     spawn: Callable[[Coroutine[Any, Any, Any]], None]
     school: SchoolConfig
     clock: Callable[[], dt.datetime]
+
+    @property
+    def setup(self) -> Setup:
+        """What the store's flows need of the deployment."""
+        return Setup(self.cipher, self.catalogue, self.school, self.public_url)

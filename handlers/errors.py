@@ -22,11 +22,11 @@ import json
 from typing import Any
 
 import structlog
-from slack_bolt.async_app import AsyncApp
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from handlers.payload import channel_of
 from store.db import DATABASE_ERRORS
 
 log = structlog.get_logger(__name__)
@@ -49,9 +49,7 @@ def request_kind(body: dict[str, Any]) -> str:
 
 async def tell_unavailable(client: AsyncWebClient, body: dict[str, Any]) -> None:
     """An ephemeral "try again" to the person who pressed a button, where Slack can show it."""
-    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
-        "channel_id"
-    )
+    channel = channel_of(body)
     user = (body.get("user") or {}).get("id")
     if not channel or not user:
         return
@@ -61,27 +59,22 @@ async def tell_unavailable(client: AsyncWebClient, body: dict[str, Any]) -> None
         log.warning("slack.unavailable_notice_failed", error=error.response.get("error"))
 
 
-def register(bolt: AsyncApp) -> None:
-    """Install the global error handler on the Bolt app."""
-
-    @bolt.error
-    async def on_error(
-        error: Exception, body: dict[str, Any], client: AsyncWebClient
-    ) -> BoltResponse:
-        kind = request_kind(body)
-        if not isinstance(error, DATABASE_ERRORS):
-            log.exception("slack.listener_failed", kind=kind, error=type(error).__name__)
-            return BoltResponse(status=500, body="")
-        log.warning("slack.database_unavailable", kind=kind, error=type(error).__name__)
-        if kind == "command":
-            return BoltResponse(status=200, body=UNAVAILABLE)
-        if kind == "block_suggestion":
-            return BoltResponse(
-                status=200,
-                body=json.dumps({"options": []}),
-                headers={"content-type": "application/json;charset=utf-8"},
-            )
-        if kind == "block_actions":
-            await tell_unavailable(client, body)
-            return BoltResponse(status=200, body="")
-        return BoltResponse(status=503, body="")
+async def on_error(error: Exception, body: dict[str, Any], client: AsyncWebClient) -> BoltResponse:
+    """Bolt's global error handler: log (never the payload) and answer as above."""
+    kind = request_kind(body)
+    if not isinstance(error, DATABASE_ERRORS):
+        log.exception("slack.listener_failed", kind=kind, error=type(error).__name__)
+        return BoltResponse(status=500, body="")
+    log.warning("slack.database_unavailable", kind=kind, error=type(error).__name__)
+    if kind == "command":
+        return BoltResponse(status=200, body=UNAVAILABLE)
+    if kind == "block_suggestion":
+        return BoltResponse(
+            status=200,
+            body=json.dumps({"options": []}),
+            headers={"content-type": "application/json;charset=utf-8"},
+        )
+    if kind == "block_actions":
+        await tell_unavailable(client, body)
+        return BoltResponse(status=200, body="")
+    return BoltResponse(status=503, body="")

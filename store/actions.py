@@ -1,7 +1,8 @@
 """After an incident is filed: actions, re-categorisation and invitations.
 
 All append-only. Each may alert staff with a redacted Slack DM through the outbox, the
-same way as the first alert, and each is written to the audit log by the caller's page.
+same way as the first alert. The whole change a page asks for, with its audit rows, is
+`store.flows.actions`.
 """
 
 from __future__ import annotations
@@ -151,23 +152,41 @@ def _queue_alert(
         )
 
 
-async def add_action(
+@dataclass(frozen=True)
+class ActionPlan:
+    """An action that passed every check, with the people it alerts: ready to write."""
+
+    author: Staff
+    incident: Incident
+    text: str
+    categories: list[str] | None  # a re-categorisation, if it changes anything
+    recipients: list[Staff]
+
+
+@dataclass(frozen=True)
+class ActionWanted:
+    """An action as asked for: what was done, whom to alert, new categories (or None)."""
+
+    text: str
+    alert_staff_ids: Sequence[int] = ()
+    recategorise: Sequence[str] | None = None
+
+
+async def check_action(
     session: AsyncSession,
     *,
     author: Staff,
     incident: Incident,
-    text: str,
-    alert_staff_ids: Sequence[int] = (),
-    recategorise: Sequence[str] | None = None,
+    wanted: ActionWanted,
     catalogue: Catalogue,
-    cipher: Cipher,
-    public_url: str,
-    now: dt.datetime | None = None,
-) -> IncidentAction:
-    """Add an action (the caller has checked `author` may see `incident`)."""
-    now = now or utcnow()
+) -> ActionPlan:
+    """Every check of an action, writing nothing; InvalidAction names each wrong field."""
     errors: dict[str, str] = {}
-    text = text.strip()
+    text, alert_staff_ids, recategorise = (
+        wanted.text.strip(),
+        wanted.alert_staff_ids,
+        wanted.recategorise,
+    )
     if not text:
         errors["text"] = "Say what was done or learned."
     elif len(text) > ACTION_MAX:
@@ -191,21 +210,33 @@ async def add_action(
         errors["alert"] = "Some of the people chosen are not current staff."
     if errors:
         raise InvalidAction(errors)
+    return ActionPlan(author, incident, text, new_categories, recipients)
 
+
+async def write_action(
+    session: AsyncSession,
+    plan: ActionPlan,
+    *,
+    cipher: Cipher,
+    public_url: str,
+    now: dt.datetime,
+) -> IncidentAction:
+    """Write a checked action with its alerts and their DMs."""
+    author, incident = plan.author, plan.incident
     action = IncidentAction(
         workspace_id=incident.workspace_id,
         incident_id=incident.id,
         author_id=author.id,
         created_at=now,
-        text_ct=cipher.encrypt(text),
-        categories=new_categories,
+        text_ct=cipher.encrypt(plan.text),
+        categories=plan.categories,
     )
     session.add(action)
     await session.flush()
-    categories = new_categories or await current_categories(session, incident=incident)
+    categories = plan.categories or await current_categories(session, incident=incident)
     headline = messages.action_headline(incident.number, author.slack_user_id, categories)
     url = messages.incident_url(public_url, incident.number)
-    for recipient in recipients:
+    for recipient in plan.recipients:
         if recipient.id == author.id:
             continue
         alert = await _add_alert(
@@ -220,18 +251,45 @@ async def add_action(
     return action
 
 
+async def add_action(
+    session: AsyncSession,
+    *,
+    author: Staff,
+    incident: Incident,
+    text: str,
+    alert_staff_ids: Sequence[int] = (),
+    recategorise: Sequence[str] | None = None,
+    catalogue: Catalogue,
+    cipher: Cipher,
+    public_url: str,
+    now: dt.datetime | None = None,
+) -> IncidentAction:
+    """Add an action (the caller has checked `author` may see `incident`)."""
+    wanted = ActionWanted(text, alert_staff_ids, recategorise)
+    plan = await check_action(
+        session, author=author, incident=incident, wanted=wanted, catalogue=catalogue
+    )
+    return await write_action(
+        session, plan, cipher=cipher, public_url=public_url, now=now or utcnow()
+    )
+
+
 async def invite(
     session: AsyncSession,
     *,
     inviter: Staff,
     incident: Incident,
-    staff_id: int,
+    staff_id: int | None,
     public_url: str,
     now: dt.datetime | None = None,
 ) -> Staff:
-    """Share the incident with a colleague and alert them (once)."""
+    """Share the incident with a colleague (None: no one was chosen) and alert them (once)."""
     now = now or utcnow()
-    found = await active_staff_with_ids(session, workspace_id=incident.workspace_id, ids=[staff_id])
+    found = (
+        await active_staff_with_ids(session, workspace_id=incident.workspace_id, ids=[staff_id])
+        if staff_id is not None
+        else []
+    )
     if not found:
         raise InvalidAction({"staff": "Choose a current member of staff."})
     guest = found[0]

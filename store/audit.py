@@ -1,6 +1,7 @@
 """The audit log: every view, change, sign-in and refusal. Append-only.
 
-`record` adds an entry; `entries` and `audit_rows` (for the key-holders' audit page) read
+`record` adds an entry (`Trail` adds a step's entries, by one actor from one address);
+`entries` and `audit_rows` (for the key-holders' audit page) read
 them back, newest first.
 
 Entries say who, what, when and from where, never the record's content (no pupil names,
@@ -54,6 +55,46 @@ def record(
     )
     session.add(event)
     return event
+
+
+@dataclass(frozen=True)
+class Trail:
+    """The entries of one step: by one actor, from one address, maybe about one incident.
+
+    `trail.add("incident.view")`; `trail.add("action.add", FAILED, detail="invalid: text")`.
+    """
+
+    session: AsyncSession
+    actor: Staff | None = None
+    ip: str | None = None
+    incident_id: int | None = None
+    now: dt.datetime | None = None
+    workspace_id: int | None = None  # if not the actor's (or there is no actor)
+    actor_slack_id: str | None = None  # if not the actor's (or there is no actor)
+
+    def add(
+        self,
+        action: str,
+        outcome: AuditOutcome = OK,
+        *,
+        detail: str | None = None,
+        incident_id: int | None = None,
+        subject_id: int | None = None,
+    ) -> AuditEvent:
+        """Add an entry (about `incident_id`, if given, else the trail's incident)."""
+        return record(
+            self.session,
+            action=action,
+            outcome=outcome,
+            workspace_id=self.workspace_id,
+            actor=self.actor,
+            actor_slack_id=self.actor_slack_id,
+            incident_id=incident_id if incident_id is not None else self.incident_id,
+            subject_id=subject_id,
+            ip=self.ip,
+            detail=detail,
+            now=self.now,
+        )
 
 
 async def entries(

@@ -19,6 +19,7 @@ from store.catalogue import Catalogue, Category
 from store.crypto import Cipher
 from store.enums import ParentsContacted
 from store.errors import FieldErrors
+from store.ids import MAX_ID
 from store.models import (
     Alert,
     Incident,
@@ -43,7 +44,6 @@ MAX_LINKED_PUPILS = 20
 MAX_ALSO_ALERT = 30
 PARENTS_CHOICES = tuple(ParentsContacted)
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
-MAX_ID = 2**63 - 1  # ids are 64-bit in both databases
 UNSTORABLE = "This has a character Vigil cannot store (a broken emoji?): retype that part."
 
 
@@ -158,6 +158,11 @@ async def incident_id_by_number(
     return await session.scalar(
         select(Incident.id).where(Incident.workspace_id == workspace_id, Incident.number == number)
     )
+
+
+async def number_of(session: AsyncSession, *, incident_id: int) -> int | None:
+    """The number of the incident with this id."""
+    return await session.scalar(select(Incident.number).where(Incident.id == incident_id))
 
 
 async def get_by_view_id(session: AsyncSession, *, slack_view_id: str) -> Incident | None:

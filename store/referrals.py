@@ -72,6 +72,28 @@ def _event(
     )
 
 
+def check_referred_at(referred_at: dt.datetime, *, now: dt.datetime) -> None:
+    """InvalidReferral if a new referral's time is in the future."""
+    if referred_at > now + dt.timedelta(minutes=5):
+        raise InvalidReferral({"referred_at": "The referral cannot be in the future."})
+
+
+def check_outcome(
+    referral: Referral, *, outcome: ReferralEventKind, at: dt.datetime, now: dt.datetime
+) -> None:
+    """InvalidReferral if this response (at `at`) or closing cannot be recorded."""
+    if referral.status == CLOSED:
+        raise InvalidReferral({"referral": "That referral is already closed."})
+    if at > now + dt.timedelta(minutes=5):
+        raise InvalidReferral({"responded_at": "That time is in the future."})
+    if outcome == ReferralEventKind.RESPONSE and referral.status == RESPONDED:
+        raise InvalidReferral({"referral": "That referral already has a response recorded."})
+    if outcome == ReferralEventKind.RESPONSE and at < referral.referred_at:
+        raise InvalidReferral({"responded_at": "The response cannot be before the referral."})
+    if outcome not in (ReferralEventKind.RESPONSE, ReferralEventKind.CLOSED):
+        raise InvalidReferral({"referral": "Choose a response or closing the referral."})
+
+
 async def record_referral(
     session: AsyncSession,
     *,
@@ -86,8 +108,7 @@ async def record_referral(
 ) -> Referral:
     """A new referral, due by the agency's timescale in working time."""
     now = now or utcnow()
-    if referred_at > now + dt.timedelta(minutes=5):
-        raise InvalidReferral({"referred_at": "The referral cannot be in the future."})
+    check_referred_at(referred_at, now=now)
     referral = Referral(
         workspace_id=incident.workspace_id,
         incident_id=incident.id,
@@ -128,22 +149,13 @@ async def record_outcome(
     """The agency responded (`outcome` RESPONSE, at `at`), or the referral is CLOSED."""
     now = now or utcnow()
     at = at or now
-    if referral.status == CLOSED:
-        raise InvalidReferral({"referral": "That referral is already closed."})
-    if at > now + dt.timedelta(minutes=5):
-        raise InvalidReferral({"responded_at": "That time is in the future."})
-    if outcome == ReferralEventKind.RESPONSE and referral.status == RESPONDED:
-        raise InvalidReferral({"referral": "That referral already has a response recorded."})
-    if outcome == ReferralEventKind.RESPONSE and at < referral.referred_at:
-        raise InvalidReferral({"responded_at": "The response cannot be before the referral."})
+    check_outcome(referral, outcome=outcome, at=at, now=now)
     if outcome == ReferralEventKind.RESPONSE:
         referral.status = RESPONDED
         referral.responded_at = at
-    elif outcome == ReferralEventKind.CLOSED:
+    else:
         referral.status = CLOSED
         referral.closed_at = now
-    else:
-        raise InvalidReferral({"referral": "Choose a response or closing the referral."})
     _event(session, referral, outcome, now=now, actor=author, action=action)
     await session.flush()
     return referral
@@ -242,6 +254,23 @@ async def for_incident(
         ):
             events[event.referral_id].append(event)
     return [(r, events[r.id]) for r in referrals]
+
+
+async def open_for_incident(
+    session: AsyncSession, *, incident_id: int, lock: bool = False
+) -> dict[int, Referral]:
+    """The incident's referrals not yet closed, by id, oldest first.
+
+    `lock` holds them (PostgreSQL) until the transaction ends, so two people answering
+    the same referral at once are taken one after the other.
+    """
+    query = (
+        select(Referral)
+        .where(Referral.incident_id == incident_id, Referral.status != CLOSED)
+        .order_by(Referral.referred_at, Referral.id)
+    )
+    rows = await session.scalars(query.with_for_update() if lock else query)
+    return {r.id: r for r in rows}
 
 
 async def board(

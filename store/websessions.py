@@ -130,6 +130,14 @@ async def peek_login_link(
     return token
 
 
+async def login_link_holder(
+    session: AsyncSession, *, raw: str, now: dt.datetime | None = None
+) -> Staff | None:
+    """Whom an unused, unexpired link is for, without using it."""
+    token = await peek_login_link(session, raw=raw, now=now)
+    return await session.get(Staff, token.staff_id) if token else None
+
+
 async def redeem_login_link(
     session: AsyncSession, *, raw: str, now: dt.datetime | None = None
 ) -> Staff | None:

@@ -1,4 +1,18 @@
-"""The secure web view (DESIGN §4): server-rendered pages behind Slack sign-in and TOTP."""
+"""The secure web view (DESIGN §4): server-rendered pages behind Slack sign-in and TOTP.
+
+Every route is registered here, from the modules by concern:
+
+- `signin`: signing in (Slack or a one-time link), the second factor, signing out;
+- `alerts`: my alerts; `incidents`: an incident's page, marking read, actions, sharing;
+- `referrals`: the referrals board; `pupils`: pupil search and chronologies (`pdf`);
+- `reports`: reports and their CSVs (`tables`, `chart`, `dates`);
+- `admin`: the audit log, the staff list, authenticator resets.
+
+In front of them all: `security` (the one middleware: headers, session, CSRF and the
+`@public` / `@first_factor` / `@keyholder_only` markers), with `session` (the signed-in
+session and its cookie) and `render` (pages, the one 404). `deps` and `oidc` are what
+they need from the application and from Slack.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +22,13 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from handlers.web import pages, reports, signin
+from handlers.web import admin, alerts, incidents, pupils, referrals, reports, signin
 from handlers.web.deps import COMMAND, DEPS, WebDeps
 from handlers.web.oidc import JWKS, KeySet
 from handlers.web.security import build_middleware
 
 HERE = Path(__file__).parent
+ROUTES = (signin, alerts, incidents, referrals, pupils, reports, admin)
 
 
 def register_web(app: web.Application, deps: WebDeps, *, command: str) -> None:
@@ -27,7 +42,6 @@ def register_web(app: web.Application, deps: WebDeps, *, command: str) -> None:
         autoescape=jinja2.select_autoescape(default=True),
     )
     app.middlewares.append(build_middleware(deps))
-    app.router.add_routes(signin.routes)
-    app.router.add_routes(pages.routes)
-    app.router.add_routes(reports.routes)  # pupils, chronologies, reports
+    for module in ROUTES:
+        app.router.add_routes(module.routes)
     app.router.add_static("/static", HERE / "static")

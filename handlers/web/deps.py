@@ -12,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from store.catalogue import Catalogue
 from store.crypto import Cipher
 from store.db import SessionFactory
+from store.flows import Setup
 from store.models import utcnow
 from store.school_config import SchoolConfig
 
@@ -32,6 +33,11 @@ class WebDeps:
     notify_outbox: Callable[[], None]
     school: SchoolConfig
     clock: Callable[[], dt.datetime] = utcnow
+
+    @property
+    def setup(self) -> Setup:
+        """What the store's flows need of the deployment."""
+        return Setup(self.cipher, self.catalogue, self.school, self.public_url)
 
     @property
     def authorize_url(self) -> str:

@@ -1,15 +1,50 @@
-"""Rendering pages: every template gets the signed-in person, the CSRF token and timings."""
+"""Rendering pages: every template gets the signed-in person, the CSRF token, the idle
+time-out and the school's way of writing times. `not_found` is the one 404 page."""
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 from aiohttp import web
 
 from handlers.web.deps import DEPS
-from handlers.web.security import SESSION
+from handlers.web.session import SESSION
 from store.access import is_keyholder
+
+SCHOOL_TIME = ZoneInfo("Europe/London")
+
+
+def when(value: dt.datetime | None, zone: ZoneInfo = SCHOOL_TIME) -> str:
+    """A time as the school reads it: `Tue 4 Mar 2025, 14:05` (the school's time zone)."""
+    if value is None:
+        return ""
+    local = value.astimezone(zone)
+    return f"{local:%a} {local.day} {local:%b %Y, %H:%M}"
+
+
+def day(value: dt.date | None) -> str:
+    """A date as the school reads it: `4 Mar 2025`."""
+    return "" if value is None else f"{value.day} {value:%b %Y}"
+
+
+def month(value: dt.date) -> str:
+    """A month as the school reads it: `Mar 2025`."""
+    return f"{value:%b %Y}"
+
+
+def zone(request: web.Request) -> ZoneInfo:
+    """The school's time zone (its configuration's `working_time.timezone`)."""
+    return request.app[DEPS].school.working_time.zone
+
+
+def formats(request: web.Request) -> dict[str, Callable[..., str]]:
+    """`when` (in the school's time zone) and `day`, for a template."""
+    return {"when": functools.partial(when, zone=zone(request)), "day": day}
 
 
 def page(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
@@ -21,4 +56,18 @@ def page(request: web.Request, template: str, *, status: int = 200, **context: A
     context.setdefault("keyholder", bool(session and is_keyholder(session.staff.role_set)))
     context.setdefault("signed_in", bool(session and session.second_factor_at))
     context.setdefault("idle_seconds", int(deps.idle.total_seconds()))
+    for name, format_ in formats(request).items():
+        context.setdefault(name, format_)
     return aiohttp_jinja2.render_template(template, request, context, status=status)
+
+
+def not_found(request: web.Request) -> web.Response:
+    """The one 404 page: it never says whether the thing exists."""
+    return page(request, "not_found.html", status=404)
+
+
+def unavailable(request: web.Request) -> web.Response:
+    """The database is down or restarting: nothing was saved; try again shortly."""
+    response = page(request, "unavailable.html", status=503)
+    response.headers["Retry-After"] = "30"
+    return response

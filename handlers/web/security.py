@@ -1,8 +1,13 @@
-"""Every web request passes here: headers, session, sign-in level, CSRF.
+"""Every web request passes here: headers, session, sign-in level, CSRF, key-holder pages.
 
 Routes declare how much sign-in they need with `@public` or `@first_factor`; anything
 else needs the full sign-in (Slack identity and the TOTP code). So a new route is safe by
-default, and a test walks the router to prove it.
+default, and a test walks the router to prove it. `@keyholder_only(action=...)` keeps a
+page for the safeguarding team: anyone else gets the one 404 page, and the refusal is
+audited as `action`.
+
+What is refused here is audited here (an expired session, a form without its CSRF
+token, a page for key-holders only): nothing else in `handlers/` writes the audit log.
 """
 
 from __future__ import annotations
@@ -10,22 +15,26 @@ from __future__ import annotations
 import inspect
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from aiohttp import web
 
 from handlers.web.deps import WebDeps
+from handlers.web.render import not_found, unavailable
+from handlers.web.session import SESSION, clear_session_cookie, client_ip, cookie_name
 from store import audit, websessions
-from store.db import DATABASE_ERRORS
-from store.models import WebSession
+from store.access import is_keyholder
+from store.db import DATABASE_ERRORS, transaction
+from store.models import Staff, WebSession
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PUBLIC, FIRST_FACTOR, FULL = "public", "first_factor", "full"
-SESSION = web.RequestKey("session", WebSession)
+_ACCESS, _KEYHOLDER_ONLY = "vigil_access", "vigil_keyholder_only"  # what the markers set
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -44,29 +53,51 @@ SECURITY_HEADERS = {
 }
 
 
-def _marked(handler: Handler, level: str) -> Handler:
+# -- what a route needs ---------------------------------------------------------------------
+
+
+def _marked(handler: Handler, name: str, value: object) -> Handler:
     if inspect.ismethod(handler):  # a bound method cannot carry an attribute: wrap it
         method = handler
 
         async def handler(request: web.Request) -> web.StreamResponse:
             return await method(request)
 
-    handler.vigil_access = level  # type: ignore[attr-defined]
+    setattr(handler, name, value)
     return handler
 
 
 def public(handler: Handler) -> Handler:
     """Reachable without signing in (sign-in pages, health, the Slack endpoint, static)."""
-    return _marked(handler, PUBLIC)
+    return _marked(handler, _ACCESS, PUBLIC)
 
 
 def first_factor(handler: Handler) -> Handler:
     """Needs the Slack identity only (the second-factor pages themselves)."""
-    return _marked(handler, FIRST_FACTOR)
+    return _marked(handler, _ACCESS, FIRST_FACTOR)
+
+
+@dataclass(frozen=True)
+class KeyholderOnly:
+    action: str  # audited when someone else asks
+    about: Callable[[web.Request], str] | None  # which page, for the audit entry
+
+    def detail(self, request: web.Request) -> str:
+        about = self.about(request) if self.about else ""
+        return f"{about}; not a key-holder" if about else "not a key-holder"
+
+
+def keyholder_only(
+    *, action: str, about: Callable[[web.Request], str] | None = None
+) -> Callable[[Handler], Handler]:
+    """Only for the safeguarding team (after the full sign-in): anyone else gets the one
+    404 page, and the refusal is audited as `action` (with `about(request)`, if given)."""
+    return lambda handler: _marked(handler, _KEYHOLDER_ONLY, KeyholderOnly(action, about))
 
 
 def access_level(handler: Any) -> str:
-    return getattr(handler, "vigil_access", FULL)
+    """How much sign-in a route's handler needs: public, first_factor or full."""
+    return getattr(handler, _ACCESS, FULL)
 
 
 def route_access(request: web.Request) -> str:
@@ -77,34 +108,18 @@ def route_access(request: web.Request) -> str:
     return access_level(route.handler)
 
 
-def cookie_name(deps: WebDeps) -> str:
-    # The __Host- prefix pins the cookie to this host, path / and HTTPS.
-    return "vigil_session" if deps.local_dev else "__Host-vigil_session"
-
-
-def set_session_cookie(response: web.StreamResponse, deps: WebDeps, raw_id: str) -> None:
-    response.set_cookie(
-        cookie_name(deps),
-        raw_id,
-        httponly=True,
-        secure=not deps.local_dev,
-        samesite="Strict",
-        path="/",
-    )
-
-
-def clear_session_cookie(response: web.StreamResponse, deps: WebDeps) -> None:
-    response.del_cookie(cookie_name(deps), path="/", secure=not deps.local_dev, samesite="Strict")
-
-
-def client_ip(request: web.Request) -> str:
-    return request.remote or ""
+def may_see_keyholder_pages(staff: Staff) -> bool:
+    """Active members of the safeguarding team."""
+    return staff.active and is_keyholder(staff.role_set)
 
 
 def check_csrf(request: web.Request, session: WebSession | None, form: Any) -> bool:
     """The form's token must match the session's (synchroniser token)."""
     sent = str(form.get("csrf", "")) if form is not None else ""
     return bool(session and sent) and secrets.compare_digest(sent, session.csrf_token)
+
+
+# -- the middleware ---------------------------------------------------------------------------
 
 
 def build_middleware(deps: WebDeps) -> Callable[..., Awaitable[web.StreamResponse]]:
@@ -117,17 +132,11 @@ def build_middleware(deps: WebDeps) -> Callable[..., Awaitable[web.StreamRespons
         except web.HTTPException as error:
             response = error
             if error.status == 404 and request.match_info.http_exception is not None:
-                # No such route: the same page as an incident one may not see.
-                from handlers.web.render import page  # render imports this module
-
-                response = page(request, "not_found.html", status=404)
+                response = not_found(request)  # no such route: the same page as ever
         except DATABASE_ERRORS as error:
             # The database is down or restarting: nothing was committed. Say so plainly.
-            from handlers.web.render import page
-
             log.warning("web.database_unavailable", path=request.path, error=type(error).__name__)
-            response = page(request, "unavailable.html", status=503)
-            response.headers["Retry-After"] = "30"
+            response = unavailable(request)
         for header, value in SECURITY_HEADERS.items():
             response.headers.setdefault(header, value)
         if not deps.local_dev:
@@ -151,11 +160,8 @@ async def _guarded(request: web.Request, handler: Handler, deps: WebDeps) -> web
     now = deps.clock()
     async with deps.factory() as db, db.begin():
         row = await websessions.load(db, raw_id=raw, idle=deps.idle, now=now) if raw else None
-        if row is None:
-            if raw:
-                audit.record(
-                    db, action="session.expired", outcome=audit.REFUSED, ip=client_ip(request)
-                )
+        if row is None and raw:
+            audit.Trail(db, ip=client_ip(request)).add("session.expired", audit.REFUSED)
     if row is None:
         return _to_sign_in(request, deps, expired=bool(raw))
     if level == FULL and row.second_factor_at is None:
@@ -163,28 +169,29 @@ async def _guarded(request: web.Request, handler: Handler, deps: WebDeps) -> web
     if request.method not in ("GET", "HEAD"):
         form = await request.post()
         if not check_csrf(request, row, form):
-            async with deps.factory() as db, db.begin():
-                audit.record(
-                    db,
-                    action="csrf.refused",
-                    outcome=audit.REFUSED,
-                    workspace_id=row.workspace_id,
-                    actor=row.staff,
-                    ip=client_ip(request),
-                    detail=request.path[:100],
-                )
+            await _refused(request, deps, "csrf.refused", row.staff, detail=request.path[:100])
             log.warning("web.csrf_refused", staff=row.staff_id, path=request.path)
             raise web.HTTPForbidden(text="This form has expired. Go back, reload and try again.")
     request[SESSION] = row
+    gate: KeyholderOnly | None = getattr(request.match_info.route.handler, _KEYHOLDER_ONLY, None)
+    if gate is not None and not may_see_keyholder_pages(row.staff):
+        await _refused(request, deps, gate.action, row.staff, detail=gate.detail(request))
+        log.warning("web.keyholder_only", staff=row.staff_id, action=gate.action)
+        return not_found(request)
     return await handler(request)
+
+
+async def _refused(
+    request: web.Request, deps: WebDeps, action: str, staff: Staff, *, detail: str
+) -> None:
+    """Audit a request refused here, by `staff` (in a transaction of its own)."""
+    async with transaction(deps.factory) as db:
+        audit.Trail(db, actor=staff, ip=client_ip(request)).add(
+            action, audit.REFUSED, detail=detail
+        )
 
 
 def _to_sign_in(request: web.Request, deps: WebDeps, *, expired: bool) -> web.StreamResponse:
     response = web.HTTPSeeOther("/signin?expired=1" if expired else "/signin")
     clear_session_cookie(response, deps)
     return response
-
-
-def current(request: web.Request) -> WebSession:
-    """The signed-in session (set by the middleware)."""
-    return request[SESSION]

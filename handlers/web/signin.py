@@ -14,18 +14,12 @@ from slack_sdk.web.async_client import AsyncWebClient
 from handlers.web.deps import COMMAND, DEPS, WebDeps
 from handlers.web.oidc import JWKS, TEAM_CLAIM, USER_CLAIM, InvalidIdToken, verify_id_token
 from handlers.web.render import page
-from handlers.web.security import (
-    clear_session_cookie,
-    client_ip,
-    current,
-    first_factor,
-    public,
-    set_session_cookie,
-)
-from store import audit, totp, websessions, workspaces
-from store.enums import SigninVia
-from store.models import Staff
-from store.staff import get_staff_by_slack_id
+from handlers.web.security import first_factor, public
+from handlers.web.session import clear_session_cookie, client_ip, current, set_session_cookie
+from store import totp, websessions
+from store.db import transaction
+from store.enums import AuditOutcome, SigninVia
+from store.flows import signin
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -84,17 +78,6 @@ async def signin_page(request: web.Request) -> web.Response:
     )
 
 
-async def _start_session(request: web.Request, staff: Staff, *, via: SigninVia) -> str:
-    """Create a first-factor session for `staff`; returns the raw id for the cookie."""
-    deps = _deps(request)
-    async with deps.factory() as db, db.begin():
-        raw, _row = await websessions.create(
-            db, staff=staff, via=via, max_age=deps.max_age, now=deps.clock()
-        )
-        audit.record(db, action=f"signin.{via}", actor=staff, ip=client_ip(request))
-    return raw
-
-
 # -- Sign in with Slack (OpenID Connect) --------------------------------------------------
 
 
@@ -132,21 +115,11 @@ async def slack_callback(request: web.Request) -> web.Response:
     code = request.query.get("code", "")
     state = request.query.get("state", "")
     browser = request.cookies.get(PRE_COOKIE, "")
-    async with deps.factory() as db, db.begin():
-        nonce = (
-            await websessions.finish_oidc(db, state=state, browser=browser, now=deps.clock())
-            if state
-            else None
+    async with transaction(deps.factory) as db:
+        nonce = await signin.slack_return(
+            db, state=state, code=code, browser=browser, ip=client_ip(request), now=deps.clock()
         )
-        if nonce is None or not code:
-            audit.record(
-                db,
-                action="signin.slack",
-                outcome=audit.REFUSED,
-                ip=client_ip(request),
-                detail="state missing, used, expired or from another browser",
-            )
-    if nonce is None or not code:
+    if nonce is None:
         return _message(
             request, "Sign-in expired", "That sign-in attempt has expired. Try again.", 400
         )
@@ -169,44 +142,34 @@ async def slack_callback(request: web.Request) -> web.Response:
     except (SlackApiError, InvalidIdToken, KeyError) as error:
         reason = error.response.get("error") if isinstance(error, SlackApiError) else str(error)
         log.warning("web.slack_signin_failed", reason=reason)
-        async with deps.factory() as db, db.begin():
-            audit.record(
+        async with transaction(deps.factory) as db:
+            signin.refuse(
                 db,
-                action="signin.slack",
-                outcome=audit.FAILED,
+                via=SigninVia.SLACK,
+                outcome=AuditOutcome.FAILED,
+                detail=str(reason),
                 ip=client_ip(request),
-                detail=str(reason)[:100],
             )
         return _message(
             request, "Sign-in failed", "Slack could not confirm who you are. Try again.", 400
         )
 
-    team_id, user_id = str(claims[TEAM_CLAIM]), str(claims[USER_CLAIM])
-    async with deps.factory() as db, db.begin():
-        workspace = await workspaces.get_by_team(db, team_id=team_id)
-        staff = (
-            await get_staff_by_slack_id(db, workspace_id=workspace.id, slack_user_id=user_id)
-            if workspace
-            else None
+    async with transaction(deps.factory) as db:
+        raw = await signin.sign_in_with_slack(
+            db,
+            team_id=str(claims[TEAM_CLAIM]),
+            user_id=str(claims[USER_CLAIM]),
+            max_age=deps.max_age,
+            ip=client_ip(request),
+            now=deps.clock(),
         )
-        if staff is None:
-            audit.record(
-                db,
-                action="signin.slack",
-                outcome=audit.REFUSED,
-                actor_slack_id=user_id,
-                workspace_id=workspace.id if workspace else None,
-                ip=client_ip(request),
-                detail="not on the staff roster",
-            )
-    if staff is None:
+    if raw is None:
         return _message(
             request,
             "Not on the staff list",
             "You are not on Vigil's staff list for this school. Ask the school office.",
             403,
         )
-    raw = await _start_session(request, staff, via=SigninVia.SLACK)
     # A page, not a redirect: a SameSite=Strict cookie set during Slack's cross-site
     # redirect would not be sent on a further redirect, but is on a same-site click.
     response = page(request, "continue.html")
@@ -224,8 +187,7 @@ async def login_link(request: web.Request) -> web.Response:
     deps = _deps(request)
     token = request.match_info["token"]
     async with deps.factory() as db:
-        found = await websessions.peek_login_link(db, raw=token, now=deps.clock())
-        staff = await db.get(Staff, found.staff_id) if found else None
+        staff = await websessions.login_link_holder(db, raw=token, now=deps.clock())
     if staff is None:
         return _message(
             request,
@@ -248,35 +210,29 @@ async def login_link_use(request: web.Request) -> web.Response:
     form = await request.post()
     sent, held = str(form.get("pre", "")), request.cookies.get(PRE_COOKIE, "")
     if not sent or not held or not secrets.compare_digest(sent, held):
-        async with deps.factory() as db, db.begin():
-            audit.record(
+        async with transaction(deps.factory) as db:
+            signin.refuse(
                 db,
-                action="signin.link",
-                outcome=audit.REFUSED,
-                ip=client_ip(request),
+                via=SigninVia.LINK,
                 detail="form token missing or from another browser",
+                ip=client_ip(request),
             )
         return _message(request, "Sign-in expired", "Open the link again and press Continue.", 403)
-    async with deps.factory() as db, db.begin():
-        staff = await websessions.redeem_login_link(
-            db, raw=request.match_info["token"], now=deps.clock()
+    async with transaction(deps.factory) as db:
+        raw = await signin.sign_in_with_link(
+            db,
+            raw=request.match_info["token"],
+            max_age=deps.max_age,
+            ip=client_ip(request),
+            now=deps.clock(),
         )
-        if staff is None:
-            audit.record(
-                db,
-                action="signin.link",
-                outcome=audit.REFUSED,
-                ip=client_ip(request),
-                detail="link used, expired or unknown",
-            )
-    if staff is None:
+    if raw is None:
         return _message(
             request,
             "Link expired",
             "This sign-in link has been used or has expired. Type /concern login for a new one.",
             410,
         )
-    raw = await _start_session(request, staff, via=SigninVia.LINK)
     response = web.HTTPSeeOther("/totp")
     set_session_cookie(response, deps, raw)
     response.del_cookie(PRE_COOKIE, path="/login")
@@ -298,13 +254,10 @@ async def totp_page(request: web.Request) -> web.Response:
 async def _totp_form(request: web.Request, *, error: str = "", status: int = 200) -> web.Response:
     deps = _deps(request)
     session = current(request)
-    async with deps.factory() as db, db.begin():
-        enrolled = await totp.enrolment(db, staff_id=session.staff_id)
-        secret = None
-        if enrolled is None or enrolled.confirmed_at is None:
-            secret = await totp.start_enrolment(
-                db, staff=session.staff, cipher=deps.cipher, now=deps.clock()
-            )
+    async with transaction(deps.factory) as db:
+        secret = await signin.enrolment_secret(
+            db, staff=session.staff, cipher=deps.cipher, now=deps.clock()
+        )
     context: dict[str, object] = {"enrol": secret is not None, "error": error}
     if secret is not None:
         uri = totp.provisioning_uri(secret, account=session.staff.email, issuer=TOTP_ISSUER)
@@ -321,34 +274,16 @@ async def totp_submit(request: web.Request) -> web.Response:
     if session.second_factor_at is not None:
         raise web.HTTPSeeOther("/alerts")
     form = await request.post()
-    async with deps.factory() as db, db.begin():
-        row = await db.merge(session)
-        enrolled = await totp.enrolment(db, staff_id=row.staff_id)
-        first_time = enrolled is not None and enrolled.confirmed_at is None
-        result = await totp.verify(
+    async with transaction(deps.factory) as db:
+        passed = await signin.second_factor(
             db,
-            staff=row.staff,
+            web_session=session,
             code=str(form.get("code", "")),
             cipher=deps.cipher,
+            ip=client_ip(request),
             now=deps.clock(),
         )
-        if result.ok:
-            raw, _new = await websessions.promote(db, old=row, now=deps.clock())
-            audit.record(
-                db,
-                action="totp.enrol" if first_time else "signin.totp",
-                actor=row.staff,
-                ip=client_ip(request),
-            )
-        else:
-            audit.record(
-                db,
-                action="signin.totp",
-                outcome=audit.FAILED,
-                actor=row.staff,
-                ip=client_ip(request),
-                detail=result.reason,
-            )
+    result = passed.verification
     if not result.ok:
         log.warning("web.totp_failed", staff=session.staff_id, reason=result.reason)
         if result.reason == totp.Refusal.THROTTLED:
@@ -360,8 +295,9 @@ async def totp_submit(request: web.Request) -> web.Response:
             else "That code is not right. Check the time on your phone and try again."
         )
         return await _totp_form(request, error=message, status=400)
+    assert passed.raw is not None
     response = web.HTTPSeeOther("/alerts")
-    set_session_cookie(response, deps, raw)
+    set_session_cookie(response, deps, passed.raw)
     raise response
 
 
@@ -370,10 +306,8 @@ async def totp_submit(request: web.Request) -> web.Response:
 async def signout(request: web.Request) -> web.Response:
     deps = _deps(request)
     session = current(request)
-    async with deps.factory() as db, db.begin():
-        row = await db.merge(session)
-        await websessions.end(db, row=row, now=deps.clock())
-        audit.record(db, action="signout", actor=row.staff, ip=client_ip(request))
+    async with transaction(deps.factory) as db:
+        await signin.sign_out(db, web_session=session, ip=client_ip(request), now=deps.clock())
     response = web.HTTPSeeOther("/signed-out")
     clear_session_cookie(response, deps)
     response.headers["Clear-Site-Data"] = '"cache", "cookies", "storage"'

@@ -238,7 +238,7 @@ async def test_chronology_filters_prints_and_downloads_as_pdf(
     await page.emulate_media(media="screen")
 
     # The PDF download (WeasyPrint, on the server): its first page, read as text.
-    from handlers.web.reports import pdf_support
+    from handlers.web.pdf import pdf_support
 
     if reason := pdf_support():
         pytest.skip(f"server-side PDF: {reason}")

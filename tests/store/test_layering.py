@@ -1,4 +1,5 @@
 """The store's imports: nothing above it, no cycles inside it, none hidden in a function.
+Nor a cycle in `handlers/`, where a lazy import once hid one (render and security).
 
 Read from the source (no module is imported), so a cycle cannot hide behind import order.
 """
@@ -49,13 +50,18 @@ def imports_of(path: Path, known: set[str]) -> tuple[set[str], list[str]]:
     return found, nested
 
 
-def store_graph() -> dict[str, set[str]]:
-    modules = store_modules()
+def package_graph(package: str) -> dict[str, set[str]]:
+    """Which of the package's modules each of its modules imports."""
+    modules = {module_name(p): p for p in sorted((ROOT / package).rglob("*.py"))}
     known = set(modules)
     return {
         name: {m for m in imports_of(path, known)[0] if m in known and m != name}
         for name, path in modules.items()
     }
+
+
+def store_graph() -> dict[str, set[str]]:
+    return package_graph("store")
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -99,3 +105,13 @@ def test_store_imports_nothing_above_it_and_nothing_inside_a_function() -> None:
         above = sorted(m for m in found if m.split(".")[0] in ABOVE_STORE)
         assert not above, f"{name} imports {above}"
         assert not nested, f"{name} imports {nested} inside a function"
+
+
+def test_no_module_in_handlers_imports_another_in_a_cycle_or_inside_a_function() -> None:
+    graph = package_graph("handlers")
+    assert len(graph) > 20
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+    ours = set(graph) | set(store_modules())
+    for path in sorted((ROOT / "handlers").rglob("*.py")):
+        _, nested = imports_of(path, ours)
+        assert not [m for m in nested if m in ours], f"{path.name} imports {nested} in a function"

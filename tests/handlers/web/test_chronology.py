@@ -207,7 +207,7 @@ async def test_chronology_filters_by_category_and_dates(school: Harness) -> None
 
 
 def needs_pdf_support() -> None:
-    from handlers.web.reports import pdf_support
+    from handlers.web.pdf import pdf_support
 
     reason = pdf_support()
     if reason:
@@ -362,12 +362,12 @@ async def test_pages_use_no_inline_script_or_style(school: Harness) -> None:
 async def test_without_pdf_support_the_pdf_link_says_so_plainly(
     school: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from handlers.web import reports as web_reports
+    from handlers.web import pdf
 
     def unavailable(_html: str) -> bytes:
-        raise web_reports.PdfUnavailable("cannot load library 'libpango-1.0-0'")
+        raise pdf.PdfUnavailable("cannot load library 'libpango-1.0-0'")
 
-    monkeypatch.setattr(web_reports, "render_pdf", unavailable)
+    monkeypatch.setattr(pdf, "render_pdf", unavailable)
     await history(school)
     main = await pupil_by_upn(school, PUPIL_4B)
     async with signed_in(school, DSL) as dsl:

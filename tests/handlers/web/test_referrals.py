@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from handlers.web.pages import when
+from handlers.web.render import when
 from store.messages import SNOOZE_ACTION
 from store.models import IncidentAction, Referral, ReferralEvent
 from testing.harness import Harness

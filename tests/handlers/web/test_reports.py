@@ -22,6 +22,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from handlers.web import reports as web_reports
+from handlers.web.chart import build_chart
+from handlers.web.dates import read_dates
+from handlers.web.tables import csv_bytes, spreadsheet_safe
 from store import reports
 from store.db import transaction
 from store.models import Alert, Incident, Pupil, ReadReceipt, Referral, Staff
@@ -96,29 +99,29 @@ def test_terms_follow_the_english_school_year() -> None:
 
 def test_report_period_defaults_to_this_term_and_takes_either_end() -> None:
     today = dt.date(2025, 11, 20)
-    period = web_reports.report_period(web_reports.read_dates({}), today=today)
+    period = web_reports.report_period(read_dates({}), today=today)
     assert period.name == "Autumn term 2025"
-    chosen = web_reports.read_dates({"from": "2025-10-01", "to": "2025-10-31"})
+    chosen = read_dates({"from": "2025-10-01", "to": "2025-10-31"})
     assert web_reports.report_period(chosen, today=today).key == "2025-10-01..2025-10-31"
-    only_start = web_reports.read_dates({"from": "2025-10-01"})
+    only_start = read_dates({"from": "2025-10-01"})
     assert web_reports.report_period(only_start, today=today).key == "2025-10-01..2025-11-20"
-    wrong = web_reports.read_dates({"from": "2025-10-31", "to": "2025-10-01"})
+    wrong = read_dates({"from": "2025-10-31", "to": "2025-10-01"})
     assert wrong.errors and web_reports.report_period(wrong, today=today).name
-    nonsense = web_reports.read_dates({"from": "1/10/2025"})
+    nonsense = read_dates({"from": "1/10/2025"})
     assert "from" in nonsense.errors
-    far = web_reports.read_dates({"from": "0001-01-01", "to": "9999-12-31"})
+    far = read_dates({"from": "0001-01-01", "to": "9999-12-31"})
     assert set(far.errors) == {"from", "to"} and far.first is None and far.last is None
-    huge = web_reports.read_dates({"from": "2000-01-01", "to": "2025-01-01"})
+    huge = read_dates({"from": "2000-01-01", "to": "2025-01-01"})
     assert web_reports.report_period(huge, today=today).days == reports.LONGEST_RANGE_DAYS
 
 
 def test_cells_that_could_be_formulas_are_neutralised() -> None:
-    safe = web_reports.spreadsheet_safe
+    safe = spreadsheet_safe
     for risky in ("=1+2", "+44 20 7946 0000", "-3", "@SUM(A1:A2)", "\tx", "\rx"):
         assert safe(risky) == "'" + risky
     for plain in ("Behaviour", "Year 4", "3", 3, "a=b", "", None, "O'Neill"):
         assert safe(plain) == ("" if plain is None else str(plain))
-    body = web_reports.csv_bytes(["A", "=B"], [['=HYPERLINK("http://x")', 1], ["ok", "-1"]])
+    body = csv_bytes(["A", "=B"], [['=HYPERLINK("http://x")', 1], ["ok", "-1"]])
     assert body.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
     assert rows == [["A", "'=B"], ['\'=HYPERLINK("http://x")', "1"], ["ok", "'-1"]]
@@ -184,7 +187,7 @@ def test_chart_stacks_months_and_keeps_the_rest_together() -> None:
     months = reports.term_of(dt.date(2025, 10, 1)).months
     rows = [reports.CategoryRow(f"Category {n}", [n, 0, 1, 0], n + 1) for n in range(9, 0, -1)]
     data = reports.CategoryMonths(months, rows, [9, 0, 9, 0], 18)
-    chart = web_reports.build_chart(data)
+    chart = build_chart(data)
     assert [b.label for b in chart.bars] == ["Sep 2025", "Oct 2025", "Nov 2025", "Dec 2025"]
     assert [b.total for b in chart.bars] == [9, 0, 9, 0]
     assert len(chart.legend) == 7 and chart.legend[-1][1] == "Other categories (3)"

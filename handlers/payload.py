@@ -1,0 +1,28 @@
+"""Reading a Slack interaction's payload: which button, in which message. Trusting nothing:
+a forged payload reads as no value, no channel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def button_value(body: dict[str, Any]) -> str:
+    """The value of the button pressed ("" if none)."""
+    actions = body.get("actions")
+    first = actions[0] if isinstance(actions, list) and actions else None
+    return str(first.get("value", "")) if isinstance(first, dict) else ""
+
+
+def _part(body: dict[str, Any], name: str) -> dict[str, Any]:
+    value = body.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def channel_of(body: dict[str, Any]) -> str | None:
+    """The channel the button's message is in, if it is in one."""
+    return _part(body, "channel").get("id") or _part(body, "container").get("channel_id")
+
+
+def message_ts(body: dict[str, Any]) -> str | None:
+    """The timestamp of the button's message (to update it in place)."""
+    return _part(body, "container").get("message_ts")

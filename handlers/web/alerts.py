@@ -1,0 +1,39 @@
+"""My alerts: the signed-in person's alerts, unread first (what Slack shows, no more)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from handlers.web.deps import DEPS
+from handlers.web.render import page
+from handlers.web.session import viewer
+from store import alerts
+
+routes = web.RouteTableDef()
+
+KINDS = {
+    alerts.AlertKind.NEW_CONCERN: "New concern",
+    alerts.AlertKind.ACTION: "Action",
+    alerts.AlertKind.SHARED: "Shared with you",
+}
+
+
+@routes.get("/")
+async def home(request: web.Request) -> web.Response:
+    raise web.HTTPSeeOther("/alerts")
+
+
+@routes.get("/alerts")
+async def my_alerts(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    me = viewer(request)
+    async with deps.factory() as db:
+        rows, more = await alerts.alerts_for(db, workspace_id=me.workspace_id, staff_id=me.id)
+    return page(
+        request,
+        "alerts.html",
+        rows=rows,
+        more=more,
+        unread_count=sum(1 for r in rows if r.read_at is None),
+        kinds=KINDS,
+    )

@@ -1,0 +1,189 @@
+"""An incident's page, and what can be done on it: mark its alerts read, add an action
+(with any referral it records), share it with a colleague.
+
+Each handler parses the request, calls one flow (`store.flows.incidents`,
+`store.flows.actions`) in one transaction, and renders. A flow answers None when the
+viewer may not see the incident: the page is then the one 404, whether or not it exists
+(the flow has audited the refusal). Logs carry ids only: never a pupil's name, a
+narrative or an action's text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from handlers.web.deps import DEPS
+from handlers.web.referrals import blank_entries, overdue_text
+from handlers.web.render import not_found, page, zone
+from handlers.web.session import visit
+from store.actions import ACTION_MAX
+from store.db import transaction
+from store.flows import actions as action_flows
+from store.flows import incidents as flows
+from store.flows.incidents import IncidentPage
+from store.ids import parse_id, parse_number
+from store.referral_changes import REFERENCE_MAX
+
+log = structlog.get_logger(__name__)
+routes = web.RouteTableDef()
+
+REASONS = {
+    "keyholder": "Safeguarding team",
+    "class_teacher": "Class teacher",
+    "added": "Added by the author",
+    "action": "Alerted on an action",
+    "invited": "Shared with them",
+}
+PARENTS = {"yes": "Yes", "no": "No"}
+VIA = {"web": "in the web view", "slack": "in Slack"}
+NOTHING_ENTERED: dict[str, Any] = {"text": "", "alert": [], "categories": [], "staff": None}
+
+
+def _ids(raw: Iterable[Any]) -> tuple[list[int], bool]:
+    """Ids from a multi-value field, each once; the flag is True when some were not ids."""
+    ids = [parse_id(str(item)) for item in raw]
+    found = [i for i in ids if i is not None]
+    return list(dict.fromkeys(found)), len(found) != len(ids)
+
+
+def _number(request: web.Request) -> int | None:
+    return parse_number(request.match_info.get("number"))
+
+
+def _incident_page(
+    request: web.Request,
+    shown: IncidentPage,
+    *,
+    errors: dict[str, str] | None = None,
+    invite_errors: dict[str, str] | None = None,
+    entered: dict[str, Any] | None = None,
+    referral_typed: dict[str, str] | None = None,
+    status: int = 200,
+) -> web.Response:
+    school = request.app[DEPS].school
+    open_ids = [r.id for r in shown.open_referrals]
+    defaults = blank_entries(open_ids, now=shown.as_of, zone=zone(request))
+    parents = shown.parents_contacted
+    return page(
+        request,
+        "incident.html",
+        status=status,
+        errors=errors or {},
+        invite_errors=invite_errors or {},
+        entered=entered or NOTHING_ENTERED,
+        referral_entered={**defaults, **(referral_typed or {})},
+        parents=PARENTS.get(parents, parents or "—"),
+        categories=request.app[DEPS].catalogue.categories,
+        reasons=REASONS,
+        via=VIA,
+        action_max=ACTION_MAX,
+        agency_choices=[(a.name, a.timescale.describe()) for a in school.agencies],
+        reference_max=REFERENCE_MAX,
+        timezone=school.working_time.timezone,
+        overdue_text=overdue_text,
+        **{field.name: getattr(shown, field.name) for field in dataclasses.fields(shown)},
+    )
+
+
+@routes.get("/incidents/{number}")
+async def incident_page(request: web.Request) -> web.Response:
+    async with transaction(request.app[DEPS].factory) as db:
+        shown = await flows.view_incident(db, visit=visit(request), number=_number(request))
+    if shown is None:
+        return not_found(request)
+    return _incident_page(request, shown)
+
+
+@routes.post("/incidents/{number}/read")
+async def mark_incident_read(request: web.Request) -> web.Response:
+    deps = request.app[DEPS]
+    asking = visit(request)
+    async with transaction(deps.factory) as db:
+        read = await flows.mark_read_on_web(db, visit=asking, number=_number(request))
+    if read is None:
+        return not_found(request)
+    if read.alert_ids:
+        deps.notify_outbox()
+        log.info(
+            "web.alert_read",
+            staff=asking.staff.id,
+            incident=read.incident_id,
+            alerts=read.alert_ids,
+        )
+    raise web.HTTPSeeOther(f"/incidents/{read.number}")
+
+
+@routes.post("/incidents/{number}/actions")
+async def add_action(request: web.Request) -> web.Response:
+    """Add an action, with any referral it records, in one transaction (all or nothing)."""
+    deps = request.app[DEPS]
+    asking = visit(request)
+    form: MultiDictProxy[Any] = await request.post()
+    alert_ids, unreadable = _ids(form.getall("alert", []))
+    draft = action_flows.ActionDraft(
+        text=str(form.get("text", "")),
+        alert_staff_ids=alert_ids,
+        unreadable_alert_ids=unreadable,
+        categories=[str(c) for c in form.getall("categories", []) if str(c)],
+        referral_fields={name: str(form.get(name, "")) for name in form},
+    )
+    async with transaction(deps.factory) as db:
+        result = await action_flows.add_action(
+            db, visit=asking, number=_number(request), draft=draft
+        )
+    if result is None:
+        return not_found(request)
+    staff = asking.staff.id
+    if isinstance(result, action_flows.ActionRefused):
+        shown = result.page
+        log.info(
+            "web.action_invalid",
+            staff=staff,
+            incident=shown.incident.id,
+            fields=sorted(result.errors),
+        )
+        entered = {"text": draft.text, "alert": alert_ids, "categories": draft.categories}
+        return _incident_page(
+            request,
+            shown,
+            errors=result.errors,
+            entered={**NOTHING_ENTERED, **entered},
+            referral_typed=result.referral_typed,
+            status=400,
+        )
+    deps.notify_outbox()
+    log.info(
+        "web.action_added",
+        staff=staff,
+        incident=result.incident_id,
+        action=result.action_id,
+        referrals=result.referral_ids,
+    )
+    raise web.HTTPSeeOther(f"/incidents/{result.number}#action-{result.action_id}")
+
+
+@routes.post("/incidents/{number}/invite")
+async def invite(request: web.Request) -> web.Response:
+    form: MultiDictProxy[Any] = await request.post()
+    staff_id = parse_id(str(form.get("staff", "")))
+    asking = visit(request)
+    async with transaction(request.app[DEPS].factory) as db:
+        shared = await flows.share(db, visit=asking, number=_number(request), staff_id=staff_id)
+    if shared is None:
+        return not_found(request)
+    if isinstance(shared, flows.ShareRefused):
+        entered = {**NOTHING_ENTERED, "staff": staff_id}
+        return _incident_page(
+            request, shared.page, invite_errors=shared.errors, entered=entered, status=400
+        )
+    request.app[DEPS].notify_outbox()
+    log.info(
+        "web.invited", staff=asking.staff.id, incident=shared.incident_id, guest=shared.guest_id
+    )
+    raise web.HTTPSeeOther(f"/incidents/{shared.number}#invite")

@@ -1,0 +1,182 @@
+"""The safeguarding team's pupil pages: find a pupil, and their chronology (page, print
+and PDF), filtered by category and dates.
+
+- `GET /pupils?q=` searches the roster by name or UPN.
+- `GET /pupils/{id}` is the pupil's chronology; `GET /pupils/{id}/chronology.pdf` is the
+  same document as an A4 PDF (WeasyPrint).
+
+Key-holders only (`@keyholder_only`). Every search and chronology is audited by its flow
+(`store.flows.pupils`): the pupil's id, never a name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+import aiohttp_jinja2
+import structlog
+from aiohttp import web
+
+from handlers.web import pdf
+from handlers.web.dates import Dates, read_dates
+from handlers.web.deps import DEPS
+from handlers.web.render import day, formats, not_found, page, zone
+from handlers.web.security import keyholder_only
+from handlers.web.session import viewer, visit
+from store import reports
+from store.db import transaction
+from store.flows import pupils as flows
+from store.flows.pupils import ChronologyAsked
+from store.ids import parse_id
+from store.pupils import SEARCH_LIMIT, PupilRow
+
+log = structlog.get_logger(__name__)
+routes = web.RouteTableDef()
+
+
+@routes.get("/pupils")
+@keyholder_only(action="pupil.search")
+async def pupils(request: web.Request) -> web.Response:
+    query = request.query.get("q", "").strip()[:100]
+    rows: list[PupilRow] = []
+    if query:
+        async with transaction(request.app[DEPS].factory) as db:
+            rows = await flows.search_pupils(db, visit=visit(request), query=query)
+    return page(request, "pupils.html", query=query, rows=rows, limit=SEARCH_LIMIT)
+
+
+@dataclass(frozen=True)
+class ChronologyFilter:
+    dates: Dates
+    categories: list[str]
+
+    def bounds(self, zone: ZoneInfo) -> tuple[dt.datetime | None, dt.datetime | None]:
+        if self.dates.errors:
+            return None, None
+        start = reports.local_midnight(self.dates.first, zone) if self.dates.first else None
+        end = (
+            reports.local_midnight(self.dates.last + dt.timedelta(days=1), zone)
+            if self.dates.last
+            else None
+        )
+        return start, end
+
+    @property
+    def range_text(self) -> str:
+        first, last = (None, None) if self.dates.errors else (self.dates.first, self.dates.last)
+        if first and last:
+            return f"{day(first)} to {day(last)}"
+        if first:
+            return f"From {day(first)}"
+        if last:
+            return f"Up to {day(last)}"
+        return "All dates"
+
+    @property
+    def range_key(self) -> str:
+        first, last = (None, None) if self.dates.errors else (self.dates.first, self.dates.last)
+        if not (first or last):
+            return "all dates"
+        return f"{first.isoformat() if first else ''}..{last.isoformat() if last else ''}"
+
+    @property
+    def query_string(self) -> str:
+        pairs = [*self.dates.query.items(), *(("category", c) for c in self.categories)]
+        return urlencode(pairs)
+
+
+def read_filter(request: web.Request) -> ChronologyFilter:
+    """The chronology's filter: dates, and categories (at most 50, as given)."""
+    chosen = [str(c)[:100] for c in dict.fromkeys(request.query.getall("category", []))]
+    return ChronologyFilter(read_dates(request.query), chosen[:50])
+
+
+async def _chronology(request: web.Request, *, action: str) -> dict[str, Any] | None:
+    """The chronology in the path, filtered as asked, audited as `action` (or the refusal
+    is): what its page and its PDF show; None if there is no such pupil here."""
+    wanted = read_filter(request)
+    start, end = wanted.bounds(zone(request))
+    asked = ChronologyAsked(
+        parse_id(request.match_info.get("pupil_id")),
+        wanted.categories,
+        start,
+        end,
+        wanted.range_key,
+    )
+    async with transaction(request.app[DEPS].factory) as db:
+        shown = await flows.view_chronology(db, visit=visit(request), asked=asked, action=action)
+    if shown is None:
+        return None
+    found = shown.chronology
+    offered = [c.name for c in request.app[DEPS].catalogue.categories] + found.categories_seen
+    return {
+        "found": found,
+        "pupil": found.pupil,
+        "entries": found.entries,
+        "wanted": wanted,
+        "errors": wanted.dates.errors,
+        "offered": list(dict.fromkeys(offered)),
+        "school": shown.school,
+        "produced_by": viewer(request).name,
+        "produced_at": request.app[DEPS].clock(),
+        "pdf_url": f"/pupils/{found.pupil.id}/chronology.pdf"
+        + (f"?{wanted.query_string}" if wanted.query_string else ""),
+    }
+
+
+@routes.get("/pupils/{pupil_id}")
+@keyholder_only(action="chronology.view")
+async def chronology_page(request: web.Request) -> web.Response:
+    context = await _chronology(request, action="chronology.view")
+    if context is None:
+        return not_found(request)
+    log.info(
+        "web.chronology",
+        staff=viewer(request).id,
+        pupil=context["pupil"].id,
+        entries=len(context["entries"]),
+    )
+    return page(request, "chronology.html", **context)
+
+
+@routes.get("/pupils/{pupil_id}/chronology.pdf")
+@keyholder_only(action="chronology.pdf")
+async def chronology_pdf(request: web.Request) -> web.Response:
+    context = await _chronology(request, action="chronology.pdf")
+    if context is None:
+        return not_found(request)
+    pupil_id = context["pupil"].id
+    html = aiohttp_jinja2.render_string(
+        "chronology_pdf.html", request, {**context, **formats(request)}
+    )
+    started = asyncio.get_running_loop().time()
+    try:
+        body = await asyncio.to_thread(pdf.render_pdf, html)
+    except pdf.PdfUnavailable:
+        log.error("web.chronology_pdf_unavailable")
+        return page(
+            request,
+            "message.html",
+            status=503,
+            heading="PDF not available",
+            text="This server cannot make PDFs yet (WeasyPrint needs Pango). "
+            "Use Print on the chronology page instead, and tell the IT technician.",
+        )
+    log.info(
+        "web.chronology_pdf",
+        staff=viewer(request).id,
+        pupil=pupil_id,
+        entries=len(context["entries"]),
+        ms=round((asyncio.get_running_loop().time() - started) * 1000),
+    )
+    name = f"chronology-{pupil_id}-{request.app[DEPS].clock():%Y%m%d}.pdf"
+    return web.Response(
+        body=body,
+        content_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -1,0 +1,55 @@
+"""The signed-in session of a request (loaded once, by the security middleware), and its
+cookie."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from handlers.web.deps import DEPS, WebDeps
+from store.flows import Visit
+from store.models import Staff, WebSession
+
+SESSION = web.RequestKey("session", WebSession)
+
+
+def current(request: web.Request) -> WebSession:
+    """The signed-in session (set by the middleware)."""
+    return request[SESSION]
+
+
+def viewer(request: web.Request) -> Staff:
+    """The signed-in member of staff (loaded with the session: never looked up again)."""
+    return request[SESSION].staff
+
+
+def client_ip(request: web.Request) -> str:
+    """The address the request came from, for the audit log."""
+    return request.remote or ""
+
+
+def visit(request: web.Request) -> Visit:
+    """The signed-in member of staff asking, from where and when: what flows are given."""
+    deps = request.app[DEPS]
+    return Visit(viewer(request), client_ip(request), deps.clock(), deps.setup)
+
+
+def cookie_name(deps: WebDeps) -> str:
+    """The session cookie's name: the __Host- prefix pins it to this host, path / and HTTPS."""
+    return "vigil_session" if deps.local_dev else "__Host-vigil_session"
+
+
+def set_session_cookie(response: web.StreamResponse, deps: WebDeps, raw_id: str) -> None:
+    """Hand the browser its session id (never readable by scripts, sent same-site only)."""
+    response.set_cookie(
+        cookie_name(deps),
+        raw_id,
+        httponly=True,
+        secure=not deps.local_dev,
+        samesite="Strict",
+        path="/",
+    )
+
+
+def clear_session_cookie(response: web.StreamResponse, deps: WebDeps) -> None:
+    """Tell the browser to forget its session id."""
+    response.del_cookie(cookie_name(deps), path="/", secure=not deps.local_dev, samesite="Strict")

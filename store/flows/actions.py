@@ -1,0 +1,174 @@
+"""Adding an action from the incident page: all of it, or none of it.
+
+An action may alert colleagues, re-categorise the incident (key-holders) and record a
+referral change: a new referral, or an agency's response to (or closing of) an open one.
+`add_action` checks every part before it writes anything; then it writes the action, its
+alerts and their DMs, the referral changes and the audit rows in the caller's
+transaction. When anything is wrong nothing is written but a FAILED audit entry, and the
+answer carries every error (by form field) and the page to show them on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store import actions, audit, referrals
+from store.actions import ActionWanted, InvalidAction
+from store.flows import Visit
+from store.flows.incidents import IncidentPage, incident_page, visible_or_refused
+from store.models import Incident, IncidentAction, Referral
+from store.referral_changes import RESPONSE, ReferralChanges, check_changes, read_changes
+from store.referrals import InvalidReferral
+
+UNREADABLE_ALERT = "Some of the people chosen are not current staff."
+
+
+@dataclass(frozen=True)
+class ActionDraft:
+    """An action as the person entered it (ids already read; nothing else trusted yet)."""
+
+    text: str
+    alert_staff_ids: list[int]
+    unreadable_alert_ids: bool  # some of the people chosen were not ids at all
+    categories: list[str]  # a re-categorisation, or none
+    referral_fields: Mapping[str, str]  # the Referral fieldset (`store.referral_changes`)
+
+
+@dataclass(frozen=True)
+class ActionAdded:
+    incident_id: int
+    number: int
+    action_id: int
+    referral_ids: list[int]  # the referrals it recorded or answered
+
+
+@dataclass(frozen=True)
+class ActionRefused:
+    """Nothing was added: every error by form field, what was typed, and the page."""
+
+    errors: dict[str, str]
+    referral_typed: dict[str, str]
+    page: IncidentPage
+
+
+async def add_action(
+    session: AsyncSession, *, visit: Visit, number: int | None, draft: ActionDraft
+) -> ActionAdded | ActionRefused | None:
+    """Add an action with all it records, audited; None (refusal audited) if not theirs."""
+    incident = await visible_or_refused(session, visit=visit, number=number, action="action.add")
+    if incident is None:
+        return None
+    trail = visit.trail(session, incident_id=incident.id, timed=True)
+    open_referrals = await referrals.open_for_incident(session, incident_id=incident.id, lock=True)
+    changes = read_changes(
+        draft.referral_fields,
+        school=visit.setup.school,
+        now=visit.now,
+        open_referrals=open_referrals,
+    )
+    try:
+        plan = await _checked(
+            session,
+            visit=visit,
+            incident=incident,
+            draft=draft,
+            changes=changes,
+            open_referrals=open_referrals,
+        )
+    except (InvalidAction, InvalidReferral) as invalid:
+        trail.add(
+            "action.add", audit.FAILED, detail="invalid: " + ", ".join(sorted(invalid.errors))
+        )
+        page = await incident_page(session, incident=incident, visit=visit)
+        return ActionRefused(invalid.errors, changes.typed, page)
+
+    setup = visit.setup
+    action = await actions.write_action(
+        session, plan, cipher=setup.cipher, public_url=setup.public_url, now=visit.now
+    )
+    changed = await _record_referrals(
+        trail, changes, incident=incident, action=action, open_referrals=open_referrals, visit=visit
+    )
+    trail.add("action.add", detail=f"action {action.id}; alerted {len(draft.alert_staff_ids)}")
+    if action.categories:
+        detail = f"action {action.id}; to " + "; ".join(action.categories)
+        trail.add("incident.recategorise", detail=detail)
+    return ActionAdded(incident.id, incident.number, action.id, changed)
+
+
+async def _checked(
+    session: AsyncSession,
+    *,
+    visit: Visit,
+    incident: Incident,
+    draft: ActionDraft,
+    changes: ReferralChanges,
+    open_referrals: Mapping[int, Referral],
+) -> actions.ActionPlan:
+    """The action ready to write, or every error: the action's and the form's together,
+    else the first referral change the store would refuse."""
+    problems = dict(changes.errors)
+    plan = None
+    try:
+        if draft.unreadable_alert_ids:
+            raise InvalidAction({"alert": UNREADABLE_ALERT})
+        wanted = ActionWanted(draft.text, draft.alert_staff_ids, draft.categories or None)
+        plan = await actions.check_action(
+            session,
+            author=visit.staff,
+            incident=incident,
+            wanted=wanted,
+            catalogue=visit.setup.catalogue,
+        )
+    except InvalidAction as invalid:
+        problems = {**invalid.errors, **problems}
+    if problems or plan is None:
+        raise InvalidAction(problems)
+    check_changes(changes, open_referrals=open_referrals, now=visit.now)
+    return plan
+
+
+async def _record_referrals(
+    trail: audit.Trail,
+    changes: ReferralChanges,
+    *,
+    incident: Incident,
+    action: IncidentAction,
+    open_referrals: Mapping[int, Referral],
+    visit: Visit,
+) -> list[int]:
+    """Record the checked referral changes with `action`, each audited on `trail`."""
+    session, author, now = trail.session, visit.staff, visit.now
+    changed: list[int] = []
+    for item in changes.outcomes:
+        referral = await referrals.record_outcome(
+            session,
+            referral=open_referrals[item.referral_id],
+            action=action,
+            author=author,
+            outcome=item.outcome,
+            at=item.at,
+            now=now,
+        )
+        kind = "referral.response" if item.outcome == RESPONSE else "referral.close"
+        trail.add(kind, detail=f"referral {referral.id}; action {action.id}")
+        changed.append(referral.id)
+    if changes.new is not None:
+        referral = await referrals.record_referral(
+            session,
+            incident=incident,
+            action=action,
+            author=author,
+            agency=changes.new.agency,
+            referred_at=changes.new.referred_at,
+            reference=changes.new.reference,
+            working=visit.setup.school.working_time,
+            now=now,
+        )
+        detail = f"referral {referral.id}; {referral.agency}; action {action.id}"
+        trail.add("referral.add", detail=detail)
+        changed.append(referral.id)
+    return changed

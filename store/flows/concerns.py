@@ -1,0 +1,42 @@
+"""Filing a concern from the Slack modal: once per modal, only by staff (DESIGN §2.2)."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store import incidents
+from store.flows import Setup
+from store.incidents import ConcernDraft, FiledConcern, InvalidConcern
+from store.models import Staff, Workspace
+
+NOT_STAFF = "You are not on Vigil's staff list: ask the school office to add you."
+
+
+async def file_from_slack(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    author: Staff | None,
+    draft: ConcernDraft,
+    setup: Setup,
+    alert_channel: str | None,
+    slack_view_id: str,
+) -> FiledConcern | None:
+    """File the modal's draft (`store.incidents.submit_concern`); None when this modal was
+    filed already (Slack may resend), InvalidConcern when it cannot be."""
+    if await incidents.get_by_view_id(session, slack_view_id=slack_view_id) is not None:
+        return None
+    workspace = await session.get(Workspace, workspace_id)
+    if workspace is None or author is None:
+        raise InvalidConcern({"pupil": NOT_STAFF})
+    return await incidents.submit_concern(
+        session,
+        workspace=workspace,
+        author=author,
+        draft=draft,
+        catalogue=setup.catalogue,
+        cipher=setup.cipher,
+        public_url=setup.public_url,
+        alert_channel=alert_channel,
+        slack_view_id=slack_view_id,
+    )

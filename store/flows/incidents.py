@@ -1,0 +1,235 @@
+"""An incident in the web view: finding it for a viewer, its page, marking its alerts read
+and sharing it with a colleague.
+
+An incident is only ever found through `store.access.visible_incident`. When it answers
+None the caller shows the same 404 as for a number that does not exist, and
+`visible_or_refused` has audited the refusal (naming the incident, if it exists, in the
+audit log only key-holders read).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store import access, actions, alerts, audit, incidents
+from store.actions import ActionView, InvalidAction
+from store.alerts import ReceiptRow
+from store.enums import ReadVia
+from store.flows import Visit
+from store.models import Incident, Pupil, Staff
+from store.referral_rows import ReferralRow, incident_rows
+from store.staff import staff_in_workspace
+
+log = structlog.get_logger(__name__)
+
+
+async def visible_or_refused(
+    session: AsyncSession, *, visit: Visit, number: int | None, action: str
+) -> Incident | None:
+    """The incident numbered `number` if the visitor may see it; otherwise audit the refusal."""
+    viewer = visit.staff
+    incident = (
+        await access.visible_incident(session, viewer=viewer, number=number)
+        if number is not None
+        else None
+    )
+    if incident is None:
+        # The audit log (key-holders only) names the incident if it exists; the person
+        # refused sees the same page either way.
+        existing = (
+            await incidents.incident_id_by_number(
+                session, workspace_id=viewer.workspace_id, number=number
+            )
+            if number is not None
+            else None
+        )
+        detail = f"#{number}" if number is not None else "not an incident number"
+        visit.trail(session, incident_id=existing).add(action, audit.REFUSED, detail=detail)
+        log.warning("incident.refused", staff=viewer.id, number=number, action=action)
+    return incident
+
+
+# -- the page ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """An action, with the categories the incident had before it."""
+
+    action: ActionView
+    previous: list[str]
+
+
+@dataclass(frozen=True)
+class IncidentPage:
+    """Everything the incident page shows, with the narrative and action text decrypted."""
+
+    incident: Incident
+    pupils: list[tuple[Pupil, bool]]  # each pupil, and whether they are the main one
+    narrative: str
+    parents_contacted: str
+    parents_reason: str
+    original_categories: list[str]
+    current_categories: list[str]
+    recategorised: bool
+    agencies: list[str]
+    receipts: list[ReceiptRow]
+    my_unread: list[ReceiptRow]
+    timeline: list[TimelineEntry]
+    colleagues: list[Staff]  # whom the viewer may alert
+    invitable: list[Staff]  # whom the viewer may share it with
+    referrals: list[ReferralRow]
+    open_referrals: list[ReferralRow]
+    as_of: dt.datetime  # the time the referrals' states (and the form's defaults) are for
+
+
+async def incident_page(session: AsyncSession, *, incident: Incident, visit: Visit) -> IncidentPage:
+    """The page of an incident the visitor may see (decrypted here and nowhere else)."""
+    viewer, cipher = visit.staff, visit.setup.cipher
+    action_views = await actions.list_actions(session, incident=incident, cipher=cipher)
+    original = incident.category_names
+    timeline = []
+    categories = original
+    for item in action_views:
+        previous = categories
+        if item.categories:
+            categories = list(item.categories)
+        timeline.append(TimelineEntry(item, previous))
+    receipt_rows = await alerts.receipts(session, incident_id=incident.id)
+    colleagues = [
+        s
+        for s in await staff_in_workspace(session, workspace_id=incident.workspace_id)
+        if s.id != viewer.id
+    ]
+    referral_rows = await incident_rows(
+        session,
+        incident_id=incident.id,
+        number=incident.number,
+        working=visit.setup.school.working_time,
+        now=visit.now,
+    )
+    return IncidentPage(
+        incident=incident,
+        pupils=[(p.pupil, p.is_main) for p in incident.pupils],
+        narrative=cipher.decrypt(incident.narrative_ct),
+        parents_contacted=incident.parents_contacted,
+        parents_reason=(
+            cipher.decrypt(incident.parents_reason_ct) if incident.parents_reason_ct else ""
+        ),
+        original_categories=original,
+        current_categories=categories,
+        recategorised=categories != original,
+        agencies=[a.name for a in incident.agencies],
+        receipts=receipt_rows,
+        my_unread=[r for r in receipt_rows if r.recipient_id == viewer.id and not r.read_at],
+        timeline=timeline,
+        colleagues=colleagues,
+        invitable=[s for s in colleagues if s.id != incident.author_id],
+        referrals=referral_rows,
+        open_referrals=[r for r in referral_rows if r.state != "closed"],
+        as_of=visit.now,
+    )
+
+
+async def view_incident(
+    session: AsyncSession, *, visit: Visit, number: int | None
+) -> IncidentPage | None:
+    """The incident's page for the visitor, audited; None (refusal audited) if not theirs."""
+    incident = await visible_or_refused(session, visit=visit, number=number, action="incident.view")
+    if incident is None:
+        return None
+    page = await incident_page(session, incident=incident, visit=visit)
+    # Recorded after the reads, in the same transaction: on SQLite the first write takes
+    # the database's write lock, and it should not be held through them.
+    visit.trail(session, incident_id=incident.id).add("incident.view")
+    return page
+
+
+# -- marking its alerts read ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MarkedRead:
+    incident_id: int
+    number: int
+    alert_ids: list[int]  # the alerts read now (none if all were read already)
+
+
+async def mark_read_on_web(
+    session: AsyncSession, *, visit: Visit, number: int | None
+) -> MarkedRead | None:
+    """Mark the visitor's own unread alerts on the incident as read, from the web view."""
+    incident = await visible_or_refused(session, visit=visit, number=number, action="alert.read")
+    if incident is None:
+        return None
+    viewer = visit.staff
+    read: list[int] = []
+    for alert_id in await alerts.unread_alert_ids(
+        session, incident_id=incident.id, staff_id=viewer.id
+    ):
+        try:
+            result = await alerts.mark_read(
+                session,
+                alert_id=alert_id,
+                workspace_id=viewer.workspace_id,
+                slack_user_id=viewer.slack_user_id or "",
+                public_url=visit.setup.public_url,
+                via=ReadVia.WEB,
+            )
+        except alerts.AlertNotFound:
+            continue
+        if result.newly_read:
+            read.append(result.alert_id)
+    if read:
+        detail = "via web; alerts " + ",".join(map(str, read))
+        visit.trail(session, incident_id=incident.id).add("alert.read", detail=detail)
+    return MarkedRead(incident.id, incident.number, read)
+
+
+# -- sharing it --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shared:
+    incident_id: int
+    number: int
+    guest_id: int
+
+
+@dataclass(frozen=True)
+class ShareRefused:
+    """Not shared: why (by form field), and the page to say so on."""
+
+    errors: dict[str, str]
+    page: IncidentPage
+
+
+async def share(
+    session: AsyncSession, *, visit: Visit, number: int | None, staff_id: int | None
+) -> Shared | ShareRefused | None:
+    """Share the incident with a colleague and alert them; audited, refusals too."""
+    incident = await visible_or_refused(
+        session, visit=visit, number=number, action="incident.invite"
+    )
+    if incident is None:
+        return None
+    trail = visit.trail(session, incident_id=incident.id)
+    try:
+        guest = await actions.invite(
+            session,
+            inviter=visit.staff,
+            incident=incident,
+            staff_id=staff_id,
+            public_url=visit.setup.public_url,
+        )
+    except InvalidAction as invalid:
+        detail = "invalid: " + ", ".join(sorted(invalid.errors))
+        trail.add("incident.invite", audit.FAILED, detail=detail)
+        page = await incident_page(session, incident=incident, visit=visit)
+        return ShareRefused(invalid.errors, page)
+    trail.add("incident.invite", subject_id=guest.id)
+    return Shared(incident.id, incident.number, guest.id)
