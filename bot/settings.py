@@ -10,12 +10,19 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from store.crypto import parse_keys
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./vigil.db"
 SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_CONFIG = "vigil.toml"
+# Each Slack token's kind and prefix, for the message when one is pasted into the wrong place.
+TOKEN_KINDS = {
+    "slack_bot_token": ("a bot token", "xoxb-"),
+    "slack_app_token": ("an app-level token", "xapp-"),
+}
 
 
 class ConfigError(Exception):
@@ -92,18 +99,12 @@ class Settings(BaseSettings):
             raise ValueError("must be a slash command such as /concern")
         return value
 
-    @field_validator("slack_bot_token")
+    @field_validator("slack_bot_token", "slack_app_token")
     @classmethod
-    def _bot_token(cls, value: str | None) -> str | None:
-        if value and not value.startswith("xoxb-"):
-            raise ValueError("must be a bot token starting with xoxb-")
-        return value or None
-
-    @field_validator("slack_app_token")
-    @classmethod
-    def _app_token(cls, value: str | None) -> str | None:
-        if value and not value.startswith("xapp-"):
-            raise ValueError("must be an app-level token starting with xapp-")
+    def _token(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind, prefix = TOKEN_KINDS[info.field_name or ""]
+        if value and not value.startswith(prefix):
+            raise ValueError(f"must be {kind} starting with {prefix}")
         return value or None
 
     @field_validator("log_level")
@@ -137,8 +138,6 @@ class Settings(BaseSettings):
     def _data_key(cls, value: str | None) -> str | None:
         if not value:
             return None
-        from store.crypto import parse_keys  # local: settings must import cheaply
-
         parse_keys(value)  # raises ValueError with a clear message
         return value
 
