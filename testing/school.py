@@ -12,6 +12,8 @@ import io
 import random
 from dataclasses import dataclass
 
+from store.roster import PUPIL_OPTIONAL, PUPIL_REQUIRED
+
 TEAM_ID = "T0LARKSPUR"
 TEAM_NAME = "Larkspur Primary School"
 
@@ -94,30 +96,11 @@ def staff_csv(staff: tuple[DemoStaff, ...] = STAFF) -> str:
 
 
 def pupils_csv(pupils: list[DemoPupil]) -> str:
-    """The pupil roster in the `vigil import pupils` format."""
+    """The pupil roster in the `vigil import pupils` format (its columns, in its order)."""
+    columns = (*PUPIL_REQUIRED, *PUPIL_OPTIONAL)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(
-        [
-            "upn",
-            "forename",
-            "surname",
-            "date_of_birth",
-            "year_group",
-            "registration_group",
-            "preferred_name",
-        ]
-    )
-    for p in pupils:
-        writer.writerow(
-            [
-                p.upn,
-                p.forename,
-                p.surname,
-                p.date_of_birth.isoformat(),
-                p.year_group,
-                p.registration_group,
-                p.preferred_name,
-            ]
-        )
+    writer.writerow(columns)
+    for pupil in pupils:
+        writer.writerow([getattr(pupil, column) for column in columns])
     return out.getvalue()
