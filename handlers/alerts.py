@@ -10,7 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from handlers import home
 from handlers.context import deps_of, workspace_of
-from handlers.payload import button_value, channel_of
+from handlers.payload import button_value, tell_presser
 from store.alerts import AlertNotFound
 from store.db import transaction
 from store.flows import alerts as flows
@@ -41,9 +41,7 @@ async def mark_read(
             )
     except AlertNotFound:
         log.warning("alert.mark_read_refused", user=context.user_id)
-        channel = channel_of(body)
-        if channel and context.user_id:
-            await client.chat_postEphemeral(channel=channel, user=context.user_id, text=NOT_YOURS)
+        await tell_presser(client, body, context.user_id, NOT_YOURS)
         return
     if result.newly_read:
         deps.notify_outbox()

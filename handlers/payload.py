@@ -1,9 +1,11 @@
-"""Reading a Slack interaction's payload: which button, in which message. Trusting nothing:
-a forged payload reads as no value, no channel."""
+"""Reading a Slack interaction's payload: which button, in which message (trusting nothing:
+a forged payload reads as no value, no channel); and answering the person who pressed it."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
 
 
 def button_value(body: dict[str, Any]) -> str:
@@ -26,3 +28,13 @@ def channel_of(body: dict[str, Any]) -> str | None:
 def message_ts(body: dict[str, Any]) -> str | None:
     """The timestamp of the button's message (to update it in place)."""
     return _part(body, "container").get("message_ts")
+
+
+async def tell_presser(
+    client: AsyncWebClient, body: dict[str, Any], user_id: str | None, text: str
+) -> None:
+    """Say `text` to the person who pressed the button, in its channel, seen only by them
+    (nothing when the payload names no channel)."""
+    channel = channel_of(body)
+    if channel and user_id:
+        await client.chat_postEphemeral(channel=channel, user=user_id, text=text)

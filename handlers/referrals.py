@@ -9,7 +9,7 @@ from slack_bolt.async_app import AsyncAck, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from handlers.context import deps_of, staff_of, workspace_of
-from handlers.payload import button_value, channel_of, message_ts
+from handlers.payload import button_value, channel_of, message_ts, tell_presser
 from store.db import transaction
 from store.flows import referrals as flows
 from store.ids import parse_id
@@ -44,8 +44,7 @@ async def snooze(
             if done.keyholder and done.reason
             else ONLY_KEYHOLDERS
         )
-        if channel and context.user_id:
-            await client.chat_postEphemeral(channel=channel, user=context.user_id, text=text)
+        await tell_presser(client, body, context.user_id, text)
         return
     deps.notify_outbox()
     log.info("referral.snoozed", referral=done.referral.id)
