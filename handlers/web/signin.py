@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import urllib.parse
+from typing import TypeVar
 
 import segno
 import structlog
@@ -26,6 +27,8 @@ routes = web.RouteTableDef()
 
 PRE_COOKIE = "vigil_pre"  # binds a sign-in attempt to the browser that started it
 TOTP_ISSUER = "Vigil"
+AnyResponse = TypeVar("AnyResponse", bound=web.StreamResponse)
+LINK_USED = "This sign-in link has been used or has expired. Type /concern login for a new one."
 
 
 def _deps(request: web.Request) -> WebDeps:
@@ -51,6 +54,33 @@ def _set_pre_cookie(
         max_age=max_age,
         path=path,
     )
+
+
+def _signed_in(response: AnyResponse, deps: WebDeps, raw: str, *, pre_path: str) -> AnyResponse:
+    """Hand the browser its new session, and forget the sign-in attempt's cookie."""
+    set_session_cookie(response, deps, raw)
+    response.del_cookie(PRE_COOKIE, path=pre_path)
+    return response
+
+
+def _slack_app(deps: WebDeps) -> tuple[str, str]:
+    """The app's client id and secret; without them the Sign in with Slack routes do not
+    exist."""
+    if not (deps.client_id and deps.client_secret):
+        raise web.HTTPNotFound(text="Sign in with Slack is not configured")
+    return deps.client_id, deps.client_secret
+
+
+async def _refuse(
+    request: web.Request,
+    *,
+    via: SigninVia,
+    detail: str,
+    outcome: AuditOutcome = AuditOutcome.REFUSED,
+) -> None:
+    """Audit a sign-in attempt that went no further (in a transaction of its own)."""
+    async with transaction(_deps(request).factory) as db:
+        signin.refuse(db, via=via, outcome=outcome, detail=detail, ip=client_ip(request))
 
 
 def _message(request: web.Request, heading: str, text: str, status: int) -> web.Response:
@@ -85,8 +115,7 @@ async def signin_page(request: web.Request) -> web.Response:
 @public
 async def slack_start(request: web.Request) -> web.Response:
     deps = _deps(request)
-    if not (deps.client_id and deps.client_secret):
-        raise web.HTTPNotFound(text="Sign in with Slack is not configured")
+    client_id, _secret = _slack_app(deps)
     browser = request.cookies.get(PRE_COOKIE) or websessions.new_secret()
     async with deps.factory() as db, db.begin():
         state, nonce = await websessions.begin_oidc(db, browser=browser, now=deps.clock())
@@ -94,7 +123,7 @@ async def slack_start(request: web.Request) -> web.Response:
         {
             "response_type": "code",
             "scope": "openid email profile",
-            "client_id": deps.client_id,
+            "client_id": client_id,
             "state": state,
             "nonce": nonce,
             "redirect_uri": deps.redirect_uri,
@@ -110,8 +139,7 @@ async def slack_start(request: web.Request) -> web.Response:
 @public
 async def slack_callback(request: web.Request) -> web.Response:
     deps = _deps(request)
-    if not (deps.client_id and deps.client_secret):
-        raise web.HTTPNotFound(text="Sign in with Slack is not configured")
+    client_id, client_secret = _slack_app(deps)
     code = request.query.get("code", "")
     state = request.query.get("state", "")
     browser = request.cookies.get(PRE_COOKIE, "")
@@ -125,13 +153,13 @@ async def slack_callback(request: web.Request) -> web.Response:
         )
     try:
         tokens = await deps.oidc_client.openid_connect_token(
-            client_id=deps.client_id,
-            client_secret=deps.client_secret,
+            client_id=client_id,
+            client_secret=client_secret,
             code=code,
             redirect_uri=deps.redirect_uri,
         )
         claims = await verify_id_token(
-            str(tokens["id_token"]), keys=request.app[JWKS], client_id=deps.client_id, nonce=nonce
+            str(tokens["id_token"]), keys=request.app[JWKS], client_id=client_id, nonce=nonce
         )
         info_client = AsyncWebClient(
             token=tokens["access_token"], base_url=deps.oidc_client.base_url
@@ -142,14 +170,7 @@ async def slack_callback(request: web.Request) -> web.Response:
     except (SlackApiError, InvalidIdToken, KeyError) as error:
         reason = error.response.get("error") if isinstance(error, SlackApiError) else str(error)
         log.warning("web.slack_signin_failed", reason=reason)
-        async with transaction(deps.factory) as db:
-            signin.refuse(
-                db,
-                via=SigninVia.SLACK,
-                outcome=AuditOutcome.FAILED,
-                detail=str(reason),
-                ip=client_ip(request),
-            )
+        await _refuse(request, via=SigninVia.SLACK, outcome=AuditOutcome.FAILED, detail=str(reason))
         return _message(
             request, "Sign-in failed", "Slack could not confirm who you are. Try again.", 400
         )
@@ -172,10 +193,7 @@ async def slack_callback(request: web.Request) -> web.Response:
         )
     # A page, not a redirect: a SameSite=Strict cookie set during Slack's cross-site
     # redirect would not be sent on a further redirect, but is on a same-site click.
-    response = page(request, "continue.html")
-    set_session_cookie(response, deps, raw)
-    response.del_cookie(PRE_COOKIE, path="/auth/slack")
-    return response
+    return _signed_in(page(request, "continue.html"), deps, raw, pre_path="/auth/slack")
 
 
 # -- the one-time link from `/concern login` --------------------------------------------
@@ -189,12 +207,7 @@ async def login_link(request: web.Request) -> web.Response:
     async with deps.factory() as db:
         staff = await websessions.login_link_holder(db, raw=token, now=deps.clock())
     if staff is None:
-        return _message(
-            request,
-            "Link expired",
-            "This sign-in link has been used or has expired. Type /concern login for a new one.",
-            410,
-        )
+        return _message(request, "Link expired", LINK_USED, 410)
     # Showing the page changes nothing (link previews must not use the link up); the
     # Continue button does, with a token only this browser holds.
     pre = websessions.new_secret()
@@ -210,13 +223,9 @@ async def login_link_use(request: web.Request) -> web.Response:
     form = await request.post()
     sent, held = str(form.get("pre", "")), request.cookies.get(PRE_COOKIE, "")
     if not sent or not held or not secrets.compare_digest(sent, held):
-        async with transaction(deps.factory) as db:
-            signin.refuse(
-                db,
-                via=SigninVia.LINK,
-                detail="form token missing or from another browser",
-                ip=client_ip(request),
-            )
+        await _refuse(
+            request, via=SigninVia.LINK, detail="form token missing or from another browser"
+        )
         return _message(request, "Sign-in expired", "Open the link again and press Continue.", 403)
     async with transaction(deps.factory) as db:
         raw = await signin.sign_in_with_link(
@@ -227,16 +236,8 @@ async def login_link_use(request: web.Request) -> web.Response:
             now=deps.clock(),
         )
     if raw is None:
-        return _message(
-            request,
-            "Link expired",
-            "This sign-in link has been used or has expired. Type /concern login for a new one.",
-            410,
-        )
-    response = web.HTTPSeeOther("/totp")
-    set_session_cookie(response, deps, raw)
-    response.del_cookie(PRE_COOKIE, path="/login")
-    raise response
+        return _message(request, "Link expired", LINK_USED, 410)
+    raise _signed_in(web.HTTPSeeOther("/totp"), deps, raw, pre_path="/login")
 
 
 # -- the second factor -------------------------------------------------------------------
