@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store import actions, audit, referrals
 from store.actions import ActionWanted, InvalidAction
 from store.flows import Visit
-from store.flows.incidents import IncidentPage, incident_page, visible_or_refused
+from store.flows.incidents import IncidentPage, refused_page, visible_or_refused
 from store.models import Incident, IncidentAction, Referral
 from store.referral_changes import RESPONSE, ReferralChanges, check_changes, read_changes
 from store.referrals import InvalidReferral
@@ -79,10 +79,14 @@ async def add_action(
             open_referrals=open_referrals,
         )
     except (InvalidAction, InvalidReferral) as invalid:
-        trail.add(
-            "action.add", audit.FAILED, detail="invalid: " + ", ".join(sorted(invalid.errors))
+        page = await refused_page(
+            session,
+            visit=visit,
+            incident=incident,
+            trail=trail,
+            action="action.add",
+            errors=invalid.errors,
         )
-        page = await incident_page(session, incident=incident, visit=visit)
         return ActionRefused(invalid.errors, changes.typed, page)
 
     setup = visit.setup

@@ -10,6 +10,7 @@ audit log only key-holders read).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import structlog
@@ -149,6 +150,21 @@ async def view_incident(
     return page
 
 
+async def refused_page(
+    session: AsyncSession,
+    *,
+    visit: Visit,
+    incident: Incident,
+    trail: audit.Trail,
+    action: str,
+    errors: Mapping[str, str],
+) -> IncidentPage:
+    """Audit a change to the incident that was refused (the fields at fault, never what was
+    typed), and the page to show its errors on."""
+    trail.add(action, audit.FAILED, detail="invalid: " + ", ".join(sorted(errors)))
+    return await incident_page(session, incident=incident, visit=visit)
+
+
 # -- marking its alerts read ----------------------------------------------------------------
 
 
@@ -227,9 +243,14 @@ async def share(
             public_url=visit.setup.public_url,
         )
     except InvalidAction as invalid:
-        detail = "invalid: " + ", ".join(sorted(invalid.errors))
-        trail.add("incident.invite", audit.FAILED, detail=detail)
-        page = await incident_page(session, incident=incident, visit=visit)
+        page = await refused_page(
+            session,
+            visit=visit,
+            incident=incident,
+            trail=trail,
+            action="incident.invite",
+            errors=invalid.errors,
+        )
         return ShareRefused(invalid.errors, page)
     trail.add("incident.invite", subject_id=guest.id)
     return Shared(incident.id, incident.number, guest.id)
