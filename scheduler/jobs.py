@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -49,51 +49,42 @@ def describe_jobs(config: SchoolConfig) -> list[JobInfo]:
     ]
 
 
+@dataclass(frozen=True, kw_only=True)
 class OverdueReferrals:
     """Nudge the safeguarding team about referrals past due with no response."""
 
-    id = "overdue-referrals"
-    name = "Nudge DSLs about overdue agency referrals"
+    id: ClassVar[str] = "overdue-referrals"
+    name: ClassVar[str] = "Nudge DSLs about overdue agency referrals"
 
-    def __init__(
-        self,
-        *,
-        factory: SessionFactory,
-        config: SchoolConfig,
-        public_url: str,
-        notify_outbox: Callable[[], None],
-        clock: Callable[[], dt.datetime],
-        batch_size: int = referrals.NUDGE_BATCH,
-    ) -> None:
-        self._factory = factory
-        self._batch_size = batch_size
-        self._config = config
-        self._public_url = public_url
-        self._notify = notify_outbox
-        self._clock = clock
+    factory: SessionFactory
+    config: SchoolConfig
+    public_url: str
+    notify_outbox: Callable[[], None]
+    clock: Callable[[], dt.datetime]
+    batch_size: int = referrals.NUDGE_BATCH
 
     async def run(self) -> int:
         """One pass: nudge in batches until nothing overdue is left for today."""
         total = 0
         for _ in range(1000):  # bounded: 1,000 batches a pass at most
             try:
-                async with transaction(self._factory) as session:
+                async with transaction(self.factory) as session:
                     nudged = await referrals.nudge_overdue(
                         session,
-                        config=self._config,
-                        public_url=self._public_url,
-                        now=self._clock(),
-                        limit=self._batch_size,
+                        config=self.config,
+                        public_url=self.public_url,
+                        now=self.clock(),
+                        limit=self.batch_size,
                     )
             except Exception:
                 log.exception("job.overdue_referrals_failed")
                 break
             total += nudged
-            if nudged < self._batch_size:
+            if nudged < self.batch_size:
                 break
         if total:
             log.info("job.overdue_referrals", nudged=total)
-            self._notify()
+            self.notify_outbox()
         return total
 
 
