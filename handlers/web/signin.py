@@ -35,16 +35,17 @@ def _deps(request: web.Request) -> WebDeps:
     return request.app[DEPS]
 
 
-def _set_pre_cookie(
-    response: web.StreamResponse,
+def _with_pre_cookie(
+    response: AnyResponse,
     deps: WebDeps,
     value: str,
     *,
     samesite: str,
     max_age: int,
     path: str,
-) -> None:
-    """The short-lived cookie that binds a sign-in attempt to the browser that began it."""
+) -> AnyResponse:
+    """The response, with the short-lived cookie that binds a sign-in attempt to the
+    browser that began it."""
     response.set_cookie(
         PRE_COOKIE,
         value,
@@ -54,6 +55,7 @@ def _set_pre_cookie(
         max_age=max_age,
         path=path,
     )
+    return response
 
 
 def _signed_in(response: AnyResponse, deps: WebDeps, raw: str, *, pre_path: str) -> AnyResponse:
@@ -131,8 +133,7 @@ async def slack_start(request: web.Request) -> web.Response:
     )
     response = web.HTTPSeeOther(f"{deps.authorize_url}?{query}")
     # Lax, not Strict: it must come back with Slack's cross-site redirect to the callback.
-    _set_pre_cookie(response, deps, browser, samesite="Lax", max_age=600, path="/auth/slack")
-    raise response
+    raise _with_pre_cookie(response, deps, browser, samesite="Lax", max_age=600, path="/auth/slack")
 
 
 @routes.get("/auth/slack/callback")
@@ -212,8 +213,7 @@ async def login_link(request: web.Request) -> web.Response:
     # Continue button does, with a token only this browser holds.
     pre = websessions.new_secret()
     response = page(request, "login_confirm.html", name=staff.name, token=token, pre=pre)
-    _set_pre_cookie(response, deps, pre, samesite="Strict", max_age=300, path="/login")
-    return response
+    return _with_pre_cookie(response, deps, pre, samesite="Strict", max_age=300, path="/login")
 
 
 @routes.post("/login/{token}")
