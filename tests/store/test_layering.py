@@ -1,5 +1,7 @@
-"""The store's imports: nothing above it, no cycles inside it, none hidden in a function.
-Nor a cycle in `handlers/`, where a lazy import once hid one (render and security).
+"""The import rules of the whole tree (ARCHITECTURE.md, "Rooms"): the store imports
+nothing above it; handlers and the scheduler import only the store (and handlers each
+other); bot/ assembles; no import cycle anywhere, lazy imports included; and an import
+inside a function only where it is documented below.
 
 Read from the source (no module is imported), so a cycle cannot hide behind import order.
 """
@@ -7,12 +9,40 @@ Read from the source (no module is imported), so a cycle cannot hide behind impo
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.support.paths import REPO as ROOT
 
 STORE = ROOT / "store"
 ABOVE_STORE = ("handlers", "scheduler", "bot", "benchmarks", "testing", "privacy", "demo")
+PACKAGES = ("store", "migrations", "handlers", "scheduler", "bot", "testing", "privacy", "demo")
+EVERYWHERE = (*PACKAGES, "benchmarks", "tests")
+
+# The packages each package may import at module level, besides itself.
+BELOW_BOT = {"store", "handlers", "scheduler"}
+MAY_IMPORT = {
+    "store": {"migrations"},  # the package alone, to find Alembic's scripts (store.migrate)
+    "migrations": {"store"},  # the scripts read the models
+    "handlers": {"store"},
+    "scheduler": {"store"},
+    "bot": BELOW_BOT,
+    "testing": BELOW_BOT | {"bot"},
+    "privacy": BELOW_BOT | {"bot", "testing"},
+    "demo": BELOW_BOT | {"bot", "testing"},
+    "benchmarks": BELOW_BOT | {"bot", "testing"},
+}
+
+# The only modules that import one of ours inside a function, and why.
+LAZY_IMPORTS = {
+    # Each command loads what it runs: `vigil --help` starts at once, and only
+    # `vigil demo` and `vigil privacy-check --exercise` load the test tools (testing/).
+    "bot.cli",
+    # `python -m benchmarks.floor` (a floor server's own process) loads only the frameworks.
+    "benchmarks",
+    # Only `--in-process` loads the app into the benchmark's own process.
+    "benchmarks.processes",
+}
 
 
 def module_name(path: Path) -> str:
@@ -20,44 +50,78 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def modules_of(*packages: str) -> dict[str, Path]:
+    """Every module of the packages, by dotted name."""
+    return {
+        module_name(p): p for package in packages for p in sorted((ROOT / package).rglob("*.py"))
+    }
+
+
 def store_modules() -> dict[str, Path]:
-    return {module_name(p): p for p in sorted(STORE.rglob("*.py"))}
+    return modules_of("store")
 
 
-def imported(node: ast.Import | ast.ImportFrom, known: set[str]) -> list[str]:
-    """The modules an import statement names (`from store import audit` names store.audit)."""
+def imported(node: ast.Import | ast.ImportFrom, known: set[str], here: str = "") -> list[str]:
+    """The modules an import statement in module `here` names (`from store import audit`
+    names store.audit; in tests.conftest, `from .support import database` names
+    tests.support.database)."""
     if isinstance(node, ast.Import):
         return [alias.name for alias in node.names]
-    assert node.level == 0, "store uses absolute imports"
     base = node.module or ""
+    if node.level:
+        package = here.split(".")[: -node.level]
+        base = ".".join([*package, base] if base else package)
     return [
         f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names
     ]
 
 
+def _imports(tree: ast.Module) -> Iterator[tuple[ast.Import | ast.ImportFrom, bool]]:
+    """Every import statement, and whether it runs only when a function is called (inside a
+    function or class body; not a module-level `if` or `try`, `if TYPE_CHECKING` included)."""
+
+    def walk(node: ast.AST, inside: bool) -> Iterator[tuple[ast.Import | ast.ImportFrom, bool]]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import | ast.ImportFrom):
+                yield child, inside
+            nested = isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            yield from walk(child, inside or nested)
+
+    yield from walk(tree, False)
+
+
+def relative_imports(path: Path) -> list[int]:
+    """The lines of `path` that import relative to its package."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [node.lineno for node, _ in _imports(tree) if getattr(node, "level", 0)]
+
+
 def imports_of(path: Path, known: set[str]) -> tuple[set[str], list[str]]:
     """Every module `path` imports, and those imported inside a function or class."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
     found: set[str] = set()
     nested: list[str] = []
-    top_level = {id(node) for node in tree.body}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            names = imported(node, known)
-            found.update(names)
-            if id(node) not in top_level:
-                nested += names
+    here = module_name(path) if path.name != "__init__.py" else module_name(path) + ".__init__"
+    for node, inside in _imports(ast.parse(path.read_text(encoding="utf-8"))):
+        names = imported(node, known, here)
+        found.update(names)
+        if inside:
+            nested += names
     return found, nested
 
 
-def package_graph(package: str) -> dict[str, set[str]]:
-    """Which of the package's modules each of its modules imports."""
-    modules = {module_name(p): p for p in sorted((ROOT / package).rglob("*.py"))}
+def graph_of(*packages: str) -> dict[str, set[str]]:
+    """Which of the packages' modules each of their modules imports, lazily or not."""
+    modules = modules_of(*packages)
     known = set(modules)
     return {
         name: {m for m in imports_of(path, known)[0] if m in known and m != name}
         for name, path in modules.items()
     }
+
+
+def package_graph(package: str) -> dict[str, set[str]]:
+    """Which of the package's modules each of its modules imports."""
+    return graph_of(package)
 
 
 def store_graph() -> dict[str, set[str]]:
@@ -98,6 +162,11 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
+def test_the_application_imports_by_absolute_names_only() -> None:
+    for name, path in modules_of(*PACKAGES, "benchmarks").items():
+        assert not relative_imports(path), f"{name} imports relative to its package"
+
+
 def test_store_imports_nothing_above_it_and_nothing_inside_a_function() -> None:
     modules = store_modules()
     for name, path in modules.items():
@@ -115,3 +184,47 @@ def test_no_module_in_handlers_imports_another_in_a_cycle_or_inside_a_function()
     for path in sorted((ROOT / "handlers").rglob("*.py")):
         _, nested = imports_of(path, ours)
         assert not [m for m in nested if m in ours], f"{path.name} imports {nested} in a function"
+
+
+def test_no_module_anywhere_imports_another_in_a_cycle_lazy_imports_included() -> None:
+    graph = graph_of(*EVERYWHERE)
+    assert {name.split(".")[0] for name in graph} == set(EVERYWHERE)
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+
+
+def test_each_package_imports_only_the_packages_below_it() -> None:
+    known = set(modules_of(*EVERYWHERE))
+    for package, allowed in MAY_IMPORT.items():
+        for name, path in modules_of(package).items():
+            found, nested = imports_of(path, known)
+            top_level = set(found) - set(nested)
+            ours = {m.split(".")[0] for m in top_level} & set(EVERYWHERE)
+            assert ours <= allowed | {package}, f"{name} imports {sorted(ours - allowed)}"
+
+
+def test_the_import_rules_cover_every_package_in_the_repository() -> None:
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
+    assert packages == set(MAY_IMPORT) | {"tests"}
+
+
+def test_imports_inside_a_function_are_only_where_they_are_documented() -> None:
+    modules = modules_of(*PACKAGES, "benchmarks")
+    known = set(modules)
+    lazy = {}
+    for name, path in modules.items():
+        nested = [m for m in imports_of(path, known)[1] if m.split(".")[0] in EVERYWHERE]
+        if nested:
+            lazy[name] = nested
+    assert set(lazy) <= LAZY_IMPORTS, {n: m for n, m in lazy.items() if n not in LAZY_IMPORTS}
+    assert {"demo.walkthrough", "privacy.exercise"} <= set(lazy["bot.cli"])
+
+
+def test_handlers_and_the_scheduler_never_import_each_other_and_only_bot_assembles_them() -> None:
+    graph = graph_of(*PACKAGES)
+    for name, targets in graph.items():
+        packages = {t.split(".")[0] for t in targets}
+        if name.startswith("handlers"):
+            assert "scheduler" not in packages, f"{name} imports the scheduler"
+        if name.startswith("scheduler"):
+            assert "handlers" not in packages, f"{name} imports handlers"
+    assert {"handlers", "scheduler"} <= {t.split(".")[0] for t in graph["bot.app"]}
