@@ -24,25 +24,39 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import text
 
+from bot.replay import ReplayCache
 from bot.settings import DEFAULT_CONFIG, ConfigError, Settings
+from bot.slack_lookup import SlackLookupError, make_slack_lookup
+from bot.slack_shapes import shape_problem
 from bot.socket_watchdog import SocketModeWatchdog
+from bot.sqlite_lock import DatabaseLock, lock_database
+from bot.startup import (
+    NETWORK_ERRORS,
+    StartupError,
+    database_problem,
+    listen_problem,
+    slack_problem,
+)
 from bot.tasks import TaskTracker
 from handlers import register_slack
 from handlers.deps import Deps
+from handlers.errors import request_kind
 from handlers.web import register_web
 from handlers.web.deps import WebDeps
 from handlers.web.security import public
 from scheduler.delivery import DeliveryWorker
 from scheduler.jobs import OverdueReferrals, start_scheduler
-from store import migrate, outbox, workspaces
+from store import encrypted, migrate, outbox, workspaces
 from store.catalogue import Catalogue
 from store.crypto import Cipher
-from store.db import create_engine, session_factory, transaction
+from store.db import DATABASE_ERRORS, create_engine, session_factory, transaction
 from store.models import utcnow
+from store.roster import slack_links
 from store.school_config import SchoolConfig, SchoolConfigError, load_school_config
 
 log = structlog.get_logger(__name__)
@@ -102,9 +116,12 @@ class VigilServer:
         )
         self.scheduler: AsyncIOScheduler | None = None
         self._verifier = SignatureVerifier(settings.slack_signing_secret or "")
+        self._replays = ReplayCache()
         # Bolt turns itself into an OAuth installer when it sees SLACK_CLIENT_ID and
         # SLACK_CLIENT_SECRET in the environment; Vigil uses them only for the web sign-in.
-        with _hidden_from_environment("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):
+        # It also reads SLACK_BOT_TOKEN, then warns at every start that the token is unused
+        # beside the client it is given (which holds the same token).
+        with _hidden_from_environment("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "SLACK_BOT_TOKEN"):
             self.bolt = AsyncApp(
                 client=self.client,
                 signing_secret=settings.slack_signing_secret,
@@ -129,6 +146,7 @@ class VigilServer:
         self._runner: web.AppRunner | None = None
         self.socket_watchdog: SocketModeWatchdog | None = None
         self._http: aiohttp.ClientSession | None = None
+        self._lock: DatabaseLock | None = None
         self.port: int | None = None
 
     # -- HTTP ------------------------------------------------------------------------
@@ -159,12 +177,21 @@ class VigilServer:
 
     async def _slack_events(self, request: web.Request) -> web.Response:
         # Signature first (401), then shape (400): Bolt would parse before verifying.
+        # Nothing of the body is logged: it may hold a pupil's name.
         raw = await request.read()
         try:
             text_body = raw.decode("utf-8")
         except UnicodeDecodeError:
-            return web.Response(status=400, text="malformed request")
-        if not self._verifier.is_valid_request(text_body, dict(request.headers)):
+            return _malformed("the body is not UTF-8")
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        signature = request.headers.get("X-Slack-Signature", "")
+        if timestamp and not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) < 16):
+            return _malformed("X-Slack-Request-Timestamp is not a number")
+        if not (
+            timestamp
+            and signature
+            and self._verifier.is_valid(body=text_body, timestamp=timestamp, signature=signature)
+        ):
             return web.Response(status=401, text="invalid request signature")
         try:
             bolt_request = AsyncBoltRequest(
@@ -173,9 +200,19 @@ class VigilServer:
                 headers=request.headers,  # type: ignore[arg-type]
             )
         except (ValueError, AttributeError, TypeError):  # not JSON, or not a Slack shape
-            return web.Response(status=400, text="malformed request")
-        if not isinstance(bolt_request.body, dict) or not bolt_request.body:
-            return web.Response(status=400, text="malformed request")
+            return _malformed("the body is not a Slack payload")
+        body = bolt_request.body
+        if not isinstance(body, dict) or not body:
+            return _malformed("the body is not a Slack payload")
+        if problem := shape_problem(body):
+            return _malformed(problem)
+        # A typeahead is read-only and carries nothing unique, so a person typing the same
+        # letters twice within a second sends the same signature: it is answered again.
+        if body.get("type") != "block_suggestion" and not self._replays.first_time(
+            signature, timestamp=int(timestamp)
+        ):
+            log.warning("slack.replayed_request", kind=request_kind(body))
+            return web.Response(status=401, text="replayed request")
         bolt_response = await self.bolt.async_dispatch(bolt_request)
         return await to_aiohttp_response(bolt_response)
 
@@ -188,23 +225,37 @@ class VigilServer:
             log.warning("healthz.database_unavailable", error=type(error).__name__)
             return web.json_response({"status": "unavailable", "database": "down"}, status=503)
         body: dict[str, Any] = {"status": "ok", "database": "ok", "outbox_pending": pending}
+        if self.worker.slack_pause is not None:  # Slack refuses the app: messages wait
+            body["slack"] = self.worker.slack_pause.describe()
+            body["status"] = "unavailable"
         if self.socket_watchdog is not None:
             socket = await self.socket_watchdog.status()
             body["socket_mode"] = socket
             if not socket["healthy"]:
                 body["status"] = "unavailable"
-                return web.json_response(body, status=503)
-        return web.json_response(body)
+        return web.json_response(body, status=200 if body["status"] == "ok" else 503)
 
     # -- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
         """Check the schema, register the workspace, start serving and delivering."""
-        current = await migrate.current_revision(self.engine)
+        self._lock = lock_database(self.settings.database_url)  # SQLite: one server per file
+        try:
+            current = await migrate.current_revision(self.engine)
+        except DATABASE_ERRORS as error:
+            raise StartupError(database_problem(error, self.settings.database_url)) from None
         if current != migrate.head_revision():
             raise ConfigError(
                 f"The database schema is at {current or 'nothing'}, not "
                 f"{migrate.head_revision()}: run `vigil db upgrade` first."
+            )
+        async with self.factory() as session:
+            readable = await encrypted.key_reads_stored_data(session, cipher=self.cipher)
+        if not readable:
+            raise StartupError(
+                "VIGIL_DATA_KEY cannot decrypt the records already in the database: restore "
+                "the key kept when Vigil was set up (a new key goes in front of it: "
+                "VIGIL_DATA_KEY=new,old)"
             )
         # One HTTP connection pool for every Slack call (slack_sdk otherwise opens a new
         # session, so a new TLS connection, per call); Bolt's per-request clients share it.
@@ -215,14 +266,28 @@ class VigilServer:
         self.client.session = self._http
         self.worker_client.session = self._http
         self.web_deps.oidc_client.session = self._http
-        identity = await self.client.auth_test()
+        try:
+            identity = await self.client.auth_test()
+        except (SlackApiError, *NETWORK_ERRORS) as error:
+            raise StartupError(
+                slack_problem(
+                    error, api_url=self.settings.slack_api_url, token_name="SLACK_BOT_TOKEN"
+                )
+            ) from None
         async with transaction(self.factory) as session:
             workspace = await workspaces.ensure(
                 session, team_id=identity["team_id"], name=identity.get("team") or ""
             )
             self.teams.remember(workspace.team_id, workspace.id)
         if self.settings.socket_mode:
-            await self._start_socket_mode()
+            try:
+                await self._start_socket_mode()
+            except (SlackApiError, *NETWORK_ERRORS) as error:
+                raise StartupError(
+                    slack_problem(
+                        error, api_url=self.settings.slack_api_url, token_name="SLACK_APP_TOKEN"
+                    )
+                ) from None
         self._runner = web.AppRunner(
             self.web_app,
             handle_signals=False,
@@ -231,14 +296,29 @@ class VigilServer:
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as error:
+            raise StartupError(
+                listen_problem(error, host=self.settings.host, port=self.settings.port)
+            ) from None
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.worker.start()
         self.scheduler = start_scheduler(self.overdue_job, config=self.school)
+        # Staff imported before Slack was connected: linked by email, without delaying start.
+        self.tasks.spawn(self._link_staff(workspace.id))
         # Objects made at start-up live for ever: keep the garbage collector off them, so
         # full collections (which pause every request) stay short.
         gc.collect()
         gc.freeze()
+        if self.settings.web_view_over_plain_http:
+            log.warning(
+                "web.plain_http",
+                public_url=self.settings.public_url,
+                advice="the web view's cookies need HTTPS: put Vigil behind a TLS-terminating "
+                "reverse proxy and set VIGIL_PUBLIC_URL to its https:// address (sign-in "
+                "fails as 'expired' over plain HTTP)",
+            )
         log.info(
             "vigil.started",
             host=self.settings.host,
@@ -246,6 +326,26 @@ class VigilServer:
             transport="socket_mode" if self.settings.socket_mode else "http",
             workspace=identity["team_id"],
         )
+
+    async def _link_staff(self, workspace_id: int) -> None:
+        """Find the Slack accounts of staff who have none (`users.lookupByEmail`)."""
+        try:
+            report = await slack_links.link_unlinked_staff(
+                self.factory, workspace_id=workspace_id, lookup=make_slack_lookup(self.client)
+            )
+        except SlackLookupError as error:
+            log.warning("staff.slack_links_failed", error=str(error)[:200])
+            return
+        except DATABASE_ERRORS as error:
+            log.warning("staff.slack_links_failed", error=type(error).__name__)
+            return
+        if report.linked or report.still_unlinked:
+            log.info(
+                "staff.slack_links",
+                linked=report.linked,
+                no_slack_account=report.not_found,
+                slack_id_taken=report.taken,
+            )
 
     async def _start_socket_mode(self) -> None:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -263,6 +363,11 @@ class VigilServer:
     async def stop(self) -> None:
         """Graceful shutdown: stop taking work, let work in hand finish, close."""
         log.info("vigil.stopping")
+        await self.close()
+        log.info("vigil.stopped")
+
+    async def close(self) -> None:
+        """Stop and close whatever `start()` got as far as starting (quietly)."""
         if self.socket_watchdog is not None:
             await self.socket_watchdog.stop()
         if self._runner is not None:
@@ -275,12 +380,21 @@ class VigilServer:
         await self.worker.stop()
         if self._http is not None:
             await self._http.close()
+            self._http = None
         await self.engine.dispose()
-        log.info("vigil.stopped")
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     @property
     def url(self) -> str:
         return f"http://{self.settings.host}:{self.port}"
+
+
+def _malformed(problem: str) -> web.Response:
+    """A signed (or unsigned) request Slack would never send: 400, logged by its problem."""
+    log.warning("slack.malformed_request", problem=problem[:120])
+    return web.Response(status=400, text="malformed request")
 
 
 @contextlib.contextmanager
@@ -308,7 +422,11 @@ def load_school(settings: Settings) -> SchoolConfig:
 async def serve_forever(settings: Settings, stop: asyncio.Event) -> None:
     """Run until `stop` is set (SIGTERM/SIGINT in the CLI), then shut down gracefully."""
     server = VigilServer(settings)
-    await server.start()
+    try:
+        await server.start()
+    except BaseException:
+        await server.close()  # nothing left open behind the one-line error
+        raise
     try:
         await stop.wait()
     finally:

@@ -12,6 +12,7 @@ from typing import Any
 
 from bot import logs
 from bot.settings import ConfigError, Settings, load_settings, write_env_file
+from bot.startup import StartupError, database_problem, first_line
 from store.crypto import generate_key
 
 
@@ -27,6 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"vigil: {error}", file=sys.stderr)
         return 2
+    except StartupError as error:
+        print(f"vigil: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -36,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="vigil", description="Record safeguarding concerns from Slack."
     )
     parser.add_argument("--env-file", default=".env", help="settings file (default: .env)")
+    parser.add_argument("--version", action="version", version=f"vigil {_version()}")
     commands = parser.add_subparsers(title="commands")
 
     init = commands.add_parser("init", help="write a .env with fresh secrets")
@@ -46,6 +51,25 @@ def _parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(title="db commands")
     db_upgrade = db_commands.add_parser("upgrade", help="create or migrate the schema")
     db_upgrade.set_defaults(run=_db_upgrade)
+    db_grant = db_commands.add_parser(
+        "grant",
+        help="PostgreSQL: the GRANTs that let a runtime role (not the owner) run vigil serve",
+        description="Print (or with --apply, run as the owner in VIGIL_DATABASE_URL) the "
+        "statements giving ROLE what `vigil serve` needs: rows read and written, but no "
+        "TRUNCATE, ALTER or DROP, and no DELETE or UPDATE of the append-only tables. Run "
+        "it again after each `vigil db upgrade`.",
+    )
+    db_grant.add_argument("--runtime-role", required=True, metavar="ROLE")
+    db_grant.add_argument("--apply", action="store_true", help="run the statements")
+    db_grant.set_defaults(run=_db_grant)
+
+    outbox = commands.add_parser("outbox", help="the Slack messages Vigil sends")
+    outbox_commands = outbox.add_subparsers(title="outbox commands")
+    outbox_retry = outbox_commands.add_parser(
+        "retry",
+        help="send again every message Slack refused for good (after fixing the cause)",
+    )
+    outbox_retry.set_defaults(run=_outbox_retry)
 
     roster = commands.add_parser("import", help="import a roster CSV from the school's MIS")
     roster_kinds = roster.add_subparsers(title="rosters")
@@ -113,7 +137,30 @@ def _parser() -> argparse.ArgumentParser:
         help="also search this log file (repeatable; not with --exercise)",
     )
     privacy.set_defaults(run=_privacy_check)
+    _env_file_anywhere(commands)
     return parser
+
+
+def _env_file_anywhere(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Accept --env-file after the command too (`vigil serve --env-file F`), not only
+    before it; the value given last wins."""
+    for command in commands.choices.values():
+        nested = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+        if nested:
+            _env_file_anywhere(nested[0])
+        else:
+            command.add_argument(
+                "--env-file", default=argparse.SUPPRESS, help="settings file (default: .env)"
+            )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vigil")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
@@ -127,6 +174,11 @@ def _init(args: argparse.Namespace) -> int:
     if path.exists() and not args.force:
         print(f"vigil: {path} exists; use --force to replace it", file=sys.stderr)
         return 1
+    if path.exists():
+        refusal = asyncio.run(_key_in_use(path))
+        if refusal:
+            print(f"vigil: {refusal}", file=sys.stderr)
+            return 1
     write_env_file(
         path,
         {
@@ -146,9 +198,50 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _key_in_use(env_file: Path) -> str | None:
+    """Why the data key in `env_file` must not be replaced, or None if nothing needs it."""
+    import os
+
+    from dotenv import dotenv_values
+
+    from bot.settings import DEFAULT_DATABASE_URL
+    from bot.sqlite_lock import sqlite_path
+    from store import encrypted, migrate
+    from store.db import DATABASE_ERRORS, create_engine, session_factory
+
+    url = (
+        os.environ.get("VIGIL_DATABASE_URL")
+        or dotenv_values(env_file).get("VIGIL_DATABASE_URL")
+        or DEFAULT_DATABASE_URL
+    )
+    database = sqlite_path(url)
+    if database is not None and not database.exists():
+        return None
+    engine = create_engine(url)
+    try:
+        if await migrate.current_revision(engine) is None:
+            return None
+        async with session_factory(engine)() as session:
+            if not await encrypted.holds_encrypted_data(session):
+                return None
+    except DATABASE_ERRORS as error:
+        return (
+            f"not replacing {env_file}: its VIGIL_DATA_KEY may be needed, and the database "
+            f"could not be checked ({database_problem(error, url)})"
+        )
+    finally:
+        await engine.dispose()
+    return (
+        f"not replacing {env_file}: the database it names holds records encrypted with its "
+        "VIGIL_DATA_KEY, and a new key would make every one of them unreadable. To change "
+        "the key, put a new one in front of the old (VIGIL_DATA_KEY=new,old; see Key "
+        "rotation in the README)"
+    )
+
+
 def _db_upgrade(args: argparse.Namespace) -> int:
     from store import migrate
-    from store.db import create_engine
+    from store.db import DATABASE_ERRORS, create_engine
 
     settings = _settings(args)
 
@@ -157,10 +250,86 @@ def _db_upgrade(args: argparse.Namespace) -> int:
         try:
             await migrate.upgrade(engine)
             return await migrate.current_revision(engine)
+        except DATABASE_ERRORS as error:
+            raise StartupError(database_problem(error, settings.database_url)) from None
         finally:
             await engine.dispose()
 
     print(f"Database schema at revision {asyncio.run(run())}.")
+    return 0
+
+
+def _db_grant(args: argparse.Namespace) -> int:
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    from store.db import DATABASE_ERRORS, create_engine
+    from store.roles import RoleNameError, runtime_grants
+
+    settings = _settings(args)
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "postgresql":
+        raise ConfigError("vigil db grant is for PostgreSQL (VIGIL_DATABASE_URL is SQLite)")
+    try:
+        statements = runtime_grants(args.runtime_role, database=str(url.database))
+    except RoleNameError as error:
+        raise ConfigError(str(error)) from None
+    if not args.apply:
+        print("\n".join(f"{statement};" for statement in statements))
+        return 0
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            async with engine.begin() as connection:
+                for statement in statements:
+                    await connection.execute(text(statement))
+        except DATABASE_ERRORS as error:
+            raise StartupError(database_problem(error, settings.database_url)) from None
+        except DBAPIError as error:  # no such role, or not the owner
+            raise StartupError(
+                f"could not grant to {args.runtime_role}: {first_line(error)} (run this as "
+                "the role that owns Vigil's tables, and create the runtime role first)"
+            ) from None
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    print(
+        f"Granted {args.runtime_role} what vigil serve needs on {url.database}. Run "
+        "`vigil serve` as that role (VIGIL_DATABASE_URL), and this again after each upgrade."
+    )
+    return 0
+
+
+def _outbox_retry(args: argparse.Namespace) -> int:
+    from store import outbox
+    from store.db import DATABASE_ERRORS, create_engine, session_factory, transaction
+
+    settings = _settings(args)
+
+    async def run() -> tuple[dict[str, int], int]:
+        engine = create_engine(settings.database_url)
+        try:
+            async with transaction(session_factory(engine)) as session:
+                failed = await outbox.failed_by_error(session)
+                return failed, await outbox.requeue_failed(session)
+        except DATABASE_ERRORS as error:
+            raise StartupError(database_problem(error, settings.database_url)) from None
+        finally:
+            await engine.dispose()
+
+    failed, requeued = asyncio.run(run())
+    if not requeued:
+        print("No failed messages: nothing to send again.")
+        return 0
+    reasons = ", ".join(f"{error} {count}" for error, count in sorted(failed.items()))
+    print(
+        f"Requeued {requeued} message{'' if requeued == 1 else 's'} Slack had refused "
+        f"({reasons}). A running `vigil serve` sends them within seconds; any Slack still "
+        "refuses shows as failed again."
+    )
     return 0
 
 

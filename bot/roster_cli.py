@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from tqdm import tqdm
 
 from bot.settings import ConfigError, Settings
-from bot.slack_lookup import make_slack_lookup
+from bot.slack_lookup import SlackLookupError, make_slack_lookup
+from bot.startup import NETWORK_ERRORS, StartupError, database_problem, slack_problem
 from store import roster, workspaces
-from store.db import create_engine, session_factory, transaction
+from store.db import (
+    DATABASE_ERRORS,
+    SessionFactory,
+    create_engine,
+    session_factory,
+    transaction,
+)
 
 
 async def run_import(settings: Settings, *, kind: str, args: argparse.Namespace) -> int:
@@ -27,46 +36,71 @@ async def run_import(settings: Settings, *, kind: str, args: argparse.Namespace)
         else None
     )
     try:
-        workspace_id = await _workspace_id(factory, client, team=args.team)
-        with tqdm(
-            total=roster.count_rows(path),
-            unit=" rows",
-            desc=f"Importing {kind}",
-            disable=not sys.stderr.isatty(),
-            file=sys.stderr,
-        ) as bar:
+        identity = None
+        if client is not None and not args.team:
             try:
-                if kind == "staff":
-                    report = await roster.import_staff(
-                        factory,
-                        workspace_id=workspace_id,
-                        path=path,
-                        lookup_slack_id=make_slack_lookup(client) if client else None,
-                        deactivate_missing=args.deactivate_missing,
-                        progress=bar.update,
+                identity = await client.auth_test()
+            except (SlackApiError, *NETWORK_ERRORS) as error:
+                raise StartupError(
+                    slack_problem(
+                        error, api_url=settings.slack_api_url, token_name="SLACK_BOT_TOKEN"
                     )
-                else:
-                    report = await roster.import_pupils(
-                        factory, workspace_id=workspace_id, path=path, progress=bar.update
-                    )
-            except roster.RosterFileError as error:
-                print(f"vigil: {path}: {error} (nothing imported)", file=sys.stderr)
-                return 1
+                ) from None
+        workspace_id = await _workspace_id(factory, identity, team=args.team)
+        try:
+            report = await _import_file(factory, workspace_id, client, kind=kind, args=args)
+        except roster.RosterFileError as error:
+            print(f"vigil: {path}: {error} (nothing imported)", file=sys.stderr)
+            return 1
+        except SlackLookupError as error:
+            raise StartupError(f"{error} (nothing imported); try again later") from None
+    except DATABASE_ERRORS as error:
+        raise StartupError(database_problem(error, settings.database_url)) from None
     finally:
         await engine.dispose()
     print(report.summary())
     return 1 if report.errors else 0
 
 
-async def _workspace_id(factory: object, client: AsyncWebClient | None, *, team: str | None) -> int:
-    """The workspace to import into: --team, else the bot token's, else the only one."""
+async def _import_file(
+    factory: SessionFactory,
+    workspace_id: int,
+    client: AsyncWebClient | None,
+    *,
+    kind: str,
+    args: argparse.Namespace,
+) -> roster.ImportReport:
+    """Import the file with a progress bar on a terminal (RosterFileError if unreadable)."""
+    with tqdm(
+        total=roster.count_rows(args.file),
+        unit=" rows",
+        desc=f"Importing {kind}",
+        disable=not sys.stderr.isatty(),
+        file=sys.stderr,
+    ) as bar:
+        if kind == "staff":
+            return await roster.import_staff(
+                factory,
+                workspace_id=workspace_id,
+                path=args.file,
+                lookup_slack_id=make_slack_lookup(client) if client else None,
+                deactivate_missing=args.deactivate_missing,
+                progress=bar.update,
+            )
+        return await roster.import_pupils(
+            factory, workspace_id=workspace_id, path=args.file, progress=bar.update
+        )
+
+
+async def _workspace_id(factory: object, identity: Any, *, team: str | None) -> int:
+    """The workspace to import into: --team, else the bot token's (`identity`, Slack's
+    auth.test answer), else the only one."""
     async with transaction(factory) as session:  # type: ignore[arg-type]
         if team:
             workspace = await workspaces.get_by_team(session, team_id=team)
             workspace = workspace or await workspaces.ensure(session, team_id=team, name=team)
             return workspace.id
-        if client is not None:
-            identity = await client.auth_test()
+        if identity is not None:
             workspace = await workspaces.ensure(
                 session, team_id=identity["team_id"], name=identity.get("team") or ""
             )

@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from store.client_address import Network, parse_trusted_proxies
 from store.crypto import parse_keys
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./vigil.db"
@@ -67,6 +69,18 @@ class Settings(BaseSettings):
         10.0, alias="VIGIL_SOCKET_WATCHDOG_SECONDS"
     )
     outbox_lease: Annotated[float, Field(gt=0)] = Field(60.0, alias="VIGIL_OUTBOX_LEASE_SECONDS")
+    trusted_proxies_text: str = Field("", alias="VIGIL_TRUSTED_PROXIES")
+
+    @field_validator("trusted_proxies_text")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        parse_trusted_proxies(value)  # raises ValueError naming the bad entry
+        return value
+
+    @property
+    def trusted_proxies(self) -> tuple[Network, ...]:
+        """The reverse proxies whose X-Forwarded-For names the client (VIGIL_TRUSTED_PROXIES)."""
+        return parse_trusted_proxies(self.trusted_proxies_text)
 
     @field_validator("database_url")
     @classmethod
@@ -147,6 +161,18 @@ class Settings(BaseSettings):
         return self.slack_api_url.removesuffix("api/")
 
     @property
+    def web_view_over_plain_http(self) -> bool:
+        """The web view's public address is plain http:// on another machine, and not local
+        development: browsers drop its Secure cookies, and sign-in fails as expired.
+
+        Browsers treat http://127.0.0.1 and http://localhost as secure, so those work.
+        """
+        if self.local_dev or not self.public_url.startswith("http://"):
+            return False
+        host = urlsplit(self.public_url).hostname or ""
+        return host not in {"localhost", "127.0.0.1", "::1"} and not host.endswith(".localhost")
+
+    @property
     def socket_mode(self) -> bool:
         """Socket Mode is used whenever an app-level token is configured."""
         return self.slack_app_token is not None
@@ -158,7 +184,8 @@ class Settings(BaseSettings):
             raise ConfigError(
                 "Missing configuration: "
                 + ", ".join(missing)
-                + ". Set them in the environment or in .env (`vigil init` writes one)."
+                + ". Set them in the environment or in .env (for a new installation, `vigil init` "
+                "writes one)."
             )
 
 

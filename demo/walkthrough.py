@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import socket
 from pathlib import Path
 from typing import Any
 
+from bot.settings import ConfigError
+from bot.sqlite_lock import DatabaseLock
+from bot.startup import StartupError, listen_problem
 from store import migrate, totp
 from store.db import create_engine
 from store.staff import get_staff_by_slack_id
@@ -75,6 +79,30 @@ def _free_port(*, preferred: int) -> int:
     raise OSError("no free port")
 
 
+def _port() -> int:
+    """VIGIL_PORT if it is set (a busy port is then an error), else 3000 or any free one."""
+    wanted = os.environ.get("VIGIL_PORT", "").strip()
+    if not wanted:
+        return _free_port(preferred=3000)
+    if not wanted.isdigit() or not 0 < int(wanted) < 65536:
+        raise ConfigError(f"VIGIL_PORT: {wanted!r} is not a port number")
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", int(wanted)))
+        except OSError as error:
+            raise StartupError(listen_problem(error, host="127.0.0.1", port=int(wanted))) from None
+    return int(wanted)
+
+
+def _tunnel_hint(port: int) -> str:
+    """How to reach a demo that listens on 127.0.0.1 of another machine."""
+    return (
+        "  It listens on 127.0.0.1 only. On a remote server, open a tunnel from your own\n"
+        f"  computer first: ssh -N -L {port}:127.0.0.1:{port} YOU@THIS-SERVER\n"
+        "  then open the link there."
+    )
+
+
 async def _enrol_authenticator(demo: Harness, slack_user_id: str) -> str:
     """Give the demo DSL a confirmed authenticator whose secret the demo prints."""
     async with demo.server.factory() as db, db.begin():
@@ -89,23 +117,51 @@ async def _enrol_authenticator(demo: Harness, slack_user_id: str) -> str:
     return secret
 
 
+DATABASE = "vigil-demo.db"
+
+
 def _fresh_database(directory: Path) -> Path:
     """An empty place for the demo database (an earlier run's is removed)."""
+    for stale in directory.glob(f"{DATABASE}*"):
+        if not stale.name.endswith(DEMO_LOCK):
+            stale.unlink()
+    return (directory / DATABASE).resolve()
+
+
+DEMO_LOCK = ".demo-lock"
+
+
+def _lock_directory(directory: Path) -> DatabaseLock:
+    """The demo's lock on its directory (StartupError if another demo holds it)."""
     directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("vigil-demo.db*"):
-        stale.unlink()
-    return (directory / "vigil-demo.db").resolve()
+    lock = DatabaseLock((directory / DATABASE).resolve(), holder="vigil demo", suffix=DEMO_LOCK)
+    lock.acquire()
+    return lock
 
 
-async def run_demo(*, directory: Path, keep_running: bool = False) -> int:
-    """Run the walkthrough; with keep_running, serve until Ctrl-C."""
+async def run_demo(
+    *, directory: Path, keep_running: bool = False, stop: asyncio.Event | None = None
+) -> int:
+    """Run the walkthrough; with keep_running, serve until Ctrl-C (or `stop` is set).
+
+    A second demo in the same directory is refused while the first runs: it would
+    delete the database from under it.
+    """
+    lock = _lock_directory(directory)
+    try:
+        return await _run(directory, keep_running=keep_running, stop=stop)
+    finally:
+        lock.release()
+
+
+async def _run(directory: Path, *, keep_running: bool, stop: asyncio.Event | None) -> int:
+    port = _port()
     database = _fresh_database(directory)
     url = f"sqlite+aiosqlite:///{database}"
     engine = create_engine(url)
     await migrate.upgrade(engine)
     await engine.dispose()
 
-    port = _free_port(preferred=3000)
     overrides = {"VIGIL_PORT": port, "VIGIL_PUBLIC_URL": f"http://127.0.0.1:{port}"}
     async with Harness(database_url=url, overrides=overrides) as demo:
         pupils = await demo.seed_school(directory, pupils=60)
@@ -161,6 +217,12 @@ async def run_demo(*, directory: Path, keep_running: bool = False) -> int:
                 else f"LEAK: {leaked}"
             )
         )
+        if not keep_running:
+            print(
+                "\nThe demo server stopped with the walkthrough (this is not a terminal). "
+                "To sign in to the web view, run `vigil demo --keep-running`."
+            )
+            return 1 if leaked else 0
         secret = await _enrol_authenticator(demo, DSL)
         link = await demo.login_link(DSL)
         print(f"\nThe web view, as {names[DSL]} (the DSL):")
@@ -170,11 +232,12 @@ async def run_demo(*, directory: Path, keep_running: bool = False) -> int:
             f"                  python3 -c \"import pyotp; print(pyotp.TOTP('{secret}').now())\")"
         )
         print("  another link    run `vigil demo` again (with a real Slack: `/concern login`)")
-        if keep_running:
-            print(f"\nServing on {demo.server.url} until Ctrl-C.")
+        print(f"\nServing on {demo.server.url} until Ctrl-C.")
+        print(_tunnel_hint(port), flush=True)
+        if stop is None:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)
-            await stop.wait()
+        await stop.wait()
         return 1 if leaked else 0

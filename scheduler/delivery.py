@@ -6,6 +6,10 @@
   workspace and method (no hammering). 5xx, time-outs and reset connections: exponential
   backoff with jitter. A refusal that cannot get better (e.g. `user_not_found`) fails the
   row, logged, without retrying forever.
+- Slack refusing the app itself (a revoked or invalid token, a missing scope) cannot be
+  fixed by any one message, and is not that message's fault: nothing is failed. Delivery
+  pauses (logged, and reported by `/healthz`), one message tries again now and then, and
+  once Slack accepts it the backlog goes out and the key-holders are told what happened.
 - Exactly once: each message carries its outbox id in Slack message metadata. Before a row
   whose earlier attempt may have reached Slack is sent again, the worker looks for that id
   in the channel's history and, if it is there, records it instead of posting twice.
@@ -20,6 +24,7 @@ import random
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -29,7 +34,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import alerts, outbox
+from store import alerts, notices, outbox
 from store.db import DATABASE_ERRORS, SessionFactory, transaction
 from store.models import Alert, OutboxMessage, utcnow
 
@@ -41,6 +46,42 @@ TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
 NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+# Slack refusing the app (its token, a scope): someone must fix the app; every message
+# waits meanwhile.
+APP_REFUSED_ERRORS = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "token_revoked",
+        "token_expired",
+        "account_inactive",
+        "missing_scope",
+        "not_allowed_token_type",
+        "team_access_not_granted",
+        "ekm_access_denied",
+    }
+)
+
+
+@dataclass
+class SlackPause:
+    """Slack refuses the app: since when, with which error (and scope), for which schools."""
+
+    error: str
+    since: dt.datetime
+    needed: str | None = None  # the scope Slack asked for (missing_scope)
+    workspaces: set[int] = field(default_factory=set)
+
+    def describe(self) -> dict[str, Any]:
+        """For /healthz: what Slack said and since when (no message content)."""
+        body: dict[str, Any] = {
+            "status": "paused",
+            "error": self.error,
+            "since": self.since.isoformat(timespec="seconds"),
+        }
+        if self.needed:
+            body["needed_scope"] = self.needed
+        return body
 
 
 class DeliveryWorker:
@@ -59,6 +100,8 @@ class DeliveryWorker:
         poll_interval: float = 2.0,
         base_backoff: float = 1.0,
         max_backoff: float = 900.0,
+        pause_probe: float = 30.0,
+        max_pause_probe: float = 300.0,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self._factory = factory
@@ -76,6 +119,13 @@ class DeliveryWorker:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._paused_until: dict[tuple[int, str], float] = {}  # (workspace, method) → monotonic
+        # While Slack refuses the app: one message tries again at `_probe_at` (monotonic),
+        # every `_probe_every` seconds, doubling up to `max_pause_probe`.
+        self.slack_pause: SlackPause | None = None
+        self._pause_probe = pause_probe
+        self._max_pause_probe = max_pause_probe
+        self._probe_every = pause_probe
+        self._probe_at = 0.0
         self.delivered = 0
         # This worker's name on the rows it claims; after a claim whose outcome is unknown
         # (the connection died at COMMIT), rows under it that it does not hold go back.
@@ -131,6 +181,8 @@ class DeliveryWorker:
 
     def _next_wait(self) -> float:
         pauses = [until - time.monotonic() for until in self._paused_until.values()]
+        if self.slack_pause is not None:
+            pauses.append(self._probe_at - time.monotonic())
         soonest = min([p for p in pauses if p > 0], default=self._poll_interval)
         return max(0.01, min(self._poll_interval, soonest))
 
@@ -142,11 +194,16 @@ class DeliveryWorker:
             self._claim_in_doubt = False
             if released:
                 log.info("outbox.claims_released", messages=released)
+        limit = self._batch_size
+        if self.slack_pause is not None:
+            if time.monotonic() < self._probe_at:
+                return 0  # Slack refuses the app: wait for the next try
+            limit = 1  # one message asks whether Slack takes messages again
         try:
             async with transaction(self._factory) as session:
                 rows = await outbox.claim(
                     session,
-                    limit=self._batch_size,
+                    limit=limit,
                     lease=self._lease,
                     now=self._clock(),
                     worker=self.identity,
@@ -294,6 +351,51 @@ class DeliveryWorker:
         await self._persist(row, write)
         self.delivered += 1
         log.debug("outbox.sent", message=row.id, kind=row.kind, attempts=row.attempts)
+        if self.slack_pause is not None:
+            await self._resume()
+
+    async def _pause(self, row: OutboxMessage, code: str, response: Any) -> None:
+        """Slack refuses the app: hold every message (this one too) until it accepts one."""
+        needed = response.get("needed") if hasattr(response, "get") else None
+        if self.slack_pause is None:
+            self.slack_pause = SlackPause(
+                error=code, since=self._clock(), needed=str(needed) if needed else None
+            )
+            self._probe_every = self._pause_probe
+            log.error(
+                "outbox.slack_paused",
+                error=code,
+                needed_scope=needed,
+                advice="Slack refuses Vigil's app: reinstall it with the scopes in manifest.yml "
+                "and check SLACK_BOT_TOKEN; messages wait and are sent once Slack accepts them",
+            )
+            self._probe_at = time.monotonic() + self._probe_every
+        elif time.monotonic() >= self._probe_at:  # the try failed: wait longer next time
+            self._probe_every = min(self._max_pause_probe, self._probe_every * 2)
+            self._probe_at = time.monotonic() + self._probe_every
+        self.slack_pause.workspaces.add(row.workspace_id)
+        await self._retry(row, delay=0, error=code, uncertain=False, attempted=False)
+
+    async def _resume(self) -> None:
+        """Slack took a message again: say so, tell the key-holders, send the backlog."""
+        pause, self.slack_pause = self.slack_pause, None
+        if pause is None:
+            return
+        paused_for = (self._clock() - pause.since).total_seconds()
+        log.warning("outbox.slack_resumed", error=pause.error, paused_seconds=round(paused_for))
+        try:
+            async with self._writing() as session:
+                for workspace_id in sorted(pause.workspaces):
+                    await notices.tell_keyholders_slack_restored(
+                        session,
+                        workspace_id=workspace_id,
+                        error=pause.error,
+                        since=pause.since,
+                        now=self._clock(),
+                    )
+        except DATABASE_ERRORS as error:
+            log.warning("outbox.slack_resumed_notice_failed", error=type(error).__name__)
+        self.notify()
 
     async def _slack_error(
         self, row: OutboxMessage, error: SlackApiError, gate: tuple[int, str]
@@ -307,6 +409,8 @@ class DeliveryWorker:
             )
             log.info("outbox.rate_limited", message=row.id, retry_after=retry_after)
             await self._retry(row, delay=retry_after, error="ratelimited", uncertain=False)
+        elif code in APP_REFUSED_ERRORS:
+            await self._pause(row, code, error.response)
         elif status >= 500 or code in TRANSIENT_ERRORS:
             log.warning("outbox.slack_unavailable", message=row.id, status=status, error=code)
             await self._retry(row, delay=self._backoff(row), error=code, uncertain=True)
@@ -371,6 +475,8 @@ class DeliveryWorker:
         """
         if row.claimed_until is not None and self._clock() >= row.claimed_until:
             raise _LeaseLost
+        if self.slack_pause is not None and time.monotonic() < self._probe_at:
+            raise _Paused(self._probe_at - time.monotonic(), self.slack_pause.error)
         wait = self._paused_until.get(gate, 0.0) - time.monotonic()
         if wait > 0:
             raise _Paused(wait)

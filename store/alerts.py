@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased
 
 from store import messages, outbox
 from store.actions import current_categories_for, original_categories_for
+from store.db import is_storable_id
 from store.enums import AlertReason, ReadVia
 from store.models import (
     Alert,
@@ -58,6 +59,8 @@ async def mark_read(
     Marking twice keeps the first receipt.
     """
     now = now or utcnow()
+    if not is_storable_id(alert_id):
+        raise AlertNotFound(alert_id)
     row = (
         await session.execute(
             select(Alert, Incident.number)

@@ -30,8 +30,9 @@ def parse_keys(value: str) -> list[Fernet]:
             fernets.append(Fernet(key))
         except (ValueError, TypeError):
             raise ValueError(
-                f"key {position} is not a valid key (32 url-safe base64-encoded bytes); "
-                "generate one with `vigil init`"
+                f"key {position} is not a valid key (44 characters: 32 url-safe "
+                "base64-encoded bytes). Restore it from the copy kept when Vigil was set up: "
+                "a different key cannot read the records already stored"
             ) from None
     return fernets
 

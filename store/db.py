@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import CursorResult
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.engine import CursorResult, ExceptionContext, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -21,14 +24,84 @@ from store import immutability
 
 SessionFactory = async_sessionmaker[AsyncSession]
 
+
+class DatabaseUnavailable(OperationalError):
+    """The database is down, restarting, unreachable or refusing connections.
+
+    Raised (by the engine's error hook, see `classify`) in place of the driver's error
+    when the error is about the connection, never about the statement: a value out of
+    range, a broken constraint or a trigger's refusal stay what they are.
+    """
+
+
 #: What a database that is down, restarting or unreachable raises: the request that met
-#: it fails cleanly and may be tried again; nothing was committed.
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError,
-    DBAPIError,
-    OSError,
-    TimeoutError,
+#: it fails cleanly and may be tried again; nothing was committed. Nothing else: an error
+#: in a statement (an id out of range, a unique key, a trigger) is not an outage.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (DatabaseUnavailable, OSError, TimeoutError)
+
+# PostgreSQL SQLSTATE classes that mean "the server cannot serve this connection":
+# 08 connection exception, 28 invalid authorization, 3D no such database, 53 insufficient
+# resources (too many connections, disk full), 57 operator intervention (shutdown,
+# starting up), 58 system error (I/O).
+_PG_UNAVAILABLE_CLASSES = frozenset({"08", "28", "3D", "53", "57", "58"})
+# SQLite primary result codes that mean the same: busy, locked, out of memory, I/O error,
+# disk full, cannot open, lock protocol.
+_SQLITE_UNAVAILABLE_CODES = frozenset({5, 6, 7, 10, 13, 14, 15})
+
+
+def is_unavailable(error: BaseException, *, disconnect: bool = False) -> bool:
+    """True when `error` (a driver's exception) says the database cannot be used right now."""
+    if disconnect or isinstance(error, OSError | TimeoutError):
+        return True
+    sqlstate = getattr(error, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate:
+        return sqlstate[:2] in _PG_UNAVAILABLE_CLASSES
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _SQLITE_UNAVAILABLE_CODES
+    cause = error.__cause__
+    if cause is not None and cause is not error:
+        if isinstance(cause, OSError | TimeoutError):
+            return True
+        if type(cause).__name__ in _ASYNCPG_CONNECTION_ERRORS:
+            return True
+    # PEP 249: OperationalError is "related to the database's operation": a disconnect,
+    # a data source not found. Without a code to say otherwise, take it at its word.
+    return type(error).__name__ == "OperationalError"
+
+
+# asyncpg's errors about the connection itself, which carry no SQLSTATE.
+_ASYNCPG_CONNECTION_ERRORS = frozenset(
+    {"ConnectionDoesNotExistError", "ConnectionFailureError", "ClientCannotConnectError"}
 )
+
+
+def classify(context: ExceptionContext) -> BaseException | None:
+    """The engine's error hook: a connection-level error becomes `DatabaseUnavailable`."""
+    original = context.original_exception
+    if isinstance(original, DatabaseUnavailable):
+        return None
+    if not is_unavailable(original, disconnect=context.is_disconnect):
+        return None
+    if context.sqlalchemy_exception is None and isinstance(original, OSError | TimeoutError):
+        return None  # not a driver error: DATABASE_ERRORS lists it already
+    error = DatabaseUnavailable(
+        context.statement,
+        None,
+        original,
+        hide_parameters=True,
+        connection_invalidated=context.is_disconnect,
+    )
+    return error
+
+
+#: The largest id either backend stores (a signed 64-bit integer).
+MAX_ID = 2**63 - 1
+
+
+def is_storable_id(value: int) -> bool:
+    """True for an id a row could have: a forged 2**70 is no row, not a database error."""
+    return 0 < value <= MAX_ID
 
 
 def is_sqlite(url: str) -> bool:
@@ -36,12 +109,30 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
+def create_private_sqlite_file(url: str) -> None:
+    """Create a SQLite database file readable by its owner only (0600), if it is missing.
+
+    SQLite would create it with the umask's mode (often 0644, world-readable), and it
+    holds pupils' names. Its -wal and -shm files take the database file's mode.
+    """
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.exists() or not path.parent.is_dir():
+        return  # an existing file keeps its mode; a missing directory is SQLite's to report
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
     """An async engine with the settings Vigil relies on for each backend."""
     if is_sqlite(url):
+        create_private_sqlite_file(url)
         engine = create_async_engine(
             url, echo=echo, connect_args={"timeout": 30}, hide_parameters=True
         )
+        event.listen(engine.sync_engine, "handle_error", classify)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -53,7 +144,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
             cursor.close()
 
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=echo,
         pool_size=pool_size,
@@ -67,6 +158,8 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         # Error messages never quote bound values (a search term can be a pupil's name).
         hide_parameters=True,
     )
+    event.listen(engine.sync_engine, "handle_error", classify)
+    return engine
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:

@@ -29,6 +29,7 @@ class OutboxKind(StrEnum):
     CHANNEL = "channel"  # one line in the school's alert channel
     NUDGE = "nudge"  # an overdue referral, to a DSL (or the head)
     MESSAGE_UPDATE = "message_update"  # chat.update of a message by channel and payload["ts"]
+    NOTICE = "notice"  # a DM to the key-holders about Vigil itself (e.g. Slack was paused)
 
 
 class AlertReason(StrEnum):

@@ -296,3 +296,48 @@ def nudge(
         blocks.append(_when_line(":zzz: Snoozed until", snoozed_until))
     blocks.append({"type": "actions", "block_id": f"referral-{referral_id}", "elements": buttons})
     return {"text": text, "blocks": blocks}
+
+
+def slack_restored(*, error: str, since: dt.datetime) -> Message:
+    """To the key-holders: Slack refused Vigil for a while (its token or a scope), and
+    works again. Nothing was lost: the messages held meanwhile are being delivered."""
+    text = (
+        f"Vigil could not send Slack messages for a while: Slack refused the app ({error}). "
+        "It works again, and the messages that waited meanwhile (alerts among them) are "
+        "being delivered now. Check Vigil's web view for anything urgent in that time."
+    )
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f":warning: {text}"}},
+            _when_line("Paused since", since),
+        ],
+    }
+
+
+def second_factor_failures(*, count: int, locked: bool) -> Message:
+    """To a person: wrong authenticator codes were entered for their sign-in today."""
+    text = (
+        f"Someone has entered {count} wrong authenticator codes for your Vigil sign-in in "
+        "the last 24 hours. If it was not you, someone may be using your Slack account: "
+        "tell your DSL and change your Slack password."
+    )
+    if locked:
+        text += " Your Vigil sign-in is locked until a key-holder unlocks it (Staff page)."
+    return {
+        "text": text,
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f":warning: {text}"}}],
+    }
+
+
+def second_factor_locked(*, slack_user_id: str | None, count: int) -> Message:
+    """To the key-holders: someone's sign-in was locked after too many wrong codes."""
+    text = (
+        f"{_person(slack_user_id)}'s Vigil sign-in is locked after {count} wrong "
+        "authenticator codes in 24 hours. If they did not enter them, their Slack account "
+        "may be in someone else's hands. Speak to them, then unlock it on the Staff page."
+    )
+    return {
+        "text": text,
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f":lock: {text}"}}],
+    }

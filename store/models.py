@@ -428,6 +428,8 @@ class TotpEnrolment(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column()
     last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Set after too many wrong codes in a day; only a key-holder clears it.
+    locked_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class AuthFailure(Base):

@@ -31,6 +31,7 @@ RECEIPT = OutboxKind.RECEIPT
 CHANNEL = OutboxKind.CHANNEL
 NUDGE = OutboxKind.NUDGE
 MESSAGE_UPDATE = OutboxKind.MESSAGE_UPDATE
+NOTICE = OutboxKind.NOTICE
 
 
 def enqueue(
@@ -227,3 +228,34 @@ async def pending_count(session: AsyncSession) -> int:
         select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == PENDING)
     )
     return int(result or 0)
+
+
+async def failed_by_error(session: AsyncSession) -> dict[str, int]:
+    """How many rows Slack refused for good, by the error it gave."""
+    rows = await session.execute(
+        select(OutboxMessage.last_error, func.count())
+        .where(OutboxMessage.status == FAILED)
+        .group_by(OutboxMessage.last_error)
+    )
+    return {str(error or "unknown"): int(count) for error, count in rows.all()}
+
+
+async def requeue_failed(session: AsyncSession, *, now: dt.datetime | None = None) -> int:
+    """Put every failed row back in the queue, due now (`vigil outbox retry`); how many.
+
+    Each keeps its `uncertain` flag, so one that may have reached Slack is looked for
+    before it is sent again.
+    """
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.status == FAILED)
+        .values(
+            status=PENDING,
+            next_attempt_at=now or utcnow(),
+            claimed_until=None,
+            claimed_by=None,
+            attempts=0,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result)

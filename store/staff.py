@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -200,3 +200,26 @@ async def staff_overview(session: AsyncSession, *, workspace_id: int) -> list[St
         )
         for p in people
     ]
+
+
+def _unlinked(workspace_id: int) -> ColumnElement[bool]:
+    return (
+        (Staff.workspace_id == workspace_id)
+        & Staff.active.is_(True)
+        & Staff.slack_user_id.is_(None)
+    )
+
+
+async def unlinked_staff(session: AsyncSession, *, workspace_id: int) -> list[Staff]:
+    """Active staff with no Slack user id: no alerts reach them and Slack does not know
+    them as staff (`/concern` tells them they are not on the staff list)."""
+    rows = await session.scalars(select(Staff).where(_unlinked(workspace_id)).order_by(Staff.id))
+    return list(rows.all())
+
+
+async def count_unlinked_staff(session: AsyncSession, *, workspace_id: int) -> int:
+    """How many active staff have no Slack user id."""
+    total = await session.scalar(
+        select(func.count()).select_from(Staff).where(_unlinked(workspace_id))
+    )
+    return int(total or 0)

@@ -1,5 +1,7 @@
 """Reading a roster CSV: decoding it, splitting it into records, finding the columns.
 
+An Excel workbook (.xlsx) is read too (`xlsxfile`), into the same rows.
+
 A whole-file problem (unreadable, not text, not CSV, empty, a required column missing or
 repeated) raises `RosterFileError`; a row that does not line up with the header is kept
 with its problem, for the import to report by line.
@@ -15,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from store.roster import xlsxfile
 from store.roster.report import RosterFileError
 
 _HEADER_SEPARATORS = re.compile(r"[\s\-]+")
@@ -61,7 +64,10 @@ def _decode(data: bytes) -> tuple[str, str]:
     try:
         return data.decode("cp1252"), "cp1252"
     except UnicodeDecodeError as exc:
-        raise RosterFileError("the file is neither UTF-8 nor Windows-1252 (cp1252) text") from exc
+        raise RosterFileError(
+            "the file is neither UTF-8 nor Windows-1252 (cp1252) text: export the roster "
+            "from the MIS as CSV (UTF-8) or as an Excel workbook (.xlsx)"
+        ) from exc
 
 
 def _split(text: str) -> Iterator[tuple[int, list[str]]]:
@@ -122,10 +128,34 @@ def _shape_problem(fields: list[str], width: int) -> str | None:
     return None
 
 
+# Files that are not a roster in any form Vigil reads, by their first bytes.
+_NOT_ROSTERS = {
+    b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1": "an old Excel workbook (.xls): open it in Excel "
+    "or LibreOffice and save it as .xlsx or CSV",
+    b"%PDF": "a PDF: export the roster from the MIS as CSV or .xlsx instead",
+}
+
+
+def _rows(path: Path) -> tuple[str, Iterator[tuple[int, list[str]]]]:
+    """The file's encoding (or kind) and its rows with their line numbers.
+
+    A CSV file in UTF-8, UTF-16 or Windows-1252, or an Excel workbook (.xlsx); anything
+    else is a RosterFileError saying what the file seems to be and what to do.
+    """
+    data = _read_bytes(path)
+    if data.startswith(xlsxfile.ZIP_MAGIC):
+        return xlsxfile.LABEL, xlsxfile.xlsx_rows(data)
+    for magic, what in _NOT_ROSTERS.items():
+        if data.startswith(magic):
+            raise RosterFileError(f"the file is {what}")
+    text, encoding = _decode(data)
+    return encoding, _split(text)
+
+
 def read_table(path: Path, *, required: tuple[str, ...], optional: tuple[str, ...]) -> Table:
     """Decode and split a roster file into records keyed by known column names."""
-    text, encoding = _decode(_read_bytes(path))
-    rows = (row for row in _split(text) if not _is_blank(row[1]))
+    encoding, all_rows = _rows(path)
+    rows = (row for row in all_rows if not _is_blank(row[1]))
     first = next(rows, None)
     if first is None:
         raise RosterFileError("the file is empty (no header row)")
@@ -143,6 +173,6 @@ def read_table(path: Path, *, required: tuple[str, ...], optional: tuple[str, ..
 
 def count_rows(path: Path) -> int:
     """The number of non-blank data rows in a roster file (for a progress bar's total)."""
-    text, _encoding = _decode(_read_bytes(path))
-    rows = sum(1 for _line, fields in _split(text) if not _is_blank(fields))
+    _encoding, all_rows = _rows(path)
+    rows = sum(1 for _line, fields in all_rows if not _is_blank(fields))
     return max(0, rows - 1)

@@ -26,6 +26,8 @@ class ImportReport:
     errors: list[RowProblem] = field(default_factory=list)
     warnings: list[RowProblem] = field(default_factory=list)
     encoding: str = "utf-8"
+    unlinked: int = 0  # staff: active staff left with no Slack user id
+    slack_asked: bool = False  # staff: Slack was asked for the missing Slack ids
 
     @property
     def rejected(self) -> int:
@@ -47,7 +49,26 @@ class ImportReport:
         lines += [
             f"  line {p.line}: warning: {p.reason}" for p in sorted(self.warnings, key=by_line)
         ]
+        if self.unlinked:
+            lines.append(self._unlinked_advice())
         return "\n".join(lines)
+
+    def _unlinked_advice(self) -> str:
+        """What staff with no Slack account cannot do, and how to link them."""
+        who = f"{plural(self.unlinked, 'member')} of staff {'is' if self.unlinked == 1 else 'are'}"
+        head = (
+            f"{who} not linked to Slack: they get no alerts, and /concern tells them they "
+            "are not on Vigil's staff list."
+        )
+        if self.slack_asked:
+            return (
+                f"{head} Slack has no account with their email (see the warnings above): "
+                "correct the email, or fill in the slack_user_id column, and import again."
+            )
+        return (
+            f"{head} Slack was not asked (SLACK_BOT_TOKEN is not set): `vigil serve` links "
+            "them by email when it starts, or set SLACK_BOT_TOKEN and import again."
+        )
 
 
 class RosterFileError(Exception):

@@ -17,7 +17,7 @@ from store.roster import fields
 from store.roster.csvfile import Record, Table, read_table
 from store.roster.progress import Progress, ProgressCallback
 from store.roster.report import ImportReport, RosterFileError, RowProblem, by_line
-from store.staff import staff_by_email
+from store.staff import count_unlinked_staff, staff_by_email
 
 SlackLookup = Callable[[str], Awaitable[str | None]]
 
@@ -301,6 +301,9 @@ async def import_staff(
         await _apply_staff(session, plan, existing, workspace_id=workspace_id, report=report)
         if deactivate_missing:
             report.deactivated = _deactivate(existing, present)
+        await session.flush()
+        report.unlinked = await count_unlinked_staff(session, workspace_id=workspace_id)
+    report.slack_asked = lookup_slack_id is not None
     report.errors = sorted([*report.errors, *plan.errors], key=by_line)
     report.warnings = sorted(plan.warnings, key=by_line)
     tracker.finish()

@@ -2,8 +2,9 @@
 
 Queued faults (:meth:`FaultInjector.inject_status`, ``inject_hang``, ``inject_reset``,
 ``inject_error``) answer the next calls to a method; :meth:`FaultInjector.rate_limit`
-puts a token bucket in front of one. Every API call passes :meth:`FaultInjector._apply_fault`
-before its method handler runs.
+puts a token bucket in front of one; :meth:`FaultInjector.refuse_app` refuses the app
+itself (a revoked token, a missing scope) until :meth:`FaultInjector.accept_app`.
+Every API call passes :meth:`FaultInjector._apply_fault` before its method handler runs.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class FaultInjector(CallRecorder):
         super().__init__()
         self._faults: dict[str, deque[_Fault]] = {}
         self._buckets: dict[str, _Bucket] = {}
+        self._refusals: dict[str, dict[str, Any]] = {}  # method or "*" → Slack's answer
         self._stopping = asyncio.Event()  # set when the stand-in stops: releases hangs
 
     def _queue(self, method: str, fault: _Fault, count: int) -> None:
@@ -114,10 +116,32 @@ class FaultInjector(CallRecorder):
         capacity = max(1.0, per_second)
         self._buckets[method] = _Bucket(per_second, retry_after, capacity, time.monotonic())
 
+    def refuse_app(
+        self,
+        error: str = "token_revoked",
+        *,
+        methods: tuple[str, ...] = ("*",),
+        needed: str | None = None,
+    ) -> None:
+        """Refuse every call to ``methods`` (``"*"``: every Web API method) as Slack
+        refuses an app whose token was revoked (``token_revoked``, ``invalid_auth``) or
+        that lacks a scope (``missing_scope``, with the ``needed`` scope), until
+        :meth:`accept_app`. HTTP 200 with ``{"ok": false, "error": error}``, as Slack."""
+        body: dict[str, Any] = {"ok": False, "error": error}
+        if needed is not None:
+            body.update(needed=needed, provided="commands,im:write")
+        for method in methods:
+            self._refusals[method] = body
+
+    def accept_app(self) -> None:
+        """Stop refusing the app (its token was reissued, the scope granted)."""
+        self._refusals.clear()
+
     def clear_faults(self) -> None:
-        """Drop queued faults and rate limits."""
+        """Drop queued faults, rate limits and refusals of the app."""
         self._faults.clear()
         self._buckets.clear()
+        self._refusals.clear()
 
     def _take_fault(self, method: str, *, wildcard: bool = True) -> _Fault | None:
         for key in (method, "*") if wildcard else (method,):
@@ -134,6 +158,10 @@ class FaultInjector(CallRecorder):
         ``wildcard=False`` ignores faults queued for ``"*"`` (the browser-facing
         Sign in with Slack endpoints only take faults queued by name).
         """
+        refusal = self._refusals.get(call.method) or (self._refusals.get("*") if wildcard else None)
+        if refusal is not None:
+            call.fault = "refused"
+            return await self._finish(call, 200, dict(refusal))
         fault = self._take_fault(call.method, wildcard=wildcard)
         if fault is not None:
             call.fault = fault.kind

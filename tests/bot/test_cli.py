@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,19 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path, monkeypatch: pytest.Monke
     assert asyncio.run(current_revision(engine)) == head_revision()
 
 
+def test_db_upgrade_creates_the_sqlite_database_readable_only_by_its_owner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VIGIL_DATABASE_URL", "sqlite+aiosqlite:///./vigil.db")
+    os.umask(0o022)  # the usual umask, which gave 0644
+    assert main(["--env-file", str(tmp_path / "none"), "db", "upgrade"]) == 0
+    files = sorted(tmp_path.glob("vigil.db*"))
+    assert tmp_path / "vigil.db" in files
+    modes = {path.name: oct(stat.S_IMODE(path.stat().st_mode)) for path in files}
+    assert set(modes.values()) == {"0o600"}, modes
+
+
 def test_import_reports_bad_rows_by_line_and_keeps_good_ones(
     env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -70,7 +85,10 @@ def test_import_staff_without_slack_uses_the_only_workspace(
     assert main(["import", "pupils", str(pupils), "--team", "T0SCHOOL"]) == 0
     assert main(["import", "staff", str(path)]) == 0
     assert count(env, Staff) == 9
-    assert "9 created" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "9 created" in out
+    assert "9 members of staff are not linked to Slack" in out  # and what to do about it
+    assert "`vigil serve` links them by email when it starts" in out
 
 
 def test_missing_column_imports_nothing(
@@ -112,3 +130,53 @@ def test_a_named_config_file_that_is_missing_is_an_error(
     monkeypatch.setenv("VIGIL_CONFIG", str(tmp_path / "nope.toml"))
     assert main(["jobs"]) == 2
     assert "VIGIL_CONFIG" in capsys.readouterr().err
+
+
+def test_db_upgrade_with_a_role_postgresql_refuses_says_so_in_one_line(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = postgres_url.rsplit("/", 1)[0].replace("//postgres@", "//vigil_no_such_role@")
+    monkeypatch.setenv("VIGIL_DATABASE_URL", f"{server}/postgres")
+    assert main(["--env-file", "/nonexistent", "db", "upgrade"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vigil: PostgreSQL at ") and len(err.splitlines()) == 1, err
+    assert "refused role 'vigil_no_such_role'" in err
+
+
+def test_vigil_version_says_which_vigil_this_is(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"vigil {version('vigil')}"
+
+
+def test_env_file_is_read_after_the_command_as_well_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VIGIL_CONFIG", raising=False)
+    env = tmp_path / "school.env"
+    env.write_text(f"VIGIL_CONFIG={tmp_path / 'named-but-missing.toml'}\n")
+    assert main(["jobs", "--env-file", str(env)]) == 2
+    assert main(["--env-file", str(env), "jobs"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("VIGIL_CONFIG names") == 2  # the file was read both ways
+
+
+def test_the_readmes_example_rosters_import_without_a_rejected_row(
+    env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.support.paths import REPO
+
+    readme = (REPO / "README.md").read_text()
+    blocks = readme.split("```csv\n")[1:]
+    staff, pupils = (block.split("```", 1)[0] for block in blocks[:2])
+    assert staff.startswith("email,") and pupils.startswith("upn,")
+    (tmp_path / "staff.csv").write_text(staff)
+    (tmp_path / "pupils.csv").write_text(pupils)
+    assert main(["import", "pupils", str(tmp_path / "pupils.csv"), "--team", "T0SCHOOL"]) == 0
+    assert main(["import", "staff", str(tmp_path / "staff.csv"), "--team", "T0SCHOOL"]) == 0
+    out = capsys.readouterr().out
+    assert "pupils: 2 created" in out and "staff: 4 created" in out

@@ -11,7 +11,7 @@ import urllib.parse
 import pytest
 from sqlalchemy import func, select
 
-from store.models import Incident, OutboxMessage, ReadReceipt
+from store.models import Incident, LoginToken, OutboxMessage, ReadReceipt
 from testing.harness import Harness
 from tests.support.records import pupil_at_another_school
 from tests.support.school import DSL, PUPIL_4B, TEACHER
@@ -53,8 +53,8 @@ async def test_a_request_replayed_byte_for_byte_within_five_minutes_changes_noth
     school: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An attacker who captured a signed submission and a Mark as read sends them again
-    (the signature is still valid): the concern is not filed twice, no DM goes out twice,
-    and the receipt keeps its first time."""
+    (the signature is still valid): each replay is refused, the concern is not filed
+    twice, no DM goes out twice, and the receipt keeps its first time."""
     sent: list[dict[str, object]] = []
     real_send = school.slack.send_raw
 
@@ -87,7 +87,7 @@ async def test_a_request_replayed_byte_for_byte_within_five_minutes_changes_noth
         )
         return answer.status
 
-    assert await replay(submission) == 200
+    assert await replay(submission) == 401
     await school.delivered()
     assert await stored(school) == before == (1, 6)
 
@@ -100,11 +100,88 @@ async def test_a_request_replayed_byte_for_byte_within_five_minutes_changes_noth
         (first_read,) = (await db.scalars(select(ReadReceipt.read_at))).all()
     click = sent[-1]
     assert b"block_actions" in urllib.parse.unquote_to_bytes(click["body"])  # type: ignore[arg-type]
-    assert await replay(click) == 200
+    assert await replay(click) == 401
     await school.delivered()
     async with school.server.factory() as db:
         assert (await db.scalars(select(ReadReceipt.read_at))).all() == [first_read]
     assert len(school.standin.messages_in(channel)) == 1
+
+
+async def test_a_replayed_login_command_gets_no_second_sign_in_link(school: Harness) -> None:
+    body = urllib.parse.urlencode(
+        {
+            "team_id": "T0LARKSPUR",
+            "user_id": DSL,
+            "command": "/concern",
+            "text": "login",
+            "trigger_id": school.standin.register_trigger(DSL),
+            "channel_id": "C0GENERAL",
+        }
+    ).encode()
+    now = int(time.time())
+    signature = school.slack.sign(body, now)
+    answers = [
+        await school.slack.send_raw(
+            body,
+            content_type="application/x-www-form-urlencoded",
+            timestamp=now,
+            signature=signature,
+        )
+        for _ in range(3)
+    ]
+    assert answers[0].status == 200 and "/login/" in answers[0].body
+    for replayed in answers[1:]:
+        assert replayed.status == 401 and "/login/" not in replayed.body
+    async with school.server.factory() as db:
+        assert await db.scalar(select(func.count()).select_from(LoginToken)) == 1
+
+
+async def test_the_same_typeahead_twice_in_a_second_is_answered_both_times(
+    school: Harness,
+) -> None:
+    """A typeahead request carries nothing unique: typing the same letters again within a
+    second sends the same signature. It only reads, so it is answered again."""
+    view = await school.open_concern(TEACHER)
+    sent: list[bytes] = []
+    real_send = school.slack.send_raw
+
+    async def recording(body: bytes, **kwargs: object) -> object:
+        sent.append(body)
+        return await real_send(body, **kwargs)  # type: ignore[arg-type]
+
+    school.slack.send_raw = recording  # type: ignore[method-assign]
+    try:
+        first = await school.slack.block_suggestion(
+            TEACHER, view=view, action_id="pupil_search", block_id="pupil", value=PUPIL_4B
+        )
+    finally:
+        school.slack.send_raw = real_send  # type: ignore[method-assign]
+    now = int(time.time())
+    again = await school.slack.send_raw(
+        sent[0],
+        content_type="application/x-www-form-urlencoded",
+        timestamp=now,
+        signature=school.slack.sign(sent[0], now),
+    )
+    assert first.status == again.status == 200
+    assert again.json == first.json and (first.json or {}).get("options")
+
+
+@pytest.mark.parametrize("timestamp", ["abc", "1e9", "", "١٢٣", "9" * 40])
+async def test_a_timestamp_that_is_not_a_number_is_a_clean_400_with_security_headers(
+    school: Harness, timestamp: str
+) -> None:
+    body = urllib.parse.urlencode({"command": "/concern", "user_id": TEACHER}).encode()
+    response = await school.slack.send_raw(
+        body,
+        content_type="application/x-www-form-urlencoded",
+        signature="v0=" + "0" * 64,
+        headers={"X-Slack-Request-Timestamp": timestamp},
+    )
+    assert response.status == (401 if timestamp == "" else 400), response.body
+    assert "Traceback" not in response.body
+    assert response.headers.get("X-Content-Type-Options") == "nosniff"
+    assert "Content-Security-Policy" in response.headers
 
 
 async def test_a_one_megabyte_body_is_refused(school: Harness) -> None:

@@ -189,6 +189,26 @@ async def test_healthz_reports_the_database_ok(tmp_path: Path, settings: dict[st
     assert health["outbox_pending"] == 0
 
 
+async def test_a_start_logs_nothing_about_an_unused_token(
+    tmp_path: Path, settings: dict[str, str]
+) -> None:
+    async with vigil_serve(tmp_path, settings) as vigil:
+        assert await vigil.terminate() == 0
+    assert "will be unused" not in vigil.log, vigil.log
+
+
+async def test_a_public_address_over_plain_http_is_warned_about_at_start(
+    tmp_path: Path, settings: dict[str, str]
+) -> None:
+    async with vigil_serve(tmp_path, settings) as local:  # http://127.0.0.1 is fine
+        assert await local.terminate() == 0
+    assert "web.plain_http" not in local.log
+    settings["VIGIL_PUBLIC_URL"] = "http://vigil.school.example"
+    async with vigil_serve(tmp_path, settings) as remote:
+        assert await remote.terminate() == 0
+    assert "web.plain_http" in remote.log and "cookies need HTTPS" in remote.log
+
+
 async def test_a_signed_slash_command_opens_the_modal(
     tmp_path: Path, settings: dict[str, str], standin: SlackStandIn
 ) -> None:
@@ -267,6 +287,86 @@ def test_a_malformed_port_is_named(tmp_path: Path, database_url: str) -> None:
     )
     assert done.returncode != 0
     assert "VIGIL_PORT" in done.stderr, done.stderr
+
+
+# -- what cannot work: one clear line, no traceback ---------------------------------------------
+
+
+async def serve_refused(
+    tmp_path: Path, settings: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """`vigil serve` expected to refuse to start, while this loop serves the stand-in."""
+    process = await asyncio.create_subprocess_exec(
+        *vigil_command("serve"),
+        cwd=tmp_path,
+        env=vigil_env(**settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(START_TIMEOUT):
+            out, err = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return subprocess.CompletedProcess([], process.returncode or 0, out.decode(), err.decode())
+
+
+def assert_one_clear_line(done: subprocess.CompletedProcess[str], *wanted: str) -> None:
+    """Refused to start: a non-zero exit, one line on stderr naming `wanted`, no traceback."""
+    assert done.returncode not in (0, None), done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vigil: "), done.stderr
+    assert "Traceback" not in done.stderr and "Unclosed" not in done.stderr
+    for text in wanted:
+        assert text in lines[0], lines[0]
+
+
+async def test_a_postgresql_role_that_does_not_exist_is_one_clear_line(
+    tmp_path: Path, settings: dict[str, str], postgres_url: str
+) -> None:
+    server = postgres_url.rsplit("/", 1)[0].replace("//postgres@", "//vigil_no_such_role@")
+    settings["VIGIL_DATABASE_URL"] = f"{server}/postgres"
+    done = await serve_refused(tmp_path, settings)
+    assert_one_clear_line(done, "refused role 'vigil_no_such_role'", "VIGIL_DATABASE_URL")
+
+
+async def test_slack_out_of_reach_is_one_clear_line(
+    tmp_path: Path, settings: dict[str, str]
+) -> None:
+    settings["VIGIL_SLACK_API_URL"] = f"http://127.0.0.1:{free_port()}/api/"  # nobody there
+    done = await serve_refused(tmp_path, settings)
+    assert_one_clear_line(done, "cannot reach Slack", "VIGIL_SLACK_API_URL")
+
+
+async def test_a_bot_token_slack_refuses_is_one_clear_line(
+    tmp_path: Path, settings: dict[str, str]
+) -> None:
+    settings["SLACK_BOT_TOKEN"] = "xoxb-not-the-apps-token"
+    done = await serve_refused(tmp_path, settings)
+    assert_one_clear_line(done, "Slack refused SLACK_BOT_TOKEN (invalid_auth)")
+
+
+async def test_a_port_in_use_is_one_clear_line(tmp_path: Path, settings: dict[str, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings["VIGIL_PORT"] = str(taken.getsockname()[1])
+        done = await serve_refused(tmp_path, settings)
+    assert_one_clear_line(done, f"127.0.0.1:{settings['VIGIL_PORT']}", "the port is in use")
+
+
+async def test_a_second_vigil_serve_on_the_same_sqlite_file_is_refused(
+    tmp_path: Path, settings: dict[str, str]
+) -> None:
+    async with vigil_serve(tmp_path, settings) as first:
+        second = await serve_refused(tmp_path, {**settings, "VIGIL_PORT": str(free_port())})
+        assert_one_clear_line(second, "is already using", "SQLite allows one server")
+        assert f"(process {first.process.pid})" in second.stderr
+        assert await first.terminate() == 0
+    async with vigil_serve(tmp_path, settings) as again:  # the lock went with the first
+        assert await again.terminate() == 0
 
 
 # -- Socket Mode ------------------------------------------------------------------------------

@@ -395,6 +395,21 @@ async def test_injected_5xx(standin: SlackStandIn, client: AsyncWebClient) -> No
     assert "Retry-After" not in first.response.headers
 
 
+async def test_a_refused_app_is_refused_until_accepted_again(
+    standin: SlackStandIn, client: AsyncWebClient
+) -> None:
+    standin.refuse_app("missing_scope", methods=("chat.postMessage",), needed="chat:write")
+    for _ in range(3):  # not a queued fault: every call, until accepted
+        error = await slack_error(client.chat_postMessage(channel=TEACHER, text="hi"))
+        assert (error.response.status_code, error.response["error"]) == (200, "missing_scope")
+        assert error.response["needed"] == "chat:write"
+    assert (await client.auth_test())["ok"] is True  # other methods still work
+    standin.refuse_app("token_revoked")
+    assert (await slack_error(client.auth_test())).response["error"] == "token_revoked"
+    standin.accept_app()
+    assert (await client.chat_postMessage(channel=TEACHER, text="hi"))["ok"] is True
+
+
 async def test_injected_error_and_wildcard(standin: SlackStandIn, client: AsyncWebClient) -> None:
     standin.inject_error("users.lookupByEmail", "fatal_error")
     error = await slack_error(client.users_lookupByEmail(email="dsl@school.example"))

@@ -1,0 +1,121 @@
+"""What a technician is told when Vigil cannot start: one line, and what to do about it.
+
+A wrong PostgreSQL role, Slack out of reach, a bad bot token or a port in use are not
+bugs: a traceback helps nobody. `vigil serve`, `vigil db upgrade` and `vigil import` turn
+them into a `StartupError`, which the command prints as one line and exits 1.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+#: Slack's answers meaning the token itself is no good (revoked, wrong, app removed).
+TOKEN_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
+)
+#: Network trouble on the way to Slack (or anywhere): nothing was answered.
+NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
+
+
+class StartupError(Exception):
+    """Vigil cannot start (or reach what it needs); the message says what to do."""
+
+
+def first_line(error: BaseException) -> str:
+    """The driver's own message, without SQLAlchemy's wrapping and background link."""
+    cause = getattr(error, "orig", None) or error
+    text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    if text.startswith("(") and ") " in text:
+        text = text.split(") ", 1)[1]
+    return text
+
+
+def _sqlstate(error: BaseException) -> str:
+    return str(getattr(getattr(error, "orig", None), "sqlstate", None) or "")
+
+
+def database_problem(error: BaseException, url: str) -> str:
+    """One line for a database that cannot be used: where, why, and what to check."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return f"cannot use the database in VIGIL_DATABASE_URL ({first_line(error)})"
+    if parsed.get_backend_name() == "sqlite":
+        return (
+            f"cannot open the SQLite database {parsed.database} ({first_line(error)}): "
+            "check that its directory exists and that this user may write there "
+            "(VIGIL_DATABASE_URL)"
+        )
+    where = f"PostgreSQL at {parsed.host or 'localhost'}:{parsed.port or 5432}"
+    state = _sqlstate(error)
+    if state.startswith("28"):
+        return (
+            f"{where} refused role {parsed.username!r}: {first_line(error)}. "
+            "Check the user name and password in VIGIL_DATABASE_URL"
+        )
+    if state == "3D000":
+        return (
+            f"{where} has no database {parsed.database!r}: create it "
+            f"(createdb -O {parsed.username or 'vigil'} {parsed.database}) or correct the "
+            "name in VIGIL_DATABASE_URL"
+        )
+    if isinstance(error, ConnectionRefusedError):
+        reason = "connection refused"
+    elif isinstance(error, TimeoutError):
+        reason = "no answer"
+    else:
+        reason = first_line(error)
+    return (
+        f"cannot connect to {where} ({reason}): is PostgreSQL running there, and are the "
+        "host and port in VIGIL_DATABASE_URL right?"
+    )
+
+
+def slack_problem(error: BaseException, *, api_url: str, token_name: str) -> str:
+    """One line for a Slack that refuses the token or cannot be reached."""
+    if isinstance(error, SlackApiError):
+        code = str(error.response.get("error") or f"HTTP {error.response.status_code}")
+        if code in TOKEN_ERRORS:
+            return (
+                f"Slack refused {token_name} ({code}): copy the token again from "
+                "api.slack.com/apps → your app (the Bot User OAuth Token is under OAuth & "
+                "Permissions, the app-level token under Basic Information), and reinstall "
+                "the app to the workspace if it was removed"
+            )
+        return f"Slack refused to start Vigil's connection ({code}); see api.slack.com/apps"
+    reason = type(error).__name__
+    if isinstance(error, aiohttp.ClientConnectorError):
+        reason = f"cannot connect to {error.host}:{error.port}"
+    elif isinstance(error, TimeoutError):
+        reason = "no answer in time"
+    return (
+        f"cannot reach Slack at {api_url} ({reason}): check that this server can make "
+        "HTTPS connections out (a firewall or proxy?) and VIGIL_SLACK_API_URL"
+    )
+
+
+def listen_problem(error: OSError, *, host: str, port: int) -> str:
+    """One line for a port Vigil cannot listen on."""
+    where = f"{host}:{port}"
+    if error.errno == errno.EADDRINUSE:
+        return (
+            f"cannot listen on {where}: the port is in use (another `vigil serve`, or another "
+            "program): stop that, or set VIGIL_PORT to a free port"
+        )
+    if error.errno == errno.EACCES:
+        return (
+            f"cannot listen on {where}: not allowed (ports below 1024 need privileges); "
+            "use a port above 1024 behind the reverse proxy (VIGIL_PORT)"
+        )
+    if isinstance(error, socket.gaierror) or error.errno in (
+        errno.EADDRNOTAVAIL,
+        errno.EAFNOSUPPORT,
+    ):
+        return f"cannot listen on {where}: VIGIL_HOST is not an address of this machine"
+    return f"cannot listen on {where}: {error.strerror or error}"
