@@ -35,7 +35,7 @@ from store.staff import (
     active_staff_by_id,
     active_staff_with_slack_ids,
     class_teacher_ids,
-    keyholder_ids,
+    staff_ids_by_role,
 )
 
 NARRATIVE_MAX = 3000
@@ -316,7 +316,7 @@ async def _recipients(
     recipients = alert_rules.alert_recipients(
         author_id=author.id,
         categories=resolved.categories,
-        keyholder_ids=keyholder_ids(staff),
+        staff_by_role=staff_ids_by_role(staff),
         class_teacher_ids=[i for i in dict.fromkeys(teacher_ids) if i in staff],
         added_ids=[s.id for s in resolved.added],
     )
