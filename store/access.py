@@ -21,6 +21,29 @@ def is_keyholder(roles: Iterable[str]) -> bool:
     return not KEYHOLDER_ROLES.isdisjoint(roles)
 
 
+# -- who may change a case (issue 12) ---------------------------------------------------
+#
+# Seeing an incident lets anyone add an action to it. Changing the case itself is for the
+# safeguarding team: recording a referral to an agency, its response, closing it or
+# snoozing its nudges; withdrawing someone's access; and sharing an incident that has a
+# restricted category (anyone who can see an unrestricted one may share it).
+
+
+def may_change_referrals(roles: Iterable[str]) -> bool:
+    """Whether this member of staff may record, answer, close or snooze referrals."""
+    return is_keyholder(roles)
+
+
+def may_share(roles: Iterable[str], *, restricted: bool) -> bool:
+    """Whether this member of staff, who can see the incident, may share it onward."""
+    return is_keyholder(roles) or not restricted
+
+
+def may_withdraw(roles: Iterable[str]) -> bool:
+    """Whether this member of staff may withdraw someone's access to an incident."""
+    return is_keyholder(roles)
+
+
 # -- who may see an incident (DESIGN §4) ------------------------------------------------
 #
 # An incident is visible to its author, the staff alerted on it or invited later, and

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import messages, outbox
-from store.access import is_keyholder
-from store.catalogue import Catalogue
+from store import alert_rules, messages, outbox
+from store.access import is_keyholder, may_share
+from store.catalogue import Catalogue, Category
 from store.crypto import Cipher
 from store.enums import AlertReason
 from store.errors import FieldErrors
@@ -29,7 +29,12 @@ from store.models import (
     Staff,
     utcnow,
 )
-from store.staff import active_staff_with_ids
+from store.staff import (
+    active_staff_by_id,
+    active_staff_with_ids,
+    class_teacher_ids,
+    staff_ids_by_role,
+)
 
 ACTION_MAX = 5000
 
@@ -160,7 +165,7 @@ class ActionPlan:
     incident: Incident
     text: str
     categories: list[str] | None  # a re-categorisation, if it changes anything
-    recipients: list[Staff]
+    recipients: list[Staff]  # whom it alerts (never its author), each once
 
 
 @dataclass(frozen=True)
@@ -203,14 +208,49 @@ async def check_action(
             new_categories = list(dict.fromkeys(recategorise))
             if new_categories == await current_categories(session, incident=incident):
                 new_categories = None
-    recipients = await active_staff_with_ids(
+    picked = await active_staff_with_ids(
         session, workspace_id=incident.workspace_id, ids=alert_staff_ids
     )
-    if len(recipients) != len(set(alert_staff_ids)):
+    if len(picked) != len(set(alert_staff_ids)):
         errors["alert"] = "Some of the people chosen are not current staff."
     if errors:
         raise InvalidAction(errors)
+    categories = new_categories or await current_categories(session, incident=incident)
+    recipients = await _action_recipients(
+        session,
+        author=author,
+        incident=incident,
+        categories=categories,
+        catalogue=catalogue,
+        picked=picked,
+    )
     return ActionPlan(author, incident, text, new_categories, recipients)
+
+
+async def _action_recipients(
+    session: AsyncSession,
+    *,
+    author: Staff,
+    incident: Incident,
+    categories: Sequence[str],
+    catalogue: Catalogue,
+    picked: Sequence[Staff],
+) -> list[Staff]:
+    """Whom an action alerts (`store.alert_rules.action_recipients`): the incident's author,
+    the roles its categories' rules name for actions, and the people picked."""
+    staff = await active_staff_by_id(session, workspace_id=incident.workspace_id)
+    groups = {p.pupil.registration_group for p in incident.pupils}
+    teachers = await class_teacher_ids(session, workspace_id=incident.workspace_id, groups=groups)
+    chosen = alert_rules.action_recipients(
+        action_author_id=author.id,
+        incident_author_id=incident.author_id,
+        categories=[catalogue.category(name) or Category(name, False) for name in categories],
+        staff_by_role=staff_ids_by_role(staff),
+        class_teacher_ids=[i for i in dict.fromkeys(teachers) if i in staff],
+        picked_ids=[s.id for s in picked],
+    )
+    staff.update({s.id: s for s in picked})
+    return [staff[r.staff_id] for r in chosen if r.staff_id in staff]
 
 
 async def write_action(
@@ -274,17 +314,35 @@ async def add_action(
     )
 
 
+async def is_restricted(session: AsyncSession, *, incident: Incident, catalogue: Catalogue) -> bool:
+    """Whether the incident has a restricted category: as filed, or as it is now."""
+    if any(c.restricted for c in incident.categories):
+        return True
+    current = await current_categories(session, incident=incident)
+    return any((c := catalogue.category(name)) is not None and c.restricted for name in current)
+
+
+class ShareRefused(Exception):
+    """Not theirs to share: the incident has a restricted category (the one 404)."""
+
+
 async def invite(
     session: AsyncSession,
     *,
     inviter: Staff,
     incident: Incident,
     staff_id: int | None,
+    catalogue: Catalogue,
     public_url: str,
     now: dt.datetime | None = None,
 ) -> Staff:
-    """Share the incident with a colleague (None: no one was chosen) and alert them (once)."""
+    """Share the incident with a colleague (None: no one was chosen) and alert them (once).
+
+    ShareRefused if the inviter may not share it (`store.access.may_share`)."""
     now = now or utcnow()
+    restricted = await is_restricted(session, incident=incident, catalogue=catalogue)
+    if not may_share(inviter.role_set, restricted=restricted):
+        raise ShareRefused(incident.id)
     found = (
         await active_staff_with_ids(session, workspace_id=incident.workspace_id, ids=[staff_id])
         if staff_id is not None

@@ -17,7 +17,7 @@ from sqlalchemy import BindParameter, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import messages, outbox
-from store.access import is_keyholder
+from store.access import may_change_referrals
 from store.enums import ReferralEventKind, ReferralStatus
 from store.errors import FieldErrors
 from store.models import (
@@ -94,6 +94,12 @@ def check_outcome(
         raise InvalidReferral({"referral": "Choose a response or closing the referral."})
 
 
+def _only_the_safeguarding_team(author: Staff) -> None:
+    """Refuse a change to a referral by anyone but a key-holder (the flows ask first)."""
+    if not may_change_referrals(author.role_set):
+        raise InvalidReferral({"referral": "Only the safeguarding team can change a referral."})
+
+
 async def record_referral(
     session: AsyncSession,
     *,
@@ -106,8 +112,9 @@ async def record_referral(
     working: WorkingTime,
     now: dt.datetime | None = None,
 ) -> Referral:
-    """A new referral, due by the agency's timescale in working time."""
+    """A new referral, due by the agency's timescale in working time (key-holders only)."""
     now = now or utcnow()
+    _only_the_safeguarding_team(author)
     check_referred_at(referred_at, now=now)
     referral = Referral(
         workspace_id=incident.workspace_id,
@@ -146,8 +153,10 @@ async def record_outcome(
     at: dt.datetime | None = None,
     now: dt.datetime | None = None,
 ) -> Referral:
-    """The agency responded (`outcome` RESPONSE, at `at`), or the referral is CLOSED."""
+    """The agency responded (`outcome` RESPONSE, at `at`), or the referral is CLOSED
+    (key-holders only)."""
     now = now or utcnow()
+    _only_the_safeguarding_team(author)
     at = at or now
     check_outcome(referral, outcome=outcome, at=at, now=now)
     if outcome == ReferralEventKind.RESPONSE:
@@ -176,7 +185,7 @@ async def snooze(
             Referral.id == referral_id, Referral.workspace_id == staff.workspace_id
         )
     )
-    if referral is None or not is_keyholder(staff.role_set):
+    if referral is None or not may_change_referrals(staff.role_set):
         raise InvalidReferral({"referral": "No such referral."})
     if referral.status != AWAITING:
         raise InvalidReferral({"referral": "That referral is no longer waiting."})

@@ -16,11 +16,18 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import actions, audit, referrals
+from store.access import may_change_referrals
 from store.actions import ActionWanted, InvalidAction
 from store.flows import Visit
 from store.flows.incidents import IncidentPage, refused_page, visible_or_refused
 from store.models import Incident, IncidentAction, Referral
-from store.referral_changes import RESPONSE, ReferralChanges, check_changes, read_changes
+from store.referral_changes import (
+    RESPONSE,
+    ReferralChanges,
+    asks_for_change,
+    check_changes,
+    read_changes,
+)
 from store.referrals import InvalidReferral
 
 UNREADABLE_ALERT = "Some of the people chosen are not current staff."
@@ -57,11 +64,16 @@ class ActionRefused:
 async def add_action(
     session: AsyncSession, *, visit: Visit, number: int | None, draft: ActionDraft
 ) -> ActionAdded | ActionRefused | None:
-    """Add an action with all it records, audited; None (refusal audited) if not theirs."""
+    """Add an action with all it records, audited; None (refusal audited) if not theirs, or
+    if it changes a referral and they are not a key-holder."""
     incident = await visible_or_refused(session, visit=visit, number=number, action="action.add")
     if incident is None:
         return None
     trail = visit.trail(session, incident_id=incident.id, timed=True)
+    if asks_for_change(draft.referral_fields) and not may_change_referrals(visit.staff.role_set):
+        # The form offers referrals to key-holders only: this one was forged.
+        trail.add("referral.change", audit.REFUSED, detail=f"#{incident.number}; not a key-holder")
+        return None
     open_referrals = await referrals.open_for_incident(session, incident_id=incident.id, lock=True)
     changes = read_changes(
         draft.referral_fields,
@@ -96,7 +108,7 @@ async def add_action(
     changed = await _record_referrals(
         trail, changes, incident=incident, action=action, open_referrals=open_referrals, visit=visit
     )
-    trail.add("action.add", detail=f"action {action.id}; alerted {len(draft.alert_staff_ids)}")
+    trail.add("action.add", detail=f"action {action.id}; alerted {len(plan.recipients)}")
     if action.categories:
         detail = f"action {action.id}; to " + "; ".join(action.categories)
         trail.add("incident.recategorise", detail=detail)

@@ -83,6 +83,8 @@ class IncidentPage:
     timeline: list[TimelineEntry]
     colleagues: list[Staff]  # whom the viewer may alert
     invitable: list[Staff]  # whom the viewer may share it with
+    may_share: bool  # False: restricted, and the viewer is not a key-holder
+    may_change_referrals: bool  # record, answer, close referrals (key-holders)
     referrals: list[ReferralRow]
     open_referrals: list[ReferralRow]
     as_of: dt.datetime  # the time the referrals' states (and the form's defaults) are for
@@ -130,6 +132,13 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         timeline=timeline,
         colleagues=colleagues,
         invitable=[s for s in colleagues if s.id != incident.author_id],
+        may_share=access.may_share(
+            viewer.role_set,
+            restricted=await actions.is_restricted(
+                session, incident=incident, catalogue=visit.setup.catalogue
+            ),
+        ),
+        may_change_referrals=access.may_change_referrals(viewer.role_set),
         referrals=referral_rows,
         open_referrals=[r for r in referral_rows if r.state != "closed"],
         as_of=visit.now,
@@ -227,7 +236,8 @@ class ShareRefused:
 async def share(
     session: AsyncSession, *, visit: Visit, number: int | None, staff_id: int | None
 ) -> Shared | ShareRefused | None:
-    """Share the incident with a colleague and alert them; audited, refusals too."""
+    """Share the incident with a colleague and alert them; audited, refusals too. None (the
+    404, audited) if not theirs, or restricted and they are not a key-holder."""
     incident = await visible_or_refused(
         session, visit=visit, number=number, action="incident.invite"
     )
@@ -240,8 +250,12 @@ async def share(
             inviter=visit.staff,
             incident=incident,
             staff_id=staff_id,
+            catalogue=visit.setup.catalogue,
             public_url=visit.setup.public_url,
         )
+    except actions.ShareRefused:
+        trail.add("incident.invite", audit.REFUSED, detail="restricted; not a key-holder")
+        return None
     except InvalidAction as invalid:
         page = await refused_page(
             session,
