@@ -1,0 +1,178 @@
+"""Who is told about an action, and who may change a case (issue 12), end to end.
+
+People sign in to the web view (one-time link, TOTP) and use the incident page; Slack
+DMs are asserted on the stand-in, refusals on the audit log and the one 404.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+
+from store.catalogue import DISCLOSURE
+from store.models import Alert, IncidentAction, IncidentInvite, Referral
+from testing.harness import Harness
+from tests.support.records import audit_events, staff_member
+from tests.support.school import (
+    CLASS_TEACHER,
+    DEPUTY,
+    DSL,
+    HEAD,
+    KEYHOLDERS,
+    PASTORAL,
+    TA,
+    TEACHER,
+)
+from tests.support.slack import file_concern
+from tests.support.web import signed_in
+
+MASH = "Children's social care (MASH)"
+ACTION_TEXT = "Spoke to grandmother at pick-up; she will take her to the GP tomorrow."
+
+
+def action_dms(school: Harness) -> list[str]:
+    """Who got an action's DM, one entry per DM."""
+    return [
+        c.params["channel"]
+        for c in school.standin.calls_to("chat.postMessage", ok_only=True)
+        if c.params.get("text", "").startswith("New action on concern")
+    ]
+
+
+async def staff_id(school: Harness, slack_id: str) -> int:
+    return (await staff_member(school, slack_id)).id
+
+
+# -- actions tell the right people --------------------------------------------------------
+
+
+async def test_an_action_alerts_the_author_and_the_keyholders_once(school: Harness) -> None:
+    await file_concern(school)  # TEACHER's behaviour concern: the other 4B teacher is alerted
+    ta, dsl = await staff_id(school, TA), await staff_id(school, DSL)
+    async with signed_in(school, CLASS_TEACHER) as teacher:
+        await teacher.get("/incidents/1")
+        status, _ = await teacher.post(
+            "/incidents/1/actions", {"text": ACTION_TEXT, "alert": [str(ta), str(dsl)]}
+        )
+        assert status == 200
+    await school.delivered()
+    got = action_dms(school)
+    # The author, every key-holder, and the person picked; each once; never the action's
+    # own author.
+    assert sorted(got) == sorted({TEACHER, TA} | KEYHOLDERS)
+    assert CLASS_TEACHER not in got
+    traffic = json.dumps([c.params for c in school.standin.calls])
+    assert "grandmother" not in traffic.lower()
+    async with school.server.factory() as db:
+        reasons = (await db.scalars(select(Alert.reason).where(Alert.action_id.isnot(None)))).all()
+    assert set(reasons) == {"action"} and len(reasons) == 6
+
+
+async def test_a_keyholders_action_alerts_the_other_keyholders_and_the_author(
+    school: Harness,
+) -> None:
+    await file_concern(school)
+    async with signed_in(school, DSL) as dsl:
+        await dsl.get("/incidents/1")
+        status, _ = await dsl.post("/incidents/1/actions", {"text": ACTION_TEXT})
+        assert status == 200
+    await school.delivered()
+    assert sorted(action_dms(school)) == sorted({TEACHER, DEPUTY, HEAD, PASTORAL})
+
+
+# -- only the safeguarding team changes a case ------------------------------------------------
+
+
+async def refer_as_dsl(school: Harness) -> int:
+    async with signed_in(school, DSL) as dsl:
+        await dsl.get("/incidents/1")
+        status, _ = await dsl.post("/incidents/1/actions", {"text": "Phoned MASH.", "agency": MASH})
+        assert status == 200
+    async with school.server.factory() as db:
+        referral = await db.scalar(select(Referral))
+    assert referral is not None
+    return referral.id
+
+
+async def test_a_teacher_who_sees_the_concern_cannot_record_a_referral(school: Harness) -> None:
+    await file_concern(school)
+    async with signed_in(school, TEACHER) as teacher:
+        status, page = await teacher.get("/incidents/1")
+        assert status == 200
+        assert 'name="agency"' not in page and "Record one with an action below" not in page
+        # A forged form asks for a referral anyway.
+        status, body = await teacher.post(
+            "/incidents/1/actions", {"text": ACTION_TEXT, "agency": MASH}
+        )
+    assert status == 404 and ACTION_TEXT not in body
+    async with school.server.factory() as db:
+        assert (await db.scalars(select(Referral))).all() == []
+        assert (await db.scalars(select(IncidentAction))).all() == []
+    refused = await audit_events(school, "referral.change")
+    assert [(e.outcome, e.actor_slack_id) for e in refused] == [("refused", TEACHER)]
+
+
+async def test_a_teacher_cannot_answer_or_close_a_referral(school: Harness) -> None:
+    await file_concern(school)
+    referral_id = await refer_as_dsl(school)
+    async with signed_in(school, TEACHER) as teacher:
+        status, page = await teacher.get("/incidents/1")
+        assert status == 200 and f'name="outcome-{referral_id}"' not in page
+        for outcome in ("response", "closed"):
+            status, _ = await teacher.post(
+                "/incidents/1/actions", {"text": ACTION_TEXT, f"outcome-{referral_id}": outcome}
+            )
+            assert status == 404
+    async with school.server.factory() as db:
+        referral = await db.get(Referral, referral_id)
+    assert referral is not None and referral.status == "awaiting"
+    refused = await audit_events(school, "referral.change")
+    assert [e.outcome for e in refused] == ["refused", "refused"]
+    # A key-holder still can.
+    async with signed_in(school, DEPUTY) as deputy:
+        await deputy.get("/incidents/1")
+        status, _ = await deputy.post(
+            "/incidents/1/actions",
+            {"text": "MASH closed it.", f"outcome-{referral_id}": "closed"},
+        )
+        assert status == 200
+    async with school.server.factory() as db:
+        referral = await db.get(Referral, referral_id)
+    assert referral is not None and referral.status == "closed"
+
+
+async def test_a_teacher_cannot_share_a_restricted_concern(school: Harness) -> None:
+    await file_concern(school, categories=[DISCLOSURE])
+    ta = await staff_id(school, TA)
+    async with signed_in(school, TEACHER) as teacher:
+        status, page = await teacher.get("/incidents/1")
+        assert status == 200
+        assert 'id="share-restricted"' in page and 'id="invite-form"' not in page
+        status, _ = await teacher.post("/incidents/1/invite", {"staff": str(ta)})
+    assert status == 404
+    async with school.server.factory() as db:
+        assert (await db.scalars(select(IncidentInvite))).all() == []
+    refused = await audit_events(school, "incident.invite")
+    assert [(e.outcome, e.actor_slack_id) for e in refused] == [("refused", TEACHER)]
+    async with signed_in(school, DSL) as dsl:  # the safeguarding team can
+        await dsl.get("/incidents/1")
+        status, _ = await dsl.post("/incidents/1/invite", {"staff": str(ta)})
+        assert status == 200
+    async with signed_in(school, TA) as guest:
+        status, _ = await guest.get("/incidents/1")
+        assert status == 200
+
+
+async def test_a_concern_recategorised_as_restricted_cannot_be_shared_by_a_teacher(
+    school: Harness,
+) -> None:
+    await file_concern(school)
+    async with signed_in(school, DSL) as dsl:
+        await dsl.get("/incidents/1")
+        await dsl.post("/incidents/1/actions", {"text": "Now CP.", "categories": "Safeguarding"})
+    ta = await staff_id(school, TA)
+    async with signed_in(school, CLASS_TEACHER) as teacher:
+        await teacher.get("/incidents/1")
+        status, _ = await teacher.post("/incidents/1/invite", {"staff": str(ta)})
+    assert status == 404
