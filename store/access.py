@@ -46,9 +46,10 @@ def may_withdraw(roles: Iterable[str]) -> bool:
 
 # -- who may see an incident (DESIGN §4) ------------------------------------------------
 #
-# An incident is visible to its author, the staff alerted on it or invited later, and
-# every key-holder of its workspace. To anyone else it does not exist: every page and
-# export asks `visible_incidents` and answers 404 when it finds nothing.
+# An incident is visible to its author, the staff alerted on it or invited later (unless
+# a key-holder withdrew their access), and every key-holder of its workspace. To anyone
+# else it does not exist: every page and export asks `visible_incidents` and answers 404
+# when it finds nothing.
 
 
 def visible_incidents(viewer: Staff) -> Select[Incident]:
@@ -58,11 +59,16 @@ def visible_incidents(viewer: Staff) -> Select[Incident]:
         return query.where(false())
     if is_keyholder(viewer.role_set):
         return query
+    # An alert or invitation whose access a key-holder withdrew grants nothing.
     alerted = select(Alert.id).where(
-        Alert.incident_id == Incident.id, Alert.recipient_id == viewer.id
+        Alert.incident_id == Incident.id,
+        Alert.recipient_id == viewer.id,
+        Alert.withdrawn_at.is_(None),
     )
     invited = select(IncidentInvite.staff_id).where(
-        IncidentInvite.incident_id == Incident.id, IncidentInvite.staff_id == viewer.id
+        IncidentInvite.incident_id == Incident.id,
+        IncidentInvite.staff_id == viewer.id,
+        IncidentInvite.withdrawn_at.is_(None),
     )
     return query.where(or_(Incident.author_id == viewer.id, alerted.exists(), invited.exists()))
 

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import alert_rules, messages, outbox
@@ -213,6 +213,9 @@ async def check_action(
     )
     if len(picked) != len(set(alert_staff_ids)):
         errors["alert"] = "Some of the people chosen are not current staff."
+    withdrawn = await withdrawn_ids(session, incident_id=incident.id)
+    if refused := [p for p in picked if p.id in withdrawn]:
+        errors["alert"] = WITHDRAWN_BY_THE_TEAM.format(name=refused[0].name)
     if errors:
         raise InvalidAction(errors)
     categories = new_categories or await current_categories(session, incident=incident)
@@ -223,6 +226,7 @@ async def check_action(
         categories=categories,
         catalogue=catalogue,
         picked=picked,
+        withdrawn=withdrawn,
     )
     return ActionPlan(author, incident, text, new_categories, recipients)
 
@@ -235,9 +239,11 @@ async def _action_recipients(
     categories: Sequence[str],
     catalogue: Catalogue,
     picked: Sequence[Staff],
+    withdrawn: set[int],
 ) -> list[Staff]:
     """Whom an action alerts (`store.alert_rules.action_recipients`): the incident's author,
-    the roles its categories' rules name for actions, and the people picked."""
+    the roles its categories' rules name for actions, and the people picked; never anyone
+    whose access was withdrawn."""
     staff = await active_staff_by_id(session, workspace_id=incident.workspace_id)
     groups = {p.pupil.registration_group for p in incident.pupils}
     teachers = await class_teacher_ids(session, workspace_id=incident.workspace_id, groups=groups)
@@ -248,6 +254,7 @@ async def _action_recipients(
         staff_by_role=staff_ids_by_role(staff),
         class_teacher_ids=[i for i in dict.fromkeys(teachers) if i in staff],
         picked_ids=[s.id for s in picked],
+        withdrawn_ids=withdrawn,
     )
     staff.update({s.id: s for s in picked})
     return [staff[r.staff_id] for r in chosen if r.staff_id in staff]
@@ -322,6 +329,27 @@ async def is_restricted(session: AsyncSession, *, incident: Incident, catalogue:
     return any((c := catalogue.category(name)) is not None and c.restricted for name in current)
 
 
+WITHDRAWN_BY_THE_TEAM = (
+    "The safeguarding team withdrew {name}'s access to this concern: only they can give it back."
+)
+
+
+async def withdrawn_ids(session: AsyncSession, *, incident_id: int) -> set[int]:
+    """The staff whose access to the incident a key-holder withdrew (and has not given
+    back): actions do not alert them, and only a key-holder may share it with them again."""
+    alerted = await session.scalars(
+        select(Alert.recipient_id).where(
+            Alert.incident_id == incident_id, Alert.withdrawn_at.isnot(None)
+        )
+    )
+    invited = await session.scalars(
+        select(IncidentInvite.staff_id).where(
+            IncidentInvite.incident_id == incident_id, IncidentInvite.withdrawn_at.isnot(None)
+        )
+    )
+    return set(alerted) | set(invited)
+
+
 class ShareRefused(Exception):
     """Not theirs to share: the incident has a restricted category (the one 404)."""
 
@@ -353,24 +381,42 @@ async def invite(
     guest = found[0]
     if guest.id == incident.author_id:
         raise InvalidAction({"staff": "They wrote this concern and can already see it."})
-    if await session.get(IncidentInvite, (incident.id, guest.id)) is not None:
+    withdrawn = guest.id in await withdrawn_ids(session, incident_id=incident.id)
+    if withdrawn and not is_keyholder(inviter.role_set):
+        raise InvalidAction({"staff": WITHDRAWN_BY_THE_TEAM.format(name=guest.name)})
+    existing = await session.get(IncidentInvite, (incident.id, guest.id))
+    if existing is not None and existing.withdrawn_at is None:
         raise InvalidAction({"staff": "They have already been invited."})
-    session.add(
-        IncidentInvite(
-            incident_id=incident.id, staff_id=guest.id, invited_by_id=inviter.id, created_at=now
+    if existing is not None:  # a key-holder gives back access they withdrew
+        existing.withdrawn_at, existing.invited_by_id, existing.created_at = None, inviter.id, now
+    else:
+        session.add(
+            IncidentInvite(
+                incident_id=incident.id,
+                staff_id=guest.id,
+                invited_by_id=inviter.id,
+                created_at=now,
+            )
         )
-    )
-    already_alerted = await session.scalar(
-        select(Alert.id).where(
+    if withdrawn:
+        await session.execute(
+            update(Alert)
+            .where(Alert.incident_id == incident.id, Alert.recipient_id == guest.id)
+            .values(withdrawn_at=None)
+            .execution_options(synchronize_session="fetch")
+        )
+    alert = await session.scalar(
+        select(Alert).where(
             Alert.incident_id == incident.id,
             Alert.recipient_id == guest.id,
             Alert.action_id.is_(None),
         )
     )
-    if already_alerted is None:
-        alert = await _add_alert(
-            session, incident=incident, recipient=guest, reason=AlertReason.INVITED, now=now
-        )
+    if alert is None or withdrawn:
+        if alert is None:
+            alert = await _add_alert(
+                session, incident=incident, recipient=guest, reason=AlertReason.INVITED, now=now
+            )
         categories = await current_categories(session, incident=incident)
         _queue_alert(
             session,

@@ -85,12 +85,16 @@ def action_recipients(
     staff_by_role: Mapping[str, Iterable[int]],
     class_teacher_ids: Iterable[int],
     picked_ids: Iterable[int],
+    withdrawn_ids: Iterable[int] = (),
 ) -> list[Recipient]:
     """The staff an added action alerts, each once: the incident's author, the roles its
     categories' rules name for actions (default: key-holders), then anyone picked; never
-    the action's own author. Everyone's reason is ACTION."""
+    the action's own author, nor anyone whose access a key-holder withdrew (an alert
+    would give it back). Everyone's reason is ACTION."""
     roles = roles_alerted(categories, on_action=True)
     ids = [incident_author_id]
     ids += [i for i, _ in _by_role(roles, staff_by_role, class_teacher_ids)]
     ids += list(picked_ids)
-    return _once(action_author_id, ((i, AlertReason.ACTION) for i in ids))
+    excluded = set(withdrawn_ids)
+    chosen = ((i, AlertReason.ACTION) for i in ids if i not in excluded)
+    return _once(action_author_id, chosen)

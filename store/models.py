@@ -261,6 +261,7 @@ class Alert(Base):
     slack_channel: Mapped[str | None] = mapped_column(String(32))
     slack_ts: Mapped[str | None] = mapped_column(String(32))
     delivered_at: Mapped[dt.datetime | None] = mapped_column()
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column()  # access withdrawn: no access
 
     recipient: Mapped[Staff] = relationship(lazy="joined")
     incident: Mapped[Incident] = relationship(lazy="raise")
@@ -349,6 +350,7 @@ class IncidentInvite(Base):
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), primary_key=True, index=True)
     invited_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column()  # access withdrawn: no access
 
 
 class AuditEvent(Base):

@@ -7,6 +7,7 @@ DMs are asserted on the stand-in, refusals on the audit log and the one 404.
 from __future__ import annotations
 
 import json
+import re
 
 from sqlalchemy import select
 
@@ -25,7 +26,7 @@ from tests.support.school import (
     TEACHER,
 )
 from tests.support.slack import file_concern
-from tests.support.web import signed_in
+from tests.support.web import shown, signed_in
 
 MASH = "Children's social care (MASH)"
 ACTION_TEXT = "Spoke to grandmother at pick-up; she will take her to the GP tomorrow."
@@ -176,3 +177,99 @@ async def test_a_concern_recategorised_as_restricted_cannot_be_shared_by_a_teach
         await teacher.get("/incidents/1")
         status, _ = await teacher.post("/incidents/1/invite", {"staff": str(ta)})
     assert status == 404
+
+
+# -- withdrawing access --------------------------------------------------------------------
+
+
+async def test_a_keyholder_withdraws_access_and_the_dm_says_so(school: Harness) -> None:
+    await file_concern(school)  # TEACHER's concern alerts the other 4B teacher
+    dm = school.standin.messages_for_user(CLASS_TEACHER)[0]
+    person = await staff_id(school, CLASS_TEACHER)
+    async with signed_in(school, CLASS_TEACHER) as teacher:
+        status, _ = await teacher.get("/incidents/1")
+        assert status == 200
+        async with signed_in(school, DSL) as dsl:
+            _, page = await dsl.get("/incidents/1")
+            # A button beside the class teacher; none beside the author or a key-holder.
+            buttons = set(re.findall(r'name="staff" value="(\d+)">\s*<button[^>]*>Withdraw', page))
+            assert buttons == {str(person)}
+            status, page = await dsl.post("/incidents/1/withdraw", {"staff": str(person)})
+            assert status == 200 and dsl.last_url.endswith("/incidents/1")
+            assert "Withdrawn" in page
+        status, _ = await teacher.get("/incidents/1")
+        assert status == 404
+        _, alerts = await teacher.get("/alerts")
+        assert 'href="/incidents/1"' not in alerts
+    await school.delivered()
+    channel = school.standin.dm_channel_for(CLASS_TEACHER)
+    updates = [c for c in school.standin.calls_to("chat.update", ok_only=True)]
+    assert [(u.params["channel"], u.params["ts"]) for u in updates] == [(channel, dm["ts"])]
+    updated = school.standin.messages[(channel, dm["ts"])]
+    assert "access to concern #1 was withdrawn" in updated["text"]
+    assert "alert_mark_read" not in json.dumps(updated) and "alert_open" not in json.dumps(updated)
+    async with school.server.factory() as db:
+        alert = await db.scalar(select(Alert).where(Alert.recipient_id == person))
+    assert alert is not None and alert.withdrawn_at is not None
+    events = await audit_events(school, "incident.withdraw")
+    assert [(e.outcome, e.actor_slack_id, e.subject_id) for e in events] == [("ok", DSL, person)]
+
+
+async def test_only_a_keyholder_withdraws_and_never_the_author(school: Harness) -> None:
+    await file_concern(school)
+    person, author = await staff_id(school, CLASS_TEACHER), await staff_id(school, TEACHER)
+    async with signed_in(school, TEACHER) as teacher:
+        _, page = await teacher.get("/incidents/1")
+        assert "/withdraw" not in page
+        status, _ = await teacher.post("/incidents/1/withdraw", {"staff": str(person)})
+        assert status == 404
+    async with signed_in(school, DSL) as dsl:
+        await dsl.get("/incidents/1")
+        status, page = await dsl.post("/incidents/1/withdraw", {"staff": str(author)})
+        assert status == 400 and "its author always keeps access" in shown(page)
+        deputy = await staff_id(school, DEPUTY)
+        status, page = await dsl.post("/incidents/1/withdraw", {"staff": str(deputy)})
+        assert status == 400 and "safeguarding team" in page
+    async with signed_in(school, CLASS_TEACHER) as still:
+        status, _ = await still.get("/incidents/1")
+        assert status == 200
+    events = await audit_events(school, "incident.withdraw")
+    assert [(e.outcome, e.actor_slack_id) for e in events] == [
+        ("refused", TEACHER),
+        ("failed", DSL),
+        ("failed", DSL),
+    ]
+
+
+async def test_withdrawn_access_is_not_given_back_by_an_action_or_a_teacher(
+    school: Harness,
+) -> None:
+    await file_concern(school)
+    person = await staff_id(school, CLASS_TEACHER)
+    async with signed_in(school, DSL, remember=True) as dsl:
+        await dsl.get("/incidents/1")
+        await dsl.post("/incidents/1/withdraw", {"staff": str(person)})
+    async with signed_in(school, TEACHER) as teacher:
+        await teacher.get("/incidents/1")
+        status, page = await teacher.post(
+            "/incidents/1/actions", {"text": ACTION_TEXT, "alert": str(person)}
+        )
+        assert status == 400 and "withdrew" in shown(page)
+        status, page = await teacher.post("/incidents/1/invite", {"staff": str(person)})
+        assert status == 400 and "withdrew" in shown(page)
+    async with signed_in(school, CLASS_TEACHER) as withdrawn:
+        status, _ = await withdrawn.get("/incidents/1")
+        assert status == 404
+        async with signed_in(school, DSL, remember=True) as dsl:  # the safeguarding team gives it back
+            await dsl.get("/incidents/1")
+            status, _ = await dsl.post("/incidents/1/invite", {"staff": str(person)})
+            assert status == 200
+        status, _ = await withdrawn.get("/incidents/1")
+        assert status == 200
+    await school.delivered()
+    shared = [
+        m
+        for m in school.standin.messages_for_user(CLASS_TEACHER)
+        if "shared concern #1" in m["text"]
+    ]
+    assert len(shared) == 1
