@@ -260,7 +260,9 @@ async def test_withdrawn_access_is_not_given_back_by_an_action_or_a_teacher(
     async with signed_in(school, CLASS_TEACHER) as withdrawn:
         status, _ = await withdrawn.get("/incidents/1")
         assert status == 404
-        async with signed_in(school, DSL, remember=True) as dsl:  # the safeguarding team gives it back
+        async with signed_in(
+            school, DSL, remember=True
+        ) as dsl:  # the safeguarding team gives it back
             await dsl.get("/incidents/1")
             status, _ = await dsl.post("/incidents/1/invite", {"staff": str(person)})
             assert status == 200
