@@ -12,7 +12,7 @@ import re
 from sqlalchemy import select
 
 from store.catalogue import DISCLOSURE
-from store.models import Alert, IncidentAction, IncidentInvite, Referral
+from store.models import Alert, IncidentAction, IncidentInvite, ReadReceipt, Referral
 from testing.harness import Harness
 from tests.support.records import audit_events, staff_member
 from tests.support.school import (
@@ -275,3 +275,37 @@ async def test_withdrawn_access_is_not_given_back_by_an_action_or_a_teacher(
         if "shared concern #1" in m["text"]
     ]
     assert len(shared) == 1
+
+
+async def test_a_withdrawn_alert_leaves_the_app_home_and_cannot_be_marked_read(
+    school: Harness,
+) -> None:
+    await file_concern(school)
+    person = await staff_id(school, CLASS_TEACHER)
+    dm = school.standin.messages_for_user(CLASS_TEACHER)[0]
+    async with school.server.factory() as db:
+        alert_id = await db.scalar(select(Alert.id).where(Alert.recipient_id == person))
+    async with signed_in(school, DSL) as dsl:
+        await dsl.get("/incidents/1")
+        await dsl.post("/incidents/1/withdraw", {"staff": str(person)})
+    response = await school.slack.event(
+        {"type": "app_home_opened", "user": CLASS_TEACHER, "channel": "D0HOME", "tab": "home"}
+    )
+    assert response.status == 200
+    await school.standin.wait_for_calls("views.publish", 1)
+    home = json.dumps(school.standin.home_views[CLASS_TEACHER]["blocks"])
+    assert "#1" not in home and "Nothing unread" in home
+    # An old copy of the DM (a phone that has not refreshed) still has Mark as read.
+    await school.delivered()
+    response = await school.slack.block_actions(
+        CLASS_TEACHER,
+        action_id="alert_mark_read",
+        value=str(alert_id),
+        block_id=f"alert-{alert_id}",
+        message=dm,
+        channel_id=school.standin.dm_channel_for(CLASS_TEACHER),
+    )
+    assert response.status == 200
+    await school.server.tasks.idle()
+    async with school.server.factory() as db:
+        assert (await db.scalars(select(ReadReceipt))).all() == []
