@@ -103,9 +103,15 @@ def check_draft(
         if unknown:
             errors["categories"] = f"Unknown category: {unknown[0]}."
         elif refused:
+            private = [c.name for c in catalogue.categories_for(keyholder=False) if c.restricted]
+            instead = (
+                f"Choose {private[0]} to tell the safeguarding team alone"
+                if private
+                else "Choose the closest other category"
+            )
             errors["categories"] = (
-                f"Only the safeguarding team can use {refused[0]}. Choose the closest other "
-                "category and tell a DSL at once."
+                f"Only the safeguarding team can use {refused[0]}. {instead}, and tell a DSL "
+                "at once."
             )
     unknown_agencies = [a for a in draft.agencies if a not in catalogue.agencies]
     if unknown_agencies:

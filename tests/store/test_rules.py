@@ -206,3 +206,10 @@ def test_cipher_round_trip_and_rotation() -> None:
 def test_malformed_key_is_explained() -> None:
     with pytest.raises(ValueError, match="key 2 is not a valid key"):
         parse_keys(f"{generate_key()},not-a-key")
+
+
+def test_a_teacher_may_choose_the_disclosure_and_is_pointed_to_it() -> None:
+    assert errors(draft(categories=[DISCLOSURE])) == {}
+    refused = errors(draft(categories=["Child protection"]))["categories"]
+    assert "Only the safeguarding team can use Child protection" in refused
+    assert f"Choose {DISCLOSURE} to tell the safeguarding team alone" in refused
