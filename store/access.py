@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import Alert, Incident, IncidentInvite, Staff
 
-ROLES = ("keyholder", "head", "dsl", "slt", "pastoral", "teacher", "staff")
+ROLES = ("keyholder", "head", "dsl", "slt", "pastoral", "teacher", "staff", "chair")
 
 # The safeguarding team: they see every incident and may use restricted categories.
 # A DSL is always a key-holder; anyone else is one when given the `keyholder` role.
