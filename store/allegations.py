@@ -17,11 +17,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import BindParameter, bindparam, or_, select
+from sqlalchemy import BindParameter, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import messages, outbox
-from store.access import is_keyholder
+from store.access import is_allegation, is_keyholder
 from store.alert_rules import Recipient
 from store.enums import AdultKind, AlertReason, ReferralEventKind, ReferralStatus
 from store.models import (
@@ -37,7 +37,7 @@ from store.school_config import Allegations, SchoolConfig
 
 log = structlog.get_logger(__name__)
 
-CONSULT = ReferralStatus.CONSULT
+CONSULT, AWAITING = ReferralStatus.CONSULT, ReferralStatus.AWAITING
 CATEGORY = "Allegation about an adult"  # what the alert DM says it is (never who)
 NUDGE_BATCH = 200
 _CONSULT_LITERAL: BindParameter[str] = bindparam("consult", CONSULT.value, literal_execute=True)
@@ -162,8 +162,8 @@ async def open_consultation(
     now: dt.datetime,
 ) -> Referral:
     """A consultation with the LADO agency, due in its timescale from `now`."""
-    agency = config.agency(config.allegations.lado_agency)
-    assert agency is not None  # the configuration refuses a lado_agency it does not list
+    # The configuration refuses a lado_agency it does not list; unnamed, it may be unlisted.
+    agency = config.agency(config.allegations.lado_agency) or config.allegations.lado_default
     referral = Referral(
         workspace_id=incident.workspace_id,
         incident_id=incident.id,
@@ -197,9 +197,10 @@ async def nudge_consultations(
     now: dt.datetime | None = None,
     limit: int = NUDGE_BATCH,
 ) -> int:
-    """Nudge the allegations manager(s) about LADO consultations past due, once per working
-    day each (like `store.referrals.nudge_overdue`, which never sees them). Returns how
-    many consultations were nudged."""
+    """Nudge the allegations manager(s) about LADO consultations past due, and about any
+    other referral on an allegation that waits past due, once per working day each (like
+    `store.referrals.nudge_overdue`, which leaves allegations alone). Returns how many
+    were nudged."""
     now = now or utcnow()
     working = config.working_time
     if not working.is_working_time(now):
@@ -210,8 +211,12 @@ async def nudge_consultations(
             await session.scalars(
                 select(Referral)
                 .where(
-                    Referral.status == _CONSULT_LITERAL,
+                    or_(
+                        Referral.status == _CONSULT_LITERAL,
+                        and_(Referral.status == AWAITING, is_allegation(Referral.incident_id)),
+                    ),
                     Referral.due_at <= now,
+                    or_(Referral.snoozed_until.is_(None), Referral.snoozed_until <= now),
                     or_(Referral.last_nudged_on.is_(None), Referral.last_nudged_on < today),
                 )
                 .order_by(Referral.due_at, Referral.id)
@@ -249,11 +254,21 @@ async def nudge_consultations(
             if staff[r.staff_id].slack_user_id
         ]
         overdue_days = working.working_days_between(referral.due_at, now)
-        payload = messages.consultation_nudge(
-            number=incident.number,
-            agency=referral.agency,
-            overdue_days=overdue_days,
-            url=messages.incident_url(public_url, incident.number),
+        payload = (
+            messages.consultation_nudge(
+                number=incident.number,
+                agency=referral.agency,
+                overdue_days=overdue_days,
+                url=messages.referral_url(public_url, incident.number, referral.id),
+            )
+            if referral.status == CONSULT
+            else messages.nudge(
+                referral_id=referral.id,
+                number=incident.number,
+                agency=referral.agency,
+                overdue_days=overdue_days,
+                public_url=public_url,
+            )
         )
         session.add(
             Nudge(

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import referrals
 from store.enums import ReferralStatus
-from store.models import Referral, ReferralEvent
+from store.models import Referral, ReferralEvent, Staff
 from store.staff import staff_names
 from store.workdays import WorkingTime
 
@@ -121,11 +121,17 @@ async def incident_rows(
 
 
 async def board_rows(
-    session: AsyncSession, *, workspace_id: int, working: WorkingTime, now: dt.datetime
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    working: WorkingTime,
+    now: dt.datetime,
+    viewer: Staff | None = None,
 ) -> list[ReferralRow]:
     """Referrals waiting for an agency: overdue first (most overdue first), then soonest due."""
     rows = []
-    for referral, number in await referrals.board(session, workspace_id=workspace_id, now=now):
+    waiting = await referrals.board(session, workspace_id=workspace_id, now=now, viewer=viewer)
+    for referral, number in waiting:
         state, days = _state(referral, working, now)
         snoozed = bool(referral.snoozed_until and referral.snoozed_until > now)
         rows.append(ReferralRow(referral, number, state, days, snoozed, []))

@@ -17,7 +17,7 @@ from sqlalchemy import BindParameter, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import messages, outbox
-from store.access import is_keyholder
+from store.access import in_view, is_allegation, is_keyholder
 from store.enums import ReferralEventKind, ReferralStatus
 from store.errors import FieldErrors
 from store.models import (
@@ -212,8 +212,9 @@ async def overdue(
     working: WorkingTime,
     now: dt.datetime | None = None,
     limit: int = 20,
+    viewer: Staff | None = None,
 ) -> list[ReferralSummary]:
-    """Referrals past due with no response, most overdue first."""
+    """Referrals past due with no response, most overdue first (those `viewer` may see)."""
     now = now or utcnow()
     rows = await session.execute(
         select(Referral.id, Incident.number, Referral.agency, Referral.due_at)
@@ -222,6 +223,7 @@ async def overdue(
             Referral.workspace_id == workspace_id,
             Referral.status == AWAITING,
             Referral.due_at <= now,
+            in_view(Referral.incident_id, viewer),
         )
         .order_by(Referral.due_at, Referral.id)
         .limit(limit)
@@ -274,13 +276,22 @@ async def open_for_incident(
 
 
 async def board(
-    session: AsyncSession, *, workspace_id: int, now: dt.datetime | None = None
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    now: dt.datetime | None = None,
+    viewer: Staff | None = None,
 ) -> Sequence[tuple[Referral, int]]:
-    """Referrals still waiting: overdue first (most overdue first), then soonest due."""
+    """Referrals still waiting: overdue first (most overdue first), then soonest due (of
+    the incidents `viewer` may see)."""
     rows = await session.execute(
         select(Referral, Incident.number)
         .join(Incident, Incident.id == Referral.incident_id)
-        .where(Referral.workspace_id == workspace_id, Referral.status == AWAITING)
+        .where(
+            Referral.workspace_id == workspace_id,
+            Referral.status == AWAITING,
+            in_view(Referral.incident_id, viewer),
+        )
         .order_by(Referral.due_at, Referral.id)
     )
     return [(referral, number) for referral, number in rows]
@@ -318,6 +329,8 @@ async def nudge_overdue(
                     Referral.due_at <= now,
                     or_(Referral.snoozed_until.is_(None), Referral.snoozed_until <= now),
                     or_(Referral.last_nudged_on.is_(None), Referral.last_nudged_on < today),
+                    # An allegation's referrals go to its manager (`store.allegations`).
+                    ~is_allegation(Referral.incident_id),
                 )
                 .order_by(Referral.due_at, Referral.id)
                 .limit(limit)

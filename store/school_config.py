@@ -93,6 +93,9 @@ class Allegations:
     manager: tuple[str, ...] = ("head",)
     manager_when_head: tuple[str, ...] = ("chair",)
     lado_agency: str = "LADO"
+    # The LADO's timescale when the file lists agencies without it and does not name one
+    # (a school's file from before [allegations] existed): the consultation is still due.
+    lado_default: Agency = Agency("LADO", Timescale(1, "days"))
 
 
 @dataclass(frozen=True)
@@ -352,6 +355,8 @@ def _allegations(table: Mapping[str, Any], agencies: tuple[Agency, ...]) -> Alle
     key = f"{section}.lado_agency"
     lado = _string(table.get("lado_agency", defaults.lado_agency), key).strip()
     agency = next((a for a in agencies if a.name.casefold() == lado.casefold()), None)
+    if agency is None and "lado_agency" not in table:
+        agency = defaults.lado_default
     if agency is None:
         names = ", ".join(repr(a.name) for a in agencies)
         raise _Invalid(key, f"{lado!r} is not a configured agency; expected one of {names}")
