@@ -109,15 +109,7 @@ async def share_refusal(
         return None
     if adult.staff_id is not None and guest.id == adult.staff_id:
         return "This concern cannot be shared with the person it is about."
-    manager = await session.scalar(
-        select(Alert.id).where(
-            Alert.incident_id == incident.id,
-            Alert.recipient_id == sharer.id,
-            Alert.action_id.is_(None),
-            Alert.reason == AlertReason.ALLEGATIONS,
-        )
-    )
-    if manager is None:
+    if not await manages_allegation(session, staff=sharer, incident=incident):
         return "Only the allegations manager can share a concern about an adult."
     return None
 
@@ -131,3 +123,16 @@ async def alert_refusal(
     if adult is not None and adult.staff_id is not None and adult.staff_id in set(staff_ids):
         return "The person this concern is about cannot be alerted about it."
     return None
+
+
+async def manages_allegation(session: AsyncSession, *, staff: Staff, incident: Incident) -> bool:
+    """Whether `staff` is the allegations manager of `incident` (alerted as such)."""
+    found = await session.scalar(
+        select(Alert.id).where(
+            Alert.incident_id == incident.id,
+            Alert.recipient_id == staff.id,
+            Alert.action_id.is_(None),
+            Alert.reason == AlertReason.ALLEGATIONS,
+        )
+    )
+    return found is not None

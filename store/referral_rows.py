@@ -23,6 +23,8 @@ EVENT_LABELS = {
     "closed": "Closed",
     "snoozed": "Reminders snoozed",
     "nudged": "Overdue reminder sent",
+    "consulted": "Consultation held",
+    "not_needed": "No referral needed (the reason is in the action)",
 }
 
 
@@ -56,10 +58,18 @@ class ReferralRow:
         return self.referral.id
 
     @property
+    def consultation(self) -> bool:
+        """A LADO consultation on an allegation, not yet held or decided."""
+        return self.referral.status == ReferralStatus.CONSULT
+
+    @property
     def state_text(self) -> str:
         if self.state == "overdue":
             days = self.overdue_days or 0
-            return "Overdue (due today)" if days <= 0 else f"Overdue by {working_days_text(days)}"
+            what = "Consultation overdue" if self.consultation else "Overdue"
+            return f"{what} (due today)" if days <= 0 else f"{what} by {working_days_text(days)}"
+        if self.referral.status == ReferralStatus.CONSULT:
+            return "Consultation due"
         return {"waiting": "Waiting", "responded": "Responded", "closed": "Closed"}[self.state]
 
 

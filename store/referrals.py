@@ -35,10 +35,11 @@ from store.workdays import WorkingTime
 
 log = structlog.get_logger(__name__)
 
-AWAITING, RESPONDED, CLOSED = (
+AWAITING, RESPONDED, CLOSED, CONSULT = (
     ReferralStatus.AWAITING,
     ReferralStatus.RESPONDED,
     ReferralStatus.CLOSED,
+    ReferralStatus.CONSULT,
 )
 NUDGE_BATCH = 200
 # Inlined, not a bound parameter: a generic plan could then still use the partial index
@@ -84,6 +85,17 @@ def check_outcome(
     """InvalidReferral if this response (at `at`) or closing cannot be recorded."""
     if referral.status == CLOSED:
         raise InvalidReferral({"referral": "That referral is already closed."})
+    consultation = (ReferralEventKind.CONSULTED, ReferralEventKind.NOT_NEEDED)
+    if (referral.status == CONSULT) != (outcome in consultation):
+        problem = (
+            "Record that the consultation was held, or that no referral is needed (say why "
+            "in the action)."
+            if referral.status == CONSULT
+            else "Choose a response or closing the referral."
+        )
+        raise InvalidReferral({"referral": problem})
+    if outcome in consultation:
+        return
     if at > now + dt.timedelta(minutes=5):
         raise InvalidReferral({"responded_at": "That time is in the future."})
     if outcome == ReferralEventKind.RESPONSE and referral.status == RESPONDED:
@@ -150,7 +162,7 @@ async def record_outcome(
     now = now or utcnow()
     at = at or now
     check_outcome(referral, outcome=outcome, at=at, now=now)
-    if outcome == ReferralEventKind.RESPONSE:
+    if outcome in (ReferralEventKind.RESPONSE, ReferralEventKind.CONSULTED):
         referral.status = RESPONDED
         referral.responded_at = at
     else:
