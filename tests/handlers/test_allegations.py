@@ -31,7 +31,7 @@ from tests.support.school import (
     server,
 )
 
-ALLEGATION = "Grabbed the pupil's arm hard enough to leave a mark during the lesson."
+ALLEGATION = "Grabbed the pupil by the arm hard enough to leave a mark during the lesson."
 CHAIR = "U0CHAIRGOV"
 TYPED_NAME = "Quentin Visiting-Coach"
 
