@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store import messages, outbox
 from store.access import is_allegation, is_keyholder
 from store.alert_rules import Recipient
+from store.crypto import Cipher
 from store.enums import AdultKind, AlertReason, ReferralEventKind, ReferralStatus
 from store.models import (
     Incident,
@@ -148,6 +149,27 @@ def _storable(text: str) -> bool:
 async def adult_of(session: AsyncSession, *, incident_id: int) -> IncidentAdult | None:
     """The adult an incident is an allegation about, if it is one."""
     return await session.get(IncidentAdult, incident_id)
+
+
+KIND_LABELS = {
+    AdultKind.STAFF: "A member of staff",
+    AdultKind.VOLUNTEER: "A volunteer",
+    AdultKind.VISITOR: "A visitor",
+}
+
+
+async def adult_line(session: AsyncSession, *, incident_id: int, cipher: Cipher) -> str | None:
+    """Who an allegation is about, for its page ("A member of staff: <name>"); None if the
+    incident is not one. Decrypted here for `store.flows.incidents.incident_page` only."""
+    adult = await adult_of(session, incident_id=incident_id)
+    if adult is None:
+        return None
+    if adult.staff_id is not None:
+        person = await session.get(Staff, adult.staff_id)
+        name = person.name if person else "a member of staff"
+    else:
+        name = cipher.decrypt(adult.name_ct) if adult.name_ct else "not named"
+    return f"{KIND_LABELS.get(AdultKind(adult.kind), 'An adult')}: {name}"
 
 
 # -- the LADO consultation ------------------------------------------------------------------

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import access, actions, alerts, audit, incidents
+from store import access, actions, alerts, allegations, audit, incidents
 from store.actions import ActionView, InvalidAction
 from store.alerts import ReceiptRow
 from store.enums import ReadVia
@@ -86,6 +86,7 @@ class IncidentPage:
     referrals: list[ReferralRow]
     open_referrals: list[ReferralRow]
     as_of: dt.datetime  # the time the referrals' states (and the form's defaults) are for
+    adult: str | None = None  # an allegation: who it is about (`store.allegations`)
 
 
 async def incident_page(session: AsyncSession, *, incident: Incident, visit: Visit) -> IncidentPage:
@@ -133,6 +134,7 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         referrals=referral_rows,
         open_referrals=[r for r in referral_rows if r.state != "closed"],
         as_of=visit.now,
+        adult=await allegations.adult_line(session, incident_id=incident.id, cipher=cipher),
     )
 
 

@@ -82,6 +82,7 @@ async def test_the_class_teacher_named_sees_nothing(school: Harness) -> None:
     async with people.signed_in(HEAD) as head:
         status, body = await head.get("/incidents/1")
         assert status == 200 and ALLEGATION in body and "Consultation due" in body
+        assert "Allegation about</dt>" in body and "A member of staff: Hana Jones" in body
 
 
 async def test_a_deputy_dsl_named_sees_nothing_anywhere(school: Harness) -> None:
