@@ -17,7 +17,7 @@ from sqlalchemy import BindParameter, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import messages, outbox
-from store.access import in_view, is_allegation, is_keyholder
+from store.access import in_view, is_allegation, is_keyholder, visible_incident_ids
 from store.enums import ReferralEventKind, ReferralStatus
 from store.errors import FieldErrors
 from store.models import (
@@ -189,6 +189,11 @@ async def snooze(
         )
     )
     if referral is None or not is_keyholder(staff.role_set):
+        raise InvalidReferral({"referral": "No such referral."})
+    visible = await session.scalar(
+        visible_incident_ids(staff).where(Incident.id == referral.incident_id)
+    )
+    if visible is None:  # an allegation they may not see: as if there were no such referral
         raise InvalidReferral({"referral": "No such referral."})
     if referral.status != AWAITING:
         raise InvalidReferral({"referral": "That referral is no longer waiting."})
