@@ -102,10 +102,12 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
             categories = list(item.categories)
         timeline.append(TimelineEntry(item, previous))
     receipt_rows = await alerts.receipts(session, incident_id=incident.id)
+    adult = await allegations.adult_of(session, incident_id=incident.id)
     colleagues = [
         s
         for s in await staff_in_workspace(session, workspace_id=incident.workspace_id)
-        if s.id != viewer.id
+        # Nobody is offered the adult an allegation is about (the store refuses them too).
+        if s.id != viewer.id and not (adult and s.id == adult.staff_id)
     ]
     referral_rows = await incident_rows(
         session,
