@@ -18,6 +18,7 @@ from store.access import is_keyholder
 from store.db import DATABASE_ERRORS, transaction
 from store.flows import concerns, signin
 from store.incidents import ConcernDraft, FiledConcern, InvalidConcern
+from store.staff import search_staff
 
 log = structlog.get_logger(__name__)
 
@@ -76,6 +77,19 @@ async def pupil_typeahead(ack: AsyncAck, body: dict[str, Any], context: AsyncBol
             query=str(body.get("value") or ""),
         )
     await ack(options=[concern_modal.pupil_option(p) for p in found])
+
+
+async def adult_typeahead(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+    """The adult picker's options: staff matching what was typed, and the typed name."""
+    typed = str(body.get("value") or "")
+    async with deps_of(context).factory() as session:
+        found = await search_staff(
+            session,
+            workspace_id=workspace_of(context),
+            requester_slack_id=context.user_id or "",
+            query=typed,
+        )
+    await ack(options=concern_modal.adult_options(found, typed) if found is not None else [])
 
 
 async def concern_submitted(

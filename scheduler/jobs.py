@@ -19,7 +19,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from store import referrals, websessions
+from store import allegations, referrals, websessions
 from store.db import SessionFactory, transaction
 from store.noise import AnonymousNoise
 from store.school_config import SchoolConfig
@@ -76,6 +76,14 @@ class OverdueReferrals:
             try:
                 async with transaction(self.factory) as session:
                     nudged = await referrals.nudge_overdue(
+                        session,
+                        config=self.config,
+                        public_url=self.public_url,
+                        now=self.clock(),
+                        limit=self.batch_size,
+                    )
+                    # Allegations' LADO consultations and referrals: to their manager.
+                    nudged += await allegations.nudge_consultations(
                         session,
                         config=self.config,
                         public_url=self.public_url,

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from store import messages, outbox
+from store.access import not_about
 from store.actions import current_categories_for, original_categories_for
 from store.db import is_storable_id
 from store.enums import AlertReason, ReadVia
@@ -148,6 +149,7 @@ async def unread_for(
                 Alert.workspace_id == workspace_id,
                 Staff.slack_user_id == slack_user_id,
                 ReadReceipt.alert_id.is_(None),
+                not_about(Alert.incident_id, Alert.recipient_id),
             )
             .order_by(Alert.created_at.desc(), Alert.id.desc())
             .limit(limit)
@@ -220,7 +222,11 @@ async def alerts_for(
         )
         .join(Incident, Incident.id == Alert.incident_id)
         .join(author, author.id == Incident.author_id)
-        .where(Alert.workspace_id == workspace_id, Alert.recipient_id == staff_id)
+        .where(
+            Alert.workspace_id == workspace_id,
+            Alert.recipient_id == staff_id,
+            not_about(Alert.incident_id, Alert.recipient_id),
+        )
         .order_by(Alert.created_at.desc(), Alert.id.desc())
     )
     unread = (

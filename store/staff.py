@@ -144,6 +144,37 @@ async def nudge_recipients(
     return chosen
 
 
+STAFF_OPTIONS = 20
+
+
+async def search_staff(
+    session: AsyncSession, *, workspace_id: int, requester_slack_id: str, query: str
+) -> list[Staff] | None:
+    """Active staff whose name contains `query` (the allegation modal's adult picker),
+    not the person asking; None if the person asking is not active staff."""
+    requester = await get_staff_by_slack_id(
+        session, workspace_id=workspace_id, slack_user_id=requester_slack_id
+    )
+    if requester is None:
+        return None
+    words = query.strip().casefold().split()[:4]
+    if not words or len(" ".join(words)) < 2:
+        return []
+    condition = [func.lower(Staff.name).contains(w, autoescape=True) for w in words]
+    rows = await session.scalars(
+        select(Staff)
+        .where(
+            Staff.workspace_id == workspace_id,
+            Staff.active.is_(True),
+            Staff.id != requester.id,
+            *condition,
+        )
+        .order_by(Staff.name, Staff.id)
+        .limit(STAFF_OPTIONS)
+    )
+    return list(rows)
+
+
 async def staff_names(session: AsyncSession, *, ids: Collection[int]) -> dict[int, str]:
     """The names of these members of staff, by id."""
     if not ids:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import audit, incidents, totp
+from store import access, audit, totp
 from store.audit import AuditRow
 from store.flows import Visit
 from store.models import Staff
@@ -35,9 +35,9 @@ async def view_audit_log(
     incident_id = None
     unknown_incident = False
     if number is not None:
-        incident_id = await incidents.incident_id_by_number(
-            session, workspace_id=viewer.workspace_id, number=number
-        )
+        # An incident the viewer may not see is as unknown as one that does not exist.
+        visible = await access.visible_incident(session, viewer=viewer, number=number)
+        incident_id = visible.id if visible is not None else None
         unknown_incident = incident_id is None
     rows = (
         []
@@ -49,6 +49,7 @@ async def view_audit_log(
             incident_id=incident_id,
             before_id=before,
             limit=limit,
+            viewer=viewer,
         )
     )
     people = await staff_in_workspace(session, workspace_id=viewer.workspace_id, active_only=False)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import access, actions, alerts, audit, incidents
+from store import access, actions, alerts, allegations, audit, incidents
 from store.actions import ActionView, InvalidAction
 from store.alerts import ReceiptRow
 from store.enums import ReadVia
@@ -86,6 +86,7 @@ class IncidentPage:
     referrals: list[ReferralRow]
     open_referrals: list[ReferralRow]
     as_of: dt.datetime  # the time the referrals' states (and the form's defaults) are for
+    adult: str | None = None  # an allegation: who it is about (`store.allegations`)
 
 
 async def incident_page(session: AsyncSession, *, incident: Incident, visit: Visit) -> IncidentPage:
@@ -101,10 +102,12 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
             categories = list(item.categories)
         timeline.append(TimelineEntry(item, previous))
     receipt_rows = await alerts.receipts(session, incident_id=incident.id)
+    adult = await allegations.adult_of(session, incident_id=incident.id)
     colleagues = [
         s
         for s in await staff_in_workspace(session, workspace_id=incident.workspace_id)
-        if s.id != viewer.id
+        # Nobody is offered the adult an allegation is about (the store refuses them too).
+        if s.id != viewer.id and not (adult and s.id == adult.staff_id)
     ]
     referral_rows = await incident_rows(
         session,
@@ -133,6 +136,7 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         referrals=referral_rows,
         open_referrals=[r for r in referral_rows if r.state != "closed"],
         as_of=visit.now,
+        adult=await allegations.adult_line(session, incident_id=incident.id, cipher=cipher),
     )
 
 
