@@ -27,6 +27,7 @@ async def publish_home(client: AsyncWebClient, context: AsyncBoltContext) -> Non
                 workspace_id=workspace_of(context),
                 working=deps.school.working_time,
                 now=deps.clock(),
+                viewer=staff,
             )
             if staff is not None and is_keyholder(staff.role_set)
             else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.slack_lookup import make_slack_lookup
 from handlers.concern_modal import PUPIL_SEARCH
@@ -19,7 +19,7 @@ from privacy.report import PrivacyCheckError
 from privacy.steps import Steps, at, button_value, database_fails_once, download, expect, form_time
 from store import roster
 from store.messages import MARK_READ_ACTION, OPEN_ACTION, SNOOZE_ACTION
-from store.models import Referral
+from store.models import Incident, Referral
 from testing.school import STAFF, pupils_csv, staff_csv
 from testing.webclient import WebUser
 
@@ -57,6 +57,9 @@ class Drill(Steps):
         self._move_clock(at(monday + dt.timedelta(days=3), 10, 0, zone))
         await self.overdue_nudges(snooze=False)
         await self.web_on_thursday(monday + dt.timedelta(days=3))
+        await self.allegation()
+        self._move_clock(at(monday + dt.timedelta(days=4), 11, 0, zone))
+        await self.overdue_nudges_for_allegations()
         await self.app_home(DSL, HEAD)
         await self._settle()
 
@@ -195,6 +198,37 @@ class Drill(Steps):
                 raise PrivacyCheckError(f"a concern the drill filed was refused ({fields})")
         await self._settle()
         self.flows += ["/concern + typeahead + submission (3 concerns)", "alert delivery"]
+
+    async def allegation(self) -> None:
+        """A TA reports a visitor (a typed name) about a pupil: the head alone is alerted,
+        and reads it on the web."""
+        seeds = self.seeds
+        response = await self._submit(
+            TA,
+            query=seeds.pupils[0].surname,
+            adult_typed=seeds.adult_name(),
+            values={
+                "about_adult": "visitor",
+                "narrative": seeds.text("narrative", "the visiting coach shouted at her."),
+                "categories": ["Behaviour"],
+                "parents_contacted": "yes",
+            },
+        )
+        if response.body:
+            fields = sorted(((response.json or {}).get("errors") or {}).keys())
+            raise PrivacyCheckError(f"the drill's allegation was refused ({fields})")
+        await self._settle()
+        async with self.harness.server.factory() as db:
+            number = await db.scalar(select(func.max(Incident.number)))
+        async with self._signed_in(HEAD) as head:
+            expect("the allegation's page", (await head.get(f"/incidents/{number}"))[0], 200)
+        self.flows.append("an allegation about an adult (typed name) + its page")
+
+    async def overdue_nudges_for_allegations(self) -> None:
+        """The allegation's LADO consultation, overdue: nudged to the head."""
+        await self.harness.server.overdue_job.run()
+        await self._settle()
+        self.flows.append("LADO consultation nudge")
 
     async def slack_alerts(self) -> None:
         """Mark as read and Open from the DM, and the App Home (with Mark as read there)."""

@@ -22,6 +22,7 @@ from privacy.matching import (
     WINDOW,
     Matcher,
     Needle,
+    adult_name_needles,
     name_needles,
     text_needles,
 )
@@ -29,7 +30,7 @@ from privacy.report import Finding, PrivacyCheckError, Report
 from privacy.sources import read_only, search_database, search_log_file, stream_rows, table_shapes
 from store.crypto import Cipher, DecryptionError
 from store.db import create_engine, is_sqlite
-from store.models import Incident, IncidentAction, Pupil
+from store.models import Incident, IncidentAction, IncidentAdult, Pupil
 
 
 async def check_school(settings: Settings, *, log_files: Sequence[Path] = ()) -> Report:
@@ -133,6 +134,19 @@ async def _school_values(connection: AsyncConnection, cipher: Cipher) -> _School
                 kind=f"parents' reason of incident id {incident_id}",
                 location="incidents.parents_reason_ct",
             )
+    adults = select(IncidentAdult.incident_id, IncidentAdult.name_ct).where(
+        IncidentAdult.name_ct.is_not(None)
+    )
+    async for incident_id, token in stream_rows(connection, adults):
+        try:
+            name = cipher.decrypt(token)
+        except DecryptionError:
+            values.unreadable["incident_adults.name_ct"] += 1
+            continue
+        values.stored += 1
+        values.needles += adult_name_needles(
+            name, kind=f"typed adult's name of incident id {incident_id}"
+        )
     action_texts = select(IncidentAction.id, IncidentAction.text_ct)
     async for action_id, token in stream_rows(connection, action_texts):
         values.add_text(

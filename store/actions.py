@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import alert_rules, messages, outbox
-from store.access import is_keyholder, may_share
+from store.access import alert_refusal, is_keyholder, may_share, share_refusal
 from store.catalogue import Catalogue, Category
 from store.crypto import Cipher
 from store.enums import AlertReason
@@ -24,6 +24,7 @@ from store.models import (
     Alert,
     Incident,
     IncidentAction,
+    IncidentAdult,
     IncidentCategory,
     IncidentInvite,
     Staff,
@@ -213,9 +214,11 @@ async def check_action(
     )
     if len(picked) != len(set(alert_staff_ids)):
         errors["alert"] = "Some of the people chosen are not current staff."
+    elif refused := await alert_refusal(session, incident=incident, staff_ids=alert_staff_ids):
+        errors["alert"] = refused
     withdrawn = await withdrawn_ids(session, incident_id=incident.id)
-    if refused := [p for p in picked if p.id in withdrawn]:
-        errors["alert"] = WITHDRAWN_BY_THE_TEAM.format(name=refused[0].name)
+    if withdrawn_picked := [p for p in picked if p.id in withdrawn]:
+        errors["alert"] = WITHDRAWN_BY_THE_TEAM.format(name=withdrawn_picked[0].name)
     if errors:
         raise InvalidAction(errors)
     categories = new_categories or await current_categories(session, incident=incident)
@@ -245,17 +248,40 @@ async def _action_recipients(
     the roles its categories' rules name for actions, and the people picked; never anyone
     whose access was withdrawn."""
     staff = await active_staff_by_id(session, workspace_id=incident.workspace_id)
-    groups = {p.pupil.registration_group for p in incident.pupils}
-    teachers = await class_teacher_ids(session, workspace_id=incident.workspace_id, groups=groups)
-    chosen = alert_rules.action_recipients(
-        action_author_id=author.id,
-        incident_author_id=incident.author_id,
-        categories=[catalogue.category(name) or Category(name, False) for name in categories],
-        staff_by_role=staff_ids_by_role(staff),
-        class_teacher_ids=[i for i in dict.fromkeys(teachers) if i in staff],
-        picked_ids=[s.id for s in picked],
-        withdrawn_ids=withdrawn,
-    )
+    adult = await session.get(IncidentAdult, incident.id)
+    if adult is not None:
+        # An allegation: no rule's roles (they could name the adult, and key-holders see
+        # it only when shared), but its managers; never the adult named.
+        managers = await session.scalars(
+            select(Alert.recipient_id).where(
+                Alert.incident_id == incident.id,
+                Alert.action_id.is_(None),
+                Alert.reason == AlertReason.ALLEGATIONS,
+            )
+        )
+        chosen = alert_rules.action_recipients(
+            action_author_id=author.id,
+            incident_author_id=incident.author_id,
+            categories=[],
+            staff_by_role={},
+            class_teacher_ids=[],
+            picked_ids=[*managers, *(s.id for s in picked)],
+            withdrawn_ids={*withdrawn, *([adult.staff_id] if adult.staff_id else [])},
+        )
+    else:
+        groups = {p.pupil.registration_group for p in incident.pupils}
+        teachers = await class_teacher_ids(
+            session, workspace_id=incident.workspace_id, groups=groups
+        )
+        chosen = alert_rules.action_recipients(
+            action_author_id=author.id,
+            incident_author_id=incident.author_id,
+            categories=[catalogue.category(name) or Category(name, False) for name in categories],
+            staff_by_role=staff_ids_by_role(staff),
+            class_teacher_ids=[i for i in dict.fromkeys(teachers) if i in staff],
+            picked_ids=[s.id for s in picked],
+            withdrawn_ids=withdrawn,
+        )
     staff.update({s.id: s for s in picked})
     return [staff[r.staff_id] for r in chosen if r.staff_id in staff]
 
@@ -368,9 +394,11 @@ async def invite(
 
     ShareRefused if the inviter may not share it (`store.access.may_share`)."""
     now = now or utcnow()
-    restricted = await is_restricted(session, incident=incident, catalogue=catalogue)
-    if not may_share(inviter.role_set, restricted=restricted):
-        raise ShareRefused(incident.id)
+    # An allegation's sharing is its manager's (`share_refusal`, below).
+    if await session.get(IncidentAdult, incident.id) is None:
+        restricted = await is_restricted(session, incident=incident, catalogue=catalogue)
+        if not may_share(inviter.role_set, restricted=restricted):
+            raise ShareRefused(incident.id)
     found = (
         await active_staff_with_ids(session, workspace_id=incident.workspace_id, ids=[staff_id])
         if staff_id is not None
@@ -379,6 +407,8 @@ async def invite(
     if not found:
         raise InvalidAction({"staff": "Choose a current member of staff."})
     guest = found[0]
+    if refused := await share_refusal(session, sharer=inviter, incident=incident, guest=guest):
+        raise InvalidAction({"staff": refused})
     if guest.id == incident.author_id:
         raise InvalidAction({"staff": "They wrote this concern and can already see it."})
     withdrawn = guest.id in await withdrawn_ids(session, incident_id=incident.id)

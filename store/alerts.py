@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from store import messages, outbox
+from store.access import not_about
 from store.actions import current_categories_for, original_categories_for
 from store.db import is_storable_id
 from store.enums import AlertReason, ReadVia
@@ -138,7 +139,7 @@ async def withdraw(
     """Mark the person's alerts on the incident (and its actions) and their invitation as
     withdrawn, and change each alert's DM to say so. Returns the alerts withdrawn.
 
-    The caller decides who may (`store.access.may_withdraw`) and audits it."""
+    The caller decides who may (`store.access.may_change_case`) and audits it."""
     alerts = (
         await session.scalars(
             select(Alert)
@@ -217,6 +218,7 @@ async def unread_for(
                 Staff.slack_user_id == slack_user_id,
                 ReadReceipt.alert_id.is_(None),
                 Alert.withdrawn_at.is_(None),
+                not_about(Alert.incident_id, Alert.recipient_id),
             )
             .order_by(Alert.created_at.desc(), Alert.id.desc())
             .limit(limit)
@@ -293,6 +295,7 @@ async def alerts_for(
             Alert.workspace_id == workspace_id,
             Alert.recipient_id == staff_id,
             Alert.withdrawn_at.is_(None),
+            not_about(Alert.incident_id, Alert.recipient_id),
         )
         .order_by(Alert.created_at.desc(), Alert.id.desc())
     )

@@ -21,6 +21,7 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from store.access import in_view
 from store.crypto import Cipher
 from store.models import (
     Incident,
@@ -102,12 +103,14 @@ async def chronology(
     categories: Collection[str] = (),
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
+    viewer: Staff | None = None,
 ) -> Chronology | None:
     """The pupil's chronology, oldest first; None if no such pupil in this workspace.
 
     `categories` keeps the incidents that have (or were filed with) any of them, with
     their actions and referrals; `start` (inclusive) and `end` (exclusive) keep the
-    entries whose own time falls between them. Seven queries whatever the history.
+    entries whose own time falls between them. Only the incidents `viewer` may see are
+    in it (`store.access`). Seven queries whatever the history.
     """
     pupil = await pupil_in_workspace(session, workspace_id=workspace_id, pupil_id=pupil_id)
     if pupil is None:
@@ -115,7 +118,7 @@ async def chronology(
     author = aliased(Staff)
     mine = (
         select(IncidentPupil.incident_id, IncidentPupil.is_main)
-        .where(IncidentPupil.pupil_id == pupil_id)
+        .where(IncidentPupil.pupil_id == pupil_id, in_view(IncidentPupil.incident_id, viewer))
         .subquery()
     )
     incidents = (

@@ -47,6 +47,15 @@ class AlertReason(StrEnum):
     ADDED = "added"  # chosen by the reporter
     ACTION = "action"  # chosen by the author of a later action
     INVITED = "invited"  # the incident was shared with them
+    ALLEGATIONS = "allegations"  # the allegations manager, for a concern about an adult
+
+
+class AdultKind(StrEnum):
+    """Who the adult an allegation is about is (`incident_adults.kind`)."""
+
+    STAFF = "staff"  # a member of staff
+    VOLUNTEER = "volunteer"
+    VISITOR = "visitor"
 
 
 class ReadVia(StrEnum):
@@ -60,6 +69,7 @@ class ReferralStatus(StrEnum):
     """Where a referral stands (`referrals.status`)."""
 
     AWAITING = "awaiting"  # no response from the agency yet
+    CONSULT = "consult"  # a LADO consultation on an allegation is due (not yet held)
     RESPONDED = "responded"
     CLOSED = "closed"
 
@@ -72,6 +82,8 @@ class ReferralEventKind(StrEnum):
     CLOSED = "closed"
     SNOOZED = "snoozed"  # its nudges held for a working day
     NUDGED = "nudged"  # an overdue nudge was sent
+    CONSULTED = "consulted"  # the LADO consultation on an allegation was held
+    NOT_NEEDED = "not_needed"  # the allegations manager decided no referral is needed
 
 
 class AuditOutcome(StrEnum):

@@ -320,6 +320,22 @@ def nudge(
     return {"text": text, "blocks": blocks}
 
 
+def consultation_nudge(*, number: int, agency: str, overdue_days: int, url: str) -> Message:
+    """To the allegations manager: the consultation with `agency` (the LADO) on concern
+    `number` is overdue. Never who the allegation is about, nor that it is one."""
+    text = (
+        f"The {agency} consultation on concern #{number} {_overdue_text(overdue_days)}: "
+        "record it, or record that no referral is needed and why."
+    )
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f":hourglass: {text}"}},
+            {"type": "actions", "elements": [_open_button(url)]},
+        ],
+    }
+
+
 def slack_restored(*, error: str, since: dt.datetime) -> Message:
     """To the key-holders: Slack refused Vigil for a while (its token or a scope), and
     works again. Nothing was lost: the messages held meanwhile are being delivered."""

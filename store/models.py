@@ -222,6 +222,18 @@ class IncidentAgency(Base):
     position: Mapped[int] = mapped_column(Integer)
 
 
+class IncidentAdult(Base):
+    """The adult an allegation is about (DESIGN §5): a member of staff on the roster, or a
+    name typed for someone not on it (stored encrypted). One per incident, immutable."""
+
+    __tablename__ = "incident_adults"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # store.enums.AdultKind
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    name_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
 class Alert(Base):
     """One member of staff alerted about an incident, or about a later action on it.
 
@@ -518,6 +530,7 @@ IMMUTABLE_TABLES = (
     "incident_pupils",
     "incident_categories",
     "incident_agencies",
+    "incident_adults",
     "incident_actions",
     "audit_log",
     "referral_events",

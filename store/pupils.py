@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import IncidentPupil, Pupil
+from store.access import in_view
+from store.models import IncidentPupil, Pupil, Staff
 from store.staff import active_staff_exists
 
 MAX_OPTIONS = 100  # Slack shows at most 100 options
@@ -126,9 +127,15 @@ class PupilRow:
 
 
 async def find_pupils(
-    session: AsyncSession, *, workspace_id: int, query: str, limit: int = SEARCH_LIMIT
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    query: str,
+    limit: int = SEARCH_LIMIT,
+    viewer: Staff | None = None,
 ) -> list[PupilRow]:
-    """Pupils matching `query` (see `matching`), each with how many concerns name them."""
+    """Pupils matching `query` (see `matching`), each with how many concerns `viewer` may
+    see name them."""
     matched = matching(workspace_id=workspace_id, query=query)
     if matched is None:
         return []
@@ -141,7 +148,10 @@ async def find_pupils(
             (
                 await session.execute(
                     select(IncidentPupil.pupil_id, func.count())
-                    .where(IncidentPupil.pupil_id.in_([p.id for p in pupils]))
+                    .where(
+                        IncidentPupil.pupil_id.in_([p.id for p in pupils]),
+                        in_view(IncidentPupil.incident_id, viewer),
+                    )
                     .group_by(IncidentPupil.pupil_id)
                 )
             ).all()

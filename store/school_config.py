@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from store.access import ROLES
 from store.catalogue import ALERT_ROLES, CHOSEN_BY, AlertRule
 from store.workdays import WorkingTime, normalise_region, zone_of
 
@@ -86,6 +87,19 @@ DEFAULT_AGENCIES: tuple[Agency, ...] = (
 
 
 @dataclass(frozen=True)
+class Allegations:
+    """Who handles an allegation about an adult ([allegations]): the roles alerted, those
+    alerted instead when the adult named is a head, and the agency consulted (the LADO)."""
+
+    manager: tuple[str, ...] = ("head",)
+    manager_when_head: tuple[str, ...] = ("chair",)
+    lado_agency: str = "LADO"
+    # The LADO's timescale when the file lists agencies without it and does not name one
+    # (a school's file from before [allegations] existed): the consultation is still due.
+    lado_default: Agency = Agency("LADO", Timescale(1, "days"))
+
+
+@dataclass(frozen=True)
 class SchoolConfig:
     """Everything a school sets in its configuration file, defaulted where it does not."""
 
@@ -94,6 +108,7 @@ class SchoolConfig:
     check_every_minutes: float = 5.0
     escalate_after_working_days: int = 2
     alert_rules: tuple[AlertRule, ...] = ()  # the file's [[alert_rules]], in order
+    allegations: Allegations = Allegations()
 
     def agency(self, name: str) -> Agency | None:
         """The agency called `name` (ignoring case), if configured."""
@@ -151,13 +166,15 @@ def load_school_config(path: Path | None) -> SchoolConfig:
 def parse_school_config(data: Mapping[str, Any], *, source: str = "<config>") -> SchoolConfig:
     """The school's configuration from parsed TOML; `source` names it in error messages."""
     try:
-        _only_keys(data, None, {"working_time", "nudges", "agencies", "alert_rules"})
+        _only_keys(data, None, {"working_time", "nudges", "agencies", "allegations", "alert_rules"})
         nudges = _table(data, "nudges")
         _only_keys(nudges, "nudges", {"check_every_minutes", "escalate_after_working_days"})
         defaults = SchoolConfig()
+        agencies = _agencies(data["agencies"]) if "agencies" in data else DEFAULT_AGENCIES
         return SchoolConfig(
             working_time=_working_time(_table(data, "working_time")),
-            agencies=_agencies(data["agencies"]) if "agencies" in data else DEFAULT_AGENCIES,
+            agencies=agencies,
+            allegations=_allegations(_table(data, "allegations"), agencies),
             check_every_minutes=_positive_number(
                 nudges, "nudges.check_every_minutes", defaults.check_every_minutes
             ),
@@ -330,8 +347,8 @@ def _alert_rules(entries: Any) -> tuple[AlertRule, ...]:
         rules.append(
             AlertRule(
                 category,
-                alert=_roles(entry, section, "alert"),
-                on_action=_roles(entry, section, "on_action"),
+                alert=_rule_roles(entry, section, "alert"),
+                on_action=_rule_roles(entry, section, "on_action"),
                 chosen_by=chosen_by,
                 restricted=restricted,
             )
@@ -339,7 +356,7 @@ def _alert_rules(entries: Any) -> tuple[AlertRule, ...]:
     return tuple(rules)
 
 
-def _roles(entry: Mapping[str, Any], section: str, key: str) -> tuple[str, ...] | None:
+def _rule_roles(entry: Mapping[str, Any], section: str, key: str) -> tuple[str, ...] | None:
     """A list of roles to alert (None when the key is absent); at least one, each known."""
     if key not in entry:
         return None
@@ -375,3 +392,37 @@ def _positive_whole(table: Mapping[str, Any], key: str, default: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise _Invalid(key, f"expected a whole number of at least 1, got {value!r}")
     return value
+
+
+def _roles(table: Mapping[str, Any], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A non-empty list of staff roles (`store.access.ROLES`), from the table's `key`."""
+    value = table.get(key.rpartition(".")[2], list(default))
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise _Invalid(key, f'expected a list of roles like ["head"], got {value!r}')
+    roles = tuple(dict.fromkeys(v.strip().lower() for v in value))
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise _Invalid(key, f"unknown role {unknown[0]!r}; expected one of {', '.join(ROLES)}")
+    return roles
+
+
+def _allegations(table: Mapping[str, Any], agencies: tuple[Agency, ...]) -> Allegations:
+    """The [allegations] table: its lado_agency must be one of the configured agencies."""
+    section = "allegations"
+    _only_keys(table, section, {"manager", "manager_when_head", "lado_agency"})
+    defaults = Allegations()
+    key = f"{section}.lado_agency"
+    lado = _string(table.get("lado_agency", defaults.lado_agency), key).strip()
+    agency = next((a for a in agencies if a.name.casefold() == lado.casefold()), None)
+    if agency is None and "lado_agency" not in table:
+        agency = defaults.lado_default
+    if agency is None:
+        names = ", ".join(repr(a.name) for a in agencies)
+        raise _Invalid(key, f"{lado!r} is not a configured agency; expected one of {names}")
+    return Allegations(
+        manager=_roles(table, f"{section}.manager", defaults.manager),
+        manager_when_head=_roles(table, f"{section}.manager_when_head", defaults.manager_when_head),
+        lado_agency=agency.name,
+    )

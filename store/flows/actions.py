@@ -15,13 +15,14 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import actions, audit, referrals
-from store.access import may_change_referrals
+from store import access, actions, audit, referrals
 from store.actions import ActionWanted, InvalidAction
 from store.flows import Visit
 from store.flows.incidents import IncidentPage, refused_page, visible_or_refused
 from store.models import Incident, IncidentAction, Referral
 from store.referral_changes import (
+    CONSULTED,
+    NOT_NEEDED,
     RESPONSE,
     ReferralChanges,
     asks_for_change,
@@ -70,8 +71,11 @@ async def add_action(
     if incident is None:
         return None
     trail = visit.trail(session, incident_id=incident.id, timed=True)
-    if asks_for_change(draft.referral_fields) and not may_change_referrals(visit.staff.role_set):
-        # The form offers referrals to key-holders only: this one was forged.
+    if asks_for_change(draft.referral_fields) and not await access.may_change_case(
+        session, staff=visit.staff, incident_id=incident.id
+    ):
+        # The form offers referrals to key-holders (and an allegation's manager) only:
+        # this one was forged.
         trail.add("referral.change", audit.REFUSED, detail=f"#{incident.number}; not a key-holder")
         return None
     open_referrals = await referrals.open_for_incident(session, incident_id=incident.id, lock=True)
@@ -144,6 +148,11 @@ async def _checked(
     if problems or plan is None:
         raise InvalidAction(problems)
     check_changes(changes, open_referrals=open_referrals, now=visit.now)
+    if any(o.outcome in (CONSULTED, NOT_NEEDED) for o in changes.outcomes):
+        if not await access.manages_allegation(session, staff=visit.staff, incident=incident):
+            raise InvalidAction(
+                {"referral": "Only the allegations manager records the LADO consultation."}
+            )
     return plan
 
 
@@ -169,7 +178,11 @@ async def _record_referrals(
             at=item.at,
             now=now,
         )
-        kind = "referral.response" if item.outcome == RESPONSE else "referral.close"
+        kind = {
+            RESPONSE: "referral.response",
+            CONSULTED: "referral.consulted",
+            NOT_NEEDED: "referral.not_needed",
+        }.get(item.outcome, "referral.close")
         trail.add(kind, detail=f"referral {referral.id}; action {action.id}")
         changed.append(referral.id)
     if changes.new is not None:

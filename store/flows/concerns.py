@@ -39,4 +39,5 @@ async def file_from_slack(
         public_url=setup.public_url,
         alert_channel=alert_channel,
         slack_view_id=slack_view_id,
+        school=setup.school,
     )

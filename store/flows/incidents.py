@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import access, actions, alerts, audit, incidents
+from store import access, actions, alerts, allegations, audit, incidents
 from store.actions import ActionView, InvalidAction
 from store.alerts import ReceiptRow
 from store.enums import ReadVia
@@ -89,6 +89,7 @@ class IncidentPage:
     referrals: list[ReferralRow]
     open_referrals: list[ReferralRow]
     as_of: dt.datetime  # the time the referrals' states (and the form's defaults) are for
+    adult: str | None = None  # an allegation: who it is about (`store.allegations`)
 
 
 async def incident_page(session: AsyncSession, *, incident: Incident, visit: Visit) -> IncidentPage:
@@ -104,10 +105,12 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
             categories = list(item.categories)
         timeline.append(TimelineEntry(item, previous))
     receipt_rows = await alerts.receipts(session, incident_id=incident.id)
+    adult = await allegations.adult_of(session, incident_id=incident.id)
     colleagues = [
         s
         for s in await staff_in_workspace(session, workspace_id=incident.workspace_id)
-        if s.id != viewer.id
+        # Nobody is offered the adult an allegation is about (the store refuses them too).
+        if s.id != viewer.id and not (adult and s.id == adult.staff_id)
     ]
     referral_rows = await incident_rows(
         session,
@@ -116,6 +119,7 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         working=visit.setup.school.working_time,
         now=visit.now,
     )
+    changes_case = await access.may_change_case(session, staff=viewer, incident_id=incident.id)
     return IncidentPage(
         incident=incident,
         pupils=[(p.pupil, p.is_main) for p in incident.pupils],
@@ -133,28 +137,41 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         timeline=timeline,
         colleagues=colleagues,
         invitable=[s for s in colleagues if s.id != incident.author_id],
-        may_share=access.may_share(
+        # An allegation's sharing is its manager's (`store.access.share_refusal`).
+        may_share=adult is not None
+        or access.may_share(
             viewer.role_set,
             restricted=await actions.is_restricted(
                 session, incident=incident, catalogue=visit.setup.catalogue
             ),
         ),
-        may_change_referrals=access.may_change_referrals(viewer.role_set),
+        may_change_referrals=changes_case,
         withdraw_buttons=_withdraw_buttons(
-            receipt_rows, viewer=viewer, incident=incident, colleagues=colleagues
+            receipt_rows,
+            incident=incident,
+            colleagues=colleagues,
+            may=changes_case,
+            allegation=adult is not None,
         ),
         referrals=referral_rows,
         open_referrals=[r for r in referral_rows if r.state != "closed"],
         as_of=visit.now,
+        adult=await allegations.adult_line(session, incident_id=incident.id, cipher=cipher),
     )
 
 
 def _withdraw_buttons(
-    rows: list[ReceiptRow], *, viewer: Staff, incident: Incident, colleagues: list[Staff]
+    rows: list[ReceiptRow],
+    *,
+    incident: Incident,
+    colleagues: list[Staff],
+    may: bool,
+    allegation: bool,
 ) -> dict[int, int]:
-    """For a key-holder: each person whose access may be withdrawn (alerted or shared, not
-    withdrawn, not the author, not a key-holder), by the first of their alerts."""
-    if not access.may_withdraw(viewer.role_set):
+    """For those who may change the case: each person whose access may be withdrawn
+    (alerted or shared, not withdrawn, not the author, not a key-holder unless this is an
+    allegation, which key-holders see only when alerted or shared), by their first alert."""
+    if not may:
         return {}
     staff = {s.id: s for s in colleagues}
     buttons: dict[int, int] = {}
@@ -164,7 +181,7 @@ def _withdraw_buttons(
             person is None
             or row.withdrawn_at is not None
             or person.id == incident.author_id
-            or access.is_keyholder(person.role_set)
+            or (access.is_keyholder(person.role_set) and not allegation)
             or person.id in buttons.values()
         ):
             continue
@@ -326,15 +343,15 @@ class WithdrawRefused:
 async def withdraw(
     session: AsyncSession, *, visit: Visit, number: int | None, staff_id: int | None
 ) -> Withdrawn | WithdrawRefused | None:
-    """Withdraw a person's access to the incident (key-holders only), audited: their
-    alerts and invitation no longer grant access and their DMs say so. None (the 404,
-    audited) if the visitor may not see the incident or is not a key-holder."""
+    """Withdraw a person's access to the incident (key-holders, or an allegation's
+    manager), audited: their alerts and invitation no longer grant access and their DMs
+    say so. None (the 404, audited) if the visitor may not see the incident or change it."""
     action = "incident.withdraw"
     incident = await visible_or_refused(session, visit=visit, number=number, action=action)
     if incident is None:
         return None
     trail = visit.trail(session, incident_id=incident.id)
-    if not access.may_withdraw(visit.staff.role_set):
+    if not await access.may_change_case(session, staff=visit.staff, incident_id=incident.id):
         trail.add(action, audit.REFUSED, detail="not a key-holder", subject_id=staff_id)
         log.warning("incident.refused", staff=visit.staff.id, number=number, action=action)
         return None
@@ -350,7 +367,9 @@ async def withdraw(
         problem = IS_AUTHOR if person and person.id == incident.author_id else NOT_ALERTED
     elif person.id == incident.author_id:
         problem = IS_AUTHOR
-    elif access.is_keyholder(person.role_set):
+    elif access.is_keyholder(person.role_set) and not await allegations.adult_of(
+        session, incident_id=incident.id
+    ):
         problem = IS_KEYHOLDER
     if problem is not None or person is None:
         errors = {"withdraw": problem or NOT_ALERTED}

@@ -19,7 +19,9 @@ from store.pupils import PupilRow, find_pupils
 
 async def search_pupils(session: AsyncSession, *, visit: Visit, query: str) -> list[PupilRow]:
     """Pupils found by name or UPN, audited by how many were found."""
-    rows = await find_pupils(session, workspace_id=visit.staff.workspace_id, query=query)
+    rows = await find_pupils(
+        session, workspace_id=visit.staff.workspace_id, query=query, viewer=visit.staff
+    )
     visit.trail(session).add("pupil.search", detail=f"{len(rows)} found")
     return rows
 
@@ -71,6 +73,7 @@ async def view_chronology(
             categories=categories,
             start=asked.start,
             end=asked.end,
+            viewer=visit.staff,
         )
         if pupil_id is not None
         else None

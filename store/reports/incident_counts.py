@@ -14,12 +14,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.access import in_view
 from store.models import (
     Incident,
     IncidentAction,
     IncidentCategory,
     IncidentPupil,
     Pupil,
+    Staff,
 )
 from store.reports.periods import DateRange
 from store.reports.sql import in_period, month_bucket, plan_for_these_dates, recategorised
@@ -52,7 +54,12 @@ class CategoryMonths:
 
 
 async def incidents_by_category(
-    session: AsyncSession, *, workspace_id: int, period: DateRange, zone: ZoneInfo
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    period: DateRange,
+    zone: ZoneInfo,
+    viewer: Staff | None = None,
 ) -> CategoryMonths:
     """Incidents that happened in the range, by current category and month.
 
@@ -63,7 +70,9 @@ async def incidents_by_category(
     months = period.months
     bucket = month_bucket(Incident.happened_at, period, zone)
     scope = and_(
-        Incident.workspace_id == workspace_id, in_period(Incident.happened_at, period, zone)
+        Incident.workspace_id == workspace_id,
+        in_period(Incident.happened_at, period, zone),
+        in_view(Incident.id, viewer),
     )
     per_month = [0] * len(months)
     for index, count in await session.execute(
@@ -134,7 +143,12 @@ def year_group_order(name: str) -> tuple[int, int, str]:
 
 
 async def year_groups(
-    session: AsyncSession, *, workspace_id: int, period: DateRange, zone: ZoneInfo
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    period: DateRange,
+    zone: ZoneInfo,
+    viewer: Staff | None = None,
 ) -> list[YearGroupRow]:
     """Incidents that happened in the range, by the year group of their main pupil."""
     await plan_for_these_dates(session)
@@ -149,6 +163,7 @@ async def year_groups(
         .where(
             Incident.workspace_id == workspace_id,
             in_period(Incident.happened_at, period, zone),
+            in_view(Incident.id, viewer),
         )
         .group_by(Pupil.year_group)
     )

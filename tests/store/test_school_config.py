@@ -92,7 +92,8 @@ def test_example_file_parses_to_the_defaults_plus_its_closures() -> None:
 
 def test_example_file_shows_every_key() -> None:
     data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
-    assert set(data) == {"working_time", "nudges", "agencies", "alert_rules"}
+    assert set(data) == {"working_time", "nudges", "agencies", "allegations", "alert_rules"}
+    assert set(data["allegations"]) == {"manager", "manager_when_head", "lado_agency"}
     assert set(data["alert_rules"][0]) == {
         "category",
         "alert",
@@ -109,6 +110,26 @@ def test_example_file_shows_every_key() -> None:
     }
     assert set(data["nudges"]) == {"check_every_minutes", "escalate_after_working_days"}
     assert all(set(a) == {"name", "respond_within"} for a in data["agencies"])
+
+
+def test_allegations_defaults_and_settings(tmp_path: Path) -> None:
+    default = load_school_config(EXAMPLE).allegations
+    assert (default.manager, default.manager_when_head, default.lado_agency) == (
+        ("head",),
+        ("chair",),
+        "LADO",
+    )
+    path = write(
+        tmp_path,
+        '[allegations]\nmanager = ["head", "dsl"]\nmanager_when_head = "chair"\n'
+        'lado_agency = "lado"\n',
+    )
+    config = load_school_config(path).allegations
+    assert config.manager == ("head", "dsl") and config.manager_when_head == ("chair",)
+    assert config.lado_agency == "LADO"  # as the agency list spells it
+    # A file listing agencies without the LADO and not naming one still has a LADO.
+    older = load_school_config(write(tmp_path, AGENCY.format("1 working day")))
+    assert older.allegations.lado_default.name == "LADO"
 
 
 def test_example_file_says_timescales_are_starting_points() -> None:
@@ -345,6 +366,17 @@ RULE = '[[alert_rules]]\ncategory = "Behaviour"\nalert = ["keyholder"]\n'
         ("[nudges]\ncheck_every_minute = 5", "nudges.check_every_minute", "unknown key"),
         ("[working_hours]\nday_starts = '08:00'", "working_hours", "unknown key"),
         ('working_time = "08:00-18:00"', "working_time", "expected a table"),
+        ('[allegations]\nmanager = ["headteacher"]', "allegations.manager", "unknown role"),
+        ("[allegations]\nmanager = []", "allegations.manager", "expected a list of roles"),
+        ("[allegations]\nmanager_when_head = [1]", "allegations.manager_when_head", "roles"),
+        ('[allegations]\nlado_agency = "LADOO"', "allegations.lado_agency", "not a configured"),
+        (
+            AGENCY.format("1 working day") + '[allegations]\nlado_agency = "LADO"\n',
+            "allegations.lado_agency",
+            "expected one of 'Police'",
+        ),
+        ('[allegations]\nmanagers = ["head"]', "allegations.managers", "unknown key"),
+        ('allegations = "head"', "allegations", "expected a table"),
         (
             RULE + '[[alert_rules]]\ncategory = "Medical"\nalert = ["dls"]\n',
             "alert_rules[2].alert",

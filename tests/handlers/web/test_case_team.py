@@ -14,6 +14,7 @@ from sqlalchemy import select
 from store.catalogue import DISCLOSURE
 from store.models import Alert, IncidentAction, IncidentInvite, ReadReceipt, Referral
 from testing.harness import Harness
+from tests.handlers.test_allegations import allege
 from tests.support.records import audit_events, staff_member
 from tests.support.school import (
     CLASS_TEACHER,
@@ -309,3 +310,26 @@ async def test_a_withdrawn_alert_leaves_the_app_home_and_cannot_be_marked_read(
     await school.server.tasks.idle()
     async with school.server.factory() as db:
         assert (await db.scalars(select(ReadReceipt))).all() == []
+
+
+# -- with allegations about an adult -------------------------------------------------------
+
+
+async def test_an_action_on_an_allegation_alerts_its_author_and_manager_only(
+    school: Harness,
+) -> None:
+    response = await allege(school, TA, DEPUTY)  # about the deputy DSL, to the head
+    assert response.status == 200  # type: ignore[attr-defined]
+    await school.delivered()
+    async with signed_in(school, HEAD) as head:
+        await head.get("/incidents/1")
+        status, _ = await head.post("/incidents/1/actions", {"text": "Spoke to the LADO."})
+        assert status == 200
+    async with signed_in(school, TA) as author:
+        await author.get("/incidents/1")
+        status, _ = await author.post("/incidents/1/actions", {"text": "Added a detail."})
+        assert status == 200
+    await school.delivered()
+    # Never the key-holders by rule, never the deputy it is about.
+    assert sorted(action_dms(school)) == sorted([TA, HEAD])
+    assert not [c for c in school.standin.calls if c.params.get("channel") == DEPUTY]
