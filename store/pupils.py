@@ -89,10 +89,10 @@ async def search(
     query: str,
     limit: int = MAX_OPTIONS,
 ) -> Sequence[PupilMatch]:
-    """Pupils matching `query` (see `matching`), for active staff only.
+    """Pupils on roll matching `query` (see `matching`), for active staff only.
 
     Anyone who is not active staff in this workspace gets nothing: the roster is not
-    for browsing by guests.
+    for browsing by guests. Leavers are not offered (the web view's finder shows them).
     """
     matched = matching(workspace_id=workspace_id, query=query)
     if matched is None:
@@ -107,7 +107,7 @@ async def search(
             Pupil.year_group,
             Pupil.registration_group,
         )
-        .where(matched, is_staff)
+        .where(matched, is_staff, Pupil.left_on.is_(None))
         .order_by(*NAME_ORDER)
         .limit(min(limit, MAX_OPTIONS))
     )
