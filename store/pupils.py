@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import IncidentPupil, Pupil
+from store import pupil_corrections
+from store.models import Pupil
 from store.staff import active_staff_exists
 
 MAX_OPTIONS = 100  # Slack shows at most 100 options
@@ -128,7 +129,8 @@ class PupilRow:
 async def find_pupils(
     session: AsyncSession, *, workspace_id: int, query: str, limit: int = SEARCH_LIMIT
 ) -> list[PupilRow]:
-    """Pupils matching `query` (see `matching`), each with how many concerns name them."""
+    """Pupils matching `query` (see `matching`), leavers too, each with how many concerns
+    name them (after corrections)."""
     matched = matching(workspace_id=workspace_id, query=query)
     if matched is None:
         return []
@@ -137,12 +139,13 @@ async def find_pupils(
     )
     counts: dict[int, int] = {}
     if pupils:
+        named = pupil_corrections.naming([p.id for p in pupils])
         counts = dict(
             (
                 await session.execute(
-                    select(IncidentPupil.pupil_id, func.count())
-                    .where(IncidentPupil.pupil_id.in_([p.id for p in pupils]))
-                    .group_by(IncidentPupil.pupil_id)
+                    select(named.c.pupil_id, func.count())
+                    .select_from(named)
+                    .group_by(named.c.pupil_id)
                 )
             ).all()
         )

@@ -28,6 +28,7 @@ from store.flows import actions as action_flows
 from store.flows import incidents as flows
 from store.flows.incidents import IncidentPage
 from store.ids import parse_id, parse_number
+from store.pupil_context import SEN_LEVELS
 from store.referral_changes import REFERENCE_MAX
 
 log = structlog.get_logger(__name__)
@@ -65,6 +66,7 @@ def _incident_page(
     entered: dict[str, Any] | None = None,
     referral_typed: dict[str, str] | None = None,
     status: int = 200,
+    correction_error: str = "",
 ) -> web.Response:
     school = request.app[DEPS].school
     open_ids = [r.id for r in shown.open_referrals]
@@ -87,6 +89,8 @@ def _incident_page(
         reference_max=REFERENCE_MAX,
         timezone=school.working_time.timezone,
         overdue_text=overdue_text,
+        correction_error=correction_error,
+        sen_levels=SEN_LEVELS,
         **{field.name: getattr(shown, field.name) for field in dataclasses.fields(shown)},
     )
 
@@ -187,3 +191,6 @@ async def invite(request: web.Request) -> web.Response:
         "web.invited", staff=asking.staff.id, incident=shared.incident_id, guest=shared.guest_id
     )
     raise web.HTTPSeeOther(f"/incidents/{shared.number}#invite")
+
+
+render_incident = _incident_page  # for the other incident routes (handlers/web/corrections.py)
