@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from store.db import transaction
@@ -22,6 +23,7 @@ from store.models import PupilContextChange
 from store.roster import PUPIL_OPTIONAL, PUPIL_REQUIRED, import_pupils
 from testing.harness import Harness
 from testing.school import fictional_pupils
+from tests.handlers.web.test_chronology import needs_pdf_support
 from tests.support import web
 from tests.support.records import audit_events, pupil_by_upn
 from tests.support.school import DSL, PUPIL_3A, PUPIL_4B, PUPIL_5C, TA, TEACHER
@@ -269,3 +271,22 @@ async def test_only_a_keyholder_may_correct_the_pupil(school: Harness) -> None:
             "/incidents/1/pupil-correction", {"wrong_pupil": str(wrong.id), "right_upn": PUPIL_5C}
         )
     assert status == 404
+
+
+async def test_the_chronology_pdf_shows_the_context_and_its_changes(
+    school: Harness, tmp_path: Path
+) -> None:
+    needs_pdf_support()
+    pypdf = pytest.importorskip("pypdf")
+    await reimport(school, tmp_path, context={PUPIL_4B: CONTEXT})
+    pupil = await pupil_by_upn(school, PUPIL_4B)
+    async with signed_in(school, DSL) as dsl:
+        async with dsl.http.get(f"{school.server.url}/pupils/{pupil.id}/chronology.pdf") as got:
+            assert got.status == 200
+            body = await got.read()
+    text = " ".join(
+        " ".join((p.extract_text() or "").split()) for p in pypdf.PdfReader(io.BytesIO(body)).pages
+    )
+    assert f"social worker: {SOCIAL_WORKER}" in text
+    assert "CP plan started" in text and "Pupil context" in text
+    assert "Context" in text and "EHC plan" in text
