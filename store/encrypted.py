@@ -2,8 +2,9 @@
 
 Narratives, parents-not-contacted reasons, action texts, authenticator secrets and
 social workers' names are stored encrypted with `VIGIL_DATA_KEY` (`store.crypto`). A
-database that holds any of them is tied to its key: `vigil init --force` must not replace that key, and a server
-started with another key must say so at once rather than at the first page a DSL opens.
+database that holds any of them is tied to its key: `vigil init --force` must not replace
+that key, and a server started with another key must say so at once rather than at the
+first page a DSL opens.
 """
 
 from __future__ import annotations
