@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from openpyxl import Workbook
 from sqlalchemy import select
 
 from store import pupil_context
@@ -155,3 +156,25 @@ async def test_a_rejected_row_does_not_make_its_pupil_a_leaver(
     async with transaction(factory) as session:
         left = await session.scalar(select(Pupil.left_on).where(Pupil.upn == "A123456789012"))
     assert left is None
+
+
+async def test_context_columns_from_an_excel_workbook(
+    factory: SessionFactory, tmp_path: Path
+) -> None:
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["UPN", "Forename", "Surname", "Date of birth", "Year group",
+                  "Registration group", "CP Plan", "LAC", "SEN", "Social Worker"])  # fmt: skip
+    sheet.append(
+        ["A123456789012", "Amelia", "Stone", "2015-09-01", 4, "4A", True, 1, "e", "Jo Ash"]
+    )
+    sheet.append(["B234567890123", "Ben", "Okafor", "2016-03-14", 3, "3B", False, 0, "X", None])
+    path = tmp_path / "pupils.xlsx"
+    book.save(path)
+    ws = await workspace(factory)
+    report = await import_pupils(factory, workspace_id=ws, path=path, cipher=CIPHER)
+    assert [(p.line, p.reason.split(" is ")[0]) for p in report.errors] == [(3, "SEN 'X'")]
+    assert await context_of(factory, ws, "A123456789012") == pupil_context.Context(
+        cp_plan=True, lac=True, sen="E", social_worker="Jo Ash"
+    )
