@@ -290,3 +290,38 @@ async def test_the_chronology_pdf_shows_the_context_and_its_changes(
     assert f"social worker: {SOCIAL_WORKER}" in text
     assert "CP plan started" in text and "Pupil context" in text
     assert "Context" in text and "EHC plan" in text
+
+
+async def test_a_second_correction_moves_the_concern_on_and_back(school: Harness) -> None:
+    first, second, third = [await pupil_by_upn(school, u) for u in (PUPIL_4B, PUPIL_5C, PUPIL_3A)]
+    await file_concern(school, pupil_query=PUPIL_4B)
+    async with signed_in(school, DSL) as dsl:
+        for wrong, right in ((first, second), (second, third)):
+            status, _ = await dsl.post(
+                "/incidents/1/pupil-correction",
+                {"wrong_pupil": str(wrong.id), "right_upn": right.upn},
+            )
+            assert status == 200
+        # The pupil it no longer names cannot be "corrected" again.
+        status, body = await dsl.post(
+            "/incidents/1/pupil-correction", {"wrong_pupil": str(second.id), "right_upn": first.upn}
+        )
+        assert status == 400 and "Choose a pupil this concern names now." in shown(body)
+        kinds = {
+            p.upn: entry_kinds((await dsl.get(f"/pupils/{p.id}"))[1])
+            for p in (first, second, third)
+        }
+        assert kinds == {
+            first.upn: ["moved"],
+            second.upn: ["moved", "moved"],
+            third.upn: ["incident", "moved"],
+        }
+        # And back to the pupil it was filed against.
+        status, _ = await dsl.post(
+            "/incidents/1/pupil-correction", {"wrong_pupil": str(third.id), "right_upn": first.upn}
+        )
+        assert status == 200
+        _, body = await dsl.get(f"/pupils/{first.id}")
+        assert entry_kinds(body) == ["incident", "moved", "moved"]
+        _, body = await dsl.get(f"/pupils/{third.id}")
+        assert entry_kinds(body) == ["moved", "moved"]
