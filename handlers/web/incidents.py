@@ -28,7 +28,6 @@ from store.flows import actions as action_flows
 from store.flows import incidents as flows
 from store.flows.incidents import IncidentPage
 from store.ids import parse_id, parse_number
-from store.pupil_context import SEN_LEVELS
 from store.referral_changes import REFERENCE_MAX
 
 log = structlog.get_logger(__name__)
@@ -90,7 +89,6 @@ def _incident_page(
         timezone=school.working_time.timezone,
         overdue_text=overdue_text,
         correction_error=correction_error,
-        sen_levels=SEN_LEVELS,
         **{field.name: getattr(shown, field.name) for field in dataclasses.fields(shown)},
     )
 
