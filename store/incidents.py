@@ -332,7 +332,11 @@ async def _find_pupils(
     pupils: dict[int, Pupil] = {}
     if wanted:
         found = await session.scalars(
-            select(Pupil).where(Pupil.workspace_id == workspace_id, Pupil.id.in_(wanted))
+            select(Pupil).where(
+                Pupil.workspace_id == workspace_id,
+                Pupil.id.in_(wanted),
+                Pupil.left_on.is_(None),  # a leaver is no longer on the roster
+            )
         )
         pupils = {p.id: p for p in found}
     if pupil_ids and pupil_ids[0] not in pupils:

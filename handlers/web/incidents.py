@@ -65,6 +65,7 @@ def _incident_page(
     entered: dict[str, Any] | None = None,
     referral_typed: dict[str, str] | None = None,
     status: int = 200,
+    correction_error: str = "",
 ) -> web.Response:
     school = request.app[DEPS].school
     open_ids = [r.id for r in shown.open_referrals]
@@ -87,6 +88,7 @@ def _incident_page(
         reference_max=REFERENCE_MAX,
         timezone=school.working_time.timezone,
         overdue_text=overdue_text,
+        correction_error=correction_error,
         **{field.name: getattr(shown, field.name) for field in dataclasses.fields(shown)},
     )
 
@@ -187,3 +189,6 @@ async def invite(request: web.Request) -> web.Response:
         "web.invited", staff=asking.staff.id, incident=shared.incident_id, guest=shared.guest_id
     )
     raise web.HTTPSeeOther(f"/incidents/{shared.number}#invite")
+
+
+render_incident = _incident_page  # for the other incident routes (handlers/web/corrections.py)

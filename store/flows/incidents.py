@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import access, actions, alerts, allegations, audit, incidents
+from store import (
+    access,
+    actions,
+    alerts,
+    allegations,
+    audit,
+    incidents,
+    pupil_context,
+    pupil_corrections,
+)
 from store.actions import ActionView, InvalidAction
 from store.alerts import ReceiptRow
 from store.enums import ReadVia
@@ -87,6 +96,9 @@ class IncidentPage:
     open_referrals: list[ReferralRow]
     as_of: dt.datetime  # the time the referrals' states (and the form's defaults) are for
     adult: str | None = None  # an allegation: who it is about (`store.allegations`)
+    # Each pupil's context (CP plan, SEN, social worker...), decrypted, by pupil id.
+    contexts: Mapping[int, pupil_context.Context] = field(default_factory=dict)
+    corrections: list[pupil_corrections.Note] = field(default_factory=list)  # wrong pupil
 
 
 async def incident_page(session: AsyncSession, *, incident: Incident, visit: Visit) -> IncidentPage:
@@ -116,9 +128,17 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         working=visit.setup.school.working_time,
         now=visit.now,
     )
+    pupils = await pupil_corrections.pupils_of(session, incident=incident)
     return IncidentPage(
         incident=incident,
-        pupils=[(p.pupil, p.is_main) for p in incident.pupils],
+        pupils=pupils,
+        contexts=await pupil_context.contexts(
+            session,
+            workspace_id=incident.workspace_id,
+            pupil_ids=[p.id for p, _main in pupils],
+            cipher=cipher,
+        ),
+        corrections=await pupil_corrections.notes(session, incident_id=incident.id),
         narrative=cipher.decrypt(incident.narrative_ct),
         parents_contacted=incident.parents_contacted,
         parents_reason=(
