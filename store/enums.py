@@ -30,6 +30,8 @@ class OutboxKind(StrEnum):
     NUDGE = "nudge"  # an overdue referral, to a DSL (or the head)
     MESSAGE_UPDATE = "message_update"  # chat.update of a message by channel and payload["ts"]
     NOTICE = "notice"  # a DM to the key-holders about Vigil itself (e.g. Slack was paused)
+    URGENT = "urgent"  # an urgent concern nobody has opened: an escalation step
+    CHASE = "chase"  # an alert on a restricted category still unopened: the one reminder
 
 
 class AlertReason(StrEnum):
@@ -40,6 +42,7 @@ class AlertReason(StrEnum):
     ADDED = "added"  # chosen by the reporter
     ACTION = "action"  # chosen by the author of a later action
     INVITED = "invited"  # the incident was shared with them
+    URGENT = "urgent"  # on duty (or escalated to) for an urgent concern
 
 
 class ReadVia(StrEnum):
