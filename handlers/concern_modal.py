@@ -12,6 +12,7 @@ from typing import Any
 
 from store.catalogue import Catalogue
 from store.incidents import NARRATIVE_MAX, REASON_MAX, ConcernDraft
+from store.messages import URGENT_LABEL
 
 CALLBACK_ID = "concern_submit"
 PUPIL_SEARCH = "pupil_search"  # action id of both pupil typeaheads (the options listener)
@@ -107,6 +108,18 @@ def concern_view(
                 if not keyholder
                 else ""
             ),
+        ),
+        _input(
+            "urgent",
+            "Immediate risk",
+            {
+                "type": "checkboxes",
+                "action_id": "urgent",
+                "options": [_option(URGENT_LABEL, "urgent")],
+            },
+            optional=True,
+            hint="Tick if a child may be at immediate risk: the DSL on duty is alerted at once. "
+            "Also tell them now, in person or by phone.",
         ),
         _input(
             "linked_pupils",
@@ -227,6 +240,7 @@ def parse_submission(view: dict[str, Any]) -> ConcernDraft:
         agencies=_selected(_value(values, "agencies")),
         parents_contacted=str(parents) if parents else None,
         parents_reason=str(_value(values, "parents_reason").get("value") or ""),
+        urgent="urgent" in _selected(_value(values, "urgent")),
     )
 
 

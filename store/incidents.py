@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import alert_rules, audit, messages, outbox
+from store import alert_rules, audit, messages, outbox, urgent
 from store.access import is_keyholder
 from store.catalogue import Catalogue, Category
 from store.crypto import Cipher
-from store.enums import ParentsContacted
+from store.enums import AlertReason, ParentsContacted
 from store.errors import FieldErrors
 from store.ids import MAX_ID
 from store.models import (
@@ -31,6 +31,7 @@ from store.models import (
     Workspace,
     utcnow,
 )
+from store.school_config import SchoolConfig
 from store.staff import (
     active_staff_by_id,
     active_staff_with_slack_ids,
@@ -60,6 +61,7 @@ class ConcernDraft:
     agencies: list[str] = field(default_factory=list)
     parents_contacted: str | None = None
     parents_reason: str = ""
+    urgent: bool = False  # "A child may be at immediate risk"
 
 
 class InvalidConcern(FieldErrors):
@@ -193,8 +195,13 @@ async def submit_concern(
     alert_channel: str | None = None,
     slack_view_id: str | None = None,
     now: dt.datetime | None = None,
+    school: SchoolConfig | None = None,
 ) -> FiledConcern:
-    """Validate and file a concern with its alerts and outbox rows; raise InvalidConcern."""
+    """Validate and file a concern with its alerts and outbox rows; raise InvalidConcern.
+
+    An urgent concern also alerts the DSL on duty (`school`'s rota, `store.urgent`) at
+    once, names them in the reporter's receipt, and starts its escalation.
+    """
     now = now or utcnow()
     resolved = await _check_and_resolve(
         session, workspace_id=workspace.id, author=author, draft=draft, catalogue=catalogue, now=now
@@ -204,6 +211,11 @@ async def submit_concern(
     recipients, staff = await _recipients(
         session, workspace_id=workspace.id, author=author, resolved=resolved
     )
+    on_duty: list[int] = []
+    if draft.urgent:
+        school = school or SchoolConfig()
+        on_duty = urgent.plan(school, at=now, staff=staff, exclude={author.id})[0]
+        recipients = _with_on_duty(recipients, on_duty)
     incident = await _write_incident(
         session,
         workspace_id=workspace.id,
@@ -216,6 +228,10 @@ async def submit_concern(
         now=now,
     )
     alerts = await _add_alerts(session, incident=incident, recipients=recipients, now=now)
+    if draft.urgent:
+        urgent.start(
+            session, incident=incident, on_duty=on_duty, config=school or SchoolConfig(), now=now
+        )
     names = [c.name for c in resolved.categories]
     _enqueue_messages(
         session,
@@ -227,6 +243,7 @@ async def submit_concern(
         alert_channel=alert_channel,
         public_url=public_url,
         now=now,
+        speak_to=[staff[i].name for i in on_duty] if draft.urgent else None,
     )
     await session.flush()
     return FiledConcern(
@@ -324,6 +341,15 @@ async def _recipients(
     return recipients, staff
 
 
+def _with_on_duty(
+    recipients: list[alert_rules.Recipient], on_duty: list[int]
+) -> list[alert_rules.Recipient]:
+    """The recipients, and the staff on duty for an urgent concern (each person once)."""
+    already = {r.staff_id for r in recipients}
+    extra = [alert_rules.Recipient(i, AlertReason.URGENT) for i in on_duty if i not in already]
+    return [*extra, *recipients]
+
+
 async def _write_incident(
     session: AsyncSession,
     *,
@@ -412,9 +438,11 @@ def _enqueue_messages(
     alert_channel: str | None,
     public_url: str,
     now: dt.datetime,
+    speak_to: list[str] | None = None,
 ) -> None:
     """The Slack messages the new incident causes: each alert's DM, the channel line and
-    the reporter's receipt (each only where there is somewhere to send it)."""
+    the reporter's receipt (each only where there is somewhere to send it). `speak_to`
+    (an urgent concern) names the staff on duty in the receipt."""
     number, url = incident.number, messages.incident_url(public_url, incident.number)
     for alert in alerts:
         slack_id = staff[alert.recipient_id].slack_user_id
@@ -429,6 +457,7 @@ def _enqueue_messages(
                     author_slack_id=author.slack_user_id,
                     categories=categories,
                     url=url,
+                    urgent=speak_to is not None,
                 ),
                 now=now,
             )
@@ -452,7 +481,11 @@ def _enqueue_messages(
             channel=author.slack_user_id,
             incident_id=incident.id,
             payload=messages.receipt(
-                number=number, categories=categories, alerted=len(alerts), url=url
+                number=number,
+                categories=categories,
+                alerted=len(alerts),
+                url=url,
+                speak_to=speak_to,
             ),
             now=now,
         )

@@ -286,17 +286,17 @@ def home_view(
         )
         if not unopened:
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "None waiting."}})
-        for item in unopened:
-            stamp = int(item.created_at.timestamp())
+        for waiting in unopened:
+            alerted = int(waiting.created_at.timestamp())
             blocks.append(
                 {
                     "type": "section",
-                    "block_id": f"home-unopened-{item.alert_id}",
+                    "block_id": f"home-unopened-{waiting.alert_id}",
                     "text": {
                         "type": "mrkdwn",
-                        "text": f"*#{item.number}*: {_person(item.recipient_slack_id)} has not "
-                        f"opened it (alerted <!date^{stamp}^{{date_short_pretty}} at {{time}}|"
-                        f"{item.created_at:%d %b %Y}>; reminded once)",
+                        "text": f"*#{waiting.number}*: {_person(waiting.recipient_slack_id)} "
+                        f"has not opened it (alerted <!date^{alerted}^{{date_short_pretty}} at "
+                        f"{{time}}|{waiting.created_at:%d %b %Y}>; reminded once)",
                     },
                 }
             )
