@@ -50,7 +50,7 @@ from handlers.web import register_web
 from handlers.web.deps import WebDeps
 from handlers.web.security import public
 from scheduler.delivery import DeliveryWorker
-from scheduler.jobs import OverdueReferrals, start_scheduler
+from scheduler.jobs import OverdueReferrals, UnreadChase, UrgentEscalations, start_scheduler
 from store import encrypted, migrate, outbox, workspaces
 from store.catalogue import Catalogue
 from store.crypto import Cipher
@@ -114,6 +114,15 @@ class VigilServer:
             notify_outbox=self.worker.notify,
             clock=clock,
         )
+        checks: dict[str, Any] = dict(
+            factory=self.factory,
+            config=self.school,
+            public_url=settings.public_url,
+            notify_outbox=self.worker.notify,
+            clock=clock,
+        )
+        self.urgent_job = UrgentEscalations(**checks)
+        self.unread_job = UnreadChase(**checks)
         self.scheduler: AsyncIOScheduler | None = None
         self._verifier = SignatureVerifier(settings.slack_signing_secret or "")
         self._replays = ReplayCache()
@@ -304,7 +313,9 @@ class VigilServer:
             ) from None
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.worker.start()
-        self.scheduler = start_scheduler(self.overdue_job, config=self.school)
+        self.scheduler = start_scheduler(
+            self.overdue_job, config=self.school, more=(self.urgent_job, self.unread_job)
+        )
         # Staff imported before Slack was connected: linked by email, without delaying start.
         self.tasks.spawn(self._link_staff(workspace.id))
         # Objects made at start-up live for ever: keep the garbage collector off them, so
