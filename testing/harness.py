@@ -228,8 +228,11 @@ class Harness:
         parents_contacted: str = "yes",
         parents_reason: str = "",
         happened_at: dt.datetime | None = None,
+        urgent: bool = False,
     ) -> SlackResponse:
-        """The whole flow, as a teacher does it: /concern, typeahead, fill in, submit."""
+        """The whole flow, as a teacher does it: /concern, typeahead, fill in, submit.
+
+        `urgent` ticks "A child may be at immediate risk"."""
         view = await self.open_concern(user_id)
         values: dict[str, Any] = {
             "pupil": await self.pick_pupil(user_id, view, pupil_query),
@@ -251,4 +254,6 @@ class Harness:
             values["parents_reason"] = parents_reason
         if happened_at is not None:
             values["happened_at"] = int(happened_at.timestamp())
+        if urgent:
+            values["urgent"] = ["urgent"]
         return await self.slack.view_submission(user_id, view=view, values=values)
