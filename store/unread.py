@@ -59,7 +59,7 @@ async def chase_unopened(
                 )
                 .order_by(Alert.created_at, Alert.id)
                 .limit(limit)
-                .with_for_update(skip_locked=True)
+                .with_for_update(skip_locked=True, of=Alert)
             )
         ).all()
     )
