@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import holidays
 import pytest
 from sqlalchemy import select
 
@@ -235,3 +236,45 @@ async def test_at_night_unopened_it_escalates_rota_then_head_until_a_dsl_opens_i
         dsl_id = await db.scalar(select(Staff.id).where(Staff.slack_user_id == DSL))
     assert urgent is not None and urgent.opened_by_id == dsl_id
     assert_nothing_sensitive_sent(school)
+
+
+def next_weekday_bank_holiday() -> dt.date:
+    """The next bank holiday in England that falls on a weekday, at least a day away."""
+    today = dt.datetime.now(LONDON).date()
+    found = holidays.country_holidays("GB", subdiv="ENG", years=[today.year, today.year + 1])
+    return min(d for d in found if d > today + dt.timedelta(days=1) and d.weekday() < 5)
+
+
+HOLIDAY_ROTA = """
+[[on_call]]
+staff = "b.okafor@larkspur.example"
+days = ["mon", "tue", "wed", "thu", "fri"]
+from = "08:00"
+to = "18:00"
+holidays = {covers}
+
+[[on_call]]
+staff = "g.price@larkspur.example"
+from = "08:00"
+to = "18:00"
+holidays = "only"
+"""
+
+
+@pytest.mark.parametrize(("covers", "on_duty"), [("false", PASTORAL), ("true", DEPUTY)])
+async def test_on_a_bank_holiday_the_entry_covering_holidays_is_on_duty(
+    db_url: str, tmp_path: Path, covers: str, on_duty: str
+) -> None:
+    """Ben covers weekdays (holidays too, or not); Gareth covers holidays only."""
+    toml = HOLIDAY_ROTA.format(covers=covers)
+    async with configured_school(db_url, tmp_path, toml) as school:
+        holiday = next_weekday_bank_holiday()
+        move_clock(school, at(holiday, 10))
+        await file_concern(school, TEACHER, urgent=True)
+        [receipt] = school.standin.messages_for_user(TEACHER)
+        assert f"Also speak to {name_of(on_duty)} (the DSL on duty) now" in receipt["text"]
+        # The next working day, the weekday cover is on duty whatever `holidays` says.
+        move_clock(school, at(WORKING.next_working_day(holiday), 10))
+        await file_concern(school, TEACHER, urgent=True)
+        receipt = school.standin.messages_for_user(TEACHER)[-1]
+        assert f"Also speak to {name_of(DEPUTY)} (the DSL on duty) now" in receipt["text"]
