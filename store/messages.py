@@ -62,11 +62,13 @@ def _person(slack_id: str | None) -> str:
 URGENT_LABEL = "A child may be at immediate risk"
 
 
-def _headline(
-    number: int, author_slack_id: str | None, categories: Sequence[str], *, urgent: bool = False
-) -> str:
-    text = f"New concern #{number} from {_person(author_slack_id)} · {', '.join(categories)}"
-    return f"URGENT: {text} · {URGENT_LABEL.lower()}" if urgent else text
+def _headline(number: int, author_slack_id: str | None, categories: Sequence[str]) -> str:
+    return f"New concern #{number} from {_person(author_slack_id)} · {', '.join(categories)}"
+
+
+def _urgent(headline: str) -> str:
+    """A new concern's headline, marked urgent."""
+    return f"URGENT: {headline} · {URGENT_LABEL.lower()}"
 
 
 def action_headline(number: int, author_slack_id: str | None, categories: Sequence[str]) -> str:
@@ -118,7 +120,8 @@ def alert(
     """
     if headline is None:
         assert number is not None
-        headline = _headline(number, author_slack_id, categories, urgent=urgent)
+        headline = _headline(number, author_slack_id, categories)
+        headline = _urgent(headline) if urgent else headline
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f":bell: {headline}"}}
     ]
