@@ -203,6 +203,7 @@ async def submit_concern(
     once, names them in the reporter's receipt, and starts its escalation.
     """
     now = now or utcnow()
+    school = school or SchoolConfig()
     resolved = await _check_and_resolve(
         session, workspace_id=workspace.id, author=author, draft=draft, catalogue=catalogue, now=now
     )
@@ -213,7 +214,6 @@ async def submit_concern(
     )
     on_duty: list[int] = []
     if draft.urgent:
-        school = school or SchoolConfig()
         on_duty = urgent.plan(school, at=now, staff=staff, exclude={author.id})[0]
         recipients = _with_on_duty(recipients, on_duty)
     incident = await _write_incident(
@@ -229,9 +229,7 @@ async def submit_concern(
     )
     alerts = await _add_alerts(session, incident=incident, recipients=recipients, now=now)
     if draft.urgent:
-        urgent.start(
-            session, incident=incident, on_duty=on_duty, config=school or SchoolConfig(), now=now
-        )
+        urgent.start(session, incident=incident, on_duty=on_duty, config=school, now=now)
     names = [c.name for c in resolved.categories]
     _enqueue_messages(
         session,
