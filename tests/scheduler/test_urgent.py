@@ -278,3 +278,13 @@ async def test_on_a_bank_holiday_the_entry_covering_holidays_is_on_duty(
         await file_concern(school, TEACHER, urgent=True)
         receipt = school.standin.messages_for_user(TEACHER)[-1]
         assert f"Also speak to {name_of(DEPUTY)} (the DSL on duty) now" in receipt["text"]
+
+
+async def test_the_modal_has_the_urgent_checkbox(rota_school: Harness) -> None:
+    """The contract block id `urgent`: a checkbox, optional, for everyone."""
+    for user in (TEACHER, DSL):
+        view = await rota_school.open_concern(user)
+        [block] = [b for b in view["blocks"] if b.get("block_id") == "urgent"]
+        assert block["element"]["type"] == "checkboxes" and block["optional"] is True
+        [option] = block["element"]["options"]
+        assert option["text"]["text"] == "A child may be at immediate risk"
