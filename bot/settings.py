@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     )
     outbox_lease: Annotated[float, Field(gt=0)] = Field(60.0, alias="VIGIL_OUTBOX_LEASE_SECONDS")
     trusted_proxies_text: str = Field("", alias="VIGIL_TRUSTED_PROXIES")
+    anonymous_rate: Annotated[float, Field(gt=0)] = Field(2.0, alias="VIGIL_ANONYMOUS_RATE")
+    anonymous_burst: Annotated[int, Field(ge=1)] = Field(60, alias="VIGIL_ANONYMOUS_BURST")
 
     @field_validator("trusted_proxies_text")
     @classmethod

@@ -12,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from handlers import concern_modal
 from handlers.context import deps_of, staff_of, workspace_of
+from handlers.payload import slack_error
 from store import pupils
 from store.access import is_keyholder
 from store.db import DATABASE_ERRORS, transaction
@@ -54,10 +55,14 @@ async def concern_command(
         return
     await ack()
     # Open before any slow work: the trigger_id expires about 3 s after the command.
-    opened = await client.views_open(
-        trigger_id=body["trigger_id"],
-        view=concern_modal.concern_view(catalogue=deps.catalogue, keyholder=False),
-    )
+    try:
+        opened = await client.views_open(
+            trigger_id=str(body.get("trigger_id") or ""),
+            view=concern_modal.concern_view(catalogue=deps.catalogue, keyholder=False),
+        )
+    except SlackApiError as error:  # an expired or odd trigger id: Slack's code, no more
+        log.warning("concern.modal_open_failed", error=slack_error(error))
+        return
     deps.spawn(_tailor_view(client, opened["view"], context))
 
 
@@ -124,7 +129,7 @@ async def _tailor_view(
             return
         await client.views_update(view_id=view["id"], hash=view.get("hash"), view=replacement)
     except SlackApiError as error:
-        log.warning("concern.view_update_failed", error=error.response.get("error"))
+        log.warning("concern.view_update_failed", error=slack_error(error))
     except DATABASE_ERRORS as error:
         log.warning("concern.staff_lookup_failed", error=type(error).__name__)
         # The form is open and stays usable: say why the pupil search finds nothing yet.

@@ -19,8 +19,9 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from store import referrals, unread, urgent
+from store import referrals, unread, urgent, websessions
 from store.db import SessionFactory, transaction
+from store.noise import AnonymousNoise
 from store.school_config import SchoolConfig
 
 log = structlog.get_logger(__name__)
@@ -45,6 +46,11 @@ def describe_jobs(config: SchoolConfig) -> list[JobInfo]:
             OverdueReferrals.id,
             OverdueReferrals.name,
             f"every {config.check_every_minutes:g} minutes, and at start-up",
+        ),
+        JobInfo(
+            AnonymousNoiseFlush.id,
+            AnonymousNoiseFlush.name,
+            f"every {AnonymousNoiseFlush.every_minutes:g} minutes, and at shutdown",
         ),
         JobInfo(
             UrgentEscalations.id,
@@ -101,6 +107,35 @@ class OverdueReferrals:
             log.info("job.overdue_referrals", nudged=total)
             self.notify_outbox()
         return total
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnonymousNoiseFlush:
+    """Write the anonymous requests counted since the last run (refused sign-ins, unknown
+    sessions, rate-limited addresses) as one audit row per kind; forget expired Sign in
+    with Slack attempts."""
+
+    id: ClassVar[str] = "anonymous-noise"
+    name: ClassVar[str] = "Audit anonymous requests as counts; forget expired sign-in attempts"
+    every_minutes: ClassVar[float] = 5
+
+    factory: SessionFactory
+    noise: AnonymousNoise
+    clock: Callable[[], dt.datetime]
+
+    async def run(self) -> int:
+        """One pass: how many audit rows were written."""
+        now = self.clock()
+        try:
+            async with transaction(self.factory) as session:
+                written = self.noise.flush(session, now=now)
+                await websessions.purge_oidc(session, now=now)
+        except Exception:
+            log.exception("job.anonymous_noise_failed")
+            return 0
+        if written:
+            log.info("job.anonymous_noise", rows=written)
+        return written
 
 
 Batch = Callable[..., Awaitable[int]]
@@ -195,10 +230,23 @@ def trim_heap() -> bool:
 
 
 def start_scheduler(
-    job: OverdueReferrals, *, config: SchoolConfig, more: Sequence[_Batched] = ()
+    job: OverdueReferrals,
+    *,
+    config: SchoolConfig,
+    noise: AnonymousNoiseFlush | None = None,
+    more: Sequence[_Batched] = (),
 ) -> AsyncIOScheduler:
     """Start APScheduler with the jobs; each check also runs at once (catch-up)."""
     scheduler = AsyncIOScheduler(timezone=dt.UTC)
+    if noise is not None:
+        scheduler.add_job(
+            noise.run,
+            IntervalTrigger(minutes=noise.every_minutes),
+            id=noise.id,
+            name=noise.name,
+            max_instances=1,
+            coalesce=True,
+        )
     scheduler.add_job(
         trim_heap,
         IntervalTrigger(seconds=HEAP_TRIM_SECONDS),

@@ -173,6 +173,7 @@ class StaffRow:
     keyholder: bool  # sees every concern
     enrolled: bool  # has a confirmed authenticator
     enrolling: bool  # started enrolment but has not confirmed a code yet
+    locked: bool = False  # too many wrong codes: a key-holder must unlock the sign-in
 
 
 async def staff_overview(session: AsyncSession, *, workspace_id: int) -> list[StaffRow]:
@@ -182,21 +183,19 @@ async def staff_overview(session: AsyncSession, *, workspace_id: int) -> list[St
     )
     if not people:
         return []
-    enrolments = dict(
-        (
-            await session.execute(
-                select(TotpEnrolment.staff_id, TotpEnrolment.confirmed_at).where(
-                    TotpEnrolment.staff_id.in_([p.id for p in people])
-                )
-            )
-        ).all()
+    found = await session.execute(
+        select(TotpEnrolment.staff_id, TotpEnrolment.confirmed_at, TotpEnrolment.locked_at).where(
+            TotpEnrolment.staff_id.in_([p.id for p in people])
+        )
     )
+    enrolments = {staff_id: (confirmed, locked) for staff_id, confirmed, locked in found}
     return [
         StaffRow(
             staff=p,
             keyholder=is_keyholder(p.role_set),
-            enrolled=enrolments.get(p.id) is not None,
-            enrolling=p.id in enrolments and enrolments[p.id] is None,
+            enrolled=p.id in enrolments and enrolments[p.id][0] is not None,
+            enrolling=p.id in enrolments and enrolments[p.id][0] is None,
+            locked=p.id in enrolments and enrolments[p.id][1] is not None,
         )
         for p in people
     ]

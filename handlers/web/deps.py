@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
 
 from store.catalogue import Catalogue
+from store.client_address import Network
 from store.crypto import Cipher
 from store.db import SessionFactory
 from store.flows import Setup
 from store.models import utcnow
+from store.noise import AnonymousNoise
+from store.ratelimit import RateLimiter
 from store.school_config import SchoolConfig
 
 
@@ -33,6 +36,11 @@ class WebDeps:
     notify_outbox: Callable[[], None]
     school: SchoolConfig
     clock: Callable[[], dt.datetime] = utcnow
+    trusted_proxies: tuple[Network, ...] = ()  # whose X-Forwarded-For is believed
+    plain_http: bool = False  # served over plain HTTP to other machines (sign-in fails)
+    # Anonymous requests: limited per client address, refusals counted, not audited singly.
+    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(rate=2.0, burst=60))
+    noise: AnonymousNoise = field(default_factory=AnonymousNoise)
 
     @property
     def setup(self) -> Setup:

@@ -156,7 +156,18 @@ async def chronology_pdf(request: web.Request) -> web.Response:
     )
     started = asyncio.get_running_loop().time()
     try:
-        body = await asyncio.to_thread(pdf.render_pdf, html)
+        body = await pdf.POOL.make(html)
+    except pdf.PdfBusy:
+        log.warning("web.chronology_pdf_busy", staff=viewer(request).id)
+        response = page(
+            request,
+            "message.html",
+            status=503,
+            heading="Busy making PDFs",
+            text="Vigil is making several PDFs just now. Try again in a few seconds.",
+        )
+        response.headers["Retry-After"] = "5"
+        return response
     except pdf.PdfUnavailable:
         log.error("web.chronology_pdf_unavailable")
         return page(
