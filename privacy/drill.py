@@ -54,6 +54,7 @@ class Drill(Steps):
         await self.sign_in_with_slack()
         self._move_clock(at(monday + dt.timedelta(days=1), 10, 0, zone))
         await self.overdue_nudges(snooze=True)
+        await self.urgent_and_unread()
         self._move_clock(at(monday + dt.timedelta(days=3), 10, 0, zone))
         await self.overdue_nudges(snooze=False)
         await self.web_on_thursday(monday + dt.timedelta(days=3))
@@ -194,8 +195,9 @@ class Drill(Steps):
                     "narrative": seeds.text("narrative", "late for the fourth time this week."),
                     "categories": ["Attendance"],
                     "parents_contacted": "yes",
-                    # Filing checks "not in the future" against the real time.
+                    # Before the real time, so before the server's (moved-on) clock too.
                     "happened_at": int(time.time()) - 3600,
+                    "urgent": ["urgent"],
                 },
             ),
         ]
@@ -353,6 +355,18 @@ class Drill(Steps):
             expect("TOTP after Sign in with Slack", status, 200)
             expect("/referrals", (await user.get("/referrals"))[0], 200)
         self.flows.append("Sign in with Slack (OIDC) + TOTP")
+
+    async def urgent_and_unread(self) -> None:
+        """The urgent concern nobody has opened, escalated; unopened restricted alerts
+        chased once (both checks run as the scheduler runs them)."""
+        server = self.harness.server
+        if await server.urgent_job.run() == 0:
+            raise PrivacyCheckError("the urgent check escalated nothing")
+        if await server.unread_job.run() == 0:
+            raise PrivacyCheckError("the unread check chased nothing")
+        await self._settle()
+        await self.app_home(DSL)
+        self.flows += ["urgent escalation", "unopened alert chased"]
 
     async def overdue_nudges(self, *, snooze: bool) -> None:
         """The scheduler's overdue check; the DSL's nudges; Snooze (and a forged one)."""

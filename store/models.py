@@ -343,6 +343,10 @@ class Alert(Base):
     slack_channel: Mapped[str | None] = mapped_column(String(32))
     slack_ts: Mapped[str | None] = mapped_column(String(32))
     delivered_at: Mapped[dt.datetime | None] = mapped_column()
+    # The recipient first opened the incident's page (acknowledging in Slack is a receipt).
+    opened_at: Mapped[dt.datetime | None] = mapped_column()
+    # Re-sent once, still unopened, after `[unread] chase_after_working_hours`.
+    chased_at: Mapped[dt.datetime | None] = mapped_column()
 
     recipient: Mapped[Staff] = relationship(lazy="joined")
     incident: Mapped[Incident] = relationship(lazy="raise")
@@ -591,6 +595,49 @@ class Nudge(Base):
     recipients: Mapped[int] = mapped_column(Integer)
     escalated: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class UrgentConcern(Base):
+    """A concern filed as "a child may be at immediate risk": escalated until opened.
+
+    `opened_at` is when someone on the safeguarding team first opened its page; until
+    then the urgent check escalates it every `[urgent] escalate_every_minutes`.
+    """
+
+    __tablename__ = "urgent_concerns"
+    __table_args__ = (
+        # The urgent check reads only concerns nobody has opened yet, by when they are due.
+        Index(
+            "ix_urgent_concerns_waiting",
+            "next_step_at",
+            postgresql_where=text("opened_at IS NULL"),
+            sqlite_where=text("opened_at IS NULL"),
+        ),
+    )
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    on_duty_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    last_step: Mapped[int] = mapped_column(Integer, default=0)
+    next_step_at: Mapped[dt.datetime] = mapped_column()
+    opened_at: Mapped[dt.datetime | None] = mapped_column()
+    opened_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+
+
+class UrgentEscalation(Base):
+    """One escalation step of an unopened urgent concern (the unique key makes it once)."""
+
+    __tablename__ = "urgent_escalations"
+    __table_args__ = (
+        UniqueConstraint("incident_id", "step", name="uq_urgent_escalations_incident_step"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("urgent_concerns.incident_id"))
+    step: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    recipients: Mapped[int] = mapped_column(Integer)
 
 
 IMMUTABLE_TABLES = (

@@ -39,6 +39,7 @@ REASONS = {
     "added": "Added by the author",
     "action": "Alerted on an action",
     "invited": "Shared with them",
+    "urgent": "On duty (urgent)",
 }
 PARENTS = {"yes": "Yes", "no": "No"}
 VIA = {"web": "in the web view", "slack": "in Slack"}
