@@ -319,6 +319,8 @@ async def _seed_batch(
                 "action_id": None,
                 "created_at": created,
                 "delivered_at": created + dt.timedelta(seconds=2),
+                # History is settled: every alert was opened (none is chased at start-up).
+                "opened_at": created + dt.timedelta(hours=1),
             }
             for r in recipients
         ]

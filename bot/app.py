@@ -50,7 +50,13 @@ from handlers.web import register_web
 from handlers.web.deps import WebDeps
 from handlers.web.security import not_rate_limited
 from scheduler.delivery import DeliveryWorker
-from scheduler.jobs import AnonymousNoiseFlush, OverdueReferrals, start_scheduler
+from scheduler.jobs import (
+    AnonymousNoiseFlush,
+    OverdueReferrals,
+    UnreadChase,
+    UrgentEscalations,
+    start_scheduler,
+)
 from store import encrypted, migrate, outbox, workspaces
 from store.catalogue import Catalogue
 from store.crypto import Cipher
@@ -112,6 +118,15 @@ class VigilServer:
             notify_outbox=self.worker.notify,
             clock=clock,
         )
+        checks: dict[str, Any] = dict(
+            factory=self.factory,
+            config=self.school,
+            public_url=settings.public_url,
+            notify_outbox=self.worker.notify,
+            clock=clock,
+        )
+        self.urgent_job = UrgentEscalations(**checks)
+        self.unread_job = UnreadChase(**checks)
         # Requests from nobody signed in: limited per address, refusals counted and
         # written to the audit log as counts every few minutes (and at shutdown).
         self.noise = AnonymousNoise()
@@ -310,7 +325,12 @@ class VigilServer:
             ) from None
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.worker.start()
-        self.scheduler = start_scheduler(self.overdue_job, config=self.school, noise=self.noise_job)
+        self.scheduler = start_scheduler(
+            self.overdue_job,
+            config=self.school,
+            noise=self.noise_job,
+            more=(self.urgent_job, self.unread_job),
+        )
         # Staff imported before Slack was connected: linked by email, without delaying start.
         self.tasks.spawn(self._link_staff(workspace.id))
         # Objects made at start-up live for ever: keep the garbage collector off them, so

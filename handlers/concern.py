@@ -171,6 +171,7 @@ async def _file(
             setup=deps.setup,
             alert_channel=deps.alert_channel,
             slack_view_id=view_id,
+            now=deps.clock(),
         )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from store.allegations import ABOUT_PUPIL, NAME_PREFIX, STAFF_PREFIX
 from store.catalogue import Catalogue, Category
 from store.incidents import NARRATIVE_MAX, REASON_MAX, ConcernDraft
+from store.messages import URGENT_LABEL
 
 CALLBACK_ID = "concern_submit"
 PUPIL_SEARCH = "pupil_search"  # action id of both pupil typeaheads (the options listener)
@@ -150,6 +151,18 @@ def concern_view(
             hint="" if keyholder else _categories_hint(categories),
         ),
         _input(
+            "urgent",
+            "Immediate risk",
+            {
+                "type": "checkboxes",
+                "action_id": "urgent",
+                "options": [_option(URGENT_LABEL, "urgent")],
+            },
+            optional=True,
+            hint="Tick if a child may be at immediate risk: the DSL on duty is alerted at once. "
+            "Also tell them now, in person or by phone.",
+        ),
+        _input(
             "linked_pupils",
             "Linked pupils",
             {
@@ -272,6 +285,7 @@ def parse_submission(view: dict[str, Any]) -> ConcernDraft:
         parents_reason=str(_value(values, "parents_reason").get("value") or ""),
         about_adult=str(about) if about else None,
         adult=str(adult) if adult else None,
+        urgent="urgent" in _selected(_value(values, "urgent")),
     )
 
 

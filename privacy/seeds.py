@@ -55,6 +55,14 @@ class Seeds:
                 whole_only=False,
             )
 
+    def person(self, kind: str) -> str:
+        """A made-up person's name (a social worker's) that must never be found in plain
+        text: it is stored only encrypted, and never sent to Slack or logged."""
+        name = f"{made_up_word(self.rng, 2)} {made_up_word(self.rng, 3)}"
+        self.needles.append(Needle(normalise(name), kind))
+        self.needles.append(Needle(normalise(name.split()[1]), kind))
+        return name
+
     def phrase(self, kind: str) -> str:
         """A distinctive phrase that must never be found, recorded as a needle."""
         text = f"{made_up_word(self.rng, 3).lower()}-{secrets.token_hex(3)}"

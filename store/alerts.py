@@ -20,7 +20,7 @@ from sqlalchemy.orm import aliased
 from store import messages, outbox
 from store.access import not_about
 from store.actions import current_categories_for, original_categories_for
-from store.db import is_storable_id
+from store.db import is_storable_id, rowcount
 from store.enums import AlertReason, ReadVia
 from store.models import (
     Alert,
@@ -177,6 +177,23 @@ async def has_access_to_withdraw(session: AsyncSession, *, incident_id: int, sta
         return True
     invite = await session.get(IncidentInvite, (incident_id, staff_id))
     return invite is not None and invite.withdrawn_at is None
+
+
+async def mark_opened(
+    session: AsyncSession, *, incident_id: int, staff_id: int, now: dt.datetime
+) -> int:
+    """The person opened the incident's page: their alerts on it are opened (the first
+    time only). Returns how many were opened now."""
+    result = await session.execute(
+        update(Alert)
+        .where(
+            Alert.incident_id == incident_id,
+            Alert.recipient_id == staff_id,
+            Alert.opened_at.is_(None),
+        )
+        .values(opened_at=now)
+    )
+    return rowcount(result)
 
 
 async def record_delivery(
@@ -348,9 +365,10 @@ class ReceiptRow:
     reason: str  # an AlertReason
     kind: AlertKind
     created_at: dt.datetime
-    read_at: dt.datetime | None
+    read_at: dt.datetime | None  # acknowledged (Mark as read, in Slack or the web view)
     via: str | None  # a ReadVia, once read
-    withdrawn_at: dt.datetime | None  # a key-holder withdrew the person's access
+    opened_at: dt.datetime | None = None  # first opened the incident's page
+    withdrawn_at: dt.datetime | None = None  # a key-holder withdrew the person's access
 
 
 async def receipts(session: AsyncSession, *, incident_id: int) -> list[ReceiptRow]:
@@ -366,6 +384,7 @@ async def receipts(session: AsyncSession, *, incident_id: int) -> list[ReceiptRo
             ReadReceipt.read_at,
             ReadReceipt.via,
             Alert.withdrawn_at,
+            Alert.opened_at,
         )
         .join(Staff, Staff.id == Alert.recipient_id)
         .outerjoin(ReadReceipt, ReadReceipt.alert_id == Alert.id)
@@ -383,6 +402,7 @@ async def receipts(session: AsyncSession, *, incident_id: int) -> list[ReceiptRo
             read_at=read_at,
             via=via,
             withdrawn_at=withdrawn_at,
+            opened_at=opened_at,
         )
         for (
             alert_id,
@@ -394,6 +414,7 @@ async def receipts(session: AsyncSession, *, incident_id: int) -> list[ReceiptRo
             read_at,
             via,
             withdrawn_at,
+            opened_at,
         ) in rows
     ]
 

@@ -1,5 +1,7 @@
-"""A pupil's chronology (DESIGN §4, §7): every incident that names the pupil, as the main
-or a linked pupil, and every action and agency referral on those incidents, in time order.
+"""A pupil's chronology (DESIGN §4, §7, §12): every incident that names the pupil, as the
+main or a linked pupil (after any "filed against the wrong pupil" correction,
+`store.pupil_corrections`), every action and agency referral on those incidents, the
+changes to the pupil's context (`store.pupil_context`), in time order.
 
 For the safeguarding team only (the page checks): this is the one place outside the
 incident page where narratives and action text are decrypted, for the chronology page
@@ -21,6 +23,7 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from store import pupil_context, pupil_corrections
 from store.access import in_view
 from store.crypto import Cipher
 from store.models import (
@@ -48,9 +51,11 @@ class EntryKind(StrEnum):
     REFERRAL = "referral"
     RESPONSE = "response"  # the agency responded
     CLOSED = "closed"  # the referral was closed
+    CONTEXT = "context"  # the pupil's context changed (CP plan, SEN...), or they left
+    MOVED = "moved"  # a concern moved to or away from the pupil (filed against the wrong one)
 
 
-INCIDENT, ACTION, REFERRAL, RESPONSE, CLOSED = EntryKind
+INCIDENT, ACTION, REFERRAL, RESPONSE, CLOSED, CONTEXT, MOVED = EntryKind
 _ORDER = {kind: position for position, kind in enumerate(EntryKind)}
 
 
@@ -63,7 +68,7 @@ class Entry:
 
     kind: EntryKind
     at: dt.datetime
-    number: int  # the incident's number
+    number: int  # the incident's number (0 for a context change)
     incident_id: int
     sort_id: int
     who: str | None = None  # who recorded it
@@ -79,6 +84,7 @@ class Entry:
     reference: str | None = None
     due_at: dt.datetime | None = None
     overdue: bool = False
+    away: bool = False  # moved: away from this pupil (else to them)
 
     @property
     def recategorised(self) -> bool:
@@ -91,6 +97,7 @@ class Chronology:
     entries: list[Entry]
     incidents: int  # incidents shown
     categories_seen: list[str]  # every category on the pupil's incidents, for the filter
+    context: pupil_context.Context = pupil_context.NOTHING  # now, decrypted
 
 
 async def chronology(
@@ -109,18 +116,19 @@ async def chronology(
 
     `categories` keeps the incidents that have (or were filed with) any of them, with
     their actions and referrals; `start` (inclusive) and `end` (exclusive) keep the
-    entries whose own time falls between them. Only the incidents `viewer` may see are
-    in it (`store.access`). Seven queries whatever the history.
+    entries whose own time falls between them; the pupil's context changes and the concerns
+    moved to or from them by a correction come only when no category is asked for. Only
+    the incidents `viewer` may see are in it (`store.access`). Ten queries whatever the
+    history.
     """
     pupil = await pupil_in_workspace(session, workspace_id=workspace_id, pupil_id=pupil_id)
     if pupil is None:
         return None
     author = aliased(Staff)
-    mine = (
-        select(IncidentPupil.incident_id, IncidentPupil.is_main)
-        .where(IncidentPupil.pupil_id == pupil_id, in_view(IncidentPupil.incident_id, viewer))
-        .subquery()
-    )
+    # The concerns naming the pupil now (as filed, or moved to them by a correction) that
+    # `viewer` may see.
+    named = pupil_corrections.naming([pupil_id])
+    mine = select(named).where(in_view(named.c.incident_id, viewer)).subquery()
     incidents = (
         await session.execute(
             select(
@@ -273,10 +281,41 @@ async def chronology(
             entries.append(Entry(kind=RESPONSE, at=referral.responded_at, **facts))
         if referral.closed_at is not None and in_range(referral.closed_at):
             entries.append(Entry(kind=CLOSED, at=referral.closed_at, **facts))
+    if not wanted:  # the pupil's own history is about no category
+        for change in await pupil_context.history(session, pupil_id=pupil_id, cipher=cipher):
+            if in_range(change.at):
+                entries.append(
+                    Entry(
+                        kind=CONTEXT,
+                        at=change.at,
+                        number=0,
+                        incident_id=0,
+                        sort_id=change.id,
+                        who=change.who,
+                        text=change.text,
+                    )
+                )
+        for move in await pupil_corrections.moves(session, pupil_id=pupil_id):
+            if in_range(move.at):
+                entries.append(
+                    Entry(
+                        kind=MOVED,
+                        at=move.at,
+                        number=move.number,
+                        incident_id=move.incident_id,
+                        sort_id=move.id,
+                        who=move.who,
+                        away=move.away,
+                    )
+                )
     entries.sort(key=lambda e: (e.at, _ORDER[e.kind], e.sort_id))
+    now_context = await pupil_context.contexts(
+        session, workspace_id=workspace_id, pupil_ids=[pupil_id], cipher=cipher
+    )
     return Chronology(
         pupil=pupil,
         entries=entries,
         incidents=sum(1 for e in entries if e.kind == INCIDENT),
         categories_seen=seen,
+        context=now_context[pupil_id],
     )

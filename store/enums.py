@@ -30,6 +30,8 @@ class OutboxKind(StrEnum):
     NUDGE = "nudge"  # an overdue referral, to a DSL (or the head)
     MESSAGE_UPDATE = "message_update"  # chat.update of a message by channel and payload["ts"]
     NOTICE = "notice"  # a DM to the key-holders about Vigil itself (e.g. Slack was paused)
+    URGENT = "urgent"  # an urgent concern nobody has opened: an escalation step
+    CHASE = "chase"  # an alert on a restricted category still unopened: the one reminder
 
 
 class AlertReason(StrEnum):
@@ -48,6 +50,7 @@ class AlertReason(StrEnum):
     ACTION = "action"  # chosen by the author of a later action
     INVITED = "invited"  # the incident was shared with them
     ALLEGATIONS = "allegations"  # the allegations manager, for a concern about an adult
+    URGENT = "urgent"  # on duty (or escalated to) for an urgent concern
 
 
 class AdultKind(StrEnum):

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import alert_rules, allegations, audit, messages, outbox
+from store import alert_rules, allegations, audit, messages, outbox, urgent
 from store.access import is_keyholder
 from store.catalogue import Catalogue, Category
 from store.crypto import Cipher
-from store.enums import ParentsContacted
+from store.enums import AlertReason, ParentsContacted
 from store.errors import FieldErrors
 from store.ids import MAX_ID
 from store.models import (
@@ -65,6 +65,7 @@ class ConcernDraft:
     parents_reason: str = ""
     about_adult: str | None = None  # "pupil" (or None), or the kind of adult (AdultKind)
     adult: str | None = None  # "staff:<id>" or "name:<typed name>"
+    urgent: bool = False  # "A child may be at immediate risk"
 
 
 class InvalidConcern(FieldErrors):
@@ -216,7 +217,11 @@ async def submit_concern(
 ) -> FiledConcern:
     """Validate and file a concern with its alerts and outbox rows; raise InvalidConcern.
     An allegation about an adult (`store.allegations`) is told to the allegations manager
-    only, with a LADO consultation opened; `school` configures both."""
+    only, with a LADO consultation opened; `school` configures both.
+
+    An urgent concern also alerts the DSL on duty (`school`'s rota, `store.urgent`) at
+    once, names them in the reporter's receipt, and starts its escalation.
+    """
     now = now or utcnow()
     school = school or SchoolConfig()
     resolved = await _check_and_resolve(
@@ -227,6 +232,14 @@ async def submit_concern(
     recipients, staff = await _recipients(
         session, workspace_id=workspace.id, author=author, resolved=resolved, school=school
     )
+    on_duty: list[int] = []
+    if draft.urgent:
+        on_duty = (
+            [r.staff_id for r in recipients]  # an allegation stays with its managers
+            if resolved.adult is not None
+            else urgent.plan(school, at=now, staff=staff, exclude={author.id})[0]
+        )
+        recipients = _with_on_duty(recipients, on_duty)
     incident = await _write_incident(
         session,
         workspace_id=workspace.id,
@@ -239,6 +252,8 @@ async def submit_concern(
         now=now,
     )
     alerts = await _add_alerts(session, incident=incident, recipients=recipients, now=now)
+    if draft.urgent:
+        urgent.start(session, incident=incident, on_duty=on_duty, config=school, now=now)
     names = [c.name for c in resolved.categories]
     if resolved.adult is not None:
         await allegations.open_consultation(
@@ -255,6 +270,7 @@ async def submit_concern(
         alert_channel=None if resolved.adult else alert_channel,
         public_url=public_url,
         now=now,
+        speak_to=[staff[i].name for i in on_duty] if draft.urgent else None,
     )
     await session.flush()
     return FiledConcern(
@@ -338,7 +354,11 @@ async def _find_pupils(
     pupils: dict[int, Pupil] = {}
     if wanted:
         found = await session.scalars(
-            select(Pupil).where(Pupil.workspace_id == workspace_id, Pupil.id.in_(wanted))
+            select(Pupil).where(
+                Pupil.workspace_id == workspace_id,
+                Pupil.id.in_(wanted),
+                Pupil.left_on.is_(None),  # a leaver is no longer on the roster
+            )
         )
         pupils = {p.id: p for p in found}
     if pupil_ids and pupil_ids[0] not in pupils:
@@ -393,6 +413,15 @@ async def _recipients(
     )
     staff.update({s.id: s for s in resolved.added})
     return recipients, staff
+
+
+def _with_on_duty(
+    recipients: list[alert_rules.Recipient], on_duty: list[int]
+) -> list[alert_rules.Recipient]:
+    """The recipients, and the staff on duty for an urgent concern (each person once)."""
+    already = {r.staff_id for r in recipients}
+    extra = [alert_rules.Recipient(i, AlertReason.URGENT) for i in on_duty if i not in already]
+    return [*extra, *recipients]
 
 
 async def _write_incident(
@@ -492,9 +521,11 @@ def _enqueue_messages(
     alert_channel: str | None,
     public_url: str,
     now: dt.datetime,
+    speak_to: list[str] | None = None,
 ) -> None:
     """The Slack messages the new incident causes: each alert's DM, the channel line and
-    the reporter's receipt (each only where there is somewhere to send it)."""
+    the reporter's receipt (each only where there is somewhere to send it). `speak_to`
+    (an urgent concern) names the staff on duty in the receipt."""
     number, url = incident.number, messages.incident_url(public_url, incident.number)
     for alert in alerts:
         slack_id = staff[alert.recipient_id].slack_user_id
@@ -509,6 +540,7 @@ def _enqueue_messages(
                     author_slack_id=author.slack_user_id,
                     categories=categories,
                     url=url,
+                    urgent=speak_to is not None,
                 ),
                 now=now,
             )
@@ -532,7 +564,11 @@ def _enqueue_messages(
             channel=author.slack_user_id,
             incident_id=incident.id,
             payload=messages.receipt(
-                number=number, categories=categories, alerted=len(alerts), url=url
+                number=number,
+                categories=categories,
+                alerted=len(alerts),
+                url=url,
+                speak_to=speak_to,
             ),
             now=now,
         )

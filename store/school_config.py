@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from store.access import ROLES
 from store.catalogue import ALERT_ROLES, CHOSEN_BY, AlertRule
+from store.rota import DAYS, Holidays, OnCall
 from store.workdays import WorkingTime, normalise_region, zone_of
 
 Unit = Literal["days", "hours"]
@@ -109,6 +110,9 @@ class SchoolConfig:
     escalate_after_working_days: int = 2
     alert_rules: tuple[AlertRule, ...] = ()  # the file's [[alert_rules]], in order
     allegations: Allegations = Allegations()
+    on_call: tuple[OnCall, ...] = ()
+    escalate_every_minutes: float = 10.0
+    chase_after_working_hours: float = 4.0
 
     def agency(self, name: str) -> Agency | None:
         """The agency called `name` (ignoring case), if configured."""
@@ -166,9 +170,26 @@ def load_school_config(path: Path | None) -> SchoolConfig:
 def parse_school_config(data: Mapping[str, Any], *, source: str = "<config>") -> SchoolConfig:
     """The school's configuration from parsed TOML; `source` names it in error messages."""
     try:
-        _only_keys(data, None, {"working_time", "nudges", "agencies", "allegations", "alert_rules"})
+        _only_keys(
+            data,
+            None,
+            {
+                "working_time",
+                "nudges",
+                "agencies",
+                "allegations",
+                "on_call",
+                "urgent",
+                "unread",
+                "alert_rules",
+            },
+        )
         nudges = _table(data, "nudges")
         _only_keys(nudges, "nudges", {"check_every_minutes", "escalate_after_working_days"})
+        urgent = _table(data, "urgent")
+        _only_keys(urgent, "urgent", {"escalate_every_minutes"})
+        unread = _table(data, "unread")
+        _only_keys(unread, "unread", {"chase_after_working_hours"})
         defaults = SchoolConfig()
         agencies = _agencies(data["agencies"]) if "agencies" in data else DEFAULT_AGENCIES
         return SchoolConfig(
@@ -180,6 +201,13 @@ def parse_school_config(data: Mapping[str, Any], *, source: str = "<config>") ->
             ),
             escalate_after_working_days=_positive_whole(
                 nudges, "nudges.escalate_after_working_days", defaults.escalate_after_working_days
+            ),
+            on_call=_on_call(data["on_call"]) if "on_call" in data else (),
+            escalate_every_minutes=_positive_number(
+                urgent, "urgent.escalate_every_minutes", defaults.escalate_every_minutes
+            ),
+            chase_after_working_hours=_positive_number(
+                unread, "unread.chase_after_working_hours", defaults.chase_after_working_hours
             ),
             alert_rules=_alert_rules(data.get("alert_rules", [])),
         )
@@ -372,6 +400,49 @@ def _rule_roles(entry: Mapping[str, Any], section: str, key: str) -> tuple[str, 
             known = ", ".join(ALERT_ROLES)
             raise _Invalid(name, f'unknown role "{role}"; expected one of {known}')
     return tuple(dict.fromkeys(r.strip().lower() for r in value))
+
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+def _on_call(entries: Any) -> tuple[OnCall, ...]:
+    """The [[on_call]] tables, in file order (the rota's order); `on_call[N]` counts from 1."""
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+        raise _Invalid("on_call", "expected [[on_call]] tables, each with staff, days, from, to")
+    rota: list[OnCall] = []
+    for number, entry in enumerate(entries, start=1):
+        section = f"on_call[{number}]"
+        _only_keys(entry, section, {"staff", "days", "from", "to", "holidays"})
+        if "staff" not in entry:
+            raise _Invalid(f"{section}.staff", "missing: the email of the member of staff")
+        email = _string(entry["staff"], f"{section}.staff").strip()
+        if not _EMAIL.fullmatch(email):
+            raise _Invalid(f"{section}.staff", f"expected an email address, got {email!r}")
+        days = entry.get("days", list(DAYS))
+        if not isinstance(days, list) or not days:
+            raise _Invalid(f"{section}.days", f'expected a list like ["mon", "tue"], got {days!r}')
+        numbers: set[int] = set()
+        for day in days:
+            text = day.strip().lower()[:3] if isinstance(day, str) else ""
+            if text not in DAYS:
+                problem = f"unknown day {day!r}; expected one of {', '.join(DAYS)}"
+                raise _Invalid(f"{section}.days", problem)
+            numbers.add(DAYS.index(text))
+        holidays = entry.get("holidays", False)
+        if not (isinstance(holidays, bool) or holidays == "only"):
+            problem = f'expected true, false or "only", got {holidays!r}'
+            raise _Invalid(f"{section}.holidays", problem)
+        covers: Holidays = "only" if holidays == "only" else "yes" if holidays else "no"
+        rota.append(
+            OnCall(
+                staff=email,
+                days=frozenset(numbers),
+                starts=_time(entry.get("from", "00:00"), f"{section}.from"),
+                ends=_time(entry.get("to", "00:00"), f"{section}.to"),
+                holidays=covers,
+            )
+        )
+    return tuple(rota)
 
 
 def _positive_number(table: Mapping[str, Any], key: str, default: float) -> float:

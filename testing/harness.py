@@ -248,11 +248,13 @@ class Harness:
         about_adult: str | None = None,
         adult_query: str | None = None,
         adult_not_listed: bool = False,
+        urgent: bool = False,
     ) -> SlackResponse:
         """The whole flow, as a teacher does it: /concern, typeahead, fill in, submit.
         An allegation: `about_adult` ("staff", "volunteer", "visitor") and the adult, the
         first member of staff the typeahead offers for `adult_query` (or, with
-        `adult_not_listed`, that text as a name typed for someone not on the list)."""
+        `adult_not_listed`, that text as a name typed for someone not on the list).
+        `urgent` ticks "A child may be at immediate risk"."""
         view = await self.open_concern(user_id)
         values: dict[str, Any] = {
             "pupil": await self.pick_pupil(user_id, view, pupil_query),
@@ -280,4 +282,6 @@ class Harness:
             values["adult"] = await self.pick_adult(
                 user_id, view, adult_query, not_listed=adult_not_listed
             )
+        if urgent:
+            values["urgent"] = ["urgent"]
         return await self.slack.view_submission(user_id, view=view, values=values)

@@ -22,13 +22,22 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from handlers.web import admin, alerts, incidents, pupils, referrals, reports, signin
+from handlers.web import (
+    admin,
+    alerts,
+    corrections,
+    incidents,
+    pupils,
+    referrals,
+    reports,
+    signin,
+)
 from handlers.web.deps import COMMAND, DEPS, WebDeps
 from handlers.web.oidc import JWKS, KeySet
 from handlers.web.security import build_middleware
 
 HERE = Path(__file__).parent
-ROUTES = (signin, alerts, incidents, referrals, pupils, reports, admin)
+ROUTES = (signin, alerts, incidents, corrections, referrals, pupils, reports, admin)
 
 
 def register_web(app: web.Application, deps: WebDeps, *, command: str) -> None:

@@ -45,6 +45,7 @@ REASONS = {
     "pastoral": "Pastoral",
     "senco": "SENCo",
     "chair": "Chair of governors",
+    "urgent": "On duty (urgent)",
 }
 PARENTS = {"yes": "Yes", "no": "No"}
 VIA = {"web": "in the web view", "slack": "in Slack"}
@@ -72,6 +73,7 @@ def _incident_page(
     entered: dict[str, Any] | None = None,
     referral_typed: dict[str, str] | None = None,
     status: int = 200,
+    correction_error: str = "",
 ) -> web.Response:
     school = request.app[DEPS].school
     open_ids = [r.id for r in shown.open_referrals]
@@ -95,6 +97,7 @@ def _incident_page(
         reference_max=REFERENCE_MAX,
         timezone=school.working_time.timezone,
         overdue_text=overdue_text,
+        correction_error=correction_error,
         **{field.name: getattr(shown, field.name) for field in dataclasses.fields(shown)},
     )
 
@@ -218,3 +221,6 @@ async def withdraw(request: web.Request) -> web.Response:
         alerts=done.alert_ids,
     )
     raise web.HTTPSeeOther(f"/incidents/{done.number}#receipts-heading")
+
+
+render_incident = _incident_page  # for the other incident routes (handlers/web/corrections.py)

@@ -9,19 +9,30 @@ audit log only key-holders read).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import access, actions, alerts, allegations, audit, incidents
+from store import (
+    access,
+    actions,
+    alerts,
+    allegations,
+    audit,
+    incidents,
+    pupil_context,
+    pupil_corrections,
+    urgent,
+)
 from store.actions import ActionView, InvalidAction
 from store.alerts import ReceiptRow
 from store.enums import ReadVia
 from store.flows import Visit
-from store.models import Incident, Pupil, Staff
+from store.models import Incident, Pupil, Staff, UrgentConcern
 from store.referral_rows import ReferralRow, incident_rows
 from store.staff import get_staff, staff_in_workspace
 
@@ -90,6 +101,10 @@ class IncidentPage:
     open_referrals: list[ReferralRow]
     as_of: dt.datetime  # the time the referrals' states (and the form's defaults) are for
     adult: str | None = None  # an allegation: who it is about (`store.allegations`)
+    # Each pupil's context (CP plan, SEN, social worker...), decrypted, by pupil id.
+    contexts: Mapping[int, pupil_context.Context] = field(default_factory=dict)
+    corrections: list[pupil_corrections.Note] = field(default_factory=list)  # wrong pupil
+    urgent: UrgentConcern | None = None  # filed as "a child may be at immediate risk"
 
 
 async def incident_page(session: AsyncSession, *, incident: Incident, visit: Visit) -> IncidentPage:
@@ -119,10 +134,18 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         working=visit.setup.school.working_time,
         now=visit.now,
     )
+    pupils = await pupil_corrections.pupils_of(session, incident=incident)
     changes_case = await access.may_change_case(session, staff=viewer, incident_id=incident.id)
     return IncidentPage(
         incident=incident,
-        pupils=[(p.pupil, p.is_main) for p in incident.pupils],
+        pupils=pupils,
+        contexts=await pupil_context.contexts(
+            session,
+            workspace_id=incident.workspace_id,
+            pupil_ids=[p.id for p, _main in pupils],
+            cipher=cipher,
+        ),
+        corrections=await pupil_corrections.notes(session, incident_id=incident.id),
         narrative=cipher.decrypt(incident.narrative_ct),
         parents_contacted=incident.parents_contacted,
         parents_reason=(
@@ -157,6 +180,7 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         open_referrals=[r for r in referral_rows if r.state != "closed"],
         as_of=visit.now,
         adult=await allegations.adult_line(session, incident_id=incident.id, cipher=cipher),
+        urgent=await urgent.is_urgent(session, incident_id=incident.id),
     )
 
 
@@ -200,6 +224,28 @@ async def view_incident(
     # Recorded after the reads, in the same transaction: on SQLite the first write takes
     # the database's write lock, and it should not be held through them.
     visit.trail(session, incident_id=incident.id).add("incident.view")
+    # Opened, not only acknowledged: the viewer's alerts on it, and an urgent concern's
+    # escalation stops once someone on the safeguarding team has opened it.
+    if await alerts.mark_opened(
+        session, incident_id=incident.id, staff_id=visit.staff.id, now=visit.now
+    ):
+        page = dataclasses.replace(
+            page,
+            receipts=[
+                dataclasses.replace(r, opened_at=r.opened_at or visit.now)
+                if r.recipient_id == visit.staff.id
+                else r
+                for r in page.receipts
+            ],
+        )
+    if await urgent.mark_opened(
+        session,
+        incident_id=incident.id,
+        viewer=visit.staff,
+        config=visit.setup.school,
+        now=visit.now,
+    ):
+        visit.trail(session, incident_id=incident.id).add("urgent.opened")
     return page
 
 

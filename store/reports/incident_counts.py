@@ -14,12 +14,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store import pupil_corrections
 from store.access import in_view
 from store.models import (
     Incident,
     IncidentAction,
     IncidentCategory,
-    IncidentPupil,
     Pupil,
     Staff,
 )
@@ -150,16 +150,15 @@ async def year_groups(
     zone: ZoneInfo,
     viewer: Staff | None = None,
 ) -> list[YearGroupRow]:
-    """Incidents that happened in the range, by the year group of their main pupil."""
+    """Incidents that happened in the range, by the year group of their main pupil (after
+    any "filed against the wrong pupil" correction)."""
     await plan_for_these_dates(session)
+    main = pupil_corrections.main_pupils()
     rows = await session.execute(
         select(Pupil.year_group, func.count())
         .select_from(Incident)
-        .join(
-            IncidentPupil,
-            and_(IncidentPupil.incident_id == Incident.id, IncidentPupil.is_main.is_(True)),
-        )
-        .join(Pupil, Pupil.id == IncidentPupil.pupil_id)
+        .join(main, main.c.incident_id == Incident.id)
+        .join(Pupil, Pupil.id == main.c.pupil_id)
         .where(
             Incident.workspace_id == workspace_id,
             in_period(Incident.happened_at, period, zone),

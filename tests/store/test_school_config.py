@@ -90,10 +90,45 @@ def test_example_file_parses_to_the_defaults_plus_its_closures() -> None:
     assert wt.closures == frozenset(christmas | {dt.date(2027, 2, 16)})
 
 
+def test_example_file_shows_an_on_call_rota_in_comments_that_parses() -> None:
+    """The rota is an example to edit (commented out: the default is no rota); uncommented
+    it is valid and shows every key."""
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    start = lines.index("# [[on_call]]")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("#"):
+            break
+        block.append(line.removeprefix("#").removeprefix(" "))
+    data = tomllib.loads("\n".join(block))
+    assert {key for entry in data["on_call"] for key in entry} == {
+        "staff",
+        "days",
+        "from",
+        "to",
+        "holidays",
+    }
+    config = parse_school_config(data)
+    assert [entry.staff for entry in config.on_call] == [
+        "dsl@school.example",
+        "deputy.dsl@school.example",
+    ]
+
+
 def test_example_file_shows_every_key() -> None:
     data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
-    assert set(data) == {"working_time", "nudges", "agencies", "allegations", "alert_rules"}
+    assert set(data) == {
+        "working_time",
+        "nudges",
+        "agencies",
+        "allegations",
+        "urgent",
+        "unread",
+        "alert_rules",
+    }
     assert set(data["allegations"]) == {"manager", "manager_when_head", "lado_agency"}
+    assert set(data["urgent"]) == {"escalate_every_minutes"}
+    assert set(data["unread"]) == {"chase_after_working_hours"}
     assert set(data["alert_rules"][0]) == {
         "category",
         "alert",
