@@ -511,6 +511,27 @@ class Nudge(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class CaseStatusChange(Base):
+    """A concern set to open, monitoring or closed (DESIGN §12): append-only.
+
+    Recorded with the action that says why (its text, encrypted, is the reason); the
+    concern's status is its latest change, and open when it has none. A close names an
+    outcome.
+    """
+
+    __tablename__ = "case_status_changes"
+    __table_args__ = (Index("ix_case_status_changes_incident", "incident_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    action_id: Mapped[int] = mapped_column(ForeignKey("incident_actions.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(12))
+    outcome: Mapped[str | None] = mapped_column(String(100))
+    author_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 IMMUTABLE_TABLES = (
     "incidents",
     "incident_pupils",
@@ -519,4 +540,5 @@ IMMUTABLE_TABLES = (
     "incident_actions",
     "audit_log",
     "referral_events",
+    "case_status_changes",
 )

@@ -1,4 +1,5 @@
-"""The school's configuration file: working time, overdue nudges and agency timescales.
+"""The school's configuration file: working time, overdue nudges, agency timescales and
+the school's own outcomes for closing a concern.
 
 A TOML file (`vigil.example.toml` documents every key) read with the standard library's
 `tomllib`; the settings module passes its path (`VIGIL_CONFIG`). No path, or no file at
@@ -84,6 +85,16 @@ DEFAULT_AGENCIES: tuple[Agency, ...] = (
 )
 
 
+# How a concern can be closed (DESIGN §12); a school adds its own in [casework] outcomes.
+DEFAULT_OUTCOMES: tuple[str, ...] = (
+    "no further action",
+    "referred",
+    "early help",
+    "resolved in school",
+)
+_OUTCOME_MAX = 100
+
+
 @dataclass(frozen=True)
 class SchoolConfig:
     """Everything a school sets in its configuration file, defaulted where it does not."""
@@ -92,6 +103,12 @@ class SchoolConfig:
     agencies: tuple[Agency, ...] = DEFAULT_AGENCIES
     check_every_minutes: float = 5.0
     escalate_after_working_days: int = 2
+    school_outcomes: tuple[str, ...] = ()  # [casework] outcomes, after the defaults
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        """How a concern can be closed: the standard outcomes, then the school's own."""
+        return DEFAULT_OUTCOMES + self.school_outcomes
 
     def agency(self, name: str) -> Agency | None:
         """The agency called `name` (ignoring case), if configured."""
@@ -149,7 +166,9 @@ def load_school_config(path: Path | None) -> SchoolConfig:
 def parse_school_config(data: Mapping[str, Any], *, source: str = "<config>") -> SchoolConfig:
     """The school's configuration from parsed TOML; `source` names it in error messages."""
     try:
-        _only_keys(data, None, {"working_time", "nudges", "agencies"})
+        _only_keys(data, None, {"working_time", "nudges", "agencies", "casework"})
+        casework = _table(data, "casework")
+        _only_keys(casework, "casework", {"outcomes"})
         nudges = _table(data, "nudges")
         _only_keys(nudges, "nudges", {"check_every_minutes", "escalate_after_working_days"})
         defaults = SchoolConfig()
@@ -162,6 +181,7 @@ def parse_school_config(data: Mapping[str, Any], *, source: str = "<config>") ->
             escalate_after_working_days=_positive_whole(
                 nudges, "nudges.escalate_after_working_days", defaults.escalate_after_working_days
             ),
+            school_outcomes=_outcomes(casework.get("outcomes", [])),
         )
     except _Invalid as problem:
         raise SchoolConfigError(source, problem.key, problem.problem) from None
@@ -314,3 +334,23 @@ def _positive_whole(table: Mapping[str, Any], key: str, default: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise _Invalid(key, f"expected a whole number of at least 1, got {value!r}")
     return value
+
+
+def _outcomes(entries: Any) -> tuple[str, ...]:
+    """[casework] outcomes: the school's own ways to close a concern, after the standard ones."""
+    key = "casework.outcomes"
+    if not isinstance(entries, list):
+        raise _Invalid(key, f"expected a list of text [...], got {entries!r}")
+    found: list[str] = []
+    seen = {o.casefold() for o in DEFAULT_OUTCOMES}
+    for number, entry in enumerate(entries, start=1):
+        name = _string(entry, f"{key}[{number}]").strip()
+        if not name:
+            raise _Invalid(f"{key}[{number}]", "must not be empty")
+        if len(name) > _OUTCOME_MAX:
+            raise _Invalid(f"{key}[{number}]", f"longer than {_OUTCOME_MAX} characters")
+        if name.casefold() in seen:
+            raise _Invalid(f"{key}[{number}]", f"{name!r} is listed twice or is a standard outcome")
+        seen.add(name.casefold())
+        found.append(name)
+    return tuple(found)
