@@ -64,6 +64,8 @@ def _incident_page(
     invite_errors: dict[str, str] | None = None,
     entered: dict[str, Any] | None = None,
     referral_typed: dict[str, str] | None = None,
+    status_errors: dict[str, str] | None = None,
+    status_entered: dict[str, str] | None = None,
     status: int = 200,
 ) -> web.Response:
     school = request.app[DEPS].school
@@ -87,6 +89,9 @@ def _incident_page(
         reference_max=REFERENCE_MAX,
         timezone=school.working_time.timezone,
         overdue_text=overdue_text,
+        status_errors=status_errors or {},
+        status_entered=status_entered or {},
+        outcomes=school.outcomes,
         **{field.name: getattr(shown, field.name) for field in dataclasses.fields(shown)},
     )
 
@@ -187,3 +192,10 @@ async def invite(request: web.Request) -> web.Response:
         "web.invited", staff=asking.staff.id, incident=shared.incident_id, guest=shared.guest_id
     )
     raise web.HTTPSeeOther(f"/incidents/{shared.number}#invite")
+
+
+def incident_page_response(
+    request: web.Request, shown: IncidentPage, **shown_with: Any
+) -> web.Response:
+    """The incident page with what a form on it was refused for (`handlers.web.casework`)."""
+    return _incident_page(request, shown, **shown_with)

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import access, actions, alerts, audit, incidents
+from store import access, actions, alerts, audit, casework, incidents
 from store.actions import ActionView, InvalidAction
 from store.alerts import ReceiptRow
+from store.casework import CaseState
 from store.enums import ReadVia
 from store.flows import Visit
-from store.models import Incident, Pupil, Staff
+from store.models import CaseStatusChange, Incident, Pupil, Staff
 from store.referral_rows import ReferralRow, incident_rows
 from store.staff import staff_in_workspace
 
@@ -86,6 +87,8 @@ class IncidentPage:
     referrals: list[ReferralRow]
     open_referrals: list[ReferralRow]
     as_of: dt.datetime  # the time the referrals' states (and the form's defaults) are for
+    case: CaseState  # open, monitoring or closed (DESIGN §12)
+    status_changes: dict[int, CaseStatusChange]  # by the action that recorded each
 
 
 async def incident_page(session: AsyncSession, *, incident: Incident, visit: Visit) -> IncidentPage:
@@ -133,6 +136,8 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         referrals=referral_rows,
         open_referrals=[r for r in referral_rows if r.state != "closed"],
         as_of=visit.now,
+        case=await casework.current_state(session, incident_id=incident.id),
+        status_changes=await casework.changes_by_action(session, incident_id=incident.id),
     )
 
 
