@@ -23,6 +23,7 @@ from sqlalchemy.orm import aliased
 
 from store.crypto import Cipher
 from store.models import (
+    CaseStatusChange,
     Incident,
     IncidentAction,
     IncidentCategory,
@@ -78,6 +79,8 @@ class Entry:
     reference: str | None = None
     due_at: dt.datetime | None = None
     overdue: bool = False
+    case_status: str | None = None  # action: the status it set (open, monitoring, closed)
+    case_outcome: str | None = None  # action: the outcome a close named
 
     @property
     def recategorised(self) -> bool:
@@ -139,7 +142,9 @@ async def chronology(
     ids = [row.id for row in incidents]
     original: dict[int, list[str]] = {}
     pupils_on: dict[int, int] = {}
-    actions: list[Row[int, int, dt.datetime, bytes, list[str] | None, str]] = []
+    actions: list[
+        Row[int, int, dt.datetime, bytes, list[str] | None, str, str | None, str | None]
+    ] = []
     referrals: list[Row[Referral, str]] = []
     if ids:
         for incident_id, name in await session.execute(
@@ -167,9 +172,12 @@ async def chronology(
                         IncidentAction.text_ct,
                         IncidentAction.categories,
                         author.name,
+                        CaseStatusChange.status,
+                        CaseStatusChange.outcome,
                     )
                     .join(mine, mine.c.incident_id == IncidentAction.incident_id)
                     .join(author, author.id == IncidentAction.author_id)
+                    .outerjoin(CaseStatusChange, CaseStatusChange.action_id == IncidentAction.id)
                     .order_by(IncidentAction.created_at, IncidentAction.id)
                 )
             ).all()
@@ -243,6 +251,8 @@ async def chronology(
                 who=row.name,
                 text=cipher.decrypt(row.text_ct),
                 categories=list(row.categories or []),
+                case_status=row.status,
+                case_outcome=row.outcome,
             )
         )
     for referral, name in referrals:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from store.models import AuditEvent, CaseStatusChange, IncidentAction
+from store.models import AuditEvent, CaseStatusChange, IncidentAction, Pupil
 from testing.harness import Harness
 from testing.webclient import WebUser
 from tests.support.records import audit_events, staff_member
@@ -284,3 +284,31 @@ async def test_the_referral_board_and_caseload_link_to_each_other(school: Harnes
         assert (
             await db.scalars(select(AuditEvent).where(AuditEvent.outcome == "failed"))
         ).all() == []
+
+
+async def test_a_close_is_in_the_pupils_chronology(school: Harness) -> None:
+    people = People(school)
+    await file_concern(school, pupil_query=PUPIL_3A)
+    async with school.server.factory() as db:
+        pupil_id = await db.scalar(select(Pupil.id).where(Pupil.upn == PUPIL_3A))
+    async with people.signed_in(DSL) as dsl:
+        await change(dsl, 1, status="closed", outcome="referred", reason="Referred to MASH.")
+        status, page = await dsl.get(f"/pupils/{pupil_id}")
+        assert status == 200
+        text = " ".join(shown(re.sub(r"<[^>]+>", " ", page)).split())
+        assert "Concern closed, outcome: referred. Referred to MASH." in text
+
+
+async def test_the_category_filter_finds_a_recategorised_concern(school: Harness) -> None:
+    people = People(school)
+    await file_concern(school)  # Behaviour
+    async with people.signed_in(DSL) as dsl:
+        _, found = await dsl.get("/search?category=Attendance")
+        assert case_numbers(found) == []
+        await dsl.post(
+            "/incidents/1/actions", {"text": "Really attendance.", "categories": "Attendance"}
+        )
+        _, found = await dsl.get("/search?category=Attendance")
+        assert case_numbers(found) == [1]
+        row = shown(found).split('id="case-1"', 1)[1].split("</tr>", 1)[0]
+        assert "Attendance" in row and "Behaviour" not in row
