@@ -269,10 +269,10 @@ def _like_inside(text: str) -> str:
 
 def _main_pupil(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
     """The incident's main pupil meets every condition."""
-    return exists(
-        select(IncidentPupil.pupil_id)
+    return Incident.id.in_(
+        select(IncidentPupil.incident_id)
         .join(Pupil, Pupil.id == IncidentPupil.pupil_id)
-        .where(IncidentPupil.incident_id == Incident.id, IncidentPupil.is_main, *conditions)
+        .where(IncidentPupil.is_main, *conditions)
     )
 
 
@@ -282,6 +282,11 @@ def _open_referral() -> ColumnElement[bool]:
             Referral.incident_id == Incident.id, Referral.status != ReferralStatus.CLOSED
         )
     )
+
+
+# Filters on what was filed with an incident (its pupils, categories, agencies) or
+# recorded later (referrals) are `Incident.id IN (…)`: the database can start from the
+# few incidents that match instead of testing each incident in turn.
 
 
 def narrowed(
@@ -297,15 +302,12 @@ def narrowed(
         needle = _like_inside(json.dumps(f.category))
         conditions.append(
             or_(
-                exists(
-                    select(IncidentCategory.name).where(
-                        IncidentCategory.incident_id == Incident.id,
-                        IncidentCategory.name == f.category,
-                    )
+                Incident.id.in_(
+                    select(IncidentCategory.incident_id).where(IncidentCategory.name == f.category)
                 ),
-                exists(
-                    select(IncidentAction.id).where(
-                        IncidentAction.incident_id == Incident.id,
+                Incident.id.in_(
+                    select(IncidentAction.incident_id).where(
+                        IncidentAction.workspace_id == workspace_id,
                         IncidentAction.categories.is_not(None),
                         cast(IncidentAction.categories, String).like(needle, escape="\\"),
                     )
@@ -315,19 +317,26 @@ def narrowed(
     if f.author_id is not None:
         conditions.append(Incident.author_id == f.author_id)
     if f.year_group:
-        conditions.append(_main_pupil(Pupil.year_group == f.year_group))
+        conditions.append(
+            _main_pupil(Pupil.workspace_id == workspace_id, Pupil.year_group == f.year_group)
+        )
     if f.registration_group:
-        conditions.append(_main_pupil(Pupil.registration_group == f.registration_group))
+        conditions.append(
+            _main_pupil(
+                Pupil.workspace_id == workspace_id,
+                Pupil.registration_group == f.registration_group,
+            )
+        )
     if f.open_referral is not None:
         conditions.append(_open_referral() if f.open_referral else ~_open_referral())
     if f.pupil:
         matched = pupils.matching(workspace_id=workspace_id, query=f.pupil)
         if matched is not None:
             conditions.append(
-                exists(
-                    select(IncidentPupil.pupil_id)
+                Incident.id.in_(
+                    select(IncidentPupil.incident_id)
                     .join(Pupil, Pupil.id == IncidentPupil.pupil_id)
-                    .where(IncidentPupil.incident_id == Incident.id, matched)
+                    .where(matched)
                 )
             )
     if f.outcome:
@@ -345,24 +354,23 @@ def narrowed(
         agency = f.agency.lower()
         conditions.append(
             or_(
-                exists(
-                    select(IncidentAgency.name).where(
-                        IncidentAgency.incident_id == Incident.id,
-                        func.lower(IncidentAgency.name) == agency,
+                Incident.id.in_(
+                    select(IncidentAgency.incident_id).where(
+                        func.lower(IncidentAgency.name) == agency
                     )
                 ),
-                exists(
-                    select(Referral.id).where(
-                        Referral.incident_id == Incident.id, func.lower(Referral.agency) == agency
+                Incident.id.in_(
+                    select(Referral.incident_id).where(
+                        Referral.workspace_id == workspace_id, func.lower(Referral.agency) == agency
                     )
                 ),
             )
         )
     if f.reference:
         conditions.append(
-            exists(
-                select(Referral.id).where(
-                    Referral.incident_id == Incident.id,
+            Incident.id.in_(
+                select(Referral.incident_id).where(
+                    Referral.workspace_id == workspace_id,
                     func.lower(Referral.reference).like(
                         _like_inside(f.reference.lower()), escape="\\"
                     ),
