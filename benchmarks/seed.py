@@ -31,6 +31,7 @@ from store.db import create_engine
 from store.models import (
     Alert,
     CaseStatusChange,
+    CurrentCaseStatus,
     Incident,
     IncidentAction,
     IncidentCategory,
@@ -449,6 +450,32 @@ async def _seed_statuses(
                 "created_at": changed_at[i],
             }
             for i, status in wanted.items()
+        ],
+    )
+    changes = (
+        await connection.execute(
+            select(
+                CaseStatusChange.incident_id,
+                CaseStatusChange.id,
+                CaseStatusChange.status,
+                CaseStatusChange.outcome,
+                CaseStatusChange.created_at,
+            ).where(CaseStatusChange.incident_id.between(min(wanted), max(wanted)))
+        )
+    ).all()
+    await _insert(
+        connection,
+        CurrentCaseStatus,
+        [
+            {
+                "incident_id": incident_id,
+                "workspace_id": school.workspace_id,
+                "change_id": change_id,
+                "status": status,
+                "outcome": outcome,
+                "changed_at": changed_at,
+            }
+            for incident_id, change_id, status, outcome, changed_at in changes
         ],
     )
     return len(wanted)

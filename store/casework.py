@@ -3,7 +3,9 @@
 A concern is `open`, `monitoring` or `closed`. Incidents never change, so a status is a
 row of `case_status_changes`, written with the action that records it (the action's
 encrypted text is the reason); the concern's status is its latest change, `open` when
-it has none. Closing names an outcome: the standard ones or the school's own
+it has none. The latest is also kept in `case_statuses` (one row per concern changed),
+so that lists filter by status with a join rather than a search of each concern's
+history. Closing names an outcome: the standard ones or the school's own
 (`SchoolConfig.outcomes`).
 
 The lists (the caseload, a search, "my concerns") are built on a query of the incidents
@@ -40,6 +42,7 @@ from store.enums import CaseStatus, ReferralStatus
 from store.errors import FieldErrors
 from store.models import (
     CaseStatusChange,
+    CurrentCaseStatus,
     Incident,
     IncidentAction,
     IncidentAgency,
@@ -78,24 +81,15 @@ class InvalidStatusChange(FieldErrors):
 # -- a concern's status -------------------------------------------------------------------
 
 
-def _latest_change_id() -> ColumnElement[int]:
-    """The id of the incident's latest status change (correlated to `Incident`)."""
-    return (
-        select(func.max(CaseStatusChange.id))
-        .where(CaseStatusChange.incident_id == Incident.id)
-        .correlate(Incident)
-        .scalar_subquery()
-    )
-
-
 def status_of() -> ColumnElement[str]:
     """The incident's status in a query joined by `with_status`: `open` with no change."""
-    return func.coalesce(CaseStatusChange.status, literal(CaseStatus.OPEN.value))
+    return func.coalesce(CurrentCaseStatus.status, literal(CaseStatus.OPEN.value))
 
 
 def with_status(query: Select[Incident]) -> Select[Incident]:
-    """`query` (of incidents) joined to each incident's latest status change, if any."""
-    return query.outerjoin(CaseStatusChange, CaseStatusChange.id == _latest_change_id())
+    """`query` (of incidents) joined to each incident's status now (its latest change,
+    kept in `case_statuses`), if it has one."""
+    return query.outerjoin(CurrentCaseStatus, CurrentCaseStatus.incident_id == Incident.id)
 
 
 @dataclass(frozen=True)
@@ -112,8 +106,17 @@ class CaseState:
         return STATUS_LABELS.get(CaseStatus(self.status), self.status)
 
 
-async def current_state(session: AsyncSession, *, incident_id: int) -> CaseState:
-    """The incident's status now: its latest change, or open."""
+async def current_state(
+    session: AsyncSession, *, incident_id: int, lock: bool = False
+) -> CaseState:
+    """The incident's status now: its latest change, or open. With `lock` (about to
+    change it), concurrent changes to the same concern wait for this transaction."""
+    if lock:
+        await session.execute(
+            select(CurrentCaseStatus.incident_id)
+            .where(CurrentCaseStatus.incident_id == incident_id)
+            .with_for_update()
+        )
     latest = await session.scalar(
         select(CaseStatusChange)
         .where(CaseStatusChange.incident_id == incident_id)
@@ -193,7 +196,9 @@ async def write_change(
     cipher: Cipher,
     now: dt.datetime,
 ) -> tuple[IncidentAction, CaseStatusChange]:
-    """Write a checked status change: its action (the reason, encrypted) and its row."""
+    """Write a checked status change: its action (the reason, encrypted), its row, and the
+    concern's status now (`case_statuses`; a concern's first change inserts it, so two at
+    once cannot both be first)."""
     action = IncidentAction(
         workspace_id=incident.workspace_id,
         incident_id=incident.id,
@@ -214,6 +219,15 @@ async def write_change(
         created_at=now,
     )
     session.add(change)
+    await session.flush()
+    current = await session.get(CurrentCaseStatus, incident.id)
+    if current is None:
+        current = CurrentCaseStatus(incident_id=incident.id, workspace_id=incident.workspace_id)
+        session.add(current)
+    current.change_id = change.id
+    current.status = change.status
+    current.outcome = change.outcome
+    current.changed_at = now
     await session.flush()
     return action, change
 
@@ -342,8 +356,8 @@ def narrowed(
     if f.outcome:
         conditions.append(
             and_(
-                CaseStatusChange.status == CaseStatus.CLOSED,
-                func.lower(CaseStatusChange.outcome) == f.outcome.lower(),
+                CurrentCaseStatus.status == CaseStatus.CLOSED,
+                func.lower(CurrentCaseStatus.outcome) == f.outcome.lower(),
             )
         )
     if f.happened_from is not None:
@@ -425,7 +439,7 @@ async def case_rows(
         else (Incident.created_at.desc(), Incident.id.desc())
     )
     statement = (
-        query.add_columns(status_of(), CaseStatusChange.outcome)
+        query.add_columns(status_of(), CurrentCaseStatus.outcome)
         .order_by(*order)
         .offset((page - 1) * per_page)
         .limit(per_page + 1)

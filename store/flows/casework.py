@@ -8,6 +8,7 @@ kinds and the page, never what was typed (a search may name a pupil).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from sqlalchemy import Select
@@ -55,7 +56,7 @@ async def change_status(
     if incident is None:
         return None
     trail = visit.trail(session, incident_id=incident.id, timed=True)
-    current = await casework.current_state(session, incident_id=incident.id)
+    current = await casework.current_state(session, incident_id=incident.id, lock=True)
     try:
         plan = casework.check_change(
             wanted, current=current.status, outcomes=visit.setup.school.outcomes
@@ -127,7 +128,7 @@ async def view_caseload(
 ) -> CaseloadPage:
     """Open and monitoring concerns the key-holder may see, oldest first, audited."""
     wanted = tuple(s for s in filters.statuses if s in CASELOAD_STATUSES) or CASELOAD_STATUSES
-    shown = CaseFilters(**{**filters.__dict__, "statuses": wanted})
+    shown = dataclasses.replace(filters, statuses=wanted)
     cases = await casework.case_rows(
         session, _listed(visit.staff, shown), oldest_first=True, page=page, per_page=PER_PAGE
     )

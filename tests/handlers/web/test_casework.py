@@ -13,7 +13,13 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from store.models import AuditEvent, CaseStatusChange, IncidentAction, Pupil
+from store.models import (
+    AuditEvent,
+    CaseStatusChange,
+    CurrentCaseStatus,
+    IncidentAction,
+    Pupil,
+)
 from testing.harness import Harness
 from testing.webclient import WebUser
 from tests.support.records import audit_events, staff_member
@@ -114,7 +120,11 @@ async def test_monitoring_then_reopening(school: Harness) -> None:
         assert "Reopened." in shown(page) and "Fresh disclosure today." in shown(page)
         _, caseload = await deputy.get("/caseload")
         assert case_numbers(caseload) == [1]
-    assert [r.status for r in await status_rows(school)] == ["monitoring", "closed", "open"]
+    changes = await status_rows(school)
+    assert [r.status for r in changes] == ["monitoring", "closed", "open"]
+    async with school.server.factory() as db:  # the status now: the latest change
+        [now] = (await db.scalars(select(CurrentCaseStatus))).all()
+        assert (now.status, now.outcome, now.change_id) == ("open", None, changes[-1].id)
     for action in ("case.monitor", "case.close", "case.reopen"):
         assert [e.outcome for e in await audit_events(school, action)] == ["ok"]
 
