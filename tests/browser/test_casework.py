@@ -60,7 +60,7 @@ async def test_a_dsl_closes_a_concern_from_the_caseload(
     await expect(rows).to_have_count(1)
     await snap(page, "caseload", db_name)
     await rows.first.get_by_role("link", name="#1").click()
-    await expect(page.locator("#case-status")).to_have_text("Open")
+    await expect(page.locator("#case-status .badge")).to_have_text("Open")
 
     form = page.locator("#status-form")
     await form.get_by_label("Closed").check()

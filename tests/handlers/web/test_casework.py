@@ -45,7 +45,8 @@ def case_numbers(body: str) -> list[int]:
 
 def status_text(body: str) -> str:
     """The incident page's Status line, as read."""
-    part = body.split('id="case-status">', 1)[1].split("</dd>", 1)[0]
+    part = body.split('id="case-status"', 1)[1].split(">", 1)[1].split("</p>", 1)[0]
+    part = re.sub(r'<span class="visually-hidden">[^<]*</span>', "", part)
     return " ".join(shown(re.sub(r"<[^>]+>", " ", part)).split())
 
 
