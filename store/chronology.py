@@ -27,6 +27,7 @@ from store import pupil_context, pupil_corrections
 from store.access import in_view
 from store.crypto import Cipher
 from store.models import (
+    CaseStatusChange,
     Incident,
     IncidentAction,
     IncidentCategory,
@@ -85,6 +86,8 @@ class Entry:
     due_at: dt.datetime | None = None
     overdue: bool = False
     away: bool = False  # moved: away from this pupil (else to them)
+    case_status: str | None = None  # action: the status it set (open, monitoring, closed)
+    case_outcome: str | None = None  # action: the outcome a close named
 
     @property
     def recategorised(self) -> bool:
@@ -150,7 +153,9 @@ async def chronology(
     ids = [row.id for row in incidents]
     original: dict[int, list[str]] = {}
     pupils_on: dict[int, int] = {}
-    actions: list[Row[int, int, dt.datetime, bytes, list[str] | None, str]] = []
+    actions: list[
+        Row[int, int, dt.datetime, bytes, list[str] | None, str, str | None, str | None]
+    ] = []
     referrals: list[Row[Referral, str]] = []
     if ids:
         for incident_id, name in await session.execute(
@@ -178,9 +183,12 @@ async def chronology(
                         IncidentAction.text_ct,
                         IncidentAction.categories,
                         author.name,
+                        CaseStatusChange.status,
+                        CaseStatusChange.outcome,
                     )
                     .join(mine, mine.c.incident_id == IncidentAction.incident_id)
                     .join(author, author.id == IncidentAction.author_id)
+                    .outerjoin(CaseStatusChange, CaseStatusChange.action_id == IncidentAction.id)
                     .order_by(IncidentAction.created_at, IncidentAction.id)
                 )
             ).all()
@@ -254,6 +262,8 @@ async def chronology(
                 who=row.name,
                 text=cipher.decrypt(row.text_ct),
                 categories=list(row.categories or []),
+                case_status=row.status,
+                case_outcome=row.outcome,
             )
         )
     for referral, name in referrals:

@@ -109,3 +109,11 @@ class SigninVia(StrEnum):
 
     SLACK = "slack"  # Sign in with Slack
     LINK = "link"  # a one-time link from `/concern login`
+
+
+class CaseStatus(StrEnum):
+    """Where a concern's casework stands (DESIGN §12): none recorded yet means open."""
+
+    OPEN = "open"
+    MONITORING = "monitoring"
+    CLOSED = "closed"

@@ -642,6 +642,46 @@ class UrgentEscalation(Base):
     recipients: Mapped[int] = mapped_column(Integer)
 
 
+class CaseStatusChange(Base):
+    """A concern set to open, monitoring or closed (DESIGN §12): append-only.
+
+    Recorded with the action that says why (its text, encrypted, is the reason); the
+    concern's status is its latest change, and open when it has none. A close names an
+    outcome.
+    """
+
+    __tablename__ = "case_status_changes"
+    __table_args__ = (Index("ix_case_status_changes_incident", "incident_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    action_id: Mapped[int] = mapped_column(ForeignKey("incident_actions.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(12))
+    outcome: Mapped[str | None] = mapped_column(String(100))
+    author_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class CurrentCaseStatus(Base):
+    """A concern's status now: the latest of its `case_status_changes`, kept with them.
+
+    The changes are the record; this row (none: open) lets the caseload and search filter
+    100,000 concerns by status with a plain join. Written only by
+    `store.casework.write_change`, in the change's transaction.
+    """
+
+    __tablename__ = "case_statuses"
+    __table_args__ = (Index("ix_case_statuses_workspace_status", "workspace_id", "status"),)
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    change_id: Mapped[int] = mapped_column(ForeignKey("case_status_changes.id"))
+    status: Mapped[str] = mapped_column(String(12))
+    outcome: Mapped[str | None] = mapped_column(String(100))
+    changed_at: Mapped[dt.datetime] = mapped_column()
+
+
 IMMUTABLE_TABLES = (
     "incidents",
     "incident_pupils",
@@ -653,4 +693,5 @@ IMMUTABLE_TABLES = (
     "referral_events",
     "pupil_context_changes",
     "incident_pupil_corrections",
+    "case_status_changes",
 )

@@ -1,4 +1,5 @@
-"""The school's configuration file: working time, overdue nudges and agency timescales.
+"""The school's configuration file: working time, overdue nudges, agency timescales and
+the school's own outcomes for closing a concern.
 
 A TOML file (`vigil.example.toml` documents every key) read with the standard library's
 `tomllib`; the settings module passes its path (`VIGIL_CONFIG`). No path, or no file at
@@ -87,6 +88,16 @@ DEFAULT_AGENCIES: tuple[Agency, ...] = (
 )
 
 
+# How a concern can be closed (DESIGN §12); a school adds its own in [casework] outcomes.
+DEFAULT_OUTCOMES: tuple[str, ...] = (
+    "no further action",
+    "referred",
+    "early help",
+    "resolved in school",
+)
+_OUTCOME_MAX = 100
+
+
 @dataclass(frozen=True)
 class Allegations:
     """Who handles an allegation about an adult ([allegations]): the roles alerted, those
@@ -113,6 +124,12 @@ class SchoolConfig:
     on_call: tuple[OnCall, ...] = ()
     escalate_every_minutes: float = 10.0
     chase_after_working_hours: float = 4.0
+    school_outcomes: tuple[str, ...] = ()  # [casework] outcomes, after the defaults
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        """How a concern can be closed: the standard outcomes, then the school's own."""
+        return DEFAULT_OUTCOMES + self.school_outcomes
 
     def agency(self, name: str) -> Agency | None:
         """The agency called `name` (ignoring case), if configured."""
@@ -182,8 +199,11 @@ def parse_school_config(data: Mapping[str, Any], *, source: str = "<config>") ->
                 "urgent",
                 "unread",
                 "alert_rules",
+                "casework",
             },
         )
+        casework = _table(data, "casework")
+        _only_keys(casework, "casework", {"outcomes"})
         nudges = _table(data, "nudges")
         _only_keys(nudges, "nudges", {"check_every_minutes", "escalate_after_working_days"})
         urgent = _table(data, "urgent")
@@ -209,6 +229,7 @@ def parse_school_config(data: Mapping[str, Any], *, source: str = "<config>") ->
             chase_after_working_hours=_positive_number(
                 unread, "unread.chase_after_working_hours", defaults.chase_after_working_hours
             ),
+            school_outcomes=_outcomes(casework.get("outcomes", [])),
             alert_rules=_alert_rules(data.get("alert_rules", [])),
         )
     except _Invalid as problem:
@@ -497,3 +518,23 @@ def _allegations(table: Mapping[str, Any], agencies: tuple[Agency, ...]) -> Alle
         manager_when_head=_roles(table, f"{section}.manager_when_head", defaults.manager_when_head),
         lado_agency=agency.name,
     )
+
+
+def _outcomes(entries: Any) -> tuple[str, ...]:
+    """[casework] outcomes: the school's own ways to close a concern, after the standard ones."""
+    key = "casework.outcomes"
+    if not isinstance(entries, list):
+        raise _Invalid(key, f"expected a list of text [...], got {entries!r}")
+    found: list[str] = []
+    seen = {o.casefold() for o in DEFAULT_OUTCOMES}
+    for number, entry in enumerate(entries, start=1):
+        name = _string(entry, f"{key}[{number}]").strip()
+        if not name:
+            raise _Invalid(f"{key}[{number}]", "must not be empty")
+        if len(name) > _OUTCOME_MAX:
+            raise _Invalid(f"{key}[{number}]", f"longer than {_OUTCOME_MAX} characters")
+        if name.casefold() in seen:
+            raise _Invalid(f"{key}[{number}]", f"{name!r} is listed twice or is a standard outcome")
+        seen.add(name.casefold())
+        found.append(name)
+    return tuple(found)

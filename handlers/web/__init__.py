@@ -6,7 +6,8 @@ Every route is registered here, from the modules by concern:
 - `alerts`: my alerts; `incidents`: an incident's page, marking read, actions, sharing;
 - `referrals`: the referrals board; `pupils`: pupil search and chronologies (`pdf`);
 - `reports`: reports and their CSVs (`tables`, `chart`, `dates`);
-- `admin`: the audit log, the staff list, authenticator resets.
+- `admin`: the audit log, the staff list, authenticator resets;
+- `casework`: a concern's status, the caseload, search and my concerns.
 
 In front of them all: `security` (the one middleware: headers, session, CSRF and the
 `@public` / `@first_factor` / `@keyholder_only` markers), with `session` (the signed-in
@@ -25,6 +26,7 @@ from aiohttp import web
 from handlers.web import (
     admin,
     alerts,
+    casework,
     corrections,
     incidents,
     pupils,
@@ -37,7 +39,7 @@ from handlers.web.oidc import JWKS, KeySet
 from handlers.web.security import build_middleware
 
 HERE = Path(__file__).parent
-ROUTES = (signin, alerts, incidents, corrections, referrals, pupils, reports, admin)
+ROUTES = (signin, alerts, incidents, casework, corrections, referrals, pupils, reports, admin)
 
 
 def register_web(app: web.Application, deps: WebDeps, *, command: str) -> None:

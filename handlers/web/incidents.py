@@ -72,6 +72,8 @@ def _incident_page(
     withdraw_errors: dict[str, str] | None = None,
     entered: dict[str, Any] | None = None,
     referral_typed: dict[str, str] | None = None,
+    status_errors: dict[str, str] | None = None,
+    status_entered: dict[str, str] | None = None,
     status: int = 200,
     correction_error: str = "",
 ) -> web.Response:
@@ -98,6 +100,9 @@ def _incident_page(
         timezone=school.working_time.timezone,
         overdue_text=overdue_text,
         correction_error=correction_error,
+        status_errors=status_errors or {},
+        status_entered=status_entered or {},
+        outcomes=school.outcomes,
         **{field.name: getattr(shown, field.name) for field in dataclasses.fields(shown)},
     )
 
@@ -224,3 +229,10 @@ async def withdraw(request: web.Request) -> web.Response:
 
 
 render_incident = _incident_page  # for the other incident routes (handlers/web/corrections.py)
+
+
+def incident_page_response(
+    request: web.Request, shown: IncidentPage, **shown_with: Any
+) -> web.Response:
+    """The incident page with what a form on it was refused for (`handlers.web.casework`)."""
+    return _incident_page(request, shown, **shown_with)

@@ -23,6 +23,7 @@ from store import (
     alerts,
     allegations,
     audit,
+    casework,
     incidents,
     pupil_context,
     pupil_corrections,
@@ -30,9 +31,10 @@ from store import (
 )
 from store.actions import ActionView, InvalidAction
 from store.alerts import ReceiptRow
+from store.casework import CaseState
 from store.enums import ReadVia
 from store.flows import Visit
-from store.models import Incident, Pupil, Staff, UrgentConcern
+from store.models import CaseStatusChange, Incident, Pupil, Staff, UrgentConcern
 from store.referral_rows import ReferralRow, incident_rows
 from store.staff import get_staff, staff_in_workspace
 
@@ -100,6 +102,8 @@ class IncidentPage:
     referrals: list[ReferralRow]
     open_referrals: list[ReferralRow]
     as_of: dt.datetime  # the time the referrals' states (and the form's defaults) are for
+    case: CaseState  # open, monitoring or closed (DESIGN §12)
+    status_changes: dict[int, CaseStatusChange]  # by the action that recorded each
     adult: str | None = None  # an allegation: who it is about (`store.allegations`)
     # Each pupil's context (CP plan, SEN, social worker...), decrypted, by pupil id.
     contexts: Mapping[int, pupil_context.Context] = field(default_factory=dict)
@@ -181,6 +185,8 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         as_of=visit.now,
         adult=await allegations.adult_line(session, incident_id=incident.id, cipher=cipher),
         urgent=await urgent.is_urgent(session, incident_id=incident.id),
+        case=await casework.current_state(session, incident_id=incident.id),
+        status_changes=await casework.changes_by_action(session, incident_id=incident.id),
     )
 
 

@@ -125,10 +125,12 @@ def test_example_file_shows_every_key() -> None:
         "urgent",
         "unread",
         "alert_rules",
+        "casework",
     }
     assert set(data["allegations"]) == {"manager", "manager_when_head", "lado_agency"}
     assert set(data["urgent"]) == {"escalate_every_minutes"}
     assert set(data["unread"]) == {"chase_after_working_hours"}
+    assert set(data["casework"]) == {"outcomes"}
     assert set(data["alert_rules"][0]) == {
         "category",
         "alert",
@@ -462,3 +464,38 @@ def test_unreadable_path(tmp_path: Path) -> None:
 def test_errors_are_value_errors_and_parse_names_the_source() -> None:
     with pytest.raises(ValueError, match=r"^settings: nudges\.check_every_minutes: "):
         parse_school_config({"nudges": {"check_every_minutes": 0}}, source="settings")
+
+
+# -- [casework] outcomes ------------------------------------------------------------------
+
+
+def test_configured_outcomes_follow_the_standard_ones() -> None:
+    config = parse_school_config({"casework": {"outcomes": [" Support plan in place "]}})
+    assert config.outcomes == (
+        "no further action",
+        "referred",
+        "early help",
+        "resolved in school",
+        "Support plan in place",
+    )
+    assert SchoolConfig().outcomes == config.outcomes[:4]
+
+
+@pytest.mark.parametrize(
+    ("casework", "key", "problem"),
+    [
+        ({"outcome": ["x"]}, "casework.outcome", "unknown key"),
+        ({"outcomes": "Support plan"}, "casework.outcomes", "expected a list"),
+        ({"outcomes": ["ok", 3]}, "casework.outcomes[2]", "expected text"),
+        ({"outcomes": [""]}, "casework.outcomes[1]", "must not be empty"),
+        ({"outcomes": ["Referred"]}, "casework.outcomes[1]", "a standard outcome"),
+        ({"outcomes": ["A", "a"]}, "casework.outcomes[2]", "listed twice"),
+        ({"outcomes": ["x" * 101]}, "casework.outcomes[1]", "longer than 100"),
+    ],
+)
+def test_a_bad_casework_key_is_named(casework: dict[str, object], key: str, problem: str) -> None:
+    with pytest.raises(SchoolConfigError) as raised:
+        parse_school_config({"casework": casework}, source="vigil.toml")
+    assert raised.value.key == key
+    assert problem in raised.value.problem
+    assert str(raised.value).startswith(f"vigil.toml: {key}: ")
