@@ -55,6 +55,7 @@ from store import encrypted, migrate, outbox, workspaces
 from store.catalogue import Catalogue
 from store.crypto import Cipher
 from store.db import DATABASE_ERRORS, create_engine, session_factory, transaction
+from store.documents.storage import FilesUrlError, open_store
 from store.models import utcnow
 from store.roster import slack_links
 from store.school_config import SchoolConfig, SchoolConfigError, load_school_config
@@ -87,6 +88,10 @@ class VigilServer:
             [agency.name for agency in self.school.agencies],
         )
         self.cipher = Cipher(settings.data_key or "")
+        try:
+            self.files = open_store(settings.files_url)
+        except FilesUrlError as error:
+            raise ConfigError(f"VIGIL_FILES_URL: {error}") from None
         self.teams = workspaces.TeamDirectory(self.factory)
         self.tasks = TaskTracker()
         self.client = AsyncWebClient(
@@ -171,6 +176,8 @@ class VigilServer:
             notify_outbox=self.worker.notify,
             school=self.school,
             clock=self.clock,
+            files=self.files,
+            max_upload_bytes=settings.max_upload_bytes,
         )
         register_web(app, self.web_deps, command=settings.command)
         return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from slack_sdk.web.async_client import AsyncWebClient
@@ -12,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from store.catalogue import Catalogue
 from store.crypto import Cipher
 from store.db import SessionFactory
+from store.documents.storage import DatabaseStore, FileStore
 from store.flows import Setup
 from store.models import utcnow
 from store.school_config import SchoolConfig
@@ -33,6 +34,8 @@ class WebDeps:
     notify_outbox: Callable[[], None]
     school: SchoolConfig
     clock: Callable[[], dt.datetime] = utcnow
+    files: FileStore = field(default_factory=DatabaseStore)  # VIGIL_FILES_URL
+    max_upload_bytes: int = 25 * 1024 * 1024  # VIGIL_MAX_UPLOAD_MB
 
     @property
     def setup(self) -> Setup:

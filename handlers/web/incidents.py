@@ -87,6 +87,7 @@ def _incident_page(
         reference_max=REFERENCE_MAX,
         timezone=school.working_time.timezone,
         overdue_text=overdue_text,
+        max_upload_mb=request.app[DEPS].max_upload_bytes // (1024 * 1024),
         **{field.name: getattr(shown, field.name) for field in dataclasses.fields(shown)},
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store import access, actions, alerts, audit, incidents
 from store.actions import ActionView, InvalidAction
 from store.alerts import ReceiptRow
+from store.documents.files import FileView, incident_files
 from store.enums import ReadVia
 from store.flows import Visit
 from store.models import Incident, Pupil, Staff
@@ -86,6 +87,7 @@ class IncidentPage:
     referrals: list[ReferralRow]
     open_referrals: list[ReferralRow]
     as_of: dt.datetime  # the time the referrals' states (and the form's defaults) are for
+    files: list[FileView] = field(default_factory=list)  # attachments, names decrypted
 
 
 async def incident_page(session: AsyncSession, *, incident: Incident, visit: Visit) -> IncidentPage:
@@ -133,6 +135,7 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         referrals=referral_rows,
         open_referrals=[r for r in referral_rows if r.state != "closed"],
         as_of=visit.now,
+        files=await incident_files(session, incident_id=incident.id, cipher=cipher),
     )
 
 

@@ -1,0 +1,50 @@
+"""Images lose their metadata on the way in: EXIF (with GPS position, camera, times),
+XMP, IPTC, comments and PNG text chunks.
+
+A JPEG or PNG is decoded with Pillow, turned upright by its EXIF orientation, and encoded
+again with nothing but its pixels (and its colour profile, which says nothing about
+anyone). A file Pillow cannot decode is refused: it was not really an image.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from store.documents.kinds import Kind, refusal
+
+MAX_PIXELS = 80_000_000  # a 25 MB photo is far smaller; more is a decompression bomb
+
+
+def without_metadata(data: bytes, kind: Kind) -> bytes:
+    """The image re-encoded with no metadata, in the same format."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    raise refusal("the image is too large")
+                expected = "JPEG" if kind is Kind.JPEG else "PNG"
+                if image.format != expected:
+                    raise refusal("the image is damaged")
+                upright = ImageOps.exif_transpose(image)
+                icc = image.info.get("icc_profile")
+                out = io.BytesIO()
+                if kind is Kind.JPEG:
+                    if upright.mode not in ("RGB", "L", "CMYK"):
+                        upright = upright.convert("RGB")
+                    upright.save(out, "JPEG", quality=92, icc_profile=icc)
+                else:
+                    upright.save(out, "PNG", icc_profile=icc)
+                return out.getvalue()
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ):
+        raise refusal("the image is damaged") from None
