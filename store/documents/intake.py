@@ -27,7 +27,7 @@ class TooLarge(Exception):
     """The file is larger than the configured limit."""
 
     def __init__(self, limit: int) -> None:
-        megabytes = limit // (1024 * 1024)
+        megabytes = f"{limit / 2**20:.3g}"
         super().__init__(f"This file is larger than {megabytes} MB, the most Vigil accepts.")
 
 
