@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from store.crypto import Cipher
+from store.documents.files import FileView, incidents_files, paper_records_of
 from store.models import (
     Incident,
     IncidentAction,
@@ -47,9 +48,11 @@ class EntryKind(StrEnum):
     REFERRAL = "referral"
     RESPONSE = "response"  # the agency responded
     CLOSED = "closed"  # the referral was closed
+    FILE = "file"  # a file attached to the incident
+    PAPER = "paper"  # a historic record imported from the paper files
 
 
-INCIDENT, ACTION, REFERRAL, RESPONSE, CLOSED = EntryKind
+INCIDENT, ACTION, REFERRAL, RESPONSE, CLOSED, FILE, PAPER = EntryKind
 _ORDER = {kind: position for position, kind in enumerate(EntryKind)}
 
 
@@ -78,6 +81,8 @@ class Entry:
     reference: str | None = None
     due_at: dt.datetime | None = None
     overdue: bool = False
+    files: list[FileView] = field(default_factory=list)  # a file entry's file; a paper record's
+    on: dt.date | None = None  # a paper record: its original date (no time of day)
 
     @property
     def recategorised(self) -> bool:
@@ -270,6 +275,38 @@ async def chronology(
             entries.append(Entry(kind=RESPONSE, at=referral.responded_at, **facts))
         if referral.closed_at is not None and in_range(referral.closed_at):
             entries.append(Entry(kind=CLOSED, at=referral.closed_at, **facts))
+    for view in await incidents_files(session, incident_ids=sorted(kept), cipher=cipher):
+        if in_range(view.created_at) and view.incident_id is not None:
+            entries.append(
+                Entry(
+                    kind=FILE,
+                    at=view.created_at,
+                    number=numbers[view.incident_id],
+                    incident_id=view.incident_id,
+                    sort_id=view.id,
+                    who=view.uploaded_by,
+                    text=view.name,
+                    files=[view],
+                )
+            )
+    if not wanted:  # paper records have no categories: a category filter leaves them out
+        for paper in await paper_records_of(session, pupil_id=pupil.id, cipher=cipher):
+            at = dt.datetime.combine(paper.on, dt.time(), tzinfo=dt.UTC)
+            if in_range(at):
+                entries.append(
+                    Entry(
+                        kind=PAPER,
+                        at=at,
+                        number=0,
+                        incident_id=0,
+                        sort_id=paper.id,
+                        who=paper.added_by,
+                        text=paper.description,
+                        recorded_at=paper.created_at,
+                        files=paper.files,
+                        on=paper.on,
+                    )
+                )
     entries.sort(key=lambda e: (e.at, _ORDER[e.kind], e.sort_id))
     return Chronology(
         pupil=pupil,

@@ -62,10 +62,25 @@ class WebUser:
     async def upload(
         self, path: str, name: str, content: bytes, *, csrf: str | None = None
     ) -> tuple[int, str]:
-        """Send a file as the page's file form does: the CSRF token first, then the file."""
+        """Send a file as the incident page's file form does."""
+        return await self.send_files(path, [("file", name, content)], csrf=csrf)
+
+    async def send_files(
+        self,
+        path: str,
+        files: list[tuple[str, str, bytes]],
+        fields: dict[str, str] | None = None,
+        *,
+        csrf: str | None = None,
+    ) -> tuple[int, str]:
+        """Send a multipart form as a browser does: the CSRF token first, then `fields`,
+        then each file as (field, file name, content)."""
         form = aiohttp.FormData(quote_fields=False)  # as browsers send names
         form.add_field("csrf", csrf if csrf is not None else form_field(self.last_page, "csrf"))
-        form.add_field("file", content, filename=name, content_type="application/octet-stream")
+        for name, value in (fields or {}).items():
+            form.add_field(name, value)
+        for field, name, content in files:
+            form.add_field(field, content, filename=name, content_type="application/octet-stream")
         async with self.http.post(self._url(path), data=form) as response:
             self.last_page, self.last_url = await response.text(), str(response.url)
             return response.status, self.last_page

@@ -6,6 +6,7 @@ Every route is registered here, from the modules by concern:
 - `alerts`: my alerts; `incidents`: an incident's page, marking read, actions, sharing;
 - `files`: attaching files to an incident, downloading and previewing them;
 - `referrals`: the referrals board; `pupils`: pupil search and chronologies (`pdf`);
+- `paper`: scanned paper records added to a chronology, and their scans;
 - `reports`: reports and their CSVs (`tables`, `chart`, `dates`);
 - `admin`: the audit log, the staff list, authenticator resets.
 
@@ -23,13 +24,23 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from handlers.web import admin, alerts, files, incidents, pupils, referrals, reports, signin
+from handlers.web import (
+    admin,
+    alerts,
+    files,
+    incidents,
+    paper,
+    pupils,
+    referrals,
+    reports,
+    signin,
+)
 from handlers.web.deps import COMMAND, DEPS, WebDeps
 from handlers.web.oidc import JWKS, KeySet
 from handlers.web.security import build_middleware
 
 HERE = Path(__file__).parent
-ROUTES = (signin, alerts, incidents, files, referrals, pupils, reports, admin)
+ROUTES = (signin, alerts, incidents, files, referrals, pupils, paper, reports, admin)
 
 
 def register_web(app: web.Application, deps: WebDeps, *, command: str) -> None:

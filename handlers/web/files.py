@@ -21,6 +21,7 @@ from handlers.web.security import SECURITY_HEADERS, UPLOAD, streamed_upload
 from handlers.web.session import visit
 from store.db import transaction
 from store.documents import files as stored
+from store.documents.files import OpenedFile
 from store.documents.intake import Intake, TooLarge, clean_name
 from store.documents.kinds import Refused
 from store.documents.sealing import CHUNK, FileIntegrityError
@@ -122,8 +123,7 @@ def _disposition(kind: str, name: str) -> str:
 
 
 async def _send(request: web.Request, *, preview: bool) -> web.StreamResponse:
-    deps = request.app[DEPS]
-    async with transaction(deps.factory) as db:
+    async with transaction(request.app[DEPS].factory) as db:
         opened = await flows.open_for(
             db,
             visit=visit(request),
@@ -131,6 +131,14 @@ async def _send(request: web.Request, *, preview: bool) -> web.StreamResponse:
             file_id=parse_id(request.match_info.get("file_id")),
             preview=preview,
         )
+    return await send_file(request, opened, preview=preview)
+
+
+async def send_file(
+    request: web.Request, opened: OpenedFile | flows.Damaged | None, *, preview: bool
+) -> web.StreamResponse:
+    """Stream an opened file (decrypted chunk by chunk), or the 404 or integrity page."""
+    deps = request.app[DEPS]
     if opened is None:
         return not_found(request)
     if isinstance(opened, flows.Damaged):

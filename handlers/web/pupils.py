@@ -124,6 +124,7 @@ async def _chronology(request: web.Request, *, action: str) -> dict[str, Any] | 
         "school": shown.school,
         "produced_by": viewer(request).name,
         "produced_at": request.app[DEPS].clock(),
+        "max_upload_mb": request.app[DEPS].max_upload_bytes // (1024 * 1024),
         "pdf_url": f"/pupils/{found.pupil.id}/chronology.pdf"
         + (f"?{wanted.query_string}" if wanted.query_string else ""),
     }

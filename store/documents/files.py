@@ -23,7 +23,7 @@ from store.documents import sealing
 from store.documents.intake import Sealed
 from store.documents.kinds import KINDS, PREVIEWABLE, Kind
 from store.documents.storage import FileStore, reading_store
-from store.models import Staff, StoredFile
+from store.models import PaperRecord, Staff, StoredFile
 
 log = structlog.get_logger(__name__)
 
@@ -86,6 +86,8 @@ class FileView:
     created_at: dt.datetime
     previewable: bool
     readable: bool  # False when its key or name failed the integrity check
+    incident_id: int | None = None
+    paper_record_id: int | None = None
 
 
 def _view(cipher: Cipher, row: StoredFile) -> FileView:
@@ -106,6 +108,8 @@ def _view(cipher: Cipher, row: StoredFile) -> FileView:
         created_at=row.created_at,
         previewable=readable and kind in PREVIEWABLE,
         readable=readable,
+        incident_id=row.incident_id,
+        paper_record_id=row.paper_record_id,
     )
 
 
@@ -119,6 +123,59 @@ async def incident_files(
         .order_by(StoredFile.created_at, StoredFile.id)
     )
     return [_view(cipher, row) for row in rows]
+
+
+async def incidents_files(
+    session: AsyncSession, *, incident_ids: list[int], cipher: Cipher
+) -> list[FileView]:
+    """The files of these incidents, oldest first, with their names decrypted."""
+    if not incident_ids:
+        return []
+    rows = await session.scalars(
+        select(StoredFile)
+        .where(StoredFile.incident_id.in_(incident_ids))
+        .order_by(StoredFile.created_at, StoredFile.id)
+    )
+    return [_view(cipher, row) for row in rows]
+
+
+@dataclass(frozen=True)
+class PaperView:
+    """A paper record as the chronology shows it (its description decrypted)."""
+
+    id: int
+    on: dt.date
+    description: str
+    added_by: str
+    created_at: dt.datetime
+    files: list[FileView]
+
+
+async def paper_records_of(
+    session: AsyncSession, *, pupil_id: int, cipher: Cipher
+) -> list[PaperView]:
+    """A pupil's paper records, by original date, with their files."""
+    records = list(
+        await session.scalars(
+            select(PaperRecord)
+            .where(PaperRecord.pupil_id == pupil_id)
+            .order_by(PaperRecord.recorded_on, PaperRecord.id)
+        )
+    )
+    files = await paper_record_files(
+        session, paper_record_ids=[r.id for r in records], cipher=cipher
+    )
+    return [
+        PaperView(
+            id=r.id,
+            on=r.recorded_on,
+            description=cipher.decrypt(r.description_ct),
+            added_by=r.added_by.name,
+            created_at=r.created_at,
+            files=files[r.id],
+        )
+        for r in records
+    ]
 
 
 async def paper_record_files(
