@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import IO, Protocol
 from urllib.parse import unquote, urlsplit
@@ -155,12 +155,17 @@ class DirectoryStore:
     def path(self, token: str) -> Path:
         return self.root / token[:2] / f"{token}.vgf"
 
+    def read_sealed(self, token: str) -> Iterator[bytes]:
+        """A stored file's sealed chunks, in order (blocking reads)."""
+        with self.path(token).open("rb") as handle:
+            while (record := _record(handle)) is not None:
+                yield record
+
     async def sealed_chunks(
         self, factory: SessionFactory, *, file: StoredFile
     ) -> AsyncIterator[bytes]:
-        with self.path(file.token).open("rb") as handle:
-            while (record := _record(handle)) is not None:
-                yield record
+        for record in self.read_sealed(file.token):
+            yield record
 
 
 def check_files_url(url: str) -> str:
