@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Protocol
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import SessionFactory
@@ -28,6 +28,7 @@ from store.models import FileChunk, StoredFile
 DATABASE, DIRECTORY = "database", "directory"
 _LENGTH = 4
 _READ_BATCH = 16  # chunks read per short database session when streaming a download
+_WRITE_BATCH = 8  # chunks inserted per statement when an upload is stored
 
 
 class FilesUrlError(ValueError):
@@ -75,13 +76,17 @@ class _DatabaseSpool:
     async def commit(self, session: AsyncSession, *, file_id: int) -> None:
         self._file.seek(0)
         position = 0
+        batch: list[dict[str, object]] = []
         try:
+            # Plain INSERTs, a few chunks at a time: no ORM objects kept in the session.
             while (record := _record(self._file)) is not None:
-                session.add(FileChunk(file_id=file_id, position=position, data=record))
+                batch.append({"file_id": file_id, "position": position, "data": record})
                 position += 1
-                if position % _READ_BATCH == 0:
-                    await session.flush()
-            await session.flush()
+                if len(batch) == _WRITE_BATCH:
+                    await session.execute(insert(FileChunk), batch)
+                    batch = []
+            if batch:
+                await session.execute(insert(FileChunk), batch)
         finally:
             self._file.close()
 
