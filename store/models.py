@@ -572,6 +572,24 @@ class FileChunk(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class BodyMap(Base):
+    """Marks seen on a child, placed on a front and back outline: each mark's side,
+    position, type, size and note, stored together encrypted (`marks_ct`, JSON). Immutable:
+    a later body map is a new row."""
+
+    __tablename__ = "body_maps"
+    __table_args__ = (Index("ix_body_maps_incident", "incident_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    marks_ct: Mapped[bytes] = mapped_column(LargeBinary)
+
+    author: Mapped[Staff] = relationship(lazy="joined")
+
+
 IMMUTABLE_TABLES = (
     "incidents",
     "incident_pupils",
@@ -583,4 +601,5 @@ IMMUTABLE_TABLES = (
     "paper_records",
     "files",
     "file_chunks",
+    "body_maps",
 )

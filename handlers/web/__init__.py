@@ -5,6 +5,7 @@ Every route is registered here, from the modules by concern:
 - `signin`: signing in (Slack or a one-time link), the second factor, signing out;
 - `alerts`: my alerts; `incidents`: an incident's page, marking read, actions, sharing;
 - `files`: attaching files to an incident, downloading and previewing them;
+- `bodymap`: drawing a body map on an incident;
 - `referrals`: the referrals board; `pupils`: pupil search and chronologies (`pdf`);
 - `paper`: scanned paper records added to a chronology, and their scans;
 - `reports`: reports and their CSVs (`tables`, `chart`, `dates`);
@@ -27,6 +28,7 @@ from aiohttp import web
 from handlers.web import (
     admin,
     alerts,
+    bodymap,
     files,
     incidents,
     paper,
@@ -40,7 +42,7 @@ from handlers.web.oidc import JWKS, KeySet
 from handlers.web.security import build_middleware
 
 HERE = Path(__file__).parent
-ROUTES = (signin, alerts, incidents, files, referrals, pupils, paper, reports, admin)
+ROUTES = (signin, alerts, incidents, files, bodymap, referrals, pupils, paper, reports, admin)
 
 
 def register_web(app: web.Application, deps: WebDeps, *, command: str) -> None:

@@ -1,4 +1,4 @@
-"""documents: files attached to incidents (sealed chunks), scanned paper records
+"""documents: files attached to incidents (sealed chunks), scanned paper records, body maps
 
 Revision ID: 0014
 Revises: 0007
@@ -24,6 +24,7 @@ IMMUTABLE = {
     "files": "id, workspace_id, token, incident_id, action_id, paper_record_id, kind, size, "
     "chunk_count, key_ct, name_ct, storage, uploaded_by_id, created_at",
     "file_chunks": "file_id, position, data",
+    "body_maps": "id, workspace_id, incident_id, author_id, created_at, marks_ct",
 }
 
 
@@ -99,6 +100,26 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("file_id", "position", name=op.f("pk_file_chunks")),
     )
+    op.create_table(
+        "body_maps",
+        sa.Column("id", Id, nullable=False),
+        sa.Column("workspace_id", Id, nullable=False),
+        sa.Column("incident_id", Id, nullable=False),
+        sa.Column("author_id", Id, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("marks_ct", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"], ["workspaces.id"], name=op.f("fk_body_maps_workspace_id_workspaces")
+        ),
+        sa.ForeignKeyConstraint(
+            ["incident_id"], ["incidents.id"], name=op.f("fk_body_maps_incident_id_incidents")
+        ),
+        sa.ForeignKeyConstraint(
+            ["author_id"], ["staff.id"], name=op.f("fk_body_maps_author_id_staff")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_body_maps")),
+    )
+    op.create_index("ix_body_maps_incident", "body_maps", ["incident_id", "created_at"])
     dialect = op.get_bind().dialect.name
     for table, columns in IMMUTABLE.items():
         for event, name in ((f"UPDATE OF {columns}", "no_update"), ("DELETE", "no_delete")):
@@ -121,6 +142,8 @@ def downgrade() -> None:
         suffix = f" ON {table}" if dialect == "postgresql" else ""
         op.execute(f"DROP TRIGGER IF EXISTS {table}_no_update{suffix}")
         op.execute(f"DROP TRIGGER IF EXISTS {table}_no_delete{suffix}")
+    op.drop_index("ix_body_maps_incident", table_name="body_maps")
+    op.drop_table("body_maps")
     op.drop_table("file_chunks")
     op.drop_index("ix_files_paper_record", table_name="files")
     op.drop_index("ix_files_incident", table_name="files")

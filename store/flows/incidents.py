@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store import access, actions, alerts, audit, incidents
 from store.actions import ActionView, InvalidAction
 from store.alerts import ReceiptRow
+from store.documents.bodymap import BodyMapView, body_maps_of
 from store.documents.files import FileView, incident_files
 from store.enums import ReadVia
 from store.flows import Visit
@@ -88,6 +89,7 @@ class IncidentPage:
     open_referrals: list[ReferralRow]
     as_of: dt.datetime  # the time the referrals' states (and the form's defaults) are for
     files: list[FileView] = field(default_factory=list)  # attachments, names decrypted
+    body_maps: list[BodyMapView] = field(default_factory=list)  # marks decrypted
 
 
 async def incident_page(session: AsyncSession, *, incident: Incident, visit: Visit) -> IncidentPage:
@@ -136,6 +138,7 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         open_referrals=[r for r in referral_rows if r.state != "closed"],
         as_of=visit.now,
         files=await incident_files(session, incident_id=incident.id, cipher=cipher),
+        body_maps=await body_maps_of(session, incident_id=incident.id, cipher=cipher),
     )
 
 
