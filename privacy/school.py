@@ -8,6 +8,7 @@ the directory store, if `VIGIL_FILES_URL` names one.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from privacy.report import Finding, PrivacyCheckError, Report
 from privacy.sources import read_only, search_database, search_log_file, stream_rows, table_shapes
 from store.crypto import Cipher, DecryptionError
 from store.db import create_engine, is_sqlite
-from store.models import Incident, IncidentAction, PaperRecord, Pupil
+from store.models import BodyMap, Incident, IncidentAction, PaperRecord, Pupil
 
 
 async def check_school(settings: Settings, *, log_files: Sequence[Path] = ()) -> Report:
@@ -112,6 +113,19 @@ class _SchoolValues:
             )
         return report
 
+    def add_marks(self, cipher: Cipher, token: bytes, *, kind: str) -> None:
+        """A body map's notes (its marks are stored together, as JSON)."""
+        try:
+            marks = json.loads(cipher.decrypt(token))
+        except (DecryptionError, ValueError):
+            self.unreadable["body_maps.marks_ct"] += 1
+            return
+        for mark in marks:
+            note = str(mark.get("note", "")) if isinstance(mark, dict) else ""
+            if note:
+                self.stored += 1
+                self.needles += text_needles(note, kind=kind)
+
     def add_text(self, cipher: Cipher, token: bytes, *, kind: str, location: str) -> None:
         try:
             plain = cipher.decrypt(token)
@@ -158,6 +172,9 @@ async def _school_values(connection: AsyncConnection, cipher: Cipher) -> _School
             kind=f"action text of action id {action_id}",
             location="incident_actions.text_ct",
         )
+    maps = select(BodyMap.id, BodyMap.marks_ct)
+    async for map_id, token in stream_rows(connection, maps):
+        values.add_marks(cipher, token, kind=f"body-map note of body map id {map_id}")
     papers = select(PaperRecord.id, PaperRecord.description_ct)
     async for record_id, token in stream_rows(connection, papers):
         values.add_text(

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from store.crypto import Cipher
+from store.documents.bodymap import BodyMapView, body_maps_of_incidents
 from store.documents.files import FileView, incidents_files, paper_records_of
 from store.models import (
     Incident,
@@ -50,9 +51,10 @@ class EntryKind(StrEnum):
     CLOSED = "closed"  # the referral was closed
     FILE = "file"  # a file attached to the incident
     PAPER = "paper"  # a historic record imported from the paper files
+    BODY_MAP = "bodymap"  # a body map drawn on the incident
 
 
-INCIDENT, ACTION, REFERRAL, RESPONSE, CLOSED, FILE, PAPER = EntryKind
+INCIDENT, ACTION, REFERRAL, RESPONSE, CLOSED, FILE, PAPER, BODY_MAP = EntryKind
 _ORDER = {kind: position for position, kind in enumerate(EntryKind)}
 
 
@@ -83,6 +85,7 @@ class Entry:
     overdue: bool = False
     files: list[FileView] = field(default_factory=list)  # a file entry's file; a paper record's
     on: dt.date | None = None  # a paper record: its original date (no time of day)
+    body_map: BodyMapView | None = None  # a body map entry's marks
 
     @property
     def recategorised(self) -> bool:
@@ -287,6 +290,21 @@ async def chronology(
                     who=view.uploaded_by,
                     text=view.name,
                     files=[view],
+                )
+            )
+    for incident_id, drawn in await body_maps_of_incidents(
+        session, incident_ids=sorted(kept), cipher=cipher
+    ):
+        if in_range(drawn.created_at):
+            entries.append(
+                Entry(
+                    kind=BODY_MAP,
+                    at=drawn.created_at,
+                    number=numbers[incident_id],
+                    incident_id=incident_id,
+                    sort_id=drawn.id,
+                    who=drawn.author,
+                    body_map=drawn,
                 )
             )
     if not wanted:  # paper records have no categories: a category filter leaves them out

@@ -23,6 +23,7 @@ import structlog
 from aiohttp import web
 
 from handlers.web import pdf
+from handlers.web.bodymap import context as bodymap_context
 from handlers.web.dates import Dates, read_dates
 from handlers.web.deps import DEPS
 from handlers.web.render import day, formats, not_found, page, zone
@@ -125,6 +126,7 @@ async def _chronology(request: web.Request, *, action: str) -> dict[str, Any] | 
         "produced_by": viewer(request).name,
         "produced_at": request.app[DEPS].clock(),
         "max_upload_mb": request.app[DEPS].max_upload_bytes // (1024 * 1024),
+        "body_map_figure": bodymap_context(),
         "pdf_url": f"/pupils/{found.pupil.id}/chronology.pdf"
         + (f"?{wanted.query_string}" if wanted.query_string else ""),
     }

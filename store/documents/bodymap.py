@@ -173,3 +173,20 @@ async def body_maps_of(
         .order_by(BodyMap.created_at, BodyMap.id)
     )
     return [BodyMapView(r.id, r.author.name, r.created_at, read_marks(cipher, r)) for r in rows]
+
+
+async def body_maps_of_incidents(
+    session: AsyncSession, *, incident_ids: list[int], cipher: Cipher
+) -> list[tuple[int, BodyMapView]]:
+    """The body maps of these incidents (with each one's incident id), oldest first."""
+    if not incident_ids:
+        return []
+    rows = await session.scalars(
+        select(BodyMap)
+        .where(BodyMap.incident_id.in_(incident_ids))
+        .order_by(BodyMap.created_at, BodyMap.id)
+    )
+    return [
+        (r.incident_id, BodyMapView(r.id, r.author.name, r.created_at, read_marks(cipher, r)))
+        for r in rows
+    ]

@@ -24,6 +24,7 @@ LETTER = (
 NAME = "Home visit letter for Harrington family.txt"
 PHOTO = b"%PDF-1.4\n" + bytes(range(256)) * 40
 DESCRIPTION = "Incident slip from 2017 about a fall in the playground, carried over by hand."
+MARK_NOTE = "Round mark on the forearm, the size of a fingertip, yellowing at the edges."
 
 
 async def check(school: Harness, store: Path) -> Report:
@@ -47,6 +48,13 @@ async def test_files_names_and_paper_records_are_checked(db_url: str, tmp_path: 
             assert (await teacher.upload("/incidents/1/files", NAME, LETTER.encode()))[0] == 200
             await teacher.get("/incidents/1")
             assert (await teacher.upload("/incidents/1/files", "scan.pdf", PHOTO))[0] == 200
+            await teacher.get("/incidents/1/body-map")
+            mark = {"side": "front", "region": "right forearm or wrist", "type": "bruise"}
+            mark |= {"size": "under 1 cm", "note": MARK_NOTE}
+            status, _ = await teacher.post(
+                "/incidents/1/body-map", {f"mark-1-{k}": v for k, v in mark.items()}
+            )
+            assert status == 200
         async with signed_in(school, DSL) as dsl:
             await dsl.get(f"/pupils/{pupil.id}")
             status, _ = await dsl.send_files(
@@ -59,13 +67,16 @@ async def test_files_names_and_paper_records_are_checked(db_url: str, tmp_path: 
         report = await check(school, store)
         assert report.passed, report.render()
         assert report.searched.files == 3 and report.searched.store_files == 3
-        assert "2 stored narratives, reasons and action texts" in report.looked_for
+        assert "3 stored narratives, reasons and action texts" in report.looked_for
         assert "content of each of 3 stored files" in report.looked_for
 
         # Leaks: the name in a table, the letter's text and the scan's bytes in the store.
         async with transaction(school.server.factory) as db:
             planted = audit.record(
                 db, action="note", workspace_id=school.workspace_id, detail=f"sent {NAME}"
+            )
+            noted = audit.record(
+                db, action="note", workspace_id=school.workspace_id, detail=MARK_NOTE
             )
         (store / "leaked-copy.txt").write_text(LETTER[:500])
         (store / "ab").mkdir(exist_ok=True)
@@ -78,4 +89,12 @@ async def test_files_names_and_paper_records_are_checked(db_url: str, tmp_path: 
         )
         assert "file store: content of file id 1 found in the file store (leaked-copy.txt)" in text
         assert "file store: content of file id 2 found in the file store (ab/cache.bin)" in text
-        assert "Harrington" not in text and "home visit" not in text.casefold()
+        assert (
+            f"database: body-map note of body map id 1 found in audit_log.detail; e.g. id {noted.id}"
+            in text
+        )
+        assert (
+            "Harrington" not in text
+            and "fingertip" not in text
+            and "home visit" not in text.casefold()
+        )

@@ -43,14 +43,25 @@ async def test_files_and_paper_records_join_the_chronology_in_date_order(
         assert status == 200 and 'id="paper-form"' in body
         assert entry_kinds(body) == ["incident", "file"]
         assert "GP letter.pdf" in shown(body)
+        # A body map drawn on the concern joins it too.
+        await dsl.get("/incidents/1/body-map")
+        status, _ = await dsl.post(
+            "/incidents/1/body-map",
+            {"mark-1-side": "back", "mark-1-region": "head", "mark-1-type": "bite",
+             "mark-1-size": "1 to 2 cm"},
+        )  # fmt: skip
+        assert status == 200
+        status, body = await dsl.get(f"/pupils/{pupil.id}")
+        assert entry_kinds(body) == ["incident", "file", "bodymap"]
+        assert "Bite</strong>, 1 to 2 cm, back (head)" in body
         status, body = await dsl.send_files(
             f"/pupils/{pupil.id}/paper",
             [("files", "scan page 1.pdf", SCAN), ("files", "scan page 2.pdf", SCAN)],
             {"recorded_on": "2019-03-14", "description": OLD_DESCRIPTION},
         )
         assert status == 200 and dsl.last_url.endswith(f"/pupils/{pupil.id}"), shown(body)
-        # Oldest first: the paper record (2019), the concern, its file.
-        assert entry_kinds(body) == ["paper", "incident", "file"]
+        # Oldest first: the paper record (2019), the concern, its file, its body map.
+        assert entry_kinds(body) == ["paper", "incident", "file", "bodymap"]
         row = re.search(r'<tr class="entry entry-paper".*?</tr>', body, re.S)
         assert row is not None
         paper = shown(row.group(0))
@@ -63,14 +74,16 @@ async def test_files_and_paper_records_join_the_chronology_in_date_order(
             assert response.headers["Content-Disposition"].startswith("attachment;")
         # A category filter is about concerns: paper records have none.
         status, body = await dsl.get(f"/pupils/{pupil.id}", params={"category": "Behaviour"})
-        assert entry_kinds(body) == ["incident", "file"]
+        assert entry_kinds(body) == ["incident", "file", "bodymap"]
     assert len(await audit_events(school, "paper.add")) == 1
     assert [e.outcome for e in await audit_events(school, "file.download")] == ["ok"]
     async with school.server.factory() as db:
         assert await db.scalar(select(func.count()).select_from(StoredFile)) == 3
 
 
-async def test_the_chronology_pdf_lists_files_and_paper_records(school: Harness) -> None:
+async def test_the_chronology_pdf_lists_files_paper_records_and_body_maps(
+    school: Harness,
+) -> None:
     needs_pdf_support()
     pypdf = pytest.importorskip("pypdf")
     await file_concern(school, TEACHER)
@@ -78,6 +91,18 @@ async def test_the_chronology_pdf_lists_files_and_paper_records(school: Harness)
     async with signed_in(school, TEACHER) as teacher:
         await teacher.get("/incidents/1")
         await teacher.upload("/incidents/1/files", "GP letter.pdf", SCAN)
+        await teacher.get("/incidents/1/body-map")
+        status, _ = await teacher.post(
+            "/incidents/1/body-map",
+            {
+                "mark-1-side": "front",
+                "mark-1-region": "right knee",
+                "mark-1-type": "swelling",
+                "mark-1-size": "over 5 cm",
+                "mark-1-note": "Knee swollen after PE",
+            },
+        )
+        assert status == 200
     async with signed_in(school, DSL) as dsl:
         await dsl.get(f"/pupils/{pupil.id}")
         await dsl.send_files(
@@ -95,6 +120,8 @@ async def test_the_chronology_pdf_lists_files_and_paper_records(school: Harness)
     )
     assert "Imported from paper" in text and "3 Sep 2018" in text
     assert "old scan.pdf" in text and "GP letter.pdf" in text and "File added" in text
+    assert "Body map" in text and "Swelling, over 5 cm, front (right knee)" in text
+    assert "Knee swollen after PE" in text
 
 
 async def test_only_a_keyholder_adds_paper_records_or_reads_their_scans(school: Harness) -> None:
