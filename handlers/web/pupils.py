@@ -31,6 +31,7 @@ from handlers.web.security import keyholder_only
 from handlers.web.session import viewer, visit
 from store import reports
 from store.db import transaction
+from store.documents.files import previews
 from store.flows import pupils as flows
 from store.flows.pupils import ChronologyAsked
 from store.ids import parse_id
@@ -154,6 +155,11 @@ async def chronology_pdf(request: web.Request) -> web.Response:
     if context is None:
         return not_found(request)
     pupil_id = context["pupil"].id
+    deps = request.app[DEPS]
+    shown_files = [f for entry in context["entries"] for f in entry.files]
+    context["previews"] = await previews(
+        deps.factory, configured=deps.files, cipher=deps.cipher, views=shown_files
+    )
     html = aiohttp_jinja2.render_string(
         "chronology_pdf.html", request, {**context, **formats(request)}
     )

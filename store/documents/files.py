@@ -9,6 +9,7 @@ swapped ciphertext is refused, never served.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store.crypto import Cipher
 from store.db import SessionFactory
 from store.documents import sealing
+from store.documents.images import preview_png
 from store.documents.intake import Sealed
 from store.documents.kinds import KINDS, PREVIEWABLE, Kind
 from store.documents.storage import FileStore, reading_store
@@ -242,3 +244,29 @@ async def plaintext(
     if index != last:
         log.error("file.integrity_error", file=row.id, part="missing chunks", index=index + 1)
         raise sealing.FileIntegrityError("the file is missing chunks")
+
+
+async def previews(
+    factory: SessionFactory, *, configured: FileStore, cipher: Cipher, views: list[FileView]
+) -> dict[int, str]:
+    """`data:` URIs of small previews of the images among `views` (files a page already
+    shows to its reader), by file id; a file that fails its checks has none."""
+    found: dict[int, str] = {}
+    for view in views:
+        if not view.previewable:
+            continue
+        async with factory() as session:
+            row = await session.get(StoredFile, view.id)
+        if row is None:
+            continue
+        try:
+            opened = open_file(cipher, row)
+            content = b"".join(
+                [piece async for piece in plaintext(factory, configured=configured, opened=opened)]
+            )
+        except sealing.FileIntegrityError:
+            continue
+        png = preview_png(content)
+        if png is not None:
+            found[view.id] = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return found

@@ -48,3 +48,21 @@ def without_metadata(data: bytes, kind: Kind) -> bytes:
         Image.DecompressionBombWarning,
     ):
         raise refusal("the image is damaged") from None
+
+
+PREVIEW_PX = 480  # the longest side of a preview in a PDF
+
+
+def preview_png(data: bytes) -> bytes | None:
+    """A small PNG of an image (for the chronology PDF), or None if it cannot be read."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > MAX_PIXELS:
+                return None
+            small = image.convert("RGB")
+            small.thumbnail((PREVIEW_PX, PREVIEW_PX))
+            out = io.BytesIO()
+            small.save(out, "PNG", optimize=True)
+            return out.getvalue()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None

@@ -11,6 +11,7 @@ import io
 import re
 
 import pytest
+from PIL import Image
 from sqlalchemy import func, select
 
 from store.models import PaperRecord, StoredFile
@@ -23,6 +24,12 @@ from tests.support.web import shown, signed_in
 
 SCAN = b"%PDF-1.4\n% scanned at the office\n" + b"0" * 3000
 OLD_DESCRIPTION = "Handwritten note from Year 2 teacher about bruising on arm, found in file."
+
+
+def photo() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (120, 90), (200, 60, 40)).save(out, "PNG")
+    return out.getvalue()
 
 
 def entry_kinds(body: str) -> list[str]:
@@ -91,6 +98,8 @@ async def test_the_chronology_pdf_lists_files_paper_records_and_body_maps(
     async with signed_in(school, TEACHER) as teacher:
         await teacher.get("/incidents/1")
         await teacher.upload("/incidents/1/files", "GP letter.pdf", SCAN)
+        await teacher.get("/incidents/1")
+        await teacher.upload("/incidents/1/files", "arm photo.png", photo())
         await teacher.get("/incidents/1/body-map")
         status, _ = await teacher.post(
             "/incidents/1/body-map",
@@ -115,9 +124,11 @@ async def test_the_chronology_pdf_lists_files_paper_records_and_body_maps(
         ) as response:
             assert response.status == 200
             body = await response.read()
-    text = " ".join(
-        " ".join((p.extract_text() or "").split()) for p in pypdf.PdfReader(io.BytesIO(body)).pages
-    )
+    pages = pypdf.PdfReader(io.BytesIO(body)).pages
+    text = " ".join(" ".join((p.extract_text() or "").split()) for p in pages)
+    # The photo's preview is drawn in the PDF (an image on a page).
+    images = [image for page in pages for image in page.images]
+    assert any(image.image is not None and image.image.width == 120 for image in images)
     assert "Imported from paper" in text and "3 Sep 2018" in text
     assert "old scan.pdf" in text and "GP letter.pdf" in text and "File added" in text
     assert "Body map" in text and "Swelling, over 5 cm, front (right knee)" in text
