@@ -115,7 +115,8 @@ async def chronology(
 
     `categories` keeps the incidents that have (or were filed with) any of them, with
     their actions and referrals; `start` (inclusive) and `end` (exclusive) keep the
-    entries whose own time falls between them. Seven queries whatever the history.
+    entries whose own time falls between them. Seven queries whatever the history, and
+    three more for its files, body maps and paper records (a fourth for the records' scans).
     """
     pupil = await pupil_in_workspace(session, workspace_id=workspace_id, pupil_id=pupil_id)
     if pupil is None:

@@ -25,6 +25,7 @@ from store.documents.files import OpenedFile
 from store.documents.intake import Intake, TooLarge, clean_name
 from store.documents.kinds import Refused
 from store.documents.sealing import CHUNK, FileIntegrityError
+from store.documents.storage import FilesUrlError
 from store.flows import files as flows
 from store.ids import parse_id, parse_number
 
@@ -161,9 +162,18 @@ async def send_file(
     )
     response.content_length = opened.row.size
     chunks = stored.plaintext(deps.factory, configured=deps.files, opened=opened)
-    first = None
     try:
         first = await anext(chunks)  # a damaged first chunk still gets a page
+    except FilesUrlError:
+        log.error("web.file_store_missing", file=opened.row.id, storage=opened.row.storage)
+        return page(
+            request,
+            "message.html",
+            status=503,
+            heading="This file cannot be opened here",
+            text="It is kept in a file store this server is not configured for "
+            "(VIGIL_FILES_URL). Tell the person who looks after Vigil.",
+        )
     except FileIntegrityError:
         return page(
             request,

@@ -109,7 +109,7 @@ async def _upload_csrf(request: web.Request) -> dict[str, str]:
     try:
         reader = await request.multipart()
         part = await reader.next()
-    except (ValueError, AssertionError):  # not multipart, or a malformed body
+    except (ValueError, AssertionError, KeyError):  # not multipart, or a malformed body
         return {}
     if not isinstance(part, BodyPartReader) or part.name != "csrf":
         return {}
