@@ -63,7 +63,12 @@ async def test_a_file_is_attached_and_downloaded_in_the_browser(
         await expect(page.locator("#files")).to_contain_text(chosen.name)
     preview = page.locator("img.file-preview")
     await expect(preview).to_be_visible()
-    assert await preview.evaluate("img => img.complete && img.naturalWidth") == 120
+    await preview.scroll_into_view_if_needed()  # previews load lazily
+    await page.wait_for_function(
+        "() => { const i = document.querySelector('img.file-preview');"
+        " return i && i.complete && i.naturalWidth > 0; }"
+    )
+    assert await preview.evaluate("img => img.naturalWidth") == 120
     await snap(page, "incident-files", db_name)
     async with page.expect_download() as info:
         await page.get_by_role("link", name="nurse letter.txt").click()
