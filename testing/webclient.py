@@ -60,10 +60,16 @@ class WebUser:
             return response.status, self.last_page
 
     async def upload(
-        self, path: str, name: str, content: bytes, *, csrf: str | None = None
+        self,
+        path: str,
+        name: str,
+        content: bytes,
+        *,
+        csrf: str | None = None,
+        fields: dict[str, str] | None = None,
     ) -> tuple[int, str]:
-        """Send a file as the incident page's file form does."""
-        return await self.send_files(path, [("file", name, content)], csrf=csrf)
+        """Send a file as the incident page's file form does (`fields` before it)."""
+        return await self.send_files(path, [("file", name, content)], fields, csrf=csrf)
 
     async def send_files(
         self,

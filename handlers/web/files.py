@@ -72,6 +72,15 @@ async def add_file(request: web.Request) -> web.StreamResponse:
         log.info("web.file_refused", staff=asking.staff.id, number=number, why="too large")
         return _refused(request, number, str(TooLarge(limit)), 413)
     part = await request[UPLOAD].next() if UPLOAD in request else None
+    action_id = None
+    if isinstance(part, BodyPartReader) and part.name == "action":  # the form's order
+        raw = b""
+        while not part.at_eof() and len(raw) <= 64:
+            raw += await part.read_chunk(64)
+        action_id = parse_id(raw.decode("ascii", "replace"))
+        if raw.strip() and action_id is None:
+            return _refused(request, number, "That action is not on this concern.", 400)
+        part = await request[UPLOAD].next()
     if not isinstance(part, BodyPartReader) or part.name != "file" or not part.filename:
         return _refused(request, number, "Choose a file to attach.", 400)
     intake = Intake(deps.files, max_bytes=limit)
@@ -99,12 +108,15 @@ async def add_file(request: web.Request) -> web.StreamResponse:
                 sealed=sealed,
                 name=clean_name(part.filename),
                 store=deps.files,
+                action_id=action_id,
             )
     except BaseException:
         sealed.spool.discard()
         raise
     if attached is None:
         return not_found(request)
+    if isinstance(attached, flows.AttachRefused):
+        return _refused(request, attached.number, attached.message, 400)
     log.info(
         "web.file_added",
         staff=asking.staff.id,

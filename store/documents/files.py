@@ -90,6 +90,7 @@ class FileView:
     readable: bool  # False when its key or name failed the integrity check
     incident_id: int | None = None
     paper_record_id: int | None = None
+    action_id: int | None = None  # the action on the incident it was added with, if any
 
 
 def _view(cipher: Cipher, row: StoredFile) -> FileView:
@@ -112,6 +113,7 @@ def _view(cipher: Cipher, row: StoredFile) -> FileView:
         readable=readable,
         incident_id=row.incident_id,
         paper_record_id=row.paper_record_id,
+        action_id=row.action_id,
     )
 
 

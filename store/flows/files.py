@@ -24,7 +24,7 @@ from store.documents.sealing import FileIntegrityError
 from store.documents.storage import FileStore
 from store.flows import Visit
 from store.flows.incidents import visible_or_refused
-from store.models import StoredFile
+from store.models import IncidentAction, StoredFile
 
 ADD, DOWNLOAD, PREVIEW = "file.add", "file.download", "file.preview"
 
@@ -49,6 +49,14 @@ class Attached:
     file_id: int
 
 
+@dataclass(frozen=True)
+class AttachRefused:
+    """Not stored: why, in words for the person."""
+
+    message: str
+    number: int
+
+
 async def attach(
     session: AsyncSession,
     *,
@@ -57,12 +65,25 @@ async def attach(
     sealed: Sealed,
     name: str,
     store: FileStore,
-) -> Attached | None:
-    """Store an accepted upload on the incident, audited; None (audited) if not theirs."""
+    action_id: int | None = None,
+) -> Attached | AttachRefused | None:
+    """Store an accepted upload on the incident (with one of its actions, if given),
+    audited; None (audited) if not theirs to see."""
     incident = await visible_or_refused(session, visit=visit, number=number, action=ADD)
     if incident is None:
         sealed.spool.discard()
         return None
+    if action_id is not None:
+        found = await session.scalar(
+            select(IncidentAction.id).where(
+                IncidentAction.id == action_id, IncidentAction.incident_id == incident.id
+            )
+        )
+        if found is None:
+            sealed.spool.discard()
+            trail = visit.trail(session, incident_id=incident.id)
+            trail.add(ADD, audit.FAILED, detail="invalid: action")
+            return AttachRefused("That action is not on this concern.", incident.number)
     row = await files.store_file(
         session,
         cipher=visit.setup.cipher,
@@ -71,8 +92,10 @@ async def attach(
         name=name,
         uploader=visit.staff,
         incident_id=incident.id,
+        action_id=action_id,
     )
     detail = f"file {row.id}; {row.kind}; {row.size} bytes"
+    detail += f"; action {action_id}" if action_id is not None else ""
     visit.trail(session, incident_id=incident.id).add(ADD, subject_id=None, detail=detail)
     return Attached(incident.id, incident.number, row.id)
 

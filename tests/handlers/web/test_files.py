@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select, update
 
-from store.models import FileChunk, StoredFile
+from store.models import FileChunk, IncidentAction, StoredFile
 from testing.harness import Harness
 from tests.support.records import audit_events
 from tests.support.school import DSL, TEACHER, TEACHER_3A, seeded_school
@@ -272,3 +272,35 @@ def test_an_s3_store_is_refused_at_start_with_a_clear_message(tmp_path: Path) ->
 
     with pytest.raises(ConfigError, match="s3:// stores are not supported yet"):
         load_settings(env_file=None, VIGIL_FILES_URL="s3://bucket/prefix")
+
+
+async def test_a_file_is_added_with_an_action_of_the_same_concern_only(school: Harness) -> None:
+    await file_concern(school, TEACHER)
+    await file_concern(school, TEACHER)
+    async with signed_in(school, TEACHER) as teacher:
+        for number in (1, 2):
+            await teacher.get(f"/incidents/{number}")
+            await teacher.post(f"/incidents/{number}/actions", {"text": "Phoned home."})
+        async with school.server.factory() as db:
+            first, second = (await db.scalars(select(IncidentAction.id).order_by("id"))).all()
+        status, body = await teacher.get("/incidents/1")
+        assert f'<option value="{first}">Action by' in body
+        status, body = await teacher.upload(
+            "/incidents/1/files", "notes.pdf", pdf_bytes(), fields={"action": str(first)}
+        )
+        assert status == 200 and f'href="#action-{first}"' in body
+        async with school.server.factory() as db:
+            row = await db.scalar(select(StoredFile))
+        assert row is not None and row.action_id == first
+        async with teacher.http.get(f"{school.server.url}/incidents/1/files/{row.id}") as got:
+            assert got.status == 200 and await got.read() == pdf_bytes()
+        # An action of another concern: refused, nothing more stored.
+        await teacher.get("/incidents/1")
+        status, body = await teacher.upload(
+            "/incidents/1/files", "notes.pdf", pdf_bytes(), fields={"action": str(second)}
+        )
+        assert status == 400 and "That action is not on this concern." in shown(body)
+    assert await count_files(school) == (1, 1)
+    added = await audit_events(school, "file.add")
+    assert [a.outcome for a in added] == ["ok", "failed"]
+    assert added[0].detail == f"file {row.id}; pdf; {row.size} bytes; action {first}"
