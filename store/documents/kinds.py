@@ -56,8 +56,8 @@ KINDS = {
     Kind.EML: KindInfo("message/rfc822", "email (.eml)", "eml"),
     Kind.MSG: KindInfo("application/vnd.ms-outlook", "Outlook message (.msg)", "msg"),
 }
-IMAGES = frozenset({Kind.JPEG, Kind.PNG})  # re-encoded without metadata on the way in
-PREVIEWABLE = IMAGES
+IMAGES = frozenset({Kind.JPEG, Kind.PNG, Kind.HEIC})  # re-encoded without metadata
+PREVIEWABLE = frozenset({Kind.JPEG, Kind.PNG})  # what every browser shows
 
 ACCEPTED = "PDF, JPEG, PNG, HEIC, Word (.docx), Excel (.xlsx), text, email (.eml or .msg)"
 

@@ -11,6 +11,7 @@ import io
 import logging
 from pathlib import Path
 
+import pillow_heif
 import pytest
 from PIL import Image
 from sqlalchemy import func, select, update
@@ -25,6 +26,7 @@ from tests.support.web import shown, signed_in
 SECRET_TEXT = "Dear Mrs Example, Jamie-Lee said her stepdad hit her with a belt.\n" * 40
 SECRET_NAME = "Jamie-Lee Example - letter from GP.txt"
 GPS_LATITUDE = 0x0002
+pillow_heif.register_heif_opener()
 
 
 def pdf_bytes() -> bytes:
@@ -39,6 +41,18 @@ def jpeg_with_gps() -> bytes:
     exif[0x8825] = gps
     out = io.BytesIO()
     image.save(out, "JPEG", exif=exif.tobytes())
+    data = out.getvalue()
+    assert Image.open(io.BytesIO(data)).getexif().get_ifd(0x8825), "the fixture has GPS"
+    return data
+
+
+def heic_with_gps() -> bytes:
+    image = Image.new("RGB", (64, 48), (10, 200, 30))
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    exif[0x8825] = {1: "N", 2: (51.0, 30.0, 12.5)}
+    out = io.BytesIO()
+    image.save(out, "HEIF", exif=exif.tobytes(), quality=80)
     data = out.getvalue()
     assert Image.open(io.BytesIO(data)).getexif().get_ifd(0x8825), "the fixture has GPS"
     return data
@@ -154,6 +168,24 @@ async def test_a_photo_loses_its_location_and_camera_on_the_way_in(school: Harne
     exif = image.getexif()
     assert not exif.get_ifd(0x8825) and 0x010F not in exif and b"PhoneMaker" not in data
     assert len(await audit_events(school, "file.preview")) == 1
+
+
+async def test_a_phone_photo_heic_loses_its_location_too(school: Harness) -> None:
+    await file_concern(school, TEACHER)
+    async with signed_in(school, TEACHER) as teacher:
+        await teacher.get("/incidents/1")
+        status, body = await teacher.upload("/incidents/1/files", "IMG_0042.HEIC", heic_with_gps())
+        assert status == 200 and "HEIC image" in body
+        async with school.server.factory() as db:
+            row = await db.scalar(select(StoredFile))
+        assert row is not None and row.kind == "heic"
+        assert "/preview" not in body  # browsers cannot show HEIC: downloaded only
+        async with teacher.http.get(f"{school.server.url}/incidents/1/files/{row.id}") as got:
+            assert got.status == 200 and got.headers["Content-Type"] == "image/heic"
+            data = await got.read()
+    image = Image.open(io.BytesIO(data))
+    assert image.size == (64, 48) and not image.getexif().get_ifd(0x8825)
+    assert b"PhoneMaker" not in data
 
 
 async def test_someone_who_may_not_see_the_concern_gets_the_one_404(school: Harness) -> None:
