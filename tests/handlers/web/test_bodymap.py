@@ -97,3 +97,22 @@ async def test_someone_who_may_not_see_the_concern_gets_the_one_404(school: Harn
         assert status == 404 and body == missing
     async with school.server.factory() as db:
         assert await db.scalar(select(func.count()).select_from(BodyMap)) == 0
+
+
+async def test_the_slack_receipt_links_to_the_body_map(school: Harness) -> None:
+    await file_concern(school, TEACHER)
+    receipt = school.standin.messages_for_user(TEACHER)[0]
+    buttons = [
+        element
+        for block in receipt["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+    ]
+    body_map = next(b for b in buttons if b["action_id"] == "body_map_open")
+    assert body_map["text"]["text"] == "Add a body map"
+    assert body_map["url"].endswith("/incidents/1/body-map")
+    channel = school.standin.dm_channel_for(TEACHER)
+    response = await school.slack.click_button(
+        TEACHER, receipt, "body_map_open", channel_id=channel
+    )
+    assert response.status == 200 and not response.body  # acknowledged; Slack opens the link
