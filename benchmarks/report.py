@@ -98,10 +98,28 @@ SCENARIOS: tuple[tuple[str, str, str, str | None, str, float, str], ...] = (
         "incident_page_1_user",
         "web",
         "  … one user at a time",
-        None,
+        "floor_web_page_1_user",
         "p99_ms",
         50.0,
         "p99 < 50 ms (no queueing)",
+    ),
+    (
+        "caseload_page_1_user",
+        "web",
+        "caseload page ({incidents_k} stored, 1 user)",
+        "floor_web_page_1_user",
+        "p99_ms",
+        100.0,
+        "p99 < 100 ms, 100k stored",
+    ),
+    (
+        "search_page_1_user",
+        "web",
+        "search ({incidents_k} stored, 1 user)",
+        "floor_web_page_1_user",
+        "p99_ms",
+        100.0,
+        "p99 < 100 ms, 100k stored",
     ),
 )
 # The referrals group (database only, `--scenarios referrals`): kept apart from SCENARIOS
@@ -239,6 +257,7 @@ FLOORS: tuple[tuple[str, str, str], ...] = (
     ("floor_options", "slack", "floor: block_suggestion → constant options"),
     ("floor_submission", "slack", "floor: view_submission → ack"),
     ("floor_web_page", "web", "floor: aiohttp constant page ({page_bytes} bytes)"),
+    ("floor_web_page_1_user", "web", "floor: the same page, 1 user"),
 )
 REFERRAL_FLOORS: tuple[tuple[str, str, str], ...] = (
     ("referrals_count", "referrals", "reference: SELECT count(*) FROM referrals ({referrals_n})"),
@@ -385,6 +404,10 @@ def build_report(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
             {
                 "incident_pages_all_200": bool(page.get("all_ok"))
                 and bool(scenarios["incident_page_1_user"].get("all_ok")),
+                "caseload_and_search_pages_all_200": bool(
+                    scenarios["caseload_page_1_user"].get("all_ok")
+                )
+                and bool(scenarios["search_page_1_user"].get("all_ok")),
                 "every_incident_view_audited": page.get("views_audited")
                 == page.get("views_served"),
             }

@@ -30,6 +30,8 @@ from store.crypto import Cipher
 from store.db import create_engine
 from store.models import (
     Alert,
+    CaseStatusChange,
+    CurrentCaseStatus,
     Incident,
     IncidentAction,
     IncidentCategory,
@@ -65,6 +67,9 @@ ACTION_TEXTS = (
     "Met with the family after school. Agreed a plan for breakfast club every day.",
 )
 REASONS = ("Speaking to the DSL first.", "Parent is the subject of the concern.")
+CLOSE_REASON = "Seeded: closed after review by the DSL."
+OUTCOMES = ("no further action", "referred", "early help", "resolved in school")
+RECENT = dt.timedelta(days=60)
 AGENCIES = ("Children's social care (MASH)", "Early Help", "CAMHS", "Police", "School nurse")
 
 
@@ -79,6 +84,9 @@ class History:
     pupil_weights: Sequence[float] | None = None
     recategorise_share: float = 0.0
     referral_share: float = 0.0
+    # Casework (the caseload and search): concerns older than 60 days are mostly closed
+    # (93%; 2% monitoring), newer ones 30% closed and 15% monitoring.
+    case_statuses: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,7 @@ class SeedReport:
     actions: int
     seconds: float
     referrals: int = 0
+    status_changes: int = 0
 
     def summary(self) -> str:
         return (
@@ -235,8 +244,11 @@ async def _seed_batch(
     rng: random.Random,
     totals: dict[str, int],
     history: History | None = None,
+    status_ct: bytes = b"",
+    case_rng: random.Random | None = None,
 ) -> None:
     history = history or History()
+    end = start + history.span
     cum_weights = _cum_weights(history.pupil_weights)
     keyholders = set(school.keyholder_ids)
     step = history.span / max(1, count)
@@ -319,6 +331,8 @@ async def _seed_batch(
                 "action_id": None,
                 "created_at": created,
                 "delivered_at": created + dt.timedelta(seconds=2),
+                # History is settled: every alert was opened (none is chased at start-up).
+                "opened_at": created + dt.timedelta(hours=1),
             }
             for r in recipients
         ]
@@ -362,6 +376,10 @@ async def _seed_batch(
     await _insert(connection, ReadReceipt, receipts)
     await _insert(connection, IncidentAction, actions)
     await _insert(connection, Referral, referrals)
+    if history.case_statuses and case_rng is not None:
+        totals["status_changes"] = totals.get("status_changes", 0) + await _seed_statuses(
+            connection, school, created_of, end=end, status_ct=status_ct, rng=case_rng
+        )
     if history.referral_share:
         totals["referrals"] = totals.get("referrals", 0) + len(referrals)
     totals["incident_pupils"] += len(incident_pupils)
@@ -369,6 +387,100 @@ async def _seed_batch(
     totals["alerts"] += len(alerts)
     totals["read_receipts"] += len(receipts)
     totals["actions"] += len(actions)
+
+
+def _case_status(created: dt.datetime, end: dt.datetime, rng: random.Random) -> str | None:
+    """The status a seeded concern ends up with (None: still open, never changed)."""
+    draw = rng.random()
+    if end - created > RECENT:
+        return "closed" if draw < 0.93 else "monitoring" if draw < 0.95 else None
+    return "closed" if draw < 0.30 else "monitoring" if draw < 0.45 else None
+
+
+async def _seed_statuses(
+    connection: AsyncConnection,
+    school: _School,
+    created_of: dict[int, dt.datetime],
+    *,
+    end: dt.datetime,
+    status_ct: bytes,
+    rng: random.Random,
+) -> int:
+    """Status changes (each with its action, the reason being `status_ct`) for a batch."""
+    wanted = {i: _case_status(at, end, rng) for i, at in created_of.items()}
+    wanted = {i: status for i, status in wanted.items() if status}
+    changed_at = {i: min(created_of[i] + dt.timedelta(days=3), end) for i in wanted}
+    author = {i: rng.choice(school.keyholder_ids) for i in wanted}
+    await _insert(
+        connection,
+        IncidentAction,
+        [
+            {
+                "workspace_id": school.workspace_id,
+                "incident_id": i,
+                "author_id": author[i],
+                "created_at": changed_at[i],
+                "text_ct": status_ct,
+                "categories": None,
+            }
+            for i in wanted
+        ],
+    )
+    if not wanted:
+        return 0
+    action_of = dict(
+        (
+            await connection.execute(
+                select(IncidentAction.incident_id, IncidentAction.id).where(
+                    IncidentAction.incident_id.between(min(wanted), max(wanted)),
+                    IncidentAction.text_ct == status_ct,
+                )
+            )
+        ).all()
+    )
+    await _insert(
+        connection,
+        CaseStatusChange,
+        [
+            {
+                "workspace_id": school.workspace_id,
+                "incident_id": i,
+                "action_id": action_of[i],
+                "status": status,
+                "outcome": rng.choice(OUTCOMES) if status == "closed" else None,
+                "author_id": author[i],
+                "created_at": changed_at[i],
+            }
+            for i, status in wanted.items()
+        ],
+    )
+    changes = (
+        await connection.execute(
+            select(
+                CaseStatusChange.incident_id,
+                CaseStatusChange.id,
+                CaseStatusChange.status,
+                CaseStatusChange.outcome,
+                CaseStatusChange.created_at,
+            ).where(CaseStatusChange.incident_id.between(min(wanted), max(wanted)))
+        )
+    ).all()
+    await _insert(
+        connection,
+        CurrentCaseStatus,
+        [
+            {
+                "incident_id": incident_id,
+                "workspace_id": school.workspace_id,
+                "change_id": change_id,
+                "status": status,
+                "outcome": outcome,
+                "changed_at": changed_at,
+            }
+            for incident_id, change_id, status, outcome, changed_at in changes
+        ],
+    )
+    return len(wanted)
 
 
 async def seed_incidents(
@@ -393,6 +505,8 @@ async def seed_incidents(
     narratives = [cipher.encrypt(text) for text in NARRATIVES for _ in range(2)]
     actions_ct = [cipher.encrypt(text) for text in ACTION_TEXTS]
     reasons_ct = [cipher.encrypt(text) for text in REASONS]
+    status_ct = cipher.encrypt(CLOSE_REASON)
+    case_rng = random.Random(seed + 1)  # its own draws: the rest of the data is unchanged
     catalogue = Catalogue.from_config()
     end = now or dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
     start = end - (history.span if history else SPAN)
@@ -423,6 +537,8 @@ async def seed_incidents(
                     rng=rng,
                     totals=totals,
                     history=history,
+                    status_ct=status_ct,
+                    case_rng=case_rng,
                 )
             if progress is not None:
                 progress(f"seeded incidents #{first}-#{numbers[-1]} of #{last}")
@@ -444,6 +560,7 @@ async def seed_incidents(
         first_number=first,
         last_number=last,
         seconds=round(time.perf_counter() - started, 1),
-        **{k: v for k, v in totals.items() if k != "referrals"},
+        **{k: v for k, v in totals.items() if k not in ("referrals", "status_changes")},
         referrals=totals.get("referrals", 0),
+        status_changes=totals.get("status_changes", 0),
     )

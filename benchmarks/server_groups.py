@@ -7,7 +7,8 @@ own process (or, with `--in-process`, in this one), and beside it the framework 
 
 - slack: /concern → views.open, the pupil typeahead, the modal submission, and one
   concern alerting 30 people (then the same under Slack-style 429s) (DESIGN §10);
-- web: the incident page among `--incidents` stored, C clients at once;
+- web: the incident page among `--incidents` stored, C clients at once; the caseload
+  and search one user at a time (`benchmarks.casework_paths`);
 - soak: `benchmarks.soak`.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import gc
 import random
 import tempfile
@@ -23,7 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks import slack_paths, web_paths
+from benchmarks import casework_paths, slack_paths, web_paths
 from benchmarks.database import Database, benchmark_database, count_rows
 from benchmarks.deployment import (
     COMMAND,
@@ -38,9 +40,10 @@ from benchmarks.deployment import (
 from benchmarks.load import GC, BenchmarkError
 from benchmarks.options import Options, single_user_requests
 from benchmarks.processes import InProcessVigil, Server, cpu_seconds, memory_mb, vigil_process
-from benchmarks.seed import seed_incidents
+from benchmarks.seed import History, seed_incidents
 from benchmarks.soak import run_soak
 from handlers.concern_modal import CALLBACK_ID, PUPIL_SEARCH
+from store.catalogue import Catalogue
 from store.crypto import generate_key
 from store.db import create_engine, session_factory
 from store.models import AuditEvent
@@ -125,6 +128,7 @@ async def _prepare(run: Run, database: Database) -> None:
             data_key=env["VIGIL_DATA_KEY"],
             seed=options.seed,
             progress=run.say if options.incidents >= 20_000 else None,
+            history=History(case_statuses=True),
         )
         run.raw["seeded"] = asdict(report)
         run.say(f"seeded {report.summary()}")
@@ -292,6 +296,18 @@ async def web_group(run: Run) -> None:
                 server_cpu=lambda: cpu_seconds(floor_server.pid),
                 check_page=False,
             )
+            say(f"floor: constant {len(body)}-byte page, 1 user ({n_single} requests)")
+            raw["floor_web_page_1_user"] = await web_paths.incident_pages(
+                clients,
+                base_url=floor_server.url,
+                sessions=sessions[:1],
+                numbers=numbers,
+                total=n_single,
+                warmup=min(warm, 10),
+                concurrency=1,
+                server_cpu=lambda: cpu_seconds(floor_server.pid),
+                check_page=False,
+            )
         say(f"vigil: incident page, {options.incidents} incidents, {c} concurrent")
         raw["incident_page"] = await web_paths.incident_pages(
             clients,
@@ -317,10 +333,50 @@ async def web_group(run: Run) -> None:
         )
         audited = await _views_audited(run) - views_before
         served = n + warm + n_single + min(warm, 10)
+        await _casework_pages(run, clients, sessions[0].cookie, n_single, min(warm, 10))
         raw["incident_page"].extra["views_audited"] = audited
         raw["incident_page"].extra["views_served"] = served
     finally:
         await clients.close()
+
+
+async def _casework_pages(
+    run: Run, clients: web_paths.PageClients, cookie: str, total: int, warmup: int
+) -> None:
+    """The caseload and search, one key-holder at a time (`benchmarks.casework_paths`)."""
+    options, raw = run.options, run.raw
+    categories = [c.name for c in Catalogue.from_config().categories]
+    years = sorted({p.year_group for p in run.pupils})
+    today = dt.datetime.now(dt.UTC).date()
+    casework_rng = random.Random(options.seed + 13)
+    pages = (
+        (
+            "caseload_page_1_user",
+            casework_paths.caseload_paths(
+                total + warmup, casework_rng, categories=categories, years=years
+            ),
+            casework_paths.is_caseload,
+        ),
+        (
+            "search_page_1_user",
+            casework_paths.search_paths(
+                total + warmup, casework_rng, categories=categories, pupils=run.pupils, today=today
+            ),
+            casework_paths.is_search,
+        ),
+    )
+    for key, paths, check in pages:
+        run.say(f"vigil: {key.removesuffix('_page_1_user')}, 1 user ({total} requests)")
+        raw[key] = await web_paths.pages(
+            clients,
+            base_url=run.vigil.url,
+            cookies=[cookie],
+            paths=paths,
+            total=total,
+            warmup=warmup,
+            server_cpu=run.vigil_cpu,
+            check=check,
+        )
 
 
 async def _views_audited(run: Run) -> int:

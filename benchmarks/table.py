@@ -125,7 +125,7 @@ def format_table(report: dict[str, Any]) -> str:
     rows = [
         (
             scenarios[key.removesuffix("_1_user")]["label"] + ", one user"
-            if key.endswith("_1_user")
+            if key.endswith("_1_user") and key.removesuffix("_1_user") in scenarios
             else entry["label"],
             entry,
         )

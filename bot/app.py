@@ -48,15 +48,23 @@ from handlers.deps import Deps
 from handlers.errors import request_kind
 from handlers.web import register_web
 from handlers.web.deps import WebDeps
-from handlers.web.security import public
+from handlers.web.security import not_rate_limited
 from scheduler.delivery import DeliveryWorker
-from scheduler.jobs import OverdueReferrals, start_scheduler
+from scheduler.jobs import (
+    AnonymousNoiseFlush,
+    OverdueReferrals,
+    UnreadChase,
+    UrgentEscalations,
+    start_scheduler,
+)
 from store import encrypted, migrate, outbox, workspaces
 from store.catalogue import Catalogue
 from store.crypto import Cipher
 from store.db import DATABASE_ERRORS, create_engine, session_factory, transaction
 from store.documents.storage import FilesUrlError, open_store
 from store.models import utcnow
+from store.noise import AnonymousNoise
+from store.ratelimit import RateLimiter
 from store.roster import slack_links
 from store.school_config import SchoolConfig, SchoolConfigError, load_school_config
 
@@ -119,6 +127,19 @@ class VigilServer:
             notify_outbox=self.worker.notify,
             clock=clock,
         )
+        checks: dict[str, Any] = dict(
+            factory=self.factory,
+            config=self.school,
+            public_url=settings.public_url,
+            notify_outbox=self.worker.notify,
+            clock=clock,
+        )
+        self.urgent_job = UrgentEscalations(**checks)
+        self.unread_job = UnreadChase(**checks)
+        # Requests from nobody signed in: limited per address, refusals counted and
+        # written to the audit log as counts every few minutes (and at shutdown).
+        self.noise = AnonymousNoise()
+        self.noise_job = AnonymousNoiseFlush(factory=self.factory, noise=self.noise, clock=clock)
         self.scheduler: AsyncIOScheduler | None = None
         self._verifier = SignatureVerifier(settings.slack_signing_secret or "")
         self._replays = ReplayCache()
@@ -158,8 +179,8 @@ class VigilServer:
 
     def _web_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
-        app.router.add_post(SLACK_PATH, public(self._slack_events))
-        app.router.add_get("/healthz", public(self._healthz))
+        app.router.add_post(SLACK_PATH, not_rate_limited(self._slack_events))
+        app.router.add_get("/healthz", not_rate_limited(self._healthz))
         settings = self.settings
         self.web_deps = WebDeps(
             factory=self.factory,
@@ -178,6 +199,10 @@ class VigilServer:
             clock=self.clock,
             files=self.files,
             max_upload_bytes=settings.max_upload_bytes,
+            trusted_proxies=settings.trusted_proxies,
+            plain_http=settings.web_view_over_plain_http,
+            limiter=RateLimiter(rate=settings.anonymous_rate, burst=settings.anonymous_burst),
+            noise=self.noise,
         )
         register_web(app, self.web_deps, command=settings.command)
         return app
@@ -311,7 +336,12 @@ class VigilServer:
             ) from None
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.worker.start()
-        self.scheduler = start_scheduler(self.overdue_job, config=self.school)
+        self.scheduler = start_scheduler(
+            self.overdue_job,
+            config=self.school,
+            noise=self.noise_job,
+            more=(self.urgent_job, self.unread_job),
+        )
         # Staff imported before Slack was connected: linked by email, without delaying start.
         self.tasks.spawn(self._link_staff(workspace.id))
         # Objects made at start-up live for ever: keep the garbage collector off them, so
@@ -385,6 +415,8 @@ class VigilServer:
             self.scheduler = None
         await self.tasks.drain(timeout=self.settings.shutdown_timeout)
         await self.worker.stop()
+        if self.noise.pending:
+            await self.noise_job.run()  # what was counted since the last run
         if self._http is not None:
             await self._http.close()
             self._http = None

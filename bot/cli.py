@@ -85,9 +85,15 @@ def _parser() -> argparse.ArgumentParser:
     pupils = roster_kinds.add_parser(
         "pupils",
         help="upn, forename, surname, date_of_birth, year_group, registration_group"
-        "[, preferred_name]",
+        "[, preferred_name, CP_Plan, CIN, LAC, Previously_LAC, SEN, Young_Carer, EAL, "
+        "Social_Worker]",
     )
     pupils.add_argument("file", type=Path)
+    pupils.add_argument(
+        "--keep-missing",
+        action="store_true",
+        help="a partial file: pupils absent from it are left alone (not marked as left)",
+    )
     pupils.add_argument("--team", help="Slack team id (default: the bot token's workspace)")
     pupils.set_defaults(run=_import_pupils)
 

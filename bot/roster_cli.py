@@ -14,6 +14,7 @@ from bot.settings import ConfigError, Settings
 from bot.slack_lookup import SlackLookupError, make_slack_lookup
 from bot.startup import NETWORK_ERRORS, StartupError, database_problem, slack_problem
 from store import roster, workspaces
+from store.crypto import Cipher
 from store.db import (
     DATABASE_ERRORS,
     SessionFactory,
@@ -48,7 +49,9 @@ async def run_import(settings: Settings, *, kind: str, args: argparse.Namespace)
                 ) from None
         workspace_id = await _workspace_id(factory, identity, team=args.team)
         try:
-            report = await _import_file(factory, workspace_id, client, kind=kind, args=args)
+            report = await _import_file(
+                settings, factory, workspace_id, client, kind=kind, args=args
+            )
         except roster.RosterFileError as error:
             print(f"vigil: {path}: {error} (nothing imported)", file=sys.stderr)
             return 1
@@ -63,6 +66,7 @@ async def run_import(settings: Settings, *, kind: str, args: argparse.Namespace)
 
 
 async def _import_file(
+    settings: Settings,
     factory: SessionFactory,
     workspace_id: int,
     client: AsyncWebClient | None,
@@ -88,7 +92,12 @@ async def _import_file(
                 progress=bar.update,
             )
         return await roster.import_pupils(
-            factory, workspace_id=workspace_id, path=args.file, progress=bar.update
+            factory,
+            workspace_id=workspace_id,
+            path=args.file,
+            progress=bar.update,
+            cipher=Cipher(settings.data_key) if settings.data_key else None,
+            keep_missing=args.keep_missing,
         )
 
 

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
         """The largest file accepted as an attachment (VIGIL_MAX_UPLOAD_MB)."""
         return int(self.max_upload_mb * 1024 * 1024)
 
+    anonymous_rate: Annotated[float, Field(gt=0)] = Field(2.0, alias="VIGIL_ANONYMOUS_RATE")
+    anonymous_burst: Annotated[int, Field(ge=1)] = Field(60, alias="VIGIL_ANONYMOUS_BURST")
+
     @field_validator("trusted_proxies_text")
     @classmethod
     def _trusted_proxies(cls, value: str) -> str:

@@ -22,6 +22,7 @@ def register_slack(bolt: AsyncApp, deps: Deps) -> None:
     bolt.use(team_guard(deps))
     bolt.command(deps.command)(concern.concern_command)
     bolt.options(concern_modal.PUPIL_SEARCH)(concern.pupil_typeahead)
+    bolt.options(concern_modal.ADULT_SEARCH)(concern.adult_typeahead)
     bolt.view(concern_modal.CALLBACK_ID)(concern.concern_submitted)
     bolt.action(messages.MARK_READ_ACTION)(alerts.mark_read)
     bolt.action(messages.OPEN_ACTION)(alerts.open_link)

@@ -11,7 +11,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 from handlers import home
 from handlers.context import deps_of, workspace_of
 from handlers.payload import button_value, tell_presser
-from store.alerts import AlertNotFound
 from store.db import transaction
 from store.flows import alerts as flows
 from store.ids import parse_id
@@ -27,19 +26,15 @@ async def mark_read(
     """The **Mark as read** button, in the DM or on the Home tab."""
     await ack()
     deps = deps_of(context)
-    alert_id = parse_id(button_value(body))
-    try:
-        if alert_id is None:
-            raise AlertNotFound(alert_id)
-        async with transaction(deps.factory) as session:
-            result = await flows.read_in_slack(
-                session,
-                alert_id=alert_id,
-                workspace_id=workspace_of(context),
-                slack_user_id=context.user_id or "",
-                public_url=deps.public_url,
-            )
-    except AlertNotFound:
+    async with transaction(deps.factory) as session:
+        result = await flows.read_in_slack(
+            session,
+            alert_id=parse_id(button_value(body)),
+            workspace_id=workspace_of(context),
+            slack_user_id=context.user_id or "",
+            public_url=deps.public_url,
+        )
+    if result is None:
         log.warning("alert.mark_read_refused", user=context.user_id)
         await tell_presser(client, body, context.user_id, NOT_YOURS)
         return

@@ -12,11 +12,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from handlers import concern_modal
 from handlers.context import deps_of, staff_of, workspace_of
+from handlers.payload import slack_error
 from store import pupils
 from store.access import is_keyholder
 from store.db import DATABASE_ERRORS, transaction
 from store.flows import concerns, signin
 from store.incidents import ConcernDraft, FiledConcern, InvalidConcern
+from store.staff import search_staff
 
 log = structlog.get_logger(__name__)
 
@@ -54,10 +56,14 @@ async def concern_command(
         return
     await ack()
     # Open before any slow work: the trigger_id expires about 3 s after the command.
-    opened = await client.views_open(
-        trigger_id=body["trigger_id"],
-        view=concern_modal.concern_view(catalogue=deps.catalogue, keyholder=False),
-    )
+    try:
+        opened = await client.views_open(
+            trigger_id=str(body.get("trigger_id") or ""),
+            view=concern_modal.concern_view(catalogue=deps.catalogue, keyholder=False),
+        )
+    except SlackApiError as error:  # an expired or odd trigger id: Slack's code, no more
+        log.warning("concern.modal_open_failed", error=slack_error(error))
+        return
     deps.spawn(_tailor_view(client, opened["view"], context))
 
 
@@ -71,6 +77,19 @@ async def pupil_typeahead(ack: AsyncAck, body: dict[str, Any], context: AsyncBol
             query=str(body.get("value") or ""),
         )
     await ack(options=[concern_modal.pupil_option(p) for p in found])
+
+
+async def adult_typeahead(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+    """The adult picker's options: staff matching what was typed, and the typed name."""
+    typed = str(body.get("value") or "")
+    async with deps_of(context).factory() as session:
+        found = await search_staff(
+            session,
+            workspace_id=workspace_of(context),
+            requester_slack_id=context.user_id or "",
+            query=typed,
+        )
+    await ack(options=concern_modal.adult_options(found, typed) if found is not None else [])
 
 
 async def concern_submitted(
@@ -124,7 +143,7 @@ async def _tailor_view(
             return
         await client.views_update(view_id=view["id"], hash=view.get("hash"), view=replacement)
     except SlackApiError as error:
-        log.warning("concern.view_update_failed", error=error.response.get("error"))
+        log.warning("concern.view_update_failed", error=slack_error(error))
     except DATABASE_ERRORS as error:
         log.warning("concern.staff_lookup_failed", error=type(error).__name__)
         # The form is open and stays usable: say why the pupil search finds nothing yet.
@@ -152,6 +171,7 @@ async def _file(
             setup=deps.setup,
             alert_channel=deps.alert_channel,
             slack_view_id=view_id,
+            now=deps.clock(),
         )
 
 

@@ -10,11 +10,20 @@ import datetime as dt
 import json
 from typing import Any
 
+from store.allegations import ABOUT_PUPIL, NAME_PREFIX, STAFF_PREFIX
 from store.catalogue import Catalogue
 from store.incidents import NARRATIVE_MAX, REASON_MAX, ConcernDraft
+from store.messages import URGENT_LABEL
 
 CALLBACK_ID = "concern_submit"
 PUPIL_SEARCH = "pupil_search"  # action id of both pupil typeaheads (the options listener)
+ADULT_SEARCH = "adult_search"  # action id of the adult typeahead (staff, or a typed name)
+ABOUT_OPTIONS = (
+    ("A pupil only", ABOUT_PUPIL),
+    ("A member of staff", "staff"),
+    ("A volunteer", "volunteer"),
+    ("A visitor", "visitor"),
+)
 
 GUIDANCE = (
     "What are your concerns? What have you observed, been told or heard, and when? "
@@ -73,6 +82,30 @@ def concern_view(
             hint="Check it is the right child: an incident cannot be deleted.",
         ),
         _input(
+            "about_adult",
+            "Is this about the conduct of an adult?",
+            {
+                "type": "radio_buttons",
+                "action_id": "about_adult",
+                "options": [_option(label, value) for label, value in ABOUT_OPTIONS],
+                "initial_option": _option(*ABOUT_OPTIONS[0]),
+            },
+            hint="A concern about an adult goes only to the headteacher (or, about the head, "
+            "the chair of governors), never to the person it is about.",
+        ),
+        _input(
+            "adult",
+            "The adult",
+            {
+                "type": "external_select",
+                "action_id": ADULT_SEARCH,
+                "placeholder": _text("Type their name"),
+                "min_query_length": 2,
+            },
+            optional=True,
+            hint="Only if the concern is about an adult: choose them, or type a name.",
+        ),
+        _input(
             "narrative",
             "What happened",
             {
@@ -107,6 +140,18 @@ def concern_view(
                 if not keyholder
                 else ""
             ),
+        ),
+        _input(
+            "urgent",
+            "Immediate risk",
+            {
+                "type": "checkboxes",
+                "action_id": "urgent",
+                "options": [_option(URGENT_LABEL, "urgent")],
+            },
+            optional=True,
+            hint="Tick if a child may be at immediate risk: the DSL on duty is alerted at once. "
+            "Also tell them now, in person or by phone.",
         ),
         _input(
             "linked_pupils",
@@ -215,6 +260,8 @@ def parse_submission(view: dict[str, Any]) -> ConcernDraft:
     stamp = _value(values, "happened_at").get("selected_date_time")
     happened_at = dt.datetime.fromtimestamp(int(stamp), dt.UTC) if stamp else None
     parents = (_value(values, "parents_contacted").get("selected_option") or {}).get("value")
+    about = (_value(values, "about_adult").get("selected_option") or {}).get("value")
+    adult = (_value(values, "adult").get("selected_option") or {}).get("value")
     return ConcernDraft(
         pupil_id=str(pupil) if pupil else None,
         narrative=str(_value(values, "narrative").get("value") or ""),
@@ -227,6 +274,9 @@ def parse_submission(view: dict[str, Any]) -> ConcernDraft:
         agencies=_selected(_value(values, "agencies")),
         parents_contacted=str(parents) if parents else None,
         parents_reason=str(_value(values, "parents_reason").get("value") or ""),
+        about_adult=str(about) if about else None,
+        adult=str(adult) if adult else None,
+        urgent="urgent" in _selected(_value(values, "urgent")),
     )
 
 
@@ -234,3 +284,12 @@ def pupil_option(pupil: Any) -> dict[str, Any]:
     """A typeahead option: name, year and class so the right child is chosen."""
     label = f"{pupil.display_name} · {pupil.year_group} · {pupil.registration_group}"
     return _option(label, str(pupil.id))
+
+
+def adult_options(staff: Any, typed: str) -> list[dict[str, Any]]:
+    """The adult typeahead: matching staff, then "someone not on the list: <typed>"."""
+    options = [_option(s.name, f"{STAFF_PREFIX}{s.id}") for s in staff]
+    name = " ".join(typed.split())[:100]
+    if name:
+        options.append(_option(f"Someone not on the list: {name}", f"{NAME_PREFIX}{name}"))
+    return options

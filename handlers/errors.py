@@ -12,8 +12,10 @@ allows, and asked to try again; Slack's own retries are used where it has them:
   its own "trouble connecting" notice): closing it would lose the report. The concern
   form itself answers with a field error before it gets here (`handlers.concern`).
 
-Other failures are logged with their traceback and the request kind, never the payload
-(the engine hides bound values from database errors), and answered with a 500.
+A Slack API call a listener makes that Slack refuses (an odd value in a payload) is
+answered with an empty 200 and logged by Slack's error code alone. Other failures are
+logged with their traceback and the request kind, never the payload (the engine hides
+bound values from database errors), and answered with a 500.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handlers.payload import channel_of
+from handlers.payload import channel_of, slack_error
 from store.db import DATABASE_ERRORS
 
 log = structlog.get_logger(__name__)
@@ -56,12 +58,17 @@ async def tell_unavailable(client: AsyncWebClient, body: dict[str, Any]) -> None
     try:
         await client.chat_postEphemeral(channel=channel, user=user, text=UNAVAILABLE)
     except SlackApiError as error:
-        log.warning("slack.unavailable_notice_failed", error=error.response.get("error"))
+        log.warning("slack.unavailable_notice_failed", error=slack_error(error))
 
 
 async def on_error(error: Exception, body: dict[str, Any], client: AsyncWebClient) -> BoltResponse:
     """Bolt's global error handler: log (never the payload) and answer as above."""
     kind = request_kind(body)
+    if isinstance(error, SlackApiError):
+        # Slack refused a call a listener made (an odd value in the payload): answered
+        # cleanly, logged by its error code only, never the payload or Slack's response.
+        log.warning("slack.api_call_refused", kind=kind, error=slack_error(error))
+        return BoltResponse(status=200, body="")
     if not isinstance(error, DATABASE_ERRORS):
         log.exception("slack.listener_failed", kind=kind, error=type(error).__name__)
         return BoltResponse(status=500, body="")

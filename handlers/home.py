@@ -1,4 +1,5 @@
-"""The App Home tab: the person's unread alerts (and, for key-holders, overdue referrals)."""
+"""The App Home tab: the person's unread alerts (and, for key-holders, overdue referrals
+and alerts on restricted categories still unopened after their reminder)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from slack_bolt.async_app import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from handlers.context import deps_of, staff_of, workspace_of
-from store import alerts, messages, referrals
+from store import alerts, messages, referrals, unread
 from store.access import is_keyholder
 
 
@@ -17,26 +18,34 @@ async def publish_home(client: AsyncWebClient, context: AsyncBoltContext) -> Non
     deps = deps_of(context)
     user_id = context.user_id or ""
     async with deps.factory() as session:
-        unread = await alerts.unread_for(
+        mine = await alerts.unread_for(
             session, workspace_id=workspace_of(context), slack_user_id=user_id, limit=21
         )
         staff = await staff_of(context, session)
+        keyholder = staff is not None and is_keyholder(staff.role_set)
         overdue = (
             await referrals.overdue(
                 session,
                 workspace_id=workspace_of(context),
                 working=deps.school.working_time,
                 now=deps.clock(),
+                viewer=staff,
             )
-            if staff is not None and is_keyholder(staff.role_set)
+            if keyholder
+            else None
+        )
+        unopened = (
+            await unread.chased_unopened(session, workspace_id=workspace_of(context), limit=20)
+            if keyholder
             else None
         )
     view = messages.home_view(
-        unread=unread[:20],
+        unread=mine[:20],
         public_url=deps.public_url,
         command=deps.command,
-        total_unread=None if len(unread) <= 20 else len(unread),
+        total_unread=None if len(mine) <= 20 else len(mine),
         overdue=overdue,
+        unopened=unopened,
     )
     await client.views_publish(user_id=user_id, view=view)
 

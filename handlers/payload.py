@@ -1,11 +1,16 @@
 """Reading a Slack interaction's payload: which button, in which message (trusting nothing:
-a forged payload reads as no value, no channel); and answering the person who pressed it."""
+a forged payload reads as no value, no channel); answering the person who pressed it; and
+what of a Slack API error may be logged (its error code: never the request or response)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import structlog
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+
+log = structlog.get_logger(__name__)
 
 
 def button_value(body: dict[str, Any]) -> str:
@@ -36,5 +41,17 @@ async def tell_presser(
     """Say `text` to the person who pressed the button, in its channel, seen only by them
     (nothing when the payload names no channel)."""
     channel = channel_of(body)
-    if channel and user_id:
+    if not (channel and user_id):
+        return
+    try:
         await client.chat_postEphemeral(channel=channel, user=user_id, text=text)
+    except SlackApiError as error:  # a channel the bot is not in, an odd id: nothing to say
+        log.warning("slack.ephemeral_failed", error=slack_error(error))
+
+
+def slack_error(error: SlackApiError) -> str:
+    """Slack's error code (`invalid_trigger_id`, `channel_not_found`), for the log: the
+    exception's own text quotes Slack's whole response."""
+    response = error.response
+    code = response.get("error") if hasattr(response, "get") else None
+    return str(code or "unknown")[:60]

@@ -11,7 +11,7 @@ import datetime as dt
 import re
 import time
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.slack_lookup import make_slack_lookup
 from handlers.concern_modal import PUPIL_SEARCH
@@ -20,7 +20,7 @@ from privacy.report import PrivacyCheckError
 from privacy.steps import Steps, at, button_value, database_fails_once, download, expect, form_time
 from store import roster
 from store.messages import MARK_READ_ACTION, OPEN_ACTION, SNOOZE_ACTION
-from store.models import Referral
+from store.models import Incident, Referral
 from testing.school import STAFF, pupils_csv, staff_csv
 from testing.webclient import WebUser
 
@@ -56,9 +56,13 @@ class Drill(Steps):
         await self.sign_in_with_slack()
         self._move_clock(at(monday + dt.timedelta(days=1), 10, 0, zone))
         await self.overdue_nudges(snooze=True)
+        await self.urgent_and_unread()
         self._move_clock(at(monday + dt.timedelta(days=3), 10, 0, zone))
         await self.overdue_nudges(snooze=False)
         await self.web_on_thursday(monday + dt.timedelta(days=3))
+        await self.allegation()
+        self._move_clock(at(monday + dt.timedelta(days=4), 11, 0, zone))
+        await self.overdue_nudges_for_allegations()
         await self.app_home(DSL, HEAD)
         await self._settle()
 
@@ -67,7 +71,14 @@ class Drill(Steps):
         staff_file = self.directory / "staff.csv"
         pupil_file = self.directory / "pupils.csv"
         staff_file.write_text(staff_csv(STAFF), encoding="utf-8")
-        pupil_file.write_text(pupils_csv(self.seeds.pupils), encoding="utf-8")
+        # The MIS's context columns, with a social worker's name for the first pupil.
+        worker = self.seeds.person("social worker's name (from the roster import)")
+        with_context = [
+            line
+            + (",CP_Plan,SEN,Social_Worker" if n == 0 else (",Y,K," + worker if n == 1 else ",,,"))
+            for n, line in enumerate(pupils_csv(self.seeds.pupils).splitlines())
+        ]
+        pupil_file.write_text("\n".join(with_context) + "\n", encoding="utf-8")
         server = self.harness.server
         workspace_id = self.harness.workspace_id
         staff = await roster.import_staff(
@@ -77,7 +88,7 @@ class Drill(Steps):
             lookup_slack_id=make_slack_lookup(server.client),
         )
         pupils = await roster.import_pupils(
-            server.factory, workspace_id=workspace_id, path=pupil_file
+            server.factory, workspace_id=workspace_id, path=pupil_file, cipher=server.cipher
         )
         if staff.errors or pupils.errors:
             raise PrivacyCheckError("the drill's rosters were not imported cleanly")
@@ -186,8 +197,9 @@ class Drill(Steps):
                     "narrative": seeds.text("narrative", "late for the fourth time this week."),
                     "categories": ["Attendance"],
                     "parents_contacted": "yes",
-                    # Filing checks "not in the future" against the real time.
+                    # Before the real time, so before the server's (moved-on) clock too.
                     "happened_at": int(time.time()) - 3600,
+                    "urgent": ["urgent"],
                 },
             ),
         ]
@@ -197,6 +209,37 @@ class Drill(Steps):
                 raise PrivacyCheckError(f"a concern the drill filed was refused ({fields})")
         await self._settle()
         self.flows += ["/concern + typeahead + submission (3 concerns)", "alert delivery"]
+
+    async def allegation(self) -> None:
+        """A TA reports a visitor (a typed name) about a pupil: the head alone is alerted,
+        and reads it on the web."""
+        seeds = self.seeds
+        response = await self._submit(
+            TA,
+            query=seeds.pupils[0].surname,
+            adult_typed=seeds.adult_name(),
+            values={
+                "about_adult": "visitor",
+                "narrative": seeds.text("narrative", "the visiting coach shouted at her."),
+                "categories": ["Behaviour"],
+                "parents_contacted": "yes",
+            },
+        )
+        if response.body:
+            fields = sorted(((response.json or {}).get("errors") or {}).keys())
+            raise PrivacyCheckError(f"the drill's allegation was refused ({fields})")
+        await self._settle()
+        async with self.harness.server.factory() as db:
+            number = await db.scalar(select(func.max(Incident.number)))
+        async with self._signed_in(HEAD) as head:
+            expect("the allegation's page", (await head.get(f"/incidents/{number}"))[0], 200)
+        self.flows.append("an allegation about an adult (typed name) + its page")
+
+    async def overdue_nudges_for_allegations(self) -> None:
+        """The allegation's LADO consultation, overdue: nudged to the head."""
+        await self.harness.server.overdue_job.run()
+        await self._settle()
+        self.flows.append("LADO consultation nudge")
 
     async def slack_alerts(self) -> None:
         """Mark as read and Open from the DM, and the App Home (with Mark as read there)."""
@@ -368,6 +411,18 @@ class Drill(Steps):
             expect("/referrals", (await user.get("/referrals"))[0], 200)
         self.flows.append("Sign in with Slack (OIDC) + TOTP")
 
+    async def urgent_and_unread(self) -> None:
+        """The urgent concern nobody has opened, escalated; unopened restricted alerts
+        chased once (both checks run as the scheduler runs them)."""
+        server = self.harness.server
+        if await server.urgent_job.run() == 0:
+            raise PrivacyCheckError("the urgent check escalated nothing")
+        if await server.unread_job.run() == 0:
+            raise PrivacyCheckError("the unread check chased nothing")
+        await self._settle()
+        await self.app_home(DSL)
+        self.flows += ["urgent escalation", "unopened alert chased"]
+
     async def overdue_nudges(self, *, snooze: bool) -> None:
         """The scheduler's overdue check; the DSL's nudges; Snooze (and a forged one)."""
         harness = self.harness
@@ -431,6 +486,24 @@ class Drill(Steps):
             expect(
                 "chronology", (await dsl.get(chronology, params={"category": "Behaviour"}))[0], 200
             )
+            status, _ = await dsl.post(
+                f"{chronology}/context",
+                {
+                    "lac": "Y",
+                    "sen": "E",
+                    "social_worker": seeds.person("social worker's name (a key-holder's edit)"),
+                },
+            )
+            expect("pupil context edit", status, 200)
+            await dsl.get("/incidents/2")
+            status, _ = await dsl.post(
+                "/incidents/2/pupil-correction",
+                {
+                    "wrong_pupil": str(await self._pupil_id(seeds.pupils[3])),
+                    "right_upn": seeds.pupils[4].upn,
+                },
+            )
+            expect("wrong-pupil correction", status, 200)
             # The PDF needs Pango on the server; without it the answer is 503.
             expect("chronology PDF", await download(dsl, f"{chronology}/chronology.pdf"), 200, 503)
             expect("/audit", (await dsl.get("/audit", params={"incident": "1"}))[0], 200)
@@ -442,5 +515,6 @@ class Drill(Steps):
             "reports and every CSV download",
             "agency response and closing",
             "pupil search, chronology and its PDF",
+            "pupil context edit, wrong-pupil correction",
             "audit log, authenticator reset, sign out",
         ]

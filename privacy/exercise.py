@@ -104,7 +104,8 @@ async def run_exercise(database_url: str | None = None) -> Report:
             looked_for=f"the names of {len(seeds.pupils)} made-up pupils (allowed only in "
             "the pupils table and the pupil typeahead) and "
             f"{len([n for n in seeds.needles if not n.allowed_in])} made-up phrases written "
-            "in narratives, reasons, actions and referral notes (allowed nowhere)",
+            "in narratives, reasons, actions and referral notes (allowed nowhere), and the "
+            "typed name of an adult an allegation is about (allowed only in the adult picker)",
         )
         matcher = Matcher(seeds.needles)
         search_slack_calls(calls, matcher, report)

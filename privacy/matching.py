@@ -21,6 +21,8 @@ from urllib.parse import unquote_plus
 
 PUPILS_TABLE = "pupils"
 TYPEAHEAD = "pupil typeahead"  # Slack shows the names Vigil offers there, by design
+# The allegation modal's adult picker echoes the name typed back to its typist, by design.
+ADULT_TYPEAHEAD = "adult typeahead"
 WINDOW = 48  # a long stored text is looked for by its opening and closing words
 MIN_TEXT = 12  # shorter stored texts ("Phoned mum.") are too common to look for
 
@@ -70,6 +72,16 @@ def name_needles(
     allowed = frozenset({PUPILS_TABLE, TYPEAHEAD})
     texts = dict.fromkeys(normalise(form).strip() for form in forms if form.strip())
     return [Needle(text, f"pupil name ({label})", allowed) for text in texts if text]
+
+
+def adult_name_needles(name: str, *, kind: str) -> list[Needle]:
+    """A typed name of the adult an allegation is about, as it would appear if leaked
+    (allowed only in the adult picker's answer to the person typing it). A single word
+    is too common to look for."""
+    flat = normalise(name).strip()
+    if len(flat.split()) < 2:
+        return []
+    return [Needle(flat, kind, frozenset({ADULT_TYPEAHEAD}))]
 
 
 def text_needles(text: str, *, kind: str) -> list[Needle]:

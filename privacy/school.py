@@ -26,14 +26,24 @@ from privacy.matching import (
     WINDOW,
     Matcher,
     Needle,
+    adult_name_needles,
     name_needles,
+    normalise,
     text_needles,
 )
 from privacy.report import Finding, PrivacyCheckError, Report
 from privacy.sources import read_only, search_database, search_log_file, stream_rows, table_shapes
 from store.crypto import Cipher, DecryptionError
 from store.db import create_engine, is_sqlite
-from store.models import BodyMap, Incident, IncidentAction, PaperRecord, Pupil
+from store.models import (
+    BodyMap,
+    Incident,
+    IncidentAction,
+    IncidentAdult,
+    PaperRecord,
+    Pupil,
+    PupilContextChange,
+)
 
 
 async def check_school(settings: Settings, *, log_files: Sequence[Path] = ()) -> Report:
@@ -91,6 +101,7 @@ class _SchoolValues:
     needles: list[Needle] = field(default_factory=list)
     pupils: int = 0
     stored: int = 0
+    social_workers: int = 0
     unreadable: Counter[str] = field(default_factory=Counter)
 
     def report(self) -> Report:
@@ -101,7 +112,9 @@ class _SchoolValues:
                 f"the full names of {self.pupils} pupils (allowed only in the pupils table) "
                 f"and {self.stored} stored narratives, reasons and action texts decrypted "
                 f"with VIGIL_DATA_KEY (those of {MIN_TEXT} or more characters, by their "
-                f"opening and closing {WINDOW} characters; allowed nowhere in plain text)"
+                f"opening and closing {WINDOW} characters; allowed nowhere in plain text), "
+                f"and {self.social_workers} social workers' names (stored only encrypted; "
+                "allowed nowhere in plain text)"
             ),
         )
         for location, count in self.unreadable.items():
@@ -164,6 +177,19 @@ async def _school_values(connection: AsyncConnection, cipher: Cipher) -> _School
                 kind=f"parents' reason of incident id {incident_id}",
                 location="incidents.parents_reason_ct",
             )
+    adults = select(IncidentAdult.incident_id, IncidentAdult.name_ct).where(
+        IncidentAdult.name_ct.is_not(None)
+    )
+    async for incident_id, token in stream_rows(connection, adults):
+        try:
+            name = cipher.decrypt(token)
+        except DecryptionError:
+            values.unreadable["incident_adults.name_ct"] += 1
+            continue
+        values.stored += 1
+        values.needles += adult_name_needles(
+            name, kind=f"typed adult's name of incident id {incident_id}"
+        )
     action_texts = select(IncidentAction.id, IncidentAction.text_ct)
     async for action_id, token in stream_rows(connection, action_texts):
         values.add_text(
@@ -183,4 +209,19 @@ async def _school_values(connection: AsyncConnection, cipher: Cipher) -> _School
             kind=f"description of paper record id {record_id}",
             location="paper_records.description_ct",
         )
+    # Every social worker's name ever recorded for a pupil (the history holds them all).
+    workers = select(PupilContextChange.pupil_id, PupilContextChange.value_ct).where(
+        PupilContextChange.value_ct.is_not(None)
+    )
+    seen: set[str] = set()
+    async for pupil_id, token in stream_rows(connection, workers):
+        try:
+            name = normalise(cipher.decrypt(token)).strip()
+        except DecryptionError:
+            values.unreadable["pupil_context_changes.value_ct"] += 1
+            continue
+        if name and name not in seen:
+            seen.add(name)
+            values.social_workers += 1
+            values.needles.append(Needle(name, f"social worker's name (of pupil id {pupil_id})"))
     return values

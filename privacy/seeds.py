@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from privacy.matching import Needle, name_needles, normalise
+from privacy.matching import Needle, adult_name_needles, name_needles, normalise
 from testing.school import DemoPupil
 
 _ONSETS = "b br ch d dr f fl g gl gr k kl m n p pl qu r s sk sn st t th tr v w z".split()
@@ -55,11 +55,26 @@ class Seeds:
                 whole_only=False,
             )
 
+    def person(self, kind: str) -> str:
+        """A made-up person's name (a social worker's) that must never be found in plain
+        text: it is stored only encrypted, and never sent to Slack or logged."""
+        name = f"{made_up_word(self.rng, 2)} {made_up_word(self.rng, 3)}"
+        self.needles.append(Needle(normalise(name), kind))
+        self.needles.append(Needle(normalise(name.split()[1]), kind))
+        return name
+
     def phrase(self, kind: str) -> str:
         """A distinctive phrase that must never be found, recorded as a needle."""
         text = f"{made_up_word(self.rng, 3).lower()}-{secrets.token_hex(3)}"
         self.needles.append(Needle(normalise(text), kind))
         return text
+
+    def adult_name(self) -> str:
+        """A made-up adult's name, typed for an allegation: must appear nowhere but the
+        adult picker's answer."""
+        name = f"{made_up_word(self.rng, 2)} {made_up_word(self.rng, 3)}"
+        self.needles += adult_name_needles(name, kind="typed name of an adult")
+        return name
 
     def text(self, kind: str, middle: str) -> str:
         """A realistic text opening and closing with a distinctive phrase."""

@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from handlers.concern_modal import PUPIL_SEARCH
-from privacy.matching import TYPEAHEAD
+from handlers.concern_modal import ADULT_SEARCH, PUPIL_SEARCH
+from privacy.matching import ADULT_TYPEAHEAD, TYPEAHEAD
 from privacy.report import PrivacyCheckError
 from privacy.seeds import Seeds
 from privacy.sources import SlackAnswer
@@ -157,12 +157,33 @@ class Steps:
             raise PrivacyCheckError("the pupil typeahead found none of the drill's pupils")
         return options[0]
 
+    async def _adult_typeahead(self, user_id: str, view: dict[str, Any], typed: str) -> Any:
+        """Type a name into the allegation's adult picker; take "someone not on the list"."""
+        response = await self.harness.slack.block_suggestion(
+            user_id, view=view, action_id=ADULT_SEARCH, block_id="adult", value=typed
+        )
+        self._answered(ADULT_TYPEAHEAD, response, "adult typeahead")
+        options = (response.json or {}).get("options") or []
+        typed_options = [o for o in options if str(o.get("value", "")).startswith("name:")]
+        if not typed_options:
+            raise PrivacyCheckError("the adult typeahead offered no typed name")
+        return typed_options[0]
+
     async def _submit(
-        self, user_id: str, *, query: str, values: dict[str, Any], linked: Sequence[str] = ()
+        self,
+        user_id: str,
+        *,
+        query: str,
+        values: dict[str, Any],
+        linked: Sequence[str] = (),
+        adult_typed: str | None = None,
     ) -> SlackResponse:
-        """/concern, the typeahead, then Submit: as a member of staff does it."""
+        """/concern, the typeahead, then Submit: as a member of staff does it (with
+        `adult_typed`, an allegation about an adult whose name is typed)."""
         view = await self.harness.open_concern(user_id)
         values = {"pupil": await self._typeahead(user_id, view, query, "pupil"), **values}
+        if adult_typed is not None:
+            values["adult"] = await self._adult_typeahead(user_id, view, adult_typed)
         if linked:
             values["linked_pupils"] = [
                 await self._typeahead(user_id, view, q, "linked_pupils") for q in linked

@@ -11,7 +11,7 @@ import ctypes
 import ctypes.util
 import datetime as dt
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -19,8 +19,9 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from store import referrals
+from store import allegations, referrals, unread, urgent, websessions
 from store.db import SessionFactory, transaction
+from store.noise import AnonymousNoise
 from store.school_config import SchoolConfig
 
 log = structlog.get_logger(__name__)
@@ -46,7 +47,27 @@ def describe_jobs(config: SchoolConfig) -> list[JobInfo]:
             OverdueReferrals.name,
             f"every {config.check_every_minutes:g} minutes, and at start-up",
         ),
+        JobInfo(
+            AnonymousNoiseFlush.id,
+            AnonymousNoiseFlush.name,
+            f"every {AnonymousNoiseFlush.every_minutes:g} minutes, and at shutdown",
+        ),
+        JobInfo(
+            UrgentEscalations.id,
+            UrgentEscalations.name,
+            f"every {urgent_check_minutes(config):g} minutes, and at start-up",
+        ),
+        JobInfo(
+            UnreadChase.id,
+            UnreadChase.name,
+            f"every {config.check_every_minutes:g} minutes, and at start-up",
+        ),
     ]
+
+
+def urgent_check_minutes(config: SchoolConfig) -> float:
+    """How often the urgent check runs: every minute, or more often for a shorter interval."""
+    return min(1.0, config.escalate_every_minutes / 2)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +97,14 @@ class OverdueReferrals:
                         now=self.clock(),
                         limit=self.batch_size,
                     )
+                    # Allegations' LADO consultations and referrals: to their manager.
+                    nudged += await allegations.nudge_consultations(
+                        session,
+                        config=self.config,
+                        public_url=self.public_url,
+                        now=self.clock(),
+                        limit=self.batch_size,
+                    )
             except Exception:
                 log.exception("job.overdue_referrals_failed")
                 break
@@ -86,6 +115,97 @@ class OverdueReferrals:
             log.info("job.overdue_referrals", nudged=total)
             self.notify_outbox()
         return total
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnonymousNoiseFlush:
+    """Write the anonymous requests counted since the last run (refused sign-ins, unknown
+    sessions, rate-limited addresses) as one audit row per kind; forget expired Sign in
+    with Slack attempts."""
+
+    id: ClassVar[str] = "anonymous-noise"
+    name: ClassVar[str] = "Audit anonymous requests as counts; forget expired sign-in attempts"
+    every_minutes: ClassVar[float] = 5
+
+    factory: SessionFactory
+    noise: AnonymousNoise
+    clock: Callable[[], dt.datetime]
+
+    async def run(self) -> int:
+        """One pass: how many audit rows were written."""
+        now = self.clock()
+        try:
+            async with transaction(self.factory) as session:
+                written = self.noise.flush(session, now=now)
+                await websessions.purge_oidc(session, now=now)
+        except Exception:
+            log.exception("job.anonymous_noise_failed")
+            return 0
+        if written:
+            log.info("job.anonymous_noise", rows=written)
+        return written
+
+
+Batch = Callable[..., Awaitable[int]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Batched:
+    """A job that runs one store function in batches, each in its own transaction."""
+
+    id: ClassVar[str]
+    name: ClassVar[str]
+    step: ClassVar[Batch]
+
+    factory: SessionFactory
+    config: SchoolConfig
+    public_url: str
+    notify_outbox: Callable[[], None]
+    clock: Callable[[], dt.datetime]
+    batch_size: int = 100
+
+    async def run(self) -> int:
+        """One pass: batches until a batch is not full (1,000 batches a pass at most)."""
+        total = 0
+        step = type(self).step
+        for _ in range(1000):
+            try:
+                async with transaction(self.factory) as session:
+                    done = await step(
+                        session,
+                        config=self.config,
+                        public_url=self.public_url,
+                        now=self.clock(),
+                        limit=self.batch_size,
+                    )
+            except Exception:
+                log.exception("job.failed", job=self.id)
+                break
+            total += done
+            if done < self.batch_size:
+                break
+        if total:
+            log.info("job.done", job=self.id, count=total)
+            self.notify_outbox()
+        return total
+
+
+@dataclass(frozen=True, kw_only=True)
+class UrgentEscalations(_Batched):
+    """Escalate urgent concerns nobody on the safeguarding team has opened (`store.urgent`)."""
+
+    id: ClassVar[str] = "urgent-escalations"
+    name: ClassVar[str] = "Escalate urgent concerns nobody has opened (rota, then head)"
+    step: ClassVar[Batch] = staticmethod(urgent.escalate_unopened)
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnreadChase(_Batched):
+    """Remind, once, whoever has not opened an alert on a restricted category (`store.unread`)."""
+
+    id: ClassVar[str] = "unread-chase"
+    name: ClassVar[str] = "Remind once about unopened alerts on restricted categories"
+    step: ClassVar[Batch] = staticmethod(unread.chase_unopened)
 
 
 HEAP_TRIM_SECONDS = 60
@@ -117,9 +237,24 @@ def trim_heap() -> bool:
     return True
 
 
-def start_scheduler(job: OverdueReferrals, *, config: SchoolConfig) -> AsyncIOScheduler:
-    """Start APScheduler with the jobs; the overdue check also runs at once (catch-up)."""
+def start_scheduler(
+    job: OverdueReferrals,
+    *,
+    config: SchoolConfig,
+    noise: AnonymousNoiseFlush | None = None,
+    more: Sequence[_Batched] = (),
+) -> AsyncIOScheduler:
+    """Start APScheduler with the jobs; each check also runs at once (catch-up)."""
     scheduler = AsyncIOScheduler(timezone=dt.UTC)
+    if noise is not None:
+        scheduler.add_job(
+            noise.run,
+            IntervalTrigger(minutes=noise.every_minutes),
+            id=noise.id,
+            name=noise.name,
+            max_instances=1,
+            coalesce=True,
+        )
     scheduler.add_job(
         trim_heap,
         IntervalTrigger(seconds=HEAP_TRIM_SECONDS),
@@ -138,5 +273,21 @@ def start_scheduler(job: OverdueReferrals, *, config: SchoolConfig) -> AsyncIOSc
         coalesce=True,
         misfire_grace_time=None,
     )
+    for other in more:
+        minutes = (
+            urgent_check_minutes(config)
+            if isinstance(other, UrgentEscalations)
+            else config.check_every_minutes
+        )
+        scheduler.add_job(
+            other.run,
+            IntervalTrigger(minutes=minutes),
+            id=other.id,
+            name=other.name,
+            next_run_time=dt.datetime.now(dt.UTC),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
     scheduler.start()
     return scheduler

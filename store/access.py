@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import Select, false, or_, select
+from sqlalchemy import ColumnElement, Select, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
-from store.models import Alert, Incident, IncidentInvite, Staff
+from store.enums import AlertReason
+from store.models import Alert, Incident, IncidentAdult, IncidentInvite, Staff
 
-ROLES = ("keyholder", "head", "dsl", "slt", "pastoral", "teacher", "staff")
+ROLES = ("keyholder", "head", "dsl", "slt", "pastoral", "teacher", "staff", "chair")
 
 # The safeguarding team: they see every incident and may use restricted categories.
 # A DSL is always a key-holder; anyone else is one when given the `keyholder` role.
@@ -24,8 +27,11 @@ def is_keyholder(roles: Iterable[str]) -> bool:
 # -- who may see an incident (DESIGN §4) ------------------------------------------------
 #
 # An incident is visible to its author, the staff alerted on it or invited later, and
-# every key-holder of its workspace. To anyone else it does not exist: every page and
-# export asks `visible_incidents` and answers 404 when it finds nothing.
+# every key-holder of its workspace. An allegation about an adult (`incident_adults`) is
+# visible to its author and the people alerted on it or invited only, key-holders
+# included, and never to the adult named, whatever else would let them see it. To anyone
+# else it does not exist: every page, list, count and export asks `visible_incidents` (or
+# `visible_incident_ids`) and answers 404 when it finds nothing.
 
 
 def visible_incidents(viewer: Staff) -> Select[Incident]:
@@ -33,17 +39,100 @@ def visible_incidents(viewer: Staff) -> Select[Incident]:
     query = select(Incident).where(Incident.workspace_id == viewer.workspace_id)
     if not viewer.active:
         return query.where(false())
-    if is_keyholder(viewer.role_set):
-        return query
+    about_viewer = select(IncidentAdult.incident_id).where(
+        IncidentAdult.incident_id == Incident.id, IncidentAdult.staff_id == viewer.id
+    )
+    query = query.where(~about_viewer.exists())
     alerted = select(Alert.id).where(
         Alert.incident_id == Incident.id, Alert.recipient_id == viewer.id
     )
     invited = select(IncidentInvite.staff_id).where(
         IncidentInvite.incident_id == Incident.id, IncidentInvite.staff_id == viewer.id
     )
-    return query.where(or_(Incident.author_id == viewer.id, alerted.exists(), invited.exists()))
+    personal = or_(Incident.author_id == viewer.id, alerted.exists(), invited.exists())
+    if is_keyholder(viewer.role_set):
+        allegation = select(IncidentAdult.incident_id).where(
+            IncidentAdult.incident_id == Incident.id
+        )
+        return query.where(or_(~allegation.exists(), personal))
+    return query.where(personal)
+
+
+def in_view(
+    incident_id: ColumnElement[Any] | InstrumentedAttribute[Any], viewer: Staff | None
+) -> ColumnElement[bool]:
+    """SQL: the incident `incident_id` names is one `viewer` may see (always, for None:
+    a count that is nobody's view, such as the benchmarks')."""
+    if viewer is None:
+        return true()
+    return incident_id.in_(visible_incident_ids(viewer))
+
+
+def not_about(
+    incident_id: InstrumentedAttribute[Any], staff_id: InstrumentedAttribute[Any]
+) -> ColumnElement[bool]:
+    """SQL: the incident is not an allegation about that member of staff (their own alert
+    lists never show one, even if an alert to them existed)."""
+    return ~(
+        select(IncidentAdult.incident_id)
+        .where(IncidentAdult.incident_id == incident_id, IncidentAdult.staff_id == staff_id)
+        .exists()
+    )
+
+
+def is_allegation(incident_id: InstrumentedAttribute[Any]) -> ColumnElement[bool]:
+    """SQL: the incident is an allegation about an adult."""
+    return (
+        select(IncidentAdult.incident_id).where(IncidentAdult.incident_id == incident_id).exists()
+    )
+
+
+def visible_incident_ids(viewer: Staff) -> Select[tuple[int]]:
+    """The ids of the incidents `viewer` may see, for `Incident.id.in_(...)` in the lists,
+    counts and exports the key-holders' pages show."""
+    return visible_incidents(viewer).with_only_columns(Incident.id)
 
 
 async def visible_incident(session: AsyncSession, *, viewer: Staff, number: int) -> Incident | None:
     """The incident with this number if `viewer` may see it; otherwise None (→ 404)."""
     return await session.scalar(visible_incidents(viewer).where(Incident.number == number))
+
+
+async def share_refusal(
+    session: AsyncSession, *, sharer: Staff, incident: Incident, guest: Staff
+) -> str | None:
+    """Why `sharer` may not share `incident` with `guest` (None: they may). An allegation
+    is shared only by its allegations manager (those alerted as such), and never with the
+    adult it is about."""
+    adult = await session.get(IncidentAdult, incident.id)
+    if adult is None:
+        return None
+    if adult.staff_id is not None and guest.id == adult.staff_id:
+        return "This concern cannot be shared with the person it is about."
+    if not await manages_allegation(session, staff=sharer, incident=incident):
+        return "Only the allegations manager can share a concern about an adult."
+    return None
+
+
+async def alert_refusal(
+    session: AsyncSession, *, incident: Incident, staff_ids: Iterable[int]
+) -> str | None:
+    """Why these people may not be alerted about an action on `incident` (None: they may):
+    never the adult an allegation is about."""
+    adult = await session.get(IncidentAdult, incident.id)
+    if adult is not None and adult.staff_id is not None and adult.staff_id in set(staff_ids):
+        return "The person this concern is about cannot be alerted about it."
+    return None
+
+
+async def manages_allegation(session: AsyncSession, *, staff: Staff, incident: Incident) -> bool:
+    """Whether `staff` is the allegations manager of `incident` (alerted as such)."""
+    found = await session.scalar(
+        select(Alert.id).where(
+            Alert.incident_id == incident.id,
+            Alert.recipient_id == staff.id,
+            Alert.action_id.is_(None),
+            Alert.reason == AlertReason.ALLEGATIONS,
+        )
+    )
+    return found is not None

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import messages, outbox
-from store.access import is_keyholder
+from store.access import alert_refusal, is_keyholder, share_refusal
 from store.catalogue import Catalogue
 from store.crypto import Cipher
 from store.enums import AlertReason
@@ -208,6 +208,8 @@ async def check_action(
     )
     if len(recipients) != len(set(alert_staff_ids)):
         errors["alert"] = "Some of the people chosen are not current staff."
+    elif refused := await alert_refusal(session, incident=incident, staff_ids=alert_staff_ids):
+        errors["alert"] = refused
     if errors:
         raise InvalidAction(errors)
     return ActionPlan(author, incident, text, new_categories, recipients)
@@ -293,6 +295,8 @@ async def invite(
     if not found:
         raise InvalidAction({"staff": "Choose a current member of staff."})
     guest = found[0]
+    if refused := await share_refusal(session, sharer=inviter, incident=incident, guest=guest):
+        raise InvalidAction({"staff": refused})
     if guest.id == incident.author_id:
         raise InvalidAction({"staff": "They wrote this concern and can already see it."})
     if await session.get(IncidentInvite, (incident.id, guest.id)) is not None:

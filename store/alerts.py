@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from store import messages, outbox
+from store.access import not_about
 from store.actions import current_categories_for, original_categories_for
-from store.db import is_storable_id
+from store.db import is_storable_id, rowcount
 from store.enums import AlertReason, ReadVia
 from store.models import (
     Alert,
@@ -110,6 +111,23 @@ async def mark_read(
     return ReadResult(alert.id, alert.incident_id, number, now, newly_read=True)
 
 
+async def mark_opened(
+    session: AsyncSession, *, incident_id: int, staff_id: int, now: dt.datetime
+) -> int:
+    """The person opened the incident's page: their alerts on it are opened (the first
+    time only). Returns how many were opened now."""
+    result = await session.execute(
+        update(Alert)
+        .where(
+            Alert.incident_id == incident_id,
+            Alert.recipient_id == staff_id,
+            Alert.opened_at.is_(None),
+        )
+        .values(opened_at=now)
+    )
+    return rowcount(result)
+
+
 async def record_delivery(
     session: AsyncSession, *, alert_id: int, channel: str, ts: str, now: dt.datetime | None = None
 ) -> None:
@@ -148,6 +166,7 @@ async def unread_for(
                 Alert.workspace_id == workspace_id,
                 Staff.slack_user_id == slack_user_id,
                 ReadReceipt.alert_id.is_(None),
+                not_about(Alert.incident_id, Alert.recipient_id),
             )
             .order_by(Alert.created_at.desc(), Alert.id.desc())
             .limit(limit)
@@ -220,7 +239,11 @@ async def alerts_for(
         )
         .join(Incident, Incident.id == Alert.incident_id)
         .join(author, author.id == Incident.author_id)
-        .where(Alert.workspace_id == workspace_id, Alert.recipient_id == staff_id)
+        .where(
+            Alert.workspace_id == workspace_id,
+            Alert.recipient_id == staff_id,
+            not_about(Alert.incident_id, Alert.recipient_id),
+        )
         .order_by(Alert.created_at.desc(), Alert.id.desc())
     )
     unread = (
@@ -272,8 +295,9 @@ class ReceiptRow:
     reason: str  # an AlertReason
     kind: AlertKind
     created_at: dt.datetime
-    read_at: dt.datetime | None
+    read_at: dt.datetime | None  # acknowledged (Mark as read, in Slack or the web view)
     via: str | None  # a ReadVia, once read
+    opened_at: dt.datetime | None = None  # first opened the incident's page
 
 
 async def receipts(session: AsyncSession, *, incident_id: int) -> list[ReceiptRow]:
@@ -288,6 +312,7 @@ async def receipts(session: AsyncSession, *, incident_id: int) -> list[ReceiptRo
             Alert.created_at,
             ReadReceipt.read_at,
             ReadReceipt.via,
+            Alert.opened_at,
         )
         .join(Staff, Staff.id == Alert.recipient_id)
         .outerjoin(ReadReceipt, ReadReceipt.alert_id == Alert.id)
@@ -304,8 +329,19 @@ async def receipts(session: AsyncSession, *, incident_id: int) -> list[ReceiptRo
             created_at=created_at,
             read_at=read_at,
             via=via,
+            opened_at=opened_at,
         )
-        for alert_id, recipient_id, name, reason, action_id, created_at, read_at, via in rows
+        for (
+            alert_id,
+            recipient_id,
+            name,
+            reason,
+            action_id,
+            created_at,
+            read_at,
+            via,
+            opened_at,
+        ) in rows
     ]
 
 

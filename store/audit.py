@@ -14,9 +14,10 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.access import in_view
 from store.enums import AuditOutcome
 from store.models import AuditEvent, Incident, Staff, utcnow
 from store.staff import staff_names
@@ -105,9 +106,15 @@ async def entries(
     incident_id: int | None = None,
     limit: int = 200,
     before_id: int | None = None,
+    viewer: Staff | None = None,
 ) -> Sequence[AuditEvent]:
-    """Newest entries first, filtered by person (as actor or subject) or incident."""
+    """Newest entries first, filtered by person (as actor or subject) or incident; with a
+    `viewer`, none about an incident they may not see (`store.access`)."""
     query = select(AuditEvent).where(AuditEvent.workspace_id == workspace_id)
+    if viewer is not None:
+        query = query.where(
+            or_(AuditEvent.incident_id.is_(None), in_view(AuditEvent.incident_id, viewer))
+        )
     if actor_id is not None:
         query = query.where((AuditEvent.actor_id == actor_id) | (AuditEvent.subject_id == actor_id))
     if incident_id is not None:
@@ -139,8 +146,10 @@ async def audit_rows(
     incident_id: int | None = None,
     before_id: int | None = None,
     limit: int = 100,
+    viewer: Staff | None = None,
 ) -> list[AuditRow]:
-    """The audit log, newest first, with people's names and incident numbers."""
+    """The audit log, newest first, with people's names and incident numbers (only rows
+    `viewer` may see, with a viewer)."""
     events = await entries(
         session,
         workspace_id=workspace_id,
@@ -148,6 +157,7 @@ async def audit_rows(
         incident_id=incident_id,
         before_id=before_id,
         limit=limit,
+        viewer=viewer,
     )
     staff_ids = {i for e in events for i in (e.actor_id, e.subject_id) if i is not None}
     incident_ids = {e.incident_id for e in events if e.incident_id is not None}

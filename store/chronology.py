@@ -1,5 +1,7 @@
-"""A pupil's chronology (DESIGN §4, §7): every incident that names the pupil, as the main
-or a linked pupil, and every action and agency referral on those incidents, in time order.
+"""A pupil's chronology (DESIGN §4, §7, §12): every incident that names the pupil, as the
+main or a linked pupil (after any "filed against the wrong pupil" correction,
+`store.pupil_corrections`), every action and agency referral on those incidents, the
+changes to the pupil's context (`store.pupil_context`), in time order.
 
 For the safeguarding team only (the page checks): this is the one place outside the
 incident page where narratives and action text are decrypted, for the chronology page
@@ -21,10 +23,13 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from store import pupil_context, pupil_corrections
+from store.access import in_view
 from store.crypto import Cipher
 from store.documents.bodymap import BodyMapView, body_maps_of_incidents
 from store.documents.files import FileView, incidents_files, paper_records_of
 from store.models import (
+    CaseStatusChange,
     Incident,
     IncidentAction,
     IncidentCategory,
@@ -49,12 +54,14 @@ class EntryKind(StrEnum):
     REFERRAL = "referral"
     RESPONSE = "response"  # the agency responded
     CLOSED = "closed"  # the referral was closed
+    CONTEXT = "context"  # the pupil's context changed (CP plan, SEN...), or they left
+    MOVED = "moved"  # a concern moved to or away from the pupil (filed against the wrong one)
     FILE = "file"  # a file attached to the incident
     PAPER = "paper"  # a historic record imported from the paper files
     BODY_MAP = "bodymap"  # a body map drawn on the incident
 
 
-INCIDENT, ACTION, REFERRAL, RESPONSE, CLOSED, FILE, PAPER, BODY_MAP = EntryKind
+INCIDENT, ACTION, REFERRAL, RESPONSE, CLOSED, CONTEXT, MOVED, FILE, PAPER, BODY_MAP = EntryKind
 _ORDER = {kind: position for position, kind in enumerate(EntryKind)}
 
 
@@ -67,7 +74,7 @@ class Entry:
 
     kind: EntryKind
     at: dt.datetime
-    number: int  # the incident's number
+    number: int  # the incident's number (0 for a context change)
     incident_id: int
     sort_id: int
     who: str | None = None  # who recorded it
@@ -86,6 +93,9 @@ class Entry:
     files: list[FileView] = field(default_factory=list)  # a file entry's file; a paper record's
     on: dt.date | None = None  # a paper record: its original date (no time of day)
     body_map: BodyMapView | None = None  # a body map entry's marks
+    away: bool = False  # moved: away from this pupil (else to them)
+    case_status: str | None = None  # action: the status it set (open, monitoring, closed)
+    case_outcome: str | None = None  # action: the outcome a close named
 
     @property
     def recategorised(self) -> bool:
@@ -98,6 +108,7 @@ class Chronology:
     entries: list[Entry]
     incidents: int  # incidents shown
     categories_seen: list[str]  # every category on the pupil's incidents, for the filter
+    context: pupil_context.Context = pupil_context.NOTHING  # now, decrypted
 
 
 async def chronology(
@@ -110,23 +121,26 @@ async def chronology(
     categories: Collection[str] = (),
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
+    viewer: Staff | None = None,
 ) -> Chronology | None:
     """The pupil's chronology, oldest first; None if no such pupil in this workspace.
 
     `categories` keeps the incidents that have (or were filed with) any of them, with
     their actions and referrals; `start` (inclusive) and `end` (exclusive) keep the
-    entries whose own time falls between them. Seven queries whatever the history, and
-    three more for its files, body maps and paper records (a fourth for the records' scans).
+    entries whose own time falls between them; the pupil's context changes and the concerns
+    moved to or from them by a correction come only when no category is asked for. Only
+    the incidents `viewer` may see are in it (`store.access`). Ten queries whatever the
+    history, and three more for its files, body maps and paper records (a fourth for
+    the records' scans).
     """
     pupil = await pupil_in_workspace(session, workspace_id=workspace_id, pupil_id=pupil_id)
     if pupil is None:
         return None
     author = aliased(Staff)
-    mine = (
-        select(IncidentPupil.incident_id, IncidentPupil.is_main)
-        .where(IncidentPupil.pupil_id == pupil_id)
-        .subquery()
-    )
+    # The concerns naming the pupil now (as filed, or moved to them by a correction) that
+    # `viewer` may see.
+    named = pupil_corrections.naming([pupil_id])
+    mine = select(named).where(in_view(named.c.incident_id, viewer)).subquery()
     incidents = (
         await session.execute(
             select(
@@ -148,7 +162,9 @@ async def chronology(
     ids = [row.id for row in incidents]
     original: dict[int, list[str]] = {}
     pupils_on: dict[int, int] = {}
-    actions: list[Row[int, int, dt.datetime, bytes, list[str] | None, str]] = []
+    actions: list[
+        Row[int, int, dt.datetime, bytes, list[str] | None, str, str | None, str | None]
+    ] = []
     referrals: list[Row[Referral, str]] = []
     if ids:
         for incident_id, name in await session.execute(
@@ -176,9 +192,12 @@ async def chronology(
                         IncidentAction.text_ct,
                         IncidentAction.categories,
                         author.name,
+                        CaseStatusChange.status,
+                        CaseStatusChange.outcome,
                     )
                     .join(mine, mine.c.incident_id == IncidentAction.incident_id)
                     .join(author, author.id == IncidentAction.author_id)
+                    .outerjoin(CaseStatusChange, CaseStatusChange.action_id == IncidentAction.id)
                     .order_by(IncidentAction.created_at, IncidentAction.id)
                 )
             ).all()
@@ -252,6 +271,8 @@ async def chronology(
                 who=row.name,
                 text=cipher.decrypt(row.text_ct),
                 categories=list(row.categories or []),
+                case_status=row.status,
+                case_outcome=row.outcome,
             )
         )
     for referral, name in referrals:
@@ -279,6 +300,33 @@ async def chronology(
             entries.append(Entry(kind=RESPONSE, at=referral.responded_at, **facts))
         if referral.closed_at is not None and in_range(referral.closed_at):
             entries.append(Entry(kind=CLOSED, at=referral.closed_at, **facts))
+    if not wanted:  # the pupil's own history is about no category
+        for change in await pupil_context.history(session, pupil_id=pupil_id, cipher=cipher):
+            if in_range(change.at):
+                entries.append(
+                    Entry(
+                        kind=CONTEXT,
+                        at=change.at,
+                        number=0,
+                        incident_id=0,
+                        sort_id=change.id,
+                        who=change.who,
+                        text=change.text,
+                    )
+                )
+        for move in await pupil_corrections.moves(session, pupil_id=pupil_id):
+            if in_range(move.at):
+                entries.append(
+                    Entry(
+                        kind=MOVED,
+                        at=move.at,
+                        number=move.number,
+                        incident_id=move.incident_id,
+                        sort_id=move.id,
+                        who=move.who,
+                        away=move.away,
+                    )
+                )
     for view in await incidents_files(session, incident_ids=sorted(kept), cipher=cipher):
         if in_range(view.created_at) and view.incident_id is not None:
             entries.append(
@@ -327,9 +375,13 @@ async def chronology(
                     )
                 )
     entries.sort(key=lambda e: (e.at, _ORDER[e.kind], e.sort_id))
+    now_context = await pupil_context.contexts(
+        session, workspace_id=workspace_id, pupil_ids=[pupil_id], cipher=cipher
+    )
     return Chronology(
         pupil=pupil,
         entries=entries,
         incidents=sum(1 for e in entries if e.kind == INCIDENT),
         categories_seen=seen,
+        context=now_context[pupil_id],
     )

@@ -1,9 +1,10 @@
 """What is stored encrypted, and whether the configured key can read it.
 
-Narratives, parents-not-contacted reasons, action texts and authenticator secrets are
-stored encrypted with `VIGIL_DATA_KEY` (`store.crypto`). A database that holds any of
-them is tied to its key: `vigil init --force` must not replace that key, and a server
-started with another key must say so at once rather than at the first page a DSL opens.
+Narratives, parents-not-contacted reasons, action texts, authenticator secrets and
+social workers' names are stored encrypted with `VIGIL_DATA_KEY` (`store.crypto`). A
+database that holds any of them is tied to its key: `vigil init --force` must not replace
+that key, and a server started with another key must say so at once rather than at the
+first page a DSL opens.
 """
 
 from __future__ import annotations
@@ -12,9 +13,19 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.crypto import Cipher, DecryptionError
-from store.models import Incident, IncidentAction, TotpEnrolment
+from store.models import (
+    Incident,
+    IncidentAction,
+    PupilContextChange,
+    TotpEnrolment,
+)
 
-_ENCRYPTED_COLUMNS = (Incident.narrative_ct, IncidentAction.text_ct, TotpEnrolment.secret_ct)
+_ENCRYPTED_COLUMNS = (
+    Incident.narrative_ct,
+    IncidentAction.text_ct,
+    TotpEnrolment.secret_ct,
+    PupilContextChange.value_ct,  # social workers' names
+)
 
 
 async def sample(session: AsyncSession) -> bytes | None:

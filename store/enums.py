@@ -30,6 +30,8 @@ class OutboxKind(StrEnum):
     NUDGE = "nudge"  # an overdue referral, to a DSL (or the head)
     MESSAGE_UPDATE = "message_update"  # chat.update of a message by channel and payload["ts"]
     NOTICE = "notice"  # a DM to the key-holders about Vigil itself (e.g. Slack was paused)
+    URGENT = "urgent"  # an urgent concern nobody has opened: an escalation step
+    CHASE = "chase"  # an alert on a restricted category still unopened: the one reminder
 
 
 class AlertReason(StrEnum):
@@ -40,6 +42,16 @@ class AlertReason(StrEnum):
     ADDED = "added"  # chosen by the reporter
     ACTION = "action"  # chosen by the author of a later action
     INVITED = "invited"  # the incident was shared with them
+    ALLEGATIONS = "allegations"  # the allegations manager, for a concern about an adult
+    URGENT = "urgent"  # on duty (or escalated to) for an urgent concern
+
+
+class AdultKind(StrEnum):
+    """Who the adult an allegation is about is (`incident_adults.kind`)."""
+
+    STAFF = "staff"  # a member of staff
+    VOLUNTEER = "volunteer"
+    VISITOR = "visitor"
 
 
 class ReadVia(StrEnum):
@@ -53,6 +65,7 @@ class ReferralStatus(StrEnum):
     """Where a referral stands (`referrals.status`)."""
 
     AWAITING = "awaiting"  # no response from the agency yet
+    CONSULT = "consult"  # a LADO consultation on an allegation is due (not yet held)
     RESPONDED = "responded"
     CLOSED = "closed"
 
@@ -65,6 +78,8 @@ class ReferralEventKind(StrEnum):
     CLOSED = "closed"
     SNOOZED = "snoozed"  # its nudges held for a working day
     NUDGED = "nudged"  # an overdue nudge was sent
+    CONSULTED = "consulted"  # the LADO consultation on an allegation was held
+    NOT_NEEDED = "not_needed"  # the allegations manager decided no referral is needed
 
 
 class AuditOutcome(StrEnum):
@@ -87,3 +102,11 @@ class SigninVia(StrEnum):
 
     SLACK = "slack"  # Sign in with Slack
     LINK = "link"  # a one-time link from `/concern login`
+
+
+class CaseStatus(StrEnum):
+    """Where a concern's casework stands (DESIGN §12): none recorded yet means open."""
+
+    OPEN = "open"
+    MONITORING = "monitoring"
+    CLOSED = "closed"

@@ -13,16 +13,17 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import alert_rules, audit, messages, outbox
+from store import alert_rules, allegations, audit, messages, outbox, urgent
 from store.access import is_keyholder
 from store.catalogue import Catalogue, Category
 from store.crypto import Cipher
-from store.enums import ParentsContacted
+from store.enums import AlertReason, ParentsContacted
 from store.errors import FieldErrors
 from store.ids import MAX_ID
 from store.models import (
     Alert,
     Incident,
+    IncidentAdult,
     IncidentAgency,
     IncidentCategory,
     IncidentPupil,
@@ -31,8 +32,10 @@ from store.models import (
     Workspace,
     utcnow,
 )
+from store.school_config import SchoolConfig
 from store.staff import (
     active_staff_by_id,
+    active_staff_with_ids,
     active_staff_with_slack_ids,
     class_teacher_ids,
     keyholder_ids,
@@ -60,6 +63,9 @@ class ConcernDraft:
     agencies: list[str] = field(default_factory=list)
     parents_contacted: str | None = None
     parents_reason: str = ""
+    about_adult: str | None = None  # "pupil" (or None), or the kind of adult (AdultKind)
+    adult: str | None = None  # "staff:<id>" or "name:<typed name>"
+    urgent: bool = False  # "A child may be at immediate risk"
 
 
 class InvalidConcern(FieldErrors):
@@ -130,6 +136,12 @@ def check_draft(
         errors["parents_reason"] = f"Keep this under {REASON_MAX} characters."
     elif not _is_utf8(reason):
         errors["parents_reason"] = UNSTORABLE
+    errors.update(allegations.check_adult(draft.about_adult, draft.adult)[1])
+    if draft.about_adult not in (None, "", allegations.ABOUT_PUPIL) and draft.also_alert_slack_ids:
+        errors["also_alert"] = (
+            "A concern about an adult goes only to the allegations manager: remove the "
+            "people picked here (the manager can share it)."
+        )
     return errors
 
 
@@ -179,6 +191,8 @@ class _Resolved:
     added: list[Staff]  # the people the reporter chose to alert as well
     categories: list[Category]  # as chosen, each once
     parents_contacted: ParentsContacted
+    adult: allegations.AdultChoice | None = None  # an allegation about this adult
+    adult_staff: Staff | None = None  # the adult, when on the staff list
 
 
 async def submit_concern(
@@ -193,17 +207,33 @@ async def submit_concern(
     alert_channel: str | None = None,
     slack_view_id: str | None = None,
     now: dt.datetime | None = None,
+    school: SchoolConfig | None = None,
 ) -> FiledConcern:
-    """Validate and file a concern with its alerts and outbox rows; raise InvalidConcern."""
+    """Validate and file a concern with its alerts and outbox rows; raise InvalidConcern.
+    An allegation about an adult (`store.allegations`) is told to the allegations manager
+    only, with a LADO consultation opened; `school` configures both.
+
+    An urgent concern also alerts the DSL on duty (`school`'s rota, `store.urgent`) at
+    once, names them in the reporter's receipt, and starts its escalation.
+    """
     now = now or utcnow()
+    school = school or SchoolConfig()
     resolved = await _check_and_resolve(
         session, workspace_id=workspace.id, author=author, draft=draft, catalogue=catalogue, now=now
     )
     # Every read happens before the workspace's number is taken (in _write_incident):
     # that row lock (and SQLite's write lock) is then held only for a few batched writes.
     recipients, staff = await _recipients(
-        session, workspace_id=workspace.id, author=author, resolved=resolved
+        session, workspace_id=workspace.id, author=author, resolved=resolved, school=school
     )
+    on_duty: list[int] = []
+    if draft.urgent:
+        on_duty = (
+            [r.staff_id for r in recipients]  # an allegation stays with its managers
+            if resolved.adult is not None
+            else urgent.plan(school, at=now, staff=staff, exclude={author.id})[0]
+        )
+        recipients = _with_on_duty(recipients, on_duty)
     incident = await _write_incident(
         session,
         workspace_id=workspace.id,
@@ -216,17 +246,25 @@ async def submit_concern(
         now=now,
     )
     alerts = await _add_alerts(session, incident=incident, recipients=recipients, now=now)
+    if draft.urgent:
+        urgent.start(session, incident=incident, on_duty=on_duty, config=school, now=now)
     names = [c.name for c in resolved.categories]
+    if resolved.adult is not None:
+        await allegations.open_consultation(
+            session, incident=incident, author=author, config=school, now=now
+        )
     _enqueue_messages(
         session,
         incident=incident,
         author=author,
         alerts=alerts,
         staff=staff,
-        categories=names,
-        alert_channel=alert_channel,
+        # An allegation says it is one, never who about, and is not posted in the channel.
+        categories=[allegations.CATEGORY, *names] if resolved.adult else names,
+        alert_channel=None if resolved.adult else alert_channel,
         public_url=public_url,
         now=now,
+        speak_to=[staff[i].name for i in on_duty] if draft.urgent else None,
     )
     await session.flush()
     return FiledConcern(
@@ -250,6 +288,9 @@ async def _check_and_resolve(
         session, workspace_id=workspace_id, draft=draft, errors=errors
     )
     added = await _find_also_alert(session, workspace_id=workspace_id, draft=draft, errors=errors)
+    adult, adult_staff = await _find_adult(
+        session, workspace_id=workspace_id, author=author, draft=draft, errors=errors
+    )
     if errors:
         raise InvalidConcern(errors)
     assert draft.parents_contacted is not None  # check_draft refuses a draft without it
@@ -262,7 +303,35 @@ async def _check_and_resolve(
         added=added,
         categories=categories,
         parents_contacted=ParentsContacted(draft.parents_contacted),
+        adult=adult,
+        adult_staff=adult_staff,
     )
+
+
+async def _find_adult(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    author: Staff,
+    draft: ConcernDraft,
+    errors: dict[str, str],
+) -> tuple[allegations.AdultChoice | None, Staff | None]:
+    """The adult an allegation is about, and their staff row if chosen from the list."""
+    adult, _ = allegations.check_adult(draft.about_adult, draft.adult)
+    if adult is None or adult.staff_id is None:
+        return adult, None
+    ids = _parse_ids([adult.staff_id])
+    found = await active_staff_with_ids(session, workspace_id=workspace_id, ids=ids or [])
+    if not found:
+        errors["adult"] = "That person is not on Vigil's staff list: type their name instead."
+        return None, None
+    if found[0].id == author.id:
+        errors["adult"] = (
+            "You cannot record an allegation about yourself here: speak to the headteacher "
+            "(or the chair of governors) directly."
+        )
+        return None, None
+    return adult, found[0]
 
 
 async def _find_pupils(
@@ -279,7 +348,11 @@ async def _find_pupils(
     pupils: dict[int, Pupil] = {}
     if wanted:
         found = await session.scalars(
-            select(Pupil).where(Pupil.workspace_id == workspace_id, Pupil.id.in_(wanted))
+            select(Pupil).where(
+                Pupil.workspace_id == workspace_id,
+                Pupil.id.in_(wanted),
+                Pupil.left_on.is_(None),  # a leaver is no longer on the roster
+            )
         )
         pupils = {p.id: p for p in found}
     if pupil_ids and pupil_ids[0] not in pupils:
@@ -307,10 +380,22 @@ async def _find_also_alert(
 
 
 async def _recipients(
-    session: AsyncSession, *, workspace_id: int, author: Staff, resolved: _Resolved
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    author: Staff,
+    resolved: _Resolved,
+    school: SchoolConfig,
 ) -> tuple[list[alert_rules.Recipient], dict[int, Staff]]:
-    """Who is alerted (`store.alert_rules`), and every member of staff who may be, by id."""
+    """Who is alerted (`store.alert_rules`, or `store.allegations` for an allegation), and
+    every member of staff who may be, by id."""
     staff = await active_staff_by_id(session, workspace_id=workspace_id)
+    if resolved.adult is not None:
+        adult_id = resolved.adult_staff.id if resolved.adult_staff else None
+        recipients = await allegations.recipients_for(
+            session, staff=staff, author=author, adult_id=adult_id, config=school.allegations
+        )
+        return recipients, staff
     groups = {resolved.pupils[i].registration_group for i in resolved.pupil_ids}
     teacher_ids = await class_teacher_ids(session, workspace_id=workspace_id, groups=groups)
     recipients = alert_rules.alert_recipients(
@@ -322,6 +407,15 @@ async def _recipients(
     )
     staff.update({s.id: s for s in resolved.added})
     return recipients, staff
+
+
+def _with_on_duty(
+    recipients: list[alert_rules.Recipient], on_duty: list[int]
+) -> list[alert_rules.Recipient]:
+    """The recipients, and the staff on duty for an urgent concern (each person once)."""
+    already = {r.staff_id for r in recipients}
+    extra = [alert_rules.Recipient(i, AlertReason.URGENT) for i in on_duty if i not in already]
+    return [*extra, *recipients]
 
 
 async def _write_incident(
@@ -375,6 +469,15 @@ async def _write_incident(
         IncidentAgency(incident_id=incident.id, name=name, position=i)
         for i, name in enumerate(dict.fromkeys(draft.agencies))
     )
+    if resolved.adult is not None:
+        session.add(
+            IncidentAdult(
+                incident_id=incident.id,
+                kind=resolved.adult.kind,
+                staff_id=resolved.adult_staff.id if resolved.adult_staff else None,
+                name_ct=cipher.encrypt(resolved.adult.name) if resolved.adult.name else None,
+            )
+        )
     return incident
 
 
@@ -412,9 +515,11 @@ def _enqueue_messages(
     alert_channel: str | None,
     public_url: str,
     now: dt.datetime,
+    speak_to: list[str] | None = None,
 ) -> None:
     """The Slack messages the new incident causes: each alert's DM, the channel line and
-    the reporter's receipt (each only where there is somewhere to send it)."""
+    the reporter's receipt (each only where there is somewhere to send it). `speak_to`
+    (an urgent concern) names the staff on duty in the receipt."""
     number, url = incident.number, messages.incident_url(public_url, incident.number)
     for alert in alerts:
         slack_id = staff[alert.recipient_id].slack_user_id
@@ -429,6 +534,7 @@ def _enqueue_messages(
                     author_slack_id=author.slack_user_id,
                     categories=categories,
                     url=url,
+                    urgent=speak_to is not None,
                 ),
                 now=now,
             )
@@ -452,7 +558,11 @@ def _enqueue_messages(
             channel=author.slack_user_id,
             incident_id=incident.id,
             payload=messages.receipt(
-                number=number, categories=categories, alerted=len(alerts), url=url
+                number=number,
+                categories=categories,
+                alerted=len(alerts),
+                url=url,
+                speak_to=speak_to,
             ),
             now=now,
         )

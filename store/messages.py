@@ -60,8 +60,16 @@ def _person(slack_id: str | None) -> str:
     return f"<@{slack_id}>" if slack_id else "a colleague"
 
 
+URGENT_LABEL = "A child may be at immediate risk"
+
+
 def _headline(number: int, author_slack_id: str | None, categories: Sequence[str]) -> str:
     return f"New concern #{number} from {_person(author_slack_id)} · {', '.join(categories)}"
+
+
+def _urgent(headline: str) -> str:
+    """A new concern's headline, marked urgent."""
+    return f"URGENT: {headline} · {URGENT_LABEL.lower()}"
 
 
 def action_headline(number: int, author_slack_id: str | None, categories: Sequence[str]) -> str:
@@ -104,15 +112,17 @@ def alert(
     categories: Sequence[str] = (),
     headline: str | None = None,
     read_at: dt.datetime | None = None,
+    urgent: bool = False,
 ) -> Message:
     """The DM a recipient gets: author and categories only, Mark as read and Open.
 
     `headline` is given for alerts about actions and invitations; a new concern's is
-    built from its number, author and categories.
+    built from its number, author and categories (and says so when it is urgent).
     """
     if headline is None:
         assert number is not None
         headline = _headline(number, author_slack_id, categories)
+        headline = _urgent(headline) if urgent else headline
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f":bell: {headline}"}}
     ]
@@ -142,10 +152,33 @@ def channel_line(*, number: int, author_slack_id: str | None, categories: Sequen
     return {"text": _headline(number, author_slack_id, categories)}
 
 
-def receipt(*, number: int, categories: Sequence[str], alerted: int, url: str) -> Message:
-    """The reporter's DM: the incident number to quote, and who was told (a count)."""
+def speak_to_text(names: Sequence[str]) -> str:
+    """What an urgent concern's receipt tells its reporter to do now."""
+    if not names:
+        return "Also tell a Designated Safeguarding Lead now, in person or by phone."
+    who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    role = "the DSL on duty" if len(names) == 1 else "a DSL"
+    return f"Also speak to {who} ({role}) now, in person or by phone: they have been alerted."
+
+
+def receipt(
+    *,
+    number: int,
+    categories: Sequence[str],
+    alerted: int,
+    url: str,
+    speak_to: Sequence[str] | None = None,
+) -> Message:
+    """The reporter's DM: the incident number to quote, and who was told (a count).
+
+    `speak_to` is given for an urgent concern: the names of the staff alerted at once
+    (the DSL on duty), whom the reporter should also speak to now. Staff names only,
+    in the reporter's own receipt; never a pupil.
+    """
     people = "1 member of staff" if alerted == 1 else f"{alerted} members of staff"
     text = f"Concern #{number} recorded · {', '.join(categories)}. {people} alerted."
+    if speak_to is not None:
+        text = f"URGENT: {text} {speak_to_text(speak_to)}"
     return {
         "text": text,
         "blocks": [
@@ -176,6 +209,20 @@ def receipt(*, number: int, categories: Sequence[str], alerted: int, url: str) -
     }
 
 
+class UnopenedAlert(Protocol):
+    """What App Home shows the DSLs of a chased, still unopened alert
+    (`store.unread.UnopenedRow`): the concern's number and whose alert it is."""
+
+    @property
+    def alert_id(self) -> int: ...
+    @property
+    def number(self) -> int: ...
+    @property
+    def recipient_slack_id(self) -> str | None: ...
+    @property
+    def created_at(self) -> dt.datetime: ...
+
+
 def home_view(
     *,
     unread: Sequence[UnreadAlert],
@@ -183,8 +230,10 @@ def home_view(
     command: str,
     total_unread: int | None = None,
     overdue: Sequence[OverdueReferral] | None = None,
+    unopened: Sequence[UnopenedAlert] | None = None,
 ) -> dict[str, Any]:
-    """The App Home tab: unread alerts; for key-holders, overdue referrals. Redacted."""
+    """The App Home tab: unread alerts; for key-holders, overdue referrals and alerts on
+    restricted categories chased and still not opened. Redacted."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Your unread alerts"}},
     ]
@@ -243,6 +292,26 @@ def home_view(
                         "text": f"*R{referral.referral_id}* on concern "
                         f"#{referral.incident_number} to "
                         f"{referral.agency} {_overdue_text(referral.overdue_days)}",
+                    },
+                }
+            )
+    if unopened is not None:
+        blocks.append(
+            {"type": "header", "text": {"type": "plain_text", "text": "Alerts not yet opened"}}
+        )
+        if not unopened:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "None waiting."}})
+        for waiting in unopened:
+            alerted = int(waiting.created_at.timestamp())
+            blocks.append(
+                {
+                    "type": "section",
+                    "block_id": f"home-unopened-{waiting.alert_id}",
+                    "text": {
+                        "type": "mrkdwn",
+                        "text": f"*#{waiting.number}*: {_person(waiting.recipient_slack_id)} "
+                        f"has not opened it (alerted <!date^{alerted}^{{date_short_pretty}} at "
+                        f"{{time}}|{waiting.created_at:%d %b %Y}>; reminded once)",
                     },
                 }
             )
@@ -308,6 +377,63 @@ def nudge(
         blocks.append(_when_line(":zzz: Snoozed until", snoozed_until))
     blocks.append({"type": "actions", "block_id": f"referral-{referral_id}", "elements": buttons})
     return {"text": text, "blocks": blocks}
+
+
+def consultation_nudge(*, number: int, agency: str, overdue_days: int, url: str) -> Message:
+    """To the allegations manager: the consultation with `agency` (the LADO) on concern
+    `number` is overdue. Never who the allegation is about, nor that it is one."""
+    text = (
+        f"The {agency} consultation on concern #{number} {_overdue_text(overdue_days)}: "
+        "record it, or record that no referral is needed and why."
+    )
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f":hourglass: {text}"}},
+            {"type": "actions", "elements": [_open_button(url)]},
+        ],
+    }
+
+
+def urgent_escalation(
+    *,
+    number: int,
+    author_slack_id: str | None,
+    categories: Sequence[str],
+    minutes: int,
+    url: str,
+) -> Message:
+    """An urgent concern nobody on the safeguarding team has opened yet: one escalation
+    step, to the next people on the rota or the head. Number, author, categories only."""
+    text = (
+        f"URGENT: concern #{number} from {_person(author_slack_id)} · {', '.join(categories)} "
+        f"· {URGENT_LABEL.lower()}. Nobody on the safeguarding team has opened it after "
+        f"{minutes} minutes: open it now."
+    )
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f":rotating_light: {text}"}},
+            {"type": "actions", "block_id": f"urgent-{number}", "elements": [_open_button(url)]},
+        ],
+    }
+
+
+def chase(
+    *, number: int, author_slack_id: str | None, categories: Sequence[str], url: str
+) -> Message:
+    """The one reminder about an alert on a restricted category that is still unopened."""
+    text = (
+        f"Reminder: you have not yet opened concern #{number} from {_person(author_slack_id)} "
+        f"· {', '.join(categories)}. Please open it and read it."
+    )
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f":bell: {text}"}},
+            {"type": "actions", "block_id": f"chase-{number}", "elements": [_open_button(url)]},
+        ],
+    }
 
 
 def slack_restored(*, error: str, since: dt.datetime) -> Message:

@@ -144,11 +144,56 @@ class Pupil(Base):
     registration_group: Mapped[str] = mapped_column(String(50))
     search_text: Mapped[str] = mapped_column(String(400))
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # The day a re-import first found them missing from the roster (None: on roll).
+    left_on: Mapped[dt.date | None] = mapped_column(Date)
 
     @property
     def display_name(self) -> str:
         preferred = f" ({self.preferred_name})" if self.preferred_name else ""
         return f"{self.forename}{preferred} {self.surname}"
+
+
+class PupilContext(Base):
+    """A pupil's context from the MIS or a key-holder: CP plan, CIN, LAC, SEN and so on.
+
+    The current values; each change is kept in `pupil_context_changes`. The social
+    worker's name is stored only encrypted (`store.crypto`).
+    """
+
+    __tablename__ = "pupil_context"
+
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id"), primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    cp_plan: Mapped[bool] = mapped_column(Boolean, default=False)
+    cin: Mapped[bool] = mapped_column(Boolean, default=False)
+    lac: Mapped[bool] = mapped_column(Boolean, default=False)
+    previously_lac: Mapped[bool] = mapped_column(Boolean, default=False)
+    sen: Mapped[str] = mapped_column(String(1), default="N")
+    young_carer: Mapped[bool] = mapped_column(Boolean, default=False)
+    eal: Mapped[bool] = mapped_column(Boolean, default=False)
+    social_worker_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class PupilContextChange(Base):
+    """One change to a pupil's context (or their leaving or rejoining the roster), dated.
+
+    Append-only. `value` is `Y`/`N` for a yes/no flag (and for `left`), `N`/`K`/`E` for
+    SEN; a new social worker's name is in `value_ct`, encrypted (None: none now).
+    """
+
+    __tablename__ = "pupil_context_changes"
+    __table_args__ = (Index("ix_pupil_context_changes_pupil", "pupil_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id"))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    flag: Mapped[str] = mapped_column(String(20))
+    value: Mapped[str | None] = mapped_column(String(1))
+    value_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    source: Mapped[str] = mapped_column(String(10))  # "import" or "web"
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
 
 
 class Incident(Base):
@@ -201,6 +246,31 @@ class IncidentPupil(Base):
     pupil: Mapped[Pupil] = relationship(lazy="joined")
 
 
+class IncidentPupilCorrection(Base):
+    """A key-holder's correction: the concern was filed against the wrong pupil.
+
+    Append-only; the incident keeps the pupil it was filed with. `original_pupil_id` is
+    the pupil of the `incident_pupils` row corrected (the latest correction of that row
+    says who it names now); `wrong_pupil_id` is whom it named just before.
+    """
+
+    __tablename__ = "incident_pupil_corrections"
+    __table_args__ = (
+        Index("ix_incident_pupil_corrections_incident", "incident_id", "id"),
+        Index("ix_incident_pupil_corrections_right", "right_pupil_id"),
+        Index("ix_incident_pupil_corrections_wrong", "wrong_pupil_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    original_pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id"))
+    wrong_pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id"))
+    right_pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class IncidentCategory(Base):
     """A category as chosen at submission (name kept as text: the list can change)."""
 
@@ -220,6 +290,18 @@ class IncidentAgency(Base):
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     position: Mapped[int] = mapped_column(Integer)
+
+
+class IncidentAdult(Base):
+    """The adult an allegation is about (DESIGN §5): a member of staff on the roster, or a
+    name typed for someone not on it (stored encrypted). One per incident, immutable."""
+
+    __tablename__ = "incident_adults"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10))  # store.enums.AdultKind
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"), index=True)
+    name_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Alert(Base):
@@ -261,6 +343,10 @@ class Alert(Base):
     slack_channel: Mapped[str | None] = mapped_column(String(32))
     slack_ts: Mapped[str | None] = mapped_column(String(32))
     delivered_at: Mapped[dt.datetime | None] = mapped_column()
+    # The recipient first opened the incident's page (acknowledging in Slack is a receipt).
+    opened_at: Mapped[dt.datetime | None] = mapped_column()
+    # Re-sent once, still unopened, after `[unread] chase_after_working_hours`.
+    chased_at: Mapped[dt.datetime | None] = mapped_column()
 
     recipient: Mapped[Staff] = relationship(lazy="joined")
     incident: Mapped[Incident] = relationship(lazy="raise")
@@ -511,6 +597,89 @@ class Nudge(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class UrgentConcern(Base):
+    """A concern filed as "a child may be at immediate risk": escalated until opened.
+
+    `opened_at` is when someone on the safeguarding team first opened its page; until
+    then the urgent check escalates it every `[urgent] escalate_every_minutes`.
+    """
+
+    __tablename__ = "urgent_concerns"
+    __table_args__ = (
+        # The urgent check reads only concerns nobody has opened yet, by when they are due.
+        Index(
+            "ix_urgent_concerns_waiting",
+            "next_step_at",
+            postgresql_where=text("opened_at IS NULL"),
+            sqlite_where=text("opened_at IS NULL"),
+        ),
+    )
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    on_duty_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    last_step: Mapped[int] = mapped_column(Integer, default=0)
+    next_step_at: Mapped[dt.datetime] = mapped_column()
+    opened_at: Mapped[dt.datetime | None] = mapped_column()
+    opened_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+
+
+class UrgentEscalation(Base):
+    """One escalation step of an unopened urgent concern (the unique key makes it once)."""
+
+    __tablename__ = "urgent_escalations"
+    __table_args__ = (
+        UniqueConstraint("incident_id", "step", name="uq_urgent_escalations_incident_step"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("urgent_concerns.incident_id"))
+    step: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    recipients: Mapped[int] = mapped_column(Integer)
+
+
+class CaseStatusChange(Base):
+    """A concern set to open, monitoring or closed (DESIGN §12): append-only.
+
+    Recorded with the action that says why (its text, encrypted, is the reason); the
+    concern's status is its latest change, and open when it has none. A close names an
+    outcome.
+    """
+
+    __tablename__ = "case_status_changes"
+    __table_args__ = (Index("ix_case_status_changes_incident", "incident_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    action_id: Mapped[int] = mapped_column(ForeignKey("incident_actions.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(12))
+    outcome: Mapped[str | None] = mapped_column(String(100))
+    author_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class CurrentCaseStatus(Base):
+    """A concern's status now: the latest of its `case_status_changes`, kept with them.
+
+    The changes are the record; this row (none: open) lets the caseload and search filter
+    100,000 concerns by status with a plain join. Written only by
+    `store.casework.write_change`, in the change's transaction.
+    """
+
+    __tablename__ = "case_statuses"
+    __table_args__ = (Index("ix_case_statuses_workspace_status", "workspace_id", "status"),)
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    change_id: Mapped[int] = mapped_column(ForeignKey("case_status_changes.id"))
+    status: Mapped[str] = mapped_column(String(12))
+    outcome: Mapped[str | None] = mapped_column(String(100))
+    changed_at: Mapped[dt.datetime] = mapped_column()
+
+
 class PaperRecord(Base):
     """A historic record from the paper files, added to a pupil's chronology by a
     key-holder: its original date, a short description (encrypted) and its scans
@@ -595,9 +764,13 @@ IMMUTABLE_TABLES = (
     "incident_pupils",
     "incident_categories",
     "incident_agencies",
+    "incident_adults",
     "incident_actions",
     "audit_log",
     "referral_events",
+    "pupil_context_changes",
+    "incident_pupil_corrections",
+    "case_status_changes",
     "paper_records",
     "files",
     "file_chunks",

@@ -32,6 +32,8 @@ CHANNEL = OutboxKind.CHANNEL
 NUDGE = OutboxKind.NUDGE
 MESSAGE_UPDATE = OutboxKind.MESSAGE_UPDATE
 NOTICE = OutboxKind.NOTICE
+URGENT = OutboxKind.URGENT
+CHASE = OutboxKind.CHASE
 
 
 def enqueue(

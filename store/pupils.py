@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.models import IncidentPupil, Pupil
+from store import pupil_corrections
+from store.access import in_view
+from store.models import Pupil, Staff
 from store.staff import active_staff_exists
 
 MAX_OPTIONS = 100  # Slack shows at most 100 options
@@ -89,10 +91,10 @@ async def search(
     query: str,
     limit: int = MAX_OPTIONS,
 ) -> Sequence[PupilMatch]:
-    """Pupils matching `query` (see `matching`), for active staff only.
+    """Pupils on roll matching `query` (see `matching`), for active staff only.
 
     Anyone who is not active staff in this workspace gets nothing: the roster is not
-    for browsing by guests.
+    for browsing by guests. Leavers are not offered (the web view's finder shows them).
     """
     matched = matching(workspace_id=workspace_id, query=query)
     if matched is None:
@@ -107,7 +109,7 @@ async def search(
             Pupil.year_group,
             Pupil.registration_group,
         )
-        .where(matched, is_staff)
+        .where(matched, is_staff, Pupil.left_on.is_(None))
         .order_by(*NAME_ORDER)
         .limit(min(limit, MAX_OPTIONS))
     )
@@ -126,9 +128,15 @@ class PupilRow:
 
 
 async def find_pupils(
-    session: AsyncSession, *, workspace_id: int, query: str, limit: int = SEARCH_LIMIT
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    query: str,
+    limit: int = SEARCH_LIMIT,
+    viewer: Staff | None = None,
 ) -> list[PupilRow]:
-    """Pupils matching `query` (see `matching`), each with how many concerns name them."""
+    """Pupils matching `query` (see `matching`), leavers too, each with how many concerns
+    `viewer` may see name them (after corrections)."""
     matched = matching(workspace_id=workspace_id, query=query)
     if matched is None:
         return []
@@ -137,12 +145,14 @@ async def find_pupils(
     )
     counts: dict[int, int] = {}
     if pupils:
+        named = pupil_corrections.naming([p.id for p in pupils])
         counts = dict(
             (
                 await session.execute(
-                    select(IncidentPupil.pupil_id, func.count())
-                    .where(IncidentPupil.pupil_id.in_([p.id for p in pupils]))
-                    .group_by(IncidentPupil.pupil_id)
+                    select(named.c.pupil_id, func.count())
+                    .select_from(named)
+                    .where(in_view(named.c.incident_id, viewer))
+                    .group_by(named.c.pupil_id)
                 )
             ).all()
         )

@@ -27,6 +27,9 @@ from store.school_config import Agency, SchoolConfig
 
 REFERENCE_MAX = 100
 RESPONSE, CLOSE = ReferralEventKind.RESPONSE, ReferralEventKind.CLOSED
+# A LADO consultation on an allegation (`store.allegations`): held, or not needed (the
+# action's text says why).
+CONSULTED, NOT_NEEDED = ReferralEventKind.CONSULTED, ReferralEventKind.NOT_NEEDED
 _LOCAL = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?")
 
 
@@ -131,8 +134,8 @@ def read_changes(
                 errors[responded_key(referral_id)] = "Enter the date and time the agency responded."
                 continue
             result.outcomes.append(Outcome(referral_id, RESPONSE, at))
-        elif choice == CLOSE:
-            result.outcomes.append(Outcome(referral_id, CLOSE, None))
+        elif choice in (CLOSE, CONSULTED, NOT_NEEDED):
+            result.outcomes.append(Outcome(referral_id, ReferralEventKind(choice), None))
         else:
             errors[outcome_key(referral_id)] = "Choose the agency's response or closing it."
     return result

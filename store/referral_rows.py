@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import referrals
 from store.enums import ReferralStatus
-from store.models import Referral, ReferralEvent
+from store.models import Referral, ReferralEvent, Staff
 from store.staff import staff_names
 from store.workdays import WorkingTime
 
@@ -23,6 +23,8 @@ EVENT_LABELS = {
     "closed": "Closed",
     "snoozed": "Reminders snoozed",
     "nudged": "Overdue reminder sent",
+    "consulted": "Consultation held",
+    "not_needed": "No referral needed (the reason is in the action)",
 }
 
 
@@ -56,10 +58,18 @@ class ReferralRow:
         return self.referral.id
 
     @property
+    def consultation(self) -> bool:
+        """A LADO consultation on an allegation, not yet held or decided."""
+        return self.referral.status == ReferralStatus.CONSULT
+
+    @property
     def state_text(self) -> str:
         if self.state == "overdue":
             days = self.overdue_days or 0
-            return "Overdue (due today)" if days <= 0 else f"Overdue by {working_days_text(days)}"
+            what = "Consultation overdue" if self.consultation else "Overdue"
+            return f"{what} (due today)" if days <= 0 else f"{what} by {working_days_text(days)}"
+        if self.referral.status == ReferralStatus.CONSULT:
+            return "Consultation due"
         return {"waiting": "Waiting", "responded": "Responded", "closed": "Closed"}[self.state]
 
 
@@ -121,11 +131,17 @@ async def incident_rows(
 
 
 async def board_rows(
-    session: AsyncSession, *, workspace_id: int, working: WorkingTime, now: dt.datetime
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    working: WorkingTime,
+    now: dt.datetime,
+    viewer: Staff | None = None,
 ) -> list[ReferralRow]:
     """Referrals waiting for an agency: overdue first (most overdue first), then soonest due."""
     rows = []
-    for referral, number in await referrals.board(session, workspace_id=workspace_id, now=now):
+    waiting = await referrals.board(session, workspace_id=workspace_id, now=now, viewer=viewer)
+    for referral, number in waiting:
         state, days = _state(referral, working, now)
         snoozed = bool(referral.snoozed_until and referral.snoozed_until > now)
         rows.append(ReferralRow(referral, number, state, days, snoozed, []))

@@ -17,7 +17,7 @@ from sqlalchemy import BindParameter, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import messages, outbox
-from store.access import is_keyholder
+from store.access import in_view, is_allegation, is_keyholder, visible_incident_ids
 from store.enums import ReferralEventKind, ReferralStatus
 from store.errors import FieldErrors
 from store.models import (
@@ -35,10 +35,11 @@ from store.workdays import WorkingTime
 
 log = structlog.get_logger(__name__)
 
-AWAITING, RESPONDED, CLOSED = (
+AWAITING, RESPONDED, CLOSED, CONSULT = (
     ReferralStatus.AWAITING,
     ReferralStatus.RESPONDED,
     ReferralStatus.CLOSED,
+    ReferralStatus.CONSULT,
 )
 NUDGE_BATCH = 200
 # Inlined, not a bound parameter: a generic plan could then still use the partial index
@@ -84,6 +85,17 @@ def check_outcome(
     """InvalidReferral if this response (at `at`) or closing cannot be recorded."""
     if referral.status == CLOSED:
         raise InvalidReferral({"referral": "That referral is already closed."})
+    consultation = (ReferralEventKind.CONSULTED, ReferralEventKind.NOT_NEEDED)
+    if (referral.status == CONSULT) != (outcome in consultation):
+        problem = (
+            "Record that the consultation was held, or that no referral is needed (say why "
+            "in the action)."
+            if referral.status == CONSULT
+            else "Choose a response or closing the referral."
+        )
+        raise InvalidReferral({"referral": problem})
+    if outcome in consultation:
+        return
     if at > now + dt.timedelta(minutes=5):
         raise InvalidReferral({"responded_at": "That time is in the future."})
     if outcome == ReferralEventKind.RESPONSE and referral.status == RESPONDED:
@@ -150,7 +162,7 @@ async def record_outcome(
     now = now or utcnow()
     at = at or now
     check_outcome(referral, outcome=outcome, at=at, now=now)
-    if outcome == ReferralEventKind.RESPONSE:
+    if outcome in (ReferralEventKind.RESPONSE, ReferralEventKind.CONSULTED):
         referral.status = RESPONDED
         referral.responded_at = at
     else:
@@ -177,6 +189,11 @@ async def snooze(
         )
     )
     if referral is None or not is_keyholder(staff.role_set):
+        raise InvalidReferral({"referral": "No such referral."})
+    visible = await session.scalar(
+        visible_incident_ids(staff).where(Incident.id == referral.incident_id)
+    )
+    if visible is None:  # an allegation they may not see: as if there were no such referral
         raise InvalidReferral({"referral": "No such referral."})
     if referral.status != AWAITING:
         raise InvalidReferral({"referral": "That referral is no longer waiting."})
@@ -212,8 +229,9 @@ async def overdue(
     working: WorkingTime,
     now: dt.datetime | None = None,
     limit: int = 20,
+    viewer: Staff | None = None,
 ) -> list[ReferralSummary]:
-    """Referrals past due with no response, most overdue first."""
+    """Referrals past due with no response, most overdue first (those `viewer` may see)."""
     now = now or utcnow()
     rows = await session.execute(
         select(Referral.id, Incident.number, Referral.agency, Referral.due_at)
@@ -222,6 +240,7 @@ async def overdue(
             Referral.workspace_id == workspace_id,
             Referral.status == AWAITING,
             Referral.due_at <= now,
+            in_view(Referral.incident_id, viewer),
         )
         .order_by(Referral.due_at, Referral.id)
         .limit(limit)
@@ -274,13 +293,22 @@ async def open_for_incident(
 
 
 async def board(
-    session: AsyncSession, *, workspace_id: int, now: dt.datetime | None = None
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    now: dt.datetime | None = None,
+    viewer: Staff | None = None,
 ) -> Sequence[tuple[Referral, int]]:
-    """Referrals still waiting: overdue first (most overdue first), then soonest due."""
+    """Referrals still waiting: overdue first (most overdue first), then soonest due (of
+    the incidents `viewer` may see)."""
     rows = await session.execute(
         select(Referral, Incident.number)
         .join(Incident, Incident.id == Referral.incident_id)
-        .where(Referral.workspace_id == workspace_id, Referral.status == AWAITING)
+        .where(
+            Referral.workspace_id == workspace_id,
+            Referral.status == AWAITING,
+            in_view(Referral.incident_id, viewer),
+        )
         .order_by(Referral.due_at, Referral.id)
     )
     return [(referral, number) for referral, number in rows]
@@ -318,6 +346,8 @@ async def nudge_overdue(
                     Referral.due_at <= now,
                     or_(Referral.snoozed_until.is_(None), Referral.snoozed_until <= now),
                     or_(Referral.last_nudged_on.is_(None), Referral.last_nudged_on < today),
+                    # An allegation's referrals go to its manager (`store.allegations`).
+                    ~is_allegation(Referral.incident_id),
                 )
                 .order_by(Referral.due_at, Referral.id)
                 .limit(limit)

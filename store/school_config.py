@@ -1,4 +1,5 @@
-"""The school's configuration file: working time, overdue nudges and agency timescales.
+"""The school's configuration file: working time, overdue nudges, agency timescales and
+the school's own outcomes for closing a concern.
 
 A TOML file (`vigil.example.toml` documents every key) read with the standard library's
 `tomllib`; the settings module passes its path (`VIGIL_CONFIG`). No path, or no file at
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from store.access import ROLES
+from store.rota import DAYS, Holidays, OnCall
 from store.workdays import WorkingTime, normalise_region, zone_of
 
 Unit = Literal["days", "hours"]
@@ -84,6 +87,29 @@ DEFAULT_AGENCIES: tuple[Agency, ...] = (
 )
 
 
+# How a concern can be closed (DESIGN §12); a school adds its own in [casework] outcomes.
+DEFAULT_OUTCOMES: tuple[str, ...] = (
+    "no further action",
+    "referred",
+    "early help",
+    "resolved in school",
+)
+_OUTCOME_MAX = 100
+
+
+@dataclass(frozen=True)
+class Allegations:
+    """Who handles an allegation about an adult ([allegations]): the roles alerted, those
+    alerted instead when the adult named is a head, and the agency consulted (the LADO)."""
+
+    manager: tuple[str, ...] = ("head",)
+    manager_when_head: tuple[str, ...] = ("chair",)
+    lado_agency: str = "LADO"
+    # The LADO's timescale when the file lists agencies without it and does not name one
+    # (a school's file from before [allegations] existed): the consultation is still due.
+    lado_default: Agency = Agency("LADO", Timescale(1, "days"))
+
+
 @dataclass(frozen=True)
 class SchoolConfig:
     """Everything a school sets in its configuration file, defaulted where it does not."""
@@ -92,6 +118,16 @@ class SchoolConfig:
     agencies: tuple[Agency, ...] = DEFAULT_AGENCIES
     check_every_minutes: float = 5.0
     escalate_after_working_days: int = 2
+    allegations: Allegations = Allegations()
+    on_call: tuple[OnCall, ...] = ()
+    escalate_every_minutes: float = 10.0
+    chase_after_working_hours: float = 4.0
+    school_outcomes: tuple[str, ...] = ()  # [casework] outcomes, after the defaults
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        """How a concern can be closed: the standard outcomes, then the school's own."""
+        return DEFAULT_OUTCOMES + self.school_outcomes
 
     def agency(self, name: str) -> Agency | None:
         """The agency called `name` (ignoring case), if configured."""
@@ -149,19 +185,48 @@ def load_school_config(path: Path | None) -> SchoolConfig:
 def parse_school_config(data: Mapping[str, Any], *, source: str = "<config>") -> SchoolConfig:
     """The school's configuration from parsed TOML; `source` names it in error messages."""
     try:
-        _only_keys(data, None, {"working_time", "nudges", "agencies"})
+        _only_keys(
+            data,
+            None,
+            {
+                "working_time",
+                "nudges",
+                "agencies",
+                "allegations",
+                "on_call",
+                "urgent",
+                "unread",
+                "casework",
+            },
+        )
+        casework = _table(data, "casework")
+        _only_keys(casework, "casework", {"outcomes"})
         nudges = _table(data, "nudges")
         _only_keys(nudges, "nudges", {"check_every_minutes", "escalate_after_working_days"})
+        urgent = _table(data, "urgent")
+        _only_keys(urgent, "urgent", {"escalate_every_minutes"})
+        unread = _table(data, "unread")
+        _only_keys(unread, "unread", {"chase_after_working_hours"})
         defaults = SchoolConfig()
+        agencies = _agencies(data["agencies"]) if "agencies" in data else DEFAULT_AGENCIES
         return SchoolConfig(
             working_time=_working_time(_table(data, "working_time")),
-            agencies=_agencies(data["agencies"]) if "agencies" in data else DEFAULT_AGENCIES,
+            agencies=agencies,
+            allegations=_allegations(_table(data, "allegations"), agencies),
             check_every_minutes=_positive_number(
                 nudges, "nudges.check_every_minutes", defaults.check_every_minutes
             ),
             escalate_after_working_days=_positive_whole(
                 nudges, "nudges.escalate_after_working_days", defaults.escalate_after_working_days
             ),
+            on_call=_on_call(data["on_call"]) if "on_call" in data else (),
+            escalate_every_minutes=_positive_number(
+                urgent, "urgent.escalate_every_minutes", defaults.escalate_every_minutes
+            ),
+            chase_after_working_hours=_positive_number(
+                unread, "unread.chase_after_working_hours", defaults.chase_after_working_hours
+            ),
+            school_outcomes=_outcomes(casework.get("outcomes", [])),
         )
     except _Invalid as problem:
         raise SchoolConfigError(source, problem.key, problem.problem) from None
@@ -296,6 +361,49 @@ def _agencies(entries: Any) -> tuple[Agency, ...]:
     return tuple(agencies)
 
 
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+def _on_call(entries: Any) -> tuple[OnCall, ...]:
+    """The [[on_call]] tables, in file order (the rota's order); `on_call[N]` counts from 1."""
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+        raise _Invalid("on_call", "expected [[on_call]] tables, each with staff, days, from, to")
+    rota: list[OnCall] = []
+    for number, entry in enumerate(entries, start=1):
+        section = f"on_call[{number}]"
+        _only_keys(entry, section, {"staff", "days", "from", "to", "holidays"})
+        if "staff" not in entry:
+            raise _Invalid(f"{section}.staff", "missing: the email of the member of staff")
+        email = _string(entry["staff"], f"{section}.staff").strip()
+        if not _EMAIL.fullmatch(email):
+            raise _Invalid(f"{section}.staff", f"expected an email address, got {email!r}")
+        days = entry.get("days", list(DAYS))
+        if not isinstance(days, list) or not days:
+            raise _Invalid(f"{section}.days", f'expected a list like ["mon", "tue"], got {days!r}')
+        numbers: set[int] = set()
+        for day in days:
+            text = day.strip().lower()[:3] if isinstance(day, str) else ""
+            if text not in DAYS:
+                problem = f"unknown day {day!r}; expected one of {', '.join(DAYS)}"
+                raise _Invalid(f"{section}.days", problem)
+            numbers.add(DAYS.index(text))
+        holidays = entry.get("holidays", False)
+        if not (isinstance(holidays, bool) or holidays == "only"):
+            problem = f'expected true, false or "only", got {holidays!r}'
+            raise _Invalid(f"{section}.holidays", problem)
+        covers: Holidays = "only" if holidays == "only" else "yes" if holidays else "no"
+        rota.append(
+            OnCall(
+                staff=email,
+                days=frozenset(numbers),
+                starts=_time(entry.get("from", "00:00"), f"{section}.from"),
+                ends=_time(entry.get("to", "00:00"), f"{section}.to"),
+                holidays=covers,
+            )
+        )
+    return tuple(rota)
+
+
 def _positive_number(table: Mapping[str, Any], key: str, default: float) -> float:
     """A number greater than zero, from the table's last dotted part of `key`."""
     value = table.get(key.rpartition(".")[2], default)
@@ -314,3 +422,57 @@ def _positive_whole(table: Mapping[str, Any], key: str, default: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise _Invalid(key, f"expected a whole number of at least 1, got {value!r}")
     return value
+
+
+def _roles(table: Mapping[str, Any], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A non-empty list of staff roles (`store.access.ROLES`), from the table's `key`."""
+    value = table.get(key.rpartition(".")[2], list(default))
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise _Invalid(key, f'expected a list of roles like ["head"], got {value!r}')
+    roles = tuple(dict.fromkeys(v.strip().lower() for v in value))
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise _Invalid(key, f"unknown role {unknown[0]!r}; expected one of {', '.join(ROLES)}")
+    return roles
+
+
+def _allegations(table: Mapping[str, Any], agencies: tuple[Agency, ...]) -> Allegations:
+    """The [allegations] table: its lado_agency must be one of the configured agencies."""
+    section = "allegations"
+    _only_keys(table, section, {"manager", "manager_when_head", "lado_agency"})
+    defaults = Allegations()
+    key = f"{section}.lado_agency"
+    lado = _string(table.get("lado_agency", defaults.lado_agency), key).strip()
+    agency = next((a for a in agencies if a.name.casefold() == lado.casefold()), None)
+    if agency is None and "lado_agency" not in table:
+        agency = defaults.lado_default
+    if agency is None:
+        names = ", ".join(repr(a.name) for a in agencies)
+        raise _Invalid(key, f"{lado!r} is not a configured agency; expected one of {names}")
+    return Allegations(
+        manager=_roles(table, f"{section}.manager", defaults.manager),
+        manager_when_head=_roles(table, f"{section}.manager_when_head", defaults.manager_when_head),
+        lado_agency=agency.name,
+    )
+
+
+def _outcomes(entries: Any) -> tuple[str, ...]:
+    """[casework] outcomes: the school's own ways to close a concern, after the standard ones."""
+    key = "casework.outcomes"
+    if not isinstance(entries, list):
+        raise _Invalid(key, f"expected a list of text [...], got {entries!r}")
+    found: list[str] = []
+    seen = {o.casefold() for o in DEFAULT_OUTCOMES}
+    for number, entry in enumerate(entries, start=1):
+        name = _string(entry, f"{key}[{number}]").strip()
+        if not name:
+            raise _Invalid(f"{key}[{number}]", "must not be empty")
+        if len(name) > _OUTCOME_MAX:
+            raise _Invalid(f"{key}[{number}]", f"longer than {_OUTCOME_MAX} characters")
+        if name.casefold() in seen:
+            raise _Invalid(f"{key}[{number}]", f"{name!r} is listed twice or is a standard outcome")
+        seen.add(name.casefold())
+        found.append(name)
+    return tuple(found)

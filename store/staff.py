@@ -144,6 +144,37 @@ async def nudge_recipients(
     return chosen
 
 
+STAFF_OPTIONS = 20
+
+
+async def search_staff(
+    session: AsyncSession, *, workspace_id: int, requester_slack_id: str, query: str
+) -> list[Staff] | None:
+    """Active staff whose name contains `query` (the allegation modal's adult picker),
+    not the person asking; None if the person asking is not active staff."""
+    requester = await get_staff_by_slack_id(
+        session, workspace_id=workspace_id, slack_user_id=requester_slack_id
+    )
+    if requester is None:
+        return None
+    words = query.strip().casefold().split()[:4]
+    if not words or len(" ".join(words)) < 2:
+        return []
+    condition = [func.lower(Staff.name).contains(w, autoescape=True) for w in words]
+    rows = await session.scalars(
+        select(Staff)
+        .where(
+            Staff.workspace_id == workspace_id,
+            Staff.active.is_(True),
+            Staff.id != requester.id,
+            *condition,
+        )
+        .order_by(Staff.name, Staff.id)
+        .limit(STAFF_OPTIONS)
+    )
+    return list(rows)
+
+
 async def staff_names(session: AsyncSession, *, ids: Collection[int]) -> dict[int, str]:
     """The names of these members of staff, by id."""
     if not ids:
@@ -173,6 +204,7 @@ class StaffRow:
     keyholder: bool  # sees every concern
     enrolled: bool  # has a confirmed authenticator
     enrolling: bool  # started enrolment but has not confirmed a code yet
+    locked: bool = False  # too many wrong codes: a key-holder must unlock the sign-in
 
 
 async def staff_overview(session: AsyncSession, *, workspace_id: int) -> list[StaffRow]:
@@ -182,21 +214,19 @@ async def staff_overview(session: AsyncSession, *, workspace_id: int) -> list[St
     )
     if not people:
         return []
-    enrolments = dict(
-        (
-            await session.execute(
-                select(TotpEnrolment.staff_id, TotpEnrolment.confirmed_at).where(
-                    TotpEnrolment.staff_id.in_([p.id for p in people])
-                )
-            )
-        ).all()
+    found = await session.execute(
+        select(TotpEnrolment.staff_id, TotpEnrolment.confirmed_at, TotpEnrolment.locked_at).where(
+            TotpEnrolment.staff_id.in_([p.id for p in people])
+        )
     )
+    enrolments = {staff_id: (confirmed, locked) for staff_id, confirmed, locked in found}
     return [
         StaffRow(
             staff=p,
             keyholder=is_keyholder(p.role_set),
-            enrolled=enrolments.get(p.id) is not None,
-            enrolling=p.id in enrolments and enrolments[p.id] is None,
+            enrolled=p.id in enrolments and enrolments[p.id][0] is not None,
+            enrolling=p.id in enrolments and enrolments[p.id][0] is None,
+            locked=p.id in enrolments and enrolments[p.id][1] is not None,
         )
         for p in people
     ]

@@ -208,7 +208,12 @@ def _tell(session: AsyncSession, staff: Staff, message: messages.Message, now: d
 
 
 async def unlock(
-    session: AsyncSession, *, staff_id: int, by: Staff, now: dt.datetime | None = None
+    session: AsyncSession,
+    *,
+    staff_id: int,
+    by: Staff,
+    ip: str | None = None,
+    now: dt.datetime | None = None,
 ) -> bool:
     """A key-holder lifts a lockout: the person may sign in again (their wrong codes are
     forgotten). False if they were not locked. Audited."""
@@ -218,7 +223,7 @@ async def unlock(
         return False
     enrolled.locked_at = None
     await session.execute(delete(AuthFailure).where(AuthFailure.staff_id == staff_id))
-    audit.record(session, action="totp.unlock", actor=by, subject_id=staff_id, now=now)
+    audit.record(session, action="totp.unlock", actor=by, subject_id=staff_id, ip=ip, now=now)
     await session.flush()
     return True
 

@@ -15,11 +15,13 @@ import secrets
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.db import rowcount
 from store.enums import SigninVia
 from store.models import LoginToken, OidcRequest, Staff, WebSession, utcnow
 
 LOGIN_LINK_TTL = dt.timedelta(minutes=5)
 OIDC_TTL = dt.timedelta(minutes=10)
+MAX_OIDC_PENDING = 1000  # Sign in with Slack attempts awaiting Slack's answer, at most
 TOUCH_EVERY = dt.timedelta(seconds=10)  # write last_seen at most this often
 
 
@@ -174,9 +176,28 @@ async def begin_oidc(
             expires_at=now + OIDC_TTL,
         )
     )
-    await session.execute(delete(OidcRequest).where(OidcRequest.expires_at < now))
     await session.flush()
+    await purge_oidc(session, now=now)
     return state, nonce
+
+
+async def purge_oidc(session: AsyncSession, *, now: dt.datetime | None = None) -> int:
+    """Forget expired Sign in with Slack attempts, and the oldest beyond `MAX_OIDC_PENDING`
+    (anonymous requests make them: the table never grows past that). How many went."""
+    now = now or utcnow()
+    expired = await session.execute(delete(OidcRequest).where(OidcRequest.expires_at < now))
+    keep = (
+        select(OidcRequest.state_hash)
+        .order_by(OidcRequest.created_at.desc(), OidcRequest.state_hash)
+        .limit(MAX_OIDC_PENDING)
+        .scalar_subquery()
+    )
+    surplus = await session.execute(
+        delete(OidcRequest)
+        .where(OidcRequest.state_hash.not_in(keep))
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(expired) + rowcount(surplus)
 
 
 async def finish_oidc(

@@ -116,6 +116,14 @@ class WorkingTime:
             and day not in _bank_holidays(self.region, day.year)
         )
 
+    def is_holiday(self, day: dt.date) -> bool:
+        """Whether `day` is a bank holiday or a school closure date (whatever its weekday)."""
+        return day in self.closures or day in _bank_holidays(self.region, day.year)
+
+    def local_wall_clock(self, instant: dt.datetime) -> dt.datetime:
+        """The instant as a naive local wall-clock datetime in the school's time zone."""
+        return self._local(instant).replace(tzinfo=None)
+
     def is_working_time(self, instant: dt.datetime) -> bool:
         """Whether the instant is on a working day, from day_starts (incl.) to day_ends (excl.)."""
         day = self._local(instant).date()

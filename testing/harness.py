@@ -19,7 +19,7 @@ from typing import Any
 from bot.app import VigilServer
 from bot.settings import Settings, load_settings
 from bot.slack_lookup import make_slack_lookup
-from handlers.concern_modal import PUPIL_SEARCH
+from handlers.concern_modal import ADULT_SEARCH, PUPIL_SEARCH
 from store import outbox, roster
 from store.crypto import generate_key
 from testing.school import (
@@ -215,6 +215,23 @@ class Harness:
             raise AssertionError(f"no pupil matches {query!r}")
         return options[0]
 
+    async def pick_adult(
+        self, user_id: str, view: dict[str, Any], query: str, *, not_listed: bool = False
+    ) -> dict[str, Any]:
+        """Type into the adult typeahead; take the first member of staff offered, or (with
+        `not_listed`) the "someone not on the list" option for what was typed."""
+        response = await self.slack.block_suggestion(
+            user_id, view=view, action_id=ADULT_SEARCH, block_id="adult", value=query
+        )
+        options = (response.json or {}).get("options") or []
+        if not_listed:
+            options = [o for o in options if str(o.get("value", "")).startswith("name:")]
+        else:
+            options = [o for o in options if str(o.get("value", "")).startswith("staff:")]
+        if not options:
+            raise AssertionError(f"no adult option for {query!r}")
+        return options[0]
+
     async def report_concern(
         self,
         user_id: str,
@@ -228,8 +245,16 @@ class Harness:
         parents_contacted: str = "yes",
         parents_reason: str = "",
         happened_at: dt.datetime | None = None,
+        about_adult: str | None = None,
+        adult_query: str | None = None,
+        adult_not_listed: bool = False,
+        urgent: bool = False,
     ) -> SlackResponse:
-        """The whole flow, as a teacher does it: /concern, typeahead, fill in, submit."""
+        """The whole flow, as a teacher does it: /concern, typeahead, fill in, submit.
+        An allegation: `about_adult` ("staff", "volunteer", "visitor") and the adult, the
+        first member of staff the typeahead offers for `adult_query` (or, with
+        `adult_not_listed`, that text as a name typed for someone not on the list).
+        `urgent` ticks "A child may be at immediate risk"."""
         view = await self.open_concern(user_id)
         values: dict[str, Any] = {
             "pupil": await self.pick_pupil(user_id, view, pupil_query),
@@ -251,4 +276,12 @@ class Harness:
             values["parents_reason"] = parents_reason
         if happened_at is not None:
             values["happened_at"] = int(happened_at.timestamp())
+        if about_adult is not None:
+            values["about_adult"] = about_adult
+        if adult_query is not None:
+            values["adult"] = await self.pick_adult(
+                user_id, view, adult_query, not_listed=adult_not_listed
+            )
+        if urgent:
+            values["urgent"] = ["urgent"]
         return await self.slack.view_submission(user_id, view=view, values=values)

@@ -9,7 +9,8 @@ Every route is registered here, from the modules by concern:
 - `referrals`: the referrals board; `pupils`: pupil search and chronologies (`pdf`);
 - `paper`: scanned paper records added to a chronology, and their scans;
 - `reports`: reports and their CSVs (`tables`, `chart`, `dates`);
-- `admin`: the audit log, the staff list, authenticator resets.
+- `admin`: the audit log, the staff list, authenticator resets;
+- `casework`: a concern's status, the caseload, search and my concerns.
 
 In front of them all: `security` (the one middleware: headers, session, CSRF and the
 `@public` / `@first_factor` / `@keyholder_only` markers), with `session` (the signed-in
@@ -29,6 +30,8 @@ from handlers.web import (
     admin,
     alerts,
     bodymap,
+    casework,
+    corrections,
     files,
     incidents,
     paper,
@@ -42,7 +45,20 @@ from handlers.web.oidc import JWKS, KeySet
 from handlers.web.security import build_middleware
 
 HERE = Path(__file__).parent
-ROUTES = (signin, alerts, incidents, files, bodymap, referrals, pupils, paper, reports, admin)
+ROUTES = (
+    signin,
+    alerts,
+    incidents,
+    casework,
+    corrections,
+    files,
+    bodymap,
+    referrals,
+    pupils,
+    paper,
+    reports,
+    admin,
+)
 
 
 def register_web(app: web.Application, deps: WebDeps, *, command: str) -> None:

@@ -1,5 +1,5 @@
-"""The key-holders' administration pages: the audit log, the staff list and resetting a
-colleague's authenticator."""
+"""The key-holders' administration pages: the audit log, the staff list, resetting a
+colleague's authenticator and unlocking their sign-in."""
 
 from __future__ import annotations
 
@@ -53,10 +53,12 @@ async def audit_log(request: web.Request) -> web.Response:
 async def staff_list(request: web.Request) -> web.Response:
     deps = request.app[DEPS]
     reset_id = parse_id(request.query.get("reset"))
+    unlocked_id = parse_id(request.query.get("unlocked"))
     async with deps.factory() as db:
         rows = await staff_overview(db, workspace_id=viewer(request).workspace_id)
     reset = next((r.staff for r in rows if r.staff.id == reset_id), None)
-    return page(request, "staff.html", rows=rows, reset=reset)
+    unlocked = next((r.staff for r in rows if r.staff.id == unlocked_id), None)
+    return page(request, "staff.html", rows=rows, reset=reset, unlocked=unlocked)
 
 
 @routes.post("/staff/{staff_id}/totp-reset")
@@ -71,3 +73,17 @@ async def totp_reset(request: web.Request) -> web.Response:
         return not_found(request)
     log.info("web.totp_reset", staff=asking.staff.id, target=target.id)
     raise web.HTTPSeeOther(f"/staff?reset={target.id}#staff-{target.id}")
+
+
+@routes.post("/staff/{staff_id}/totp-unlock")
+@keyholder_only(action="totp.unlock")
+async def totp_unlock(request: web.Request) -> web.Response:
+    asking = visit(request)
+    staff_id = parse_id(request.match_info.get("staff_id"))
+    async with transaction(request.app[DEPS].factory) as db:
+        target = await admin.unlock_totp(db, visit=asking, staff_id=staff_id)
+    if target is None:
+        log.warning("web.totp_unlock_refused", staff=asking.staff.id, target=staff_id)
+        return not_found(request)
+    log.info("web.totp_unlock", staff=asking.staff.id, target=target.id)
+    raise web.HTTPSeeOther(f"/staff?unlocked={target.id}#staff-{target.id}")

@@ -7,7 +7,8 @@ from aiohttp import web
 from handlers.web.deps import DEPS
 from handlers.web.render import page
 from handlers.web.session import viewer
-from store import alerts
+from store import alerts, unread
+from store.access import is_keyholder
 
 routes = web.RouteTableDef()
 
@@ -29,6 +30,11 @@ async def my_alerts(request: web.Request) -> web.Response:
     me = viewer(request)
     async with deps.factory() as db:
         rows, more = await alerts.alerts_for(db, workspace_id=me.workspace_id, staff_id=me.id)
+        unopened = (
+            await unread.chased_unopened(db, workspace_id=me.workspace_id)
+            if is_keyholder(me.role_set)
+            else None
+        )
     return page(
         request,
         "alerts.html",
@@ -36,4 +42,5 @@ async def my_alerts(request: web.Request) -> web.Response:
         more=more,
         unread_count=sum(1 for r in rows if r.read_at is None),
         kinds=KINDS,
+        unopened=unopened,
     )

@@ -40,6 +40,7 @@ REASONS = {
     "added": "Added by the author",
     "action": "Alerted on an action",
     "invited": "Shared with them",
+    "urgent": "On duty (urgent)",
 }
 PARENTS = {"yes": "Yes", "no": "No"}
 VIA = {"web": "in the web view", "slack": "in Slack"}
@@ -65,7 +66,10 @@ def _incident_page(
     invite_errors: dict[str, str] | None = None,
     entered: dict[str, Any] | None = None,
     referral_typed: dict[str, str] | None = None,
+    status_errors: dict[str, str] | None = None,
+    status_entered: dict[str, str] | None = None,
     status: int = 200,
+    correction_error: str = "",
 ) -> web.Response:
     school = request.app[DEPS].school
     open_ids = [r.id for r in shown.open_referrals]
@@ -90,6 +94,10 @@ def _incident_page(
         overdue_text=overdue_text,
         max_upload_mb=request.app[DEPS].max_upload_bytes // (1024 * 1024),
         body_map_figure=bodymap_context(),
+        correction_error=correction_error,
+        status_errors=status_errors or {},
+        status_entered=status_entered or {},
+        outcomes=school.outcomes,
         **{field.name: getattr(shown, field.name) for field in dataclasses.fields(shown)},
     )
 
@@ -190,3 +198,13 @@ async def invite(request: web.Request) -> web.Response:
         "web.invited", staff=asking.staff.id, incident=shared.incident_id, guest=shared.guest_id
     )
     raise web.HTTPSeeOther(f"/incidents/{shared.number}#invite")
+
+
+render_incident = _incident_page  # for the other incident routes (handlers/web/corrections.py)
+
+
+def incident_page_response(
+    request: web.Request, shown: IncidentPage, **shown_with: Any
+) -> web.Response:
+    """The incident page with what a form on it was refused for (`handlers.web.casework`)."""
+    return _incident_page(request, shown, **shown_with)

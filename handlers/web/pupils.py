@@ -4,6 +4,7 @@ and PDF), filtered by category and dates.
 - `GET /pupils?q=` searches the roster by name or UPN.
 - `GET /pupils/{id}` is the pupil's chronology; `GET /pupils/{id}/chronology.pdf` is the
   same document as an A4 PDF (WeasyPrint).
+- `POST /pupils/{id}/context` sets the pupil's context (CP plan, SEN, social worker...).
 
 Key-holders only (`@keyholder_only`). Every search and chronology is audited by its flow
 (`store.flows.pupils`): the pupil's id, never a name.
@@ -29,12 +30,13 @@ from handlers.web.deps import DEPS
 from handlers.web.render import day, formats, not_found, page, zone
 from handlers.web.security import keyholder_only
 from handlers.web.session import viewer, visit
-from store import reports
+from store import pupil_context, reports
 from store.db import transaction
 from store.documents.files import previews
 from store.flows import pupils as flows
 from store.flows.pupils import ChronologyAsked
 from store.ids import parse_id
+from store.pupil_context import SOCIAL_WORKER_MAX, YES_NO
 from store.pupils import SEARCH_LIMIT, PupilRow
 
 log = structlog.get_logger(__name__)
@@ -128,6 +130,10 @@ async def _chronology(request: web.Request, *, action: str) -> dict[str, Any] | 
         "produced_at": request.app[DEPS].clock(),
         "max_upload_mb": request.app[DEPS].max_upload_bytes // (1024 * 1024),
         "body_map_figure": bodymap_context(),
+        "context": found.context,
+        "sen_levels": pupil_context.SEN_LEVELS,
+        "flag_labels": [(flag, pupil_context.LABELS[flag]) for flag in YES_NO],
+        "social_worker_max": SOCIAL_WORKER_MAX,
         "pdf_url": f"/pupils/{found.pupil.id}/chronology.pdf"
         + (f"?{wanted.query_string}" if wanted.query_string else ""),
     }
@@ -165,7 +171,18 @@ async def chronology_pdf(request: web.Request) -> web.Response:
     )
     started = asyncio.get_running_loop().time()
     try:
-        body = await asyncio.to_thread(pdf.render_pdf, html)
+        body = await pdf.POOL.make(html)
+    except pdf.PdfBusy:
+        log.warning("web.chronology_pdf_busy", staff=viewer(request).id)
+        response = page(
+            request,
+            "message.html",
+            status=503,
+            heading="Busy making PDFs",
+            text="Vigil is making several PDFs just now. Try again in a few seconds.",
+        )
+        response.headers["Retry-After"] = "5"
+        return response
     except pdf.PdfUnavailable:
         log.error("web.chronology_pdf_unavailable")
         return page(
@@ -189,3 +206,25 @@ async def chronology_pdf(request: web.Request) -> web.Response:
         content_type="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+@routes.post("/pupils/{pupil_id}/context")
+@keyholder_only(action="pupil.context")
+async def edit_context(request: web.Request) -> web.Response:
+    """The key-holder's edit of the pupil's context: every flag as the form gives it."""
+    form = await request.post()
+    values: dict[str, Any] = {flag: form.get(flag) == "Y" for flag in YES_NO}
+    sen = pupil_context.sen_level(str(form.get("sen", "")))
+    if sen is not None:
+        values["sen"] = sen
+    worker = " ".join(str(form.get("social_worker", "")).split())
+    values["social_worker"] = "".join(c for c in worker if c.isprintable())[:SOCIAL_WORKER_MAX]
+    pupil_id = parse_id(request.match_info.get("pupil_id"))
+    async with transaction(request.app[DEPS].factory) as db:
+        changed = await flows.edit_context(
+            db, visit=visit(request), pupil_id=pupil_id, values=values
+        )
+    if changed is None:
+        return not_found(request)
+    log.info("web.pupil_context", staff=viewer(request).id, pupil=pupil_id, flags=len(changed))
+    raise web.HTTPSeeOther(f"/pupils/{pupil_id}#context")

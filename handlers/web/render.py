@@ -71,3 +71,35 @@ def unavailable(request: web.Request) -> web.Response:
     response = page(request, "unavailable.html", status=503)
     response.headers["Retry-After"] = "30"
     return response
+
+
+def too_many(request: web.Request, *, retry_after: int) -> web.Response:
+    """Too many requests from this address without signing in: wait, then try again."""
+    response = page(
+        request,
+        "message.html",
+        status=429,
+        heading="Too many requests",
+        text=f"Too many requests from your network. Wait {retry_after} seconds, then try again.",
+        link="/signin",
+        link_text="Back to sign-in",
+    )
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def failed(request: web.Request) -> web.StreamResponse:
+    """Something went wrong on our side (a 500): nothing about what, never a traceback."""
+    try:
+        return page(
+            request,
+            "message.html",
+            status=500,
+            heading="Something went wrong",
+            text="Vigil could not show this page. Try again; if it keeps happening, tell "
+            "whoever looks after Vigil at your school.",
+            link="/alerts",
+            link_text="Back to my alerts",
+        )
+    except Exception:  # the page itself failed: plain text, still with the headers
+        return web.Response(status=500, text="Something went wrong.")

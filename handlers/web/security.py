@@ -12,6 +12,7 @@ token, a page for key-holders only): nothing else in `handlers/` writes the audi
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import secrets
 from collections.abc import Awaitable, Callable
@@ -22,7 +23,7 @@ import structlog
 from aiohttp import BodyPartReader, MultipartReader, web
 
 from handlers.web.deps import WebDeps
-from handlers.web.render import not_found, unavailable
+from handlers.web.render import failed, not_found, too_many, unavailable
 from handlers.web.session import SESSION, clear_session_cookie, client_ip, cookie_name
 from store import audit, websessions
 from store.access import is_keyholder
@@ -38,6 +39,7 @@ _ACCESS, _KEYHOLDER_ONLY = "vigil_access", "vigil_keyholder_only"  # what the ma
 _STREAMED = "vigil_streamed_upload"
 UPLOAD = web.RequestKey("upload", MultipartReader)  # a streamed upload's remaining parts
 CSRF_FIELD_MAX = 256
+_NOT_LIMITED = "vigil_not_rate_limited"
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -73,6 +75,12 @@ def _marked(handler: Handler, name: str, value: object) -> Handler:
 def public(handler: Handler) -> Handler:
     """Reachable without signing in (sign-in pages, health, the Slack endpoint, static)."""
     return _marked(handler, _ACCESS, PUBLIC)
+
+
+def not_rate_limited(handler: Handler) -> Handler:
+    """Public, and not held to the anonymous rate limit: the Slack endpoint (every request
+    signed, from Slack's few addresses) and `/healthz` (read-only, polled by monitoring)."""
+    return _marked(public(handler), _NOT_LIMITED, True)
 
 
 def first_factor(handler: Handler) -> Handler:
@@ -133,6 +141,17 @@ def route_access(request: web.Request) -> str:
     return access_level(route.handler)
 
 
+def rate_limited(request: web.Request) -> bool:
+    """Whether the request is held to the anonymous rate limit: public routes (not static
+    files or the Slack endpoint) and addresses no route matches."""
+    if request.match_info.http_exception is not None:
+        return True
+    route = request.match_info.route
+    if isinstance(route.resource, web.StaticResource):
+        return False
+    return route_access(request) == PUBLIC and not getattr(route.handler, _NOT_LIMITED, False)
+
+
 def may_see_keyholder_pages(staff: Staff) -> bool:
     """Active members of the safeguarding team."""
     return staff.active and is_keyholder(staff.role_set)
@@ -153,7 +172,7 @@ def build_middleware(deps: WebDeps) -> Callable[..., Awaitable[web.StreamRespons
     @web.middleware
     async def security(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            response = await _guarded(request, handler, deps)
+            response = await _limited(request, handler, deps)
         except web.HTTPException as error:
             response = error
             if error.status == 404 and request.match_info.http_exception is not None:
@@ -162,6 +181,13 @@ def build_middleware(deps: WebDeps) -> Callable[..., Awaitable[web.StreamRespons
             # The database is down or restarting: nothing was committed. Say so plainly.
             log.warning("web.database_unavailable", path=request.path, error=type(error).__name__)
             response = unavailable(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            # A fault of ours: the traceback goes to the log (never the request's body), the
+            # person gets a plain page with the same headers as every other.
+            log.exception("web.request_failed", path=request.path[:100], error=type(error).__name__)
+            response = failed(request)
         for header, value in SECURITY_HEADERS.items():
             response.headers.setdefault(header, value)
         if not deps.local_dev:
@@ -175,6 +201,17 @@ def build_middleware(deps: WebDeps) -> Callable[..., Awaitable[web.StreamRespons
     return security
 
 
+async def _limited(request: web.Request, handler: Handler, deps: WebDeps) -> web.StreamResponse:
+    """Anonymous requests (`rate_limited`) spend a token of their address's bucket first;
+    without one: 429, with Retry-After, counted as anonymous noise."""
+    if rate_limited(request):
+        wait = deps.limiter.retry_after(client_ip(request))
+        if wait:
+            deps.noise.count("web.rate_limited", now=deps.clock())
+            return too_many(request, retry_after=wait)
+    return await _guarded(request, handler, deps)
+
+
 async def _guarded(request: web.Request, handler: Handler, deps: WebDeps) -> web.StreamResponse:
     level = route_access(request)
     if request.match_info.http_exception is not None or level == PUBLIC:
@@ -185,9 +222,12 @@ async def _guarded(request: web.Request, handler: Handler, deps: WebDeps) -> web
     now = deps.clock()
     async with deps.factory() as db, db.begin():
         row = await websessions.load(db, raw_id=raw, idle=deps.idle, now=now) if raw else None
-        if row is None and raw:
-            audit.Trail(db, ip=client_ip(request)).add("session.expired", audit.REFUSED)
     if row is None:
+        if raw:  # anyone may send any cookie: counted as noise, not one audit row each
+            deps.noise.count("session.expired", now=now)
+        wait = deps.limiter.retry_after(client_ip(request))  # nobody signed in: anonymous
+        if wait:
+            return too_many(request, retry_after=wait)
         return _to_sign_in(request, deps, expired=bool(raw))
     if level == FULL and row.second_factor_at is None:
         raise web.HTTPSeeOther("/totp")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from handlers.web.deps import DEPS, WebDeps
+from store.client_address import client_address
 from store.flows import Visit
 from store.models import Staff, WebSession
 
@@ -23,8 +24,13 @@ def viewer(request: web.Request) -> Staff:
 
 
 def client_ip(request: web.Request) -> str:
-    """The address the request came from, for the audit log."""
-    return request.remote or ""
+    """The client's address, for the audit log and the rate limit: the connection's own,
+    or behind a proxy named in `VIGIL_TRUSTED_PROXIES` the one its `X-Forwarded-For`
+    gives (`store.client_address.client_address`)."""
+    proxies = request.app[DEPS].trusted_proxies
+    if not proxies:
+        return request.remote or ""
+    return client_address(request.remote, request.headers.getall("X-Forwarded-For", []), proxies)
 
 
 def visit(request: web.Request) -> Visit:

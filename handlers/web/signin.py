@@ -29,6 +29,10 @@ PRE_COOKIE = "vigil_pre"  # binds a sign-in attempt to the browser that started 
 TOTP_ISSUER = "Vigil"
 AnyResponse = TypeVar("AnyResponse", bound=web.StreamResponse)
 LINK_USED = "This sign-in link has been used or has expired. Type /concern login for a new one."
+LOCKED = (
+    "Your sign-in is locked: too many wrong codes were typed today. Ask a Designated "
+    "Safeguarding Lead to unlock it (on Vigil's Staff page)."
+)
 
 
 def _deps(request: web.Request) -> WebDeps:
@@ -73,16 +77,12 @@ def _slack_app(deps: WebDeps) -> tuple[str, str]:
     return deps.client_id, deps.client_secret
 
 
-async def _refuse(
-    request: web.Request,
-    *,
-    via: SigninVia,
-    detail: str,
-    outcome: AuditOutcome = AuditOutcome.REFUSED,
+def _refuse(
+    request: web.Request, *, via: SigninVia, outcome: AuditOutcome = AuditOutcome.REFUSED
 ) -> None:
-    """Audit a sign-in attempt that went no further (in a transaction of its own)."""
-    async with transaction(_deps(request).factory) as db:
-        signin.refuse(db, via=via, outcome=outcome, detail=detail, ip=client_ip(request))
+    """Count a sign-in attempt that went no further (anonymous noise, not one audit row)."""
+    deps = _deps(request)
+    signin.refuse(deps.noise, via=via, outcome=outcome, now=deps.clock())
 
 
 def _message(request: web.Request, heading: str, text: str, status: int) -> web.Response:
@@ -107,6 +107,7 @@ async def signin_page(request: web.Request) -> web.Response:
         slack=bool(deps.client_id and deps.client_secret),
         expired="expired" in request.query,
         command=request.app[COMMAND],
+        plain_http=deps.plain_http,
     )
 
 
@@ -146,7 +147,7 @@ async def slack_callback(request: web.Request) -> web.Response:
     browser = request.cookies.get(PRE_COOKIE, "")
     async with transaction(deps.factory) as db:
         nonce = await signin.slack_return(
-            db, state=state, code=code, browser=browser, ip=client_ip(request), now=deps.clock()
+            db, state=state, code=code, browser=browser, noise=deps.noise, now=deps.clock()
         )
     if nonce is None:
         return _message(
@@ -171,7 +172,7 @@ async def slack_callback(request: web.Request) -> web.Response:
     except (SlackApiError, InvalidIdToken, KeyError) as error:
         reason = error.response.get("error") if isinstance(error, SlackApiError) else str(error)
         log.warning("web.slack_signin_failed", reason=reason)
-        await _refuse(request, via=SigninVia.SLACK, outcome=AuditOutcome.FAILED, detail=str(reason))
+        _refuse(request, via=SigninVia.SLACK, outcome=AuditOutcome.FAILED)
         return _message(
             request, "Sign-in failed", "Slack could not confirm who you are. Try again.", 400
         )
@@ -223,9 +224,7 @@ async def login_link_use(request: web.Request) -> web.Response:
     form = await request.post()
     sent, held = str(form.get("pre", "")), request.cookies.get(PRE_COOKIE, "")
     if not sent or not held or not secrets.compare_digest(sent, held):
-        await _refuse(
-            request, via=SigninVia.LINK, detail="form token missing or from another browser"
-        )
+        _refuse(request, via=SigninVia.LINK)  # form token missing or from another browser
         return _message(request, "Sign-in expired", "Open the link again and press Continue.", 403)
     async with transaction(deps.factory) as db:
         raw = await signin.sign_in_with_link(
@@ -233,6 +232,7 @@ async def login_link_use(request: web.Request) -> web.Response:
             raw=request.match_info["token"],
             max_age=deps.max_age,
             ip=client_ip(request),
+            noise=deps.noise,
             now=deps.clock(),
         )
     if raw is None:
@@ -287,6 +287,9 @@ async def totp_submit(request: web.Request) -> web.Response:
     result = passed.verification
     if not result.ok:
         log.warning("web.totp_failed", staff=session.staff_id, reason=result.reason)
+        deps.notify_outbox()  # repeated failures queue a DM to the person (and a lockout more)
+        if result.reason == totp.Refusal.LOCKED:
+            return await _totp_form(request, error=LOCKED, status=403)
         if result.reason == totp.Refusal.THROTTLED:
             message = f"Too many attempts. Wait {result.retry_after} seconds, then try again."
             return await _totp_form(request, error=message, status=429)

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.web.render import month
 from store import reports
 from store.flows.reports import Build
+from store.models import Staff
 from store.reports import CategoryMonths, DateRange
 from store.workdays import WorkingTime
 
@@ -128,38 +129,51 @@ def table_rows(table: str, *, governors: bool) -> Build:
         period: DateRange,
         working: WorkingTime,
         now: dt.datetime,
+        viewer: Staff | None = None,
     ) -> tuple[list[str], list[list[Any]]]:
         zone = working.zone
         if table == "categories":
             return category_table(
                 await reports.incidents_by_category(
-                    db, workspace_id=workspace_id, period=period, zone=zone
+                    db, workspace_id=workspace_id, period=period, zone=zone, viewer=viewer
                 )
             )
         if table == "year-groups":
             return year_group_table(
-                await reports.year_groups(db, workspace_id=workspace_id, period=period, zone=zone)
+                await reports.year_groups(
+                    db, workspace_id=workspace_id, period=period, zone=zone, viewer=viewer
+                )
             )
         if table == "agencies":
             return agency_table(
                 await reports.referrals_by_agency(
-                    db, workspace_id=workspace_id, period=period, zone=zone, now=now
+                    db, workspace_id=workspace_id, period=period, zone=zone, now=now, viewer=viewer
                 )
             )
         if table == "referrals":
             found = await reports.open_referrals(
-                db, workspace_id=workspace_id, working=working, now=now
+                db, workspace_id=workspace_id, working=working, now=now, viewer=viewer
             )
             return referral_table(found, zone)
         if governors:  # alerts, added up
             return alert_total_table(
                 await reports.alert_totals(
-                    db, workspace_id=workspace_id, period=period, working=working, now=now
+                    db,
+                    workspace_id=workspace_id,
+                    period=period,
+                    working=working,
+                    now=now,
+                    viewer=viewer,
                 )
             )
         return late_alert_table(
             await reports.late_alerts(
-                db, workspace_id=workspace_id, period=period, working=working, now=now
+                db,
+                workspace_id=workspace_id,
+                period=period,
+                working=working,
+                now=now,
+                viewer=viewer,
             )
         )
 

@@ -1,7 +1,7 @@
 """documents: files attached to incidents (sealed chunks), scanned paper records, body maps
 
 Revision ID: 0014
-Revises: 0007
+Revises: 0011
 Create Date: 2026-12-04
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0007"
+down_revision = "0011"  # re-chained after merging main (was "0007")
 branch_labels = None
 depends_on = None
 

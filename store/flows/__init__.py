@@ -16,6 +16,7 @@ and the member of staff if they are one) and what they need of the `Setup`.
 - `actions`: adding an action, with its alerts, re-categorisation and referral changes;
 - `alerts`: Mark as read in Slack;
 - `referrals`: the referrals board, snoozing a referral's nudges;
+- `casework`: a concern's status, the caseload, search and my concerns;
 - `pupils`: the pupil search and a pupil's chronology;
 - `reports`: the reports and their CSV downloads;
 - `admin`: the audit log and resetting an authenticator;

@@ -15,12 +15,19 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import actions, audit, referrals
+from store import access, actions, audit, referrals
 from store.actions import ActionWanted, InvalidAction
 from store.flows import Visit
 from store.flows.incidents import IncidentPage, refused_page, visible_or_refused
 from store.models import Incident, IncidentAction, Referral
-from store.referral_changes import RESPONSE, ReferralChanges, check_changes, read_changes
+from store.referral_changes import (
+    CONSULTED,
+    NOT_NEEDED,
+    RESPONSE,
+    ReferralChanges,
+    check_changes,
+    read_changes,
+)
 from store.referrals import InvalidReferral
 
 UNREADABLE_ALERT = "Some of the people chosen are not current staff."
@@ -132,6 +139,11 @@ async def _checked(
     if problems or plan is None:
         raise InvalidAction(problems)
     check_changes(changes, open_referrals=open_referrals, now=visit.now)
+    if any(o.outcome in (CONSULTED, NOT_NEEDED) for o in changes.outcomes):
+        if not await access.manages_allegation(session, staff=visit.staff, incident=incident):
+            raise InvalidAction(
+                {"referral": "Only the allegations manager records the LADO consultation."}
+            )
     return plan
 
 
@@ -157,7 +169,11 @@ async def _record_referrals(
             at=item.at,
             now=now,
         )
-        kind = "referral.response" if item.outcome == RESPONSE else "referral.close"
+        kind = {
+            RESPONSE: "referral.response",
+            CONSULTED: "referral.consulted",
+            NOT_NEEDED: "referral.not_needed",
+        }.get(item.outcome, "referral.close")
         trail.add(kind, detail=f"referral {referral.id}; action {action.id}")
         changed.append(referral.id)
     if changes.new is not None:

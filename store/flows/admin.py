@@ -1,4 +1,5 @@
-"""The key-holders' administration: reading the audit log, resetting an authenticator."""
+"""The key-holders' administration: reading the audit log, resetting an authenticator,
+unlocking a sign-in locked after too many wrong codes."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import audit, incidents, totp
+from store import access, audit, totp
 from store.audit import AuditRow
 from store.flows import Visit
 from store.models import Staff
@@ -34,9 +35,9 @@ async def view_audit_log(
     incident_id = None
     unknown_incident = False
     if number is not None:
-        incident_id = await incidents.incident_id_by_number(
-            session, workspace_id=viewer.workspace_id, number=number
-        )
+        # An incident the viewer may not see is as unknown as one that does not exist.
+        visible = await access.visible_incident(session, viewer=viewer, number=number)
+        incident_id = visible.id if visible is not None else None
         unknown_incident = incident_id is None
     rows = (
         []
@@ -48,6 +49,7 @@ async def view_audit_log(
             incident_id=incident_id,
             before_id=before,
             limit=limit,
+            viewer=viewer,
         )
     )
     people = await staff_in_workspace(session, workspace_id=viewer.workspace_id, active_only=False)
@@ -80,4 +82,24 @@ async def reset_totp(session: AsyncSession, *, visit: Visit, staff_id: int | Non
     removed = await totp.reset(session, staff_id=target.id)
     note = None if removed else "had no authenticator"
     trail.add("totp.reset", subject_id=target.id, detail=note)
+    return target
+
+
+async def unlock_totp(session: AsyncSession, *, visit: Visit, staff_id: int | None) -> Staff | None:
+    """Lift a colleague's sign-in lockout (too many wrong codes), audited; None (refusal
+    audited) if they are not staff of the visitor's school."""
+    target = (
+        await get_staff(session, workspace_id=visit.staff.workspace_id, staff_id=staff_id)
+        if staff_id is not None
+        else None
+    )
+    if target is None:
+        detail = f"no staff {staff_id} here" if staff_id else "not a staff id"
+        visit.trail(session).add("totp.unlock", audit.REFUSED, detail=detail)
+        return None
+    unlocked = await totp.unlock(
+        session, staff_id=target.id, by=visit.staff, ip=visit.ip, now=visit.now
+    )
+    if not unlocked:
+        visit.trail(session).add("totp.unlock", subject_id=target.id, detail="was not locked")
     return target

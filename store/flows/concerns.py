@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import incidents
@@ -21,6 +23,7 @@ async def file_from_slack(
     setup: Setup,
     alert_channel: str | None,
     slack_view_id: str,
+    now: dt.datetime | None = None,
 ) -> FiledConcern | None:
     """File the modal's draft (`store.incidents.submit_concern`); None when this modal was
     filed already (Slack may resend), InvalidConcern when it cannot be."""
@@ -39,4 +42,6 @@ async def file_from_slack(
         public_url=setup.public_url,
         alert_channel=alert_channel,
         slack_view_id=slack_view_id,
+        now=now,
+        school=setup.school,
     )

@@ -9,6 +9,7 @@ audit log only key-holders read).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,14 +17,26 @@ from dataclasses import dataclass, field
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import access, actions, alerts, audit, incidents
+from store import (
+    access,
+    actions,
+    alerts,
+    allegations,
+    audit,
+    casework,
+    incidents,
+    pupil_context,
+    pupil_corrections,
+    urgent,
+)
 from store.actions import ActionView, InvalidAction
 from store.alerts import ReceiptRow
+from store.casework import CaseState
 from store.documents.bodymap import BodyMapView, body_maps_of
 from store.documents.files import FileView, incident_files
 from store.enums import ReadVia
 from store.flows import Visit
-from store.models import Incident, Pupil, Staff
+from store.models import CaseStatusChange, Incident, Pupil, Staff, UrgentConcern
 from store.referral_rows import ReferralRow, incident_rows
 from store.staff import staff_in_workspace
 
@@ -88,6 +101,13 @@ class IncidentPage:
     referrals: list[ReferralRow]
     open_referrals: list[ReferralRow]
     as_of: dt.datetime  # the time the referrals' states (and the form's defaults) are for
+    case: CaseState  # open, monitoring or closed (DESIGN §12)
+    status_changes: dict[int, CaseStatusChange]  # by the action that recorded each
+    adult: str | None = None  # an allegation: who it is about (`store.allegations`)
+    # Each pupil's context (CP plan, SEN, social worker...), decrypted, by pupil id.
+    contexts: Mapping[int, pupil_context.Context] = field(default_factory=dict)
+    corrections: list[pupil_corrections.Note] = field(default_factory=list)  # wrong pupil
+    urgent: UrgentConcern | None = None  # filed as "a child may be at immediate risk"
     files: list[FileView] = field(default_factory=list)  # attachments, names decrypted
     body_maps: list[BodyMapView] = field(default_factory=list)  # marks decrypted
 
@@ -105,10 +125,12 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
             categories = list(item.categories)
         timeline.append(TimelineEntry(item, previous))
     receipt_rows = await alerts.receipts(session, incident_id=incident.id)
+    adult = await allegations.adult_of(session, incident_id=incident.id)
     colleagues = [
         s
         for s in await staff_in_workspace(session, workspace_id=incident.workspace_id)
-        if s.id != viewer.id
+        # Nobody is offered the adult an allegation is about (the store refuses them too).
+        if s.id != viewer.id and not (adult and s.id == adult.staff_id)
     ]
     referral_rows = await incident_rows(
         session,
@@ -117,9 +139,17 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         working=visit.setup.school.working_time,
         now=visit.now,
     )
+    pupils = await pupil_corrections.pupils_of(session, incident=incident)
     return IncidentPage(
         incident=incident,
-        pupils=[(p.pupil, p.is_main) for p in incident.pupils],
+        pupils=pupils,
+        contexts=await pupil_context.contexts(
+            session,
+            workspace_id=incident.workspace_id,
+            pupil_ids=[p.id for p, _main in pupils],
+            cipher=cipher,
+        ),
+        corrections=await pupil_corrections.notes(session, incident_id=incident.id),
         narrative=cipher.decrypt(incident.narrative_ct),
         parents_contacted=incident.parents_contacted,
         parents_reason=(
@@ -137,6 +167,10 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         referrals=referral_rows,
         open_referrals=[r for r in referral_rows if r.state != "closed"],
         as_of=visit.now,
+        adult=await allegations.adult_line(session, incident_id=incident.id, cipher=cipher),
+        urgent=await urgent.is_urgent(session, incident_id=incident.id),
+        case=await casework.current_state(session, incident_id=incident.id),
+        status_changes=await casework.changes_by_action(session, incident_id=incident.id),
         files=await incident_files(session, incident_id=incident.id, cipher=cipher),
         body_maps=await body_maps_of(session, incident_id=incident.id, cipher=cipher),
     )
@@ -153,6 +187,28 @@ async def view_incident(
     # Recorded after the reads, in the same transaction: on SQLite the first write takes
     # the database's write lock, and it should not be held through them.
     visit.trail(session, incident_id=incident.id).add("incident.view")
+    # Opened, not only acknowledged: the viewer's alerts on it, and an urgent concern's
+    # escalation stops once someone on the safeguarding team has opened it.
+    if await alerts.mark_opened(
+        session, incident_id=incident.id, staff_id=visit.staff.id, now=visit.now
+    ):
+        page = dataclasses.replace(
+            page,
+            receipts=[
+                dataclasses.replace(r, opened_at=r.opened_at or visit.now)
+                if r.recipient_id == visit.staff.id
+                else r
+                for r in page.receipts
+            ],
+        )
+    if await urgent.mark_opened(
+        session,
+        incident_id=incident.id,
+        viewer=visit.staff,
+        config=visit.setup.school,
+        now=visit.now,
+    ):
+        visit.trail(session, incident_id=incident.id).add("urgent.opened")
     return page
 
 

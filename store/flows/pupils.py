@@ -1,4 +1,5 @@
-"""The safeguarding team's pupil pages: the pupil search and a pupil's chronology.
+"""The safeguarding team's pupil pages: the pupil search, a pupil's chronology, and the
+key-holder's edit of the pupil's context (CP plan, SEN, social worker...).
 
 Both are audited: the search by how many were found (the words typed may be a name), the
 chronology by the pupil's id, the range and the categories asked for (never a name).
@@ -7,19 +8,25 @@ chronology by the pupil's id, the range and the categories asked for (never a na
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import audit, chronology, workspaces
+from store import audit, chronology, pupil_context, workspaces
 from store.flows import Visit
-from store.pupils import PupilRow, find_pupils
+from store.models import PupilContext
+from store.pupils import PupilRow, find_pupils, pupil_in_workspace
+
+CONTEXT_ACTION = "pupil.context"
 
 
 async def search_pupils(session: AsyncSession, *, visit: Visit, query: str) -> list[PupilRow]:
     """Pupils found by name or UPN, audited by how many were found."""
-    rows = await find_pupils(session, workspace_id=visit.staff.workspace_id, query=query)
+    rows = await find_pupils(
+        session, workspace_id=visit.staff.workspace_id, query=query, viewer=visit.staff
+    )
     visit.trail(session).add("pupil.search", detail=f"{len(rows)} found")
     return rows
 
@@ -71,6 +78,7 @@ async def view_chronology(
             categories=categories,
             start=asked.start,
             end=asked.end,
+            viewer=visit.staff,
         )
         if pupil_id is not None
         else None
@@ -87,3 +95,46 @@ async def view_chronology(
     trail.add(action, detail=detail)
     school = await workspaces.school_name(session, workspace_id=visit.staff.workspace_id)
     return ChronologyView(found, school)
+
+
+# -- a key-holder's edit of the pupil's context ---------------------------------------------
+
+
+async def edit_context(
+    session: AsyncSession, *, visit: Visit, pupil_id: int | None, values: Mapping[str, Any]
+) -> list[str] | None:
+    """Set the pupil's context (CP plan, SEN, social worker...) as the key-holder gave it,
+    each change dated in the pupil's history and the whole audited by the names of the
+    flags changed (never a value); None (refusal audited) if no such pupil here."""
+    workspace_id = visit.staff.workspace_id
+    pupil = (
+        await pupil_in_workspace(session, workspace_id=workspace_id, pupil_id=pupil_id)
+        if pupil_id is not None
+        else None
+    )
+    trail = visit.trail(session)
+    if pupil is None:
+        trail.add(CONTEXT_ACTION, audit.REFUSED, detail=f"no pupil {pupil_id} here")
+        return None
+    stored = await session.get(PupilContext, pupil.id)
+    cipher = visit.setup.cipher
+    old = (
+        await pupil_context.contexts(
+            session, workspace_id=workspace_id, pupil_ids=[pupil.id], cipher=cipher
+        )
+    )[pupil.id]
+    changed = pupil_context.set_context(
+        session,
+        workspace_id=workspace_id,
+        pupil_id=pupil.id,
+        row=stored,
+        old=old,
+        new=pupil_context.merged(old, values),
+        cipher=cipher,
+        source=pupil_context.WEB,
+        at=visit.now,
+        actor_id=visit.staff.id,
+    )
+    detail = f"pupil {pupil.id}; " + (", ".join(changed) if changed else "no change")
+    trail.add(CONTEXT_ACTION, detail=detail)
+    return changed

@@ -23,6 +23,7 @@ async def view_board(session: AsyncSession, *, visit: Visit) -> list[ReferralRow
         workspace_id=visit.staff.workspace_id,
         working=visit.setup.school.working_time,
         now=visit.now,
+        viewer=visit.staff,
     )
     visit.trail(session).add("referrals.view", detail=f"{len(rows)} waiting")
     return rows

@@ -11,7 +11,8 @@ from store import workspaces
 from store.flows import Visit
 from store.reports import DateRange
 
-#: `build(session, workspace_id=, period=, working=, now=)`: a report, or one of its tables.
+#: `build(session, workspace_id=, period=, working=, now=, viewer=)`: a report, or one of
+#: its tables, counting only the incidents `viewer` may see.
 Build = Callable[..., Awaitable[Any]]
 
 
@@ -23,7 +24,12 @@ async def view_report(
     workspace_id = visit.staff.workspace_id
     working = visit.setup.school.working_time
     data = await build(
-        session, workspace_id=workspace_id, period=period, working=working, now=visit.now
+        session,
+        workspace_id=workspace_id,
+        period=period,
+        working=working,
+        now=visit.now,
+        viewer=visit.staff,  # an allegation the visitor may not see is not counted
     )
     school = await workspaces.school_name(session, workspace_id=workspace_id)
     visit.trail(session).add(action, detail=f"{name}; {period.key}")

@@ -17,6 +17,7 @@ from store import audit, totp, websessions, workspaces
 from store.crypto import Cipher
 from store.enums import AuditOutcome, SigninVia
 from store.models import Staff, WebSession
+from store.noise import AnonymousNoise
 from store.staff import get_staff_by_slack_id
 
 
@@ -36,34 +37,35 @@ async def start_session(
 
 
 def refuse(
-    session: AsyncSession,
+    noise: AnonymousNoise,
     *,
     via: SigninVia,
-    detail: str,
-    ip: str | None,
     outcome: AuditOutcome = audit.REFUSED,
+    now: dt.datetime | None = None,
 ) -> None:
-    """Audit a sign-in attempt that went no further (nobody is signed in)."""
-    audit.Trail(session, ip=ip).add(f"signin.{via}", outcome, detail=detail[:100])
+    """Count a sign-in attempt that went no further: nobody is signed in, so it is
+    anonymous noise, written to the audit log as one row per kind and period."""
+    noise.count(f"signin.{via}", outcome, now=now)
 
 
 async def slack_return(
-    session: AsyncSession, *, state: str, code: str, browser: str, ip: str | None, now: dt.datetime
+    session: AsyncSession,
+    *,
+    state: str,
+    code: str,
+    browser: str,
+    noise: AnonymousNoise,
+    now: dt.datetime,
 ) -> str | None:
     """The nonce of the Sign in with Slack attempt Slack sent back (once, to the browser
-    that began it, in time); None, audited, for anything else."""
+    that began it, in time); None, counted as anonymous noise, for anything else."""
     nonce = (
         await websessions.finish_oidc(session, state=state, browser=browser, now=now)
         if state
         else None
     )
-    if nonce is None or not code:
-        refuse(
-            session,
-            via=SigninVia.SLACK,
-            detail="state missing, used, expired or from another browser",
-            ip=ip,
-        )
+    if nonce is None or not code:  # state missing, used, expired or from another browser
+        refuse(noise, via=SigninVia.SLACK, now=now)
         return None
     return nonce
 
@@ -97,12 +99,19 @@ async def sign_in_with_slack(
 
 
 async def sign_in_with_link(
-    session: AsyncSession, *, raw: str, max_age: dt.timedelta, ip: str | None, now: dt.datetime
+    session: AsyncSession,
+    *,
+    raw: str,
+    max_age: dt.timedelta,
+    ip: str | None,
+    noise: AnonymousNoise,
+    now: dt.datetime,
 ) -> str | None:
-    """Use a one-time link (once) for a session; None, audited, if it is spent or unknown."""
+    """Use a one-time link (once) for a session; None, counted as anonymous noise, if it
+    is spent or unknown."""
     staff = await websessions.redeem_login_link(session, raw=raw, now=now)
     if staff is None:
-        refuse(session, via=SigninVia.LINK, detail="link used, expired or unknown", ip=ip)
+        refuse(noise, via=SigninVia.LINK, now=now)
         return None
     return await start_session(
         session, staff=staff, via=SigninVia.LINK, max_age=max_age, ip=ip, now=now

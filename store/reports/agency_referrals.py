@@ -13,9 +13,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.access import in_view
 from store.models import (
     Incident,
     Referral,
+    Staff,
 )
 from store.referrals import AWAITING, RESPONDED
 from store.reports.periods import DateRange
@@ -68,7 +70,12 @@ class OpenReferral:
 
 
 async def open_referrals(
-    session: AsyncSession, *, workspace_id: int, working: WorkingTime, now: dt.datetime
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    working: WorkingTime,
+    now: dt.datetime,
+    viewer: Staff | None = None,
 ) -> list[OpenReferral]:
     """Every referral still open now, whenever it was made: overdue first, oldest first."""
     await plan_for_these_dates(session)
@@ -86,7 +93,9 @@ async def open_referrals(
                 Referral.referred_at,
                 Referral.due_at,
             ).where(
-                Referral.workspace_id == workspace_id, Referral.status.in_([AWAITING, RESPONDED])
+                Referral.workspace_id == workspace_id,
+                Referral.status.in_([AWAITING, RESPONDED]),
+                in_view(Referral.incident_id, viewer),
             )
         )
     ).all()
@@ -131,6 +140,7 @@ async def referrals_by_agency(
     period: DateRange,
     zone: ZoneInfo,
     now: dt.datetime,
+    viewer: Staff | None = None,
 ) -> list[AgencyRow]:
     """Per agency: referrals made in the range, and how many are open and overdue now."""
     await plan_for_these_dates(session)
@@ -141,6 +151,7 @@ async def referrals_by_agency(
                 .where(
                     Referral.workspace_id == workspace_id,
                     in_period(Referral.referred_at, period, zone),
+                    in_view(Referral.incident_id, viewer),
                 )
                 .group_by(Referral.agency)
             )
@@ -154,6 +165,7 @@ async def referrals_by_agency(
             .where(
                 Referral.workspace_id == workspace_id,
                 Referral.status.in_([AWAITING, RESPONDED]),
+                in_view(Referral.incident_id, viewer),
             )
             .group_by(Referral.agency)
         )

@@ -14,12 +14,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store import pupil_corrections
+from store.access import in_view
 from store.models import (
     Incident,
     IncidentAction,
     IncidentCategory,
-    IncidentPupil,
     Pupil,
+    Staff,
 )
 from store.reports.periods import DateRange
 from store.reports.sql import in_period, month_bucket, plan_for_these_dates, recategorised
@@ -52,7 +54,12 @@ class CategoryMonths:
 
 
 async def incidents_by_category(
-    session: AsyncSession, *, workspace_id: int, period: DateRange, zone: ZoneInfo
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    period: DateRange,
+    zone: ZoneInfo,
+    viewer: Staff | None = None,
 ) -> CategoryMonths:
     """Incidents that happened in the range, by current category and month.
 
@@ -63,7 +70,9 @@ async def incidents_by_category(
     months = period.months
     bucket = month_bucket(Incident.happened_at, period, zone)
     scope = and_(
-        Incident.workspace_id == workspace_id, in_period(Incident.happened_at, period, zone)
+        Incident.workspace_id == workspace_id,
+        in_period(Incident.happened_at, period, zone),
+        in_view(Incident.id, viewer),
     )
     per_month = [0] * len(months)
     for index, count in await session.execute(
@@ -134,21 +143,26 @@ def year_group_order(name: str) -> tuple[int, int, str]:
 
 
 async def year_groups(
-    session: AsyncSession, *, workspace_id: int, period: DateRange, zone: ZoneInfo
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    period: DateRange,
+    zone: ZoneInfo,
+    viewer: Staff | None = None,
 ) -> list[YearGroupRow]:
-    """Incidents that happened in the range, by the year group of their main pupil."""
+    """Incidents that happened in the range, by the year group of their main pupil (after
+    any "filed against the wrong pupil" correction)."""
     await plan_for_these_dates(session)
+    main = pupil_corrections.main_pupils()
     rows = await session.execute(
         select(Pupil.year_group, func.count())
         .select_from(Incident)
-        .join(
-            IncidentPupil,
-            and_(IncidentPupil.incident_id == Incident.id, IncidentPupil.is_main.is_(True)),
-        )
-        .join(Pupil, Pupil.id == IncidentPupil.pupil_id)
+        .join(main, main.c.incident_id == Incident.id)
+        .join(Pupil, Pupil.id == main.c.pupil_id)
         .where(
             Incident.workspace_id == workspace_id,
             in_period(Incident.happened_at, period, zone),
+            in_view(Incident.id, viewer),
         )
         .group_by(Pupil.year_group)
     )

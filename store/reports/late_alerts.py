@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from store.access import in_view
 from store.db import is_postgresql
 from store.models import (
     Alert,
@@ -165,6 +166,7 @@ async def late_alerts(
     period: DateRange,
     working: WorkingTime,
     now: dt.datetime,
+    viewer: Staff | None = None,
 ) -> list[LateAlertsRow]:
     """Per recipient, alerts sent in the range that were not read within one working day.
 
@@ -203,6 +205,7 @@ async def late_alerts(
                 # Implied by the segments, but it tells the planner how few rows to expect.
                 Alert.created_at >= start,
                 Alert.created_at < end,
+                in_view(Alert.incident_id, viewer),
             ),
         )
         .outerjoin(
@@ -245,6 +248,7 @@ async def alert_totals(
     period: DateRange,
     working: WorkingTime,
     now: dt.datetime,
+    viewer: Staff | None = None,
 ) -> AlertTotals:
     """The counts of `late_alerts` added up, plus every alert sent in the range."""
     await plan_for_these_dates(session)
@@ -253,10 +257,13 @@ async def alert_totals(
         select(func.count())
         .select_from(Alert)
         .where(
-            Alert.workspace_id == workspace_id, Alert.created_at >= start, Alert.created_at < end
+            Alert.workspace_id == workspace_id,
+            Alert.created_at >= start,
+            Alert.created_at < end,
+            in_view(Alert.incident_id, viewer),
         )
     )
     rows = await late_alerts(
-        session, workspace_id=workspace_id, period=period, working=working, now=now
+        session, workspace_id=workspace_id, period=period, working=working, now=now, viewer=viewer
     )
     return AlertTotals(int(sent or 0), sum(r.late for r in rows), sum(r.unread for r in rows))

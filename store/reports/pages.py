@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import bind_of, is_postgresql
+from store.models import Staff
 from store.reports.agency_referrals import (
     AgencyRow,
     OpenReferral,
@@ -49,6 +50,7 @@ async def term_report(
     period: DateRange,
     working: WorkingTime,
     now: dt.datetime,
+    viewer: Staff | None = None,
 ) -> TermReport:
     """The reports page: categories by month, year groups, late alerts, open referrals.
 
@@ -57,12 +59,18 @@ async def term_report(
     """
     zone = working.zone
     parts: tuple[Callable[[AsyncSession], Awaitable[Any]], ...] = (
-        lambda s: incidents_by_category(s, workspace_id=workspace_id, period=period, zone=zone),
-        lambda s: year_groups(s, workspace_id=workspace_id, period=period, zone=zone),
-        lambda s: late_alerts(
-            s, workspace_id=workspace_id, period=period, working=working, now=now
+        lambda s: incidents_by_category(
+            s, workspace_id=workspace_id, period=period, zone=zone, viewer=viewer
         ),
-        lambda s: open_referrals(s, workspace_id=workspace_id, working=working, now=now),
+        lambda s: year_groups(
+            s, workspace_id=workspace_id, period=period, zone=zone, viewer=viewer
+        ),
+        lambda s: late_alerts(
+            s, workspace_id=workspace_id, period=period, working=working, now=now, viewer=viewer
+        ),
+        lambda s: open_referrals(
+            s, workspace_id=workspace_id, working=working, now=now, viewer=viewer
+        ),
     )
     if is_postgresql(session):
 
@@ -113,19 +121,27 @@ async def governors_report(
     period: DateRange,
     working: WorkingTime,
     now: dt.datetime,
+    viewer: Staff | None = None,
 ) -> GovernorsReport:
     """Counts for the governing body: by category and month, year group, agency; alerts."""
     zone = working.zone
     return GovernorsReport(
         period=period,
         categories=await incidents_by_category(
-            session, workspace_id=workspace_id, period=period, zone=zone
+            session, workspace_id=workspace_id, period=period, zone=zone, viewer=viewer
         ),
-        year_groups=await year_groups(session, workspace_id=workspace_id, period=period, zone=zone),
+        year_groups=await year_groups(
+            session, workspace_id=workspace_id, period=period, zone=zone, viewer=viewer
+        ),
         agencies=await referrals_by_agency(
-            session, workspace_id=workspace_id, period=period, zone=zone, now=now
+            session, workspace_id=workspace_id, period=period, zone=zone, now=now, viewer=viewer
         ),
         alerts=await alert_totals(
-            session, workspace_id=workspace_id, period=period, working=working, now=now
+            session,
+            workspace_id=workspace_id,
+            period=period,
+            working=working,
+            now=now,
+            viewer=viewer,
         ),
     )

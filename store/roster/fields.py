@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from store import pupil_context
 from store.access import ROLES
 from store.models import Staff, StaffClass
 from store.roster.csvfile import Record, Table
@@ -184,6 +185,37 @@ def slack_user_id(check: Checker) -> str | None:
         check.fail(f"slack_user_id '{_echo(raw)}' is not a Slack user id (U… or W…)")
         return None
     return value or None
+
+
+def context(check: Checker) -> dict[str, Any]:
+    """The pupil context columns the file has (CP_Plan, SEN, Social_Worker...): each flag
+    given, checked; a column the file lacks is not in the answer (its value is kept)."""
+    found: dict[str, Any] = {}
+    for flag, column in pupil_context.CSV_COLUMNS.items():
+        if flag not in check.values:
+            continue
+        raw = check.values[flag]
+        if flag == "social_worker":  # a name: never echoed
+            found[flag] = check.text(flag, limit=pupil_context.SOCIAL_WORKER_MAX, required=False)
+            if check.problems and check.problems[-1].startswith(flag):
+                check.problems[-1] = column + check.problems[-1][len(flag) :]
+        elif flag == "sen":
+            level = pupil_context.sen_level(raw)
+            if level is None:
+                check.fail(
+                    f"{column} '{_echo(raw.strip())}' is not N, K or E "
+                    "(N: no SEN, K: SEN support, E: EHC plan)"
+                )
+            found[flag] = level
+        else:
+            answer = pupil_context.yes_no(raw)
+            if answer is None:
+                check.fail(
+                    f"{column} '{_echo(raw.strip())}' is not yes or no "
+                    "(Y/N, Yes/No, TRUE/FALSE, 1/0, or blank for no)"
+                )
+            found[flag] = answer
+    return found
 
 
 def keep_valid(

@@ -26,6 +26,9 @@ class ImportReport:
     errors: list[RowProblem] = field(default_factory=list)
     warnings: list[RowProblem] = field(default_factory=list)
     encoding: str = "utf-8"
+    left: int = 0  # pupils: missing from the file, marked as left
+    rejoined: int = 0  # pupils: back in the file after leaving
+    context_changed: int = 0  # pupils: whose context (CP plan, SEN...) changed
     unlinked: int = 0  # staff: active staff left with no Slack user id
     slack_asked: bool = False  # staff: Slack was asked for the missing Slack ids
 
@@ -39,6 +42,12 @@ class ImportReport:
         counts = f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged"
         if self.deactivated:
             counts += f", {self.deactivated} deactivated"
+        if self.left:
+            counts += f", {self.left} left"
+        if self.rejoined:
+            counts += f", {self.rejoined} back on the roster"
+        if self.context_changed:
+            counts += f", {plural(self.context_changed, 'context')} changed"
         head = f"{self.kind}: {counts}; {plural(self.rejected, 'row')} rejected"
         if self.warnings:
             head += f", {plural(len(self.warnings), 'warning')}"

@@ -125,8 +125,8 @@ async def test_quick_reports_group_measures_chronology_and_term_report(tmp_path:
     assert busiest[0]["incidents"] >= 10 * options.report_incidents / options.report_pupils
     assert detail["views_audited"] == detail["pages_served"]
     plans = detail["plans"]
-    # Six, and one each for the files, body maps and paper records.
-    assert len(plans["chronology"]) == 9 and len(plans) == 3
+    # Nine on main (3: context, its history, moves), and the files, body maps, paper records.
+    assert len(plans["chronology"]) == 12 and len(plans) == 3
     assert "ix_incident_pupils_pupil_id" in plans["chronology"][1]["plan"]
     assert detail["seq_scans"] == []
     table = benchmarks.format_table(written)

@@ -6,7 +6,7 @@ import json
 
 from sqlalchemy import select
 
-from store.models import Alert, ReadReceipt, Staff
+from store.models import Alert, AuditEvent, ReadReceipt, Staff
 from testing.harness import Harness
 from tests.support.school import DEPUTY, DSL, PUPIL_4B, TEACHER
 
@@ -109,3 +109,38 @@ async def test_app_home_lists_unread_alerts_and_marks_them_read(school: Harness)
     await school.delivered()
     assert "Nothing unread" in json.dumps(school.standin.home_views[DSL]["blocks"])
     assert len(school.standin.calls_to("chat.update", ok_only=True)) == 1
+
+
+async def refused_mark_reads(school: Harness) -> list[tuple[str | None, str | None]]:
+    async with school.server.factory() as session:
+        rows = await session.execute(
+            select(AuditEvent.actor_slack_id, AuditEvent.detail).where(
+                AuditEvent.action == "alert.read", AuditEvent.outcome == "refused"
+            )
+        )
+        return [(who, detail) for who, detail in rows]
+
+
+async def test_a_refused_mark_as_read_is_audited(school: Harness) -> None:
+    message = await alert_dm(school, DSL)
+    channel = school.standin.dm_channel_for(DSL)
+    await school.slack.click_button(DEPUTY, message, "alert_mark_read", channel_id=channel)
+    for value in ("not-a-number", "99999999"):  # forged, or an alert that is not there
+        await school.slack.block_actions(
+            DSL, action_id="alert_mark_read", value=value, message=message, channel_id=channel
+        )
+    refused = await refused_mark_reads(school)
+    assert [who for who, _ in refused] == [DEPUTY, DSL, DSL]
+    assert all(detail and detail.startswith("slack;") for _, detail in refused)
+    assert refused[1][1] == "slack; no alert id"
+    assert refused[2][1] == "slack; alert 99999999: not theirs or not there"
+
+
+async def test_a_refusal_slack_cannot_show_is_still_a_clean_answer(school: Harness) -> None:
+    message = await alert_dm(school, DSL)
+    school.standin.inject_error("chat.postEphemeral", "channel_not_found")
+    response = await school.slack.click_button(
+        DEPUTY, message, "alert_mark_read", channel_id=school.standin.dm_channel_for(DSL)
+    )
+    assert response.status == 200
+    assert [who for who, _ in await refused_mark_reads(school)] == [DEPUTY]

@@ -6,13 +6,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.settings import ConfigError, load_settings
-from store import audit
+from store import audit, websessions
 from store.client_address import client_address, parse_trusted_proxies
 from store.db import SessionFactory
-from store.models import AuditEvent
+from store.models import AuditEvent, OidcRequest
 from store.noise import AnonymousNoise
 from store.ratelimit import RateLimiter
 
@@ -72,6 +72,39 @@ async def test_anonymous_noise_is_one_audit_row_per_kind(factory: SessionFactory
     ]
     async with factory() as session, session.begin():
         assert noise.flush(session) == 0  # nothing new, nothing written
+
+
+# -- Sign in with Slack attempts ---------------------------------------------------------
+
+
+async def test_sign_in_with_slack_attempts_never_pile_up(
+    factory: SessionFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(websessions, "MAX_OIDC_PENDING", 25)
+    start = dt.datetime(2026, 11, 3, 9, 0, tzinfo=dt.UTC)
+    states = []
+    for n in range(60):  # anonymous: anyone may start as many as the rate limit allows
+        async with factory() as session, session.begin():
+            state, _nonce = await websessions.begin_oidc(
+                session, browser=f"b{n}", now=start + dt.timedelta(seconds=n)
+            )
+            states.append(state)
+    assert await pending_oidc(factory) == 25
+    # The newest still work; the oldest were forgotten.
+    async with factory() as session, session.begin():
+        now = start + dt.timedelta(seconds=61)
+        assert await websessions.finish_oidc(session, state=states[-1], browser="b59", now=now)
+        assert not await websessions.finish_oidc(session, state=states[0], browser="b0", now=now)
+    # Expired ones go when the job runs, even if nobody starts another.
+    async with factory() as session, session.begin():
+        later = start + websessions.OIDC_TTL + dt.timedelta(minutes=2)
+        assert await websessions.purge_oidc(session, now=later) == 24
+    assert await pending_oidc(factory) == 0
+
+
+async def pending_oidc(factory: SessionFactory) -> int:
+    async with factory() as session:
+        return int(await session.scalar(select(func.count()).select_from(OidcRequest)) or 0)
 
 
 # -- the client's address ---------------------------------------------------------------

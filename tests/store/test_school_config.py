@@ -87,9 +87,46 @@ def test_example_file_parses_to_the_defaults_plus_its_closures() -> None:
     assert wt.closures == frozenset(christmas | {dt.date(2027, 2, 16)})
 
 
+def test_example_file_shows_an_on_call_rota_in_comments_that_parses() -> None:
+    """The rota is an example to edit (commented out: the default is no rota); uncommented
+    it is valid and shows every key."""
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    start = lines.index("# [[on_call]]")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("#"):
+            break
+        block.append(line.removeprefix("#").removeprefix(" "))
+    data = tomllib.loads("\n".join(block))
+    assert {key for entry in data["on_call"] for key in entry} == {
+        "staff",
+        "days",
+        "from",
+        "to",
+        "holidays",
+    }
+    config = parse_school_config(data)
+    assert [entry.staff for entry in config.on_call] == [
+        "dsl@school.example",
+        "deputy.dsl@school.example",
+    ]
+
+
 def test_example_file_shows_every_key() -> None:
     data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
-    assert set(data) == {"working_time", "nudges", "agencies"}
+    assert set(data) == {
+        "working_time",
+        "nudges",
+        "agencies",
+        "allegations",
+        "urgent",
+        "unread",
+        "casework",
+    }
+    assert set(data["allegations"]) == {"manager", "manager_when_head", "lado_agency"}
+    assert set(data["urgent"]) == {"escalate_every_minutes"}
+    assert set(data["unread"]) == {"chase_after_working_hours"}
+    assert set(data["casework"]) == {"outcomes"}
     assert set(data["working_time"]) == {
         "timezone",
         "day_starts",
@@ -99,6 +136,26 @@ def test_example_file_shows_every_key() -> None:
     }
     assert set(data["nudges"]) == {"check_every_minutes", "escalate_after_working_days"}
     assert all(set(a) == {"name", "respond_within"} for a in data["agencies"])
+
+
+def test_allegations_defaults_and_settings(tmp_path: Path) -> None:
+    default = load_school_config(EXAMPLE).allegations
+    assert (default.manager, default.manager_when_head, default.lado_agency) == (
+        ("head",),
+        ("chair",),
+        "LADO",
+    )
+    path = write(
+        tmp_path,
+        '[allegations]\nmanager = ["head", "dsl"]\nmanager_when_head = "chair"\n'
+        'lado_agency = "lado"\n',
+    )
+    config = load_school_config(path).allegations
+    assert config.manager == ("head", "dsl") and config.manager_when_head == ("chair",)
+    assert config.lado_agency == "LADO"  # as the agency list spells it
+    # A file listing agencies without the LADO and not naming one still has a LADO.
+    older = load_school_config(write(tmp_path, AGENCY.format("1 working day")))
+    assert older.allegations.lado_default.name == "LADO"
 
 
 def test_example_file_says_timescales_are_starting_points() -> None:
@@ -334,6 +391,17 @@ AGENCY = '[[agencies]]\nname = "Police"\nrespond_within = "{}"\n'
         ("[nudges]\ncheck_every_minute = 5", "nudges.check_every_minute", "unknown key"),
         ("[working_hours]\nday_starts = '08:00'", "working_hours", "unknown key"),
         ('working_time = "08:00-18:00"', "working_time", "expected a table"),
+        ('[allegations]\nmanager = ["headteacher"]', "allegations.manager", "unknown role"),
+        ("[allegations]\nmanager = []", "allegations.manager", "expected a list of roles"),
+        ("[allegations]\nmanager_when_head = [1]", "allegations.manager_when_head", "roles"),
+        ('[allegations]\nlado_agency = "LADOO"', "allegations.lado_agency", "not a configured"),
+        (
+            AGENCY.format("1 working day") + '[allegations]\nlado_agency = "LADO"\n',
+            "allegations.lado_agency",
+            "expected one of 'Police'",
+        ),
+        ('[allegations]\nmanagers = ["head"]', "allegations.managers", "unknown key"),
+        ('allegations = "head"', "allegations", "expected a table"),
     ],
 )
 def test_mistakes_name_the_file_the_key_and_the_problem(
@@ -371,3 +439,38 @@ def test_unreadable_path(tmp_path: Path) -> None:
 def test_errors_are_value_errors_and_parse_names_the_source() -> None:
     with pytest.raises(ValueError, match=r"^settings: nudges\.check_every_minutes: "):
         parse_school_config({"nudges": {"check_every_minutes": 0}}, source="settings")
+
+
+# -- [casework] outcomes ------------------------------------------------------------------
+
+
+def test_configured_outcomes_follow_the_standard_ones() -> None:
+    config = parse_school_config({"casework": {"outcomes": [" Support plan in place "]}})
+    assert config.outcomes == (
+        "no further action",
+        "referred",
+        "early help",
+        "resolved in school",
+        "Support plan in place",
+    )
+    assert SchoolConfig().outcomes == config.outcomes[:4]
+
+
+@pytest.mark.parametrize(
+    ("casework", "key", "problem"),
+    [
+        ({"outcome": ["x"]}, "casework.outcome", "unknown key"),
+        ({"outcomes": "Support plan"}, "casework.outcomes", "expected a list"),
+        ({"outcomes": ["ok", 3]}, "casework.outcomes[2]", "expected text"),
+        ({"outcomes": [""]}, "casework.outcomes[1]", "must not be empty"),
+        ({"outcomes": ["Referred"]}, "casework.outcomes[1]", "a standard outcome"),
+        ({"outcomes": ["A", "a"]}, "casework.outcomes[2]", "listed twice"),
+        ({"outcomes": ["x" * 101]}, "casework.outcomes[1]", "longer than 100"),
+    ],
+)
+def test_a_bad_casework_key_is_named(casework: dict[str, object], key: str, problem: str) -> None:
+    with pytest.raises(SchoolConfigError) as raised:
+        parse_school_config({"casework": casework}, source="vigil.toml")
+    assert raised.value.key == key
+    assert problem in raised.value.problem
+    assert str(raised.value).startswith(f"vigil.toml: {key}: ")

@@ -6,15 +6,19 @@ nobody but a key-holder can reach any of it.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import io
 import re
+import threading
 
 import pytest
 
+from handlers.web import pdf
 from store.db import transaction
 from testing.harness import Harness
+from testing.webclient import WebUser
 from tests.support import web
 from tests.support.clock import LONDON, form_time
 from tests.support.records import audit_events, pupil_at_another_school, pupil_by_upn
@@ -362,8 +366,6 @@ async def test_pages_use_no_inline_script_or_style(school: Harness) -> None:
 async def test_without_pdf_support_the_pdf_link_says_so_plainly(
     school: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from handlers.web import pdf
-
     def unavailable(_html: str) -> bytes:
         raise pdf.PdfUnavailable("cannot load library 'libpango-1.0-0'")
 
@@ -373,3 +375,44 @@ async def test_without_pdf_support_the_pdf_link_says_so_plainly(
     async with signed_in(school, DSL) as dsl:
         status, body = await dsl.get(f"/pupils/{main.id}/chronology.pdf")
     assert status == 503 and "Use Print on the chronology page" in body
+
+
+async def test_pdfs_are_made_in_their_own_small_pool_and_beyond_it_the_asker_waits(
+    school: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    needs_pdf_support()
+    made_in: list[str] = []
+    at_once = [0, 0]  # now, most
+    original = pdf.render_pdf
+
+    def watched(html: str) -> bytes:
+        made_in.append(threading.current_thread().name)
+        at_once[0] += 1
+        at_once[1] = max(at_once)
+        try:
+            return original(html)
+        finally:
+            at_once[0] -= 1
+
+    monkeypatch.setattr(pdf, "render_pdf", watched)
+    await history(school)
+    main = await pupil_by_upn(school, PUPIL_4B)
+    url = f"{school.server.url}/pupils/{main.id}/chronology.pdf"
+
+    async def fetch(dsl: WebUser) -> tuple[int, dict[str, str], bytes]:
+        async with dsl.http.get(url) as response:
+            return response.status, dict(response.headers), await response.read()
+
+    async with signed_in(school, DSL) as dsl:
+        answers = await asyncio.gather(*(fetch(dsl) for _ in range(6)))
+        assert all(status == 200 and body.startswith(b"%PDF-") for status, _, body in answers)
+        assert made_in and all(name.startswith("vigil-pdf") for name in made_in)
+        assert at_once[1] <= pdf.POOL.workers
+        # A full pool: the asker is told to try again, with the headers every page has.
+        monkeypatch.setattr(pdf.POOL, "limit", 1)
+        answers = await asyncio.gather(*(fetch(dsl) for _ in range(4)))
+    statuses = sorted(status for status, _, _ in answers)
+    assert statuses[0] == 200 and statuses[-1] == 503
+    busy = next(headers for status, headers, _ in answers if status == 503)
+    assert busy["Retry-After"] == "5" and busy["Cache-Control"] == "no-store"
+    assert "Content-Security-Policy" in busy

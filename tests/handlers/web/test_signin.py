@@ -22,6 +22,9 @@ def session_cookie(user: WebUser) -> str:
 
 
 async def audit_actions(harness: Harness) -> list[tuple[str, str]]:
+    """The audit log's (action, outcome)s, once anonymous noise counted so far is written
+    (as the server's job does every few minutes)."""
+    await harness.server.noise_job.run()
     async with harness.server.factory() as db:
         rows = await db.execute(
             select(AuditEvent.action, AuditEvent.outcome).order_by(AuditEvent.id)

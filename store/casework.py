@@ -1,0 +1,489 @@
+"""Casework (DESIGN §12): a concern's status, and the lists a safeguarding team runs.
+
+A concern is `open`, `monitoring` or `closed`. Incidents never change, so a status is a
+row of `case_status_changes`, written with the action that records it (the action's
+encrypted text is the reason); the concern's status is its latest change, `open` when
+it has none. The latest is also kept in `case_statuses` (one row per concern changed),
+so that lists filter by status with a join rather than a search of each concern's
+history. Closing names an outcome: the standard ones or the school's own
+(`SchoolConfig.outcomes`).
+
+The lists (the caseload, a search, "my concerns") are built on a query of the incidents
+the viewer may see, `store.access.visible_incidents`, narrowed by `CaseFilters`, and read
+a page at a time (`case_rows`). Who may ask for which list is the flows' business
+(`store.flows.casework`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from store import pupils
+from store.actions import ACTION_MAX, current_categories_for
+from store.crypto import Cipher
+from store.enums import CaseStatus, ReferralStatus
+from store.errors import FieldErrors
+from store.models import (
+    CaseStatusChange,
+    CurrentCaseStatus,
+    Incident,
+    IncidentAction,
+    IncidentAgency,
+    IncidentCategory,
+    IncidentPupil,
+    Pupil,
+    Referral,
+    Staff,
+)
+from store.staff import staff_names
+
+STATUSES = tuple(CaseStatus)
+STATUS_LABELS = {
+    CaseStatus.OPEN: "Open",
+    CaseStatus.MONITORING: "Monitoring",
+    CaseStatus.CLOSED: "Closed",
+}
+# What each change does, by the status it sets, for the action list and the audit log.
+CHANGE_LABELS = {
+    CaseStatus.OPEN: "Reopened",
+    CaseStatus.MONITORING: "Set to monitoring",
+    CaseStatus.CLOSED: "Closed",
+}
+AUDIT_ACTIONS = {
+    CaseStatus.OPEN: "case.reopen",
+    CaseStatus.MONITORING: "case.monitor",
+    CaseStatus.CLOSED: "case.close",
+}
+TEXT_MAX = 200  # a search box's text
+
+
+class InvalidStatusChange(FieldErrors):
+    """The status change cannot be made; `errors` maps each form field to a message."""
+
+
+# -- a concern's status -------------------------------------------------------------------
+
+
+def status_of() -> ColumnElement[str]:
+    """The incident's status in a query joined by `with_status`: `open` with no change."""
+    return func.coalesce(CurrentCaseStatus.status, literal(CaseStatus.OPEN.value))
+
+
+def with_status(query: Select[Incident]) -> Select[Incident]:
+    """`query` (of incidents) joined to each incident's status now (its latest change,
+    kept in `case_statuses`), if it has one."""
+    return query.outerjoin(CurrentCaseStatus, CurrentCaseStatus.incident_id == Incident.id)
+
+
+@dataclass(frozen=True)
+class CaseState:
+    """Where a concern stands: its status, the outcome it was closed with, since when."""
+
+    status: str
+    outcome: str | None = None
+    since: dt.datetime | None = None
+    by: str | None = None
+
+    @property
+    def label(self) -> str:
+        return STATUS_LABELS.get(CaseStatus(self.status), self.status)
+
+
+async def current_state(
+    session: AsyncSession, *, incident_id: int, lock: bool = False
+) -> CaseState:
+    """The incident's status now: its latest change, or open. With `lock` (about to
+    change it), concurrent changes to the same concern wait for this transaction."""
+    if lock:
+        await session.execute(
+            select(CurrentCaseStatus.incident_id)
+            .where(CurrentCaseStatus.incident_id == incident_id)
+            .with_for_update()
+        )
+    latest = await session.scalar(
+        select(CaseStatusChange)
+        .where(CaseStatusChange.incident_id == incident_id)
+        .order_by(CaseStatusChange.id.desc())
+        .limit(1)
+    )
+    if latest is None:
+        return CaseState(CaseStatus.OPEN)
+    names = await staff_names(session, ids={latest.author_id})
+    outcome = latest.outcome if latest.status == CaseStatus.CLOSED else None
+    return CaseState(latest.status, outcome, latest.created_at, names.get(latest.author_id))
+
+
+async def changes_by_action(
+    session: AsyncSession, *, incident_id: int
+) -> dict[int, CaseStatusChange]:
+    """The incident's status changes, by the action that recorded each."""
+    rows = await session.scalars(
+        select(CaseStatusChange).where(CaseStatusChange.incident_id == incident_id)
+    )
+    return {row.action_id: row for row in rows}
+
+
+@dataclass(frozen=True)
+class StatusWanted:
+    """A status change as asked for: the status, an outcome (closing), and why."""
+
+    status: str
+    outcome: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class StatusPlan:
+    """A status change that passed every check: ready to write."""
+
+    status: CaseStatus
+    outcome: str | None
+    reason: str
+
+
+def check_change(wanted: StatusWanted, *, current: str, outcomes: Sequence[str]) -> StatusPlan:
+    """Every check of a status change, writing nothing; InvalidStatusChange names each field.
+
+    Close (from open or monitoring) with an outcome; set monitoring (from open or
+    closed); reopen (from monitoring or closed). Each needs a reason.
+    """
+    errors: dict[str, str] = {}
+    status = next((s for s in CaseStatus if s.value == wanted.status), None)
+    reason = wanted.reason.strip()
+    outcome = None
+    if status is None:
+        errors["status"] = "Choose open, monitoring or closed."
+    elif status == current:
+        errors["status"] = f"The concern is already {status.value}."
+    if status == CaseStatus.CLOSED:
+        outcome = next(
+            (o for o in outcomes if o.casefold() == wanted.outcome.strip().casefold()), None
+        )
+        if outcome is None:
+            errors["outcome"] = "Choose the outcome the concern is closed with."
+    if not reason:
+        errors["reason"] = "Say why."
+    elif len(reason) > ACTION_MAX:
+        errors["reason"] = f"Keep the reason under {ACTION_MAX} characters."
+    if errors or status is None:
+        raise InvalidStatusChange(errors)
+    return StatusPlan(status, outcome, reason)
+
+
+async def write_change(
+    session: AsyncSession,
+    plan: StatusPlan,
+    *,
+    author: Staff,
+    incident: Incident,
+    cipher: Cipher,
+    now: dt.datetime,
+) -> tuple[IncidentAction, CaseStatusChange]:
+    """Write a checked status change: its action (the reason, encrypted), its row, and the
+    concern's status now (`case_statuses`; a concern's first change inserts it, so two at
+    once cannot both be first)."""
+    action = IncidentAction(
+        workspace_id=incident.workspace_id,
+        incident_id=incident.id,
+        author_id=author.id,
+        created_at=now,
+        text_ct=cipher.encrypt(plan.reason),
+        categories=None,
+    )
+    session.add(action)
+    await session.flush()
+    change = CaseStatusChange(
+        workspace_id=incident.workspace_id,
+        incident_id=incident.id,
+        action_id=action.id,
+        status=plan.status.value,
+        outcome=plan.outcome,
+        author_id=author.id,
+        created_at=now,
+    )
+    session.add(change)
+    await session.flush()
+    current = await session.get(CurrentCaseStatus, incident.id)
+    if current is None:
+        current = CurrentCaseStatus(incident_id=incident.id, workspace_id=incident.workspace_id)
+        session.add(current)
+    current.change_id = change.id
+    current.status = change.status
+    current.outcome = change.outcome
+    current.changed_at = now
+    await session.flush()
+    return action, change
+
+
+# -- lists of concerns --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaseFilters:
+    """What a list of concerns is narrowed by; each left empty (None) narrows nothing."""
+
+    statuses: tuple[str, ...] = ()
+    category: str | None = None
+    author_id: int | None = None
+    year_group: str | None = None
+    registration_group: str | None = None
+    open_referral: bool | None = None
+    pupil: str | None = None  # words of a name or a UPN, as the pupil finder takes them
+    outcome: str | None = None
+    happened_from: dt.datetime | None = None  # [from, to), UTC instants
+    happened_to: dt.datetime | None = None
+    agency: str | None = None
+    reference: str | None = None
+
+    @property
+    def kinds(self) -> list[str]:
+        """Which filters are set, by name only (what an audit entry may say)."""
+        return [
+            name
+            for name, value in (
+                ("status", self.statuses),
+                ("category", self.category),
+                ("author", self.author_id),
+                ("year", self.year_group),
+                ("class", self.registration_group),
+                ("open-referral", self.open_referral),
+                ("pupil", self.pupil),
+                ("outcome", self.outcome),
+                ("from", self.happened_from),
+                ("to", self.happened_to),
+                ("agency", self.agency),
+                ("reference", self.reference),
+            )
+            if value not in (None, (), "")
+        ]
+
+
+def _like_inside(text: str) -> str:
+    """A LIKE pattern for `text` anywhere (% and _ escaped)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _main_pupil(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+    """The incident's main pupil meets every condition."""
+    return Incident.id.in_(
+        select(IncidentPupil.incident_id)
+        .join(Pupil, Pupil.id == IncidentPupil.pupil_id)
+        .where(IncidentPupil.is_main, *conditions)
+    )
+
+
+def _open_referral() -> ColumnElement[bool]:
+    return exists(
+        select(Referral.id).where(
+            Referral.incident_id == Incident.id, Referral.status != ReferralStatus.CLOSED
+        )
+    )
+
+
+# Filters on what was filed with an incident (its pupils, categories, agencies) or
+# recorded later (referrals) are `Incident.id IN (…)`: the database can start from the
+# few incidents that match instead of testing each incident in turn.
+
+
+def narrowed(
+    query: Select[Incident], filters: CaseFilters, *, workspace_id: int
+) -> Select[Incident]:
+    """`query` (of incidents, joined `with_status`) narrowed by every filter set."""
+    f = filters
+    conditions: list[ColumnElement[bool]] = []
+    if f.statuses:
+        conditions.append(status_of().in_(list(f.statuses)))
+    if f.category:
+        # As filed, or named by a re-categorisation (the list is stored as JSON text).
+        needle = _like_inside(json.dumps(f.category))
+        conditions.append(
+            or_(
+                Incident.id.in_(
+                    select(IncidentCategory.incident_id).where(IncidentCategory.name == f.category)
+                ),
+                Incident.id.in_(
+                    select(IncidentAction.incident_id).where(
+                        IncidentAction.workspace_id == workspace_id,
+                        IncidentAction.categories.is_not(None),
+                        cast(IncidentAction.categories, String).like(needle, escape="\\"),
+                    )
+                ),
+            )
+        )
+    if f.author_id is not None:
+        conditions.append(Incident.author_id == f.author_id)
+    if f.year_group:
+        conditions.append(
+            _main_pupil(Pupil.workspace_id == workspace_id, Pupil.year_group == f.year_group)
+        )
+    if f.registration_group:
+        conditions.append(
+            _main_pupil(
+                Pupil.workspace_id == workspace_id,
+                Pupil.registration_group == f.registration_group,
+            )
+        )
+    if f.open_referral is not None:
+        conditions.append(_open_referral() if f.open_referral else ~_open_referral())
+    if f.pupil:
+        matched = pupils.matching(workspace_id=workspace_id, query=f.pupil)
+        if matched is not None:
+            conditions.append(
+                Incident.id.in_(
+                    select(IncidentPupil.incident_id)
+                    .join(Pupil, Pupil.id == IncidentPupil.pupil_id)
+                    .where(matched)
+                )
+            )
+    if f.outcome:
+        conditions.append(
+            and_(
+                CurrentCaseStatus.status == CaseStatus.CLOSED,
+                func.lower(CurrentCaseStatus.outcome) == f.outcome.lower(),
+            )
+        )
+    if f.happened_from is not None:
+        conditions.append(Incident.happened_at >= f.happened_from)
+    if f.happened_to is not None:
+        conditions.append(Incident.happened_at < f.happened_to)
+    if f.agency:
+        agency = f.agency.lower()
+        conditions.append(
+            or_(
+                Incident.id.in_(
+                    select(IncidentAgency.incident_id).where(
+                        func.lower(IncidentAgency.name) == agency
+                    )
+                ),
+                Incident.id.in_(
+                    select(Referral.incident_id).where(
+                        Referral.workspace_id == workspace_id, func.lower(Referral.agency) == agency
+                    )
+                ),
+            )
+        )
+    if f.reference:
+        conditions.append(
+            Incident.id.in_(
+                select(Referral.incident_id).where(
+                    Referral.workspace_id == workspace_id,
+                    func.lower(Referral.reference).like(
+                        _like_inside(f.reference.lower()), escape="\\"
+                    ),
+                )
+            )
+        )
+    return query.where(*conditions)
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """A concern as a list shows it."""
+
+    number: int
+    happened_at: dt.datetime
+    created_at: dt.datetime
+    author: str
+    pupil: str  # the main pupil's name ("" if none)
+    year_group: str
+    registration_group: str
+    categories: list[str]
+    status: str
+    outcome: str | None
+    open_referrals: int
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS.get(CaseStatus(self.status), self.status)
+
+
+@dataclass(frozen=True)
+class CasePage:
+    """One page of a list: its rows, which page, and whether another follows."""
+
+    rows: list[CaseRow]
+    page: int
+    more: bool
+
+
+async def case_rows(
+    session: AsyncSession,
+    query: Select[Incident],
+    *,
+    oldest_first: bool,
+    page: int,
+    per_page: int,
+) -> CasePage:
+    """One page of `query` (joined `with_status`), by the time each concern was recorded."""
+    order = (
+        (Incident.created_at, Incident.id)
+        if oldest_first
+        else (Incident.created_at.desc(), Incident.id.desc())
+    )
+    statement = (
+        query.add_columns(status_of(), CurrentCaseStatus.outcome)
+        .order_by(*order)
+        .offset((page - 1) * per_page)
+        .limit(per_page + 1)
+    )
+    found = (await session.execute(statement)).all()
+    more = len(found) > per_page
+    found = found[:per_page]
+    ids = [row[0].id for row in found]
+    categories = await current_categories_for(session, incident_ids=ids)
+    referrals: dict[int, int] = {}
+    if ids:
+        counted = await session.execute(
+            select(Referral.incident_id, func.count())
+            .where(Referral.incident_id.in_(ids), Referral.status != ReferralStatus.CLOSED)
+            .group_by(Referral.incident_id)
+        )
+        referrals = {incident_id: int(count) for incident_id, count in counted}
+    rows = []
+    for incident, status, outcome in found:
+        main = next((p.pupil for p in incident.pupils if p.is_main), None)
+        rows.append(
+            CaseRow(
+                number=incident.number,
+                happened_at=incident.happened_at,
+                created_at=incident.created_at,
+                author=incident.author.name,
+                pupil=main.display_name if main else "",
+                year_group=main.year_group if main else "",
+                registration_group=main.registration_group if main else "",
+                categories=categories.get(incident.id, []),
+                status=status,
+                outcome=outcome if status == CaseStatus.CLOSED else None,
+                open_referrals=referrals.get(incident.id, 0),
+            )
+        )
+    return CasePage(rows, page, more)
+
+
+async def pupil_groups(session: AsyncSession, *, workspace_id: int) -> tuple[list[str], list[str]]:
+    """The school's year groups and registration groups (to filter by), each sorted."""
+    years = await session.scalars(
+        select(Pupil.year_group).where(Pupil.workspace_id == workspace_id).distinct()
+    )
+    classes = await session.scalars(
+        select(Pupil.registration_group).where(Pupil.workspace_id == workspace_id).distinct()
+    )
+    return sorted(y for y in years if y), sorted(c for c in classes if c)
