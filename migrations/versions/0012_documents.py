@@ -1,6 +1,6 @@
 """documents: files attached to incidents (sealed chunks), scanned paper records, body maps
 
-Revision ID: 0014
+Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-04
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0011"  # re-chained after merging main (was "0007")
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
