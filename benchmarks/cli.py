@@ -110,6 +110,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         metavar="LOW-HIGH",
         help="seconds each person pauses between actions in the soak (1-4)",
     )
+    parser.add_argument("--file-mb", type=float, help="size of the --scenarios files file (20)")
+    parser.add_argument("--file-runs", type=int, help="uploads and downloads (5; 1 with --quick)")
     parser.add_argument("--seed", type=int, help="random seed for queries, forms and data")
     parser.add_argument(
         "--json", type=Path, default=DEFAULT_JSON, help=f"report path (default {DEFAULT_JSON})"
@@ -148,6 +150,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
             ("soak_minutes", args.soak_minutes),
             ("soak_staff", args.soak_staff),
             ("soak_think", args.soak_think),
+            ("file_mb", args.file_mb),
+            ("file_runs", args.file_runs),
             ("seed", args.seed),
         )
         if value is not None

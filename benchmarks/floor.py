@@ -6,6 +6,9 @@
   slash command, one ``views.open`` of a constant tiny view).
 - ``web``: a bare aiohttp handler that returns a constant HTML page of a given size for
   ``GET /incidents/{number}`` (the web view's incident page without any of its work).
+- ``files``: a plain aiohttp streaming upload (``POST /upload``, the multipart file
+  written to a directory 64 KiB at a time) and download (``GET /files/{name}``, streamed
+  back 64 KiB at a time): an attachment without sniffing, encryption or a database.
 
 Each runs as a process of its own, like Vigil (``python -m benchmarks.floor bolt|web
 --port P …``), and answers ``GET /healthz`` once it is ready. Nothing from Vigil is
@@ -19,7 +22,9 @@ import asyncio
 import gc
 import signal
 import sys
+import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -123,6 +128,39 @@ def web_app(*, size: int) -> web.Application:
     return app
 
 
+def files_app(*, directory: str) -> web.Application:
+    """A plain streaming upload and download of files kept in `directory`."""
+    root = Path(directory)
+    chunk = 64 * 1024
+
+    async def upload(request: web.Request) -> web.Response:
+        reader = await request.multipart()
+        name = uuid.uuid4().hex
+        async for part in reader:
+            if isinstance(part, aiohttp.BodyPartReader) and part.filename:
+                with (root / name).open("wb") as out:
+                    while block := await part.read_chunk(chunk):
+                        out.write(block)
+        return web.Response(text=name)
+
+    async def download(request: web.Request) -> web.StreamResponse:
+        path = root / request.match_info["name"]
+        response = web.StreamResponse(headers={"Content-Type": "application/pdf"})
+        response.content_length = path.stat().st_size
+        await response.prepare(request)
+        with path.open("rb") as source:
+            while block := source.read(chunk):
+                await response.write(block)
+        await response.write_eof()
+        return response
+
+    app = web.Application(client_max_size=MAX_BODY)
+    app.router.add_post("/upload", upload)
+    app.router.add_get("/files/{name}", download)
+    app.router.add_get("/healthz", _healthz)
+    return app
+
+
 async def start_site(app: web.Application, *, port: int) -> web.AppRunner:
     """Serve `app` on 127.0.0.1:`port` with Vigil's server settings (no access log)."""
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
@@ -159,6 +197,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     page = kinds.add_parser("web", help="a bare aiohttp handler returning a constant page")
     page.add_argument("--port", type=int, required=True)
     page.add_argument("--size", type=int, default=8000, help="page size in bytes")
+    files = kinds.add_parser("files", help="a plain streaming upload and download")
+    files.add_argument("--port", type=int, required=True)
+    files.add_argument("--directory", required=True)
     return parser.parse_args(argv)
 
 
@@ -173,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             callback_id=args.callback_id,
             options_action_id=args.options_action_id,
         )
+    elif args.kind == "files":
+        app = files_app(directory=args.directory)
     else:
         app = web_app(size=args.size)
     asyncio.run(_serve(app, args.port))

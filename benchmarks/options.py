@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_JSON = Path(__file__).parent / "results" / "latest.json"
-SCENARIO_GROUPS = ("slack", "web", "referrals", "reports", "soak")
+SCENARIO_GROUPS = ("slack", "web", "referrals", "reports", "soak", "files")
 # Every DESIGN §10 row: the Slack paths, the incident page, the overdue scan, memory.
 DEFAULT_SCENARIOS = ("slack", "web", "referrals")
 ALL_SCENARIOS = ("slack", "web", "referrals", "reports")  # `--scenarios all` (not the soak)
@@ -46,6 +46,9 @@ class Options:
     soak_minutes: float = 10.0
     soak_staff: int = 50
     soak_think: tuple[float, float] = (1.0, 4.0)
+    # The files group: a file of this size uploaded and downloaded, this many times.
+    file_mb: float = 20.0
+    file_runs: int = 5
     seed: int = 20260901
     json_path: Path | None = DEFAULT_JSON
     quick: bool = False
@@ -75,6 +78,7 @@ class Options:
             "report_warmup": 5,
             "soak_minutes": 0.5,
             "soak_staff": 10,
+            "file_runs": 1,
             "quick": True,
         }
         values.update(overrides)

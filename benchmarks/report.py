@@ -226,6 +226,31 @@ REPORTS_FLOORS: tuple[tuple[str, str, str], ...] = (
         "floor: aiohttp constant page ({report_page_bytes} bytes, {report_c} users)",
     ),
 )
+# The files group (`--scenarios files`): one person's upload and download of a large file.
+FILES_SCENARIOS: tuple[tuple[str, str, str, str | None, str, float, str], ...] = (
+    (
+        "file_upload",
+        "files",
+        "attachment upload ({file_mb} MB)",
+        "floor_file_upload",
+        "p99_ms",
+        10_000.0,
+        "indicative: < 10 s, 1 user",
+    ),
+    (
+        "file_download",
+        "files",
+        "attachment download ({file_mb} MB)",
+        "floor_file_download",
+        "p99_ms",
+        10_000.0,
+        "indicative: < 10 s, 1 user",
+    ),
+)
+FILES_FLOORS: tuple[tuple[str, str, str], ...] = (
+    ("floor_file_upload", "files", "floor: aiohttp streaming upload to disk"),
+    ("floor_file_download", "files", "floor: aiohttp streaming download"),
+)
 FLOORS: tuple[tuple[str, str, str], ...] = (
     ("floor_command_views_open", "slack", "floor: slash command → views.open (tiny view)"),
     ("floor_command_http", "slack", "floor: slash command → HTTP answered"),
@@ -270,7 +295,9 @@ def _label(text: str, meta: dict[str, Any], raw: dict[str, Any]) -> str:
     page = raw.get("floor_web_page")
     report_floor = raw.get("reports_floor_web_page")
     report_n = meta.get("report_incidents") or 0
+    files = raw.get("files") or {}
     return text.format(
+        file_mb=f"{files.get('file_mb', 0):g}",
         report_incidents_k=f"{report_n // 1000}k" if report_n >= 1000 else str(report_n),
         report_c=meta.get("report_concurrency"),
         report_page_bytes=report_floor.extra.get("mean_page_bytes", "?")
@@ -290,7 +317,7 @@ def build_report(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     scenarios: dict[str, Any] = {}
     floors: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
-    for key, group, label in (*FLOORS, *REFERRAL_FLOORS, *REPORTS_FLOORS):
+    for key, group, label in (*FLOORS, *REFERRAL_FLOORS, *REPORTS_FLOORS, *FILES_FLOORS):
         if group not in groups:
             continue
         measured = raw[key]
@@ -306,6 +333,7 @@ def build_report(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
         *SCENARIOS,
         *REFERRAL_SCENARIOS,
         *REPORTS_SCENARIOS,
+        *FILES_SCENARIOS,
     ):
         if group not in groups:
             continue
@@ -390,6 +418,8 @@ def build_report(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
         checks.update(raw["reports"]["checks"])
     if "soak" in groups:
         checks.update(raw["soak"]["checks"])
+    if "files" in groups:
+        checks.update(raw["files"]["checks"])
     checks["all_passed"] = all(checks.values())
 
     slack_conditions = meta["concurrency"] == 20 and meta["pupils"] == 2000
@@ -475,6 +505,7 @@ def build_report(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
         "referrals": raw.get("referrals"),
         "reports": raw.get("reports"),
         "soak": raw.get("soak"),
+        "files": raw.get("files"),
         "outbox_backlog": raw.get("outbox_backlog"),
         "checks": checks,
         "errors": errors,

@@ -24,7 +24,7 @@ from typing import Any
 
 import structlog
 
-from benchmarks import referrals_scan, reports_paths, slack_paths
+from benchmarks import files_paths, referrals_scan, reports_paths, slack_paths
 from benchmarks.deployment import bench_staff
 from benchmarks.options import SERVER_GROUPS, Options, single_user_requests
 from benchmarks.report import build_report
@@ -104,6 +104,8 @@ async def _run(options: Options) -> dict[str, Any]:
         backend = await _referrals_group(options, say, raw)
     if "reports" in options.scenarios:
         backend = await reports_paths.run_group(options, say, raw, staff)
+    if "files" in options.scenarios:
+        backend = await files_paths.run_group(options, say, raw, staff)
 
     meta = _meta(
         options,
@@ -153,7 +155,7 @@ def _meta(
         "scenarios": list(options.scenarios),
         "servers": (
             ("the benchmark process" if options.in_process else "own processes")
-            if set(options.scenarios) & {*SERVER_GROUPS, "reports"}
+            if set(options.scenarios) & {*SERVER_GROUPS, "reports", "files"}
             else "none (database only)"
         ),
         "requests": options.requests,

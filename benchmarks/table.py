@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.files_paths import files_lines
 from benchmarks.soak import GROWTH_LIMIT_MB, REQUESTS
 
 
@@ -21,7 +22,7 @@ def format_table(report: dict[str, Any]) -> str:
     meta = report["meta"]
     groups = meta["scenarios"]
     parts = [f"Vigil benchmark · {meta['database']} · servers in {meta['servers']}"]
-    if not set(groups) & {"slack", "web", "reports", "soak"}:
+    if not set(groups) & {"slack", "web", "reports", "soak", "files"}:
         parts[0] = f"Vigil benchmark · {meta['database']} · no server (database only)"
     if "slack" in groups:
         parts.append(
@@ -89,7 +90,7 @@ def format_table(report: dict[str, Any]) -> str:
         lines += [
             "",
             "Floors (bare frameworks, same machinery, same load generator):"
-            if set(groups) & {"slack", "web", "reports"}
+            if set(groups) & {"slack", "web", "reports", "files"}
             else "Reference (same table, same connection, alternating with the scan):",
         ]
     for floor in report["floors"].values():
@@ -133,7 +134,7 @@ def format_table(report: dict[str, Any]) -> str:
     ] + [
         (floor["label"], floor)
         for key, floor in report["floors"].items()
-        if key != "floor_command_http"
+        if floor.get("gc") and key != "floor_command_http"
     ]
     if rows:
         lines += header_lines
@@ -192,6 +193,8 @@ def format_table(report: dict[str, Any]) -> str:
         lines += [*reports_lines(report), ""]
     if report.get("soak"):
         lines += [*soak_lines(report["soak"]), ""]
+    if report.get("files"):
+        lines += [*files_lines(report), ""]
     lines.append(
         "Checks: "
         + ", ".join(f"{k}={'ok' if v else 'FAILED'}" for k, v in report["checks"].items())

@@ -61,6 +61,7 @@ from store import encrypted, migrate, outbox, workspaces
 from store.catalogue import Catalogue
 from store.crypto import Cipher
 from store.db import DATABASE_ERRORS, create_engine, session_factory, transaction
+from store.documents.storage import FilesUrlError, open_store
 from store.models import utcnow
 from store.noise import AnonymousNoise
 from store.ratelimit import RateLimiter
@@ -91,6 +92,10 @@ class VigilServer:
         self.school = load_school(settings)
         self.catalogue = load_catalogue(settings, self.school)
         self.cipher = Cipher(settings.data_key or "")
+        try:
+            self.files = open_store(settings.files_url)
+        except FilesUrlError as error:
+            raise ConfigError(f"VIGIL_FILES_URL: {error}") from None
         self.teams = workspaces.TeamDirectory(self.factory)
         self.tasks = TaskTracker()
         self.client = AsyncWebClient(
@@ -188,6 +193,8 @@ class VigilServer:
             notify_outbox=self.worker.notify,
             school=self.school,
             clock=self.clock,
+            files=self.files,
+            max_upload_bytes=settings.max_upload_bytes,
             trusted_proxies=settings.trusted_proxies,
             plain_http=settings.web_view_over_plain_http,
             limiter=RateLimiter(rate=settings.anonymous_rate, burst=settings.anonymous_burst),

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from store.client_address import Network, parse_trusted_proxies
 from store.crypto import parse_keys
+from store.documents.storage import check_files_url
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./vigil.db"
 SLACK_API_URL = "https://slack.com/api/"
@@ -70,6 +71,19 @@ class Settings(BaseSettings):
     )
     outbox_lease: Annotated[float, Field(gt=0)] = Field(60.0, alias="VIGIL_OUTBOX_LEASE_SECONDS")
     trusted_proxies_text: str = Field("", alias="VIGIL_TRUSTED_PROXIES")
+    files_url: str = Field("", alias="VIGIL_FILES_URL")
+    max_upload_mb: Annotated[float, Field(gt=0, le=1024)] = Field(25.0, alias="VIGIL_MAX_UPLOAD_MB")
+
+    @field_validator("files_url")
+    @classmethod
+    def _files_url(cls, value: str) -> str:
+        return check_files_url(value.strip())  # raises ValueError with a clear message
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """The largest file accepted as an attachment (VIGIL_MAX_UPLOAD_MB)."""
+        return int(self.max_upload_mb * 1024 * 1024)
+
     anonymous_rate: Annotated[float, Field(gt=0)] = Field(2.0, alias="VIGIL_ANONYMOUS_RATE")
     anonymous_burst: Annotated[int, Field(ge=1)] = Field(60, alias="VIGIL_ANONYMOUS_BURST")
 

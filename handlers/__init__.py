@@ -26,5 +26,6 @@ def register_slack(bolt: AsyncApp, deps: Deps) -> None:
     bolt.view(concern_modal.CALLBACK_ID)(concern.concern_submitted)
     bolt.action(messages.MARK_READ_ACTION)(alerts.mark_read)
     bolt.action(messages.OPEN_ACTION)(alerts.open_link)
+    bolt.action(messages.BODY_MAP_ACTION)(alerts.open_link)
     bolt.action(messages.SNOOZE_ACTION)(referrals.snooze)
     bolt.event("app_home_opened")(home.home_opened)

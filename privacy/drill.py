@@ -8,6 +8,7 @@ web client (`testing.harness`), with made-up pupils and texts carrying made-up p
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 
 from sqlalchemy import func, select
@@ -51,6 +52,7 @@ class Drill(Steps):
         await self.file_concerns()
         await self.slack_alerts()
         await self.web_on_monday(monday)
+        await self.documents()
         await self.sign_in_with_slack()
         self._move_clock(at(monday + dt.timedelta(days=1), 10, 0, zone))
         await self.overdue_nudges(snooze=True)
@@ -336,6 +338,59 @@ class Drill(Steps):
             "refused action",
             "re-categorisation",
             "referrals board, audit log, staff page",
+        ]
+
+    async def documents(self) -> None:
+        """Files attached, refused and downloaded; a body map; a scanned paper record."""
+        seeds, first = self.seeds, self.seeds.pupils[0]
+        named = f"{first.forename} {first.surname}"
+        letter = seeds.text("attached file's content", "the letter from the GP surgery.")
+        async with self._signed_in(TEACHER) as teacher:
+            await teacher.get("/incidents/1")
+            status, _ = await teacher.upload(
+                "/incidents/1/files", f"{named} GP letter.txt", letter.encode()
+            )
+            expect("attach a file", status, 200)
+            await teacher.get("/incidents/1")
+            status, _ = await teacher.upload(
+                "/incidents/1/files", f"{named}.pdf", b"MZ\x90\x00" + b"\x00" * 9000
+            )
+            expect("a refused file", status, 400)
+            await teacher.get("/incidents/1")
+            found = re.search(r'href="(/incidents/1/files/\d+)"', teacher.last_page)
+            expect("a file listed", 200 if found else 404, 200)
+            if found:
+                expect("download a file", await download(teacher, found.group(1)), 200)
+            await teacher.get("/incidents/1/body-map")
+            status, _ = await teacher.post(
+                "/incidents/1/body-map",
+                {
+                    "mark-1-side": "front",
+                    "mark-1-region": "left forearm or wrist",
+                    "mark-1-type": "bruise",
+                    "mark-1-size": "1 to 2 cm",
+                    "mark-1-note": seeds.text("body-map note", "she said it was the door."),
+                },
+            )
+            expect("a body map", status, 200)
+        pupil_id = await self._pupil_id(first)
+        async with self._signed_in(DSL) as dsl:
+            await dsl.get(f"/pupils/{pupil_id}")
+            scan = b"%PDF-1.4\n" + seeds.text("scanned record", "an old slip.").encode()
+            status, _ = await dsl.send_files(
+                f"/pupils/{pupil_id}/paper",
+                [("files", f"{named} 2019 slip.pdf", scan)],
+                {
+                    "recorded_on": "2019-03-14",
+                    "description": seeds.text("paper record", "a slip from the old files."),
+                },
+            )
+            expect("a paper record", status, 200)
+        await self._settle()
+        self.flows += [
+            "attachments (added, refused, downloaded)",
+            "body map",
+            "scanned paper record",
         ]
 
     async def sign_in_with_slack(self) -> None:

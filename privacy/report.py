@@ -39,6 +39,8 @@ class Searched:
     log_file_lines: int = 0
     tables: int = 0
     rows: int = 0
+    files: int = 0  # stored files opened for their names and content samples
+    store_files: int = 0  # files of a directory store (VIGIL_FILES_URL) searched
 
 
 @dataclass
@@ -98,11 +100,16 @@ class Report:
         if s.log_files:
             lines.append(f"  log files {s.log_files} files, {s.log_file_lines} lines")
         lines.append(f"  database  {s.tables} tables, {s.rows} rows, every column")
+        if s.files or s.store_files:
+            lines.append(
+                f"  files     {s.files} stored files opened for their names and content; "
+                f"{s.store_files} files of the file store searched"
+            )
         lines += [f"Note: {note}" for note in self.notes]
         if self.passed:
             lines.append(
                 "privacy-check passed: no pupil name outside the pupils table, and no "
-                "narrative, reason or action text in plain text."
+                "narrative, reason, action text, file name or file content in plain text."
             )
             return "\n".join(lines)
         lines.append(f"privacy-check FAILED: {len(self.findings)} findings")

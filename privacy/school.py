@@ -1,11 +1,14 @@
 """`vigil privacy-check`: a school's own database, read without changing it.
 
 Every pupil's full name and every stored text (decrypted with the configured key) are
-looked for in a raw dump of every table, and in any log files named.
+looked for in a raw dump of every table, and in any log files named. Every stored file's
+name and samples of its content (`privacy.files`) are looked for in the tables and in
+the directory store, if `VIGIL_FILES_URL` names one.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.settings import Settings
+from privacy.files import directory_of, file_values, search_database_bytes, search_directory
 from privacy.matching import (
     MIN_TEXT,
     PUPILS_TABLE,
@@ -31,7 +35,15 @@ from privacy.report import Finding, PrivacyCheckError, Report
 from privacy.sources import read_only, search_database, search_log_file, stream_rows, table_shapes
 from store.crypto import Cipher, DecryptionError
 from store.db import create_engine, is_sqlite
-from store.models import Incident, IncidentAction, IncidentAdult, Pupil, PupilContextChange
+from store.models import (
+    BodyMap,
+    Incident,
+    IncidentAction,
+    IncidentAdult,
+    PaperRecord,
+    Pupil,
+    PupilContextChange,
+)
 
 
 async def check_school(settings: Settings, *, log_files: Sequence[Path] = ()) -> Report:
@@ -40,17 +52,31 @@ async def check_school(settings: Settings, *, log_files: Sequence[Path] = ()) ->
     _check_inputs(settings, log_files)
     url = settings.database_url
     cipher = Cipher(settings.data_key or "")
+    directory = directory_of(settings.files_url)
     engine = create_engine(url)
     try:
         async with read_only(engine) as connection:
             if PUPILS_TABLE not in {s.name for s in await table_shapes(connection)}:
                 raise PrivacyCheckError("this is not a Vigil database (no pupils table)")
             values = await _school_values(connection, cipher)
+            documents = await file_values(connection, cipher, directory)
             report = values.report()
-            matcher = Matcher(values.needles)
+            report.searched.files = documents.files
+            if documents.files:
+                report.looked_for += (
+                    f"; and the name and samples of the content of each of {documents.files} "
+                    "stored files (allowed nowhere in plain text)"
+                )
+            for location, count in documents.unreadable.items():
+                unreadable = Finding("database", "file VIGIL_DATA_KEY cannot open", location)
+                report.findings[unreadable] += count
+            matcher = Matcher([*values.needles, *documents.names])
             await search_database(connection, matcher, report)
+            await search_database_bytes(connection, documents, report)
     finally:
         await engine.dispose()
+    if directory is not None and directory.is_dir():
+        report.searched.store_files = search_directory(directory, documents, matcher, report)
     for path in log_files:
         search_log_file(path, matcher, report)
     return report
@@ -99,6 +125,19 @@ class _SchoolValues:
                 "VIGIL_DATA_KEY decrypts none of the stored texts: is it this database's key?"
             )
         return report
+
+    def add_marks(self, cipher: Cipher, token: bytes, *, kind: str) -> None:
+        """A body map's notes (its marks are stored together, as JSON)."""
+        try:
+            marks = json.loads(cipher.decrypt(token))
+        except (DecryptionError, ValueError):
+            self.unreadable["body_maps.marks_ct"] += 1
+            return
+        for mark in marks:
+            note = str(mark.get("note", "")) if isinstance(mark, dict) else ""
+            if note:
+                self.stored += 1
+                self.needles += text_needles(note, kind=kind)
 
     def add_text(self, cipher: Cipher, token: bytes, *, kind: str, location: str) -> None:
         try:
@@ -158,6 +197,17 @@ async def _school_values(connection: AsyncConnection, cipher: Cipher) -> _School
             token,
             kind=f"action text of action id {action_id}",
             location="incident_actions.text_ct",
+        )
+    maps = select(BodyMap.id, BodyMap.marks_ct)
+    async for map_id, token in stream_rows(connection, maps):
+        values.add_marks(cipher, token, kind=f"body-map note of body map id {map_id}")
+    papers = select(PaperRecord.id, PaperRecord.description_ct)
+    async for record_id, token in stream_rows(connection, papers):
+        values.add_text(
+            cipher,
+            token,
+            kind=f"description of paper record id {record_id}",
+            location="paper_records.description_ct",
         )
     # Every social worker's name ever recorded for a pupil (the history holds them all).
     workers = select(PupilContextChange.pupil_id, PupilContextChange.value_ct).where(

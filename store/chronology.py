@@ -26,6 +26,8 @@ from sqlalchemy.orm import aliased
 from store import pupil_context, pupil_corrections
 from store.access import in_view
 from store.crypto import Cipher
+from store.documents.bodymap import BodyMapView, body_maps_of_incidents
+from store.documents.files import FileView, incidents_files, paper_records_of
 from store.models import (
     CaseStatusChange,
     Incident,
@@ -54,9 +56,12 @@ class EntryKind(StrEnum):
     CLOSED = "closed"  # the referral was closed
     CONTEXT = "context"  # the pupil's context changed (CP plan, SEN...), or they left
     MOVED = "moved"  # a concern moved to or away from the pupil (filed against the wrong one)
+    FILE = "file"  # a file attached to the incident
+    PAPER = "paper"  # a historic record imported from the paper files
+    BODY_MAP = "bodymap"  # a body map drawn on the incident
 
 
-INCIDENT, ACTION, REFERRAL, RESPONSE, CLOSED, CONTEXT, MOVED = EntryKind
+INCIDENT, ACTION, REFERRAL, RESPONSE, CLOSED, CONTEXT, MOVED, FILE, PAPER, BODY_MAP = EntryKind
 _ORDER = {kind: position for position, kind in enumerate(EntryKind)}
 
 
@@ -85,6 +90,9 @@ class Entry:
     reference: str | None = None
     due_at: dt.datetime | None = None
     overdue: bool = False
+    files: list[FileView] = field(default_factory=list)  # a file entry's file; a paper record's
+    on: dt.date | None = None  # a paper record: its original date (no time of day)
+    body_map: BodyMapView | None = None  # a body map entry's marks
     away: bool = False  # moved: away from this pupil (else to them)
     case_status: str | None = None  # action: the status it set (open, monitoring, closed)
     case_outcome: str | None = None  # action: the outcome a close named
@@ -122,7 +130,8 @@ async def chronology(
     entries whose own time falls between them; the pupil's context changes and the concerns
     moved to or from them by a correction come only when no category is asked for. Only
     the incidents `viewer` may see are in it (`store.access`). Ten queries whatever the
-    history.
+    history, and three more for its files, body maps and paper records (a fourth for
+    the records' scans).
     """
     pupil = await pupil_in_workspace(session, workspace_id=workspace_id, pupil_id=pupil_id)
     if pupil is None:
@@ -316,6 +325,53 @@ async def chronology(
                         sort_id=move.id,
                         who=move.who,
                         away=move.away,
+                    )
+                )
+    for view in await incidents_files(session, incident_ids=sorted(kept), cipher=cipher):
+        if in_range(view.created_at) and view.incident_id is not None:
+            entries.append(
+                Entry(
+                    kind=FILE,
+                    at=view.created_at,
+                    number=numbers[view.incident_id],
+                    incident_id=view.incident_id,
+                    sort_id=view.id,
+                    who=view.uploaded_by,
+                    text=view.name,
+                    files=[view],
+                )
+            )
+    for incident_id, drawn in await body_maps_of_incidents(
+        session, incident_ids=sorted(kept), cipher=cipher
+    ):
+        if in_range(drawn.created_at):
+            entries.append(
+                Entry(
+                    kind=BODY_MAP,
+                    at=drawn.created_at,
+                    number=numbers[incident_id],
+                    incident_id=incident_id,
+                    sort_id=drawn.id,
+                    who=drawn.author,
+                    body_map=drawn,
+                )
+            )
+    if not wanted:  # paper records have no categories: a category filter leaves them out
+        for paper in await paper_records_of(session, pupil_id=pupil.id, cipher=cipher):
+            at = dt.datetime.combine(paper.on, dt.time(), tzinfo=dt.UTC)
+            if in_range(at):
+                entries.append(
+                    Entry(
+                        kind=PAPER,
+                        at=at,
+                        number=0,
+                        incident_id=0,
+                        sort_id=paper.id,
+                        who=paper.added_by,
+                        text=paper.description,
+                        recorded_at=paper.created_at,
+                        files=paper.files,
+                        on=paper.on,
                     )
                 )
     entries.sort(key=lambda e: (e.at, _ORDER[e.kind], e.sort_id))

@@ -7,7 +7,11 @@ rotated by putting a new key in front and, later, running `vigil rotate-key`.
 
 from __future__ import annotations
 
+import base64
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
 class DecryptionError(Exception):
@@ -42,6 +46,20 @@ class Cipher:
 
     def __init__(self, data_key: str) -> None:
         self._fernet = MultiFernet(parse_keys(data_key))
+        self._raw = [
+            base64.urlsafe_b64decode(part.strip()) for part in data_key.split(",") if part.strip()
+        ]
+
+    def derived_keys(self, purpose: bytes) -> list[bytes]:
+        """32-byte keys for `purpose` (HKDF-SHA256 of each configured key), newest first.
+
+        Used to wrap the per-file keys of attachments (`store.documents.sealing`): one
+        derived key per configured data key, so a rotated key still unwraps old files.
+        """
+        return [
+            HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(raw)
+            for raw in self._raw
+        ]
 
     def encrypt(self, text: str) -> bytes:
         """Encrypt text with the newest key."""

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 MARK_READ_ACTION = "alert_mark_read"
 OPEN_ACTION = "alert_open"
+BODY_MAP_ACTION = "body_map_open"  # the receipt's "Add a body map" link
 
 Message = dict[str, Any]
 
@@ -214,7 +215,18 @@ def receipt(
                     }
                 ],
             },
-            {"type": "actions", "elements": [_open_button(url)]},
+            {
+                "type": "actions",
+                "elements": [
+                    _open_button(url),
+                    {
+                        "type": "button",
+                        "action_id": BODY_MAP_ACTION,
+                        "text": {"type": "plain_text", "text": "Add a body map"},
+                        "url": f"{url}/body-map",
+                    },
+                ],
+            },
         ],
     }
 

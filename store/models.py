@@ -682,6 +682,85 @@ class CurrentCaseStatus(Base):
     changed_at: Mapped[dt.datetime] = mapped_column()
 
 
+class PaperRecord(Base):
+    """A historic record from the paper files, added to a pupil's chronology by a
+    key-holder: its original date, a short description (encrypted) and its scans
+    (`StoredFile` rows). Immutable."""
+
+    __tablename__ = "paper_records"
+    __table_args__ = (Index("ix_paper_records_pupil", "pupil_id", "recorded_on"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id"))
+    recorded_on: Mapped[dt.date] = mapped_column(Date)
+    description_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    added_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    added_by: Mapped[Staff] = relationship(lazy="joined")
+
+
+class StoredFile(Base):
+    """A file attached to an incident (or an action on it) or to a paper record.
+
+    Immutable. Its content is sealed in chunks (`FileChunk`, or a directory store) with
+    its own key; `key_ct` is that key wrapped by the data key and bound to this row's
+    token and owner, and `name_ct` its name sealed with it (`store.documents.sealing`).
+    """
+
+    __tablename__ = "files"
+    __table_args__ = (
+        Index("ix_files_incident", "incident_id", "created_at"),
+        Index("ix_files_paper_record", "paper_record_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    token: Mapped[str] = mapped_column(String(32), unique=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    action_id: Mapped[int | None] = mapped_column(ForeignKey("incident_actions.id"))
+    paper_record_id: Mapped[int | None] = mapped_column(ForeignKey("paper_records.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    size: Mapped[int] = mapped_column(BigInteger)
+    chunk_count: Mapped[int] = mapped_column(Integer)
+    key_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    name_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    storage: Mapped[str] = mapped_column(String(10))  # "database" or "directory"
+    uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    uploaded_by: Mapped[Staff] = relationship(lazy="joined")
+
+
+class FileChunk(Base):
+    """One sealed chunk of a file kept in the database (the default store)."""
+
+    __tablename__ = "file_chunks"
+
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class BodyMap(Base):
+    """Marks seen on a child, placed on a front and back outline: each mark's side,
+    position, type, size and note, stored together encrypted (`marks_ct`, JSON). Immutable:
+    a later body map is a new row."""
+
+    __tablename__ = "body_maps"
+    __table_args__ = (Index("ix_body_maps_incident", "incident_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    marks_ct: Mapped[bytes] = mapped_column(LargeBinary)
+
+    author: Mapped[Staff] = relationship(lazy="joined")
+
+
 IMMUTABLE_TABLES = (
     "incidents",
     "incident_pupils",
@@ -694,4 +773,8 @@ IMMUTABLE_TABLES = (
     "pupil_context_changes",
     "incident_pupil_corrections",
     "case_status_changes",
+    "paper_records",
+    "files",
+    "file_chunks",
+    "body_maps",
 )

@@ -59,6 +59,38 @@ class WebUser:
             self.last_page, self.last_url = await response.text(), str(response.url)
             return response.status, self.last_page
 
+    async def upload(
+        self,
+        path: str,
+        name: str,
+        content: bytes,
+        *,
+        csrf: str | None = None,
+        fields: dict[str, str] | None = None,
+    ) -> tuple[int, str]:
+        """Send a file as the incident page's file form does (`fields` before it)."""
+        return await self.send_files(path, [("file", name, content)], fields, csrf=csrf)
+
+    async def send_files(
+        self,
+        path: str,
+        files: list[tuple[str, str, bytes]],
+        fields: dict[str, str] | None = None,
+        *,
+        csrf: str | None = None,
+    ) -> tuple[int, str]:
+        """Send a multipart form as a browser does: the CSRF token first, then `fields`,
+        then each file as (field, file name, content)."""
+        form = aiohttp.FormData(quote_fields=False)  # as browsers send names
+        form.add_field("csrf", csrf if csrf is not None else form_field(self.last_page, "csrf"))
+        for name, value in (fields or {}).items():
+            form.add_field(name, value)
+        for field, name, content in files:
+            form.add_field(field, content, filename=name, content_type="application/octet-stream")
+        async with self.http.post(self._url(path), data=form) as response:
+            self.last_page, self.last_url = await response.text(), str(response.url)
+            return response.status, self.last_page
+
     def code(self) -> str:
         """The authenticator's current code, by the server's clock."""
         assert self.secret is not None, "not enrolled"

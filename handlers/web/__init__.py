@@ -4,7 +4,10 @@ Every route is registered here, from the modules by concern:
 
 - `signin`: signing in (Slack or a one-time link), the second factor, signing out;
 - `alerts`: my alerts; `incidents`: an incident's page, marking read, actions, sharing;
+- `files`: attaching files to an incident, downloading and previewing them;
+- `bodymap`: drawing a body map on an incident;
 - `referrals`: the referrals board; `pupils`: pupil search and chronologies (`pdf`);
+- `paper`: scanned paper records added to a chronology, and their scans;
 - `reports`: reports and their CSVs (`tables`, `chart`, `dates`);
 - `admin`: the audit log, the staff list, authenticator resets;
 - `casework`: a concern's status, the caseload, search and my concerns.
@@ -26,9 +29,12 @@ from aiohttp import web
 from handlers.web import (
     admin,
     alerts,
+    bodymap,
     casework,
     corrections,
+    files,
     incidents,
+    paper,
     pupils,
     referrals,
     reports,
@@ -39,7 +45,20 @@ from handlers.web.oidc import JWKS, KeySet
 from handlers.web.security import build_middleware
 
 HERE = Path(__file__).parent
-ROUTES = (signin, alerts, incidents, casework, corrections, referrals, pupils, reports, admin)
+ROUTES = (
+    signin,
+    alerts,
+    incidents,
+    casework,
+    corrections,
+    files,
+    bodymap,
+    referrals,
+    pupils,
+    paper,
+    reports,
+    admin,
+)
 
 
 def register_web(app: web.Application, deps: WebDeps, *, command: str) -> None:

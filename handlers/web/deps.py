@@ -13,6 +13,7 @@ from store.catalogue import Catalogue
 from store.client_address import Network
 from store.crypto import Cipher
 from store.db import SessionFactory
+from store.documents.storage import DatabaseStore, FileStore
 from store.flows import Setup
 from store.models import utcnow
 from store.noise import AnonymousNoise
@@ -36,6 +37,8 @@ class WebDeps:
     notify_outbox: Callable[[], None]
     school: SchoolConfig
     clock: Callable[[], dt.datetime] = utcnow
+    files: FileStore = field(default_factory=DatabaseStore)  # VIGIL_FILES_URL
+    max_upload_bytes: int = 25 * 1024 * 1024  # VIGIL_MAX_UPLOAD_MB
     trusted_proxies: tuple[Network, ...] = ()  # whose X-Forwarded-For is believed
     plain_http: bool = False  # served over plain HTTP to other machines (sign-in fails)
     # Anonymous requests: limited per client address, refusals counted, not audited singly.

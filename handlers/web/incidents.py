@@ -18,6 +18,7 @@ import structlog
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from handlers.web.bodymap import context as bodymap_context
 from handlers.web.deps import DEPS
 from handlers.web.referrals import blank_entries, overdue_text
 from handlers.web.render import not_found, page, zone
@@ -99,6 +100,8 @@ def _incident_page(
         reference_max=REFERENCE_MAX,
         timezone=school.working_time.timezone,
         overdue_text=overdue_text,
+        max_upload_mb=request.app[DEPS].max_upload_bytes // (1024 * 1024),
+        body_map_figure=bodymap_context(),
         correction_error=correction_error,
         status_errors=status_errors or {},
         status_entered=status_entered or {},

@@ -68,7 +68,10 @@ def render_pdf(html: str) -> bytes:
     except (ImportError, OSError) as error:
         raise PdfUnavailable(str(error)[:100]) from None
 
-    document = weasyprint.HTML(string=html, url_fetcher=_refuse_fetch, media_type="print")
+    # Only inline `data:` images (previews of attached photos) are read; nothing is fetched.
+    fetcher_class = getattr(weasyprint, "URLFetcher", None)
+    fetcher = fetcher_class(allowed_protocols={"data"}) if fetcher_class else _refuse_fetch
+    document = weasyprint.HTML(string=html, url_fetcher=fetcher, media_type="print")
     return document.write_pdf(stylesheets=[weasyprint.CSS(filename=str(PRINT_CSS))])
 
 

@@ -24,6 +24,7 @@ import structlog
 from aiohttp import web
 
 from handlers.web import pdf
+from handlers.web.bodymap import context as bodymap_context
 from handlers.web.dates import Dates, read_dates
 from handlers.web.deps import DEPS
 from handlers.web.render import day, formats, not_found, page, zone
@@ -31,6 +32,7 @@ from handlers.web.security import keyholder_only
 from handlers.web.session import viewer, visit
 from store import pupil_context, reports
 from store.db import transaction
+from store.documents.files import previews
 from store.flows import pupils as flows
 from store.flows.pupils import ChronologyAsked
 from store.ids import parse_id
@@ -126,6 +128,8 @@ async def _chronology(request: web.Request, *, action: str) -> dict[str, Any] | 
         "school": shown.school,
         "produced_by": viewer(request).name,
         "produced_at": request.app[DEPS].clock(),
+        "max_upload_mb": request.app[DEPS].max_upload_bytes // (1024 * 1024),
+        "body_map_figure": bodymap_context(),
         "context": found.context,
         "sen_levels": pupil_context.SEN_LEVELS,
         "flag_labels": [(flag, pupil_context.LABELS[flag]) for flag in YES_NO],
@@ -157,6 +161,11 @@ async def chronology_pdf(request: web.Request) -> web.Response:
     if context is None:
         return not_found(request)
     pupil_id = context["pupil"].id
+    deps = request.app[DEPS]
+    shown_files = [f for entry in context["entries"] for f in entry.files]
+    context["previews"] = await previews(
+        deps.factory, configured=deps.files, cipher=deps.cipher, views=shown_files
+    )
     html = aiohttp_jinja2.render_string(
         "chronology_pdf.html", request, {**context, **formats(request)}
     )

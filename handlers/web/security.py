@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from aiohttp import web
+from aiohttp import BodyPartReader, MultipartReader, web
 
 from handlers.web.deps import WebDeps
 from handlers.web.render import failed, not_found, too_many, unavailable
@@ -36,6 +36,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 PUBLIC, FIRST_FACTOR, FULL = "public", "first_factor", "full"
 _ACCESS, _KEYHOLDER_ONLY = "vigil_access", "vigil_keyholder_only"  # what the markers set
+_STREAMED = "vigil_streamed_upload"
+UPLOAD = web.RequestKey("upload", MultipartReader)  # a streamed upload's remaining parts
+CSRF_FIELD_MAX = 256
 _NOT_LIMITED = "vigil_not_rate_limited"
 
 CSP = (
@@ -101,6 +104,28 @@ def keyholder_only(
     """Only for the safeguarding team (after the full sign-in): anyone else gets the one
     404 page, and the refusal is audited as `action` (with `about(request)`, if given)."""
     return lambda handler: _marked(handler, _KEYHOLDER_ONLY, KeyholderOnly(action, about))
+
+
+def streamed_upload(handler: Handler) -> Handler:
+    """A multipart upload read piece by piece by its handler, never whole: the form's
+    CSRF token must be its first field, checked here; the rest is `request[UPLOAD]`."""
+    return _marked(handler, _STREAMED, True)
+
+
+async def _upload_csrf(request: web.Request) -> dict[str, str]:
+    """The CSRF field at the head of a streamed upload (the rest left for the handler)."""
+    try:
+        reader = await request.multipart()
+        part = await reader.next()
+    except (ValueError, AssertionError, KeyError):  # not multipart, or a malformed body
+        return {}
+    if not isinstance(part, BodyPartReader) or part.name != "csrf":
+        return {}
+    value = b""
+    while not part.at_eof() and len(value) <= CSRF_FIELD_MAX:
+        value += await part.read_chunk(CSRF_FIELD_MAX)
+    request[UPLOAD] = reader
+    return {"csrf": value.decode("ascii", "replace")}
 
 
 def access_level(handler: Any) -> str:
@@ -207,7 +232,8 @@ async def _guarded(request: web.Request, handler: Handler, deps: WebDeps) -> web
     if level == FULL and row.second_factor_at is None:
         raise web.HTTPSeeOther("/totp")
     if request.method not in ("GET", "HEAD"):
-        form = await request.post()
+        streamed = getattr(request.match_info.route.handler, _STREAMED, False)
+        form = await _upload_csrf(request) if streamed else await request.post()
         if not check_csrf(request, row, form):
             await _refused(request, deps, "csrf.refused", row.staff, detail=request.path[:100])
             log.warning("web.csrf_refused", staff=row.staff_id, path=request.path)

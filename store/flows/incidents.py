@@ -32,6 +32,8 @@ from store import (
 from store.actions import ActionView, InvalidAction
 from store.alerts import ReceiptRow
 from store.casework import CaseState
+from store.documents.bodymap import BodyMapView, body_maps_of
+from store.documents.files import FileView, incident_files
 from store.enums import ReadVia
 from store.flows import Visit
 from store.models import CaseStatusChange, Incident, Pupil, Staff, UrgentConcern
@@ -109,6 +111,8 @@ class IncidentPage:
     contexts: Mapping[int, pupil_context.Context] = field(default_factory=dict)
     corrections: list[pupil_corrections.Note] = field(default_factory=list)  # wrong pupil
     urgent: UrgentConcern | None = None  # filed as "a child may be at immediate risk"
+    files: list[FileView] = field(default_factory=list)  # attachments, names decrypted
+    body_maps: list[BodyMapView] = field(default_factory=list)  # marks decrypted
 
 
 async def incident_page(session: AsyncSession, *, incident: Incident, visit: Visit) -> IncidentPage:
@@ -187,6 +191,8 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         urgent=await urgent.is_urgent(session, incident_id=incident.id),
         case=await casework.current_state(session, incident_id=incident.id),
         status_changes=await casework.changes_by_action(session, incident_id=incident.id),
+        files=await incident_files(session, incident_id=incident.id, cipher=cipher),
+        body_maps=await body_maps_of(session, incident_id=incident.id, cipher=cipher),
     )
 
 

@@ -125,7 +125,8 @@ async def test_quick_reports_group_measures_chronology_and_term_report(tmp_path:
     assert busiest[0]["incidents"] >= 10 * options.report_incidents / options.report_pupils
     assert detail["views_audited"] == detail["pages_served"]
     plans = detail["plans"]
-    assert len(plans["chronology"]) == 9 and len(plans) == 3  # 3: context, its history, moves
+    # Nine on main (3: context, its history, moves), and the files, body maps, paper records.
+    assert len(plans["chronology"]) == 12 and len(plans) == 3
     assert "ix_incident_pupils_pupil_id" in plans["chronology"][1]["plan"]
     assert detail["seq_scans"] == []
     table = benchmarks.format_table(written)
@@ -167,3 +168,23 @@ async def test_quick_soak_drives_every_action_and_checks_memory(tmp_path: Path) 
     assert len(soak["memory_samples"]) >= 20
     assert soak["checks"]["soak_dms_exactly_once"] and soak["checks"]["soak_outbox_drained"]
     assert "Soak: 6 staff" in benchmarks.format_table(report)
+
+
+async def test_quick_files_group_uploads_and_downloads_beside_the_floor(tmp_path: Path) -> None:
+    """`--scenarios files --quick`: a 20 MB file through `vigil serve` and through a plain
+    aiohttp streaming server, intact both ways, with both servers' memory."""
+    path = tmp_path / "files.json"
+    options = benchmarks.Options.quick_run(
+        database="sqlite", scenarios=("files",), json_path=path, progress=False
+    )
+    report = await benchmarks.run(options)
+    written = json.loads(path.read_text(encoding="utf-8"))
+    assert written["checks"] == report["checks"] and written["checks"]["all_passed"]
+    for key in ("file_upload", "file_download"):
+        figures = written["scenarios"][key]
+        assert figures["count"] == 1 and figures["p50_ms"] > 0 and figures["floor_p50_ms"] > 0
+    files = written["files"]
+    assert files["file_mb"] == 20 and files["vigil_memory"]["after"]["peak_mb"] > 0
+    # Streamed: the server's peak does not grow by the file's size.
+    assert files["vigil_peak_growth_mb"] < 30  # ~16 MB whatever the size; a held file adds 20
+    assert "attachment upload (20 MB)" in benchmarks.format_table(written)
