@@ -754,3 +754,9 @@ async def nudge_unreceipted(
     if nudged:
         log.info("transfer.unreceipted_nudged", transfers=nudged)
     return nudged
+
+
+async def pupil_by_upn(session: AsyncSession, *, workspace_id: int, upn: str) -> Pupil | None:
+    return await session.scalar(
+        select(Pupil).where(Pupil.workspace_id == workspace_id, Pupil.upn == upn.strip().upper())
+    )
