@@ -56,6 +56,7 @@ async def run_transfer(settings: Settings, *, args: argparse.Namespace) -> int:
     try:
         workspace_id = await _workspace_id(factory, None, team=args.team)
         actor: Staff | None = None
+        actor_id: int | None = None
         try:
             async with transaction(factory) as session:
                 if getattr(args, "by", None):
@@ -67,13 +68,14 @@ async def run_transfer(settings: Settings, *, args: argparse.Namespace) -> int:
                     )
                     if actor is None:
                         raise TransferError(f"{args.by} is not on this school's staff list")
+                    actor_id = actor.id
                 message = await _run(args, session, factory, settings, cipher, workspace_id, actor)
         except TransferError as error:
             async with transaction(factory) as session:
                 flows.refused(
                     session,
                     action=f"transfer.{args.transfer_command}",
-                    actor=actor,
+                    actor=await session.get(Staff, actor_id) if actor_id else None,
                     workspace_id=workspace_id,
                     reason=str(error),
                 )
