@@ -9,15 +9,21 @@ and is printed as one line with exit status 1.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import datetime as dt
 import sys
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.app import load_school
 from bot.roster_cli import _workspace_id
 from bot.settings import ConfigError, Settings
 from bot.startup import StartupError, database_problem
+from handlers.web.pdf import pdf_support, render_pdf
+from handlers.web.pupils import chronology_pdf_html
+from store import chronology, transfers, workspaces
 from store.crypto import Cipher
 from store.db import (
     DATABASE_ERRORS,
@@ -26,6 +32,7 @@ from store.db import (
     session_factory,
     transaction,
 )
+from store.documents.files import previews
 from store.documents.storage import open_store
 from store.flows import transfers as flows
 from store.models import Staff, utcnow
@@ -38,6 +45,45 @@ def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600, exist_ok=True)
     path.write_bytes(data)
+
+
+async def _chronology_pdf(
+    session: AsyncSession,
+    factory: SessionFactory,
+    settings: Settings,
+    cipher: Cipher,
+    actor: Staff,
+    *,
+    upn: str,
+    now: dt.datetime,
+) -> bytes | None:
+    """The pupil's whole chronology as the web view prints it, for the pack (None when
+    this machine cannot make PDFs, or there is no such pupil: the flow says so)."""
+    pupil = await transfers.pupil_by_upn(session, workspace_id=actor.workspace_id, upn=upn)
+    if pupil is None or pdf_support() is not None:
+        return None
+    found = await chronology.chronology(
+        session,
+        workspace_id=actor.workspace_id,
+        pupil_id=pupil.id,
+        cipher=cipher,
+        now=now,
+        viewer=actor,
+    )
+    if found is None:
+        return None
+    config = load_school(settings)
+    store = open_store(settings.files_url)
+    views = [f for entry in found.entries for f in entry.files]
+    html = chronology_pdf_html(
+        found,
+        school=await workspaces.school_name(session, workspace_id=actor.workspace_id),
+        produced_by=actor.name,
+        produced_at=now,
+        zone=config.working_time.zone,
+        previews=await previews(factory, configured=store, cipher=cipher, views=views),
+    )
+    return await asyncio.to_thread(render_pdf, html)
 
 
 def _read(path: Path) -> bytes:
@@ -129,6 +175,9 @@ async def _run(
         raise TransferError("say which key-holder is acting: --by EMAIL")
     if command == "export":
         assert actor is not None
+        chronology_pdf = await _chronology_pdf(
+            session, factory, settings, cipher, actor, upn=args.upn, now=now
+        )
         exported = await flows.export_pack(
             session,
             factory=factory,
@@ -137,7 +186,7 @@ async def _run(
             actor=actor,
             upn=args.upn,
             to=args.to,
-            chronology_pdf=None,
+            chronology_pdf=chronology_pdf,
             now=now,
         )
         _write(args.out, exported.pack)

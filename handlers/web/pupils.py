@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
+import jinja2
 import structlog
 from aiohttp import web
 
@@ -29,10 +32,11 @@ from handlers.web import pdf
 from handlers.web.bodymap import context as bodymap_context
 from handlers.web.dates import Dates, read_dates
 from handlers.web.deps import DEPS
-from handlers.web.render import day, formats, not_found, page, zone
+from handlers.web.render import day, formats, not_found, page, when, zone
 from handlers.web.security import keyholder_only
 from handlers.web.session import viewer, visit
 from store import pupil_context, reports, transfers
+from store.chronology import Chronology
 from store.db import transaction
 from store.documents.files import previews
 from store.flows import pupils as flows
@@ -44,6 +48,7 @@ from store.pupils import SEARCH_LIMIT, PupilRow
 from store.transfer_format import TransferError
 
 log = structlog.get_logger(__name__)
+TEMPLATES = Path(__file__).parent / "templates"
 routes = web.RouteTableDef()
 
 
@@ -204,6 +209,45 @@ async def chronology_pdf(request: web.Request) -> web.Response:
         body=body,
         content_type="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@dataclass(frozen=True)
+class _Whole:
+    """The filter of a chronology printed whole (a transfer's): every date and category."""
+
+    categories: tuple[str, ...] = ()
+    range_text: str = "All dates"
+
+
+def chronology_pdf_html(
+    found: Chronology,
+    *,
+    school: str,
+    produced_by: str,
+    produced_at: dt.datetime,
+    zone: ZoneInfo,
+    previews: dict[int, str],
+) -> str:
+    """The whole chronology's printable document, without a request (`vigil transfer
+    export` puts its PDF in the pack): the same template as the PDF download."""
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+    return environment.get_template("chronology_pdf.html").render(
+        found=found,
+        pupil=found.pupil,
+        entries=found.entries,
+        wanted=_Whole(),
+        school=school,
+        produced_by=produced_by,
+        produced_at=produced_at,
+        body_map_figure=bodymap_context(),
+        context=found.context,
+        previews=previews,
+        when=functools.partial(when, zone=zone),
+        day=day,
     )
 
 
