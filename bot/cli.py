@@ -97,6 +97,47 @@ def _parser() -> argparse.ArgumentParser:
     pupils.add_argument("--team", help="Slack team id (default: the bot token's workspace)")
     pupils.set_defaults(run=_import_pupils)
 
+    transfer = commands.add_parser(
+        "transfer",
+        help="a pupil's record to or from another school (encrypted, signed, receipted)",
+        description="Record transfers between schools (docs/transfer-format.md). First "
+        "`vigil transfer keys --out CARD` here and at the other school, swap cards and "
+        "`vigil transfer trust CARD` each other's (check the fingerprint by phone).",
+    )
+    transfer_commands = transfer.add_subparsers(title="transfer commands")
+    t_keys = transfer_commands.add_parser(
+        "keys", help="make this school's transfer keys (once) and write its card"
+    )
+    t_keys.add_argument("--name", help="the school's name on its card (default: Slack's)")
+    t_keys.add_argument("--out", type=Path, help="write the school card to this file")
+    t_keys.set_defaults(transfer_command="keys")
+    t_trust = transfer_commands.add_parser("trust", help="trust another school's card")
+    t_trust.add_argument("card", type=Path)
+    t_trust.set_defaults(transfer_command="trust")
+    t_export = transfer_commands.add_parser("export", help="a pupil's record, as a pack")
+    t_export.add_argument("--upn", required=True)
+    t_export.add_argument("--to", required=True, help="the receiving school's name (trusted)")
+    t_export.add_argument("--out", required=True, type=Path)
+    t_export.add_argument("--by", required=True, metavar="EMAIL", help="the key-holder acting")
+    t_export.set_defaults(transfer_command="export")
+    t_import = transfer_commands.add_parser(
+        "import", help="verify and import a pack; writes the receipt to send back"
+    )
+    t_import.add_argument("file", type=Path)
+    t_import.add_argument("--by", required=True, metavar="EMAIL", help="the key-holder acting")
+    t_import.add_argument(
+        "--receipt-out", type=Path, help="where to write the receipt (default: FILE.receipt)"
+    )
+    t_import.set_defaults(transfer_command="import")
+    t_receipt = transfer_commands.add_parser(
+        "receipt", help="import the receiving school's receipt, closing the transfer"
+    )
+    t_receipt.add_argument("file", type=Path)
+    t_receipt.set_defaults(transfer_command="receipt")
+    for command in (t_keys, t_trust, t_export, t_import, t_receipt):
+        command.add_argument("--team", help="Slack team id (default: the only workspace)")
+        command.set_defaults(run=_transfer)
+
     serve = commands.add_parser("serve", help="run the Slack endpoint, web view and worker")
     serve.set_defaults(run=_serve)
 
@@ -352,6 +393,13 @@ def _import_staff(args: argparse.Namespace) -> int:
 
 def _import_pupils(args: argparse.Namespace) -> int:
     return _import(args, "pupils")
+
+
+def _transfer(args: argparse.Namespace) -> int:
+    from bot.transfer_cli import run_transfer
+
+    settings = _settings(args)
+    return asyncio.run(run_transfer(settings, args=args))
 
 
 def _serve(args: argparse.Namespace) -> int:

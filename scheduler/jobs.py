@@ -19,7 +19,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from store import allegations, referrals, unread, urgent, websessions
+from store import allegations, referrals, transfers, unread, urgent, websessions
 from store.db import SessionFactory, transaction
 from store.noise import AnonymousNoise
 from store.school_config import SchoolConfig
@@ -60,6 +60,11 @@ def describe_jobs(config: SchoolConfig) -> list[JobInfo]:
         JobInfo(
             UnreadChase.id,
             UnreadChase.name,
+            f"every {config.check_every_minutes:g} minutes, and at start-up",
+        ),
+        JobInfo(
+            TransferReceipts.id,
+            TransferReceipts.name,
             f"every {config.check_every_minutes:g} minutes, and at start-up",
         ),
     ]
@@ -206,6 +211,16 @@ class UnreadChase(_Batched):
     id: ClassVar[str] = "unread-chase"
     name: ClassVar[str] = "Remind once about unopened alerts on restricted categories"
     step: ClassVar[Batch] = staticmethod(unread.chase_unopened)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferReceipts(_Batched):
+    """Tell the DSLs, once, of a record transfer not receipted after five school days
+    (`store.transfers.nudge_unreceipted`)."""
+
+    id: ClassVar[str] = "transfer-receipts"
+    name: ClassVar[str] = "Nudge DSLs about record transfers not receipted in 5 school days"
+    step: ClassVar[Batch] = staticmethod(transfers.nudge_unreceipted)
 
 
 HEAP_TRIM_SECONDS = 60

@@ -444,7 +444,7 @@ async def _write_incident(
 
     incident = Incident(
         workspace_id=workspace_id,
-        number=await _next_number(session, workspace_id=workspace_id),
+        number=await next_number(session, workspace_id=workspace_id),
         author_id=author.id,
         happened_at=draft.happened_at or now,
         created_at=now,
@@ -574,7 +574,7 @@ def _enqueue_messages(
         )
 
 
-async def _next_number(session: AsyncSession, *, workspace_id: int) -> int:
+async def next_number(session: AsyncSession, *, workspace_id: int) -> int:
     """Take the workspace's next incident number (the row lock serialises writers)."""
     taken = await session.scalar(
         update(Workspace)

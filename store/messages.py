@@ -475,6 +475,20 @@ def slack_restored(*, error: str, since: dt.datetime) -> Message:
     }
 
 
+def transfer_unreceipted(*, transfer_id: int, school: str, school_days: int) -> Message:
+    """To the DSLs: a record transfer sent with no receipt yet. The transfer's number and
+    the receiving school only: never the pupil."""
+    text = (
+        f"A record transfer (T{transfer_id}) to {school} has not been receipted after "
+        f"{school_days} school days. Ask {school} to import it and send the receipt back "
+        "(`vigil transfer receipt FILE`), or send the pack again."
+    )
+    return {
+        "text": text,
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f":hourglass: {text}"}}],
+    }
+
+
 def second_factor_failures(*, count: int, locked: bool) -> Message:
     """To a person: wrong authenticator codes were entered for their sign-in today."""
     text = (

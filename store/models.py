@@ -778,3 +778,68 @@ IMMUTABLE_TABLES = (
     "file_chunks",
     "body_maps",
 )
+
+
+class TransferKeys(Base):
+    """A school's key pairs for record transfers (`store.transfers`): X25519 to receive,
+    Ed25519 to sign; the private keys stored only encrypted (`store.crypto`)."""
+
+    __tablename__ = "transfer_keys"
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    receive_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TransferCard(Base):
+    """Another school's card, trusted by this one: packs go to it, and come from it."""
+
+    __tablename__ = "transfer_cards"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "fingerprint", name="uq_transfer_cards_fingerprint"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    fingerprint: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+    receive_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_key: Mapped[bytes] = mapped_column(LargeBinary)
+    trusted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Transfer(Base):
+    """A pack sent for a pupil; closed when the receiving school's receipt is imported."""
+
+    __tablename__ = "transfers"
+    __table_args__ = (Index("ix_transfers_open", "workspace_id", "receipted_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    pack_id: Mapped[str] = mapped_column(String(40), unique=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id"))
+    to_fingerprint: Mapped[str] = mapped_column(String(32))
+    to_name: Mapped[str] = mapped_column(String(200))
+    digest: Mapped[str] = mapped_column(String(64))
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    receipted_at: Mapped[dt.datetime | None] = mapped_column()
+    nudged_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class TransferImport(Base):
+    """A pack imported here (a second import of the same pack is refused as a replay)."""
+
+    __tablename__ = "transfer_imports"
+    __table_args__ = (UniqueConstraint("workspace_id", "pack_id", name="uq_transfer_imports_pack"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    pack_id: Mapped[str] = mapped_column(String(40))
+    from_fingerprint: Mapped[str] = mapped_column(String(32))
+    from_name: Mapped[str] = mapped_column(String(200))
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id"))
+    imported_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    imported_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

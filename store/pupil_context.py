@@ -116,6 +116,11 @@ def _stored(row: PupilContext | None, cipher: Cipher) -> Context:
     )
 
 
+def stored(row: PupilContext | None, cipher: Cipher) -> Context:
+    """The context a stored row holds (NOTHING for none), decrypted."""
+    return _stored(row, cipher)
+
+
 async def contexts(
     session: AsyncSession, *, workspace_id: int, pupil_ids: Collection[int], cipher: Cipher
 ) -> dict[int, Context]:

@@ -5,6 +5,8 @@ and PDF), filtered by category and dates.
 - `GET /pupils/{id}` is the pupil's chronology; `GET /pupils/{id}/chronology.pdf` is the
   same document as an A4 PDF (WeasyPrint).
 - `POST /pupils/{id}/context` sets the pupil's context (CP plan, SEN, social worker...).
+- `POST /pupils/{id}/transfer` makes the pupil's transfer pack for a trusted school
+  (`store.flows.transfers.export_pack`), downloaded as an attachment, never cached.
 
 Key-holders only (`@keyholder_only`). Every search and chronology is audited by its flow
 (`store.flows.pupils`): the pupil's id, never a name.
@@ -14,12 +16,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
+import jinja2
 import structlog
 from aiohttp import web
 
@@ -27,19 +32,23 @@ from handlers.web import pdf
 from handlers.web.bodymap import context as bodymap_context
 from handlers.web.dates import Dates, read_dates
 from handlers.web.deps import DEPS
-from handlers.web.render import day, formats, not_found, page, zone
+from handlers.web.render import day, formats, not_found, page, when, zone
 from handlers.web.security import keyholder_only
 from handlers.web.session import viewer, visit
-from store import pupil_context, reports
+from store import pupil_context, reports, transfers
+from store.chronology import Chronology
 from store.db import transaction
 from store.documents.files import previews
 from store.flows import pupils as flows
+from store.flows import transfers as transfer_flows
 from store.flows.pupils import ChronologyAsked
 from store.ids import parse_id
 from store.pupil_context import SOCIAL_WORKER_MAX, YES_NO
 from store.pupils import SEARCH_LIMIT, PupilRow
+from store.transfer_format import TransferError
 
 log = structlog.get_logger(__name__)
+TEMPLATES = Path(__file__).parent / "templates"
 routes = web.RouteTableDef()
 
 
@@ -145,6 +154,9 @@ async def chronology_page(request: web.Request) -> web.Response:
     context = await _chronology(request, action="chronology.view")
     if context is None:
         return not_found(request)
+    async with request.app[DEPS].factory() as db:
+        cards = await transfers.trusted_cards(db, workspace_id=viewer(request).workspace_id)
+    context["transfer_schools"] = [card.name for card in cards]
     log.info(
         "web.chronology",
         staff=viewer(request).id,
@@ -161,17 +173,9 @@ async def chronology_pdf(request: web.Request) -> web.Response:
     if context is None:
         return not_found(request)
     pupil_id = context["pupil"].id
-    deps = request.app[DEPS]
-    shown_files = [f for entry in context["entries"] for f in entry.files]
-    context["previews"] = await previews(
-        deps.factory, configured=deps.files, cipher=deps.cipher, views=shown_files
-    )
-    html = aiohttp_jinja2.render_string(
-        "chronology_pdf.html", request, {**context, **formats(request)}
-    )
     started = asyncio.get_running_loop().time()
     try:
-        body = await pdf.POOL.make(html)
+        body = await _pdf_of(request, context)
     except pdf.PdfBusy:
         log.warning("web.chronology_pdf_busy", staff=viewer(request).id)
         response = page(
@@ -205,6 +209,113 @@ async def chronology_pdf(request: web.Request) -> web.Response:
         body=body,
         content_type="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@dataclass(frozen=True)
+class _Whole:
+    """The filter of a chronology printed whole (a transfer's): every date and category."""
+
+    categories: tuple[str, ...] = ()
+    range_text: str = "All dates"
+
+
+def chronology_pdf_html(
+    found: Chronology,
+    *,
+    school: str,
+    produced_by: str,
+    produced_at: dt.datetime,
+    zone: ZoneInfo,
+    previews: dict[int, str],
+) -> str:
+    """The whole chronology's printable document, without a request (`vigil transfer
+    export` puts its PDF in the pack): the same template as the PDF download."""
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(default=True),
+    )
+    return environment.get_template("chronology_pdf.html").render(
+        found=found,
+        pupil=found.pupil,
+        entries=found.entries,
+        wanted=_Whole(),
+        school=school,
+        produced_by=produced_by,
+        produced_at=produced_at,
+        body_map_figure=bodymap_context(),
+        context=found.context,
+        previews=previews,
+        when=functools.partial(when, zone=zone),
+        day=day,
+    )
+
+
+async def _pdf_of(request: web.Request, context: dict[str, Any]) -> bytes:
+    """The chronology's PDF (PdfBusy, PdfUnavailable as `pdf.POOL.make`)."""
+    deps = request.app[DEPS]
+    shown_files = [f for entry in context["entries"] for f in entry.files]
+    context["previews"] = await previews(
+        deps.factory, configured=deps.files, cipher=deps.cipher, views=shown_files
+    )
+    html = aiohttp_jinja2.render_string(
+        "chronology_pdf.html", request, {**context, **formats(request)}
+    )
+    return await pdf.POOL.make(html)
+
+
+@routes.post("/pupils/{pupil_id}/transfer")
+@keyholder_only(action="transfer.export")
+async def transfer_pack(request: web.Request) -> web.Response:
+    """The pupil's transfer pack for the trusted school chosen, with the chronology's PDF
+    in it when this server can make PDFs; a refusal is shown, and audited."""
+    form = await request.post()
+    to = str(form.get("to", ""))[:200]
+    context = await _chronology(request, action="transfer.chronology")
+    if context is None:
+        return not_found(request)
+    try:
+        chronology_pdf: bytes | None = await _pdf_of(request, context)
+    except (pdf.PdfBusy, pdf.PdfUnavailable):
+        chronology_pdf = None  # the record itself is the pack's content; the PDF a copy
+    deps, staff = request.app[DEPS], viewer(request)
+    try:
+        async with transaction(deps.factory) as db:
+            exported = await transfer_flows.export_pack(
+                db,
+                factory=deps.factory,
+                store=deps.files,
+                cipher=deps.cipher,
+                actor=staff,
+                pupil_id=context["pupil"].id,
+                to=to,
+                chronology_pdf=chronology_pdf,
+                now=deps.clock(),
+            )
+    except TransferError as error:
+        async with transaction(deps.factory) as db:
+            transfer_flows.refused(
+                db,
+                action=transfer_flows.EXPORT,
+                actor=staff,
+                workspace_id=staff.workspace_id,
+                reason=str(error),
+            )
+        return page(
+            request,
+            "message.html",
+            status=400,
+            heading="No transfer pack made",
+            text=str(error),
+        )
+    log.info("web.transfer_pack", staff=staff.id, pupil=context["pupil"].id)
+    return web.Response(
+        body=exported.pack,
+        content_type="application/octet-stream",
+        headers={
+            "Content-Disposition": f'attachment; filename="{exported.filename}"',
+            "Cache-Control": "no-store",
+        },
     )
 
 

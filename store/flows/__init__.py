@@ -21,7 +21,8 @@ and the member of staff if they are one) and what they need of the `Setup`.
 - `reports`: the reports and their CSV downloads;
 - `admin`: the audit log and resetting an authenticator;
 - `signin`: signing in and out, one-time links, the second factor;
-- `concerns`: filing a concern from the Slack modal.
+- `concerns`: filing a concern from the Slack modal;
+- `transfers`: a pupil's record to and from another school, and its receipt.
 """
 
 from __future__ import annotations
