@@ -52,6 +52,12 @@ async def load_data_keys(
             missing.append(row)
             continue
         cipher.add_data_key(row.id, key, current=True)
+    if missing and len(missing) == len(rows):
+        raise KeyUnavailable(
+            "VIGIL_DATA_KEY cannot unwrap any of this database's data keys: it is not the "
+            "key its records were encrypted with. Restore the key kept when Vigil was set "
+            "up (a new key goes in front of it: VIGIL_DATA_KEY=new,old)"
+        )
     if missing:
         names = ", ".join(f"data key {row.id} (wrapped by {row.kek_id})" for row in missing)
         raise KeyUnavailable(
