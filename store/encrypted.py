@@ -87,10 +87,12 @@ async def holds_encrypted_data(session: AsyncSession) -> bool:
 async def key_reads_stored_data(session: AsyncSession, *, cipher: Cipher) -> bool:
     """True when `cipher`'s keys read what is stored (or nothing is stored yet).
 
-    Loads the data keys into `cipher` (creating the first on a new database): raises
-    `keyring.KeyUnavailable` naming a data key that no configured key unwraps.
+    Loads the data keys into `cipher` (creating the first on a new database, once what is
+    stored is known to read): raises `keyring.KeyUnavailable` naming a data key that no
+    configured key unwraps, or values in the legacy format none decrypts while the data
+    keys do unwrap (an older key removed before `vigil rotate-key` converted them).
     """
-    await keyring.load_data_keys(session, cipher)
+    await keyring.load_data_keys(session, cipher, create=False)
     for column in ENCRYPTED_COLUMNS:
         pk = primary_key(column)
         rows = (
@@ -101,7 +103,16 @@ async def key_reads_stored_data(session: AsyncSession, *, cipher: Cipher) -> boo
             try:
                 cipher.decrypt_legacy(bytes(legacy[0]))
             except DecryptionError:
-                return False
+                if cipher.current is None:
+                    return False  # nothing converted yet: simply the wrong key
+                raise keyring.KeyUnavailable(
+                    f"{column.class_.__tablename__}.{column.key} still holds values written "
+                    "before data keys, which only an older key decrypts, and VIGIL_DATA_KEY "
+                    "no longer has it: put the old key back after the new one "
+                    "(VIGIL_DATA_KEY=new,old), run `vigil rotate-key`, and remove it only "
+                    "when it says the old key is no longer used"
+                ) from None
+    await keyring.ensure_data_key(session, cipher)
     return True
 
 

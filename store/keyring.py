@@ -54,9 +54,12 @@ async def load_data_keys(
         cipher.add_data_key(row.id, key, current=True)
     if missing and len(missing) == len(rows):
         raise KeyUnavailable(
-            "VIGIL_DATA_KEY cannot unwrap any of this database's data keys: it is not the "
-            "key its records were encrypted with. Restore the key kept when Vigil was set "
-            "up (a new key goes in front of it: VIGIL_DATA_KEY=new,old)"
+            "VIGIL_DATA_KEY cannot decrypt the records already in the database: none of its "
+            "keys unwraps the data keys (wrapped by "
+            + ", ".join(sorted({row.kek_id for row in rows}))
+            + "). Restore the key kept when Vigil was set up; if you are rotating keys, put "
+            "the old key back after the new one (VIGIL_DATA_KEY=new,old), run "
+            "`vigil rotate-key`, and remove the old key only when it says it is no longer used"
         )
     if missing:
         names = ", ".join(f"data key {row.id} (wrapped by {row.kek_id})" for row in missing)
