@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from store.crypto import Cipher, KeyEncryptionKey, MissingKeyError, bind, dek_aad
@@ -72,6 +72,13 @@ async def load_data_keys(
     if rows:
         cipher.current = rows[-1].id
     elif create and isinstance(session, AsyncSession):
+        if session.get_bind().dialect.name == "postgresql":
+            # Two servers starting at once on a new database must not each make a first
+            # data key the other never loads: the second waits here, then finds the first's.
+            await session.execute(text("LOCK TABLE data_keys IN SHARE ROW EXCLUSIVE MODE"))
+            if await session.scalar(select(DataKey.id).limit(1)) is not None:
+                await load_data_keys(session, cipher, create=False)
+                return
         await new_data_key(session, cipher)
 
 
