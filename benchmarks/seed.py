@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store import alert_rules
@@ -33,6 +33,7 @@ from store.models import (
     Alert,
     CaseStatusChange,
     CurrentCaseStatus,
+    EncryptionState,
     Incident,
     IncidentAction,
     IncidentCategory,
@@ -552,6 +553,8 @@ async def seed_incidents(
                 .where(Workspace.id == school.workspace_id)
                 .values(next_incident_number=last + 1)
             )
+            # Legacy values were just written: a server started before must read them.
+            await connection.execute(delete(EncryptionState))
         if engine.dialect.name == "postgresql":
             # Autovacuum would have analysed tables this size long before anyone browsed them.
             async with engine.connect() as connection:

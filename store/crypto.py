@@ -163,6 +163,8 @@ class Cipher:
             self._fernet, self._raw, self.keks = None, [], list(data_key)
         self._deks: dict[int, AESGCM] = {}
         self.current: int | None = None
+        # Legacy (unbound) values read until `vigil rotate-key` has converted them all.
+        self.accept_legacy = True
 
     # -- data keys ---------------------------------------------------------------------
 
@@ -201,6 +203,18 @@ class Cipher:
         """Open a value stored at `where`; `IntegrityError` (logged) if it belongs elsewhere."""
         token = bytes(token)
         if is_legacy(token):
+            if not self.accept_legacy:
+                log.error(
+                    "crypto.integrity_error",
+                    table=where.table,
+                    column=where.column,
+                    row=where.row_id,
+                    legacy=True,
+                )
+                raise IntegrityError(
+                    f"{where} holds a value in the format from before data keys, though "
+                    "every value was converted: it was copied in, and is refused"
+                )
             return self.decrypt_legacy(token)
         try:
             return self._open(token, where.aad).decode("utf-8")

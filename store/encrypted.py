@@ -112,7 +112,10 @@ async def key_reads_stored_data(session: AsyncSession, *, cipher: Cipher) -> boo
                     "(VIGIL_DATA_KEY=new,old), run `vigil rotate-key`, and remove it only "
                     "when it says the old key is no longer used"
                 ) from None
+    new_database = cipher.current is None and not await holds_encrypted_data(session)
     await keyring.ensure_data_key(session, cipher)
+    if new_database:
+        await keyring.close_legacy(session, cipher)  # nothing legacy can ever belong here
     return True
 
 
@@ -242,5 +245,7 @@ async def rotate(
             detail=f"{converted} values and {files_done} file keys converted",
         )
         result = await status(session, cipher)
+        if not result.legacy_left:
+            await keyring.close_legacy(session, cipher)
     result.rewrapped, result.converted, result.files_rewrapped = rewrapped, converted, files_done
     return result

@@ -15,7 +15,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from store.crypto import Cipher, KeyEncryptionKey, MissingKeyError, bind, dek_aad
-from store.models import DataKey
+from store.models import DataKey, EncryptionState, utcnow
 
 
 class KeyUnavailable(Exception):
@@ -43,6 +43,8 @@ async def load_data_keys(
         DataKey.created_at, DataKey.id
     )
     rows = (await session.execute(query)).all()
+    closed = await session.execute(select(EncryptionState.legacy_closed_at))
+    cipher.accept_legacy = closed.scalar() is None
     missing = []
     for row in rows:
         if cipher.has_data_key(row.id):
@@ -120,3 +122,14 @@ async def seal(
     for column, text in values.items():
         ct = cipher.encrypt(text, bind(column, row_id)) if text is not None else None
         setattr(row, column.key, ct)
+
+
+async def close_legacy(session: AsyncSession, cipher: Cipher) -> None:
+    """From now on, refuse values in the legacy format (none is left to read)."""
+    state = await session.get(EncryptionState, 1)
+    if state is None:
+        session.add(EncryptionState(id=1, legacy_closed_at=utcnow()))
+    elif state.legacy_closed_at is None:
+        state.legacy_closed_at = utcnow()
+    await session.flush()
+    cipher.accept_legacy = False

@@ -521,6 +521,17 @@ class DataKey(Base):
     rewrapped_at: Mapped[dt.datetime | None] = mapped_column()
 
 
+class EncryptionState(Base):
+    """One row: whether values in the legacy format (from before data keys) may still be
+    read. `vigil rotate-key` closes it once none is left (and a new database starts
+    closed), so an old unbound value copied in from a backup is refused, not read."""
+
+    __tablename__ = "encryption_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    legacy_closed_at: Mapped[dt.datetime | None] = mapped_column()
+
+
 class TotpEnrolment(Base):
     """A person's authenticator: the secret (encrypted) and the last time step used."""
 

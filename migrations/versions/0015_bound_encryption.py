@@ -1,10 +1,12 @@
 """bound, envelope encryption: the data_keys table; ciphertext columns may be re-encrypted
 
 `data_keys` holds the data keys (DEKs), each wrapped by a key-encryption key from
-`VIGIL_DATA_KEY` (docs/record-encryption.md). The immutability triggers of the tables that
-hold ciphertexts are re-created so that an UPDATE of the ciphertext columns alone is
-allowed (how `vigil rotate-key` converts legacy values and binds new rows to their id);
-an UPDATE of any other column, and every DELETE, is still refused. Existing values are
+`VIGIL_DATA_KEY` (docs/record-encryption.md); `encryption_state` says whether values from
+before data keys may still be read (closed once `vigil rotate-key` converted them all).
+The immutability triggers of the tables that hold ciphertexts are re-created so that an
+UPDATE of the ciphertext columns alone is allowed (how `vigil rotate-key` converts legacy
+values and binds new rows to their id); an UPDATE of any other column, and every DELETE,
+is still refused. Existing values are
 converted by `vigil rotate-key`, not here: the migration is instant.
 
 Revision ID: 0015
@@ -65,6 +67,12 @@ def upgrade() -> None:
         sa.Column("rewrapped_at", store.models.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_data_keys")),
     )
+    op.create_table(
+        "encryption_state",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("legacy_closed_at", store.models.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_encryption_state")),
+    )
     for table, excluded in CIPHERTEXTS.items():
         _recreate(table, excluded)
 
@@ -72,4 +80,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in CIPHERTEXTS:
         _recreate(table, ())
+    op.drop_table("encryption_state")
     op.drop_table("data_keys")

@@ -9,14 +9,14 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from bot.cli import main
 from bot.startup import StartupError
 from store import encrypted, keyring
 from store.crypto import Cipher, bind, generate_key, is_legacy, is_legacy_file_key
 from store.documents import files, sealing
-from store.models import DataKey, Incident, StoredFile
+from store.models import DataKey, EncryptionState, Incident, StoredFile
 from testing.harness import Harness
 from tests.support.school import DSL, NARRATIVE, TEACHER
 from tests.support.slack import file_concern
@@ -51,6 +51,9 @@ async def make_legacy(school: Harness) -> int:
         await connection.execute(
             update(StoredFile).where(StoredFile.id == row.id).values(key_ct=legacy_key)
         )
+        # A database from before data keys has never closed the legacy format.
+        await connection.execute(delete(EncryptionState))
+    await school.restart()
     return row.id
 
 
@@ -116,6 +119,18 @@ async def test_a_rotation_while_serving_then_the_old_key_removed(
     env_file(tmp_path, school, new)
     assert await asyncio.to_thread(main, ["--env-file", str(env), "rotate-key"]) == 0
     assert "Everything is encrypted under the only key" in capsys.readouterr().out
+
+    # Every value converted, the unbound format is closed: an old-format value copied in
+    # (even one the configured key would decrypt) is refused, not read.
+    async with school.server.engine.begin() as connection:
+        await connection.execute(
+            update(Incident)
+            .where(Incident.number == 2)
+            .values(narrative_ct=Cipher(new).legacy_encrypt(OLD_TEXT))
+        )
+    async with people.signed_in(DSL) as dsl:
+        status, body = await dsl.get("/incidents/2")
+    assert status == 500 and "integrity check" in shown(body) and OLD_TEXT not in body
 
 
 async def test_the_old_key_removed_before_rotation_is_a_clear_start_up_error(
