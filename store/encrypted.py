@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import audit, keyring
@@ -78,10 +79,15 @@ async def sample(session: AsyncSession) -> bytes | None:
 
 
 async def holds_encrypted_data(session: AsyncSession) -> bool:
-    """True when anything in the database is encrypted with the data key."""
-    return await sample(session) is not None or bool(
-        await session.scalar(select(DataKey.id).limit(1))
-    )
+    """True when anything in the database is encrypted with the data key (a value, or a
+    data key wrapped by it; a database not yet upgraded to data keys has values only)."""
+    if await sample(session) is not None:
+        return True
+    try:
+        async with session.begin_nested():
+            return bool(await session.scalar(select(DataKey.id).limit(1)))
+    except (OperationalError, ProgrammingError):  # no data_keys table yet
+        return False
 
 
 async def key_reads_stored_data(session: AsyncSession, *, cipher: Cipher) -> bool:
