@@ -375,7 +375,7 @@ async def seed_referrals(
     rng = random.Random(seed)
     plan = _plan(count, config, rng)
     workspace_id, staff_ids, keyholders = await _school(engine, plan.incidents)
-    narrative = Cipher(generate_key()).encrypt(
+    narrative = Cipher(generate_key()).legacy_encrypt(
         "Said she was hungry and had not eaten since Friday; asked to stay late."
     )
     incident_rows = _incident_rows(

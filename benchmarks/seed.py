@@ -3,7 +3,8 @@
 The web view's target (DESIGN §10) is stated for 100,000 incidents stored. Filing them
 one by one through Slack would take hours, so they are bulk-inserted with SQLAlchemy Core
 (`insert()` executemany, in batches) in the shape `store.incidents.submit_concern`
-writes: encrypted narratives (`store.crypto.Cipher`, a small pool of ciphertexts reused),
+writes: encrypted narratives (`store.crypto.Cipher`, a small pool of ciphertexts reused,
+in the legacy format since a reused value cannot be bound to its row),
 the pupils and categories each was filed with, the alerts the default rules
 (`store.alert_rules`) give, read receipts for most of them, and actions on some.
 Foreign keys are respected (incidents → pupils/categories → alerts → receipts, actions)
@@ -20,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store import alert_rules
@@ -32,6 +33,7 @@ from store.models import (
     Alert,
     CaseStatusChange,
     CurrentCaseStatus,
+    EncryptionState,
     Incident,
     IncidentAction,
     IncidentCategory,
@@ -502,10 +504,13 @@ async def seed_incidents(
     started = time.perf_counter()
     rng = random.Random(seed)
     cipher = Cipher(data_key)
-    narratives = [cipher.encrypt(text) for text in NARRATIVES for _ in range(2)]
-    actions_ct = [cipher.encrypt(text) for text in ACTION_TEXTS]
-    reasons_ct = [cipher.encrypt(text) for text in REASONS]
-    status_ct = cipher.encrypt(CLOSE_REASON)
+    # A pool reused across rows cannot be bound to each row: the values are written in the
+    # format from before data keys, which Vigil still reads (the same work per page, Fernet
+    # being no cheaper than AES-GCM) until `vigil rotate-key` converts them.
+    narratives = [cipher.legacy_encrypt(text) for text in NARRATIVES for _ in range(2)]
+    actions_ct = [cipher.legacy_encrypt(text) for text in ACTION_TEXTS]
+    reasons_ct = [cipher.legacy_encrypt(text) for text in REASONS]
+    status_ct = cipher.legacy_encrypt(CLOSE_REASON)
     case_rng = random.Random(seed + 1)  # its own draws: the rest of the data is unchanged
     catalogue = Catalogue.from_config()
     end = now or dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
@@ -548,6 +553,8 @@ async def seed_incidents(
                 .where(Workspace.id == school.workspace_id)
                 .values(next_incident_number=last + 1)
             )
+            # Legacy values were just written: a server started before must read them.
+            await connection.execute(delete(EncryptionState))
         if engine.dialect.name == "postgresql":
             # Autovacuum would have analysed tables this size long before anyone browsed them.
             async with engine.connect() as connection:

@@ -58,7 +58,7 @@ from scheduler.jobs import (
     UrgentEscalations,
     start_scheduler,
 )
-from store import encrypted, migrate, outbox, workspaces
+from store import encrypted, keyring, migrate, outbox, workspaces
 from store.catalogue import Catalogue
 from store.crypto import Cipher
 from store.db import DATABASE_ERRORS, create_engine, session_factory, transaction
@@ -279,8 +279,11 @@ class VigilServer:
                 f"The database schema is at {current or 'nothing'}, not "
                 f"{migrate.head_revision()}: run `vigil db upgrade` first."
             )
-        async with self.factory() as session:
-            readable = await encrypted.key_reads_stored_data(session, cipher=self.cipher)
+        try:
+            async with transaction(self.factory) as session:
+                readable = await encrypted.key_reads_stored_data(session, cipher=self.cipher)
+        except keyring.KeyUnavailable as error:
+            raise StartupError(str(error)) from None
         if not readable:
             raise StartupError(
                 "VIGIL_DATA_KEY cannot decrypt the records already in the database: restore "

@@ -71,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     outbox_retry.set_defaults(run=_outbox_retry)
 
+    rotate = commands.add_parser(
+        "rotate-key",
+        help="re-wrap the data keys under the first key of VIGIL_DATA_KEY, convert older "
+        "values, and say when the older keys can be removed (safe while vigil serve runs)",
+    )
+    rotate.set_defaults(run=_rotate_key)
+
     roster = commands.add_parser("import", help="import a roster CSV from the school's MIS")
     roster_kinds = roster.add_subparsers(title="rosters")
     staff = roster_kinds.add_parser("staff", help="email, name, roles, classes[, slack_user_id]")
@@ -377,6 +384,59 @@ def _outbox_retry(args: argparse.Namespace) -> int:
         f"({reasons}). A running `vigil serve` sends them within seconds; any Slack still "
         "refuses shows as failed again."
     )
+    return 0
+
+
+def _rotate_key(args: argparse.Namespace) -> int:
+    from store import encrypted, keyring, migrate
+    from store.crypto import Cipher, DecryptionError
+    from store.db import DATABASE_ERRORS, create_engine, session_factory
+
+    settings = _settings(args)
+    settings.require("data_key")
+    cipher = Cipher(settings.data_key or "")
+
+    async def run() -> encrypted.Rotation:
+        engine = create_engine(settings.database_url)
+        try:
+            current = await migrate.current_revision(engine)
+            if current != migrate.head_revision():
+                raise ConfigError(
+                    f"The database schema is at {current or 'nothing'}, not "
+                    f"{migrate.head_revision()}: run `vigil db upgrade` first."
+                )
+            return await encrypted.rotate(session_factory(engine), cipher)
+        except DATABASE_ERRORS as error:
+            raise StartupError(database_problem(error, settings.database_url)) from None
+        except keyring.KeyUnavailable as error:
+            raise StartupError(str(error)) from None
+        except DecryptionError as error:
+            raise StartupError(
+                f"a stored value does not decrypt ({error}): is every older key still in "
+                "VIGIL_DATA_KEY, after the new one?"
+            ) from None
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(run())
+    print(
+        f"Re-wrapped {result.rewrapped} data key(s) and converted {result.converted} "
+        f"value(s) and {result.files_rewrapped} file key(s) to the current format."
+    )
+    if result.old_key_needed:
+        print(
+            f"Still needing an older key: {result.old_keks_in_use} data key(s), "
+            f"{result.legacy_left} value(s). Run `vigil rotate-key` again; keep the older "
+            "keys in VIGIL_DATA_KEY until it says they are no longer used."
+        )
+        return 1
+    if len(cipher.keks) > 1:
+        print(
+            "The old key is no longer used: remove it from VIGIL_DATA_KEY (keep only the "
+            "first key), then restart vigil serve."
+        )
+    else:
+        print("Everything is encrypted under the only key in VIGIL_DATA_KEY.")
     return 0
 
 

@@ -23,7 +23,7 @@ from bot.settings import ConfigError, Settings
 from bot.startup import StartupError, database_problem
 from handlers.web.pdf import pdf_support, render_pdf
 from handlers.web.pupils import chronology_pdf_html
-from store import chronology, transfers, workspaces
+from store import chronology, keyring, transfers, workspaces
 from store.crypto import Cipher
 from store.db import (
     DATABASE_ERRORS,
@@ -105,6 +105,7 @@ async def run_transfer(settings: Settings, *, args: argparse.Namespace) -> int:
         actor_id: int | None = None
         try:
             async with transaction(factory) as session:
+                await keyring.ensure_data_key(session, cipher)  # what the record is sealed with
                 if getattr(args, "by", None):
                     actor = await session.scalar(
                         select(Staff).where(

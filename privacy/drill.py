@@ -11,7 +11,7 @@ import datetime as dt
 import re
 import time
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.slack_lookup import make_slack_lookup
 from handlers.concern_modal import PUPIL_SEARCH
@@ -19,8 +19,9 @@ from privacy.matching import TYPEAHEAD
 from privacy.report import PrivacyCheckError
 from privacy.steps import Steps, at, button_value, database_fails_once, download, expect, form_time
 from store import roster
+from store.crypto import IntegrityError, bind
 from store.messages import MARK_READ_ACTION, OPEN_ACTION, SNOOZE_ACTION
-from store.models import Incident, Referral
+from store.models import Incident, Referral, TotpEnrolment
 from testing.school import STAFF, pupils_csv, staff_csv
 from testing.webclient import WebUser
 
@@ -52,6 +53,7 @@ class Drill(Steps):
         await self.file_concerns()
         await self.slack_alerts()
         await self.web_on_monday(monday)
+        await self.bound_ciphertexts()
         await self.documents()
         await self.sign_in_with_slack()
         self._move_clock(at(monday + dt.timedelta(days=1), 10, 0, zone))
@@ -339,6 +341,51 @@ class Drill(Steps):
             "re-categorisation",
             "referrals board, audit log, staff page",
         ]
+
+    async def bound_ciphertexts(self) -> None:
+        """Two concerns' narratives swapped in the database (as someone with write access
+        could): each page must refuse, showing neither, until they are put back; and an
+        authenticator secret under another person's row must not decrypt."""
+        server = self.harness.server
+        async with server.factory() as db:
+            rows = (
+                await db.execute(
+                    select(Incident.id, Incident.narrative_ct).order_by(Incident.number).limit(2)
+                )
+            ).all()
+            secrets = (
+                await db.execute(select(TotpEnrolment.staff_id, TotpEnrolment.secret_ct))
+            ).all()
+        (first, first_ct), (second, second_ct) = rows
+        for where_id, token in ((first, second_ct), (second, first_ct)):
+            await self._set_narrative(where_id, token)
+        try:
+            async with self._signed_in(DSL) as dsl:
+                for number in (1, 2):
+                    status, _ = await dsl.get(f"/incidents/{number}")
+                    if status == 200:
+                        raise PrivacyCheckError(
+                            "a narrative moved to another concern's row was shown: "
+                            "ciphertexts are not bound to their rows"
+                        )
+                    expect("a swapped narrative refused", status, 500)
+        finally:
+            await self._set_narrative(first, first_ct)
+            await self._set_narrative(second, second_ct)
+        (one, one_ct), (other, _) = secrets[:2]
+        try:
+            server.cipher.decrypt(one_ct, bind(TotpEnrolment.secret_ct, other))
+        except IntegrityError:
+            pass
+        else:
+            raise PrivacyCheckError("an authenticator secret decrypted under another's row")
+        self.flows.append("ciphertexts bound to their rows (swapped narratives, TOTP secret)")
+
+    async def _set_narrative(self, incident_id: int, token: bytes) -> None:
+        async with self.harness.server.engine.begin() as connection:
+            await connection.execute(
+                update(Incident).where(Incident.id == incident_id).values(narrative_ct=token)
+            )
 
     async def documents(self) -> None:
         """Files attached, refused and downloaded; a body map; a scanned paper record."""

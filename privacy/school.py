@@ -33,7 +33,8 @@ from privacy.matching import (
 )
 from privacy.report import Finding, PrivacyCheckError, Report
 from privacy.sources import read_only, search_database, search_log_file, stream_rows, table_shapes
-from store.crypto import Cipher, DecryptionError
+from store import keyring
+from store.crypto import Binding, Cipher, DecryptionError, bind
 from store.db import create_engine, is_sqlite
 from store.models import (
     BodyMap,
@@ -58,6 +59,10 @@ async def check_school(settings: Settings, *, log_files: Sequence[Path] = ()) ->
         async with read_only(engine) as connection:
             if PUPILS_TABLE not in {s.name for s in await table_shapes(connection)}:
                 raise PrivacyCheckError("this is not a Vigil database (no pupils table)")
+            try:
+                await keyring.load_data_keys(connection, cipher, create=False)
+            except keyring.KeyUnavailable as error:
+                raise PrivacyCheckError(str(error)) from None
             values = await _school_values(connection, cipher)
             documents = await file_values(connection, cipher, directory)
             report = values.report()
@@ -126,10 +131,10 @@ class _SchoolValues:
             )
         return report
 
-    def add_marks(self, cipher: Cipher, token: bytes, *, kind: str) -> None:
+    def add_marks(self, cipher: Cipher, token: bytes, *, kind: str, where: Binding) -> None:
         """A body map's notes (its marks are stored together, as JSON)."""
         try:
-            marks = json.loads(cipher.decrypt(token))
+            marks = json.loads(cipher.decrypt(token, where))
         except (DecryptionError, ValueError):
             self.unreadable["body_maps.marks_ct"] += 1
             return
@@ -139,9 +144,11 @@ class _SchoolValues:
                 self.stored += 1
                 self.needles += text_needles(note, kind=kind)
 
-    def add_text(self, cipher: Cipher, token: bytes, *, kind: str, location: str) -> None:
+    def add_text(
+        self, cipher: Cipher, token: bytes, *, kind: str, location: str, where: Binding
+    ) -> None:
         try:
-            plain = cipher.decrypt(token)
+            plain = cipher.decrypt(token, where)
         except DecryptionError:
             self.unreadable[location] += 1
             return
@@ -169,6 +176,7 @@ async def _school_values(connection: AsyncConnection, cipher: Cipher) -> _School
             narrative,
             kind=f"narrative of incident id {incident_id}",
             location="incidents.narrative_ct",
+            where=bind(Incident.narrative_ct, incident_id),
         )
         if reason is not None:
             values.add_text(
@@ -176,13 +184,14 @@ async def _school_values(connection: AsyncConnection, cipher: Cipher) -> _School
                 reason,
                 kind=f"parents' reason of incident id {incident_id}",
                 location="incidents.parents_reason_ct",
+                where=bind(Incident.parents_reason_ct, incident_id),
             )
     adults = select(IncidentAdult.incident_id, IncidentAdult.name_ct).where(
         IncidentAdult.name_ct.is_not(None)
     )
     async for incident_id, token in stream_rows(connection, adults):
         try:
-            name = cipher.decrypt(token)
+            name = cipher.decrypt(token, bind(IncidentAdult.name_ct, incident_id))
         except DecryptionError:
             values.unreadable["incident_adults.name_ct"] += 1
             continue
@@ -197,10 +206,16 @@ async def _school_values(connection: AsyncConnection, cipher: Cipher) -> _School
             token,
             kind=f"action text of action id {action_id}",
             location="incident_actions.text_ct",
+            where=bind(IncidentAction.text_ct, action_id),
         )
     maps = select(BodyMap.id, BodyMap.marks_ct)
     async for map_id, token in stream_rows(connection, maps):
-        values.add_marks(cipher, token, kind=f"body-map note of body map id {map_id}")
+        values.add_marks(
+            cipher,
+            token,
+            kind=f"body-map note of body map id {map_id}",
+            where=bind(BodyMap.marks_ct, map_id),
+        )
     papers = select(PaperRecord.id, PaperRecord.description_ct)
     async for record_id, token in stream_rows(connection, papers):
         values.add_text(
@@ -208,15 +223,17 @@ async def _school_values(connection: AsyncConnection, cipher: Cipher) -> _School
             token,
             kind=f"description of paper record id {record_id}",
             location="paper_records.description_ct",
+            where=bind(PaperRecord.description_ct, record_id),
         )
     # Every social worker's name ever recorded for a pupil (the history holds them all).
-    workers = select(PupilContextChange.pupil_id, PupilContextChange.value_ct).where(
-        PupilContextChange.value_ct.is_not(None)
-    )
+    workers = select(
+        PupilContextChange.id, PupilContextChange.pupil_id, PupilContextChange.value_ct
+    ).where(PupilContextChange.value_ct.is_not(None))
     seen: set[str] = set()
-    async for pupil_id, token in stream_rows(connection, workers):
+    async for change_id, pupil_id, token in stream_rows(connection, workers):
         try:
-            name = normalise(cipher.decrypt(token)).strip()
+            where = bind(PupilContextChange.value_ct, change_id)
+            name = normalise(cipher.decrypt(token, where)).strip()
         except DecryptionError:
             values.unreadable["pupil_context_changes.value_ct"] += 1
             continue

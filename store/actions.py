@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import alert_rules, messages, outbox
+from store import alert_rules, keyring, messages, outbox
 from store.access import alert_refusal, is_keyholder, may_share, share_refusal
 from store.catalogue import Catalogue, Category
-from store.crypto import Cipher
+from store.crypto import Cipher, bind
 from store.enums import AlertReason
 from store.errors import FieldErrors
 from store.models import (
@@ -113,7 +113,13 @@ async def list_actions(
         .order_by(IncidentAction.created_at, IncidentAction.id)
     )
     return [
-        ActionView(a.id, a.author.name, a.created_at, cipher.decrypt(a.text_ct), a.categories)
+        ActionView(
+            a.id,
+            a.author.name,
+            a.created_at,
+            cipher.decrypt(a.text_ct, bind(IncidentAction.text_ct, a.id)),
+            a.categories,
+        )
         for a in rows
     ]
 
@@ -301,11 +307,9 @@ async def write_action(
         incident_id=incident.id,
         author_id=author.id,
         created_at=now,
-        text_ct=cipher.encrypt(plan.text),
         categories=plan.categories,
     )
-    session.add(action)
-    await session.flush()
+    await keyring.seal(session, cipher, action, {IncidentAction.text_ct: plan.text})
     categories = plan.categories or await current_categories(session, incident=incident)
     headline = messages.action_headline(incident.number, author.slack_user_id, categories)
     url = messages.incident_url(public_url, incident.number)

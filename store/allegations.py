@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store import messages, outbox
 from store.access import is_allegation, is_keyholder
 from store.alert_rules import Recipient
-from store.crypto import Cipher
+from store.crypto import Cipher, bind
 from store.enums import AdultKind, AlertReason, ReferralEventKind, ReferralStatus
 from store.models import (
     Incident,
@@ -168,7 +168,11 @@ async def adult_line(session: AsyncSession, *, incident_id: int, cipher: Cipher)
         person = await session.get(Staff, adult.staff_id)
         name = person.name if person else "a member of staff"
     else:
-        name = cipher.decrypt(adult.name_ct) if adult.name_ct else "not named"
+        name = (
+            cipher.decrypt(adult.name_ct, bind(IncidentAdult.name_ct, adult.incident_id))
+            if adult.name_ct
+            else "not named"
+        )
     return f"{KIND_LABELS.get(AdultKind(adult.kind), 'An adult')}: {name}"
 
 

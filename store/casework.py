@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import pupils
+from store import keyring, pupils
 from store.actions import ACTION_MAX, current_categories_for
 from store.crypto import Cipher
 from store.enums import CaseStatus, ReferralStatus
@@ -204,11 +204,9 @@ async def write_change(
         incident_id=incident.id,
         author_id=author.id,
         created_at=now,
-        text_ct=cipher.encrypt(plan.reason),
         categories=None,
     )
-    session.add(action)
-    await session.flush()
+    await keyring.seal(session, cipher, action, {IncidentAction.text_ct: plan.reason})
     change = CaseStatusChange(
         workspace_id=incident.workspace_id,
         incident_id=incident.id,

@@ -25,7 +25,7 @@ from sqlalchemy.orm import aliased
 
 from store import pupil_context, pupil_corrections
 from store.access import in_view
-from store.crypto import Cipher
+from store.crypto import Cipher, bind
 from store.documents.bodymap import BodyMapView, body_maps_of_incidents
 from store.documents.files import FileView, incidents_files, paper_records_of
 from store.models import (
@@ -246,14 +246,16 @@ async def chronology(
                 incident_id=row.id,
                 sort_id=row.id,
                 who=row.name,
-                text=cipher.decrypt(row.narrative_ct),
+                text=cipher.decrypt(row.narrative_ct, bind(Incident.narrative_ct, row.id)),
                 categories=now_categories,
                 original_categories=original.get(row.id, []),
                 main=bool(row.is_main),
                 others=max(0, pupils_on.get(row.id, 1) - 1),
                 parents=row.parents_contacted,
                 parents_reason=(
-                    cipher.decrypt(row.parents_reason_ct) if row.parents_reason_ct else ""
+                    cipher.decrypt(row.parents_reason_ct, bind(Incident.parents_reason_ct, row.id))
+                    if row.parents_reason_ct
+                    else ""
                 ),
                 recorded_at=row.created_at,
             )
@@ -269,7 +271,7 @@ async def chronology(
                 incident_id=row.incident_id,
                 sort_id=row.id,
                 who=row.name,
-                text=cipher.decrypt(row.text_ct),
+                text=cipher.decrypt(row.text_ct, bind(IncidentAction.text_ct, row.id)),
                 categories=list(row.categories or []),
                 case_status=row.status,
                 case_outcome=row.outcome,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import alert_rules, allegations, audit, messages, outbox, urgent
+from store import alert_rules, allegations, audit, keyring, messages, outbox, urgent
 from store.access import is_keyholder
 from store.catalogue import Catalogue, Category
 from store.crypto import Cipher
@@ -438,23 +438,25 @@ async def _write_incident(
 ) -> Incident:
     """The incident with its number, audit entry, pupils, categories and agencies (the
     last three written with its alerts, by `_add_alerts`)."""
-    narrative_ct = cipher.encrypt(draft.narrative.strip())
     reason = draft.parents_reason.strip()
-    reason_ct = cipher.encrypt(reason) if reason else None
-
     incident = Incident(
         workspace_id=workspace_id,
         number=await next_number(session, workspace_id=workspace_id),
         author_id=author.id,
         happened_at=draft.happened_at or now,
         created_at=now,
-        narrative_ct=narrative_ct,
         parents_contacted=resolved.parents_contacted,
-        parents_reason_ct=reason_ct,
         slack_view_id=slack_view_id,
     )
-    session.add(incident)
-    await session.flush()
+    await keyring.seal(
+        session,
+        cipher,
+        incident,
+        {
+            Incident.narrative_ct: draft.narrative.strip(),
+            Incident.parents_reason_ct: reason or None,
+        },
+    )
     audit.record(
         session,
         action="incident.create",
@@ -476,13 +478,14 @@ async def _write_incident(
         for i, name in enumerate(dict.fromkeys(draft.agencies))
     )
     if resolved.adult is not None:
-        session.add(
-            IncidentAdult(
-                incident_id=incident.id,
-                kind=resolved.adult.kind,
-                staff_id=resolved.adult_staff.id if resolved.adult_staff else None,
-                name_ct=cipher.encrypt(resolved.adult.name) if resolved.adult.name else None,
-            )
+        adult = IncidentAdult(
+            incident_id=incident.id,
+            kind=resolved.adult.kind,
+            staff_id=resolved.adult_staff.id if resolved.adult_staff else None,
+        )
+        session.add(adult)
+        await keyring.seal(
+            session, cipher, adult, {IncidentAdult.name_ct: resolved.adult.name or None}
         )
     return incident
 

@@ -506,6 +506,34 @@ class OidcRequest(Base):
     expires_at: Mapped[dt.datetime] = mapped_column()
 
 
+class DataKey(Base):
+    """A data key (DEK) of the envelope encryption, wrapped by a key-encryption key.
+
+    `id` is random (it is written into every value the key seals); `kek_id` names the
+    key-encryption key that wrapped it (`store.crypto.KeyEncryptionKey.key_id`), so
+    `vigil rotate-key` knows which still need re-wrapping. See docs/record-encryption.md.
+    """
+
+    __tablename__ = "data_keys"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kek_id: Mapped[str] = mapped_column(String(100))
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    rewrapped_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class EncryptionState(Base):
+    """One row: whether values in the legacy format (from before data keys) may still be
+    read. `vigil rotate-key` closes it once none is left (and a new database starts
+    closed), so an old unbound value copied in from a backup is refused, not read."""
+
+    __tablename__ = "encryption_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    legacy_closed_at: Mapped[dt.datetime | None] = mapped_column()
+
+
 class TotpEnrolment(Base):
     """A person's authenticator: the secret (encrypted) and the last time step used."""
 
@@ -843,3 +871,16 @@ class TransferImport(Base):
     pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id"))
     imported_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
     imported_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# The ciphertext columns of immutable tables: the only columns an UPDATE may change (to
+# re-encrypt a value, or bind a new row's value to its id; migration 0015).
+CIPHERTEXT_COLUMNS = {
+    "incidents": frozenset({"narrative_ct", "parents_reason_ct"}),
+    "incident_adults": frozenset({"name_ct"}),
+    "incident_actions": frozenset({"text_ct"}),
+    "pupil_context_changes": frozenset({"value_ct"}),
+    "paper_records": frozenset({"description_ct"}),
+    "files": frozenset({"key_ct"}),
+    "body_maps": frozenset({"marks_ct"}),
+}

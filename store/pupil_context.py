@@ -23,7 +23,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.crypto import Cipher
+from store import keyring
+from store.crypto import Cipher, bind
 from store.models import PupilContext, PupilContextChange, Staff
 
 YES_NO = ("cp_plan", "cin", "lac", "previously_lac", "young_carer", "eal")
@@ -109,7 +110,11 @@ def sen_level(raw: str) -> str | None:
 def _stored(row: PupilContext | None, cipher: Cipher) -> Context:
     if row is None:
         return NOTHING
-    worker = cipher.decrypt(row.social_worker_ct) if row.social_worker_ct else None
+    worker = (
+        cipher.decrypt(row.social_worker_ct, bind(PupilContext.social_worker_ct, row.pupil_id))
+        if row.social_worker_ct
+        else None
+    )
     return Context(
         **{flag: getattr(row, flag) for flag in FLAGS if flag != "social_worker"},
         social_worker=worker,
@@ -157,7 +162,7 @@ def merged(old: Context, new: Mapping[str, Any]) -> Context:
     return replace(old, **given)
 
 
-def set_context(
+async def set_context(
     session: AsyncSession,
     *,
     workspace_id: int,
@@ -175,7 +180,6 @@ def set_context(
     changed = [flag for flag in FLAGS if getattr(old, flag) != getattr(new, flag)]
     if not changed:
         return []
-    worker_ct = cipher.encrypt(new.social_worker) if new.social_worker else None
     if row is None:
         row = PupilContext(pupil_id=pupil_id, workspace_id=workspace_id)
         session.add(row)
@@ -183,28 +187,32 @@ def set_context(
         if flag != "social_worker":
             setattr(row, flag, getattr(new, flag))
     if "social_worker" in changed:
-        row.social_worker_ct = worker_ct
+        await keyring.seal(
+            session, cipher, row, {PupilContext.social_worker_ct: new.social_worker or None}
+        )
     row.updated_at = at
     for flag in changed:
         value: str | None
         if flag == "social_worker":
-            value, value_ct = None, worker_ct
+            value = None
         elif flag == "sen":
-            value, value_ct = new.sen, None
+            value = new.sen
         else:
-            value, value_ct = ("Y" if getattr(new, flag) else "N"), None
-        session.add(
-            PupilContextChange(
-                workspace_id=workspace_id,
-                pupil_id=pupil_id,
-                at=at,
-                flag=flag,
-                value=value,
-                value_ct=value_ct,
-                source=source,
-                actor_id=actor_id,
-            )
+            value = "Y" if getattr(new, flag) else "N"
+        change = PupilContextChange(
+            workspace_id=workspace_id,
+            pupil_id=pupil_id,
+            at=at,
+            flag=flag,
+            value=value,
+            source=source,
+            actor_id=actor_id,
         )
+        session.add(change)
+        if flag == "social_worker" and new.social_worker:
+            await keyring.seal(
+                session, cipher, change, {PupilContextChange.value_ct: new.social_worker}
+            )
     return changed
 
 
@@ -271,7 +279,11 @@ async def history(session: AsyncSession, *, pupil_id: int, cipher: Cipher) -> li
     )
     found = []
     for change, name in rows:
-        worker = cipher.decrypt(change.value_ct) if change.value_ct else None
+        worker = (
+            cipher.decrypt(change.value_ct, bind(PupilContextChange.value_ct, change.id))
+            if change.value_ct
+            else None
+        )
         found.append(
             Change(
                 id=change.id,

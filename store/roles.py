@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import re
 
-from store.models import IMMUTABLE_TABLES, Base
+from store.models import CIPHERTEXT_COLUMNS, IMMUTABLE_TABLES, Base
 
 ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 ALEMBIC_TABLE = "alembic_version"
 
-# Append-only tables whose encrypted text is rewritten by a key rotation (the database's
-# row triggers refuse any other change).
-REENCRYPTED = {"incidents": ("narrative_ct", "parents_reason_ct"), "incident_actions": ("text_ct",)}
+# Append-only tables whose ciphertexts are written just after their row (bound to its id)
+# and rewritten by `vigil rotate-key` (the database's row triggers refuse any other change).
+REENCRYPTED = {table: tuple(sorted(columns)) for table, columns in CIPHERTEXT_COLUMNS.items()}
+# Data keys are never deleted by the server: a deleted data key is every value it sealed lost.
+NO_DELETE = {"data_keys"}
 
 
 class RoleNameError(ValueError):
@@ -50,6 +52,9 @@ def runtime_grants(role: str, *, database: str, schema: str = "public") -> list[
         f"GRANT SELECT ON {ALEMBIC_TABLE} TO {role}",
     ]
     for table in tables:
+        if table in NO_DELETE:
+            statements.append(f"GRANT SELECT, INSERT, UPDATE ON {table} TO {role}")
+            continue
         if table not in append_only:
             statements.append(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {role}")
             continue

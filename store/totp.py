@@ -23,9 +23,9 @@ import pyotp
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import audit, messages, outbox
+from store import audit, keyring, messages, outbox
 from store.access import is_keyholder
-from store.crypto import Cipher
+from store.crypto import Cipher, bind
 from store.db import rowcount
 from store.models import AuthFailure, Staff, TotpEnrolment, WebSession, utcnow
 
@@ -67,18 +67,13 @@ async def start_enrolment(
     """A fresh secret for someone not yet confirmed (kept until they confirm it)."""
     existing = await enrolment(session, staff_id=staff.id)
     if existing is not None and existing.confirmed_at is None:
-        return cipher.decrypt(existing.secret_ct)
+        return cipher.decrypt(existing.secret_ct, bind(TotpEnrolment.secret_ct, staff.id))
     if existing is not None:
         raise ValueError("already enrolled")
     secret = pyotp.random_base32()
-    session.add(
-        TotpEnrolment(
-            staff_id=staff.id,
-            secret_ct=cipher.encrypt(secret),
-            created_at=now or utcnow(),
-            last_step=0,
-        )
-    )
+    row = TotpEnrolment(staff_id=staff.id, created_at=now or utcnow(), last_step=0)
+    session.add(row)
+    await keyring.seal(session, cipher, row, {TotpEnrolment.secret_ct: secret})
     await session.flush()
     return secret
 
@@ -129,7 +124,7 @@ async def verify(
         wait = int(((oldest or now) + WINDOW - now).total_seconds()) + 1
         return Verification(False, Refusal.THROTTLED, retry_after=max(1, wait))
 
-    totp = pyotp.TOTP(cipher.decrypt(enrolled.secret_ct))
+    totp = pyotp.TOTP(cipher.decrypt(enrolled.secret_ct, bind(TotpEnrolment.secret_ct, staff.id)))
     step = _matching_step(totp, code.strip().replace(" ", ""), now)
     if step is None or step <= enrolled.last_step:
         session.add(AuthFailure(staff_id=staff.id, at=now))

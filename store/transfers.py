@@ -22,8 +22,8 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import incidents, messages, outbox, pupil_context, pupil_corrections
-from store.crypto import Cipher
+from store import incidents, keyring, messages, outbox, pupil_context, pupil_corrections
+from store.crypto import Cipher, bind
 from store.db import SessionFactory
 from store.documents import bodymap
 from store.documents.files import open_file, plaintext, store_file
@@ -67,13 +67,16 @@ async def school_keys(
     session: AsyncSession, *, workspace_id: int, cipher: Cipher
 ) -> SchoolKeys | None:
     """This school's transfer keys, decrypted (None: not made yet)."""
+    await keyring.ensure_data_key(session, cipher)  # also from the command line
     row = await session.get(TransferKeys, workspace_id)
     if row is None:
         return None
     return SchoolKeys.from_raw(
         row.name,
-        base64.b64decode(cipher.decrypt(row.receive_ct)),
-        base64.b64decode(cipher.decrypt(row.sign_ct)),
+        base64.b64decode(
+            cipher.decrypt(row.receive_ct, bind(TransferKeys.receive_ct, row.workspace_id))
+        ),
+        base64.b64decode(cipher.decrypt(row.sign_ct, bind(TransferKeys.sign_ct, row.workspace_id))),
     )
 
 
@@ -87,14 +90,17 @@ async def make_keys(
         return existing, False
     keys = SchoolKeys.generate(name.strip())
     receive, sign = keys.raw()
-    session.add(
-        TransferKeys(
-            workspace_id=workspace_id,
-            name=keys.name,
-            receive_ct=cipher.encrypt(base64.b64encode(receive).decode("ascii")),
-            sign_ct=cipher.encrypt(base64.b64encode(sign).decode("ascii")),
-        )
+    row = TransferKeys(workspace_id=workspace_id, name=keys.name)
+    await keyring.seal(
+        session,
+        cipher,
+        row,
+        {
+            TransferKeys.receive_ct: base64.b64encode(receive).decode("ascii"),
+            TransferKeys.sign_ct: base64.b64encode(sign).decode("ascii"),
+        },
     )
+    session.add(row)  # its key is the workspace's id: sealed before it is added
     await session.flush()
     return keys, True
 
@@ -249,7 +255,9 @@ async def gather(
             papers.append(
                 {
                     "recorded_on": _iso(record.recorded_on),
-                    "description": cipher.decrypt(record.description_ct),
+                    "description": cipher.decrypt(
+                        record.description_ct, bind(PaperRecord.description_ct, record.id)
+                    ),
                     "added_by": record.added_by.name,
                     "files": [
                         await _file_member(
@@ -327,10 +335,16 @@ async def _concern(
         "happened_at": _iso(incident.happened_at),
         "created_at": _iso(incident.created_at),
         "author": incident.author.name,
-        "narrative": cipher.decrypt(incident.narrative_ct),
+        "narrative": cipher.decrypt(
+            incident.narrative_ct, bind(Incident.narrative_ct, incident.id)
+        ),
         "parents_contacted": incident.parents_contacted,
         "parents_reason": (
-            cipher.decrypt(incident.parents_reason_ct) if incident.parents_reason_ct else None
+            cipher.decrypt(
+                incident.parents_reason_ct, bind(Incident.parents_reason_ct, incident.id)
+            )
+            if incident.parents_reason_ct
+            else None
         ),
         "categories": [{"name": c.name, "restricted": c.restricted} for c in incident.categories],
         "agencies": [a.name for a in incident.agencies],
@@ -340,7 +354,7 @@ async def _concern(
             {
                 "created_at": _iso(a.created_at),
                 "author": a.author.name,
-                "text": cipher.decrypt(a.text_ct),
+                "text": cipher.decrypt(a.text_ct, bind(IncidentAction.text_ct, a.id)),
                 "categories": a.categories,
             }
             for a in actions
@@ -503,7 +517,7 @@ async def _import(
     context_row = await session.get(PupilContext, pupil.id)
     old = pupil_context.stored(context_row, cipher)
     new = pupil_context.merged(old, record["context"])
-    pupil_context.set_context(
+    await pupil_context.set_context(
         session,
         workspace_id=workspace_id,
         pupil_id=pupil.id,
@@ -546,14 +560,18 @@ async def _import(
             workspace_id=workspace_id,
             pupil_id=pupil.id,
             recorded_on=dt.date.fromisoformat(paper["recorded_on"]),
-            description_ct=cipher.encrypt(
-                f"{paper['description']}\n\n(Transferred from {from_school}; added there "
-                f"by {paper['added_by']}.)"
-            ),
             added_by_id=importer.id,
             created_at=at,
         )
-        session.add(row)
+        await keyring.seal(
+            session,
+            cipher,
+            row,
+            {
+                PaperRecord.description_ct: f"{paper['description']}\n\n(Transferred from "
+                f"{from_school}; added there by {paper['added_by']}.)"
+            },
+        )
         await session.flush()
         for entry in paper["files"]:
             await _reseal(
@@ -595,13 +613,17 @@ async def _import_concern(
         author_id=importer.id,
         happened_at=dt.datetime.fromisoformat(concern["happened_at"]),
         created_at=at,
-        narrative_ct=cipher.encrypt(note + concern["narrative"]),
         parents_contacted=str(concern["parents_contacted"])[:10],
-        parents_reason_ct=(
-            cipher.encrypt(concern["parents_reason"]) if concern.get("parents_reason") else None
-        ),
     )
-    session.add(incident)
+    await keyring.seal(
+        session,
+        cipher,
+        incident,
+        {
+            Incident.narrative_ct: note + concern["narrative"],
+            Incident.parents_reason_ct: concern.get("parents_reason") or None,
+        },
+    )
     await session.flush()
     session.add(IncidentPupil(incident_id=incident.id, pupil_id=pupil.id, position=0, is_main=True))
     for position, category in enumerate(concern["categories"]):
@@ -655,7 +677,7 @@ async def _import_concern(
             )
         )
     for bodymap_sent in concern["body_maps"]:
-        bodymap.add(
+        await bodymap.add(
             session,
             cipher=cipher,
             incident_id=incident.id,
@@ -672,16 +694,14 @@ async def _import_concern(
             )
         )
     for _, text, categories in sorted(notes, key=lambda n: n[0] or ""):
-        session.add(
-            IncidentAction(
-                workspace_id=workspace_id,
-                incident_id=incident.id,
-                author_id=importer.id,
-                created_at=at,
-                text_ct=cipher.encrypt(text),
-                categories=categories,
-            )
+        action = IncidentAction(
+            workspace_id=workspace_id,
+            incident_id=incident.id,
+            author_id=importer.id,
+            created_at=at,
+            categories=categories,
         )
+        await keyring.seal(session, cipher, action, {IncidentAction.text_ct: text})
     for entry in concern["files"]:
         await _reseal(
             session,

@@ -88,6 +88,21 @@ def too_many(request: web.Request, *, retry_after: int) -> web.Response:
     return response
 
 
+def integrity_failed(request: web.Request) -> web.StreamResponse:
+    """A stored record that does not decrypt where it is (moved, changed, or its key gone)."""
+    return page(
+        request,
+        "message.html",
+        status=500,
+        heading="This record cannot be shown",
+        text="Part of it failed its integrity check (it does not belong where it is stored), "
+        "so nothing of it was shown. Tell whoever looks after Vigil at your school: the "
+        "log names what failed.",
+        link="/alerts",
+        link_text="Back to my alerts",
+    )
+
+
 def failed(request: web.Request) -> web.StreamResponse:
     """Something went wrong on our side (a 500): nothing about what, never a traceback."""
     try:

@@ -23,10 +23,11 @@ import structlog
 from aiohttp import BodyPartReader, MultipartReader, web
 
 from handlers.web.deps import WebDeps
-from handlers.web.render import failed, not_found, too_many, unavailable
+from handlers.web.render import failed, integrity_failed, not_found, too_many, unavailable
 from handlers.web.session import SESSION, clear_session_cookie, client_ip, cookie_name
 from store import audit, websessions
 from store.access import is_keyholder
+from store.crypto import DecryptionError
 from store.db import DATABASE_ERRORS, transaction
 from store.models import Staff, WebSession
 
@@ -181,6 +182,11 @@ def build_middleware(deps: WebDeps) -> Callable[..., Awaitable[web.StreamRespons
             # The database is down or restarting: nothing was committed. Say so plainly.
             log.warning("web.database_unavailable", path=request.path, error=type(error).__name__)
             response = unavailable(request)
+        except DecryptionError as error:
+            # A ciphertext changed or moved (logged by store.crypto with its table, column
+            # and row id), or its key is missing: refuse the page, show nothing of it.
+            log.error("web.integrity_error", path=request.path[:100], error=type(error).__name__)
+            response = integrity_failed(request)
         except asyncio.CancelledError:
             raise
         except Exception as error:

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.crypto import Cipher
+from store import keyring
+from store.crypto import Cipher, bind
 from store.models import BodyMap
 
 WIDTH, HEIGHT = 200, 400
@@ -126,7 +127,7 @@ def parse_marks(rows: list[Mapping[str, str]]) -> list[Mark]:
     return marks
 
 
-def add(
+async def add(
     session: AsyncSession,
     *,
     cipher: Cipher,
@@ -141,9 +142,8 @@ def add(
         workspace_id=workspace_id,
         incident_id=incident_id,
         author_id=author_id,
-        marks_ct=cipher.encrypt(body),
     )
-    session.add(row)
+    await keyring.seal(session, cipher, row, {BodyMap.marks_ct: body})
     return row
 
 
@@ -160,7 +160,10 @@ class BodyMapView:
 
 
 def read_marks(cipher: Cipher, row: BodyMap) -> list[Mark]:
-    return [Mark(**mark) for mark in json.loads(cipher.decrypt(row.marks_ct))]
+    return [
+        Mark(**mark)
+        for mark in json.loads(cipher.decrypt(row.marks_ct, bind(BodyMap.marks_ct, row.id)))
+    ]
 
 
 async def body_maps_of(

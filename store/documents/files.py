@@ -18,7 +18,8 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store.crypto import Cipher
+from store import keyring
+from store.crypto import Cipher, bind
 from store.db import SessionFactory
 from store.documents import sealing
 from store.documents.images import preview_png
@@ -38,7 +39,8 @@ def owner_of(row: StoredFile) -> str:
     return f"incident:{row.incident_id}{action}"
 
 
-def _binding(row: StoredFile) -> bytes:
+def binding(row: StoredFile) -> bytes:
+    """The associated data of the file's wrapped key: its row."""
     return sealing.row_binding(token=row.token, workspace_id=row.workspace_id, owner=owner_of(row))
 
 
@@ -68,7 +70,8 @@ async def store_file(
         storage=store.name,
         uploaded_by_id=uploader.id,
     )
-    row.key_ct = sealing.wrap_key(cipher, sealed.file_key, binding=_binding(row))
+    await keyring.ensure_data_key(session, cipher)
+    row.key_ct = sealing.wrap_key(cipher, sealed.file_key, binding=binding(row))
     session.add(row)
     await session.flush()
     await sealed.spool.commit(session, file_id=row.id)
@@ -96,7 +99,7 @@ class FileView:
 def _view(cipher: Cipher, row: StoredFile) -> FileView:
     kind = Kind(row.kind)
     try:
-        key = sealing.unwrap_key(cipher, row.key_ct, binding=_binding(row))
+        key = sealing.unwrap_key(cipher, row.key_ct, binding=binding(row))
         name, readable = sealing.open_name(key, row.name_ct, token=row.token), True
     except sealing.FileIntegrityError:
         log.error("file.integrity_error", file=row.id, part="key or name")
@@ -173,7 +176,7 @@ async def paper_records_of(
         PaperView(
             id=r.id,
             on=r.recorded_on,
-            description=cipher.decrypt(r.description_ct),
+            description=cipher.decrypt(r.description_ct, bind(PaperRecord.description_ct, r.id)),
             added_by=r.added_by.name,
             created_at=r.created_at,
             files=files[r.id],
@@ -216,7 +219,7 @@ class OpenedFile:
 def open_file(cipher: Cipher, row: StoredFile) -> OpenedFile:
     """The file's key and name, checked against its row (raises `FileIntegrityError`)."""
     try:
-        key = sealing.unwrap_key(cipher, row.key_ct, binding=_binding(row))
+        key = sealing.unwrap_key(cipher, row.key_ct, binding=binding(row))
         name = sealing.open_name(key, row.name_ct, token=row.token)
     except sealing.FileIntegrityError:
         log.error("file.integrity_error", file=row.id, part="key or name")

@@ -3,10 +3,11 @@
 A file is sealed in chunks of `CHUNK` bytes. Each sealed chunk is a random 12-byte nonce
 followed by the AES-GCM ciphertext; its associated data names the file's token, the
 chunk's index and whether it is the last, so chunks cannot be reordered, dropped from the
-end or moved to another file. The file's key is wrapped with a key derived from the data
-key (`store.crypto.Cipher.derived_keys`), with associated data naming the file's row (its
-token, workspace and what it is attached to): a wrapped key copied to another row does
-not unwrap. The file's name is sealed with the file's key too.
+end or moved to another file. The file's key is wrapped with the current data key of
+`store.crypto` (before it, with a key derived from `VIGIL_DATA_KEY`: `Cipher.derived_keys`,
+still read and re-wrapped by `vigil rotate-key`), with associated data naming the file's
+row (its token, workspace and what it is attached to): a wrapped key copied to another
+row does not unwrap. The file's name is sealed with the file's key too.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import secrets
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from store.crypto import Cipher
+from store.crypto import Cipher, MissingKeyError, is_legacy_file_key
 
 CHUNK = 64 * 1024
 NONCE = 12
@@ -44,15 +45,30 @@ def row_binding(*, token: str, workspace_id: int, owner: str) -> bytes:
 
 
 def wrap_key(cipher: Cipher, file_key: bytes, *, binding: bytes) -> bytes:
-    """The file's key, sealed with the newest data key, bound to its row."""
+    """The file's key, sealed with the current data key (envelope format), bound to its row."""
+    return cipher.wrap_file_key(file_key, binding)
+
+
+def wrap_key_legacy(cipher: Cipher, file_key: bytes, *, binding: bytes) -> bytes:
+    """The format before data keys (a key derived from `VIGIL_DATA_KEY`): tests only."""
     nonce = os.urandom(NONCE)
     kek = cipher.derived_keys(WRAP_PURPOSE)[0]
     return nonce + AESGCM(kek).encrypt(nonce, file_key, binding)
 
 
 def unwrap_key(cipher: Cipher, wrapped: bytes, *, binding: bytes) -> bytes:
-    """The file's key, if a configured data key unwraps it for this row."""
+    """The file's key, if it unwraps for this row (either format)."""
     wrapped = bytes(wrapped)
+    if not is_legacy_file_key(wrapped):
+        try:
+            key = cipher.unwrap_file_key(wrapped, binding)
+        except MissingKeyError:
+            raise FileIntegrityError(
+                "the data key that wrapped this file's key is not loaded"
+            ) from None
+        if key is None:
+            raise FileIntegrityError("the file's key does not unwrap for this row")
+        return key
     for kek in cipher.derived_keys(WRAP_PURPOSE):
         try:
             return AESGCM(kek).decrypt(wrapped[:NONCE], wrapped[NONCE:], binding)

@@ -52,7 +52,7 @@ async def add_body_map(
     except InvalidBodyMap as invalid:
         trail.add(ADD, audit.FAILED, detail="invalid: " + ", ".join(sorted(invalid.errors))[:180])
         return DrawRefused(invalid.errors, incident.number)
-    row = bodymap.add(
+    row = await bodymap.add(
         session,
         cipher=visit.setup.cipher,
         incident_id=incident.id,

@@ -32,6 +32,7 @@ from store import (
 from store.actions import ActionView, InvalidAction
 from store.alerts import ReceiptRow
 from store.casework import CaseState
+from store.crypto import bind
 from store.documents.bodymap import BodyMapView, body_maps_of
 from store.documents.files import FileView, incident_files
 from store.enums import ReadVia
@@ -154,10 +155,14 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
             cipher=cipher,
         ),
         corrections=await pupil_corrections.notes(session, incident_id=incident.id),
-        narrative=cipher.decrypt(incident.narrative_ct),
+        narrative=cipher.decrypt(incident.narrative_ct, bind(Incident.narrative_ct, incident.id)),
         parents_contacted=incident.parents_contacted,
         parents_reason=(
-            cipher.decrypt(incident.parents_reason_ct) if incident.parents_reason_ct else ""
+            cipher.decrypt(
+                incident.parents_reason_ct, bind(Incident.parents_reason_ct, incident.id)
+            )
+            if incident.parents_reason_ct
+            else ""
         ),
         original_categories=original,
         current_categories=categories,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import audit
+from store import audit, keyring
 from store.documents import files
 from store.documents.files import OpenedFile
 from store.documents.intake import Sealed
@@ -98,11 +98,11 @@ async def add_paper_record(
         workspace_id=pupil.workspace_id,
         pupil_id=pupil.id,
         recorded_on=draft.on,
-        description_ct=visit.setup.cipher.encrypt(draft.description.strip()),
         added_by_id=visit.staff.id,
     )
-    session.add(record)
-    await session.flush()
+    await keyring.seal(
+        session, visit.setup.cipher, record, {PaperRecord.description_ct: draft.description.strip()}
+    )
     for sealed, name in draft.uploads:
         await files.store_file(
             session,

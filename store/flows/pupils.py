@@ -123,7 +123,7 @@ async def edit_context(
             session, workspace_id=workspace_id, pupil_ids=[pupil.id], cipher=cipher
         )
     )[pupil.id]
-    changed = pupil_context.set_context(
+    changed = await pupil_context.set_context(
         session,
         workspace_id=workspace_id,
         pupil_id=pupil.id,

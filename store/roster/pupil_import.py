@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import pupil_context, workspaces
+from store import keyring, pupil_context, workspaces
 from store.crypto import Cipher
 from store.db import SessionFactory, transaction
 from store.models import Pupil, utcnow
@@ -192,13 +192,14 @@ async def _write_contexts(
             )
         ).all()
     )
+    await keyring.ensure_data_key(session, cipher)
     stored = await pupil_context.stored_contexts(session, workspace_id=workspace_id, cipher=cipher)
     changed = 0
     for row in given:
         pupil_id = ids[row.upn]
         context_row, old = stored.get(pupil_id, (None, pupil_context.NOTHING))
         new = pupil_context.merged(old, row.context)
-        if pupil_context.set_context(
+        if await pupil_context.set_context(
             session,
             workspace_id=workspace_id,
             pupil_id=pupil_id,

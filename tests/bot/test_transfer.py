@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 
 from bot.cli import main
 from handlers.web.pdf import pdf_support
+from store.crypto import bind
 from store.models import (
     AuditEvent,
     BodyMap,
@@ -406,5 +407,10 @@ async def test_the_web_button_gives_key_holders_a_pack_and_others_the_404(
             papers = (await db.scalars(select(PaperRecord))).all()
         # The chronology's PDF travels with the record when the server can make PDFs.
         expected = ["Chronology as printed by"] if pdf_support() is None else []
-        described = [receiver.server.cipher.decrypt(p.description_ct)[:24] for p in papers]
+        described = [
+            receiver.server.cipher.decrypt(
+                p.description_ct, bind(PaperRecord.description_ct, p.id)
+            )[:24]
+            for p in papers
+        ]
         assert described == expected

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from store.crypto import bind
 from store.enums import AlertReason, ReferralStatus
 from store.models import Alert, IncidentAdult, Referral
 from testing.harness import Harness
@@ -108,7 +109,10 @@ async def test_a_typed_name_is_stored_encrypted_and_never_sent(school: Harness) 
         adult = await db.scalar(select(IncidentAdult))
     assert adult is not None and adult.staff_id is None and adult.kind == "visitor"
     assert adult.name_ct and TYPED_NAME.encode() not in adult.name_ct
-    assert school.server.cipher.decrypt(adult.name_ct) == TYPED_NAME
+    assert (
+        school.server.cipher.decrypt(adult.name_ct, bind(IncidentAdult.name_ct, adult.incident_id))
+        == TYPED_NAME
+    )
     assert "Quentin" not in slack_traffic(school)
 
 

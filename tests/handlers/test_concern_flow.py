@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from store.crypto import bind
 from store.models import Alert, Incident, OutboxMessage, Pupil
 from testing.harness import Harness
 from testing.school import STAFF
@@ -183,7 +184,12 @@ async def test_concern_is_stored_and_everyone_right_is_alerted(school: Harness) 
         assert incident.author.slack_user_id == TEACHER
         assert incident.category_names == ["Well-being"]
         assert NARRATIVE.encode() not in incident.narrative_ct
-        assert school.server.cipher.decrypt(incident.narrative_ct) == NARRATIVE
+        assert (
+            school.server.cipher.decrypt(
+                incident.narrative_ct, bind(Incident.narrative_ct, incident.id)
+            )
+            == NARRATIVE
+        )
     await school.delivered()
     # Key-holders and the other 4B class teacher; never the author.
     assert alerted_users(school) == KEYHOLDERS | {CLASS_TEACHER}

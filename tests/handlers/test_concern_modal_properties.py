@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from handlers.concern_modal import parse_submission
 from store import workspaces
+from store.crypto import bind
 from store.db import SessionFactory, transaction
 from store.incidents import (
     NARRATIVE_MAX,
@@ -198,10 +199,18 @@ def test_filing_a_modal_stores_exactly_or_refuses_on_the_field(db: Db, form: For
     (incident,) = incidents
     assert incident.number == outcome.number == 1
     # The narrative round-trips exactly: marks, NULs, combining characters, 3,000 chars.
-    assert CIPHER.decrypt(incident.narrative_ct) == form.narrative
+    assert (
+        CIPHER.decrypt(incident.narrative_ct, bind(Incident.narrative_ct, incident.id))
+        == form.narrative
+    )
     if form.reason:
         assert incident.parents_reason_ct is not None
-        assert CIPHER.decrypt(incident.parents_reason_ct) == form.reason
+        assert (
+            CIPHER.decrypt(
+                incident.parents_reason_ct, bind(Incident.parents_reason_ct, incident.id)
+            )
+            == form.reason
+        )
     else:
         assert incident.parents_reason_ct is None
     assert incident.parents_contacted == form.entered["parents_contacted"]

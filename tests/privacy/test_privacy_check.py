@@ -59,7 +59,14 @@ async def test_the_exercise_passes_and_searched_everything(db_url: str) -> None:
     assert searched.slack_calls > 30 and searched.slack_answers > 10
     assert searched.log_records > 50 and searched.log_lines_written > 50
     assert searched.tables >= 20 and searched.rows > 100
-    for flow in ("overdue nudge", "Snooze", "Sign in with Slack", "every CSV", "chronology"):
+    for flow in (
+        "overdue nudge",
+        "Snooze",
+        "Sign in with Slack",
+        "every CSV",
+        "chronology",
+        "ciphertexts bound to their rows",
+    ):
         assert flow in text
     # Logging is as it was: the drill's capture is gone.
     assert root.handlers == handlers_before and root.level == level_before

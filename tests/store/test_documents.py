@@ -4,6 +4,7 @@ sealing of a file: chunks that only open in their own place, in their own file."
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 
 import openpyxl
@@ -135,10 +136,15 @@ def test_a_chunk_opens_only_in_its_own_place_in_its_own_file() -> None:
 def test_a_wrapped_key_opens_only_for_its_row_and_after_a_key_rotation() -> None:
     old = generate_key()
     cipher = Cipher(old)
+    cipher.add_data_key(7, os.urandom(32))
     key = sealing.new_file_key()
     binding = sealing.row_binding(token="a" * 32, workspace_id=1, owner="incident:7")
     wrapped = sealing.wrap_key(cipher, key, binding=binding)
-    assert sealing.unwrap_key(Cipher(f"{generate_key()},{old}"), wrapped, binding=binding) == key
+    assert wrapped[0] == 2 and len(wrapped) == 65  # version byte, data key id, nonce...
+    assert sealing.unwrap_key(cipher, wrapped, binding=binding) == key
+    # A file key wrapped before data keys still opens with its key among the configured.
+    legacy = sealing.wrap_key_legacy(cipher, key, binding=binding)
+    assert sealing.unwrap_key(Cipher(f"{generate_key()},{old}"), legacy, binding=binding) == key
     moved = sealing.row_binding(token="a" * 32, workspace_id=1, owner="incident:8")
     with pytest.raises(sealing.FileIntegrityError):
         sealing.unwrap_key(cipher, wrapped, binding=moved)

@@ -11,6 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from store.crypto import bind
 from store.immutability import ImmutableRecordError
 from store.models import Base, Incident, IncidentCategory, IncidentPupil
 from testing.harness import Harness
@@ -42,6 +43,20 @@ async def test_orm_refuses_to_change_an_incident(filed: Harness) -> None:
             await session.flush()
 
 
+async def test_orm_allows_re_encrypting_a_ciphertext_and_nothing_else(filed: Harness) -> None:
+    cipher = filed.server.cipher
+    async with filed.server.factory() as session:
+        incident = await session.scalar(select(Incident))
+        assert incident is not None
+        where = bind(Incident.narrative_ct, incident.id)
+        incident.narrative_ct = cipher.encrypt(cipher.decrypt(incident.narrative_ct, where), where)
+        await session.flush()  # a re-encryption (what `vigil rotate-key` does) is allowed
+        incident.narrative_ct = cipher.encrypt("another text", where)
+        incident.parents_contacted = "yes"
+        with pytest.raises(ImmutableRecordError):
+            await session.flush()
+
+
 async def test_orm_refuses_to_delete_an_incident_or_its_parts(filed: Harness) -> None:
     for model in (Incident, IncidentPupil, IncidentCategory):
         async with filed.server.factory() as session:
@@ -56,6 +71,11 @@ async def test_orm_refuses_to_delete_an_incident_or_its_parts(filed: Harness) ->
     [
         update(Incident).values(parents_contacted="yes"),
         update(Incident).values(number=99),
+        # A ciphertext may be re-encrypted (migration 0015), but not with anything else.
+        update(Incident).values(
+            narrative_ct=b"x", happened_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+        ),
+        update(Incident).values(author_id=1),
         update(IncidentCategory).values(name="Attendance"),
         update(IncidentPupil).values(is_main=False),
         delete(IncidentCategory),

@@ -13,6 +13,7 @@ import re
 
 from sqlalchemy import select
 
+from store.crypto import bind
 from store.models import (
     Alert,
     Incident,
@@ -254,7 +255,10 @@ async def test_add_action_is_encrypted_ordered_and_alerts_with_a_redacted_dm(
         rows = (await db.scalars(select(IncidentAction).order_by(IncidentAction.id))).all()
     assert len(rows) == 2
     assert ACTION_TEXT.encode() not in rows[0].text_ct and b"grandmother" not in rows[0].text_ct
-    assert school.server.cipher.decrypt(rows[0].text_ct) == ACTION_TEXT
+    assert (
+        school.server.cipher.decrypt(rows[0].text_ct, bind(IncidentAction.text_ct, rows[0].id))
+        == ACTION_TEXT
+    )
     await school.delivered()
     dms = school.standin.messages_for_user(TA)
     assert len(dms) == 1
