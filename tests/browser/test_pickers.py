@@ -133,6 +133,7 @@ async def test_a_dsl_alerts_recategorises_and_shares_with_the_keyboard_only(
         await expect(options.filter(visible=True).first).to_have_text(ELERI)
         active = await box.get_attribute("aria-activedescendant")
         assert active and await page.locator(f"#{active}").inner_text() == ELERI
+        await snap(page, "picker-open", db_name, full_page=False)
         await page.keyboard.press("Escape")  # closes the list, keeps the text
         await expect(box).to_have_attribute("aria-expanded", "false")
         assert await box.get_attribute("aria-activedescendant") is None
