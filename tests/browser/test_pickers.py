@@ -4,7 +4,8 @@ both databases, driven by the keyboard only; and the same forms with JavaScript 
 With `static/picker.js`, each `<select data-picker>` becomes a combobox with a listbox and
 removable chips (WAI-ARIA combobox pattern). The DSL alerts two colleagues by typing part
 of their names, arrowing and pressing Enter, removes a third with Backspace and another
-chip with Delete, re-categorises and shares the concern, all with keys; what reaches the
+chip with Delete, re-categorises and shares the concern, and filters the caseload by who
+recorded it, all with keys; what reaches the
 server is the `<select>`'s own field, so the alerts, the categories and the invitation are
 the ones picked. Without JavaScript, the native `<select>` is the control and the same
 forms submit the same fields.
@@ -12,6 +13,7 @@ forms submit the same fields.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -24,7 +26,7 @@ from store.models import Alert, Incident, IncidentInvite
 from testing.harness import Harness
 from tests.support.browser import WAIT_MS, playwright_or_skip, snap
 from tests.support.records import staff_member
-from tests.support.school import DSL, OFFICE, TA, TEACHER_3A, name_of
+from tests.support.school import DSL, OFFICE, TA, TEACHER, TEACHER_3A, name_of
 from tests.support.slack import file_concern
 from tests.support.web import sign_in
 
@@ -195,6 +197,20 @@ async def test_a_dsl_alerts_recategorises_and_shares_with_the_keyboard_only(
         await page.locator("#invite-form").get_by_role("button", name="Share").focus()
         await page.keyboard.press("Enter")
         await expect(page.locator("#receipts")).to_contain_text(DYLAN)
+
+        # A filter is a single picker too: the caseload by who recorded the concern.
+        await page.goto("/caseload")
+        author = page.get_by_role("combobox", name="Recorded by")
+        await author.focus()
+        await choose(page, "pat", name_of(TEACHER))
+        await page.keyboard.press("Shift+Tab")  # onto her chip, then back
+        await expect(page.get_by_role("button", name=f"Remove {name_of(TEACHER)}")).to_be_focused()
+        await page.keyboard.press("Tab")
+        await page.locator("#caseload-filter").get_by_role("button", name="Filter").focus()
+        await page.keyboard.press("Enter")
+        chitra = await staff_member(school, TEACHER)
+        await expect(page).to_have_url(re.compile(rf"[?&]author={chitra.id}(&|$)"))
+        await expect(page.locator("#caseload tbody tr")).to_have_count(2)
 
     assert await picked(school, 1) == ({ELERI, IWAN}, {DYLAN})
     await school.delivered()
