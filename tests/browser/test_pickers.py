@@ -5,9 +5,8 @@ With `static/picker.js`, each `<select data-picker>` becomes a combobox with a l
 removable chips (WAI-ARIA combobox pattern). The DSL alerts two colleagues by typing part
 of their names, arrowing and pressing Enter, removes a third with Backspace and another
 chip with Delete, re-categorises and shares the concern, and filters the caseload by who
-recorded it, all with keys; what reaches the
-server is the `<select>`'s own field, so the alerts, the categories and the invitation are
-the ones picked. Without JavaScript, the native `<select>` is the control and the same
+recorded it, all with keys; what reaches the server is the `<select>`'s own field, so the
+alerts, the categories and the invitation are the ones picked. Without JavaScript, the native `<select>` is the control and the same
 forms submit the same fields.
 """
 
