@@ -271,6 +271,12 @@
       open();
     });
 
+    input.addEventListener("click", function () {
+      if (!isOpen()) {
+        open();
+      }
+    });
+
     input.addEventListener("keydown", function (event) {
       switch (event.key) {
         case "ArrowDown":
