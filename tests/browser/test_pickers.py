@@ -6,8 +6,8 @@ removable chips (WAI-ARIA combobox pattern). The DSL alerts two colleagues by ty
 of their names, arrowing and pressing Enter, removes a third with Backspace and another
 chip with Delete, re-categorises and shares the concern, and filters the caseload by who
 recorded it, all with keys; what reaches the server is the `<select>`'s own field, so the
-alerts, the categories and the invitation are the ones picked. Without JavaScript, the native `<select>` is the control and the same
-forms submit the same fields.
+alerts, the categories and the invitation are the ones picked. Without JavaScript, the
+native `<select>` is the control and the same forms submit the same fields.
 """
 
 from __future__ import annotations
@@ -125,6 +125,9 @@ async def test_a_dsl_alerts_recategorises_and_shares_with_the_keyboard_only(
         await expect(page.locator("#action-alert")).to_be_hidden()  # the native control
         status = page.locator("#action-alert-picker-status")
         await expect(status).to_have_attribute("aria-live", "polite")
+        await expect(page.locator("#alert-hint")).not_to_contain_text(
+            "Hold Ctrl", use_inner_text=True
+        )  # that is about the native list
 
         # Typing filters; the highlighted option is the active descendant.
         await page.keyboard.type("ele")
@@ -227,6 +230,7 @@ async def test_the_same_forms_work_without_javascript(
         await expect(page.locator(".picker, input[role=combobox]")).to_have_count(0)
         alert = page.get_by_label("Also alert (optional)")
         await expect(alert).to_be_visible()
+        await expect(page.locator("#alert-hint")).to_contain_text("Hold Ctrl")
         await page.get_by_label("Action", exact=True).fill("Told the office.")
         await alert.select_option(label=[IWAN, DYLAN])
         await page.get_by_label("Re-categorise (optional)").select_option(["Medical"])

@@ -123,6 +123,11 @@
     wrapper.appendChild(status);
     select.parentNode.insertBefore(wrapper, select.nextSibling);
     select.hidden = true;
+    // "Hold Ctrl to choose more than one" is about the native list, gone now.
+    var field = select.closest(".field") || select.parentNode;
+    field.querySelectorAll(".picker-native-hint").forEach(function (hint) {
+      hint.hidden = true;
+    });
     select.setAttribute("aria-hidden", "true");
     select.tabIndex = -1;
     if (label) {
