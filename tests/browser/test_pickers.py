@@ -106,7 +106,17 @@ async def test_a_dsl_alerts_recategorises_and_shares_with_the_keyboard_only(
     filed: Harness, browser: Browser, db_name: str
 ) -> None:
     school = filed
+    errors: list[str] = []  # the script runs under the CSP (script-src 'self'), no errors
     async for page in page_for(browser, school, javascript=True):
+        page.on(
+            "console",
+            lambda m: (
+                errors.append(f"{m.text} {m.location.get('url')}")
+                if m.type == "error" and "favicon" not in str(m.location.get("url"))
+                else None
+            ),
+        )
+        page.on("pageerror", lambda e: errors.append(str(e)))
         await page.goto("/incidents/1")
         form = page.locator("#add-action")
         await form.get_by_label("Action", exact=True).focus()
@@ -213,6 +223,7 @@ async def test_a_dsl_alerts_recategorises_and_shares_with_the_keyboard_only(
         chitra = await staff_member(school, TEACHER)
         await expect(page).to_have_url(re.compile(rf"[?&]author={chitra.id}(&|$)"))
         await expect(page.locator("#caseload tbody tr")).to_have_count(2)
+        assert errors == []
 
     assert await picked(school, 1) == ({ELERI, IWAN}, {DYLAN})
     await school.delivered()
