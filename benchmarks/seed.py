@@ -318,7 +318,7 @@ async def _seed_batch(
         recipients = alert_rules.alert_recipients(
             author_id=author,
             categories=categories,
-            keyholder_ids=school.keyholder_ids,
+            staff_by_role={"keyholder": school.keyholder_ids},
             class_teacher_ids=[t for g in sorted(groups) for t in school.teachers_of.get(g, [])],
             added_ids=[],
         )

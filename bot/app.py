@@ -90,11 +90,7 @@ class VigilServer:
         self.engine = create_engine(settings.database_url)
         self.factory = session_factory(self.engine)
         self.school = load_school(settings)
-        self.catalogue = Catalogue.from_config(
-            settings.categories,
-            settings.restricted_categories,
-            [agency.name for agency in self.school.agencies],
-        )
+        self.catalogue = load_catalogue(settings, self.school)
         self.cipher = Cipher(settings.data_key or "")
         try:
             self.files = open_store(settings.files_url)
@@ -443,6 +439,20 @@ def _hidden_from_environment(*names: str) -> Iterator[None]:
         yield
     finally:
         os.environ.update(saved)
+
+
+def load_catalogue(settings: Settings, school: SchoolConfig) -> Catalogue:
+    """The categories (with the school's `[[alert_rules]]`) and agencies on offer."""
+    try:
+        return Catalogue.from_config(
+            settings.categories,
+            settings.restricted_categories,
+            [agency.name for agency in school.agencies],
+            rules=school.alert_rules,
+        )
+    except ValueError as error:
+        where = f"{settings.config_path}: " if str(error).startswith("alert_rules") else ""
+        raise ConfigError(f"{where}{error}") from None
 
 
 def load_school(settings: Settings) -> SchoolConfig:

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from store.allegations import ABOUT_PUPIL, NAME_PREFIX, STAFF_PREFIX
-from store.catalogue import Catalogue
+from store.catalogue import Catalogue, Category
 from store.incidents import NARRATIVE_MAX, REASON_MAX, ConcernDraft
 from store.messages import URGENT_LABEL
 
@@ -55,6 +55,20 @@ def _input(
     return block
 
 
+def _categories_hint(offered: list[Category]) -> str:
+    """What a member of staff who is not a key-holder is told under the categories."""
+    private = [c.name for c in offered if c.restricted and c.alert == ("keyholder",)]
+    if private:
+        return (
+            f"For a disclosure, choose {private[0]}: only the safeguarding team is alerted. "
+            "Tell a DSL now as well."
+        )
+    return (
+        "Safeguarding categories are for the safeguarding team. If you think this is "
+        "a disclosure, tell a DSL now."
+    )
+
+
 def concern_view(
     *,
     catalogue: Catalogue,
@@ -62,7 +76,7 @@ def concern_view(
     now: dt.datetime | None = None,
     notice: str | None = None,
 ) -> dict[str, Any]:
-    """The modal. Restricted categories are offered only to key-holders. `notice`, if
+    """The modal. Each category is offered to whom its rule says (`chosen_by`). `notice`, if
     given, is shown above the form (e.g. that Vigil cannot reach its database)."""
     now = now or dt.datetime.now(dt.UTC)
     categories = catalogue.categories_for(keyholder=keyholder)
@@ -134,12 +148,7 @@ def concern_view(
                 "placeholder": _text("Choose one or more"),
                 "options": [_option(c.name, c.name) for c in categories],
             },
-            hint=(
-                "Safeguarding categories are for the safeguarding team. If you think this is "
-                "a disclosure, tell a DSL now."
-                if not keyholder
-                else ""
-            ),
+            hint="" if keyholder else _categories_hint(categories),
         ),
         _input(
             "urgent",

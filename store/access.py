@@ -12,7 +12,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from store.enums import AlertReason
 from store.models import Alert, Incident, IncidentAdult, IncidentInvite, Staff
 
-ROLES = ("keyholder", "head", "dsl", "slt", "pastoral", "teacher", "staff", "chair")
+ROLES = ("keyholder", "head", "dsl", "slt", "pastoral", "senco", "teacher", "staff", "chair")
 
 # The safeguarding team: they see every incident and may use restricted categories.
 # A DSL is always a key-holder; anyone else is one when given the `keyholder` role.
@@ -24,14 +24,49 @@ def is_keyholder(roles: Iterable[str]) -> bool:
     return not KEYHOLDER_ROLES.isdisjoint(roles)
 
 
+# -- who may change a case (issue 12) ---------------------------------------------------
+#
+# Seeing an incident lets anyone add an action to it. Changing the case itself is for the
+# safeguarding team: recording a referral to an agency, its response, closing it or
+# snoozing its nudges; withdrawing someone's access; and sharing an incident that has a
+# restricted category (anyone who can see an unrestricted one may share it).
+
+
+def may_change_referrals(roles: Iterable[str]) -> bool:
+    """Whether this member of staff may record, answer, close or snooze referrals."""
+    return is_keyholder(roles)
+
+
+def may_share(roles: Iterable[str], *, restricted: bool) -> bool:
+    """Whether this member of staff, who can see the incident, may share it onward."""
+    return is_keyholder(roles) or not restricted
+
+
+async def may_change_case(session: AsyncSession, *, staff: Staff, incident_id: int) -> bool:
+    """Whether `staff` may change this incident's referrals or withdraw access to it: a
+    key-holder, or the allegations manager of an allegation (who may hold no key)."""
+    if may_change_referrals(staff.role_set):
+        return True
+    found = await session.scalar(
+        select(Alert.id).where(
+            Alert.incident_id == incident_id,
+            Alert.recipient_id == staff.id,
+            Alert.action_id.is_(None),
+            Alert.reason == AlertReason.ALLEGATIONS,
+        )
+    )
+    return found is not None
+
+
 # -- who may see an incident (DESIGN §4) ------------------------------------------------
 #
-# An incident is visible to its author, the staff alerted on it or invited later, and
-# every key-holder of its workspace. An allegation about an adult (`incident_adults`) is
-# visible to its author and the people alerted on it or invited only, key-holders
-# included, and never to the adult named, whatever else would let them see it. To anyone
-# else it does not exist: every page, list, count and export asks `visible_incidents` (or
-# `visible_incident_ids`) and answers 404 when it finds nothing.
+# An incident is visible to its author, the staff alerted on it or invited later (unless
+# a key-holder withdrew their access), and every key-holder of its workspace. An
+# allegation about an adult (`incident_adults`) is visible to its author and the people
+# alerted on it or invited only, key-holders included, and never to the adult named,
+# whatever else would let them see it. To anyone else it does not exist: every page,
+# list, count and export asks `visible_incidents` (or `visible_incident_ids`) and answers
+# 404 when it finds nothing.
 
 
 def visible_incidents(viewer: Staff) -> Select[Incident]:
@@ -43,11 +78,16 @@ def visible_incidents(viewer: Staff) -> Select[Incident]:
         IncidentAdult.incident_id == Incident.id, IncidentAdult.staff_id == viewer.id
     )
     query = query.where(~about_viewer.exists())
+    # An alert or invitation whose access a key-holder withdrew grants nothing.
     alerted = select(Alert.id).where(
-        Alert.incident_id == Incident.id, Alert.recipient_id == viewer.id
+        Alert.incident_id == Incident.id,
+        Alert.recipient_id == viewer.id,
+        Alert.withdrawn_at.is_(None),
     )
     invited = select(IncidentInvite.staff_id).where(
-        IncidentInvite.incident_id == Incident.id, IncidentInvite.staff_id == viewer.id
+        IncidentInvite.incident_id == Incident.id,
+        IncidentInvite.staff_id == viewer.id,
+        IncidentInvite.withdrawn_at.is_(None),
     )
     personal = or_(Incident.author_id == viewer.id, alerted.exists(), invited.exists())
     if is_keyholder(viewer.role_set):

@@ -11,12 +11,12 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import messages, outbox
-from store.access import alert_refusal, is_keyholder, share_refusal
-from store.catalogue import Catalogue
+from store import alert_rules, messages, outbox
+from store.access import alert_refusal, is_keyholder, may_share, share_refusal
+from store.catalogue import Catalogue, Category
 from store.crypto import Cipher
 from store.enums import AlertReason
 from store.errors import FieldErrors
@@ -24,12 +24,18 @@ from store.models import (
     Alert,
     Incident,
     IncidentAction,
+    IncidentAdult,
     IncidentCategory,
     IncidentInvite,
     Staff,
     utcnow,
 )
-from store.staff import active_staff_with_ids
+from store.staff import (
+    active_staff_by_id,
+    active_staff_with_ids,
+    class_teacher_ids,
+    staff_ids_by_role,
+)
 
 ACTION_MAX = 5000
 
@@ -160,7 +166,7 @@ class ActionPlan:
     incident: Incident
     text: str
     categories: list[str] | None  # a re-categorisation, if it changes anything
-    recipients: list[Staff]
+    recipients: list[Staff]  # whom it alerts (never its author), each once
 
 
 @dataclass(frozen=True)
@@ -203,16 +209,81 @@ async def check_action(
             new_categories = list(dict.fromkeys(recategorise))
             if new_categories == await current_categories(session, incident=incident):
                 new_categories = None
-    recipients = await active_staff_with_ids(
+    picked = await active_staff_with_ids(
         session, workspace_id=incident.workspace_id, ids=alert_staff_ids
     )
-    if len(recipients) != len(set(alert_staff_ids)):
+    if len(picked) != len(set(alert_staff_ids)):
         errors["alert"] = "Some of the people chosen are not current staff."
     elif refused := await alert_refusal(session, incident=incident, staff_ids=alert_staff_ids):
         errors["alert"] = refused
+    withdrawn = await withdrawn_ids(session, incident_id=incident.id)
+    if withdrawn_picked := [p for p in picked if p.id in withdrawn]:
+        errors["alert"] = WITHDRAWN_BY_THE_TEAM.format(name=withdrawn_picked[0].name)
     if errors:
         raise InvalidAction(errors)
+    categories = new_categories or await current_categories(session, incident=incident)
+    recipients = await _action_recipients(
+        session,
+        author=author,
+        incident=incident,
+        categories=categories,
+        catalogue=catalogue,
+        picked=picked,
+        withdrawn=withdrawn,
+    )
     return ActionPlan(author, incident, text, new_categories, recipients)
+
+
+async def _action_recipients(
+    session: AsyncSession,
+    *,
+    author: Staff,
+    incident: Incident,
+    categories: Sequence[str],
+    catalogue: Catalogue,
+    picked: Sequence[Staff],
+    withdrawn: set[int],
+) -> list[Staff]:
+    """Whom an action alerts (`store.alert_rules.action_recipients`): the incident's author,
+    the roles its categories' rules name for actions, and the people picked; never anyone
+    whose access was withdrawn."""
+    staff = await active_staff_by_id(session, workspace_id=incident.workspace_id)
+    adult = await session.get(IncidentAdult, incident.id)
+    if adult is not None:
+        # An allegation: no rule's roles (they could name the adult, and key-holders see
+        # it only when shared), but its managers; never the adult named.
+        managers = await session.scalars(
+            select(Alert.recipient_id).where(
+                Alert.incident_id == incident.id,
+                Alert.action_id.is_(None),
+                Alert.reason == AlertReason.ALLEGATIONS,
+            )
+        )
+        chosen = alert_rules.action_recipients(
+            action_author_id=author.id,
+            incident_author_id=incident.author_id,
+            categories=[],
+            staff_by_role={},
+            class_teacher_ids=[],
+            picked_ids=[*managers, *(s.id for s in picked)],
+            withdrawn_ids={*withdrawn, *([adult.staff_id] if adult.staff_id else [])},
+        )
+    else:
+        groups = {p.pupil.registration_group for p in incident.pupils}
+        teachers = await class_teacher_ids(
+            session, workspace_id=incident.workspace_id, groups=groups
+        )
+        chosen = alert_rules.action_recipients(
+            action_author_id=author.id,
+            incident_author_id=incident.author_id,
+            categories=[catalogue.category(name) or Category(name, False) for name in categories],
+            staff_by_role=staff_ids_by_role(staff),
+            class_teacher_ids=[i for i in dict.fromkeys(teachers) if i in staff],
+            picked_ids=[s.id for s in picked],
+            withdrawn_ids=withdrawn,
+        )
+    staff.update({s.id: s for s in picked})
+    return [staff[r.staff_id] for r in chosen if r.staff_id in staff]
 
 
 async def write_action(
@@ -276,17 +347,58 @@ async def add_action(
     )
 
 
+async def is_restricted(session: AsyncSession, *, incident: Incident, catalogue: Catalogue) -> bool:
+    """Whether the incident has a restricted category: as filed, or as it is now."""
+    if any(c.restricted for c in incident.categories):
+        return True
+    current = await current_categories(session, incident=incident)
+    return any((c := catalogue.category(name)) is not None and c.restricted for name in current)
+
+
+WITHDRAWN_BY_THE_TEAM = (
+    "The safeguarding team withdrew {name}'s access to this concern: only they can give it back."
+)
+
+
+async def withdrawn_ids(session: AsyncSession, *, incident_id: int) -> set[int]:
+    """The staff whose access to the incident a key-holder withdrew (and has not given
+    back): actions do not alert them, and only a key-holder may share it with them again."""
+    alerted = await session.scalars(
+        select(Alert.recipient_id).where(
+            Alert.incident_id == incident_id, Alert.withdrawn_at.isnot(None)
+        )
+    )
+    invited = await session.scalars(
+        select(IncidentInvite.staff_id).where(
+            IncidentInvite.incident_id == incident_id, IncidentInvite.withdrawn_at.isnot(None)
+        )
+    )
+    return set(alerted) | set(invited)
+
+
+class ShareRefused(Exception):
+    """Not theirs to share: the incident has a restricted category (the one 404)."""
+
+
 async def invite(
     session: AsyncSession,
     *,
     inviter: Staff,
     incident: Incident,
     staff_id: int | None,
+    catalogue: Catalogue,
     public_url: str,
     now: dt.datetime | None = None,
 ) -> Staff:
-    """Share the incident with a colleague (None: no one was chosen) and alert them (once)."""
+    """Share the incident with a colleague (None: no one was chosen) and alert them (once).
+
+    ShareRefused if the inviter may not share it (`store.access.may_share`)."""
     now = now or utcnow()
+    # An allegation's sharing is its manager's (`share_refusal`, below).
+    if await session.get(IncidentAdult, incident.id) is None:
+        restricted = await is_restricted(session, incident=incident, catalogue=catalogue)
+        if not may_share(inviter.role_set, restricted=restricted):
+            raise ShareRefused(incident.id)
     found = (
         await active_staff_with_ids(session, workspace_id=incident.workspace_id, ids=[staff_id])
         if staff_id is not None
@@ -299,24 +411,42 @@ async def invite(
         raise InvalidAction({"staff": refused})
     if guest.id == incident.author_id:
         raise InvalidAction({"staff": "They wrote this concern and can already see it."})
-    if await session.get(IncidentInvite, (incident.id, guest.id)) is not None:
+    withdrawn = guest.id in await withdrawn_ids(session, incident_id=incident.id)
+    if withdrawn and not is_keyholder(inviter.role_set):
+        raise InvalidAction({"staff": WITHDRAWN_BY_THE_TEAM.format(name=guest.name)})
+    existing = await session.get(IncidentInvite, (incident.id, guest.id))
+    if existing is not None and existing.withdrawn_at is None:
         raise InvalidAction({"staff": "They have already been invited."})
-    session.add(
-        IncidentInvite(
-            incident_id=incident.id, staff_id=guest.id, invited_by_id=inviter.id, created_at=now
+    if existing is not None:  # a key-holder gives back access they withdrew
+        existing.withdrawn_at, existing.invited_by_id, existing.created_at = None, inviter.id, now
+    else:
+        session.add(
+            IncidentInvite(
+                incident_id=incident.id,
+                staff_id=guest.id,
+                invited_by_id=inviter.id,
+                created_at=now,
+            )
         )
-    )
-    already_alerted = await session.scalar(
-        select(Alert.id).where(
+    if withdrawn:
+        await session.execute(
+            update(Alert)
+            .where(Alert.incident_id == incident.id, Alert.recipient_id == guest.id)
+            .values(withdrawn_at=None)
+            .execution_options(synchronize_session="fetch")
+        )
+    alert = await session.scalar(
+        select(Alert).where(
             Alert.incident_id == incident.id,
             Alert.recipient_id == guest.id,
             Alert.action_id.is_(None),
         )
     )
-    if already_alerted is None:
-        alert = await _add_alert(
-            session, incident=incident, recipient=guest, reason=AlertReason.INVITED, now=now
-        )
+    if alert is None or withdrawn:
+        if alert is None:
+            alert = await _add_alert(
+                session, incident=incident, recipient=guest, reason=AlertReason.INVITED, now=now
+            )
         categories = await current_categories(session, incident=incident)
         _queue_alert(
             session,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +25,7 @@ from store.enums import AlertReason, ReadVia
 from store.models import (
     Alert,
     Incident,
+    IncidentInvite,
     OutboxMessage,
     ReadReceipt,
     Staff,
@@ -71,6 +73,7 @@ async def mark_read(
                 Alert.id == alert_id,
                 Alert.workspace_id == workspace_id,
                 Staff.slack_user_id == slack_user_id,
+                Alert.withdrawn_at.is_(None),
             )
         )
     ).first()
@@ -83,12 +86,7 @@ async def mark_read(
         )
 
     session.add(ReadReceipt(alert_id=alert.id, staff_id=alert.recipient_id, read_at=now, via=via))
-    # The DM itself: locked, so the delivery worker cannot claim it meanwhile.
-    dm = await session.scalar(
-        select(OutboxMessage)
-        .where(OutboxMessage.alert_id == alert.id, OutboxMessage.kind == outbox.ALERT)
-        .with_for_update()
-    )
+    dm = await _locked_dm(session, alert)
     headline = str(((dm.payload if dm else None) or {}).get("text") or f"Concern #{number}")
     read_version = messages.alert(
         alert_id=alert.id,
@@ -96,19 +94,89 @@ async def mark_read(
         url=messages.incident_url(public_url, number),
         read_at=now,
     )
+    _change_dm(session, alert=alert, dm=dm, payload=read_version, now=now)
+    await session.flush()
+    return ReadResult(alert.id, alert.incident_id, number, now, newly_read=True)
+
+
+async def _locked_dm(session: AsyncSession, alert: Alert) -> OutboxMessage | None:
+    """The alert's DM: locked, so the delivery worker cannot claim it meanwhile."""
+    return await session.scalar(  # the latest: access given back is a new DM
+        select(OutboxMessage)
+        .where(OutboxMessage.alert_id == alert.id, OutboxMessage.kind == outbox.ALERT)
+        .order_by(OutboxMessage.id.desc())
+        .limit(1)
+        .with_for_update()
+    )
+
+
+def _change_dm(
+    session: AsyncSession,
+    *,
+    alert: Alert,
+    dm: OutboxMessage | None,
+    payload: dict[str, Any],
+    now: dt.datetime,
+) -> None:
+    """Make the alert's DM say `payload`: before it goes out if it has not, else in place
+    (chat.update through the outbox) once it is in Slack."""
     if dm is not None and outbox.unheld(dm, now):
-        dm.payload = read_version  # not on its way yet: it goes out already read
+        dm.payload = payload  # not on its way yet: it goes out changed
     elif dm is None or dm.status != outbox.FAILED:
         outbox.enqueue_alert(  # sent, or being sent: changed in place once it is in Slack
             session,
             alert=alert,
             kind=outbox.ALERT_UPDATE,
             channel=alert.slack_channel or "",
-            payload=read_version,
+            payload=payload,
             now=now,
         )
+
+
+async def withdraw(
+    session: AsyncSession, *, incident: Incident, person: Staff, now: dt.datetime
+) -> list[int]:
+    """Mark the person's alerts on the incident (and its actions) and their invitation as
+    withdrawn, and change each alert's DM to say so. Returns the alerts withdrawn.
+
+    The caller decides who may (`store.access.may_change_case`) and audits it."""
+    alerts = (
+        await session.scalars(
+            select(Alert)
+            .where(
+                Alert.incident_id == incident.id,
+                Alert.recipient_id == person.id,
+                Alert.withdrawn_at.is_(None),
+            )
+            .order_by(Alert.id)
+        )
+    ).all()
+    invite = await session.get(IncidentInvite, (incident.id, person.id))
+    if invite is not None and invite.withdrawn_at is None:
+        invite.withdrawn_at = now
+    for alert in alerts:
+        alert.withdrawn_at = now
+        dm = await _locked_dm(session, alert)
+        if dm is not None or alert.slack_ts is not None:
+            payload = messages.alert_withdrawn(alert_id=alert.id, number=incident.number)
+            _change_dm(session, alert=alert, dm=dm, payload=payload, now=now)
     await session.flush()
-    return ReadResult(alert.id, alert.incident_id, number, now, newly_read=True)
+    return [a.id for a in alerts]
+
+
+async def has_access_to_withdraw(session: AsyncSession, *, incident_id: int, staff_id: int) -> bool:
+    """Whether the person has an alert or invitation on the incident not yet withdrawn."""
+    alert = await session.scalar(
+        select(Alert.id).where(
+            Alert.incident_id == incident_id,
+            Alert.recipient_id == staff_id,
+            Alert.withdrawn_at.is_(None),
+        )
+    )
+    if alert is not None:
+        return True
+    invite = await session.get(IncidentInvite, (incident_id, staff_id))
+    return invite is not None and invite.withdrawn_at is None
 
 
 async def mark_opened(
@@ -166,6 +234,7 @@ async def unread_for(
                 Alert.workspace_id == workspace_id,
                 Staff.slack_user_id == slack_user_id,
                 ReadReceipt.alert_id.is_(None),
+                Alert.withdrawn_at.is_(None),
                 not_about(Alert.incident_id, Alert.recipient_id),
             )
             .order_by(Alert.created_at.desc(), Alert.id.desc())
@@ -242,6 +311,7 @@ async def alerts_for(
         .where(
             Alert.workspace_id == workspace_id,
             Alert.recipient_id == staff_id,
+            Alert.withdrawn_at.is_(None),
             not_about(Alert.incident_id, Alert.recipient_id),
         )
         .order_by(Alert.created_at.desc(), Alert.id.desc())
@@ -298,6 +368,7 @@ class ReceiptRow:
     read_at: dt.datetime | None  # acknowledged (Mark as read, in Slack or the web view)
     via: str | None  # a ReadVia, once read
     opened_at: dt.datetime | None = None  # first opened the incident's page
+    withdrawn_at: dt.datetime | None = None  # a key-holder withdrew the person's access
 
 
 async def receipts(session: AsyncSession, *, incident_id: int) -> list[ReceiptRow]:
@@ -312,6 +383,7 @@ async def receipts(session: AsyncSession, *, incident_id: int) -> list[ReceiptRo
             Alert.created_at,
             ReadReceipt.read_at,
             ReadReceipt.via,
+            Alert.withdrawn_at,
             Alert.opened_at,
         )
         .join(Staff, Staff.id == Alert.recipient_id)
@@ -329,6 +401,7 @@ async def receipts(session: AsyncSession, *, incident_id: int) -> list[ReceiptRo
             created_at=created_at,
             read_at=read_at,
             via=via,
+            withdrawn_at=withdrawn_at,
             opened_at=opened_at,
         )
         for (
@@ -340,6 +413,7 @@ async def receipts(session: AsyncSession, *, incident_id: int) -> list[ReceiptRo
             created_at,
             read_at,
             via,
+            withdrawn_at,
             opened_at,
         ) in rows
     ]
@@ -354,6 +428,7 @@ async def unread_alert_ids(session: AsyncSession, *, incident_id: int, staff_id:
             Alert.incident_id == incident_id,
             Alert.recipient_id == staff_id,
             ReadReceipt.alert_id.is_(None),
+            Alert.withdrawn_at.is_(None),
         )
         .order_by(Alert.id)
     )

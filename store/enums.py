@@ -39,6 +39,13 @@ class AlertReason(StrEnum):
 
     KEYHOLDER = "keyholder"  # the safeguarding team
     CLASS_TEACHER = "class_teacher"  # of a pupil named on the concern
+    # a role an alert rule names (`store.catalogue.ALERT_ROLES`)
+    DSL = "dsl"
+    HEAD = "head"
+    SLT = "slt"
+    PASTORAL = "pastoral"
+    SENCO = "senco"
+    CHAIR = "chair"
     ADDED = "added"  # chosen by the reporter
     ACTION = "action"  # chosen by the author of a later action
     INVITED = "invited"  # the incident was shared with them

@@ -38,7 +38,7 @@ from store.staff import (
     active_staff_with_ids,
     active_staff_with_slack_ids,
     class_teacher_ids,
-    keyholder_ids,
+    staff_ids_by_role,
 )
 
 NARRATIVE_MAX = 3000
@@ -109,9 +109,15 @@ def check_draft(
         if unknown:
             errors["categories"] = f"Unknown category: {unknown[0]}."
         elif refused:
+            private = [c.name for c in catalogue.categories_for(keyholder=False) if c.restricted]
+            instead = (
+                f"Choose {private[0]} to tell the safeguarding team alone"
+                if private
+                else "Choose the closest other category"
+            )
             errors["categories"] = (
-                f"Only the safeguarding team can use {refused[0]}. Choose the closest other "
-                "category and tell a DSL at once."
+                f"Only the safeguarding team can use {refused[0]}. {instead}, and tell a DSL "
+                "at once."
             )
     unknown_agencies = [a for a in draft.agencies if a not in catalogue.agencies]
     if unknown_agencies:
@@ -401,7 +407,7 @@ async def _recipients(
     recipients = alert_rules.alert_recipients(
         author_id=author.id,
         categories=resolved.categories,
-        keyholder_ids=keyholder_ids(staff),
+        staff_by_role=staff_ids_by_role(staff),
         class_teacher_ids=[i for i in dict.fromkeys(teacher_ids) if i in staff],
         added_ids=[s.id for s in resolved.added],
     )

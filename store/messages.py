@@ -147,6 +147,28 @@ def alert(
     return {"text": text, "blocks": blocks}
 
 
+def alert_withdrawn(*, alert_id: int, number: int) -> Message:
+    """An alert's DM once a key-holder has withdrawn its recipient's access: the number
+    only, and no buttons (the record no longer opens for them)."""
+    text = f"Your access to concern #{number} was withdrawn by the safeguarding team"
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f":no_entry: {text}."}},
+            {
+                "type": "context",
+                "block_id": f"alert-{alert_id}",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": "Ask a DSL if you think you still need to see it.",
+                    }
+                ],
+            },
+        ],
+    }
+
+
 def channel_line(*, number: int, author_slack_id: str | None, categories: Sequence[str]) -> Message:
     """The single line posted to the school's alert channel, when one is configured."""
     return {"text": _headline(number, author_slack_id, categories)}

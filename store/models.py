@@ -347,6 +347,7 @@ class Alert(Base):
     opened_at: Mapped[dt.datetime | None] = mapped_column()
     # Re-sent once, still unopened, after `[unread] chase_after_working_hours`.
     chased_at: Mapped[dt.datetime | None] = mapped_column()
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column()  # access withdrawn: no access
 
     recipient: Mapped[Staff] = relationship(lazy="joined")
     incident: Mapped[Incident] = relationship(lazy="raise")
@@ -435,6 +436,7 @@ class IncidentInvite(Base):
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), primary_key=True, index=True)
     invited_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column()  # access withdrawn: no access
 
 
 class AuditEvent(Base):

@@ -80,6 +80,14 @@ class ReferralChanges:
     errors: dict[str, str] = field(default_factory=dict)
 
 
+def asks_for_change(fields: Mapping[str, str]) -> bool:
+    """Whether the Referral fieldset asks for anything: a new referral (an agency or a
+    reference), or a response to or closing of an open one."""
+    if str(fields.get("agency", "")).strip() or str(fields.get("reference", "")).strip():
+        return True
+    return any(name.startswith("outcome-") and str(value).strip() for name, value in fields.items())
+
+
 def read_changes(
     fields: Mapping[str, str],
     *,

@@ -17,7 +17,13 @@ from sqlalchemy import BindParameter, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import messages, outbox
-from store.access import in_view, is_allegation, is_keyholder, visible_incident_ids
+from store.access import (
+    in_view,
+    is_allegation,
+    may_change_case,
+    may_change_referrals,
+    visible_incident_ids,
+)
 from store.enums import ReferralEventKind, ReferralStatus
 from store.errors import FieldErrors
 from store.models import (
@@ -106,6 +112,15 @@ def check_outcome(
         raise InvalidReferral({"referral": "Choose a response or closing the referral."})
 
 
+async def _only_the_safeguarding_team(
+    session: AsyncSession, *, author: Staff, incident_id: int
+) -> None:
+    """Refuse a change to a referral by anyone but a key-holder or an allegation's manager
+    (the flows ask first)."""
+    if not await may_change_case(session, staff=author, incident_id=incident_id):
+        raise InvalidReferral({"referral": "Only the safeguarding team can change a referral."})
+
+
 async def record_referral(
     session: AsyncSession,
     *,
@@ -118,8 +133,9 @@ async def record_referral(
     working: WorkingTime,
     now: dt.datetime | None = None,
 ) -> Referral:
-    """A new referral, due by the agency's timescale in working time."""
+    """A new referral, due by the agency's timescale in working time (key-holders only)."""
     now = now or utcnow()
+    await _only_the_safeguarding_team(session, author=author, incident_id=incident.id)
     check_referred_at(referred_at, now=now)
     referral = Referral(
         workspace_id=incident.workspace_id,
@@ -158,8 +174,10 @@ async def record_outcome(
     at: dt.datetime | None = None,
     now: dt.datetime | None = None,
 ) -> Referral:
-    """The agency responded (`outcome` RESPONSE, at `at`), or the referral is CLOSED."""
+    """The agency responded (`outcome` RESPONSE, at `at`), or the referral is CLOSED
+    (key-holders only)."""
     now = now or utcnow()
+    await _only_the_safeguarding_team(session, author=author, incident_id=referral.incident_id)
     at = at or now
     check_outcome(referral, outcome=outcome, at=at, now=now)
     if outcome in (ReferralEventKind.RESPONSE, ReferralEventKind.CONSULTED):
@@ -188,7 +206,7 @@ async def snooze(
             Referral.id == referral_id, Referral.workspace_id == staff.workspace_id
         )
     )
-    if referral is None or not is_keyholder(staff.role_set):
+    if referral is None or not may_change_referrals(staff.role_set):
         raise InvalidReferral({"referral": "No such referral."})
     visible = await session.scalar(
         visible_incident_ids(staff).where(Incident.id == referral.incident_id)

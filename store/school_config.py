@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from store.access import ROLES
+from store.catalogue import ALERT_ROLES, CHOSEN_BY, AlertRule
 from store.rota import DAYS, Holidays, OnCall
 from store.workdays import WorkingTime, normalise_region, zone_of
 
@@ -118,6 +119,7 @@ class SchoolConfig:
     agencies: tuple[Agency, ...] = DEFAULT_AGENCIES
     check_every_minutes: float = 5.0
     escalate_after_working_days: int = 2
+    alert_rules: tuple[AlertRule, ...] = ()  # the file's [[alert_rules]], in order
     allegations: Allegations = Allegations()
     on_call: tuple[OnCall, ...] = ()
     escalate_every_minutes: float = 10.0
@@ -196,6 +198,7 @@ def parse_school_config(data: Mapping[str, Any], *, source: str = "<config>") ->
                 "on_call",
                 "urgent",
                 "unread",
+                "alert_rules",
                 "casework",
             },
         )
@@ -227,6 +230,7 @@ def parse_school_config(data: Mapping[str, Any], *, source: str = "<config>") ->
                 unread, "unread.chase_after_working_hours", defaults.chase_after_working_hours
             ),
             school_outcomes=_outcomes(casework.get("outcomes", [])),
+            alert_rules=_alert_rules(data.get("alert_rules", [])),
         )
     except _Invalid as problem:
         raise SchoolConfigError(source, problem.key, problem.problem) from None
@@ -359,6 +363,64 @@ def _agencies(entries: Any) -> tuple[Agency, ...]:
             raise _Invalid(f"{section}.respond_within", f"{name!r}: {exc}") from None
         agencies.append(Agency(name, timescale))
     return tuple(agencies)
+
+
+def _alert_rules(entries: Any) -> tuple[AlertRule, ...]:
+    """The [[alert_rules]] tables, in file order; `alert_rules[N]` counts them from 1."""
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+        raise _Invalid("alert_rules", "expected [[alert_rules]] tables, each with a category")
+    rules: list[AlertRule] = []
+    seen: dict[str, int] = {}
+    for number, entry in enumerate(entries, start=1):
+        section = f"alert_rules[{number}]"
+        _only_keys(entry, section, {"category", "alert", "on_action", "chosen_by", "restricted"})
+        if "category" not in entry:
+            raise _Invalid(f"{section}.category", "missing")
+        category = " ".join(_string(entry["category"], f"{section}.category").split())
+        if not category:
+            raise _Invalid(f"{section}.category", "must not be empty")
+        if len(category) > 100:
+            raise _Invalid(f"{section}.category", "keep a category name under 100 characters")
+        if category.casefold() in seen:
+            problem = f"{category!r} has a rule already (alert_rules[{seen[category.casefold()]}])"
+            raise _Invalid(f"{section}.category", problem)
+        seen[category.casefold()] = number
+        chosen_by = entry.get("chosen_by")
+        if chosen_by is not None and chosen_by not in CHOSEN_BY:
+            raise _Invalid(
+                f"{section}.chosen_by", f'expected "anyone" or "keyholder", got {chosen_by!r}'
+            )
+        restricted = entry.get("restricted")
+        if restricted is not None and not isinstance(restricted, bool):
+            raise _Invalid(f"{section}.restricted", f"expected true or false, got {restricted!r}")
+        rules.append(
+            AlertRule(
+                category,
+                alert=_rule_roles(entry, section, "alert"),
+                on_action=_rule_roles(entry, section, "on_action"),
+                chosen_by=chosen_by,
+                restricted=restricted,
+            )
+        )
+    return tuple(rules)
+
+
+def _rule_roles(entry: Mapping[str, Any], section: str, key: str) -> tuple[str, ...] | None:
+    """A list of roles to alert (None when the key is absent); at least one, each known."""
+    if key not in entry:
+        return None
+    value, name = entry[key], f"{section}.{key}"
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _Invalid(name, f'expected a list of roles like ["keyholder"], got {value!r}')
+    if not value:
+        raise _Invalid(name, f"name at least one role ({', '.join(ALERT_ROLES)})")
+    for role in value:
+        if role.strip().lower() not in ALERT_ROLES:
+            known = ", ".join(ALERT_ROLES)
+            raise _Invalid(name, f'unknown role "{role}"; expected one of {known}')
+    return tuple(dict.fromkeys(r.strip().lower() for r in value))
 
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")

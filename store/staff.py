@@ -109,6 +109,17 @@ def keyholder_ids(staff: Mapping[int, Staff]) -> list[int]:
     return [i for i, s in staff.items() if is_keyholder(s.role_set)]
 
 
+def staff_ids_by_role(staff: Mapping[int, Staff]) -> dict[str, list[int]]:
+    """The ids among `staff` holding each role an alert rule can name (in `staff`'s order);
+    `keyholder` is the whole safeguarding team. Class teachers: `class_teacher_ids`."""
+    found: dict[str, list[int]] = {"keyholder": keyholder_ids(staff)}
+    for staff_id, member in staff.items():
+        for role in member.role_set:
+            if role != "keyholder":
+                found.setdefault(role, []).append(staff_id)
+    return found
+
+
 async def class_teacher_ids(
     session: AsyncSession, *, workspace_id: int, groups: Iterable[str]
 ) -> list[int]:

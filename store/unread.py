@@ -49,6 +49,7 @@ async def chase_unopened(
                 .where(
                     Alert.opened_at.is_(None),
                     Alert.chased_at.is_(None),
+                    Alert.withdrawn_at.is_(None),  # access withdrawn: nothing to chase
                     Alert.created_at <= now - dt.timedelta(hours=hours),
                     select(IncidentCategory.incident_id)
                     .where(
@@ -140,6 +141,7 @@ async def chased_unopened(
             Alert.workspace_id == workspace_id,
             Alert.chased_at.is_not(None),
             Alert.opened_at.is_(None),
+            Alert.withdrawn_at.is_(None),
             Staff.active.is_(True),
         )
         .order_by(Alert.created_at, Alert.id)

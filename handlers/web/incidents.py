@@ -1,5 +1,5 @@
 """An incident's page, and what can be done on it: mark its alerts read, add an action
-(with any referral it records), share it with a colleague.
+(with any referral it records), share it with a colleague, withdraw someone's access.
 
 Each handler parses the request, calls one flow (`store.flows.incidents`,
 `store.flows.actions`) in one transaction, and renders. A flow answers None when the
@@ -40,6 +40,12 @@ REASONS = {
     "added": "Added by the author",
     "action": "Alerted on an action",
     "invited": "Shared with them",
+    "dsl": "DSL",
+    "head": "Head",
+    "slt": "Senior leadership",
+    "pastoral": "Pastoral",
+    "senco": "SENCo",
+    "chair": "Chair of governors",
     "urgent": "On duty (urgent)",
 }
 PARENTS = {"yes": "Yes", "no": "No"}
@@ -64,6 +70,7 @@ def _incident_page(
     *,
     errors: dict[str, str] | None = None,
     invite_errors: dict[str, str] | None = None,
+    withdraw_errors: dict[str, str] | None = None,
     entered: dict[str, Any] | None = None,
     referral_typed: dict[str, str] | None = None,
     status_errors: dict[str, str] | None = None,
@@ -81,6 +88,7 @@ def _incident_page(
         status=status,
         errors=errors or {},
         invite_errors=invite_errors or {},
+        withdraw_errors=withdraw_errors or {},
         entered=entered or NOTHING_ENTERED,
         referral_entered={**defaults, **(referral_typed or {})},
         parents=PARENTS.get(parents, parents or "—"),
@@ -198,6 +206,29 @@ async def invite(request: web.Request) -> web.Response:
         "web.invited", staff=asking.staff.id, incident=shared.incident_id, guest=shared.guest_id
     )
     raise web.HTTPSeeOther(f"/incidents/{shared.number}#invite")
+
+
+@routes.post("/incidents/{number}/withdraw")
+async def withdraw(request: web.Request) -> web.Response:
+    """A key-holder withdraws a person's access (anyone else: the one 404, audited)."""
+    form: MultiDictProxy[Any] = await request.post()
+    staff_id = parse_id(str(form.get("staff", "")))
+    asking = visit(request)
+    async with transaction(request.app[DEPS].factory) as db:
+        done = await flows.withdraw(db, visit=asking, number=_number(request), staff_id=staff_id)
+    if done is None:
+        return not_found(request)
+    if isinstance(done, flows.WithdrawRefused):
+        return _incident_page(request, done.page, withdraw_errors=done.errors, status=400)
+    request.app[DEPS].notify_outbox()
+    log.info(
+        "web.withdrawn",
+        staff=asking.staff.id,
+        incident=done.incident_id,
+        person=done.person_id,
+        alerts=done.alert_ids,
+    )
+    raise web.HTTPSeeOther(f"/incidents/{done.number}#receipts-heading")
 
 
 render_incident = _incident_page  # for the other incident routes (handlers/web/corrections.py)

@@ -25,6 +25,7 @@ from store.referral_changes import (
     NOT_NEEDED,
     RESPONSE,
     ReferralChanges,
+    asks_for_change,
     check_changes,
     read_changes,
 )
@@ -64,11 +65,19 @@ class ActionRefused:
 async def add_action(
     session: AsyncSession, *, visit: Visit, number: int | None, draft: ActionDraft
 ) -> ActionAdded | ActionRefused | None:
-    """Add an action with all it records, audited; None (refusal audited) if not theirs."""
+    """Add an action with all it records, audited; None (refusal audited) if not theirs, or
+    if it changes a referral and they are not a key-holder."""
     incident = await visible_or_refused(session, visit=visit, number=number, action="action.add")
     if incident is None:
         return None
     trail = visit.trail(session, incident_id=incident.id, timed=True)
+    if asks_for_change(draft.referral_fields) and not await access.may_change_case(
+        session, staff=visit.staff, incident_id=incident.id
+    ):
+        # The form offers referrals to key-holders (and an allegation's manager) only:
+        # this one was forged.
+        trail.add("referral.change", audit.REFUSED, detail=f"#{incident.number}; not a key-holder")
+        return None
     open_referrals = await referrals.open_for_incident(session, incident_id=incident.id, lock=True)
     changes = read_changes(
         draft.referral_fields,
@@ -103,7 +112,7 @@ async def add_action(
     changed = await _record_referrals(
         trail, changes, incident=incident, action=action, open_referrals=open_referrals, visit=visit
     )
-    trail.add("action.add", detail=f"action {action.id}; alerted {len(draft.alert_staff_ids)}")
+    trail.add("action.add", detail=f"action {action.id}; alerted {len(plan.recipients)}")
     if action.categories:
         detail = f"action {action.id}; to " + "; ".join(action.categories)
         trail.add("incident.recategorise", detail=detail)

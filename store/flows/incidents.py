@@ -38,7 +38,7 @@ from store.enums import ReadVia
 from store.flows import Visit
 from store.models import CaseStatusChange, Incident, Pupil, Staff, UrgentConcern
 from store.referral_rows import ReferralRow, incident_rows
-from store.staff import staff_in_workspace
+from store.staff import get_staff, staff_in_workspace
 
 log = structlog.get_logger(__name__)
 
@@ -98,6 +98,9 @@ class IncidentPage:
     timeline: list[TimelineEntry]
     colleagues: list[Staff]  # whom the viewer may alert
     invitable: list[Staff]  # whom the viewer may share it with
+    may_share: bool  # False: restricted, and the viewer is not a key-holder
+    withdraw_buttons: dict[int, int]  # alert id -> person: where a key-holder may withdraw
+    may_change_referrals: bool  # record, answer, close referrals (key-holders)
     referrals: list[ReferralRow]
     open_referrals: list[ReferralRow]
     as_of: dt.datetime  # the time the referrals' states (and the form's defaults) are for
@@ -140,6 +143,7 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         now=visit.now,
     )
     pupils = await pupil_corrections.pupils_of(session, incident=incident)
+    changes_case = await access.may_change_case(session, staff=viewer, incident_id=incident.id)
     return IncidentPage(
         incident=incident,
         pupils=pupils,
@@ -164,6 +168,22 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         timeline=timeline,
         colleagues=colleagues,
         invitable=[s for s in colleagues if s.id != incident.author_id],
+        # An allegation's sharing is its manager's (`store.access.share_refusal`).
+        may_share=adult is not None
+        or access.may_share(
+            viewer.role_set,
+            restricted=await actions.is_restricted(
+                session, incident=incident, catalogue=visit.setup.catalogue
+            ),
+        ),
+        may_change_referrals=changes_case,
+        withdraw_buttons=_withdraw_buttons(
+            receipt_rows,
+            incident=incident,
+            colleagues=colleagues,
+            may=changes_case,
+            allegation=adult is not None,
+        ),
         referrals=referral_rows,
         open_referrals=[r for r in referral_rows if r.state != "closed"],
         as_of=visit.now,
@@ -174,6 +194,35 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         files=await incident_files(session, incident_id=incident.id, cipher=cipher),
         body_maps=await body_maps_of(session, incident_id=incident.id, cipher=cipher),
     )
+
+
+def _withdraw_buttons(
+    rows: list[ReceiptRow],
+    *,
+    incident: Incident,
+    colleagues: list[Staff],
+    may: bool,
+    allegation: bool,
+) -> dict[int, int]:
+    """For those who may change the case: each person whose access may be withdrawn
+    (alerted or shared, not withdrawn, not the author, not a key-holder unless this is an
+    allegation, which key-holders see only when alerted or shared), by their first alert."""
+    if not may:
+        return {}
+    staff = {s.id: s for s in colleagues}
+    buttons: dict[int, int] = {}
+    for row in rows:
+        person = staff.get(row.recipient_id)
+        if (
+            person is None
+            or row.withdrawn_at is not None
+            or person.id == incident.author_id
+            or (access.is_keyholder(person.role_set) and not allegation)
+            or person.id in buttons.values()
+        ):
+            continue
+        buttons[row.alert_id] = person.id
+    return buttons
 
 
 async def view_incident(
@@ -289,7 +338,8 @@ class ShareRefused:
 async def share(
     session: AsyncSession, *, visit: Visit, number: int | None, staff_id: int | None
 ) -> Shared | ShareRefused | None:
-    """Share the incident with a colleague and alert them; audited, refusals too."""
+    """Share the incident with a colleague and alert them; audited, refusals too. None (the
+    404, audited) if not theirs, or restricted and they are not a key-holder."""
     incident = await visible_or_refused(
         session, visit=visit, number=number, action="incident.invite"
     )
@@ -302,8 +352,12 @@ async def share(
             inviter=visit.staff,
             incident=incident,
             staff_id=staff_id,
+            catalogue=visit.setup.catalogue,
             public_url=visit.setup.public_url,
         )
+    except actions.ShareRefused:
+        trail.add("incident.invite", audit.REFUSED, detail="restricted; not a key-holder")
+        return None
     except InvalidAction as invalid:
         page = await refused_page(
             session,
@@ -316,3 +370,72 @@ async def share(
         return ShareRefused(invalid.errors, page)
     trail.add("incident.invite", subject_id=guest.id)
     return Shared(incident.id, incident.number, guest.id)
+
+
+# -- withdrawing someone's access ----------------------------------------------------------
+
+NOT_ALERTED = "They have no access to this concern to withdraw."
+IS_AUTHOR = "They wrote this concern: its author always keeps access."
+IS_KEYHOLDER = (
+    "They are on the safeguarding team, who see every concern: change their roles on the "
+    "staff roster instead."
+)
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    incident_id: int
+    number: int
+    person_id: int
+    alert_ids: list[int]  # the alerts withdrawn (their DMs are being changed to say so)
+
+
+@dataclass(frozen=True)
+class WithdrawRefused:
+    """Nothing withdrawn: why (by form field), and the page to say so on."""
+
+    errors: dict[str, str]
+    page: IncidentPage
+
+
+async def withdraw(
+    session: AsyncSession, *, visit: Visit, number: int | None, staff_id: int | None
+) -> Withdrawn | WithdrawRefused | None:
+    """Withdraw a person's access to the incident (key-holders, or an allegation's
+    manager), audited: their alerts and invitation no longer grant access and their DMs
+    say so. None (the 404, audited) if the visitor may not see the incident or change it."""
+    action = "incident.withdraw"
+    incident = await visible_or_refused(session, visit=visit, number=number, action=action)
+    if incident is None:
+        return None
+    trail = visit.trail(session, incident_id=incident.id)
+    if not await access.may_change_case(session, staff=visit.staff, incident_id=incident.id):
+        trail.add(action, audit.REFUSED, detail="not a key-holder", subject_id=staff_id)
+        log.warning("incident.refused", staff=visit.staff.id, number=number, action=action)
+        return None
+    person = (
+        await get_staff(session, workspace_id=incident.workspace_id, staff_id=staff_id)
+        if staff_id is not None
+        else None
+    )
+    problem = None
+    if person is None or not await alerts.has_access_to_withdraw(
+        session, incident_id=incident.id, staff_id=person.id
+    ):
+        problem = IS_AUTHOR if person and person.id == incident.author_id else NOT_ALERTED
+    elif person.id == incident.author_id:
+        problem = IS_AUTHOR
+    elif access.is_keyholder(person.role_set) and not await allegations.adult_of(
+        session, incident_id=incident.id
+    ):
+        problem = IS_KEYHOLDER
+    if problem is not None or person is None:
+        errors = {"withdraw": problem or NOT_ALERTED}
+        page = await refused_page(
+            session, visit=visit, incident=incident, trail=trail, action=action, errors=errors
+        )
+        return WithdrawRefused(errors, page)
+    withdrawn = await alerts.withdraw(session, incident=incident, person=person, now=visit.now)
+    detail = "alerts " + ",".join(map(str, withdrawn)) if withdrawn else "invitation"
+    trail.add(action, subject_id=person.id, detail=detail)
+    return Withdrawn(incident.id, incident.number, person.id, withdrawn)

@@ -4,7 +4,6 @@ Vigil and the floors in their own processes, every scenario of both groups."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import benchmarks
@@ -20,9 +19,7 @@ async def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
         database="sqlite", json_path=path, progress=False, scenarios=("slack", "web")
     )
 
-    started = time.perf_counter()
     report = await benchmarks.run(options)
-    assert time.perf_counter() - started < 60
 
     written = json.loads(path.read_text(encoding="utf-8"))
     assert written["checks"] == report["checks"]
@@ -69,9 +66,7 @@ async def test_quick_referrals_scan_reports_the_overdue_scan(tmp_path: Path) -> 
         database="sqlite", scenarios=("referrals",), json_path=path, progress=False
     )
 
-    started = time.perf_counter()
     report = await benchmarks.run(options)
-    assert time.perf_counter() - started < 60
 
     written = json.loads(path.read_text(encoding="utf-8"))
     assert written["checks"] == report["checks"] and written["checks"]["all_passed"]
@@ -104,9 +99,7 @@ async def test_quick_reports_group_measures_chronology_and_term_report(tmp_path:
         database="sqlite", scenarios=("reports",), json_path=path, progress=False
     )
 
-    started = time.perf_counter()
     report = await benchmarks.run(options)
-    assert time.perf_counter() - started < 30
 
     written = json.loads(path.read_text(encoding="utf-8"))
     assert written["checks"] == report["checks"] and written["checks"]["all_passed"]

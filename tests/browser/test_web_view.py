@@ -30,7 +30,16 @@ import pytest_asyncio
 from testing.harness import Harness
 from tests.support.browser import PHONE, WAIT_MS, playwright_or_skip, snap
 from tests.support.records import pupil_by_upn
-from tests.support.school import DSL, NARRATIVE, PUPIL_4B, TA, TEACHER, TEACHER_3A, name_of
+from tests.support.school import (
+    CLASS_TEACHER,
+    DSL,
+    NARRATIVE,
+    PUPIL_4B,
+    TA,
+    TEACHER,
+    TEACHER_3A,
+    name_of,
+)
 from tests.support.slack import file_concern
 
 if TYPE_CHECKING:
@@ -469,3 +478,43 @@ async def test_staff_not_alerted_get_not_found_like_for_a_missing_concern(
     assert NARRATIVE not in text and concern.pupil_name not in text
     assert f"#{concern.number}" not in text
     await snap(page, "not-found", db_name)
+
+
+# -- 6. withdrawing access (issue 12) ---------------------------------------------------------
+
+
+async def test_a_dsl_withdraws_a_teachers_access_and_they_get_not_found(
+    school: Harness, concern: Concern, browser: Browser, page: Page, db_name: str
+) -> None:
+    hana = name_of(CLASS_TEACHER)  # the other 4B teacher, alerted as class teacher
+    await sign_in_with_link(page, school, DSL)
+    await page.goto(f"/incidents/{concern.number}")
+    row = page.locator("#receipts tr", has_text=hana)
+    await expect(row).to_contain_text("Class teacher")
+    # No Withdraw beside the author or a key-holder.
+    author_row = page.locator("#receipts tr", has_text="Chitra Patel")
+    await expect(author_row.get_by_role("button", name="Withdraw")).to_have_count(0)
+    await expect(
+        page.locator("#receipts tr", has_text="Alys Hughes").get_by_role("button", name="Withdraw")
+    ).to_have_count(0)
+    await row.get_by_role("button", name="Withdraw").click()
+    await expect(page).to_have_url(
+        f"{school.server.url}/incidents/{concern.number}#receipts-heading"
+    )
+    await expect(page.locator("#receipts tr", has_text=hana)).to_contain_text("Withdrawn")
+    await snap(page, "incident-withdrawn", db_name)
+
+    other = await browser.new_context(base_url=school.server.url, viewport=DESKTOP)
+    try:
+        teacher = await other.new_page()
+        await sign_in_with_link(teacher, school, CLASS_TEACHER)
+        await expect(teacher.locator(f'a[href="/incidents/{concern.number}"]')).to_have_count(0)
+        response = await teacher.goto(f"/incidents/{concern.number}")
+        assert response is not None and response.status == 404
+        await expect(teacher.get_by_role("heading", name="Not found")).to_be_visible()
+    finally:
+        await other.close()
+    await school.delivered()
+    [dm] = school.standin.messages_for_user(CLASS_TEACHER)
+    updated = school.standin.messages[(school.standin.dm_channel_for(CLASS_TEACHER), dm["ts"])]
+    assert "was withdrawn" in updated["text"] and concern.pupil_name not in json.dumps(updated)

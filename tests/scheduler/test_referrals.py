@@ -358,12 +358,12 @@ async def test_the_escalation_threshold_comes_from_the_config_file(
 
 
 async def test_all_keyholders_are_nudged_when_there_is_no_dsl(school: Harness) -> None:
+    tuesday = a_working_tuesday()
+    await reported_and_referred(school, tuesday)  # by the DSL, who then steps down
     async with transaction(school.server.factory) as db:
         dsl = await db.scalar(select(Staff).where(Staff.slack_user_id == DSL))
         assert dsl is not None
         dsl.roles = "slt"  # no one has the dsl role now
-    tuesday = a_working_tuesday()
-    await reported_and_referred(school, tuesday)
     move_clock(school, at(tuesday, 10))
     assert await check(school) == 1
     for keyholder in (DEPUTY, HEAD, PASTORAL):

@@ -340,8 +340,8 @@ async def test_staff_bad_rows(factory: SessionFactory, tmp_path: Path) -> None:
     assert reasons[2] == "email 'not-an-email' is not an email address"
     assert reasons[3] == "name is empty"
     assert reasons[4] == (
-        "unknown role 'wizard' (allowed: keyholder, head, dsl, slt, pastoral, teacher, staff, "
-        "chair)"
+        "unknown role 'wizard' (allowed: keyholder, head, dsl, slt, pastoral, senco, teacher, "
+        "staff, chair)"
     )
     assert reasons[6] == "email c@school.example is a duplicate of line 5"
     assert "slack_user_id 'not-an-id'" in reasons[7]

@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from store.access import is_keyholder
-from store.alert_rules import Recipient, alert_recipients
-from store.catalogue import DEFAULT_CATEGORIES, Catalogue, Category
+from store.alert_rules import Recipient, action_recipients, alert_recipients
+from store.catalogue import DEFAULT_CATEGORIES, DISCLOSURE, AlertRule, Catalogue, Category
 from store.crypto import Cipher, DecryptionError, generate_key, parse_keys
 from store.incidents import NARRATIVE_MAX, ConcernDraft, check_draft
 
@@ -21,7 +21,7 @@ def recipients(**overrides: object) -> list[Recipient]:
     arguments: dict[str, object] = {
         "author_id": 1,
         "categories": [BEHAVIOUR],
-        "keyholder_ids": [10, 11],
+        "staff_by_role": {"keyholder": [10, 11]},
         "class_teacher_ids": [20],
         "added_ids": [],
     }
@@ -66,13 +66,81 @@ def test_keyholders_are_dsls_and_the_keyholder_role(roles: set[str], expected: b
     assert is_keyholder(roles) is expected
 
 
-def test_default_catalogue_is_the_seed_protocol_list() -> None:
+def test_default_catalogue_is_the_seed_protocol_list_and_the_disclosure() -> None:
     catalogue = Catalogue.from_config()
-    assert [c.name for c in catalogue.categories] == list(DEFAULT_CATEGORIES)
+    assert [c.name for c in catalogue.categories] == [*DEFAULT_CATEGORIES, DISCLOSURE]
     restricted = {c.name for c in catalogue.categories if c.restricted}
-    assert restricted == {"Safeguarding", "Child protection"}
+    assert restricted == {"Safeguarding", "Child protection", DISCLOSURE}
     names = {c.name for c in catalogue.categories_for(keyholder=False)}
-    assert "Safeguarding" not in names and "Behaviour" in names
+    assert "Safeguarding" not in names and "Behaviour" in names and DISCLOSURE in names
+    disclosure = catalogue.category(DISCLOSURE)
+    assert disclosure is not None and disclosure.alert == ("keyholder",)
+
+
+def test_default_rules_are_todays_rule() -> None:
+    for category in Catalogue.from_config().categories:
+        if category.restricted:
+            assert category.alert == ("keyholder",)
+        else:
+            assert category.alert == ("keyholder", "class_teacher")
+        assert category.on_action == ("keyholder",)
+        expected = (
+            "anyone" if category.name == DISCLOSURE or not category.restricted else "keyholder"
+        )
+        assert category.chosen_by == expected
+
+
+def test_disclosure_alerts_keyholders_only_even_beside_an_open_category() -> None:
+    disclosure = Catalogue.from_config().category(DISCLOSURE)
+    assert disclosure is not None
+    got = recipients(categories=[BEHAVIOUR, disclosure], class_teacher_ids=[20, 21])
+    assert [r.staff_id for r in got] == [10, 11]
+
+
+def test_a_rule_names_roles_in_a_stable_order() -> None:
+    rules = [AlertRule("Behaviour", alert=("senco", "head", "class_teacher"))]
+    behaviour = Catalogue.from_config(rules=rules).category("Behaviour")
+    assert behaviour is not None
+    got = recipients(
+        categories=[behaviour],
+        staff_by_role={"keyholder": [10], "head": [40], "senco": [50, 10]},
+        class_teacher_ids=[20],
+    )
+    assert got == [
+        Recipient(40, "head"),
+        Recipient(50, "senco"),
+        Recipient(10, "senco"),  # a key-holder, but the rule does not name key-holders
+        Recipient(20, "class_teacher"),
+    ]
+
+
+def test_a_rule_can_add_a_category_or_change_who_may_choose_one() -> None:
+    rules = [
+        AlertRule("Online safety", alert=("keyholder", "pastoral")),
+        AlertRule("Child protection", chosen_by="anyone"),
+    ]
+    catalogue = Catalogue.from_config(rules=rules)
+    names = {c.name for c in catalogue.categories_for(keyholder=False)}
+    assert {"Online safety", "Child protection"} <= names
+    assert "Safeguarding" not in names
+
+
+def test_a_rule_misspelling_a_category_is_refused_naming_the_rule() -> None:
+    with pytest.raises(ValueError, match=r"alert_rules\[1\].category: 'child protection'"):
+        Catalogue.from_config(rules=[AlertRule("child protection", alert=("dsl",))])
+
+
+def test_an_action_alerts_the_author_and_the_action_roles_once() -> None:
+    got = action_recipients(
+        action_author_id=10,
+        incident_author_id=1,
+        categories=[BEHAVIOUR],
+        staff_by_role={"keyholder": [10, 11]},
+        class_teacher_ids=[20],
+        picked_ids=[11, 30, 1],
+    )
+    assert [r.staff_id for r in got] == [1, 11, 30]
+    assert {r.reason for r in got} == {"action"}
 
 
 def test_catalogue_refuses_restricting_an_unknown_category() -> None:
@@ -138,3 +206,10 @@ def test_cipher_round_trip_and_rotation() -> None:
 def test_malformed_key_is_explained() -> None:
     with pytest.raises(ValueError, match="key 2 is not a valid key"):
         parse_keys(f"{generate_key()},not-a-key")
+
+
+def test_a_teacher_may_choose_the_disclosure_and_is_pointed_to_it() -> None:
+    assert errors(draft(categories=[DISCLOSURE])) == {}
+    refused = errors(draft(categories=["Child protection"]))["categories"]
+    assert "Only the safeguarding team can use Child protection" in refused
+    assert f"Choose {DISCLOSURE} to tell the safeguarding team alone" in refused

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from store import catalogue
+from store.catalogue import Catalogue
 from store.school_config import (
     DEFAULT_AGENCIES,
     Agency,
@@ -83,6 +84,8 @@ def test_example_file_parses_to_the_defaults_plus_its_closures() -> None:
         dt.time(18),
         "ENG",
     )
+    # the example's rule is the default disclosure rule: the categories are the defaults
+    assert Catalogue.from_config(rules=config.alert_rules) == Catalogue.from_config()
     christmas = {dt.date(2026, 12, 21) + dt.timedelta(days=n) for n in range(12)}
     assert wt.closures == frozenset(christmas | {dt.date(2027, 2, 16)})
 
@@ -121,12 +124,20 @@ def test_example_file_shows_every_key() -> None:
         "allegations",
         "urgent",
         "unread",
+        "alert_rules",
         "casework",
     }
     assert set(data["allegations"]) == {"manager", "manager_when_head", "lado_agency"}
     assert set(data["urgent"]) == {"escalate_every_minutes"}
     assert set(data["unread"]) == {"chase_after_working_hours"}
     assert set(data["casework"]) == {"outcomes"}
+    assert set(data["alert_rules"][0]) == {
+        "category",
+        "alert",
+        "on_action",
+        "chosen_by",
+        "restricted",
+    }
     assert set(data["working_time"]) == {
         "timezone",
         "day_starts",
@@ -290,6 +301,7 @@ def test_should_escalate_after_the_configured_working_days() -> None:
 # --- mistakes --------------------------------------------------------------------------------
 
 AGENCY = '[[agencies]]\nname = "Police"\nrespond_within = "{}"\n'
+RULE = '[[alert_rules]]\ncategory = "Behaviour"\nalert = ["keyholder"]\n'
 
 
 @pytest.mark.parametrize(
@@ -402,6 +414,19 @@ AGENCY = '[[agencies]]\nname = "Police"\nrespond_within = "{}"\n'
         ),
         ('[allegations]\nmanagers = ["head"]', "allegations.managers", "unknown key"),
         ('allegations = "head"', "allegations", "expected a table"),
+        (
+            RULE + '[[alert_rules]]\ncategory = "Medical"\nalert = ["dls"]\n',
+            "alert_rules[2].alert",
+            'unknown role "dls"',
+        ),
+        (RULE.replace('["keyholder"]', "[]"), "alert_rules[1].alert", "at least one role"),
+        (RULE + 'on_action = ["teacher"]\n', "alert_rules[1].on_action", 'unknown role "teacher"'),
+        (RULE + 'chosen_by = "everyone"\n', "alert_rules[1].chosen_by", '"anyone" or "keyholder"'),
+        (RULE + 'restricted = "yes"\n', "alert_rules[1].restricted", "true or false"),
+        (RULE + 'alerts = ["dsl"]\n', "alert_rules[1].alerts", "unknown key"),
+        ('[[alert_rules]]\nalert = ["dsl"]\n', "alert_rules[1].category", "missing"),
+        (RULE + RULE.replace("Behaviour", "behaviour"), "alert_rules[2].category", "has a rule"),
+        ('alert_rules = ["Behaviour"]', "alert_rules", "expected [[alert_rules]] tables"),
     ],
 )
 def test_mistakes_name_the_file_the_key_and_the_problem(

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from store.models import Alert, ReadReceipt, Staff
 from testing.harness import Harness
 from tests.support.clock import LONDON, WORKING, at, move_clock
-from tests.support.school import DEPUTY, DSL, HEAD, NARRATIVE, PASTORAL, TEACHER, name_of
+from tests.support.school import DEPUTY, DSL, HEAD, NARRATIVE, PASTORAL, TA, TEACHER, name_of
 from tests.support.slack import file_concern
 from tests.support.web import People, main_of, shown
 
@@ -170,3 +170,26 @@ async def test_an_unrestricted_alert_is_not_chased(school: Harness) -> None:
     move_clock(school, at(tuesday + dt.timedelta(days=1), 17))
     await chase(school)
     assert not any(flags[2] for flags in (await states(school)).values())
+
+
+async def test_an_alert_whose_access_was_withdrawn_is_not_chased(school: Harness) -> None:
+    people = People(school)
+    tuesday = a_working_tuesday()
+    move_clock(school, at(tuesday, 9))
+    await file_concern(school, DSL, categories=["Safeguarding"], also_alert=[TA])
+    async with school.server.factory() as db:
+        ta = await db.scalar(select(Staff.id).where(Staff.slack_user_id == TA))
+    move_clock(school, at(tuesday, 10))
+    async with people.signed_in(DSL) as dsl:
+        await dsl.get("/incidents/1")
+        status, _ = await dsl.post("/incidents/1/withdraw", {"staff": str(ta)})
+        assert status == 200
+    move_clock(school, at(tuesday, 13, 1))
+    await chase(school)
+    reminded = {
+        person
+        for person in (TA, PASTORAL)
+        for m in school.standin.messages_for_user(person)
+        if m["text"].startswith(REMINDER)
+    }
+    assert reminded == {PASTORAL}

@@ -487,7 +487,9 @@ async def test_governors_report_has_counts_and_no_names(school: Harness) -> None
     words = " ".join(page.split())
     assert "Counts only." in words and "names no pupil and no member of staff" in words
     assert re.search(r'id="stat-incidents">2<', body) and re.search(r'id="stat-referrals">1<', body)
-    assert re.search(r'id="stat-alerts">10<', body)  # five people alerted on each
+    # Five people alerted on each concern; the DSL's action alerts the author and the
+    # three other key-holders.
+    assert re.search(r'id="stat-alerts">14<', body)
     assert "Police" in page and "Behaviour" in page and "Year group" in page
     # ...and no names: no pupil (name, surname or UPN), no member of staff (but the person
     # signed in, in the bar at the top), no concern number, no referral reference.
