@@ -57,6 +57,19 @@ async def test_the_head_records_no_referral_needed_and_the_deputy_sees_nothing(
         )
         await expect(page.get_by_text(ALLEGATION)).to_be_visible()
         await expect(page.locator(".referral-state").first).to_contain_text("Consultation due")
+        # Neither picker offers the adult it is about (nor does the page's own list).
+        for picker, field in (
+            ("Also alert (optional)", "action-alert"),
+            ("Colleague", "invite-staff"),
+        ):
+            await page.get_by_role("combobox", name=picker).fill("okaf")
+            await expect(page.locator(f"#{field}-picker-status")).to_have_text("No matches")
+            await expect(
+                page.locator(f"#{field}-picker-listbox [role=option]:visible")
+            ).to_have_count(0)
+            await page.keyboard.press("Escape")
+            await page.keyboard.press("Escape")
+        await expect(page.locator("option", has_text=name_of(DEPUTY))).to_have_count(0)
         await page.get_by_role("textbox", name="Action").fill(
             "Discussed with the LADO's duty line: no referral."
         )
