@@ -6,6 +6,7 @@ environment; `MotoS3.objects` reads what the bucket holds with a plain boto3 cli
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import uuid
 from collections.abc import Iterator
@@ -65,6 +66,7 @@ class MotoS3:
 @contextlib.contextmanager
 def moto_server() -> Iterator[str]:
     """moto's S3 server on a free port of 127.0.0.1: its endpoint URL."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
