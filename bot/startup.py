@@ -32,8 +32,10 @@ TOKEN_ERRORS = frozenset(
 NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
 
 
-#: What reaching an S3 bucket may raise (`FileStore.check`).
-FILE_STORE_ERRORS = (BotoCoreError, ClientError, TimeoutError, OSError)
+#: What the S3 client raises (an S3 store's requests: `store.documents.s3`).
+S3_ERRORS = (BotoCoreError, ClientError)
+#: What reaching a file store at start-up may raise (`FileStore.check`).
+FILE_STORE_ERRORS = (*S3_ERRORS, TimeoutError, OSError)
 _S3_REFUSED = frozenset(
     {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"}
 )
