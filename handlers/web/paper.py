@@ -102,6 +102,7 @@ async def add_paper_record(request: web.Request) -> web.StreamResponse:
         uploads=uploads,
     )
     added: flows.PaperAdded | flows.PaperRefused | None = None
+    committed = False
     try:
         async with transaction(deps.factory) as db:
             added = await flows.add_paper_record(
@@ -112,8 +113,9 @@ async def add_paper_record(request: web.Request) -> web.StreamResponse:
                 store=deps.files,
                 today=deps.clock().astimezone(zone(request)).date(),
             )
+        committed = True
     finally:
-        if not isinstance(added, flows.PaperAdded):
+        if not (committed and isinstance(added, flows.PaperAdded)):  # a failed commit too
             for sealed, _ in uploads:
                 sealed.spool.discard()
     if added is None:

@@ -11,10 +11,13 @@ import hashlib
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import VigilServer
 from bot.settings import ConfigError, load_settings
@@ -24,12 +27,13 @@ from store.documents.s3 import ObjectExists, S3Store
 from store.documents.storage import S3Store as Reexported
 from store.documents.storage import check_files_url, open_store
 from store.flows import files as flows
+from store.flows import paper as paper_flows
 from store.models import StoredFile
 from testing.harness import Harness
 from tests.handlers.web.test_files import SECRET_NAME, SECRET_TEXT, count_files, pdf_bytes
-from tests.support.records import audit_events
+from tests.support.records import audit_events, pupil_by_upn
 from tests.support.s3 import REGION, MotoS3
-from tests.support.school import TEACHER, seeded_school
+from tests.support.school import DSL, PUPIL_4B, TEACHER, seeded_school
 from tests.support.slack import file_concern
 from tests.support.web import shown, signed_in
 
@@ -165,25 +169,52 @@ async def test_the_object_of_an_upload_whose_row_failed_is_removed(s3: MotoS3) -
     assert s3.keys() == []
 
 
-async def test_a_file_whose_row_failed_leaves_nothing_in_the_bucket(
+def failing_commit(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> None:
+    """Make the flow `module.name` succeed, then its transaction's COMMIT fail."""
+    real = getattr(module, name)
+
+    async def then_commit_fails(session: AsyncSession, **kwargs: Any) -> Any:
+        answer = await real(session, **kwargs)
+
+        def refuse(_session: object) -> None:
+            raise OperationalError("COMMIT", {}, Exception("the database went away"))
+
+        event.listen(session.sync_session, "before_commit", refuse)
+        return answer
+
+    monkeypatch.setattr(module, name, then_commit_fails)
+
+
+async def test_files_whose_rows_were_not_committed_leave_nothing_in_the_bucket(
     db_url: str, tmp_path: Path, s3: MotoS3, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with seeded_school(db_url, tmp_path, overrides=s3.overrides) as school:
+    async with (
+        seeded_school(db_url, tmp_path, overrides=s3.overrides) as school,
+        signed_in(school, TEACHER) as teacher,
+        signed_in(school, DSL) as dsl,
+    ):
         await file_concern(school, TEACHER)
-        async with signed_in(school, TEACHER) as teacher:
+        pupil = await pupil_by_upn(school, PUPIL_4B)
+        with monkeypatch.context() as patched:
+            failing_commit(patched, flows, "attach")
+            failing_commit(patched, paper_flows, "add_paper_record")
             await teacher.get("/incidents/1")
-            real = flows.files.store_file
-
-            async def stored_then_failed(*args: object, **kwargs: object) -> StoredFile:
-                await real(*args, **kwargs)  # type: ignore[arg-type]
-                raise RuntimeError("the database went away")
-
-            monkeypatch.setattr(flows.files, "store_file", stored_then_failed)
             status, _ = await teacher.upload("/incidents/1/files", "notes.pdf", pdf_bytes())
             assert status == 500
-        await school.server.files.close()  # the removal has finished
-        assert await count_files(school) == (0, 0)
-    assert s3.keys() == []
+            await dsl.get(f"/pupils/{pupil.id}")
+            status, _ = await dsl.send_files(
+                f"/pupils/{pupil.id}/paper",
+                [("files", "p1.pdf", pdf_bytes()), ("files", "p2.pdf", pdf_bytes())],
+                {"recorded_on": "2019-03-14", "description": "An old slip."},
+            )
+            assert status == 500
+            await school.server.files.close()  # the removals have finished
+            assert await count_files(school) == (0, 0)
+            assert s3.keys() == []
+        # With the database answering again (and the client made anew), it is stored.
+        await teacher.get("/incidents/1")
+        assert (await teacher.upload("/incidents/1/files", "notes.pdf", pdf_bytes()))[0] == 200
+        assert len(s3.keys()) == 1
 
 
 def test_s3_urls_are_accepted_and_malformed_ones_refused() -> None:
