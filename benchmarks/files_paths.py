@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import boto3
+from aiobotocore.session import get_session
 
 from benchmarks.database import benchmark_database
 from benchmarks.deployment import (
@@ -265,17 +265,17 @@ async def _s3_standin(stack: contextlib.AsyncExitStack, workdir: Path) -> Server
     )
     await moto.start()
     stack.push_async_callback(moto.stop)
-    client = boto3.client(
+    async with get_session().create_client(
         "s3",
         endpoint_url=moto.url,
         region_name=S3_CREDENTIALS["AWS_REGION"],
         aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
-    client.create_bucket(
-        Bucket=S3_BUCKET,
-        CreateBucketConfiguration={"LocationConstraint": S3_CREDENTIALS["AWS_REGION"]},
-    )
+    ) as client:
+        await client.create_bucket(
+            Bucket=S3_BUCKET,
+            CreateBucketConfiguration={"LocationConstraint": S3_CREDENTIALS["AWS_REGION"]},
+        )
     return moto
 
 
