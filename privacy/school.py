@@ -42,7 +42,7 @@ from privacy.report import Finding, PrivacyCheckError, Report
 from privacy.sources import read_only, search_database, search_log_file, stream_rows, table_shapes
 from store.crypto import Cipher, DecryptionError
 from store.db import create_engine, is_sqlite
-from store.documents.s3 import S3Store
+from store.documents.s3 import FileStoreUnavailable, S3Store
 from store.documents.storage import open_store
 from store.models import (
     BodyMap,
@@ -85,7 +85,7 @@ async def check_school(settings: Settings, *, log_files: Sequence[Path] = ()) ->
             await search_database_bytes(connection, documents, report)
         if s3 is not None:
             report.searched.store_files = await search_s3(s3, documents, matcher, report)
-    except S3_ERRORS as error:
+    except (*S3_ERRORS, FileStoreUnavailable) as error:
         where = f"{settings.files_url} at {settings.s3_endpoint_url or 'AWS'}"
         raise PrivacyCheckError(
             f"cannot read the file store {where} ({first_line(error)}): check "

@@ -53,6 +53,14 @@ class ObjectExists(Exception):
     """An object is already stored under this file's token: it is never overwritten."""
 
 
+class FileStoreUnavailable(Exception):
+    """The bucket did not answer, or refused a request: nothing was stored or read."""
+
+    def __init__(self, error: BaseException) -> None:
+        reason = _code(error) if isinstance(error, ClientError) else type(error).__name__
+        super().__init__(f"the S3 file store failed ({reason})")
+
+
 def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
@@ -175,10 +183,10 @@ class S3Store:
         object already there (raises `ObjectExists`)."""
         client = await self.client()
         key = self.key(token)
-        if await self.exists(token):
-            raise ObjectExists(key)
-        data = source.read(PART)
         try:
+            if await self.exists(token):
+                raise ObjectExists(key)
+            data = source.read(PART)
             if len(data) < PART:
                 await client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
                 return
@@ -186,7 +194,9 @@ class S3Store:
         except ClientError as error:
             if _code(error) == "PreconditionFailed":
                 raise ObjectExists(key) from None
-            raise
+            raise FileStoreUnavailable(error) from error
+        except BotoCoreError as error:
+            raise FileStoreUnavailable(error) from error
 
     async def _multipart(self, client: Any, key: str, data: bytes, source: IO[bytes]) -> None:
         started = await client.create_multipart_upload(Bucket=self.bucket, Key=key)
@@ -242,10 +252,18 @@ class S3Store:
             if _code(error) in _MISSING:
                 log.error("file.missing_from_store", storage=S3, token=token)
                 raise FileIntegrityError("the file is not in the store") from None
-            raise
+            raise FileStoreUnavailable(error) from error
+        except BotoCoreError as error:
+            raise FileStoreUnavailable(error) from error
         buffer = bytearray()
         async with answer["Body"] as body:
-            async for piece in body.iter_chunks(READ):
+            while True:
+                try:
+                    piece = await body.read(READ)
+                except (TimeoutError, BotoCoreError) as error:
+                    raise FileStoreUnavailable(error) from error
+                if not piece:
+                    break
                 buffer += piece
                 while len(buffer) >= _LENGTH:
                     size = int.from_bytes(buffer[:_LENGTH], "big")

@@ -265,3 +265,24 @@ def test_refused_credentials_and_an_unreachable_endpoint_are_explained() -> None
     assert "cannot reach the file store s3://b/p at http://127.0.0.1:9" in message
     assert "VIGIL_S3_ENDPOINT_URL" in message
     assert "AWS_ACCESS_KEY_ID" in file_store_problem(NoCredentialsError(), **where)
+
+
+async def test_a_bucket_that_stops_answering_gives_a_clear_page_and_stores_nothing(
+    db_url: str, tmp_path: Path, s3: MotoS3
+) -> None:
+    async with seeded_school(db_url, tmp_path, overrides=s3.overrides) as school:
+        await file_concern(school, TEACHER)
+        async with signed_in(school, TEACHER) as teacher:
+            await teacher.get("/incidents/1")
+            assert (await teacher.upload("/incidents/1/files", "notes.pdf", pdf_bytes()))[0] == 200
+            (row,) = await rows(school)
+            for key in s3.keys():
+                s3.client.delete_object(Bucket=s3.bucket, Key=key)
+            s3.client.delete_bucket(Bucket=s3.bucket)  # the store answers NoSuchBucket
+            status, body = await teacher.get(f"/incidents/1/files/{row.id}")
+            assert status == 503 and "The file store did not answer" in shown(body)
+            status, body = await teacher.get("/incidents/1")
+            assert status == 200 and "notes.pdf" in shown(body)  # the page still opens
+            status, body = await teacher.upload("/incidents/1/files", "more.pdf", pdf_bytes())
+            assert status == 503 and "nothing was attached" in shown(body)
+        assert await count_files(school) == (1, 0)
