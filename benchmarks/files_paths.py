@@ -9,6 +9,10 @@ first), then downloads it and checks it is the same file. The same bytes go to t
 Sequential, one user: what is timed is one person's upload and download. The servers'
 resident memory is read before and after (`VmRSS`, `VmHWM`): the growth of the peak over
 the start shows whether the file was held whole.
+
+Then the same runs with the files in an S3 bucket (`VIGIL_FILES_URL=s3://...`): `vigil
+serve` is restarted on the same database against a local S3 stand-in (moto's server, a
+child process on 127.0.0.1; never AWS), as `s3_file_upload` and `s3_file_download`.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import contextlib
 import hashlib
 import os
 import re
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiobotocore.session import get_session
 
 from benchmarks.database import benchmark_database
 from benchmarks.deployment import (
@@ -38,13 +44,29 @@ from benchmarks.deployment import (
 )
 from benchmarks.load import Measured
 from benchmarks.options import Options
-from benchmarks.processes import cpu_seconds, floor_process, memory_mb, vigil_process
+from benchmarks.processes import (
+    ServerProcess,
+    cpu_seconds,
+    floor_process,
+    free_port,
+    memory_mb,
+    vigil_process,
+)
 from benchmarks.seed import seed_incidents
 from benchmarks.web_paths import sign_in
 from store.crypto import generate_key
 from testing.school import TEAM_ID, DemoStaff, fictional_pupils
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+S3_BUCKET = "vigil-bench"
+S3_CREDENTIALS = {  # made up: the stand-in takes any
+    "AWS_ACCESS_KEY_ID": "vigil-bench",
+    "AWS_SECRET_ACCESS_KEY": "vigil-bench",
+    "AWS_REGION": "eu-west-2",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 TIMEOUT = aiohttp.ClientTimeout(total=300)
 
 
@@ -193,6 +215,24 @@ async def run_group(
                 http, vigil.url, signed.cookie, data, options.file_runs, vigil.pid
             )
         vigil_after, floor_after = memory_mb(vigil.pid), memory_mb(floor.pid)
+        await vigil.stop()  # one server per database: the S3 variant takes its place
+        s3 = await _s3_standin(stack, workdir)
+        s3_env = {
+            **env,
+            **S3_CREDENTIALS,
+            "VIGIL_FILES_URL": f"s3://{S3_BUCKET}/files",
+            "VIGIL_S3_ENDPOINT_URL": s3.url,
+        }
+        vigil_s3 = vigil_process(env=s3_env, cwd=workdir)
+        await vigil_s3.start()
+        stack.push_async_callback(vigil_s3.stop)
+        s3_before = memory_mb(vigil_s3.pid)
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
+            say(f"files: vigil with an S3 store, {options.file_runs} × upload and download of {mb}")
+            raw["s3_file_upload"], raw["s3_file_download"] = await _vigil_runs(
+                http, vigil_s3.url, signed.cookie, data, options.file_runs, vigil_s3.pid
+            )
+        s3_after = memory_mb(vigil_s3.pid)
         raw["files"] = {
             "file_mb": options.file_mb,
             "runs": options.file_runs,
@@ -200,22 +240,60 @@ async def run_group(
             "floor_memory": {"before": floor_before, "after": floor_after},
             "vigil_peak_growth_mb": round(vigil_after["peak_mb"] - vigil_before["rss_mb"], 1),
             "floor_peak_growth_mb": round(floor_after["peak_mb"] - floor_before["rss_mb"], 1),
+            "vigil_s3_memory": {"before": s3_before, "after": s3_after},
+            "vigil_s3_peak_growth_mb": round(s3_after["peak_mb"] - s3_before["rss_mb"], 1),
             "checks": {
                 "files_round_trip_intact": not raw["file_upload"].errors
                 and len(raw["file_download"].latencies) == options.file_runs,
+                "files_s3_round_trip_intact": not raw["s3_file_upload"].errors
+                and len(raw["s3_file_download"].latencies) == options.file_runs,
             },
         }
         return database.backend
+
+
+async def _s3_standin(stack: contextlib.AsyncExitStack, workdir: Path) -> ServerProcess:
+    """moto's S3 server as a child process on 127.0.0.1, with the benchmark's bucket."""
+    port = free_port()
+    moto = ServerProcess(
+        name="moto-s3",
+        argv=[sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env={},
+        cwd=workdir,
+        port=port,
+        health_path="/moto-api/",
+    )
+    await moto.start()
+    stack.push_async_callback(moto.stop)
+    async with get_session().create_client(
+        "s3",
+        endpoint_url=moto.url,
+        region_name=S3_CREDENTIALS["AWS_REGION"],
+        aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    ) as client:
+        await client.create_bucket(
+            Bucket=S3_BUCKET,
+            CreateBucketConfiguration={"LocationConstraint": S3_CREDENTIALS["AWS_REGION"]},
+        )
+    return moto
 
 
 def files_lines(report: dict[str, Any]) -> list[str]:
     """The files group's memory, for the printed table."""
     files = report["files"]
     vigil, floor = files["vigil_memory"], files["floor_memory"]
-    return [
+    lines = [
         f"Files: {files['runs']} × {files['file_mb']:g} MB up and down, one user. Server "
         f"memory (MB): vigil RSS {vigil['before']['rss_mb']} before → peak "
         f"{vigil['after']['peak_mb']} (peak growth {files['vigil_peak_growth_mb']:+}); floor "
         f"RSS {floor['before']['rss_mb']} → peak {floor['after']['peak_mb']} (peak growth "
         f"{files['floor_peak_growth_mb']:+}).",
     ]
+    if "vigil_s3_memory" in files:
+        s3 = files["vigil_s3_memory"]
+        lines.append(
+            f"With an S3 store (moto on 127.0.0.1): vigil RSS {s3['before']['rss_mb']} before "
+            f"→ peak {s3['after']['peak_mb']} (peak growth {files['vigil_s3_peak_growth_mb']:+})."
+        )
+    return lines

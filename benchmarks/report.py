@@ -246,6 +246,24 @@ FILES_SCENARIOS: tuple[tuple[str, str, str, str | None, str, float, str], ...] =
         10_000.0,
         "indicative: < 10 s, 1 user",
     ),
+    (
+        "s3_file_upload",
+        "files",
+        "attachment upload, S3 store ({file_mb} MB)",
+        "floor_file_upload",
+        "p99_ms",
+        10_000.0,
+        "indicative: < 10 s, 1 user",
+    ),
+    (
+        "s3_file_download",
+        "files",
+        "attachment download, S3 store ({file_mb} MB)",
+        "floor_file_download",
+        "p99_ms",
+        10_000.0,
+        "indicative: < 10 s, 1 user",
+    ),
 )
 FILES_FLOORS: tuple[tuple[str, str, str], ...] = (
     ("floor_file_upload", "files", "floor: aiohttp streaming upload to disk"),

@@ -36,9 +36,11 @@ from bot.slack_shapes import shape_problem
 from bot.socket_watchdog import SocketModeWatchdog
 from bot.sqlite_lock import DatabaseLock, lock_database
 from bot.startup import (
+    FILE_STORE_ERRORS,
     NETWORK_ERRORS,
     StartupError,
     database_problem,
+    file_store_problem,
     listen_problem,
     slack_problem,
 )
@@ -94,7 +96,11 @@ class VigilServer:
         self.catalogue = load_catalogue(settings, self.school)
         self.cipher = Cipher(settings.data_key or "")
         try:
-            self.files = open_store(settings.files_url)
+            self.files = open_store(
+                settings.files_url,
+                s3_endpoint_url=settings.s3_endpoint_url,
+                s3_region=settings.s3_region,
+            )
         except FilesUrlError as error:
             raise ConfigError(f"VIGIL_FILES_URL: {error}") from None
         self.teams = workspaces.TeamDirectory(self.factory)
@@ -290,6 +296,16 @@ class VigilServer:
                 "the key kept when Vigil was set up (a new key goes in front of it: "
                 "VIGIL_DATA_KEY=new,old)"
             )
+        try:
+            await self.files.check()
+        except FILE_STORE_ERRORS as error:
+            raise StartupError(
+                file_store_problem(
+                    error,
+                    files_url=self.settings.files_url,
+                    endpoint_url=self.settings.s3_endpoint_url,
+                )
+            ) from None
         # One HTTP connection pool for every Slack call (slack_sdk otherwise opens a new
         # session, so a new TLS connection, per call); Bolt's per-request clients share it.
         # With a shared session slack_sdk no longer applies its own timeout: set it here.
@@ -421,6 +437,7 @@ class VigilServer:
         if self._http is not None:
             await self._http.close()
             self._http = None
+        await self.files.close()
         await self.engine.dispose()
         if self._lock is not None:
             self._lock.release()

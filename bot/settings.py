@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     outbox_lease: Annotated[float, Field(gt=0)] = Field(60.0, alias="VIGIL_OUTBOX_LEASE_SECONDS")
     trusted_proxies_text: str = Field("", alias="VIGIL_TRUSTED_PROXIES")
     files_url: str = Field("", alias="VIGIL_FILES_URL")
+    s3_endpoint_url: str = Field("", alias="VIGIL_S3_ENDPOINT_URL")  # not AWS: MinIO, ...
+    s3_region: str = Field("", alias="VIGIL_S3_REGION")  # else AWS_REGION / ~/.aws/config
     max_upload_mb: Annotated[float, Field(gt=0, le=1024)] = Field(25.0, alias="VIGIL_MAX_UPLOAD_MB")
 
     @field_validator("files_url")

@@ -11,6 +11,15 @@ import errno
 import socket
 
 import aiohttp
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -21,6 +30,17 @@ TOKEN_ERRORS = frozenset(
 )
 #: Network trouble on the way to Slack (or anywhere): nothing was answered.
 NETWORK_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
+
+
+#: What the S3 client raises (an S3 store's requests: `store.documents.s3`).
+S3_ERRORS = (BotoCoreError, ClientError)
+#: What reaching a file store at start-up may raise (`FileStore.check`).
+FILE_STORE_ERRORS = (*S3_ERRORS, TimeoutError, OSError)
+_S3_REFUSED = frozenset(
+    {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"}
+)
+_S3_NO_BUCKET = frozenset({"404", "NoSuchBucket", "NotFound"})
+_S3_WRONG_REGION = frozenset({"301", "PermanentRedirect", "AuthorizationHeaderMalformed"})
 
 
 class StartupError(Exception):
@@ -119,3 +139,41 @@ def listen_problem(error: OSError, *, host: str, port: int) -> str:
     ):
         return f"cannot listen on {where}: VIGIL_HOST is not an address of this machine"
     return f"cannot listen on {where}: {error.strerror or error}"
+
+
+def file_store_problem(error: BaseException, *, files_url: str, endpoint_url: str) -> str:
+    """One line for an S3 bucket (`VIGIL_FILES_URL=s3://...`) that cannot be used."""
+    where = f"{files_url} at {endpoint_url or 'AWS'}"
+    if isinstance(error, NoCredentialsError | PartialCredentialsError):
+        return (
+            f"no credentials for the file store {where}: set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or give this server a role that may "
+            "use the bucket"
+        )
+    if isinstance(error, ClientError):
+        code = str(error.response.get("Error", {}).get("Code", "")) or "no code"
+        if code in _S3_REFUSED:
+            return (
+                f"the file store {where} refused Vigil's credentials ({code}): check "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and that they "
+                "may read and write the bucket"
+            )
+        if code in _S3_NO_BUCKET:
+            return (
+                f"the file store {where} has no such bucket: create it, or correct the "
+                "bucket in VIGIL_FILES_URL"
+            )
+        if code in _S3_WRONG_REGION:
+            return (
+                f"the bucket of the file store {where} is in another region ({code}): set "
+                "VIGIL_S3_REGION to the bucket's region"
+            )
+        return f"the file store {where} refused to start ({code}); check VIGIL_FILES_URL"
+    if isinstance(error, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
+        reason = "no answer in time" if "Timeout" in type(error).__name__ else "cannot connect"
+    else:
+        reason = first_line(error)
+    return (
+        f"cannot reach the file store {where} ({reason}): check VIGIL_S3_ENDPOINT_URL (for "
+        "a store that is not AWS) and that this server can connect to it"
+    )

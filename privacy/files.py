@@ -5,7 +5,8 @@ must not be found in plain text: its name (a text needle, for the word matcher),
 few samples of its content, 32 bytes each from its first, middle and last chunks
 (raw bytes, looked for byte for byte). The samples are looked for in a raw dump of
 every table (every value that is bytes or text) and in every file of a directory store
-(`VIGIL_FILES_URL`), which is also searched for names as text. A paper record's
+or every object of an S3 store under its prefix (`VIGIL_FILES_URL`), which are also
+searched for names as text. A paper record's
 description is a stored text like a narrative (`privacy.school` adds it).
 """
 
@@ -27,12 +28,15 @@ from privacy.sources import raw_rows, stream_rows, table_shapes
 from store.crypto import Cipher
 from store.documents import sealing
 from store.documents.files import owner_of
+from store.documents.s3 import S3, S3Store
+from store.documents.sealing import FileIntegrityError
 from store.documents.storage import DIRECTORY, DirectoryStore
 from store.models import FileChunk, StoredFile
 
 SAMPLE = 32
 NAME_MIN = 6  # shorter names ("a.pdf") are too common to look for
-WINDOW = 1024 * 1024  # a directory store's files are read this much at a time
+WINDOW = 1024 * 1024  # a file store's files are read this much at a time
+CARRY = 256  # bytes of one window kept to find what straddles two
 
 
 @dataclass(frozen=True)
@@ -60,14 +64,33 @@ def _sample(plain: bytes) -> bytes | None:
 
 def directory_of(files_url: str) -> Path | None:
     """The directory a `VIGIL_FILES_URL` names, if it names one."""
-    if not files_url:
+    parts = urlsplit(files_url)
+    if parts.scheme != "file":
         return None
-    return Path(unquote(urlsplit(files_url).path))
+    return Path(unquote(parts.path))
+
+
+async def _s3_chunks(store: S3Store, token: str, wanted: set[int]) -> dict[int, bytes]:
+    found: dict[int, bytes] = {}
+    index = -1
+    async for sealed in store.read_sealed(token):
+        index += 1
+        if index in wanted:
+            found[index] = sealed
+        if index >= max(wanted):
+            break
+    return found
 
 
 async def _sealed_chunks(
-    connection: AsyncConnection, row: StoredFile, directory: Path | None, wanted: set[int]
+    connection: AsyncConnection,
+    row: StoredFile,
+    directory: Path | None,
+    wanted: set[int],
+    s3: S3Store | None = None,
 ) -> dict[int, bytes]:
+    if row.storage == S3:
+        return {} if s3 is None else await _s3_chunks(s3, row.token, wanted)
     if row.storage == DIRECTORY:
         if directory is None:
             return {}
@@ -80,7 +103,10 @@ async def _sealed_chunks(
 
 
 async def file_values(
-    connection: AsyncConnection, cipher: Cipher, directory: Path | None
+    connection: AsyncConnection,
+    cipher: Cipher,
+    directory: Path | None,
+    s3: S3Store | None = None,
 ) -> FileValues:
     """Every stored file's name and content samples (what must not be found)."""
     values = FileValues()
@@ -103,7 +129,12 @@ async def file_values(
             values.names.append(Needle(folded, f"name of {label}"))
         last = row.chunk_count - 1
         wanted = {0, last // 2, last}
-        for index, sealed in (await _sealed_chunks(connection, row, directory, wanted)).items():
+        try:
+            chunks = await _sealed_chunks(connection, row, directory, wanted, s3)
+        except FileIntegrityError:  # not in the store, or cut short
+            values.unreadable["the file store (missing or cut short)"] += 1
+            continue
+        for index, sealed in chunks.items():
             try:
                 plain = sealing.open_chunk(
                     key, sealed, token=row.token, index=index, final=index == last
@@ -148,23 +179,46 @@ async def search_database_bytes(
                     report.add(Finding("database", kinds[found], f"{shape.name}.{name}"))
 
 
+class _Scan:
+    """One stored file or object, searched a window at a time for file content (bytes)
+    and for names and any other needle (as text)."""
+
+    def __init__(self, values: FileValues, matcher: Matcher, report: Report, location: str) -> None:
+        self.pattern, self.kinds = _pattern(values.samples)
+        self.matcher, self.report, self.location = matcher, report, location
+        self.carry = b""
+
+    def feed(self, block: bytes) -> None:
+        data = self.carry + block
+        if self.pattern is not None:
+            for found in {m.group() for m in self.pattern.finditer(data)}:
+                self.report.add(Finding("file store", self.kinds[found], self.location))
+        self.report.found(
+            self.matcher.find(data.decode("latin-1")), where="file store", location=self.location
+        )
+        self.carry = data[-CARRY:]
+
+
 def search_directory(directory: Path, values: FileValues, matcher: Matcher, report: Report) -> int:
     """Every file under a directory store, for file content (bytes) and for names and any
     other needle (as text). Returns how many files were searched."""
-    pattern, kinds = _pattern(values.samples)
     searched = 0
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         searched += 1
-        location = f"the file store ({path.relative_to(directory)})"
-        carry = b""
+        scan = _Scan(values, matcher, report, f"the file store ({path.relative_to(directory)})")
         with path.open("rb") as handle:
             while block := handle.read(WINDOW):
-                data = carry + block
-                if pattern is not None:
-                    for found in {m.group() for m in pattern.finditer(data)}:
-                        report.add(Finding("file store", kinds[found], location))
-                report.found(
-                    matcher.find(data.decode("latin-1")), where="file store", location=location
-                )
-                carry = data[-256:]
+                scan.feed(block)
+    return searched
+
+
+async def search_s3(store: S3Store, values: FileValues, matcher: Matcher, report: Report) -> int:
+    """Every object under an S3 store's prefix, searched as a directory store's files are.
+    Returns how many objects were searched."""
+    searched = 0
+    async for key in store.keys():
+        searched += 1
+        scan = _Scan(values, matcher, report, f"the file store ({key})")
+        async for block in store.raw(key, window=WINDOW):
+            scan.feed(block)
     return searched

@@ -40,7 +40,7 @@ class Searched:
     tables: int = 0
     rows: int = 0
     files: int = 0  # stored files opened for their names and content samples
-    store_files: int = 0  # files of a directory store (VIGIL_FILES_URL) searched
+    store_files: int = 0  # files of a directory or objects of an S3 store searched
 
 
 @dataclass

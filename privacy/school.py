@@ -3,7 +3,7 @@
 Every pupil's full name and every stored text (decrypted with the configured key) are
 looked for in a raw dump of every table, and in any log files named. Every stored file's
 name and samples of its content (`privacy.files`) are looked for in the tables and in
-the directory store, if `VIGIL_FILES_URL` names one.
+the directory or S3 store, if `VIGIL_FILES_URL` names one.
 """
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.settings import Settings
-from privacy.files import directory_of, file_values, search_database_bytes, search_directory
+from bot.startup import S3_ERRORS, first_line
+from privacy.files import (
+    directory_of,
+    file_values,
+    search_database_bytes,
+    search_directory,
+    search_s3,
+)
 from privacy.matching import (
     MIN_TEXT,
     PUPILS_TABLE,
@@ -36,6 +43,8 @@ from privacy.sources import read_only, search_database, search_log_file, stream_
 from store import keyring
 from store.crypto import Binding, Cipher, DecryptionError, bind
 from store.db import create_engine, is_sqlite
+from store.documents.s3 import FileStoreUnavailable, S3Store
+from store.documents.storage import open_store
 from store.models import (
     BodyMap,
     Incident,
@@ -54,6 +63,7 @@ async def check_school(settings: Settings, *, log_files: Sequence[Path] = ()) ->
     url = settings.database_url
     cipher = Cipher(settings.data_key or "")
     directory = directory_of(settings.files_url)
+    s3 = _s3_store(settings)
     engine = create_engine(url)
     try:
         async with read_only(engine) as connection:
@@ -64,7 +74,7 @@ async def check_school(settings: Settings, *, log_files: Sequence[Path] = ()) ->
             except keyring.KeyUnavailable as error:
                 raise PrivacyCheckError(str(error)) from None
             values = await _school_values(connection, cipher)
-            documents = await file_values(connection, cipher, directory)
+            documents = await file_values(connection, cipher, directory, s3)
             report = values.report()
             report.searched.files = documents.files
             if documents.files:
@@ -78,13 +88,33 @@ async def check_school(settings: Settings, *, log_files: Sequence[Path] = ()) ->
             matcher = Matcher([*values.needles, *documents.names])
             await search_database(connection, matcher, report)
             await search_database_bytes(connection, documents, report)
+        if s3 is not None:
+            report.searched.store_files = await search_s3(s3, documents, matcher, report)
+    except (*S3_ERRORS, FileStoreUnavailable) as error:
+        where = f"{settings.files_url} at {settings.s3_endpoint_url or 'AWS'}"
+        raise PrivacyCheckError(
+            f"cannot read the file store {where} ({first_line(error)}): check "
+            "VIGIL_S3_ENDPOINT_URL and the AWS credentials"
+        ) from None
     finally:
         await engine.dispose()
+        if s3 is not None:
+            await s3.close()
     if directory is not None and directory.is_dir():
         report.searched.store_files = search_directory(directory, documents, matcher, report)
     for path in log_files:
         search_log_file(path, matcher, report)
     return report
+
+
+def _s3_store(settings: Settings) -> S3Store | None:
+    """The S3 store `VIGIL_FILES_URL` names, if it names one."""
+    store = open_store(
+        settings.files_url,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        s3_region=settings.s3_region,
+    )
+    return store if isinstance(store, S3Store) else None
 
 
 def _check_inputs(settings: Settings, log_files: Sequence[Path]) -> None:

@@ -754,7 +754,7 @@ class StoredFile(Base):
     chunk_count: Mapped[int] = mapped_column(Integer)
     key_ct: Mapped[bytes] = mapped_column(LargeBinary)
     name_ct: Mapped[bytes] = mapped_column(LargeBinary)
-    storage: Mapped[str] = mapped_column(String(10))  # "database" or "directory"
+    storage: Mapped[str] = mapped_column(String(10))  # "database", "directory" or "s3"
     uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

@@ -18,6 +18,7 @@ from store.db import SessionFactory, create_engine, session_factory
 from testing.harness import Harness
 
 from .support import database
+from .support.s3 import MotoS3, fresh_bucket, moto_server
 from .support.school import server
 from .support.strategies import Db, db_for
 
@@ -78,3 +79,16 @@ async def school(harness: Harness, tmp_path: Path) -> Harness:
 def db(db_url: str) -> Iterator[Db]:
     """One event loop and engine, for a synchronous hypothesis test of the async store."""
     yield from db_for(db_url)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A local S3 stand-in (moto's server on 127.0.0.1), shared by the session."""
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> MotoS3:
+    """A bucket of its own on the S3 stand-in, with credentials in the environment."""
+    return fresh_bucket(moto_endpoint, monkeypatch, tmp_path)

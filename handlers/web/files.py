@@ -24,6 +24,7 @@ from store.documents import files as stored
 from store.documents.files import OpenedFile
 from store.documents.intake import Intake, TooLarge, clean_name
 from store.documents.kinds import Refused
+from store.documents.s3 import FileStoreUnavailable
 from store.documents.sealing import CHUNK, FileIntegrityError
 from store.documents.storage import FilesUrlError
 from store.flows import files as flows
@@ -33,6 +34,10 @@ log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
 
 MULTIPART_SLACK = 64 * 1024  # the form's other fields and boundaries, beyond the file
+STORE_DOWN = (
+    "The file store did not answer, so nothing was attached. Try again in a minute; if it "
+    "keeps happening, tell the person who looks after Vigil."
+)
 
 
 def _number(request: web.Request) -> int | None:
@@ -110,6 +115,10 @@ async def add_file(request: web.Request) -> web.StreamResponse:
                 store=deps.files,
                 action_id=action_id,
             )
+    except FileStoreUnavailable as error:
+        sealed.spool.discard()
+        log.warning("web.file_store_unavailable", staff=asking.staff.id, error=str(error))
+        return _refused(request, number, STORE_DOWN, 503)
     except BaseException:
         sealed.spool.discard()
         raise
@@ -194,12 +203,22 @@ async def send_file(
             heading="This file cannot be opened",
             text="It failed its integrity check. Nothing was shown.",
         )
+    except FileStoreUnavailable as error:
+        log.warning("web.file_store_unavailable", file=opened.row.id, error=str(error))
+        return page(
+            request,
+            "message.html",
+            status=503,
+            heading="This file cannot be opened just now",
+            text="The file store did not answer. Try again in a minute; if it keeps "
+            "happening, tell the person who looks after Vigil.",
+        )
     await response.prepare(request)
     await response.write(first)
     try:
         async for piece in chunks:
             await response.write(piece)
-    except FileIntegrityError:
+    except (FileIntegrityError, FileStoreUnavailable):
         # Headers are sent: cut the connection, so the download is seen to fail.
         if request.transport is not None:
             request.transport.close()

@@ -13,13 +13,14 @@ import structlog
 from aiohttp import BodyPartReader, web
 
 from handlers.web.deps import DEPS
-from handlers.web.files import send_file
+from handlers.web.files import STORE_DOWN, send_file
 from handlers.web.render import not_found, page, zone
 from handlers.web.security import UPLOAD, keyholder_only, streamed_upload
 from handlers.web.session import visit
 from store.db import transaction
 from store.documents.intake import Intake, Sealed, TooLarge, clean_name
 from store.documents.kinds import Refused
+from store.documents.s3 import FileStoreUnavailable
 from store.documents.sealing import CHUNK
 from store.flows import paper as flows
 from store.ids import parse_id
@@ -102,6 +103,7 @@ async def add_paper_record(request: web.Request) -> web.StreamResponse:
         uploads=uploads,
     )
     added: flows.PaperAdded | flows.PaperRefused | None = None
+    committed = False
     try:
         async with transaction(deps.factory) as db:
             added = await flows.add_paper_record(
@@ -112,8 +114,12 @@ async def add_paper_record(request: web.Request) -> web.StreamResponse:
                 store=deps.files,
                 today=deps.clock().astimezone(zone(request)).date(),
             )
+        committed = True
+    except FileStoreUnavailable as error:
+        log.warning("web.file_store_unavailable", pupil=pupil_id, error=str(error))
+        return _message(request, pupil_id, STORE_DOWN, 503)  # the spools are discarded
     finally:
-        if not isinstance(added, flows.PaperAdded):
+        if not (committed and isinstance(added, flows.PaperAdded)):  # a failed commit too
             for sealed, _ in uploads:
                 sealed.spool.discard()
     if added is None:

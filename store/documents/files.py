@@ -25,6 +25,7 @@ from store.documents import sealing
 from store.documents.images import preview_png
 from store.documents.intake import Sealed
 from store.documents.kinds import KINDS, PREVIEWABLE, Kind
+from store.documents.s3 import FileStoreUnavailable
 from store.documents.storage import FileStore, reading_store
 from store.models import PaperRecord, Staff, StoredFile
 
@@ -269,7 +270,7 @@ async def previews(
             content = b"".join(
                 [piece async for piece in plaintext(factory, configured=configured, opened=opened)]
             )
-        except sealing.FileIntegrityError:
+        except (sealing.FileIntegrityError, FileStoreUnavailable):
             continue
         png = preview_png(content)
         if png is not None:

@@ -1,4 +1,5 @@
-"""Where sealed chunks live: the database (default) or a directory (`VIGIL_FILES_URL`).
+"""Where sealed chunks live: the database (default), a directory or an S3-compatible
+bucket (`VIGIL_FILES_URL`).
 
 An upload is first spooled (sealed chunks only: no plaintext touches the disk) while it
 is read from the network; only once it is accepted, and its row written, is the spool
@@ -6,8 +7,8 @@ committed to the store, in the row's transaction (`Spool.commit`). Nothing here 
 deletes a stored file: files are immutable.
 
 A directory store keeps one file per upload, named by the file's random token (never its
-name), holding each sealed chunk as a 4-byte length and the chunk. The S3 contract
-(`s3://bucket/prefix`) is refused at start-up until it is implemented.
+name), holding each sealed chunk as a 4-byte length and the chunk. An S3 store
+(`s3://bucket/prefix`, `store.documents.s3`) keeps one object per upload laid out the same.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import SessionFactory
+from store.documents.s3 import S3Store
 from store.models import FileChunk, StoredFile
 
 DATABASE, DIRECTORY = "database", "directory"
@@ -57,6 +59,12 @@ class FileStore(Protocol):
     name: str
 
     def spool(self, token: str) -> Spool: ...
+
+    async def check(self) -> None:
+        """Reach the store at start-up (an S3 bucket; the others are checked on opening)."""
+        ...
+
+    async def close(self) -> None: ...
 
     def sealed_chunks(self, factory: SessionFactory, *, file: StoredFile) -> AsyncIterator[bytes]:
         """The file's sealed chunks, in order."""
@@ -101,6 +109,12 @@ class DatabaseStore:
 
     def spool(self, token: str) -> Spool:
         return _DatabaseSpool()
+
+    async def check(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
 
     async def sealed_chunks(
         self, factory: SessionFactory, *, file: StoredFile
@@ -157,6 +171,12 @@ class DirectoryStore:
     def spool(self, token: str) -> Spool:
         return _DirectorySpool(self.root, token)
 
+    async def check(self) -> None:
+        return None  # checked writable by `open_store`
+
+    async def close(self) -> None:
+        return None
+
     def path(self, token: str) -> Path:
         return self.root / token[:2] / f"{token}.vgf"
 
@@ -179,23 +199,35 @@ def check_files_url(url: str) -> str:
         return url
     parts = urlsplit(url)
     if parts.scheme == "s3":
-        raise FilesUrlError(
-            "s3:// stores are not supported yet: leave VIGIL_FILES_URL empty to keep files "
-            "in the database, or give a directory as file:///var/lib/vigil/files"
-        )
+        if not parts.netloc or parts.query or parts.fragment or "@" in parts.netloc:
+            raise FilesUrlError(
+                "an S3 store is given as s3://bucket or s3://bucket/prefix (credentials come "
+                "from the AWS environment or config, never the URL)"
+            )
+        return url
     if parts.scheme != "file" or parts.netloc not in ("", "localhost") or not parts.path:
         raise FilesUrlError(
-            "must be empty (files in the database) or a directory as file:///absolute/path"
+            "must be empty (files in the database), a directory as file:///absolute/path, "
+            "or an S3 bucket as s3://bucket/prefix"
         )
     return url
 
 
-def open_store(url: str) -> FileStore:
-    """The store `VIGIL_FILES_URL` names (created, private to Vigil, if it is a directory)."""
+def open_store(url: str, *, s3_endpoint_url: str = "", s3_region: str = "") -> FileStore:
+    """The store `VIGIL_FILES_URL` names (created, private to Vigil, if it is a directory;
+    an S3 bucket is reached only by `FileStore.check`, at start-up)."""
     check_files_url(url)
     if not url:
         return DatabaseStore()
-    root = Path(unquote(urlsplit(url).path))
+    parts = urlsplit(url)
+    if parts.scheme == "s3":
+        return S3Store(
+            bucket=parts.netloc,
+            prefix=unquote(parts.path),
+            endpoint_url=s3_endpoint_url or None,
+            region=s3_region or None,
+        )
+    root = Path(unquote(parts.path))
     try:
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=root)
@@ -206,7 +238,7 @@ def open_store(url: str) -> FileStore:
 
 
 def reading_store(configured: FileStore, storage: str) -> FileStore:
-    """The store a file was written to: the database, or the configured directory."""
+    """The store a file was written to: the database, or the configured directory or bucket."""
     if storage == DATABASE:
         return DatabaseStore()
     if configured.name != storage:

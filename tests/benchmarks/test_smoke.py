@@ -164,8 +164,9 @@ async def test_quick_soak_drives_every_action_and_checks_memory(tmp_path: Path) 
 
 
 async def test_quick_files_group_uploads_and_downloads_beside_the_floor(tmp_path: Path) -> None:
-    """`--scenarios files --quick`: a 20 MB file through `vigil serve` and through a plain
-    aiohttp streaming server, intact both ways, with both servers' memory."""
+    """`--scenarios files --quick`: a 20 MB file through `vigil serve` (files in the
+    database, then in an S3 bucket on moto) and through a plain aiohttp streaming server,
+    intact both ways, with the servers' memory."""
     path = tmp_path / "files.json"
     options = benchmarks.Options.quick_run(
         database="sqlite", scenarios=("files",), json_path=path, progress=False
@@ -173,11 +174,14 @@ async def test_quick_files_group_uploads_and_downloads_beside_the_floor(tmp_path
     report = await benchmarks.run(options)
     written = json.loads(path.read_text(encoding="utf-8"))
     assert written["checks"] == report["checks"] and written["checks"]["all_passed"]
-    for key in ("file_upload", "file_download"):
+    for key in ("file_upload", "file_download", "s3_file_upload", "s3_file_download"):
         figures = written["scenarios"][key]
         assert figures["count"] == 1 and figures["p50_ms"] > 0 and figures["floor_p50_ms"] > 0
     files = written["files"]
     assert files["file_mb"] == 20 and files["vigil_memory"]["after"]["peak_mb"] > 0
     # Streamed: the server's peak does not grow by the file's size.
     assert files["vigil_peak_growth_mb"] < 30  # ~16 MB whatever the size; a held file adds 20
+    # With an S3 store: parts of 8 MiB in flight (~30 MB whatever the size; 60 MB: the same).
+    assert written["checks"]["files_s3_round_trip_intact"]
+    assert files["vigil_s3_peak_growth_mb"] < 45
     assert "attachment upload (20 MB)" in benchmarks.format_table(written)

@@ -386,3 +386,17 @@ async def test_socket_mode_receives_a_slash_command_and_opens_the_modal(
         assert "transport=socket_mode" in vigil.log
         assert await vigil.terminate() == 0
         assert "vigil.stopped" in vigil.log
+
+
+async def test_an_s3_file_store_out_of_reach_is_one_clear_line(
+    tmp_path: Path, settings: dict[str, str]
+) -> None:
+    settings["VIGIL_FILES_URL"] = "s3://vigil-files/school"
+    settings["VIGIL_S3_ENDPOINT_URL"] = f"http://127.0.0.1:{free_port()}"  # nobody there
+    settings["VIGIL_S3_REGION"] = "eu-west-2"
+    settings |= {"AWS_ACCESS_KEY_ID": "made-up", "AWS_SECRET_ACCESS_KEY": "made-up"}
+    settings["AWS_CONFIG_FILE"] = settings["AWS_SHARED_CREDENTIALS_FILE"] = str(tmp_path / "no")
+    done = await serve_refused(tmp_path, settings)
+    assert_one_clear_line(
+        done, "cannot reach the file store s3://vigil-files/school", "VIGIL_S3_ENDPOINT_URL"
+    )

@@ -299,13 +299,6 @@ async def test_a_directory_store_holds_no_plaintext(db_url: str, tmp_path: Path)
         assert b"stepdad" not in raw and b"Jamie" not in raw and len(raw) > len(content)
 
 
-def test_an_s3_store_is_refused_at_start_with_a_clear_message(tmp_path: Path) -> None:
-    from bot.settings import ConfigError, load_settings
-
-    with pytest.raises(ConfigError, match="s3:// stores are not supported yet"):
-        load_settings(env_file=None, VIGIL_FILES_URL="s3://bucket/prefix")
-
-
 async def test_a_file_is_added_with_an_action_of_the_same_concern_only(school: Harness) -> None:
     await file_concern(school, TEACHER)
     await file_concern(school, TEACHER)
