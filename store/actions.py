@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import messages, outbox
+from store import messages, outbox, textsearch
 from store.access import alert_refusal, is_keyholder, share_refusal
 from store.catalogue import Catalogue
 from store.crypto import Cipher
@@ -235,6 +235,13 @@ async def write_action(
     )
     session.add(action)
     await session.flush()
+    await textsearch.add_text(
+        session,
+        incident_id=incident.id,
+        workspace_id=incident.workspace_id,
+        text=plan.text,
+        cipher=cipher,
+    )
     categories = plan.categories or await current_categories(session, incident=incident)
     headline = messages.action_headline(incident.number, author.slack_user_id, categories)
     url = messages.incident_url(public_url, incident.number)

@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import pupils
+from store import pupils, textsearch
 from store.actions import ACTION_MAX, current_categories_for
 from store.crypto import Cipher
 from store.enums import CaseStatus, ReferralStatus
@@ -209,6 +209,13 @@ async def write_change(
     )
     session.add(action)
     await session.flush()
+    await textsearch.add_text(
+        session,
+        incident_id=incident.id,
+        workspace_id=incident.workspace_id,
+        text=plan.reason,
+        cipher=cipher,
+    )
     change = CaseStatusChange(
         workspace_id=incident.workspace_id,
         incident_id=incident.id,
@@ -251,6 +258,7 @@ class CaseFilters:
     happened_to: dt.datetime | None = None
     agency: str | None = None
     reference: str | None = None
+    text: str | None = None  # words of the narrative or an action's text, all required
 
     @property
     def kinds(self) -> list[str]:
@@ -270,6 +278,7 @@ class CaseFilters:
                 ("to", self.happened_to),
                 ("agency", self.agency),
                 ("reference", self.reference),
+                ("text", self.text),
             )
             if value not in (None, (), "")
         ]
@@ -304,11 +313,18 @@ def _open_referral() -> ColumnElement[bool]:
 
 
 def narrowed(
-    query: Select[Incident], filters: CaseFilters, *, workspace_id: int
+    query: Select[Incident],
+    filters: CaseFilters,
+    *,
+    workspace_id: int,
+    text_tokens: Sequence[int] = (),
 ) -> Select[Incident]:
-    """`query` (of incidents, joined `with_status`) narrowed by every filter set."""
+    """`query` (of incidents, joined `with_status`) narrowed by every filter set. The
+    text filter is `text_tokens`, its words' tokens (`store.textsearch.query_tokens`)."""
     f = filters
     conditions: list[ColumnElement[bool]] = []
+    if text_tokens:
+        conditions.append(textsearch.holding_every(text_tokens))
     if f.statuses:
         conditions.append(status_of().in_(list(f.statuses)))
     if f.category:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import alert_rules, allegations, audit, messages, outbox, urgent
+from store import alert_rules, allegations, audit, messages, outbox, textsearch, urgent
 from store.access import is_keyholder
 from store.catalogue import Catalogue, Category
 from store.crypto import Cipher
@@ -449,6 +449,14 @@ async def _write_incident(
     )
     session.add(incident)
     await session.flush()
+    await textsearch.add_text(
+        session,
+        incident_id=incident.id,
+        workspace_id=workspace_id,
+        text=draft.narrative,
+        cipher=cipher,
+        fresh=True,
+    )
     audit.record(
         session,
         action="incident.create",

@@ -776,3 +776,27 @@ IMMUTABLE_TABLES = (
     "file_chunks",
     "body_maps",
 )
+
+
+class SearchKey(Base):
+    """A workspace's key for narrative search tokens (`store.textsearch`): 32 random
+    bytes, stored only encrypted with the data key, so a database alone cannot compute
+    a token and a data-key rotation does not change the tokens."""
+
+    __tablename__ = "search_keys"
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), primary_key=True)
+    key_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column()
+
+
+class NarrativeToken(Base):
+    """One word of a concern's narrative or of an action on it, as a keyed hash
+    (`store.textsearch.token`): never the word. The primary key leads with the token,
+    so a search for a word is an index range."""
+
+    __tablename__ = "narrative_tokens"
+    __table_args__ = (Index("ix_narrative_tokens_incident", "incident_id"),)
+
+    token: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)

@@ -9,12 +9,13 @@ kinds and the page, never what was typed (a search may name a pupil).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import access, audit, casework
+from store import access, audit, casework, textsearch
 from store.casework import CaseFilters, CasePage, InvalidStatusChange, StatusWanted
 from store.enums import CaseStatus
 from store.flows import Visit
@@ -92,11 +93,14 @@ def _audit_action(status: str) -> str:
     return casework.AUDIT_ACTIONS[known[status]] if status in known else "case.status"
 
 
-def _listed(viewer: Staff, filters: CaseFilters) -> Select[Incident]:
+def _listed(
+    viewer: Staff, filters: CaseFilters, *, text_tokens: Sequence[int] = ()
+) -> Select[Incident]:
     return casework.narrowed(
         casework.with_status(access.visible_incidents(viewer)),
         filters,
         workspace_id=viewer.workspace_id,
+        text_tokens=text_tokens,
     )
 
 
@@ -128,7 +132,7 @@ async def view_caseload(
 ) -> CaseloadPage:
     """Open and monitoring concerns the key-holder may see, oldest first, audited."""
     wanted = tuple(s for s in filters.statuses if s in CASELOAD_STATUSES) or CASELOAD_STATUSES
-    shown = dataclasses.replace(filters, statuses=wanted)
+    shown = dataclasses.replace(filters, statuses=wanted, text=None)
     cases = await casework.case_rows(
         session, _listed(visit.staff, shown), oldest_first=True, page=page, per_page=PER_PAGE
     )
@@ -141,9 +145,18 @@ async def search(
     session: AsyncSession, *, visit: Visit, filters: CaseFilters, page: int
 ) -> CaseloadPage:
     """Concerns the key-holder may see that match every filter, newest first, audited
-    (which filters were used, never their values)."""
+    (which filters were used, never their values: a text search is "text", never its
+    words). Text is searched by its words' tokens (`store.textsearch`); text with no
+    searchable word (only common words) narrows nothing."""
+    text_tokens: list[int] = []
+    if filters.text:
+        key = await textsearch.search_key(
+            session, workspace_id=visit.staff.workspace_id, cipher=visit.setup.cipher
+        )
+        text_tokens = textsearch.query_tokens(key, filters.text)
+    query = _listed(visit.staff, filters, text_tokens=text_tokens)
     cases = await casework.case_rows(
-        session, _listed(visit.staff, filters), oldest_first=False, page=page, per_page=PER_PAGE
+        session, query, oldest_first=False, page=page, per_page=PER_PAGE
     )
     staff, years, classes = await _choices(session, workspace_id=visit.staff.workspace_id)
     visit.trail(session).add("search", detail=_detail(filters, page))
