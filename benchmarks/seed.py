@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from store import alert_rules
+from store import alert_rules, textsearch
 from store.access import is_keyholder
 from store.catalogue import Catalogue, Category
 from store.crypto import Cipher
@@ -36,9 +36,11 @@ from store.models import (
     IncidentAction,
     IncidentCategory,
     IncidentPupil,
+    NarrativeToken,
     Pupil,
     ReadReceipt,
     Referral,
+    SearchKey,
     Staff,
     StaffClass,
     Workspace,
@@ -246,6 +248,7 @@ async def _seed_batch(
     history: History | None = None,
     status_ct: bytes = b"",
     case_rng: random.Random | None = None,
+    words_of: dict[bytes, set[int]] | None = None,
 ) -> None:
     history = history or History()
     end = start + history.span
@@ -376,9 +379,24 @@ async def _seed_batch(
     await _insert(connection, ReadReceipt, receipts)
     await _insert(connection, IncidentAction, actions)
     await _insert(connection, Referral, referrals)
+    changed: set[int] = set()
     if history.case_statuses and case_rng is not None:
-        totals["status_changes"] = totals.get("status_changes", 0) + await _seed_statuses(
+        changed = await _seed_statuses(
             connection, school, created_of, end=end, status_ct=status_ct, rng=case_rng
+        )
+        totals["status_changes"] = totals.get("status_changes", 0) + len(changed)
+    if words_of is not None:  # the narrative search's tokens, as filing would write them
+        held = {
+            i: set(words_of[row["narrative_ct"]]) for i, row in zip(ids, incidents, strict=True)
+        }
+        for action in actions:
+            held[action["incident_id"]] |= words_of[action["text_ct"]]
+        for i in changed:
+            held[i] |= words_of[status_ct]
+        await _insert(
+            connection,
+            NarrativeToken,
+            [{"token": t, "incident_id": i} for i, found in held.items() for t in found],
         )
     if history.referral_share:
         totals["referrals"] = totals.get("referrals", 0) + len(referrals)
@@ -405,8 +423,9 @@ async def _seed_statuses(
     end: dt.datetime,
     status_ct: bytes,
     rng: random.Random,
-) -> int:
-    """Status changes (each with its action, the reason being `status_ct`) for a batch."""
+) -> set[int]:
+    """Status changes (each with its action, the reason being `status_ct`) for a batch;
+    the incidents changed."""
     wanted = {i: _case_status(at, end, rng) for i, at in created_of.items()}
     wanted = {i: status for i, status in wanted.items() if status}
     changed_at = {i: min(created_of[i] + dt.timedelta(days=3), end) for i in wanted}
@@ -427,7 +446,7 @@ async def _seed_statuses(
         ],
     )
     if not wanted:
-        return 0
+        return set()
     action_of = dict(
         (
             await connection.execute(
@@ -480,7 +499,32 @@ async def _seed_statuses(
             for incident_id, change_id, status, outcome, changed_at in changes
         ],
     )
-    return len(wanted)
+    return set(wanted)
+
+
+async def _words_of(
+    connection: AsyncConnection, school: _School, cipher: Cipher, texts: dict[bytes, str]
+) -> dict[bytes, set[int]]:
+    """The search tokens of each seeded ciphertext, with the workspace's search key (made
+    and stored here if it has none yet, as the first concern filed would)."""
+    key_ct = await connection.scalar(
+        select(SearchKey.key_ct).where(SearchKey.workspace_id == school.workspace_id)
+    )
+    if key_ct is None:
+        key_ct = textsearch.new_key(cipher)
+        await _insert(
+            connection,
+            SearchKey,
+            [
+                {
+                    "workspace_id": school.workspace_id,
+                    "key_ct": key_ct,
+                    "created_at": dt.datetime.now(dt.UTC),
+                }
+            ],
+        )
+    key = textsearch.read_key(cipher, key_ct)
+    return {ct: textsearch.tokens(key, [text]) for ct, text in texts.items()}
 
 
 async def seed_incidents(
@@ -518,6 +562,9 @@ async def seed_incidents(
         async with engine.connect() as connection:
             school = await _load_school(connection, team_id)
             await connection.rollback()
+        async with engine.begin() as connection:
+            plain = {ct: cipher.decrypt(ct) for ct in (*narratives, *actions_ct, status_ct)}
+            words_of = await _words_of(connection, school, cipher, plain)
         first = school.next_number
         last = first + count - 1
         for low in range(first, last + 1, batch):
@@ -539,6 +586,7 @@ async def seed_incidents(
                     history=history,
                     status_ct=status_ct,
                     case_rng=case_rng,
+                    words_of=words_of,
                 )
             if progress is not None:
                 progress(f"seeded incidents #{first}-#{numbers[-1]} of #{last}")

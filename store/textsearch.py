@@ -77,6 +77,16 @@ def query_tokens(key: bytes, typed: str) -> list[int]:
     return list(dict.fromkeys(token(key, w) for w in words(typed)[:MAX_QUERY_WORDS]))
 
 
+def new_key(cipher: Cipher) -> bytes:
+    """A fresh search key, as stored (`SearchKey.key_ct`): encrypted with the data key."""
+    return cipher.encrypt(os.urandom(32).hex())
+
+
+def read_key(cipher: Cipher, key_ct: bytes) -> bytes:
+    """The search key a `SearchKey.key_ct` holds."""
+    return bytes.fromhex(cipher.decrypt(key_ct))
+
+
 async def search_key(session: AsyncSession, *, workspace_id: int, cipher: Cipher) -> bytes:
     """The workspace's search key, made (and stored encrypted) on first use."""
     stored = await session.get(SearchKey, workspace_id)
@@ -88,14 +98,10 @@ async def search_key(session: AsyncSession, *, workspace_id: int, cipher: Cipher
         )
         stored = await session.get(SearchKey, workspace_id, populate_existing=True)
     if stored is None:
-        stored = SearchKey(
-            workspace_id=workspace_id,
-            key_ct=cipher.encrypt(os.urandom(32).hex()),
-            created_at=utcnow(),
-        )
+        stored = SearchKey(workspace_id=workspace_id, key_ct=new_key(cipher), created_at=utcnow())
         session.add(stored)
         await session.flush()
-    return bytes.fromhex(cipher.decrypt(stored.key_ct))
+    return read_key(cipher, stored.key_ct)
 
 
 async def add_text(
