@@ -385,6 +385,24 @@ async def _seed_batch(
             connection, school, created_of, end=end, status_ct=status_ct, rng=case_rng
         )
         totals["status_changes"] = totals.get("status_changes", 0) + len(changed)
+    # Every other concern is open, with the status row its filing writes.
+    await _insert(
+        connection,
+        CurrentCaseStatus,
+        [
+            {
+                "incident_id": i,
+                "workspace_id": school.workspace_id,
+                "change_id": None,
+                "status": "open",
+                "outcome": None,
+                "changed_at": at,
+                "created_at": at,
+            }
+            for i, at in created_of.items()
+            if i not in changed
+        ],
+    )
     if words_of is not None:  # the narrative search's tokens, as filing would write them
         held = {
             i: set(words_of[row["narrative_ct"]]) for i, row in zip(ids, incidents, strict=True)
@@ -495,6 +513,7 @@ async def _seed_statuses(
                 "status": status,
                 "outcome": outcome,
                 "changed_at": changed_at,
+                "created_at": created_of[incident_id],
             }
             for incident_id, change_id, status, outcome, changed_at in changes
         ],
@@ -601,6 +620,9 @@ async def seed_incidents(
             async with engine.connect() as connection:
                 autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
                 await autocommit.execute(text("ANALYZE"))
+                # Insert-driven autovacuum would also have set the search tokens' pages
+                # all-visible, so a word's concerns are counted from the index alone.
+                await autocommit.execute(text("VACUUM narrative_tokens"))
     finally:
         await engine.dispose()
     return SeedReport(

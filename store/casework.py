@@ -20,6 +20,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    literal_column,
     or_,
     select,
 )
@@ -90,6 +92,20 @@ def with_status(query: Select[Incident]) -> Select[Incident]:
     """`query` (of incidents) joined to each incident's status now (its latest change,
     kept in `case_statuses`), if it has one."""
     return query.outerjoin(CurrentCaseStatus, CurrentCaseStatus.incident_id == Incident.id)
+
+
+def not_closed(query: Select[Incident]) -> Select[Incident]:
+    """`query` (of incidents) narrowed to the concerns not closed (the caseload's), joined
+    to their status: with `CASELOAD_ORDER`, a range of `ix_case_statuses_caseload` (its
+    condition is written as SQL text so that PostgreSQL matches it to the partial index),
+    so a page is read without walking the closed concerns before it."""
+    return query.join(CurrentCaseStatus, CurrentCaseStatus.incident_id == Incident.id).where(
+        CurrentCaseStatus.status != literal_column(f"'{CaseStatus.CLOSED.value}'")
+    )
+
+
+# Oldest first, as `ix_case_statuses_caseload` holds them (the concern's created_at, id).
+CASELOAD_ORDER = (CurrentCaseStatus.created_at, CurrentCaseStatus.incident_id)
 
 
 @dataclass(frozen=True)
@@ -229,7 +245,11 @@ async def write_change(
     await session.flush()
     current = await session.get(CurrentCaseStatus, incident.id)
     if current is None:
-        current = CurrentCaseStatus(incident_id=incident.id, workspace_id=incident.workspace_id)
+        current = CurrentCaseStatus(
+            incident_id=incident.id,
+            workspace_id=incident.workspace_id,
+            created_at=incident.created_at,
+        )
         session.add(current)
     current.change_id = change.id
     current.status = change.status
@@ -258,7 +278,7 @@ class CaseFilters:
     happened_to: dt.datetime | None = None
     agency: str | None = None
     reference: str | None = None
-    text: str | None = None  # words of the narrative or an action's text, all required
+    text: str | None = None  # words of the narrative or actions, all required (see flows)
 
     @property
     def kinds(self) -> list[str]:
@@ -317,14 +337,11 @@ def narrowed(
     filters: CaseFilters,
     *,
     workspace_id: int,
-    text_tokens: Sequence[int] = (),
 ) -> Select[Incident]:
-    """`query` (of incidents, joined `with_status`) narrowed by every filter set. The
-    text filter is `text_tokens`, its words' tokens (`store.textsearch.query_tokens`)."""
+    """`query` (of incidents, joined `with_status`) narrowed by every filter set but the
+    text (`store.textsearch.holding_every`)."""
     f = filters
     conditions: list[ColumnElement[bool]] = []
-    if text_tokens:
-        conditions.append(textsearch.holding_every(text_tokens))
     if f.statuses:
         conditions.append(status_of().in_(list(f.statuses)))
     if f.category:
@@ -447,13 +464,16 @@ async def case_rows(
     oldest_first: bool,
     page: int,
     per_page: int,
+    order: Sequence[Any] | None = None,
 ) -> CasePage:
-    """One page of `query` (joined `with_status`), by the time each concern was recorded."""
-    order = (
-        (Incident.created_at, Incident.id)
-        if oldest_first
-        else (Incident.created_at.desc(), Incident.id.desc())
-    )
+    """One page of `query` (joined `with_status` or `not_closed`), by the time each concern
+    was recorded (or by `order`: the same order, as an index holds it)."""
+    if order is None:
+        order = (
+            (Incident.created_at, Incident.id)
+            if oldest_first
+            else (Incident.created_at.desc(), Incident.id.desc())
+        )
     statement = (
         query.add_columns(status_of(), CurrentCaseStatus.outcome)
         .order_by(*order)

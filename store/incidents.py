@@ -17,11 +17,12 @@ from store import alert_rules, allegations, audit, messages, outbox, textsearch,
 from store.access import is_keyholder
 from store.catalogue import Catalogue, Category
 from store.crypto import Cipher
-from store.enums import AlertReason, ParentsContacted
+from store.enums import AlertReason, CaseStatus, ParentsContacted
 from store.errors import FieldErrors
 from store.ids import MAX_ID
 from store.models import (
     Alert,
+    CurrentCaseStatus,
     Incident,
     IncidentAdult,
     IncidentAgency,
@@ -456,6 +457,17 @@ async def _write_incident(
         text=draft.narrative,
         cipher=cipher,
         fresh=True,
+    )
+    session.add(  # every concern is open until a key-holder changes it (`store.casework`)
+        CurrentCaseStatus(
+            incident_id=incident.id,
+            workspace_id=workspace_id,
+            change_id=None,
+            status=CaseStatus.OPEN.value,
+            outcome=None,
+            changed_at=now,
+            created_at=incident.created_at,
+        )
     )
     audit.record(
         session,

@@ -26,9 +26,11 @@ import os
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, select
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, false, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from store.crypto import Cipher
 from store.models import Incident, IncidentAction, NarrativeToken, SearchKey, Workspace, utcnow
@@ -36,6 +38,7 @@ from store.models import Incident, IncidentAction, NarrativeToken, SearchKey, Wo
 TOKEN_BYTES = 8
 MAX_QUERY_WORDS = 12
 REINDEX_BATCH = 500
+COUNT_CAP = 2_000  # a word's concerns are counted up to this (`holding_every`)
 
 # Words too common to narrow a search (and so not worth a row each).
 STOP_WORDS = frozenset(
@@ -132,14 +135,47 @@ async def add_text(
         )
 
 
-def holding_every(tokens_wanted: Sequence[int]) -> ColumnElement[bool]:
-    """The incident holds every token (an AND of words): one index range per token."""
-    return Incident.id.in_(
-        select(NarrativeToken.incident_id)
-        .where(NarrativeToken.token.in_(list(tokens_wanted)))
-        .group_by(NarrativeToken.incident_id)
-        .having(func.count() == len(tokens_wanted))
+def _holds(token_wanted: int) -> ColumnElement[bool]:
+    """The incident holds the token: a probe of the primary key (token, incident_id)."""
+    return exists(
+        select(NarrativeToken.incident_id).where(
+            NarrativeToken.token == token_wanted, NarrativeToken.incident_id == Incident.id
+        )
     )
+
+
+async def _postings(session: AsyncSession, token_wanted: int) -> int:
+    """How many concerns hold the token (counted up to COUNT_CAP: an index-only read)."""
+    capped = (
+        select(NarrativeToken.incident_id)
+        .where(NarrativeToken.token == token_wanted)
+        .limit(COUNT_CAP)
+        .subquery()
+    )
+    return int(await session.scalar(select(func.count()).select_from(capped)) or 0)
+
+
+async def holding_every(
+    session: AsyncSession, query: Select[Incident], tokens_wanted: Sequence[int]
+) -> tuple[Select[Incident], tuple[Any, ...]]:
+    """`query` (of incidents) narrowed to those holding every token (an AND of words),
+    and the order to read it in: newest first, as the concerns were filed (by id).
+
+    The query starts from the concerns of the rarest word (each word's counted up to
+    COUNT_CAP), read backwards along the primary key (token, incident_id), and probes
+    the key for each other word: a page costs at most the driving word's index entries,
+    never a walk of every concern (for a word in none, nothing) nor a sort of every
+    concern holding a common word. The slowest case left: words each in over COUNT_CAP
+    concerns that are rarely together (every entry of one is probed)."""
+    counted = [(await _postings(session, t), t) for t in tokens_wanted]
+    fewest, driver = min(counted)
+    if not fewest:
+        return query.where(false()), (Incident.id.desc(),)
+    posting = aliased(NarrativeToken)
+    narrowed = query.join(
+        posting, and_(posting.incident_id == Incident.id, posting.token == driver)
+    ).where(*(_holds(t) for t in tokens_wanted if t != driver))
+    return narrowed, (posting.incident_id.desc(),)
 
 
 async def reindex(

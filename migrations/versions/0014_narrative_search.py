@@ -1,6 +1,11 @@
 """search_keys: each workspace's key for search tokens (stored encrypted), and
 narrative_tokens: the keyed hashes of the words of each concern's narrative and actions
-(`store.textsearch`); filled for concerns stored before by `vigil search reindex`
+(`store.textsearch`); filled for concerns stored before by `vigil search reindex`;
+and case_statuses for every concern (open from its filing, change_id empty), with the
+concern's created_at, so the caseload is a range of a partial index
+
+Every existing concern without a status row gets one (open): one INSERT … SELECT, a
+second or two for 100,000 concerns.
 
 Revision ID: 0014
 Revises: 0012
@@ -47,8 +52,43 @@ def upgrade() -> None:
     with op.batch_alter_table("narrative_tokens", schema=None) as batch_op:
         batch_op.create_index("ix_narrative_tokens_incident", ["incident_id"])
 
+    # Every concern has a status row from its filing; the caseload walks the rows of the
+    # concerns not closed, oldest first.
+    with op.batch_alter_table("case_statuses", schema=None) as batch_op:
+        batch_op.alter_column("change_id", existing_type=ID, nullable=True)
+        batch_op.add_column(
+            sa.Column("created_at", store.models.UTCDateTime(timezone=True), nullable=True)
+        )
+    op.execute(
+        "UPDATE case_statuses SET created_at = (SELECT incidents.created_at FROM incidents "
+        "WHERE incidents.id = case_statuses.incident_id)"
+    )
+    op.execute(
+        "INSERT INTO case_statuses "
+        "(incident_id, workspace_id, change_id, status, outcome, changed_at, created_at) "
+        "SELECT id, workspace_id, NULL, 'open', NULL, created_at, created_at FROM incidents "
+        "WHERE NOT EXISTS "
+        "(SELECT 1 FROM case_statuses WHERE case_statuses.incident_id = incidents.id)"
+    )
+    with op.batch_alter_table("case_statuses", schema=None) as batch_op:
+        batch_op.alter_column(
+            "created_at", existing_type=store.models.UTCDateTime(timezone=True), nullable=False
+        )
+        batch_op.create_index(
+            "ix_case_statuses_caseload",
+            ["workspace_id", "created_at", "incident_id"],
+            postgresql_where=sa.text("status <> 'closed'"),
+            sqlite_where=sa.text("status <> 'closed'"),
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("case_statuses", schema=None) as batch_op:
+        batch_op.drop_index("ix_case_statuses_caseload")
+    op.execute("DELETE FROM case_statuses WHERE change_id IS NULL")
+    with op.batch_alter_table("case_statuses", schema=None) as batch_op:
+        batch_op.drop_column("created_at")
+        batch_op.alter_column("change_id", existing_type=ID, nullable=False)
     with op.batch_alter_table("narrative_tokens", schema=None) as batch_op:
         batch_op.drop_index("ix_narrative_tokens_incident")
     op.drop_table("narrative_tokens")

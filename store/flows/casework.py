@@ -9,7 +9,6 @@ kinds and the page, never what was typed (a search may name a pupil).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Select
@@ -93,14 +92,11 @@ def _audit_action(status: str) -> str:
     return casework.AUDIT_ACTIONS[known[status]] if status in known else "case.status"
 
 
-def _listed(
-    viewer: Staff, filters: CaseFilters, *, text_tokens: Sequence[int] = ()
-) -> Select[Incident]:
+def _listed(viewer: Staff, filters: CaseFilters) -> Select[Incident]:
     return casework.narrowed(
         casework.with_status(access.visible_incidents(viewer)),
         filters,
         workspace_id=viewer.workspace_id,
-        text_tokens=text_tokens,
     )
 
 
@@ -133,8 +129,18 @@ async def view_caseload(
     """Open and monitoring concerns the key-holder may see, oldest first, audited."""
     wanted = tuple(s for s in filters.statuses if s in CASELOAD_STATUSES) or CASELOAD_STATUSES
     shown = dataclasses.replace(filters, statuses=wanted, text=None)
+    query = casework.narrowed(
+        casework.not_closed(access.visible_incidents(visit.staff)),
+        shown,
+        workspace_id=visit.staff.workspace_id,
+    )
     cases = await casework.case_rows(
-        session, _listed(visit.staff, shown), oldest_first=True, page=page, per_page=PER_PAGE
+        session,
+        query,
+        oldest_first=True,
+        page=page,
+        per_page=PER_PAGE,
+        order=casework.CASELOAD_ORDER,
     )
     staff, years, classes = await _choices(session, workspace_id=visit.staff.workspace_id)
     visit.trail(session).add("caseload.view", detail=_detail(filters, page))
@@ -148,15 +154,16 @@ async def search(
     (which filters were used, never their values: a text search is "text", never its
     words). Text is searched by its words' tokens (`store.textsearch`); text with no
     searchable word (only common words) narrows nothing."""
-    text_tokens: list[int] = []
+    query = _listed(visit.staff, filters)
+    order = None
     if filters.text:
         key = await textsearch.search_key(
             session, workspace_id=visit.staff.workspace_id, cipher=visit.setup.cipher
         )
-        text_tokens = textsearch.query_tokens(key, filters.text)
-    query = _listed(visit.staff, filters, text_tokens=text_tokens)
+        if tokens := textsearch.query_tokens(key, filters.text):
+            query, order = await textsearch.holding_every(session, query, tokens)
     cases = await casework.case_rows(
-        session, query, oldest_first=False, page=page, per_page=PER_PAGE
+        session, query, oldest_first=False, page=page, per_page=PER_PAGE, order=order
     )
     staff, years, classes = await _choices(session, workspace_id=visit.staff.workspace_id)
     visit.trail(session).add("search", detail=_detail(filters, page))

@@ -56,6 +56,9 @@ async def test_words_of_narratives_and_later_actions_are_found(school: Harness) 
         assert case_numbers(found) == [2]
         _, found = await dsl.get("/search?text=sleep+fothergill")  # narrative and action
         assert case_numbers(found) == [2]
+        await file_concern(school, narrative=FIRST.upper())  # 3
+        _, found = await dsl.get("/search?text=bruise+cheek")
+        assert case_numbers(found) == [3, 1]  # newest first
         _, found = await dsl.get("/search?text=fothergill&status=closed")  # with a filter
         assert case_numbers(found) == []
         _, page = await dsl.get("/search?text=Fothergill")
