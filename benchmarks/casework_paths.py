@@ -11,6 +11,10 @@ key-holder GETs:
 - `/search`: by pupil (a 3-letter surname prefix), category, status, outcome, a date
   range, agency, the status and category together, or nothing (newest first).
 
+- `/search?text=…`: words of the narratives and actions (`TEXT_QUERIES`: one word, two
+  words of one text, a narrative's and an action's, a word in none), every third with a
+  status (`store.textsearch`: each word an index range of `narrative_tokens`).
+
 Every answer must be a 200 showing the list (`id="caseload"`/`id="results"`, or the
 "No concerns" line).
 """
@@ -81,6 +85,31 @@ def search_paths(
         else:
             query = {}
         found.append("/search" + ("?" + urlencode(query) if query else ""))
+    return found
+
+
+# Words of the seeded narratives (`seed.NARRATIVES`, each in a sixth of the concerns) and
+# actions (`seed.ACTION_TEXTS`, on a fifth of them), and a word in none.
+TEXT_QUERIES = (
+    "bruise",
+    "Trampoline",
+    "coat breakfast",
+    "alcohol pick-up",
+    "secret phone",
+    "bruise GP",
+    "shouting monitoring",
+    "xylophone",
+)
+
+
+def text_search_paths(count: int, rng: random.Random) -> list[str]:
+    """Text search paths: each of TEXT_QUERIES in turn, every third with a status too."""
+    found = []
+    for i in range(count):
+        query = {"text": TEXT_QUERIES[i % len(TEXT_QUERIES)]}
+        if i % 3 == 2:
+            query["status"] = rng.choice(("open", "monitoring", "closed"))
+        found.append("/search?" + urlencode(query))
     return found
 
 

@@ -121,6 +121,15 @@ SCENARIOS: tuple[tuple[str, str, str, str | None, str, float, str], ...] = (
         100.0,
         "p99 < 100 ms, 100k stored",
     ),
+    (
+        "text_search_page_1_user",
+        "web",
+        "text search ({incidents_k} stored, 1 user)",
+        "floor_web_page_1_user",
+        "p99_ms",
+        100.0,
+        "p99 < 100 ms, 100k stored",
+    ),
 )
 # The referrals group (database only, `--scenarios referrals`): kept apart from SCENARIOS
 # and FLOORS, which list what a default run (slack,web) reports.
@@ -425,7 +434,8 @@ def build_report(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
                 "caseload_and_search_pages_all_200": bool(
                     scenarios["caseload_page_1_user"].get("all_ok")
                 )
-                and bool(scenarios["search_page_1_user"].get("all_ok")),
+                and bool(scenarios["search_page_1_user"].get("all_ok"))
+                and bool(scenarios["text_search_page_1_user"].get("all_ok")),
                 "every_incident_view_audited": page.get("views_audited")
                 == page.get("views_served"),
             }

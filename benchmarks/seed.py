@@ -15,6 +15,7 @@ them. Only rows of the workspace's roster are used (import it first).
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from store import alert_rules
+from store import alert_rules, textsearch
 from store.access import is_keyholder
 from store.catalogue import Catalogue, Category
 from store.crypto import Cipher
@@ -38,9 +39,11 @@ from store.models import (
     IncidentAction,
     IncidentCategory,
     IncidentPupil,
+    NarrativeToken,
     Pupil,
     ReadReceipt,
     Referral,
+    SearchKey,
     Staff,
     StaffClass,
     Workspace,
@@ -248,6 +251,7 @@ async def _seed_batch(
     history: History | None = None,
     status_ct: bytes = b"",
     case_rng: random.Random | None = None,
+    words_of: dict[bytes, set[int]] | None = None,
 ) -> None:
     history = history or History()
     end = start + history.span
@@ -378,9 +382,42 @@ async def _seed_batch(
     await _insert(connection, ReadReceipt, receipts)
     await _insert(connection, IncidentAction, actions)
     await _insert(connection, Referral, referrals)
+    changed: set[int] = set()
     if history.case_statuses and case_rng is not None:
-        totals["status_changes"] = totals.get("status_changes", 0) + await _seed_statuses(
+        changed = await _seed_statuses(
             connection, school, created_of, end=end, status_ct=status_ct, rng=case_rng
+        )
+        totals["status_changes"] = totals.get("status_changes", 0) + len(changed)
+    # Every other concern is open, with the status row its filing writes.
+    await _insert(
+        connection,
+        CurrentCaseStatus,
+        [
+            {
+                "incident_id": i,
+                "workspace_id": school.workspace_id,
+                "change_id": None,
+                "status": "open",
+                "outcome": None,
+                "changed_at": at,
+                "created_at": at,
+            }
+            for i, at in created_of.items()
+            if i not in changed
+        ],
+    )
+    if words_of is not None:  # the narrative search's tokens, as filing would write them
+        held = {
+            i: set(words_of[row["narrative_ct"]]) for i, row in zip(ids, incidents, strict=True)
+        }
+        for action in actions:
+            held[action["incident_id"]] |= words_of[action["text_ct"]]
+        for i in changed:
+            held[i] |= words_of[status_ct]
+        await _insert(
+            connection,
+            NarrativeToken,
+            [{"token": t, "incident_id": i} for i, found in held.items() for t in found],
         )
     if history.referral_share:
         totals["referrals"] = totals.get("referrals", 0) + len(referrals)
@@ -407,8 +444,9 @@ async def _seed_statuses(
     end: dt.datetime,
     status_ct: bytes,
     rng: random.Random,
-) -> int:
-    """Status changes (each with its action, the reason being `status_ct`) for a batch."""
+) -> set[int]:
+    """Status changes (each with its action, the reason being `status_ct`) for a batch;
+    the incidents changed."""
     wanted = {i: _case_status(at, end, rng) for i, at in created_of.items()}
     wanted = {i: status for i, status in wanted.items() if status}
     changed_at = {i: min(created_of[i] + dt.timedelta(days=3), end) for i in wanted}
@@ -429,7 +467,7 @@ async def _seed_statuses(
         ],
     )
     if not wanted:
-        return 0
+        return set()
     action_of = dict(
         (
             await connection.execute(
@@ -478,11 +516,37 @@ async def _seed_statuses(
                 "status": status,
                 "outcome": outcome,
                 "changed_at": changed_at,
+                "created_at": created_of[incident_id],
             }
             for incident_id, change_id, status, outcome, changed_at in changes
         ],
     )
-    return len(wanted)
+    return set(wanted)
+
+
+async def _words_of(
+    connection: AsyncConnection, school: _School, cipher: Cipher, texts: dict[bytes, str]
+) -> dict[bytes, set[int]]:
+    """The search tokens of each seeded ciphertext, with the workspace's search key (made
+    and stored here if it has none yet, as the first concern filed would)."""
+    key_ct = await connection.scalar(
+        select(SearchKey.key_ct).where(SearchKey.workspace_id == school.workspace_id)
+    )
+    if key_ct is None:
+        key_ct = cipher.legacy_encrypt(os.urandom(32).hex())  # like the seed's other values
+        await _insert(
+            connection,
+            SearchKey,
+            [
+                {
+                    "workspace_id": school.workspace_id,
+                    "key_ct": key_ct,
+                    "created_at": dt.datetime.now(dt.UTC),
+                }
+            ],
+        )
+    key = textsearch.read_key(cipher, key_ct, school.workspace_id)
+    return {ct: textsearch.tokens(key, [text]) for ct, text in texts.items()}
 
 
 async def seed_incidents(
@@ -523,6 +587,9 @@ async def seed_incidents(
         async with engine.connect() as connection:
             school = await _load_school(connection, team_id)
             await connection.rollback()
+        async with engine.begin() as connection:
+            plain = {ct: cipher.decrypt(ct) for ct in (*narratives, *actions_ct, status_ct)}
+            words_of = await _words_of(connection, school, cipher, plain)
         first = school.next_number
         last = first + count - 1
         for low in range(first, last + 1, batch):
@@ -544,6 +611,7 @@ async def seed_incidents(
                     history=history,
                     status_ct=status_ct,
                     case_rng=case_rng,
+                    words_of=words_of,
                 )
             if progress is not None:
                 progress(f"seeded incidents #{first}-#{numbers[-1]} of #{last}")
@@ -560,6 +628,9 @@ async def seed_incidents(
             async with engine.connect() as connection:
                 autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
                 await autocommit.execute(text("ANALYZE"))
+                # Insert-driven autovacuum would also have set the search tokens' pages
+                # all-visible, so a word's concerns are counted from the index alone.
+                await autocommit.execute(text("VACUUM narrative_tokens"))
     finally:
         await engine.dispose()
     return SeedReport(

@@ -364,6 +364,11 @@ async def _casework_pages(
             ),
             casework_paths.is_search,
         ),
+        (
+            "text_search_page_1_user",
+            casework_paths.text_search_paths(total + warmup, casework_rng),
+            casework_paths.is_search,
+        ),
     )
     for key, paths, check in pages:
         run.say(f"vigil: {key.removesuffix('_page_1_user')}, 1 user ({total} requests)")

@@ -77,6 +77,14 @@ def _parser() -> argparse.ArgumentParser:
         "values, and say when the older keys can be removed (safe while vigil serve runs)",
     )
     rotate.set_defaults(run=_rotate_key)
+    search = commands.add_parser("search", help="the key-holders' search of narrative text")
+    search_commands = search.add_subparsers(title="search commands")
+    search_reindex = search_commands.add_parser(
+        "reindex",
+        help="index the words of every stored concern and action (keyed hashes, never the "
+        "words); safe to run again",
+    )
+    search_reindex.set_defaults(run=_search_reindex)
 
     roster = commands.add_parser("import", help="import a roster CSV from the school's MIS")
     roster_kinds = roster.add_subparsers(title="rosters")
@@ -437,6 +445,44 @@ def _rotate_key(args: argparse.Namespace) -> int:
         )
     else:
         print("Everything is encrypted under the only key in VIGIL_DATA_KEY.")
+    return 0
+
+
+def _search_reindex(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from store import textsearch
+    from store.crypto import Cipher
+    from store.db import DATABASE_ERRORS, create_engine, session_factory, transaction
+    from store.models import Workspace
+
+    settings = _settings(args)
+    settings.require("data_key")
+    cipher = Cipher(settings.data_key or "")
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url)
+        factory = session_factory(engine)
+        indexed = 0
+        try:
+            async with transaction(factory) as session:
+                workspaces = list(await session.scalars(select(Workspace.id)))
+            for workspace_id in workspaces:
+                last: int | None = 0
+                while last is not None:  # a batch per transaction
+                    async with transaction(factory) as session:
+                        count, last = await textsearch.reindex(
+                            session, workspace_id=workspace_id, cipher=cipher, after_id=last
+                        )
+                    indexed += count
+        except DATABASE_ERRORS as error:
+            raise StartupError(database_problem(error, settings.database_url)) from None
+        finally:
+            await engine.dispose()
+        return indexed
+
+    indexed = asyncio.run(run())
+    print(f"Indexed the words of {indexed} concern{'' if indexed == 1 else 's'} for search.")
     return 0
 
 

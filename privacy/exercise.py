@@ -115,7 +115,7 @@ async def run_exercise(database_url: str | None = None) -> Report:
         engine = create_engine(url)
         try:
             async with read_only(engine) as connection:
-                await search_database(connection, matcher, report)
+                await search_database(connection, matcher, report, words=Matcher(seeds.words))
         finally:
             await engine.dispose()
     report.notes.append(f"flows run: {', '.join(drill.flows)} ({time.monotonic() - started:.1f} s)")

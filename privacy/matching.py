@@ -25,6 +25,10 @@ TYPEAHEAD = "pupil typeahead"  # Slack shows the names Vigil offers there, by de
 ADULT_TYPEAHEAD = "adult typeahead"
 WINDOW = 48  # a long stored text is looked for by its opening and closing words
 MIN_TEXT = 12  # shorter stored texts ("Phoned mum.") are too common to look for
+# The tables of the narrative search (`store.textsearch`): they hold keyed hashes of the
+# words of stored texts, so each single word of those texts is looked for there too.
+SEARCH_TABLES = frozenset({"narrative_tokens", "search_keys"})
+MIN_WORD = 4  # shorter words are not looked for alone
 
 _WORD = re.compile(r"\w+")
 _SPACE = re.compile(r"\s+")
@@ -94,6 +98,13 @@ def text_needles(text: str, *, kind: str) -> list[Needle]:
     if len(flat) <= WINDOW:
         return [Needle(flat, kind)]
     return [Needle(" ".join(part), kind) for part in (_head(words), _head(words[::-1])[::-1])]
+
+
+def word_needles(text: str, *, kind: str) -> list[Needle]:
+    """Each word of a stored text (of MIN_WORD letters or more), as it would appear in the
+    search tables (`SEARCH_TABLES`) if a word were stored there rather than its hash."""
+    found = dict.fromkeys(w for w in _WORD.findall(normalise(text)) if len(w) >= MIN_WORD)
+    return [Needle(word, f"a word of {kind}") for word in found]
 
 
 def _head(words: Sequence[str]) -> list[str]:

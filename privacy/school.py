@@ -37,6 +37,7 @@ from privacy.matching import (
     name_needles,
     normalise,
     text_needles,
+    word_needles,
 )
 from privacy.report import Finding, PrivacyCheckError, Report
 from privacy.sources import read_only, search_database, search_log_file, stream_rows, table_shapes
@@ -86,7 +87,7 @@ async def check_school(settings: Settings, *, log_files: Sequence[Path] = ()) ->
                 unreadable = Finding("database", "file VIGIL_DATA_KEY cannot open", location)
                 report.findings[unreadable] += count
             matcher = Matcher([*values.needles, *documents.names])
-            await search_database(connection, matcher, report)
+            await search_database(connection, matcher, report, words=Matcher(values.words))
             await search_database_bytes(connection, documents, report)
         if s3 is not None:
             report.searched.store_files = await search_s3(s3, documents, matcher, report)
@@ -134,6 +135,7 @@ class _SchoolValues:
     """What the school's database says must not be found, and what could not be read."""
 
     needles: list[Needle] = field(default_factory=list)
+    words: dict[Needle, None] = field(default_factory=dict)  # for the search tables
     pupils: int = 0
     stored: int = 0
     social_workers: int = 0
@@ -184,6 +186,7 @@ class _SchoolValues:
             return
         self.stored += 1
         self.needles += text_needles(plain, kind=kind)
+        self.words.update(dict.fromkeys(word_needles(plain, kind="a stored text")))
 
 
 async def _school_values(connection: AsyncConnection, cipher: Cipher) -> _SchoolValues:

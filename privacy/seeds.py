@@ -32,6 +32,7 @@ class Seeds:
     rng: secrets.SystemRandom = field(default_factory=secrets.SystemRandom)
     pupils: list[DemoPupil] = field(default_factory=list)
     needles: list[Needle] = field(default_factory=list)
+    words: list[Needle] = field(default_factory=list)  # looked for in the search tables
 
     def add_pupils(self, groups: Sequence[str], *, with_preferred: Sequence[int]) -> None:
         for index, group in enumerate(groups):
@@ -65,8 +66,10 @@ class Seeds:
 
     def phrase(self, kind: str) -> str:
         """A distinctive phrase that must never be found, recorded as a needle."""
-        text = f"{made_up_word(self.rng, 3).lower()}-{secrets.token_hex(3)}"
+        word = made_up_word(self.rng, 3).lower()
+        text = f"{word}-{secrets.token_hex(3)}"
         self.needles.append(Needle(normalise(text), kind))
+        self.words.append(Needle(normalise(word), f"a word of {kind}"))
         return text
 
     def adult_name(self) -> str:

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot import logs
-from privacy.matching import Matcher, texts_of
+from privacy.matching import SEARCH_TABLES, Matcher, texts_of
 from privacy.report import Report
 
 if TYPE_CHECKING:
@@ -180,26 +180,33 @@ async def raw_rows(connection: AsyncConnection, shape: TableShape) -> AsyncItera
         yield row
 
 
-async def search_database(connection: AsyncConnection, matcher: Matcher, report: Report) -> None:
-    """A raw dump of every table: each value of each row, as text."""
+async def search_database(
+    connection: AsyncConnection, matcher: Matcher, report: Report, *, words: Matcher | None = None
+) -> None:
+    """A raw dump of every table: each value of each row, as text. The narrative search's
+    tables (`SEARCH_TABLES`) are also searched for each single word (`words`)."""
     for shape in await table_shapes(connection):
         report.searched.tables += 1
         key_index = shape.columns.index(shape.key) if shape.key else None
+        matchers = [matcher]
+        if words is not None and shape.name in SEARCH_TABLES:
+            matchers.append(words)
         async for row in raw_rows(connection, shape):
             report.searched.rows += 1
             views = [list(texts_of(value)) for value in row]
-            if not matcher.find_all(text for texts in views for text in texts):
-                continue
-            key = row[key_index] if key_index is not None else None
-            example = f"{shape.key} {key}" if isinstance(key, int) else None
-            for name, texts in zip(shape.columns, views, strict=True):
-                report.found(
-                    matcher.find_all(texts),
-                    where="database",
-                    location=f"{shape.name}.{name}",
-                    place=shape.name,
-                    example=example,
-                )
+            for using in matchers:
+                if not using.find_all(text for texts in views for text in texts):
+                    continue
+                key = row[key_index] if key_index is not None else None
+                example = f"{shape.key} {key}" if isinstance(key, int) else None
+                for name, texts in zip(shape.columns, views, strict=True):
+                    report.found(
+                        using.find_all(texts),
+                        where="database",
+                        location=f"{shape.name}.{name}",
+                        place=shape.name,
+                        example=example,
+                    )
 
 
 @contextlib.asynccontextmanager

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import alert_rules, keyring, messages, outbox
+from store import alert_rules, keyring, messages, outbox, textsearch
 from store.access import alert_refusal, is_keyholder, may_share, share_refusal
 from store.catalogue import Catalogue, Category
 from store.crypto import Cipher, bind
@@ -310,6 +310,13 @@ async def write_action(
         categories=plan.categories,
     )
     await keyring.seal(session, cipher, action, {IncidentAction.text_ct: plan.text})
+    await textsearch.add_text(
+        session,
+        incident_id=incident.id,
+        workspace_id=incident.workspace_id,
+        text=plan.text,
+        cipher=cipher,
+    )
     categories = plan.categories or await current_categories(session, incident=incident)
     headline = messages.action_headline(incident.number, author.slack_user_id, categories)
     url = messages.incident_url(public_url, incident.number)

@@ -20,6 +20,7 @@ import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -30,12 +31,14 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    literal_column,
     or_,
     select,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import keyring, pupils
+from store import keyring, pupils, textsearch
 from store.actions import ACTION_MAX, current_categories_for
 from store.crypto import Cipher
 from store.enums import CaseStatus, ReferralStatus
@@ -90,6 +93,28 @@ def with_status(query: Select[Incident]) -> Select[Incident]:
     """`query` (of incidents) joined to each incident's status now (its latest change,
     kept in `case_statuses`), if it has one."""
     return query.outerjoin(CurrentCaseStatus, CurrentCaseStatus.incident_id == Incident.id)
+
+
+def not_closed(
+    query: Select[Incident], *, workspace_id: int, only: Sequence[str] = ()
+) -> Select[Incident]:
+    """`query` (of incidents) narrowed to the concerns not closed (the caseload's; `only`
+    those statuses among them, if not every one), joined to their status: with
+    `CASELOAD_ORDER`, a range of `ix_case_statuses_caseload` (its condition is written as
+    SQL text so that PostgreSQL matches it to the partial index), so a page is read
+    without walking the closed concerns before it nor sorting the open ones."""
+    query = query.join(CurrentCaseStatus, CurrentCaseStatus.incident_id == Incident.id).where(
+        CurrentCaseStatus.workspace_id == workspace_id,
+        CurrentCaseStatus.status != literal_column(f"'{CaseStatus.CLOSED.value}'"),
+    )
+    wanted = [s for s in only if s != CaseStatus.CLOSED]
+    if wanted and set(wanted) != {CaseStatus.OPEN, CaseStatus.MONITORING}:
+        query = query.where(CurrentCaseStatus.status.in_(wanted))
+    return query
+
+
+# Oldest first, as `ix_case_statuses_caseload` holds them (the concern's created_at, id).
+CASELOAD_ORDER = (CurrentCaseStatus.created_at, CurrentCaseStatus.incident_id)
 
 
 @dataclass(frozen=True)
@@ -207,6 +232,13 @@ async def write_change(
         categories=None,
     )
     await keyring.seal(session, cipher, action, {IncidentAction.text_ct: plan.reason})
+    await textsearch.add_text(
+        session,
+        incident_id=incident.id,
+        workspace_id=incident.workspace_id,
+        text=plan.reason,
+        cipher=cipher,
+    )
     change = CaseStatusChange(
         workspace_id=incident.workspace_id,
         incident_id=incident.id,
@@ -220,7 +252,11 @@ async def write_change(
     await session.flush()
     current = await session.get(CurrentCaseStatus, incident.id)
     if current is None:
-        current = CurrentCaseStatus(incident_id=incident.id, workspace_id=incident.workspace_id)
+        current = CurrentCaseStatus(
+            incident_id=incident.id,
+            workspace_id=incident.workspace_id,
+            created_at=incident.created_at,
+        )
         session.add(current)
     current.change_id = change.id
     current.status = change.status
@@ -249,6 +285,7 @@ class CaseFilters:
     happened_to: dt.datetime | None = None
     agency: str | None = None
     reference: str | None = None
+    text: str | None = None  # words of the narrative or actions, all required (see flows)
 
     @property
     def kinds(self) -> list[str]:
@@ -268,6 +305,7 @@ class CaseFilters:
                 ("to", self.happened_to),
                 ("agency", self.agency),
                 ("reference", self.reference),
+                ("text", self.text),
             )
             if value not in (None, (), "")
         ]
@@ -279,13 +317,16 @@ def _like_inside(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _main_pupil(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+def _main_pupil(*conditions: ColumnElement[bool], probe: bool = False) -> ColumnElement[bool]:
     """The incident's main pupil meets every condition."""
-    return Incident.id.in_(
+    found = (
         select(IncidentPupil.incident_id)
         .join(Pupil, Pupil.id == IncidentPupil.pupil_id)
         .where(IncidentPupil.is_main, *conditions)
     )
+    if probe:
+        return exists(found.where(IncidentPupil.incident_id == Incident.id))
+    return Incident.id.in_(found)
 
 
 def _open_referral() -> ColumnElement[bool]:
@@ -296,47 +337,59 @@ def _open_referral() -> ColumnElement[bool]:
     )
 
 
+def _in_category(name: str, *, workspace_id: int, probe: bool) -> ColumnElement[bool]:
+    """Filed in the category, or re-categorised to it (the list is stored as JSON text)."""
+    filed = select(IncidentCategory.incident_id).where(IncidentCategory.name == name)
+    moved = select(IncidentAction.incident_id).where(
+        IncidentAction.workspace_id == workspace_id,
+        IncidentAction.categories.is_not(None),
+        cast(IncidentAction.categories, String).like(_like_inside(json.dumps(name)), escape="\\"),
+    )
+    if probe:
+        return or_(
+            exists(filed.where(IncidentCategory.incident_id == Incident.id)),
+            exists(moved.where(IncidentAction.incident_id == Incident.id)),
+        )
+    return or_(Incident.id.in_(filed), Incident.id.in_(moved))
+
+
 # Filters on what was filed with an incident (its pupils, categories, agencies) or
 # recorded later (referrals) are `Incident.id IN (…)`: the database can start from the
-# few incidents that match instead of testing each incident in turn.
+# few incidents that match instead of testing each incident in turn. With `probe` (the
+# caseload: at most the concerns not closed, read in order) the category and pupil
+# filters are EXISTS instead: a primary-key probe for each concern read, rather than
+# first collecting every concern of the category or year group the school ever had.
 
 
 def narrowed(
-    query: Select[Incident], filters: CaseFilters, *, workspace_id: int
+    query: Select[Incident],
+    filters: CaseFilters,
+    *,
+    workspace_id: int,
+    probe: bool = False,
 ) -> Select[Incident]:
-    """`query` (of incidents, joined `with_status`) narrowed by every filter set."""
+    """`query` (of incidents, joined `with_status`) narrowed by every filter set but the
+    text (`store.textsearch.holding_every`)."""
     f = filters
     conditions: list[ColumnElement[bool]] = []
     if f.statuses:
         conditions.append(status_of().in_(list(f.statuses)))
     if f.category:
-        # As filed, or named by a re-categorisation (the list is stored as JSON text).
-        needle = _like_inside(json.dumps(f.category))
-        conditions.append(
-            or_(
-                Incident.id.in_(
-                    select(IncidentCategory.incident_id).where(IncidentCategory.name == f.category)
-                ),
-                Incident.id.in_(
-                    select(IncidentAction.incident_id).where(
-                        IncidentAction.workspace_id == workspace_id,
-                        IncidentAction.categories.is_not(None),
-                        cast(IncidentAction.categories, String).like(needle, escape="\\"),
-                    )
-                ),
-            )
-        )
+        conditions.append(_in_category(f.category, workspace_id=workspace_id, probe=probe))
     if f.author_id is not None:
         conditions.append(Incident.author_id == f.author_id)
     if f.year_group:
         conditions.append(
-            _main_pupil(Pupil.workspace_id == workspace_id, Pupil.year_group == f.year_group)
+            _main_pupil(
+                Pupil.workspace_id == workspace_id, Pupil.year_group == f.year_group, probe=probe
+            )
         )
     if f.registration_group:
         conditions.append(
             _main_pupil(
                 Pupil.workspace_id == workspace_id,
                 Pupil.registration_group == f.registration_group,
+                probe=probe,
             )
         )
     if f.open_referral is not None:
@@ -355,7 +408,13 @@ def narrowed(
         conditions.append(
             and_(
                 CurrentCaseStatus.status == CaseStatus.CLOSED,
-                func.lower(CurrentCaseStatus.outcome) == f.outcome.lower(),
+                # The plain equality (the outcome as offered) lets the planner estimate
+                # how many match from the column's statistics; on lower() alone it guesses
+                # 0.5% and collects every match of a common outcome before sorting.
+                or_(
+                    CurrentCaseStatus.outcome == f.outcome,
+                    func.lower(CurrentCaseStatus.outcome) == f.outcome.lower(),
+                ),
             )
         )
     if f.happened_from is not None:
@@ -364,18 +423,18 @@ def narrowed(
         conditions.append(Incident.happened_at < f.happened_to)
     if f.agency:
         agency = f.agency.lower()
+        # One IN of both lists (not an OR of two INs, which PostgreSQL can only test
+        # concern by concern): the database starts from the few concerns that match.
         conditions.append(
-            or_(
-                Incident.id.in_(
+            Incident.id.in_(
+                union_all(
                     select(IncidentAgency.incident_id).where(
                         func.lower(IncidentAgency.name) == agency
-                    )
-                ),
-                Incident.id.in_(
+                    ),
                     select(Referral.incident_id).where(
                         Referral.workspace_id == workspace_id, func.lower(Referral.agency) == agency
-                    )
-                ),
+                    ),
+                )
             )
         )
     if f.reference:
@@ -429,13 +488,16 @@ async def case_rows(
     oldest_first: bool,
     page: int,
     per_page: int,
+    order: Sequence[Any] | None = None,
 ) -> CasePage:
-    """One page of `query` (joined `with_status`), by the time each concern was recorded."""
-    order = (
-        (Incident.created_at, Incident.id)
-        if oldest_first
-        else (Incident.created_at.desc(), Incident.id.desc())
-    )
+    """One page of `query` (joined `with_status` or `not_closed`), by the time each concern
+    was recorded (or by `order`: the same order, as an index holds it)."""
+    if order is None:
+        order = (
+            (Incident.created_at, Incident.id)
+            if oldest_first
+            else (Incident.created_at.desc(), Incident.id.desc())
+        )
     statement = (
         query.add_columns(status_of(), CurrentCaseStatus.outcome)
         .order_by(*order)

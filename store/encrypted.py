@@ -43,6 +43,7 @@ from store.models import (
     PaperRecord,
     PupilContext,
     PupilContextChange,
+    SearchKey,
     StoredFile,
     TotpEnrolment,
     TransferKeys,
@@ -62,6 +63,7 @@ ENCRYPTED_COLUMNS: tuple[Any, ...] = (
     BodyMap.marks_ct,
     TransferKeys.receive_ct,
     TransferKeys.sign_ct,
+    SearchKey.key_ct,
 )
 BATCH = 200
 

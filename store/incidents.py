@@ -13,15 +13,16 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import alert_rules, allegations, audit, keyring, messages, outbox, urgent
+from store import alert_rules, allegations, audit, keyring, messages, outbox, textsearch, urgent
 from store.access import is_keyholder
 from store.catalogue import Catalogue, Category
 from store.crypto import Cipher
-from store.enums import AlertReason, ParentsContacted
+from store.enums import AlertReason, CaseStatus, ParentsContacted
 from store.errors import FieldErrors
 from store.ids import MAX_ID
 from store.models import (
     Alert,
+    CurrentCaseStatus,
     Incident,
     IncidentAdult,
     IncidentAgency,
@@ -456,6 +457,25 @@ async def _write_incident(
             Incident.narrative_ct: draft.narrative.strip(),
             Incident.parents_reason_ct: reason or None,
         },
+    )
+    await textsearch.add_text(
+        session,
+        incident_id=incident.id,
+        workspace_id=workspace_id,
+        text=draft.narrative,
+        cipher=cipher,
+        fresh=True,
+    )
+    session.add(  # every concern is open until a key-holder changes it (`store.casework`)
+        CurrentCaseStatus(
+            incident_id=incident.id,
+            workspace_id=workspace_id,
+            change_id=None,
+            status=CaseStatus.OPEN.value,
+            outcome=None,
+            changed_at=now,
+            created_at=incident.created_at,
+        )
     )
     audit.record(
         session,

@@ -694,20 +694,33 @@ class CaseStatusChange(Base):
 class CurrentCaseStatus(Base):
     """A concern's status now: the latest of its `case_status_changes`, kept with them.
 
-    The changes are the record; this row (none: open) lets the caseload and search filter
-    100,000 concerns by status with a plain join. Written only by
-    `store.casework.write_change`, in the change's transaction.
+    The changes are the record; this row lets the caseload and search filter 100,000
+    concerns by status with a plain join. Every concern has one from its filing (`open`,
+    no change: `store.incidents`); `store.casework.write_change` updates it in the
+    change's transaction. `created_at` is the concern's (incidents never change), so the
+    caseload (open and monitoring, oldest first) is a range of `ix_case_statuses_caseload`.
     """
 
     __tablename__ = "case_statuses"
-    __table_args__ = (Index("ix_case_statuses_workspace_status", "workspace_id", "status"),)
+    __table_args__ = (
+        Index("ix_case_statuses_workspace_status", "workspace_id", "status"),
+        Index(  # the caseload: every concern not closed, oldest first
+            "ix_case_statuses_caseload",
+            "workspace_id",
+            "created_at",
+            "incident_id",
+            postgresql_where=text("status <> 'closed'"),
+            sqlite_where=text("status <> 'closed'"),
+        ),
+    )
 
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
-    change_id: Mapped[int] = mapped_column(ForeignKey("case_status_changes.id"))
+    change_id: Mapped[int | None] = mapped_column(ForeignKey("case_status_changes.id"))
     status: Mapped[str] = mapped_column(String(12))
     outcome: Mapped[str | None] = mapped_column(String(100))
     changed_at: Mapped[dt.datetime] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column()
 
 
 class PaperRecord(Base):
@@ -884,3 +897,27 @@ CIPHERTEXT_COLUMNS = {
     "files": frozenset({"key_ct"}),
     "body_maps": frozenset({"marks_ct"}),
 }
+
+
+class SearchKey(Base):
+    """A workspace's key for narrative search tokens (`store.textsearch`): 32 random
+    bytes, stored only encrypted with the data key, so a database alone cannot compute
+    a token and a data-key rotation does not change the tokens."""
+
+    __tablename__ = "search_keys"
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), primary_key=True)
+    key_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column()
+
+
+class NarrativeToken(Base):
+    """One word of a concern's narrative or of an action on it, as a keyed hash
+    (`store.textsearch.token`): never the word. The primary key leads with the token,
+    so a search for a word is an index range."""
+
+    __tablename__ = "narrative_tokens"
+    __table_args__ = (Index("ix_narrative_tokens_incident", "incident_id"),)
+
+    token: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)

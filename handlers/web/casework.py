@@ -4,8 +4,8 @@
 - `POST /incidents/{number}/status` closes (with an outcome), sets monitoring or reopens
   a concern (key-holders only; `store.flows.casework.change_status`).
 - `GET /caseload`: open and monitoring concerns, oldest first, filtered (key-holders).
-- `GET /search`: concerns by pupil, category, author, status, outcome, dates, agency and
-  reference, newest first (key-holders).
+- `GET /search`: concerns by pupil, category, author, status, outcome, dates, agency,
+  reference and words of the narrative or actions (`text`), newest first (key-holders).
 - `GET /my-concerns`: the concerns the signed-in member of staff filed.
 
 Lists are paged (`?page=`); each flow audits the filters' kinds, never their values.
@@ -121,6 +121,7 @@ def _filters(request: web.Request, *, dates: Dates | None) -> tuple[CaseFilters,
         happened_to=last,
         agency=_text(q, "agency") or None,
         reference=_text(q, "reference") or None,
+        text=_text(q, "text") or None,
     )
     again = {
         key: _text(q, key)
@@ -135,6 +136,7 @@ def _filters(request: web.Request, *, dates: Dates | None) -> tuple[CaseFilters,
             "outcome",
             "agency",
             "reference",
+            "text",
             "from",
             "to",
         )

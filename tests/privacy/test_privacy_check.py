@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import structlog
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 import handlers.concern_modal
 import store.messages
@@ -31,7 +31,7 @@ from privacy.school import check_school
 from privacy.sources import read_only
 from store import audit
 from store.db import create_engine, transaction
-from store.models import AuditEvent, Incident, OutboxMessage, Pupil, Staff
+from store.models import AuditEvent, Incident, OutboxMessage, Pupil, SearchKey, Staff
 from testing.harness import Harness
 from tests.support.records import add_action
 from tests.support.school import DSL, PUPIL_4B, TEACHER
@@ -203,6 +203,20 @@ async def test_plain_text_elsewhere_in_the_school_database_is_found(
     assert {f.location for f in report.findings} == {"audit_log.detail", "outbox.payload", str(log)}
     for value in (NARRATIVE[:40], full_name, pupil.surname, ACTION_TEXT[:30]):
         assert value.casefold() not in text.casefold()
+
+
+async def test_a_plain_word_in_the_search_tables_is_found(school: Harness) -> None:
+    """The search tables hold keyed hashes of words: a single word of a stored text found
+    there in plain text (as a careless search index would store it) is reported."""
+    await seeded(school)
+    async with transaction(school.server.factory) as db:
+        await db.execute(update(SearchKey).values(key_ct=b"corridor|grandmother"))
+    report = await check(school)
+    text = report.render()
+    assert report.exit_code == 1
+    assert "database: a word of a stored text found in search_keys.key_ct" in text
+    assert {f.location for f in report.findings} == {"search_keys.key_ct"}
+    assert "corridor" not in text and "grandmother" not in text
 
 
 async def test_the_school_check_only_reads(db_url: str) -> None:
