@@ -53,6 +53,7 @@ from scheduler.delivery import DeliveryWorker
 from scheduler.jobs import (
     AnonymousNoiseFlush,
     OverdueReferrals,
+    OverdueTasks,
     UnreadChase,
     UrgentEscalations,
     start_scheduler,
@@ -132,6 +133,7 @@ class VigilServer:
         )
         self.urgent_job = UrgentEscalations(**checks)
         self.unread_job = UnreadChase(**checks)
+        self.tasks_job = OverdueTasks(**checks)
         # Requests from nobody signed in: limited per address, refusals counted and
         # written to the audit log as counts every few minutes (and at shutdown).
         self.noise = AnonymousNoise()
@@ -336,7 +338,7 @@ class VigilServer:
             self.overdue_job,
             config=self.school,
             noise=self.noise_job,
-            more=(self.urgent_job, self.unread_job),
+            more=(self.urgent_job, self.unread_job, self.tasks_job),
         )
         # Staff imported before Slack was connected: linked by email, without delaying start.
         self.tasks.spawn(self._link_staff(workspace.id))

@@ -19,7 +19,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from store import allegations, referrals, unread, urgent, websessions
+from store import allegations, referrals, tasks, unread, urgent, websessions
 from store.db import SessionFactory, transaction
 from store.noise import AnonymousNoise
 from store.school_config import SchoolConfig
@@ -60,6 +60,11 @@ def describe_jobs(config: SchoolConfig) -> list[JobInfo]:
         JobInfo(
             UnreadChase.id,
             UnreadChase.name,
+            f"every {config.check_every_minutes:g} minutes, and at start-up",
+        ),
+        JobInfo(
+            OverdueTasks.id,
+            OverdueTasks.name,
             f"every {config.check_every_minutes:g} minutes, and at start-up",
         ),
     ]
@@ -206,6 +211,15 @@ class UnreadChase(_Batched):
     id: ClassVar[str] = "unread-chase"
     name: ClassVar[str] = "Remind once about unopened alerts on restricted categories"
     step: ClassVar[Batch] = staticmethod(unread.chase_unopened)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OverdueTasks(_Batched):
+    """Nudge the assignees of overdue tasks once a working day, escalating (`store.tasks`)."""
+
+    id: ClassVar[str] = "overdue-tasks"
+    name: ClassVar[str] = "Nudge people about overdue tasks (escalating to the DSLs)"
+    step: ClassVar[Batch] = staticmethod(tasks.nudge_overdue)
 
 
 HEAP_TRIM_SECONDS = 60
