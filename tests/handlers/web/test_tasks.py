@@ -49,7 +49,7 @@ async def assign(
 ) -> tuple[int, str]:
     """`author` adds an action on concern #1 that is a task for `assignee`."""
     assignee_id = (await staff_member(school, assignee)).id
-    async with signed_in(school, author) as user:
+    async with signed_in(school, author, remember=True) as user:
         await user.get("/incidents/1")
         return await user.post(
             "/incidents/1/actions",
@@ -83,7 +83,7 @@ async def test_a_task_dms_its_assignee_redacted_with_open_and_done(school: Harne
     async with school.server.factory() as db:
         alert = await db.scalar(select(Alert).where(Alert.recipient_id == task.assignee_id))
     assert alert is not None and alert.action_id == task.action_id
-    async with signed_in(school, TA) as ta:
+    async with signed_in(school, TA, remember=True) as ta:
         status, _ = await ta.get("/incidents/1")
         assert status == 200
     [added] = await audit_events(school, "task.add")
@@ -143,7 +143,7 @@ async def test_my_tasks_lists_them_and_marks_one_done(school: Harness) -> None:
     await assign(school, DSL, TA, due=sooner)
     await school.delivered()
     first, second = await tasks_rows(school)
-    async with signed_in(school, TA) as ta:
+    async with signed_in(school, TA, remember=True) as ta:
         status, page = await ta.get("/tasks")
         assert status == 200
         text = shown(page)
@@ -153,6 +153,7 @@ async def test_my_tasks_lists_them_and_marks_one_done(school: Harness) -> None:
         # Without the CSRF token: refused, nothing done.
         status, _ = await ta.post(f"/tasks/{second.id}/done", {}, csrf=False)
         assert status == 403
+        await ta.get("/tasks")
         status, page = await ta.post(f"/tasks/{second.id}/done", {})
         assert status == 200 and ta.last_url.endswith(f"/tasks?done={second.id}")
         assert f"task-{second.id}" not in page and f"task-{first.id}" in page
@@ -163,7 +164,7 @@ async def test_my_tasks_lists_them_and_marks_one_done(school: Harness) -> None:
     updates = school.standin.calls_to("chat.update", ok_only=True)
     assert len(updates) == 1 and updates[0].params["channel"] == channel
     # Someone else cannot mark it done: the one 404.
-    async with signed_in(school, DSL) as dsl:
+    async with signed_in(school, DSL, remember=True) as dsl:
         await dsl.get("/tasks")
         status, _ = await dsl.post(f"/tasks/{first.id}/done", {})
         assert status == 404
