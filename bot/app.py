@@ -55,6 +55,7 @@ from scheduler.delivery import DeliveryWorker
 from scheduler.jobs import (
     AnonymousNoiseFlush,
     OverdueReferrals,
+    OverdueTasks,
     TransferReceipts,
     UnreadChase,
     UrgentEscalations,
@@ -140,6 +141,7 @@ class VigilServer:
         self.urgent_job = UrgentEscalations(**checks)
         self.unread_job = UnreadChase(**checks)
         self.transfer_job = TransferReceipts(**checks)
+        self.tasks_job = OverdueTasks(**checks)
         # Requests from nobody signed in: limited per address, refusals counted and
         # written to the audit log as counts every few minutes (and at shutdown).
         self.noise = AnonymousNoise()
@@ -357,7 +359,7 @@ class VigilServer:
             self.overdue_job,
             config=self.school,
             noise=self.noise_job,
-            more=(self.urgent_job, self.unread_job, self.transfer_job),
+            more=(self.urgent_job, self.unread_job, self.transfer_job, self.tasks_job),
         )
         # Staff imported before Slack was connected: linked by email, without delaying start.
         self.tasks.spawn(self._link_staff(workspace.id))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import alerts, concern, concern_modal, errors, home, referrals
+from handlers import alerts, concern, concern_modal, errors, home, referrals, tasks
 from handlers.context import team_guard
 from handlers.deps import Deps
 from store import messages
@@ -28,4 +28,6 @@ def register_slack(bolt: AsyncApp, deps: Deps) -> None:
     bolt.action(messages.OPEN_ACTION)(alerts.open_link)
     bolt.action(messages.BODY_MAP_ACTION)(alerts.open_link)
     bolt.action(messages.SNOOZE_ACTION)(referrals.snooze)
+    bolt.action(messages.TASK_DONE_ACTION)(tasks.done)
+    bolt.action(messages.TASK_SNOOZE_ACTION)(tasks.snooze)
     bolt.event("app_home_opened")(home.home_opened)

@@ -1,5 +1,6 @@
-"""The App Home tab: the person's unread alerts (and, for key-holders, overdue referrals
-and alerts on restricted categories still unopened after their reminder)."""
+"""The App Home tab: the person's unread alerts, how many open tasks (and, for
+key-holders, overdue referrals and alerts on restricted categories still unopened after
+their reminder)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from slack_bolt.async_app import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from handlers.context import deps_of, staff_of, workspace_of
-from store import alerts, messages, referrals, unread
+from store import alerts, messages, referrals, tasks, unread
 from store.access import is_keyholder
 
 
@@ -34,6 +35,7 @@ async def publish_home(client: AsyncWebClient, context: AsyncBoltContext) -> Non
             if keyholder
             else None
         )
+        open_tasks = await tasks.open_count(session, staff=staff) if staff is not None else 0
         unopened = (
             await unread.chased_unopened(session, workspace_id=workspace_of(context), limit=20)
             if keyholder
@@ -46,6 +48,7 @@ async def publish_home(client: AsyncWebClient, context: AsyncBoltContext) -> Non
         total_unread=None if len(mine) <= 20 else len(mine),
         overdue=overdue,
         unopened=unopened,
+        open_tasks=open_tasks,
     )
     await client.views_publish(user_id=user_id, view=view)
 

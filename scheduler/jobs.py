@@ -19,7 +19,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from store import allegations, referrals, transfers, unread, urgent, websessions
+from store import allegations, referrals, tasks, transfers, unread, urgent, websessions
 from store.db import SessionFactory, transaction
 from store.noise import AnonymousNoise
 from store.school_config import SchoolConfig
@@ -65,6 +65,8 @@ def describe_jobs(config: SchoolConfig) -> list[JobInfo]:
         JobInfo(
             TransferReceipts.id,
             TransferReceipts.name,
+            OverdueTasks.id,
+            OverdueTasks.name,
             f"every {config.check_every_minutes:g} minutes, and at start-up",
         ),
     ]
@@ -221,6 +223,14 @@ class TransferReceipts(_Batched):
     id: ClassVar[str] = "transfer-receipts"
     name: ClassVar[str] = "Nudge DSLs about record transfers not receipted in 5 school days"
     step: ClassVar[Batch] = staticmethod(transfers.nudge_unreceipted)
+
+
+class OverdueTasks(_Batched):
+    """Nudge the assignees of overdue tasks once a working day, escalating (`store.tasks`)."""
+
+    id: ClassVar[str] = "overdue-tasks"
+    name: ClassVar[str] = "Nudge people about overdue tasks (escalating to the DSLs)"
+    step: ClassVar[Batch] = staticmethod(tasks.nudge_overdue)
 
 
 HEAP_TRIM_SECONDS = 60

@@ -15,7 +15,13 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import alert_rules, keyring, messages, outbox, textsearch
-from store.access import alert_refusal, is_keyholder, may_share, share_refusal
+from store.access import (
+    alert_refusal,
+    is_keyholder,
+    may_share,
+    share_refusal,
+    visible_incident_ids,
+)
 from store.catalogue import Catalogue, Category
 from store.crypto import Cipher, bind
 from store.enums import AlertReason
@@ -290,6 +296,31 @@ async def _action_recipients(
         )
     staff.update({s.id: s for s in picked})
     return [staff[r.staff_id] for r in chosen if r.staff_id in staff]
+
+
+async def grant_task_access(
+    session: AsyncSession,
+    *,
+    incident: Incident,
+    recipient: Staff,
+    action_id: int,
+    now: dt.datetime,
+) -> Alert | None:
+    """Let a task's assignee see the concern the way "also alert" does: an alert on the
+    action, without its DM (the task's own DM tells them). None if they already may."""
+    visible = await session.scalar(
+        visible_incident_ids(recipient).where(Incident.id == incident.id)
+    )
+    if visible is not None:
+        return None
+    return await _add_alert(
+        session,
+        incident=incident,
+        recipient=recipient,
+        reason=AlertReason.ACTION,
+        action_id=action_id,
+        now=now,
+    )
 
 
 async def write_action(

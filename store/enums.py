@@ -32,6 +32,7 @@ class OutboxKind(StrEnum):
     NOTICE = "notice"  # a DM to the key-holders about Vigil itself (e.g. Slack was paused)
     URGENT = "urgent"  # an urgent concern nobody has opened: an escalation step
     CHASE = "chase"  # an alert on a restricted category still unopened: the one reminder
+    TASK = "task"  # a task's DM to its assignee, or an overdue task's nudge
 
 
 class AlertReason(StrEnum):

@@ -253,9 +253,11 @@ def home_view(
     total_unread: int | None = None,
     overdue: Sequence[OverdueReferral] | None = None,
     unopened: Sequence[UnopenedAlert] | None = None,
+    open_tasks: int = 0,
 ) -> dict[str, Any]:
-    """The App Home tab: unread alerts; for key-holders, overdue referrals and alerts on
-    restricted categories chased and still not opened. Redacted."""
+    """The App Home tab: unread alerts, how many open tasks (a count and a link, never a
+    task's text); for key-holders, overdue referrals and alerts on restricted categories
+    chased and still not opened. Redacted."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Your unread alerts"}},
     ]
@@ -298,6 +300,19 @@ def home_view(
                 ],
             }
         )
+    blocks.append({"type": "header", "text": {"type": "plain_text", "text": "Your tasks"}})
+    if open_tasks:
+        unit = "open task" if open_tasks == 1 else "open tasks"
+        tasks_text = f"You have {open_tasks} {unit}: <{tasks_url(public_url)}|My tasks>"
+    else:
+        tasks_text = "No open tasks. :white_check_mark:"
+    blocks.append(
+        {
+            "type": "section",
+            "block_id": "home-tasks",
+            "text": {"type": "mrkdwn", "text": tasks_text},
+        }
+    )
     if overdue is not None:
         blocks.append(
             {"type": "header", "text": {"type": "plain_text", "text": "Overdue referrals"}}
@@ -399,6 +414,99 @@ def nudge(
         blocks.append(_when_line(":zzz: Snoozed until", snoozed_until))
     blocks.append({"type": "actions", "block_id": f"referral-{referral_id}", "elements": buttons})
     return {"text": text, "blocks": blocks}
+
+
+TASK_DONE_ACTION = "task_done"
+TASK_SNOOZE_ACTION = "task_snooze"
+
+
+def tasks_url(public_url: str) -> str:
+    """The web view's "My tasks" page."""
+    return f"{public_url.rstrip('/')}/tasks"
+
+
+def _task_buttons(task_id: int, url: str, *, done: bool, snooze: bool) -> list[dict[str, Any]]:
+    buttons: list[dict[str, Any]] = [_open_button(url)]
+    if not done:
+        buttons.append(
+            {
+                "type": "button",
+                "action_id": TASK_DONE_ACTION,
+                "text": {"type": "plain_text", "text": "Done"},
+                "style": "primary",
+                "value": str(task_id),
+            }
+        )
+    if snooze and not done:
+        buttons.append(
+            {
+                "type": "button",
+                "action_id": TASK_SNOOZE_ACTION,
+                "text": {"type": "plain_text", "text": "Snooze 1 working day"},
+                "value": str(task_id),
+            }
+        )
+    return buttons
+
+
+def task(
+    *,
+    task_id: int,
+    number: int,
+    author_slack_id: str | None,
+    due_on: dt.date,
+    public_url: str,
+    done_at: dt.datetime | None = None,
+) -> Message:
+    """A task's DM to its assignee: the concern's number, who set it, when it is due.
+
+    Never the task itself (it is the action's text, which may be sensitive), nor a pupil.
+    Done replaces it with the done version (no Done button, the time it was done).
+    """
+    text = f"Task on concern #{number} from {_person(author_slack_id)}, due {due_on:%a %d %b %Y}"
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f":clipboard: {text}"}}
+    ]
+    if done_at is not None:
+        blocks.append(_when_line(":white_check_mark: Done", done_at))
+    url = incident_url(public_url, number)
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": f"task-{task_id}",
+            "elements": _task_buttons(task_id, url, done=done_at is not None, snooze=False),
+        }
+    )
+    return {"text": text, "blocks": blocks}
+
+
+def task_nudge(
+    *,
+    task_id: int,
+    number: int,
+    overdue_days: int,
+    public_url: str,
+    escalated: bool = False,
+    snoozed_until: dt.datetime | None = None,
+) -> Message:
+    """An overdue task: the concern's number and how overdue (to the assignee; to the DSLs
+    too once escalated). Snooze replaces it with the snoozed version."""
+    whose = "A task you were given" if not escalated else "A task"
+    text = f"{whose} on concern #{number} {_overdue_text(overdue_days)} and is not done."
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f":hourglass: {text}"}}
+    ]
+    if snoozed_until is not None:
+        blocks.append(_when_line(":zzz: Snoozed until", snoozed_until))
+    url = incident_url(public_url, number)
+    elements = _task_buttons(task_id, url, done=False, snooze=snoozed_until is None)
+    if escalated:  # the DSLs may snooze it but not do it for the assignee
+        elements = [e for e in elements if e.get("action_id") != TASK_DONE_ACTION]
+    blocks.append({"type": "actions", "block_id": f"task-nudge-{task_id}", "elements": elements})
+    return {"text": text, "blocks": blocks}
+
+
+TASK_NOT_YOURS = "Only the person a task is assigned to can mark it done. Nothing was changed."
 
 
 def consultation_nudge(*, number: int, agency: str, overdue_days: int, url: str) -> Message:

@@ -627,6 +627,34 @@ class Nudge(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class Task(Base):
+    """An action that is a task: assigned to a member of staff, due on a date.
+
+    The action stays immutable; being done (when, by whom), snoozes and the last working
+    day it was nudged are recorded here. `dm_outbox_id` is the assignee's DM, so marking
+    it done in the web view can update it.
+    """
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        Index("ix_tasks_assignee_open", "assignee_id", "done_at", "due_on"),
+        Index("ix_tasks_due", "due_on"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    action_id: Mapped[int] = mapped_column(ForeignKey("incident_actions.id"), unique=True)
+    assignee_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    due_on: Mapped[dt.date] = mapped_column(Date)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[dt.datetime | None] = mapped_column()
+    done_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    snoozed_until: Mapped[dt.datetime | None] = mapped_column()
+    last_nudged_on: Mapped[dt.date | None] = mapped_column(Date)
+    dm_outbox_id: Mapped[int | None] = mapped_column(Id)
+
+
 class UrgentConcern(Base):
     """A concern filed as "a child may be at immediate risk": escalated until opened.
 

@@ -34,6 +34,7 @@ MESSAGE_UPDATE = OutboxKind.MESSAGE_UPDATE
 NOTICE = OutboxKind.NOTICE
 URGENT = OutboxKind.URGENT
 CHASE = OutboxKind.CHASE
+TASK = OutboxKind.TASK
 
 
 def enqueue(

@@ -10,7 +10,8 @@ Every route is registered here, from the modules by concern:
 - `paper`: scanned paper records added to a chronology, and their scans;
 - `reports`: reports and their CSVs (`tables`, `chart`, `dates`);
 - `admin`: the audit log, the staff list, authenticator resets;
-- `casework`: a concern's status, the caseload, search and my concerns.
+- `casework`: a concern's status, the caseload, search and my concerns;
+- `tasks`: my tasks, and marking one done.
 
 In front of them all: `security` (the one middleware: headers, session, CSRF and the
 `@public` / `@first_factor` / `@keyholder_only` markers), with `session` (the signed-in
@@ -39,6 +40,7 @@ from handlers.web import (
     referrals,
     reports,
     signin,
+    tasks,
 )
 from handlers.web.deps import COMMAND, DEPS, WebDeps
 from handlers.web.oidc import JWKS, KeySet
@@ -50,6 +52,7 @@ ROUTES = (
     alerts,
     incidents,
     casework,
+    tasks,
     corrections,
     files,
     bodymap,

@@ -50,7 +50,14 @@ REASONS = {
 }
 PARENTS = {"yes": "Yes", "no": "No"}
 VIA = {"web": "in the web view", "slack": "in Slack"}
-NOTHING_ENTERED: dict[str, Any] = {"text": "", "alert": [], "categories": [], "staff": None}
+NOTHING_ENTERED: dict[str, Any] = {
+    "text": "",
+    "alert": [],
+    "categories": [],
+    "staff": None,
+    "assignee": "",
+    "due": "",
+}
 
 
 def _ids(raw: Iterable[Any]) -> tuple[list[int], bool]:
@@ -145,12 +152,16 @@ async def add_action(request: web.Request) -> web.Response:
     asking = visit(request)
     form: MultiDictProxy[Any] = await request.post()
     alert_ids, unreadable = _ids(form.getall("alert", []))
+    assignee = str(form.get("assignee", "")).strip()
     draft = action_flows.ActionDraft(
         text=str(form.get("text", "")),
         alert_staff_ids=alert_ids,
         unreadable_alert_ids=unreadable,
         categories=[str(c) for c in form.getall("categories", []) if str(c)],
         referral_fields={name: str(form.get(name, "")) for name in form},
+        assignee_id=parse_id(assignee) if assignee else None,
+        unreadable_assignee=bool(assignee) and parse_id(assignee) is None,
+        due=str(form.get("due", "")),
     )
     async with transaction(deps.factory) as db:
         result = await action_flows.add_action(
@@ -167,7 +178,13 @@ async def add_action(request: web.Request) -> web.Response:
             incident=shown.incident.id,
             fields=sorted(result.errors),
         )
-        entered = {"text": draft.text, "alert": alert_ids, "categories": draft.categories}
+        entered = {
+            "text": draft.text,
+            "alert": alert_ids,
+            "categories": draft.categories,
+            "assignee": assignee,
+            "due": draft.due,
+        }
         return _incident_page(
             request,
             shown,
@@ -183,6 +200,7 @@ async def add_action(request: web.Request) -> web.Response:
         incident=result.incident_id,
         action=result.action_id,
         referrals=result.referral_ids,
+        task=result.task_id,
     )
     raise web.HTTPSeeOther(f"/incidents/{result.number}#action-{result.action_id}")
 

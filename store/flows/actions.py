@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import access, actions, audit, referrals
+from store import access, actions, audit, referrals, tasks
 from store.actions import ActionWanted, InvalidAction
 from store.flows import Visit
 from store.flows.incidents import IncidentPage, refused_page, visible_or_refused
@@ -43,6 +43,9 @@ class ActionDraft:
     unreadable_alert_ids: bool  # some of the people chosen were not ids at all
     categories: list[str]  # a re-categorisation, or none
     referral_fields: Mapping[str, str]  # the Referral fieldset (`store.referral_changes`)
+    assignee_id: int | None = None  # a task: whom it is assigned to ...
+    unreadable_assignee: bool = False  # (not an id at all)
+    due: str = ""  # ... and the date it is due (YYYY-MM-DD)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class ActionAdded:
     number: int
     action_id: int
     referral_ids: list[int]  # the referrals it recorded or answered
+    task_id: int | None = None  # the task it set, if any
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ async def add_action(
         open_referrals=open_referrals,
     )
     try:
-        plan = await _checked(
+        plan, task_wanted = await _checked(
             session,
             visit=visit,
             incident=incident,
@@ -94,7 +98,7 @@ async def add_action(
             changes=changes,
             open_referrals=open_referrals,
         )
-    except (InvalidAction, InvalidReferral) as invalid:
+    except (InvalidAction, InvalidReferral, tasks.InvalidTask) as invalid:
         page = await refused_page(
             session,
             visit=visit,
@@ -116,7 +120,40 @@ async def add_action(
     if action.categories:
         detail = f"action {action.id}; to " + "; ".join(action.categories)
         trail.add("incident.recategorise", detail=detail)
-    return ActionAdded(incident.id, incident.number, action.id, changed)
+    task_id = None
+    if task_wanted is not None:
+        task_id = await _record_task(
+            trail, task_wanted, incident=incident, action=action, visit=visit
+        )
+    return ActionAdded(incident.id, incident.number, action.id, changed, task_id)
+
+
+async def _record_task(
+    trail: audit.Trail,
+    wanted: tasks.TaskWanted,
+    *,
+    incident: Incident,
+    action: IncidentAction,
+    visit: Visit,
+) -> int:
+    """Record the checked task with `action`: access for its assignee (as "also alert"
+    gives it), the task row and its DM, audited on `trail`."""
+    session, now = trail.session, visit.now
+    granted = await actions.grant_task_access(
+        session, incident=incident, recipient=wanted.assignee, action_id=action.id, now=now
+    )
+    task = await tasks.record_task(
+        session,
+        action=action,
+        incident=incident,
+        wanted=wanted,
+        author=visit.staff,
+        public_url=visit.setup.public_url,
+        now=now,
+    )
+    detail = f"task {task.id}; action {action.id}; to staff {wanted.assignee.id}; due {task.due_on}"
+    trail.add("task.add", detail=detail + ("; access by alert" if granted else ""))
+    return task.id
 
 
 async def _checked(
@@ -127,11 +164,24 @@ async def _checked(
     draft: ActionDraft,
     changes: ReferralChanges,
     open_referrals: Mapping[int, Referral],
-) -> actions.ActionPlan:
-    """The action ready to write, or every error: the action's and the form's together,
-    else the first referral change the store would refuse."""
+) -> tuple[actions.ActionPlan, tasks.TaskWanted | None]:
+    """The action (and its task, if any) ready to write, or every error: the action's,
+    the task's and the form's together, else the first referral change the store would
+    refuse."""
     problems = dict(changes.errors)
     plan = None
+    task_wanted = None
+    try:
+        task_wanted = await tasks.check_task(
+            session,
+            incident=incident,
+            assignee_id=draft.assignee_id,
+            unreadable_assignee=draft.unreadable_assignee,
+            due_text=draft.due,
+            today=tasks.today_for(visit.setup.school.working_time, visit.now),
+        )
+    except tasks.InvalidTask as invalid:
+        problems.update(invalid.errors)
     try:
         if draft.unreadable_alert_ids:
             raise InvalidAction({"alert": UNREADABLE_ALERT})
@@ -153,7 +203,7 @@ async def _checked(
             raise InvalidAction(
                 {"referral": "Only the allegations manager records the LADO consultation."}
             )
-    return plan
+    return plan, task_wanted
 
 
 async def _record_referrals(

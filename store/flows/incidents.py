@@ -40,6 +40,7 @@ from store.flows import Visit
 from store.models import CaseStatusChange, Incident, Pupil, Staff, UrgentConcern
 from store.referral_rows import ReferralRow, incident_rows
 from store.staff import get_staff, staff_in_workspace
+from store.tasks import TaskNote, notes_for_incident
 
 log = structlog.get_logger(__name__)
 
@@ -114,6 +115,8 @@ class IncidentPage:
     urgent: UrgentConcern | None = None  # filed as "a child may be at immediate risk"
     files: list[FileView] = field(default_factory=list)  # attachments, names decrypted
     body_maps: list[BodyMapView] = field(default_factory=list)  # marks decrypted
+    task_notes: Mapping[int, TaskNote] = field(default_factory=dict)  # by action id
+    assignable: list[Staff] = field(default_factory=list)  # whom a task may be assigned to
 
 
 async def incident_page(session: AsyncSession, *, incident: Incident, visit: Visit) -> IncidentPage:
@@ -172,6 +175,8 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         my_unread=[r for r in receipt_rows if r.recipient_id == viewer.id and not r.read_at],
         timeline=timeline,
         colleagues=colleagues,
+        task_notes=await notes_for_incident(session, incident_id=incident.id),
+        assignable=[viewer, *colleagues],
         invitable=[s for s in colleagues if s.id != incident.author_id],
         # An allegation's sharing is its manager's (`store.access.share_refusal`).
         may_share=adult is not None

@@ -1,0 +1,55 @@
+"""My tasks (DESIGN §12): `GET /tasks` lists the signed-in person's open tasks, oldest
+due first; `POST /tasks/{id}/done` marks one done (theirs only; CSRF like every form).
+
+Each handler calls one flow (`store.flows.tasks`) in one transaction. Logs carry ids only.
+"""
+
+from __future__ import annotations
+
+import structlog
+from aiohttp import web
+
+from handlers.web.deps import DEPS
+from handlers.web.render import not_found, page
+from handlers.web.session import visit
+from store.db import transaction
+from store.flows import Setup
+from store.flows import tasks as flows
+from store.ids import parse_id
+
+log = structlog.get_logger(__name__)
+routes = web.RouteTableDef()
+
+
+@routes.get("/tasks")
+async def my_tasks(request: web.Request) -> web.Response:
+    """The signed-in person's open tasks, oldest due first, with links to each concern."""
+    async with transaction(request.app[DEPS].factory) as db:
+        rows = await flows.my_tasks(db, visit=visit(request))
+    return page(request, "tasks.html", tasks=rows, done=request.query.get("done"))
+
+
+@routes.post("/tasks/{task_id}/done")
+async def mark_done(request: web.Request) -> web.Response:
+    """Mark one of the signed-in person's tasks done; anyone else's is the one 404."""
+    deps = request.app[DEPS]
+    asking = visit(request)
+    setup: Setup = asking.setup
+    async with transaction(deps.factory) as db:
+        done = await flows.mark_done(
+            db,
+            task_id=parse_id(request.match_info.get("task_id", "")),
+            staff=asking.staff,
+            workspace_id=asking.staff.workspace_id,
+            slack_user_id=asking.staff.slack_user_id,
+            ip=asking.ip,
+            setup=setup,
+            message=None,
+            now=asking.now,
+        )
+    if done.task is None:
+        log.warning("web.task_done_refused", staff=asking.staff.id)
+        return not_found(request)
+    deps.notify_outbox()
+    log.info("web.task_done", staff=asking.staff.id, task=done.task.id)
+    raise web.HTTPSeeOther(f"/tasks?done={done.task.id}")
