@@ -588,7 +588,7 @@ async def seed_incidents(
             school = await _load_school(connection, team_id)
             await connection.rollback()
         async with engine.begin() as connection:
-            plain = {ct: cipher.decrypt(ct) for ct in (*narratives, *actions_ct, status_ct)}
+            plain = {ct: cipher.decrypt_legacy(ct) for ct in (*narratives, *actions_ct, status_ct)}
             words_of = await _words_of(connection, school, cipher, plain)
         first = school.next_number
         last = first + count - 1
