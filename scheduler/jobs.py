@@ -65,6 +65,9 @@ def describe_jobs(config: SchoolConfig) -> list[JobInfo]:
         JobInfo(
             TransferReceipts.id,
             TransferReceipts.name,
+            f"every {config.check_every_minutes:g} minutes, and at start-up",
+        ),
+        JobInfo(
             OverdueTasks.id,
             OverdueTasks.name,
             f"every {config.check_every_minutes:g} minutes, and at start-up",
