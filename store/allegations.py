@@ -15,9 +15,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
-from sqlalchemy import BindParameter, and_, bindparam, or_, select
+from sqlalchemy import BindParameter, ColumnElement, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import messages, outbox
@@ -32,8 +33,8 @@ from store.models import (
     Referral,
     ReferralEvent,
     Staff,
-    utcnow,
 )
+from store.nudges import NudgeDay, Nudger, nudge_due
 from store.school_config import Allegations, SchoolConfig
 
 log = structlog.get_logger(__name__)
@@ -225,44 +226,54 @@ async def nudge_consultations(
 ) -> int:
     """Nudge the allegations manager(s) about LADO consultations past due, and about any
     other referral on an allegation that waits past due, once per working day each (like
-    `store.referrals.nudge_overdue`, which leaves allegations alone). Returns how many
-    were nudged."""
-    now = now or utcnow()
-    working = config.working_time
-    if not working.is_working_time(now):
-        return 0
-    today = working.working_day_of(now)
-    claimed = list(
-        (
-            await session.scalars(
-                select(Referral)
-                .where(
-                    or_(
-                        Referral.status == _CONSULT_LITERAL,
-                        and_(Referral.status == AWAITING, is_allegation(Referral.incident_id)),
-                    ),
-                    Referral.due_at <= now,
-                    or_(Referral.snoozed_until.is_(None), Referral.snoozed_until <= now),
-                    or_(Referral.last_nudged_on.is_(None), Referral.last_nudged_on < today),
-                )
-                .order_by(Referral.due_at, Referral.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
+    `store.referrals.nudge_overdue`, which leaves allegations alone; both through
+    `store.nudges.nudge_due`). Returns how many were nudged."""
+    return await nudge_due(
+        session,
+        _OverdueConsultations(config, public_url),
+        working=config.working_time,
+        now=now,
+        limit=limit,
     )
-    nudged = 0
-    for referral in claimed:
-        incident = await session.get(Incident, referral.incident_id)
-        adult = await adult_of(session, incident_id=referral.incident_id)
+
+
+@dataclass(frozen=True)
+class _ConsultationNudge:
+    overdue_days: int
+    people: list[Staff]
+    payload: messages.Message
+
+
+class _OverdueConsultations(Nudger[Referral, _ConsultationNudge]):
+    model = Referral
+    failed_event, row_name = "allegations.nudge_failed", "referral"
+
+    def __init__(self, config: SchoolConfig, public_url: str) -> None:
+        self.config, self.public_url = config, public_url
+
+    def due(self, day: NudgeDay) -> Sequence[ColumnElement[bool]]:
+        return (
+            or_(
+                Referral.status == _CONSULT_LITERAL,
+                and_(Referral.status == AWAITING, is_allegation(Referral.incident_id)),
+            ),
+            Referral.due_at <= day.now,
+        )
+
+    def order(self) -> Sequence[Any]:
+        return (Referral.due_at, Referral.id)
+
+    async def plan(
+        self, session: AsyncSession, row: Referral, day: NudgeDay
+    ) -> _ConsultationNudge | None:
+        incident = await session.get(Incident, row.incident_id)
+        adult = await adult_of(session, incident_id=row.incident_id)
         if incident is None:
-            continue
+            return None
         staff = {
             s.id: s
             for s in await session.scalars(
-                select(Staff).where(
-                    Staff.workspace_id == referral.workspace_id, Staff.active.is_(True)
-                )
+                select(Staff).where(Staff.workspace_id == row.workspace_id, Staff.active.is_(True))
             )
         }
         adult_id = adult.staff_id if adult else None
@@ -273,58 +284,62 @@ async def nudge_consultations(
                 adult_id=adult_id,
                 manager_ids=[
                     s.id
-                    for s in managers(staff.values(), config=config.allegations, adult_id=adult_id)
+                    for s in managers(
+                        staff.values(), config=self.config.allegations, adult_id=adult_id
+                    )
                 ],
                 keyholder_ids=[i for i, s in staff.items() if is_keyholder(s.role_set)],
             )
             if staff[r.staff_id].slack_user_id
         ]
-        overdue_days = working.working_days_between(referral.due_at, now)
+        overdue_days = day.working.working_days_between(row.due_at, day.now)
         payload = (
             messages.consultation_nudge(
                 number=incident.number,
-                agency=referral.agency,
+                agency=row.agency,
                 overdue_days=overdue_days,
-                url=messages.referral_url(public_url, incident.number, referral.id),
+                url=messages.referral_url(self.public_url, incident.number, row.id),
             )
-            if referral.status == CONSULT
+            if row.status == CONSULT
             else messages.nudge(
-                referral_id=referral.id,
+                referral_id=row.id,
                 number=incident.number,
-                agency=referral.agency,
+                agency=row.agency,
                 overdue_days=overdue_days,
-                public_url=public_url,
+                public_url=self.public_url,
             )
         )
+        return _ConsultationNudge(overdue_days, people, payload)
+
+    def send(
+        self, session: AsyncSession, row: Referral, day: NudgeDay, plan: _ConsultationNudge
+    ) -> None:
         session.add(
             Nudge(
-                referral_id=referral.id,
-                work_day=today,
-                overdue_days=overdue_days,
-                recipients=len(people),
+                referral_id=row.id,
+                work_day=day.today,
+                overdue_days=plan.overdue_days,
+                recipients=len(plan.people),
                 escalated=False,
-                created_at=now,
+                created_at=day.now,
             )
         )
-        referral.last_nudged_on = today
         session.add(
             ReferralEvent(
-                referral_id=referral.id,
+                referral_id=row.id,
                 kind=ReferralEventKind.NUDGED,
-                at=now,
-                detail=f"consultation {overdue_days} working days overdue; {len(people)} told",
+                at=day.now,
+                detail=f"consultation {plan.overdue_days} working days overdue; "
+                f"{len(plan.people)} told",
             )
         )
-        for person in people:
+        for person in plan.people:
             outbox.enqueue(
                 session,
-                workspace_id=referral.workspace_id,
+                workspace_id=row.workspace_id,
                 kind=outbox.NUDGE,
                 channel=person.slack_user_id or "",
-                incident_id=referral.incident_id,
-                payload=payload,
-                now=now,
+                incident_id=row.incident_id,
+                payload=plan.payload,
+                now=day.now,
             )
-        nudged += 1
-    await session.flush()
-    return nudged

@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
-from sqlalchemy import BindParameter, bindparam, or_, select
+from sqlalchemy import BindParameter, ColumnElement, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import messages, outbox
@@ -26,6 +27,7 @@ from store.access import (
 )
 from store.enums import ReferralEventKind, ReferralStatus
 from store.errors import FieldErrors
+from store.messages import Message
 from store.models import (
     Incident,
     IncidentAction,
@@ -35,6 +37,7 @@ from store.models import (
     Staff,
     utcnow,
 )
+from store.nudges import NudgeDay, Nudger, nudge_due
 from store.school_config import Agency, SchoolConfig
 from store.staff import nudge_recipients
 from store.workdays import WorkingTime
@@ -343,99 +346,104 @@ async def nudge_overdue(
     now: dt.datetime | None = None,
     limit: int = NUDGE_BATCH,
 ) -> int:
-    """Nudge up to `limit` overdue referrals not yet nudged this working day.
-
-    Rows are claimed with `FOR UPDATE SKIP LOCKED`, so replicas share the work, and the
-    unique (referral, working day) key on `nudges` makes a second nudge the same day
-    impossible even so. Each referral's nudge DMs go into the outbox in this transaction.
-    Returns how many referrals were nudged.
+    """Nudge up to `limit` overdue referrals not yet nudged this working day
+    (`store.nudges.nudge_due`: claimed `FOR UPDATE SKIP LOCKED`, so replicas share the
+    work; the unique (referral, working day) key on `nudges` makes a second nudge the same
+    day impossible even so). Each referral's nudge DMs go into the outbox in this
+    transaction. Returns how many referrals were nudged.
     """
-    now = now or utcnow()
-    working = config.working_time
-    if not working.is_working_time(now):
-        return 0
-    today = working.working_day_of(now)
-    claimed = list(
-        (
-            await session.scalars(
-                select(Referral)
-                .where(
-                    Referral.status == _AWAITING_LITERAL,
-                    Referral.due_at <= now,
-                    or_(Referral.snoozed_until.is_(None), Referral.snoozed_until <= now),
-                    or_(Referral.last_nudged_on.is_(None), Referral.last_nudged_on < today),
-                    # An allegation's referrals go to its manager (`store.allegations`).
-                    ~is_allegation(Referral.incident_id),
-                )
-                .order_by(Referral.due_at, Referral.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
+    return await nudge_due(
+        session,
+        _OverdueReferrals(config, public_url),
+        working=config.working_time,
+        now=now,
+        limit=limit,
     )
-    if not claimed:
-        return 0
-    numbers = dict(
-        (
-            await session.execute(
-                select(Incident.id, Incident.number).where(
-                    Incident.id.in_({r.incident_id for r in claimed})
+
+
+@dataclass(frozen=True)
+class _NudgePlan:
+    overdue_days: int
+    escalate: bool
+    people: list[Staff]
+    payload: Message
+
+
+class _OverdueReferrals(Nudger[Referral, _NudgePlan]):
+    model = Referral
+    failed_event, row_name = "referrals.nudge_failed", "referral"
+
+    def __init__(self, config: SchoolConfig, public_url: str) -> None:
+        self.config, self.public_url = config, public_url
+        self.numbers: dict[int, int] = {}
+        self.recipients: dict[tuple[int, bool], list[Staff]] = {}
+
+    def due(self, day: NudgeDay) -> Sequence[ColumnElement[bool]]:
+        return (
+            Referral.status == _AWAITING_LITERAL,
+            Referral.due_at <= day.now,
+            # An allegation's referrals go to its manager (`store.allegations`).
+            ~is_allegation(Referral.incident_id),
+        )
+
+    def order(self) -> Sequence[Any]:
+        return (Referral.due_at, Referral.id)
+
+    async def prepare(self, session: AsyncSession, rows: Sequence[Referral], day: NudgeDay) -> None:
+        self.numbers = dict(
+            (
+                await session.execute(
+                    select(Incident.id, Incident.number).where(
+                        Incident.id.in_({r.incident_id for r in rows})
+                    )
                 )
+            ).all()
+        )
+
+    async def plan(self, session: AsyncSession, row: Referral, day: NudgeDay) -> _NudgePlan:
+        overdue_days = day.working.working_days_between(row.due_at, day.now)
+        escalate = overdue_days >= self.config.escalate_after_working_days
+        key = (row.workspace_id, escalate)
+        if key not in self.recipients:
+            self.recipients[key] = await nudge_recipients(
+                session, workspace_id=row.workspace_id, escalate=escalate
             )
-        ).all()
-    )
-    recipients: dict[tuple[int, bool], list[Staff]] = {}
-    nudged = 0
-    for referral in claimed:
-        try:
-            overdue_days = working.working_days_between(referral.due_at, now)
-            escalate = overdue_days >= config.escalate_after_working_days
-            key = (referral.workspace_id, escalate)
-            if key not in recipients:
-                recipients[key] = await nudge_recipients(
-                    session, workspace_id=referral.workspace_id, escalate=escalate
-                )
-            people = [s for s in recipients[key] if s.slack_user_id]
-            number = numbers[referral.incident_id]
-            payload = messages.nudge(
-                referral_id=referral.id,
-                number=number,
-                agency=referral.agency,
-                overdue_days=overdue_days,
-                public_url=public_url,
-            )
-        except Exception:
-            log.exception("referrals.nudge_failed", referral=referral.id)
-            continue
+        payload = messages.nudge(
+            referral_id=row.id,
+            number=self.numbers[row.incident_id],
+            agency=row.agency,
+            overdue_days=overdue_days,
+            public_url=self.public_url,
+        )
+        people = [s for s in self.recipients[key] if s.slack_user_id]
+        return _NudgePlan(overdue_days, escalate, people, payload)
+
+    def send(self, session: AsyncSession, row: Referral, day: NudgeDay, plan: _NudgePlan) -> None:
         session.add(
             Nudge(
-                referral_id=referral.id,
-                work_day=today,
-                overdue_days=overdue_days,
-                recipients=len(people),
-                escalated=escalate,
-                created_at=now,
+                referral_id=row.id,
+                work_day=day.today,
+                overdue_days=plan.overdue_days,
+                recipients=len(plan.people),
+                escalated=plan.escalate,
+                created_at=day.now,
             )
         )
-        referral.last_nudged_on = today
         _event(
             session,
-            referral,
+            row,
             ReferralEventKind.NUDGED,
-            now=now,
-            detail=f"{overdue_days} working days overdue; {len(people)} told"
-            + ("; escalated" if escalate else ""),
+            now=day.now,
+            detail=f"{plan.overdue_days} working days overdue; {len(plan.people)} told"
+            + ("; escalated" if plan.escalate else ""),
         )
-        for person in people:
+        for person in plan.people:
             outbox.enqueue(
                 session,
-                workspace_id=referral.workspace_id,
+                workspace_id=row.workspace_id,
                 kind=outbox.NUDGE,
                 channel=person.slack_user_id or "",
-                incident_id=referral.incident_id,
-                payload=payload,
-                now=now,
+                incident_id=row.incident_id,
+                payload=plan.payload,
+                now=day.now,
             )
-        nudged += 1
-    await session.flush()
-    return nudged

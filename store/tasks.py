@@ -11,10 +11,12 @@ referral nudges' pattern (`store.referrals.nudge_overdue`): rows claimed with
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import messages, outbox
@@ -30,8 +32,8 @@ from store.models import (
     OutboxMessage,
     Staff,
     Task,
-    utcnow,
 )
+from store.nudges import NudgeDay, Nudger, nudge_due
 from store.school_config import SchoolConfig
 from store.staff import active_staff_with_ids, nudge_recipients
 from store.workdays import WorkingTime
@@ -338,82 +340,82 @@ async def nudge_overdue(
 ) -> int:
     """Nudge up to `limit` overdue open tasks not yet nudged this working day; how many.
 
-    Only in working time. Rows are claimed with `FOR UPDATE SKIP LOCKED` so replicas share
-    the work; `last_nudged_on` makes it once a working day. The DMs go into the outbox in
-    this transaction.
+    Only in working time, through `store.nudges.nudge_due` (claimed `FOR UPDATE SKIP
+    LOCKED` so replicas share the work; `last_nudged_on` makes it once a working day). The
+    DMs go into the outbox in this transaction.
     """
-    now = now or utcnow()
-    working = config.working_time
-    if not working.is_working_time(now):
-        return 0
-    today = working.working_day_of(now)
-    claimed = list(
-        (
-            await session.scalars(
-                select(Task)
-                .where(
-                    Task.done_at.is_(None),
-                    Task.due_on < today,
-                    or_(Task.snoozed_until.is_(None), Task.snoozed_until <= now),
-                    or_(Task.last_nudged_on.is_(None), Task.last_nudged_on < today),
-                )
-                .order_by(Task.due_on, Task.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
+    return await nudge_due(
+        session,
+        _OverdueTasks(config, public_url),
+        working=config.working_time,
+        now=now,
+        limit=limit,
     )
-    if not claimed:
-        return 0
-    numbers = dict(
-        (
-            await session.execute(
-                select(Incident.id, Incident.number).where(
-                    Incident.id.in_({t.incident_id for t in claimed})
-                )
-            )
-        ).all()
-    )
-    dsls: dict[int, list[Staff]] = {}
-    nudged = 0
-    for task in claimed:
-        try:
-            days = overdue_days(working, task.due_on, today)
-            escalate = days >= config.escalate_after_working_days
-            assignee = await session.get(Staff, task.assignee_id)
-            people = [assignee] if assignee is not None and assignee.active else []
-            if escalate:
-                if task.workspace_id not in dsls:
-                    dsls[task.workspace_id] = await nudge_recipients(
-                        session, workspace_id=task.workspace_id, escalate=False
+
+
+@dataclass(frozen=True)
+class _TaskNudge:
+    overdue_days: int
+    people: list[Staff]
+
+
+class _OverdueTasks(Nudger[Task, _TaskNudge]):
+    model = Task
+    failed_event, row_name = "tasks.nudge_failed", "task"
+
+    def __init__(self, config: SchoolConfig, public_url: str) -> None:
+        self.config, self.public_url = config, public_url
+        self.numbers: dict[int, int] = {}
+        self.dsls: dict[int, list[Staff]] = {}
+
+    def due(self, day: NudgeDay) -> Sequence[ColumnElement[bool]]:
+        return (Task.done_at.is_(None), Task.due_on < day.today)
+
+    def order(self) -> Sequence[Any]:
+        return (Task.due_on, Task.id)
+
+    async def prepare(self, session: AsyncSession, rows: Sequence[Task], day: NudgeDay) -> None:
+        self.numbers = dict(
+            (
+                await session.execute(
+                    select(Incident.id, Incident.number).where(
+                        Incident.id.in_({t.incident_id for t in rows})
                     )
-                more = await _escalation_recipients(
-                    session, task=task, dsls=dsls[task.workspace_id]
                 )
-                people += [p for p in more if p not in people]
-        except Exception:
-            log.exception("tasks.nudge_failed", task=task.id)
-            continue
-        task.last_nudged_on = today
-        for person in people:
+            ).all()
+        )
+
+    async def plan(self, session: AsyncSession, row: Task, day: NudgeDay) -> _TaskNudge:
+        days = overdue_days(day.working, row.due_on, day.today)
+        escalate = days >= self.config.escalate_after_working_days
+        assignee = await session.get(Staff, row.assignee_id)
+        people = [assignee] if assignee is not None and assignee.active else []
+        if escalate:
+            if row.workspace_id not in self.dsls:
+                self.dsls[row.workspace_id] = await nudge_recipients(
+                    session, workspace_id=row.workspace_id, escalate=False
+                )
+            more = await _escalation_recipients(session, task=row, dsls=self.dsls[row.workspace_id])
+            people += [p for p in more if p not in people]
+        return _TaskNudge(days, people)
+
+    def send(self, session: AsyncSession, row: Task, day: NudgeDay, plan: _TaskNudge) -> None:
+        for person in plan.people:
             if not person.slack_user_id:
                 continue
             payload = messages.task_nudge(
-                task_id=task.id,
-                number=numbers[task.incident_id],
-                overdue_days=days,
-                public_url=public_url,
-                escalated=person.id != task.assignee_id,
+                task_id=row.id,
+                number=self.numbers[row.incident_id],
+                overdue_days=plan.overdue_days,
+                public_url=self.public_url,
+                escalated=person.id != row.assignee_id,
             )
             outbox.enqueue(
                 session,
-                workspace_id=task.workspace_id,
+                workspace_id=row.workspace_id,
                 kind=outbox.TASK,
                 channel=person.slack_user_id,
-                incident_id=task.incident_id,
+                incident_id=row.incident_id,
                 payload=payload,
-                now=now,
+                now=day.now,
             )
-        nudged += 1
-    await session.flush()
-    return nudged
