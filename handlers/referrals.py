@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from slack_bolt.async_app import AsyncAck, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from handlers.context import deps_of, staff_of, workspace_of
-from handlers.payload import button_value, channel_of, message_ts, tell_presser
-from store.db import transaction
+from handlers.buttons import press
 from store.flows import referrals as flows
-from store.ids import parse_id
-
-log = structlog.get_logger(__name__)
 
 ONLY_KEYHOLDERS = "Only the safeguarding team can snooze a waiting referral."
 
@@ -23,28 +17,26 @@ async def snooze(
     ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext
 ) -> None:
     """The nudge's **Snooze** button: one flow, which also updates the nudge in place."""
-    await ack()
-    deps = deps_of(context)
-    channel, ts = channel_of(body), message_ts(body)
-    async with transaction(deps.factory) as session:
-        done = await flows.snooze(
+    await press(
+        ack,
+        body,
+        client,
+        context,
+        flow=lambda session, pressed: flows.snooze(
             session,
-            referral_id=parse_id(button_value(body)),
-            staff=await staff_of(context, session),
-            workspace_id=workspace_of(context),
-            slack_user_id=context.user_id or "",
-            setup=deps.setup,
-            nudge_message=(channel, ts) if channel and ts else None,
-            now=deps.clock(),
-        )
-    if done.referral is None:
-        log.warning("referral.snooze_refused", user=context.user_id)
-        text = (
+            referral_id=pressed.row_id,
+            staff=pressed.staff,
+            workspace_id=pressed.workspace_id,
+            slack_user_id=pressed.slack_user_id,
+            setup=pressed.setup,
+            nudge_message=pressed.message,
+            now=pressed.now,
+        ),
+        changed=lambda done: done.referral.id if done.referral else None,
+        refusal=lambda done: (
             f"{done.reason} Nothing was snoozed."
             if done.keyholder and done.reason
             else ONLY_KEYHOLDERS
-        )
-        await tell_presser(client, body, context.user_id, text)
-        return
-    deps.notify_outbox()
-    log.info("referral.snoozed", referral=done.referral.id)
+        ),
+        logged=("referral.snoozed", "referral", "referral.snooze_refused"),
+    )
