@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -46,15 +47,8 @@ from store.crypto import Binding, Cipher, DecryptionError, bind
 from store.db import create_engine, is_sqlite
 from store.documents.s3 import FileStoreUnavailable, S3Store
 from store.documents.storage import open_store
-from store.models import (
-    BodyMap,
-    Incident,
-    IncidentAction,
-    IncidentAdult,
-    PaperRecord,
-    Pupil,
-    PupilContextChange,
-)
+from store.encrypted import ENCRYPTED_COLUMNS, primary_key
+from store.models import Pupil, PupilContextChange
 
 
 async def check_school(settings: Settings, *, log_files: Sequence[Path] = ()) -> Report:
@@ -189,6 +183,30 @@ class _SchoolValues:
         self.words.update(dict.fromkeys(word_needles(plain, kind="a stored text")))
 
 
+def _name(column: Any) -> str:
+    return f"{column.class_.__tablename__}.{column.key}"
+
+
+ADULTS, SOCIAL_WORKERS = "incident_adults.name_ct", "pupil_context_changes.value_ct"
+#: How the check names each column of `store.encrypted.ENCRYPTED_COLUMNS` in a finding:
+#: (what, the row's kind); a row kind of None is not looked for (keys and secrets, and
+#: the current social worker, whose name is also in the dated history).
+SEALED: dict[str, tuple[str, str | None]] = {
+    "incidents.narrative_ct": ("narrative", "incident"),
+    "incidents.parents_reason_ct": ("parents' reason", "incident"),
+    "incident_adults.name_ct": ("typed adult's name", "incident"),
+    "incident_actions.text_ct": ("action text", "action"),
+    "paper_records.description_ct": ("description", "paper record"),
+    "body_maps.marks_ct": ("body-map note", "body map"),
+    "pupil_context_changes.value_ct": ("social worker's name", "pupil context change"),
+    "pupil_context.social_worker_ct": ("social worker's name", None),
+    "totp_enrolments.secret_ct": ("authenticator key", None),
+    "transfer_keys.receive_ct": ("transfer key", None),
+    "transfer_keys.sign_ct": ("transfer signing key", None),
+    "search_keys.key_ct": ("search key", None),
+}
+
+
 async def _school_values(connection: AsyncConnection, cipher: Cipher) -> _SchoolValues:
     """Every pupil's full names, and every stored text decrypted."""
     values = _SchoolValues()
@@ -202,76 +220,37 @@ async def _school_values(connection: AsyncConnection, cipher: Cipher) -> _School
             label=f"pupil id {pupil_id}",
             whole_only=True,
         )
-    incidents = select(Incident.id, Incident.narrative_ct, Incident.parents_reason_ct)
-    async for incident_id, narrative, reason in stream_rows(connection, incidents):
-        values.add_text(
-            cipher,
-            narrative,
-            kind=f"narrative of incident id {incident_id}",
-            location="incidents.narrative_ct",
-            where=bind(Incident.narrative_ct, incident_id),
-        )
-        if reason is not None:
-            values.add_text(
-                cipher,
-                reason,
-                kind=f"parents' reason of incident id {incident_id}",
-                location="incidents.parents_reason_ct",
-                where=bind(Incident.parents_reason_ct, incident_id),
-            )
-    adults = select(IncidentAdult.incident_id, IncidentAdult.name_ct).where(
-        IncidentAdult.name_ct.is_not(None)
-    )
-    async for incident_id, token in stream_rows(connection, adults):
-        try:
-            name = cipher.decrypt(token, bind(IncidentAdult.name_ct, incident_id))
-        except DecryptionError:
-            values.unreadable["incident_adults.name_ct"] += 1
+    seen: set[str] = set()  # social workers' names, each looked for once
+    for column in ENCRYPTED_COLUMNS:
+        what, row_name = SEALED[_name(column)]
+        if row_name is None:  # keys and secrets: nothing a person wrote
             continue
-        values.stored += 1
-        values.needles += adult_name_needles(
-            name, kind=f"typed adult's name of incident id {incident_id}"
-        )
-    action_texts = select(IncidentAction.id, IncidentAction.text_ct)
-    async for action_id, token in stream_rows(connection, action_texts):
-        values.add_text(
-            cipher,
-            token,
-            kind=f"action text of action id {action_id}",
-            location="incident_actions.text_ct",
-            where=bind(IncidentAction.text_ct, action_id),
-        )
-    maps = select(BodyMap.id, BodyMap.marks_ct)
-    async for map_id, token in stream_rows(connection, maps):
-        values.add_marks(
-            cipher,
-            token,
-            kind=f"body-map note of body map id {map_id}",
-            where=bind(BodyMap.marks_ct, map_id),
-        )
-    papers = select(PaperRecord.id, PaperRecord.description_ct)
-    async for record_id, token in stream_rows(connection, papers):
-        values.add_text(
-            cipher,
-            token,
-            kind=f"description of paper record id {record_id}",
-            location="paper_records.description_ct",
-            where=bind(PaperRecord.description_ct, record_id),
-        )
-    # Every social worker's name ever recorded for a pupil (the history holds them all).
-    workers = select(
-        PupilContextChange.id, PupilContextChange.pupil_id, PupilContextChange.value_ct
-    ).where(PupilContextChange.value_ct.is_not(None))
-    seen: set[str] = set()
-    async for change_id, pupil_id, token in stream_rows(connection, workers):
-        try:
-            where = bind(PupilContextChange.value_ct, change_id)
-            name = normalise(cipher.decrypt(token, where)).strip()
-        except DecryptionError:
-            values.unreadable["pupil_context_changes.value_ct"] += 1
-            continue
-        if name and name not in seen:
-            seen.add(name)
-            values.social_workers += 1
-            values.needles.append(Needle(name, f"social worker's name (of pupil id {pupil_id})"))
+        location = _name(column)
+        rows = select(primary_key(column), column).where(column.is_not(None))
+        if location == SOCIAL_WORKERS:
+            rows = rows.add_columns(PupilContextChange.pupil_id)
+        async for row_id, token, *more in stream_rows(connection, rows):
+            where = bind(column, row_id)
+            kind = f"{what} of {row_name} id {row_id}"
+            if location == "body_maps.marks_ct":
+                values.add_marks(cipher, token, kind=kind, where=where)
+                continue
+            if location not in (ADULTS, SOCIAL_WORKERS):
+                values.add_text(cipher, token, kind=kind, location=location, where=where)
+                continue
+            try:
+                plain = cipher.decrypt(token, where)
+            except DecryptionError:
+                values.unreadable[location] += 1
+                continue
+            if location == ADULTS:
+                values.stored += 1
+                values.needles += adult_name_needles(plain, kind=kind)
+            else:
+                # Every social worker's name ever recorded (the history holds them all).
+                name = normalise(plain).strip()
+                if name and name not in seen:
+                    seen.add(name)
+                    values.social_workers += 1
+                    values.needles.append(Needle(name, f"{what} (of pupil id {more[0]})"))
     return values
