@@ -145,40 +145,84 @@ async def _holds(session: AsyncSession, *, workspace_id: int) -> dict[tuple[str,
 
 
 async def _pupils_by_incident(
-    session: AsyncSession, *, workspace_id: int, viewer: Staff
+    session: AsyncSession, *, workspace_id: int, viewer: Staff, number: int | None
 ) -> dict[int, set[int]]:
-    """Every pupil each visible incident named, at filing or by a correction."""
+    """Every pupil each visible incident (or the one numbered `number`) named, at filing
+    or by a correction."""
     named: dict[int, set[int]] = defaultdict(set)
+    scope = [Incident.workspace_id == workspace_id, in_view(Incident.id, viewer)]
+    if number is not None:
+        scope.append(Incident.number == number)
     filed = await session.execute(
         select(IncidentPupil.incident_id, IncidentPupil.pupil_id)
         .join(Incident, Incident.id == IncidentPupil.incident_id)
-        .where(Incident.workspace_id == workspace_id, in_view(Incident.id, viewer))
+        .where(*scope)
     )
     for incident_id, pupil_id in filed.all():
         named[incident_id].add(pupil_id)
     corrected = await session.execute(
-        select(IncidentPupilCorrection.incident_id, IncidentPupilCorrection.right_pupil_id).where(
-            IncidentPupilCorrection.workspace_id == workspace_id,
-            in_view(IncidentPupilCorrection.incident_id, viewer),
-        )
+        select(IncidentPupilCorrection.incident_id, IncidentPupilCorrection.right_pupil_id)
+        .join(Incident, Incident.id == IncidentPupilCorrection.incident_id)
+        .where(*scope)
     )
     for incident_id, pupil_id in corrected.all():
         named[incident_id].add(pupil_id)
     return named
 
 
-async def retention_dates(session: AsyncSession, *, viewer: Staff, rules: Retention) -> list[Due]:
-    """Every record `viewer` may see with its retention date and any legal hold."""
+async def retention_dates(
+    session: AsyncSession,
+    *,
+    viewer: Staff,
+    rules: Retention,
+    number: int | None = None,
+    paper_record_id: int | None = None,
+) -> list[Due]:
+    """Every record `viewer` may see with its retention date and any legal hold (or only
+    the concern numbered `number`, or only one paper record)."""
     workspace_id = viewer.workspace_id
     births = await pupils.dates_of_birth(session, workspace_id=workspace_id)
     held = await _holds(session, workspace_id=workspace_id)
-    named = await _pupils_by_incident(session, workspace_id=workspace_id, viewer=viewer)
-    incidents = await session.execute(
+    records: list[Due] = []
+    if paper_record_id is None:
+        records += await _incident_dates(
+            session, viewer=viewer, rules=rules, number=number, births=births, held=held
+        )
+    if number is None:
+        records += await _paper_dates(
+            session,
+            workspace_id=workspace_id,
+            rules=rules,
+            paper_record_id=paper_record_id,
+            births=births,
+            held=held,
+        )
+    return records
+
+
+async def _incident_dates(
+    session: AsyncSession,
+    *,
+    viewer: Staff,
+    rules: Retention,
+    number: int | None,
+    births: dict[int, dt.date],
+    held: dict[tuple[str, int], int],
+) -> list[Due]:
+    """The visible concerns' dates (only the one numbered `number`, if given)."""
+    records: list[Due] = []
+    workspace_id = viewer.workspace_id
+    named = await _pupils_by_incident(
+        session, workspace_id=workspace_id, viewer=viewer, number=number
+    )
+    query = (
         select(Incident.id, Incident.number, Incident.happened_at, is_allegation(Incident.id))
         .where(Incident.workspace_id == workspace_id, in_view(Incident.id, viewer))
         .order_by(Incident.number)
     )
-    records: list[Due] = []
+    if number is not None:
+        query = query.where(Incident.number == number)
+    incidents = await session.execute(query)
     for incident_id, number, happened_at, allegation in incidents.all():
         pupil_ids = tuple(sorted(named.get(incident_id, ())))
         if allegation:
@@ -200,11 +244,28 @@ async def retention_dates(session: AsyncSession, *, viewer: Staff, rules: Retent
                 hold_id=held.get(("incident", incident_id)),
             )
         )
-    papers = await session.execute(
+    return records
+
+
+async def _paper_dates(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    rules: Retention,
+    paper_record_id: int | None,
+    births: dict[int, dt.date],
+    held: dict[tuple[str, int], int],
+) -> list[Due]:
+    """The paper records' dates (only `paper_record_id`, if given)."""
+    records: list[Due] = []
+    query = (
         select(PaperRecord.id, PaperRecord.pupil_id)
         .where(PaperRecord.workspace_id == workspace_id)
         .order_by(PaperRecord.id)
     )
+    if paper_record_id is not None:
+        query = query.where(PaperRecord.id == paper_record_id)
+    papers = await session.execute(query)
     for paper_id, pupil_id in papers.all():
         born = births.get(pupil_id)
         if born is None:
@@ -222,13 +283,24 @@ async def retention_dates(session: AsyncSession, *, viewer: Staff, rules: Retent
     return records
 
 
+def _due(records: list[Due], today: dt.date) -> list[Due]:
+    due = [r for r in records if r.due_on <= today and r.hold_id is None]
+    return sorted(due, key=lambda r: (r.due_on, r.number or 0, r.paper_record_id or 0))
+
+
 async def due_for_review(
     session: AsyncSession, *, viewer: Staff, rules: Retention, today: dt.date
 ) -> list[Due]:
     """The records past their retention date and not on hold, the longest overdue first."""
+    return _due(await retention_dates(session, viewer=viewer, rules=rules), today)
+
+
+async def review(
+    session: AsyncSession, *, viewer: Staff, rules: Retention, today: dt.date
+) -> tuple[list[Due], list[Due]]:
+    """The review list (`due_for_review`) and the records under a legal hold, at once."""
     records = await retention_dates(session, viewer=viewer, rules=rules)
-    due = [r for r in records if r.due_on <= today and r.hold_id is None]
-    return sorted(due, key=lambda r: (r.due_on, r.number or 0, r.paper_record_id or 0))
+    return _due(records, today), [r for r in records if r.hold_id is not None]
 
 
 async def on_hold(session: AsyncSession, *, viewer: Staff, rules: Retention) -> list[Due]:
@@ -246,13 +318,12 @@ async def find(
     paper_record_id: int | None = None,
 ) -> Due | None:
     """One record `viewer` may see (a concern by number, or a paper record), with its date."""
-    records = await retention_dates(session, viewer=viewer, rules=rules)
-    for record in records:
-        if number is not None and record.number == number:
-            return record
-        if paper_record_id is not None and record.paper_record_id == paper_record_id:
-            return record
-    return None
+    if (number is None) == (paper_record_id is None):
+        return None
+    records = await retention_dates(
+        session, viewer=viewer, rules=rules, number=number, paper_record_id=paper_record_id
+    )
+    return records[0] if records else None
 
 
 # -- legal holds -----------------------------------------------------------------------

@@ -123,10 +123,9 @@ async def review_page(
 ) -> RetentionPage:
     """The records past their retention date, and those on hold (viewing is audited)."""
     rules = visit.setup.school.retention
-    due = await retention.due_for_review(
+    due, held = await retention.review(
         session, viewer=visit.staff, rules=rules, today=_today(visit)
     )
-    held = await retention.on_hold(session, viewer=visit.staff, rules=rules)
     visit.trail(session).add(VIEW, detail=f"{len(due)} due, {len(held)} held")
     return RetentionPage(
         _today(visit),
