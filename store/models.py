@@ -949,3 +949,38 @@ class NarrativeToken(Base):
 
     token: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+
+
+class RetentionHold(Base):
+    """A legal hold on a record (DESIGN §14): while it is not lifted, the record never
+    comes due for review and cannot be destroyed. On a concern (`incident_id`) or a paper
+    record (`paper_record_id`); the reason is stored only encrypted."""
+
+    __tablename__ = "retention_holds"
+    __table_args__ = (
+        Index("ix_retention_holds_incident", "incident_id"),
+        Index("ix_retention_holds_paper_record", "paper_record_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    paper_record_id: Mapped[int | None] = mapped_column(ForeignKey("paper_records.id"))
+    reason_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    placed_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    placed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    lifted_at: Mapped[dt.datetime | None] = mapped_column()
+    lifted_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+
+
+class DestructionPermit(Base):
+    """The permit of one destruction (`store.flows.retention.destroy`): written and
+    removed inside that transaction, so no other transaction ever sees it. While it
+    exists the immutability triggers allow DELETEs (and the audit log's `incident_id` set
+    to NULL); on PostgreSQL only for the transaction whose `txid` it holds."""
+
+    __tablename__ = "destruction_permits"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    txid: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -8,9 +8,10 @@ start of any word of their names or UPN, accents and case ignored.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, func, select
@@ -166,3 +167,30 @@ async def pupil_in_workspace(
     return await session.scalar(
         select(Pupil).where(Pupil.id == pupil_id, Pupil.workspace_id == workspace_id)
     )
+
+
+# -- what retention reads (store.retention) --------------------------------------------
+#
+# The only places a pupil's date of birth and name are read for the retention review:
+# swap these two when names and dates of birth are stored encrypted.
+
+
+async def dates_of_birth(session: AsyncSession, *, workspace_id: int) -> dict[int, dt.date]:
+    """Every pupil's date of birth at this school, by pupil id (leavers included)."""
+    rows = await session.execute(
+        select(Pupil.id, Pupil.date_of_birth).where(Pupil.workspace_id == workspace_id)
+    )
+    return {pupil_id: born for pupil_id, born in rows.all()}
+
+
+async def display_names(
+    session: AsyncSession, *, workspace_id: int, pupil_ids: Iterable[int]
+) -> dict[int, str]:
+    """These pupils' names as the web view shows them, by pupil id."""
+    wanted = set(pupil_ids)
+    if not wanted:
+        return {}
+    pupils = await session.scalars(
+        select(Pupil).where(Pupil.workspace_id == workspace_id, Pupil.id.in_(wanted))
+    )
+    return {p.id: p.display_name for p in pupils}

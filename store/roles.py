@@ -5,6 +5,12 @@ role that owns nothing: it may read and write rows, never TRUNCATE, ALTER or DRO
 never DELETE or UPDATE rows of the append-only tables (the incidents, their parts and
 actions, the audit log, referral events), beyond re-encrypting a text with a new key.
 `runtime_grants` writes the GRANT statements that give it exactly that.
+
+One exception: destroying a record past its retention date (`store.flows.retention`,
+DESIGN §14) deletes its rows, so the role may DELETE rows of the append-only tables but
+the audit log, and set the audit log's `incident_id` to NULL; the row triggers
+(migration 0018) refuse both unless that transaction holds a destruction permit, which
+only the destruction flow writes. It can never delete an audit entry.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ ALEMBIC_TABLE = "alembic_version"
 REENCRYPTED = {table: tuple(sorted(columns)) for table, columns in CIPHERTEXT_COLUMNS.items()}
 # Data keys are never deleted by the server: a deleted data key is every value it sealed lost.
 NO_DELETE = {"data_keys"}
+# Append-only tables no destruction deletes from, and the column it sets to NULL there.
+NEVER_DELETED = {"audit_log"}
+UNLINKED = {"audit_log": "incident_id"}
 
 
 class RoleNameError(ValueError):
@@ -58,7 +67,12 @@ def runtime_grants(role: str, *, database: str, schema: str = "public") -> list[
         if table not in append_only:
             statements.append(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {role}")
             continue
-        statements.append(f"GRANT SELECT, INSERT ON {table} TO {role}")
+        if table in NEVER_DELETED:
+            statements.append(f"GRANT SELECT, INSERT ON {table} TO {role}")
+        else:  # by a destruction only (the triggers check its permit)
+            statements.append(f"GRANT SELECT, INSERT, DELETE ON {table} TO {role}")
+        if table in UNLINKED:
+            statements.append(f"GRANT UPDATE ({UNLINKED[table]}) ON {table} TO {role}")
         if table in REENCRYPTED:
             columns = ", ".join(REENCRYPTED[table])
             statements.append(f"GRANT UPDATE ({columns}) ON {table} TO {role}")

@@ -112,6 +112,19 @@ class Allegations:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long records are kept ([retention]): a pupil's record until their date of birth
+    plus `pupil_years` (a record naming several pupils, until the youngest's); an
+    allegation about an adult `allegation_years` after the allegation's date (KCSIE and the
+    IRMS toolkit: ten years, or to the adult's normal retirement age if that is later: a
+    school that knows it sets a longer number). Past it, a record is listed for review
+    (`store.retention`); nothing is destroyed without a key-holder."""
+
+    pupil_years: int = 25
+    allegation_years: int = 10
+
+
+@dataclass(frozen=True)
 class SchoolConfig:
     """Everything a school sets in its configuration file, defaulted where it does not."""
 
@@ -125,6 +138,7 @@ class SchoolConfig:
     escalate_every_minutes: float = 10.0
     chase_after_working_hours: float = 4.0
     school_outcomes: tuple[str, ...] = ()  # [casework] outcomes, after the defaults
+    retention: Retention = Retention()
 
     @property
     def outcomes(self) -> tuple[str, ...]:
@@ -200,6 +214,7 @@ def parse_school_config(data: Mapping[str, Any], *, source: str = "<config>") ->
                 "unread",
                 "alert_rules",
                 "casework",
+                "retention",
             },
         )
         casework = _table(data, "casework")
@@ -231,6 +246,7 @@ def parse_school_config(data: Mapping[str, Any], *, source: str = "<config>") ->
             ),
             school_outcomes=_outcomes(casework.get("outcomes", [])),
             alert_rules=_alert_rules(data.get("alert_rules", [])),
+            retention=_retention(_table(data, "retention")),
         )
     except _Invalid as problem:
         raise SchoolConfigError(source, problem.key, problem.problem) from None
@@ -498,6 +514,23 @@ def _roles(table: Mapping[str, Any], key: str, default: tuple[str, ...]) -> tupl
     if unknown:
         raise _Invalid(key, f"unknown role {unknown[0]!r}; expected one of {', '.join(ROLES)}")
     return roles
+
+
+_RETENTION_YEARS_MAX = 100
+
+
+def _retention(table: Mapping[str, Any]) -> Retention:
+    """The [retention] table: whole numbers of years, at least 1 and at most 100."""
+    _only_keys(table, "retention", {"pupil_years", "allegation_years"})
+    defaults = Retention()
+    years = {}
+    for key in ("pupil_years", "allegation_years"):
+        name = f"retention.{key}"
+        value = _positive_whole(table, name, getattr(defaults, key))
+        if value > _RETENTION_YEARS_MAX:
+            raise _Invalid(name, f"expected at most {_RETENTION_YEARS_MAX} years, got {value}")
+        years[key] = value
+    return Retention(**years)
 
 
 def _allegations(table: Mapping[str, Any], agencies: tuple[Agency, ...]) -> Allegations:

@@ -11,7 +11,8 @@ Every route is registered here, from the modules by concern:
 - `reports`: reports and their CSVs (`tables`, `chart`, `dates`);
 - `admin`: the audit log, the staff list, authenticator resets;
 - `casework`: a concern's status, the caseload, search and my concerns;
-- `tasks`: my tasks, and marking one done.
+- `tasks`: my tasks, and marking one done;
+- `retention`: the retention review, legal holds, destroying a record.
 
 In front of them all: `security` (the one middleware: headers, session, CSRF and the
 `@public` / `@first_factor` / `@keyholder_only` markers), with `session` (the signed-in
@@ -39,6 +40,7 @@ from handlers.web import (
     pupils,
     referrals,
     reports,
+    retention,
     signin,
     tasks,
 )
@@ -60,6 +62,7 @@ ROUTES = (
     pupils,
     paper,
     reports,
+    retention,
     admin,
 )
 

@@ -243,6 +243,14 @@ class S3Store:
             return
         log.info("file.orphan_removed", storage=S3, token=token)
 
+    async def destroy(self, token: str) -> None:
+        """Delete a destroyed record's object (`FileStoreUnavailable` if the bucket fails)."""
+        try:
+            client = await self.client()
+            await client.delete_object(Bucket=self.bucket, Key=self.key(token))
+        except (ClientError, BotoCoreError) as error:
+            raise FileStoreUnavailable(error) from error
+
     async def read_sealed(self, token: str) -> AsyncIterator[bytes]:
         """A stored file's sealed chunks, in order, cut from the object's body as it comes."""
         client = await self.client()

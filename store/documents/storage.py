@@ -66,6 +66,10 @@ class FileStore(Protocol):
 
     async def close(self) -> None: ...
 
+    async def destroy(self, token: str) -> None:
+        """Remove a destroyed record's file (in the database: its rows already went)."""
+        ...
+
     def sealed_chunks(self, factory: SessionFactory, *, file: StoredFile) -> AsyncIterator[bytes]:
         """The file's sealed chunks, in order."""
         ...
@@ -115,6 +119,9 @@ class DatabaseStore:
 
     async def close(self) -> None:
         return None
+
+    async def destroy(self, token: str) -> None:
+        return None  # the chunks are rows, deleted with the file's
 
     async def sealed_chunks(
         self, factory: SessionFactory, *, file: StoredFile
@@ -179,6 +186,9 @@ class DirectoryStore:
 
     def path(self, token: str) -> Path:
         return self.root / token[:2] / f"{token}.vgf"
+
+    async def destroy(self, token: str) -> None:
+        self.path(token).unlink(missing_ok=True)
 
     def read_sealed(self, token: str) -> Iterator[bytes]:
         """A stored file's sealed chunks, in order (blocking reads)."""

@@ -9,17 +9,18 @@ password is needed) and dropped afterwards.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 
 from bot.cli import main
 from store.db import create_engine
-from store.models import AuditEvent
+from store.models import AuditEvent, Pupil
 from tests.support.database import ADMIN_URL
 from tests.support.school import DSL, seeded_school
 from tests.support.slack import file_concern
@@ -78,15 +79,24 @@ async def test_the_runtime_role_runs_vigil_but_cannot_truncate_alter_or_delete_t
     runtime_url = as_role(pg_url, runtime_role)
     async with seeded_school(runtime_url, tmp_path) as school:  # everything as the runtime
         await file_concern(school)
-        async with signed_in(school, DSL) as dsl:
+        async with signed_in(school, DSL, remember=True) as dsl:
             status, _page = await dsl.get("/incidents/1")
             assert status == 200
             assert (await dsl.post("/incidents/1/read"))[0] == 200
         await school.delivered()
+        # A record past its retention date is destroyed by the runtime role too.
+        await file_concern(school)
+        async with school.server.factory() as db, db.begin():
+            await db.execute(update(Pupil).values(date_of_birth=dt.date(1990, 1, 1)))
+        async with signed_in(school, DSL, remember=True) as dsl:
+            status, page = await dsl.post("/retention/destroy/concern/2", {"confirm": "destroy"})
+            assert status == 200 and "Record destroyed" in page
 
     assert "permission denied" in await refused(runtime_url, "TRUNCATE audit_log")
     assert "permission denied" in await refused(runtime_url, "DELETE FROM audit_log")
-    assert "permission denied" in await refused(runtime_url, "DELETE FROM incidents")
+    # Only a destruction deletes a record's rows (its permit checked by the triggers).
+    assert "immutable" in await refused(runtime_url, "DELETE FROM incidents")
+    assert "permission denied" in await refused(runtime_url, "UPDATE incidents SET number = 9")
     assert "permission denied" in await refused(runtime_url, "UPDATE audit_log SET ip = NULL")
     assert "must be owner" in await refused(runtime_url, "ALTER TABLE staff ADD COLUMN x int")
     assert "must be owner" in await refused(runtime_url, "DROP TABLE outbox")

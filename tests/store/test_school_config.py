@@ -126,7 +126,9 @@ def test_example_file_shows_every_key() -> None:
         "unread",
         "alert_rules",
         "casework",
+        "retention",
     }
+    assert set(data["retention"]) == {"pupil_years", "allegation_years"}
     assert set(data["allegations"]) == {"manager", "manager_when_head", "lado_agency"}
     assert set(data["urgent"]) == {"escalate_every_minutes"}
     assert set(data["unread"]) == {"chase_after_working_hours"}
