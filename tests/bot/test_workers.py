@@ -130,14 +130,21 @@ def log_of(server: ServerProcess) -> str:
 async def test_the_leader_killed_hands_the_checks_to_another_process_and_nothing_is_sent_twice(
     pg_url: str, tmp_path: Path, standin: SlackStandIn
 ) -> None:
-    config = school_config(tmp_path)
+    env = environment(pg_url, standin, school_config(tmp_path))
     servers: list[ServerProcess] = []
     for name in ("a", "b"):
         directory = tmp_path / name
         directory.mkdir()
-        servers.append(vigil_process(env=environment(pg_url, standin, config), cwd=directory))
+        own = {**env, "VIGIL_PORT": str(free_port())}  # the same database and key
+        servers.append(vigil_process(env=own, cwd=directory))
     engine = create_engine(pg_url)
     factory = session_factory(engine)
+
+    async def steps() -> list[UrgentEscalation]:
+        async with factory() as session:
+            found = await session.scalars(select(UrgentEscalation).order_by(UrgentEscalation.step))
+            return list(found.all())
+
     try:
         await servers[0].start()
         await prepare(servers[0].env, tmp_path)
@@ -160,16 +167,6 @@ async def test_the_leader_killed_hands_the_checks_to_another_process_and_nothing
             team_id=TEAM_ID,
         ) as slack:
             await submit(slack, standin, urgent=True)
-
-        async def steps() -> list[UrgentEscalation]:
-            async with factory() as session:
-                return list(
-                    (
-                        await session.scalars(
-                            select(UrgentEscalation).order_by(UrgentEscalation.step)
-                        )
-                    ).all()
-                )
 
         async def escalated_twice() -> bool:
             return len(await steps()) >= 2
