@@ -107,7 +107,7 @@ class Settings(BaseSettings):
         stay near 70, below PostgreSQL's default max_connections (100)."""
         if self.db_pool_size is not None:
             return self.db_pool_size
-        return max(2, min(10, 33 // self.workers - 1))
+        return max(1, min(10, 33 // self.workers - 1))
 
     @property
     def delivery_process(self) -> bool:

@@ -322,3 +322,19 @@ def test_sqlite_refuses_more_than_one_worker_in_one_line(tmp_path: Path) -> None
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "--workers 2 needs PostgreSQL" in lines[0] and "SQLite" in lines[0]
+
+
+def test_each_process_pool_shrinks_with_workers_so_all_stay_below_postgresqls_default() -> None:
+    from bot.settings import load_settings
+
+    pg = "postgresql+asyncpg://vigil@db/vigil"
+    for workers in range(1, 17):
+        settings = load_settings(None, database_url=pg, workers=workers)
+        delivery = 5 if settings.delivery_process else 0  # a pool of 2 (+2), LISTEN
+        assert workers * (2 * settings.pool_size + 2) + delivery < 100, workers
+    assert load_settings(None, database_url=pg, workers=1).pool_size == 10
+    assert load_settings(None, database_url=pg, workers=4, db_pool_size=5).pool_size == 5
+    # The outbox leaves the request loop with several workers, or when asked.
+    assert not load_settings(None, database_url=pg, workers=1).delivery_process
+    assert load_settings(None, database_url=pg, workers=2).delivery_process
+    assert load_settings(None, database_url=pg, outbox_delivery="process").delivery_process
