@@ -126,6 +126,18 @@ def parse_args(argv: list[str] | None = None) -> Options:
         action="store_true",
         help="run Vigil and the floors inside the benchmark process (the old arrangement)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="vigil serve --workers N (PostgreSQL; CPU/req is then every process's)",
+    )
+    parser.add_argument(
+        "--outbox-delivery",
+        choices=("auto", "inline", "process"),
+        default="auto",
+        help="VIGIL_OUTBOX_DELIVERY: the outbox in the request loop or a process of its own",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
     given = {
@@ -162,6 +174,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "json_path": args.json,
         "progress": not args.quiet,
         "in_process": args.in_process,
+        "workers": args.workers,
+        "outbox_delivery": args.outbox_delivery,
     }
     if args.quick:
         return Options.quick_run(**common, **given)

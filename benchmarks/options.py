@@ -53,6 +53,8 @@ class Options:
     json_path: Path | None = DEFAULT_JSON
     quick: bool = False
     in_process: bool = False  # servers in the benchmark process (the old arrangement)
+    workers: int = 1  # vigil serve --workers N (VIGIL_WORKERS)
+    outbox_delivery: str = "auto"  # VIGIL_OUTBOX_DELIVERY: inline, process or auto
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 

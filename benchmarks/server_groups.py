@@ -61,6 +61,8 @@ async def run_server_groups(
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vigil-bench-")))
         standin = await start_standin(stack, staff)
         settings = vigil_environment(database.url, standin, generate_key())
+        settings["VIGIL_WORKERS"] = str(options.workers)
+        settings["VIGIL_OUTBOX_DELIVERY"] = options.outbox_delivery
         env = serve_environment(workdir, settings)
         run = Run(
             options=options,
