@@ -1,7 +1,8 @@
 """What is stored encrypted, whether the configured keys read it, and key rotation.
 
 Narratives, parents-not-contacted reasons, action texts, named adults, authenticator
-secrets, social workers' names, paper-record descriptions, body-map marks and file keys
+secrets, social workers' names, paper-record descriptions, body-map marks, file keys and
+Slack bot tokens (OAuth mode)
 are stored encrypted (`store.crypto`, docs/record-encryption.md). A database that holds
 any of them is tied to its keys: `vigil init --force` must not replace them, and a server
 started with the wrong ones must say so at once rather than at the first page a DSL opens.
@@ -44,6 +45,7 @@ from store.models import (
     PupilContext,
     PupilContextChange,
     SearchKey,
+    SlackInstallation,
     StoredFile,
     TotpEnrolment,
     TransferKeys,
@@ -64,6 +66,7 @@ ENCRYPTED_COLUMNS: tuple[Any, ...] = (
     TransferKeys.receive_ct,
     TransferKeys.sign_ct,
     SearchKey.key_ct,
+    SlackInstallation.bot_token_ct,
 )
 BATCH = 200
 
