@@ -157,9 +157,7 @@ class InstallationStore(AsyncInstallationStore):
             installed_at=found.installed_at.timestamp(),
         )
 
-    async def async_delete_bot(
-        self, *, enterprise_id: str | None, team_id: str | None
-    ) -> None:
+    async def async_delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
         await self.async_delete_all(enterprise_id=enterprise_id, team_id=team_id)
 
     async def async_delete_installation(
@@ -195,9 +193,7 @@ class StateStore(AsyncOAuthStateStore):
 
     async def async_issue(self, *args: Any, **kwargs: Any) -> str:
         async with transaction(self._factory) as session:
-            return await installations.issue_state(
-                session, secret=self._secret, now=self._clock()
-            )
+            return await installations.issue_state(session, secret=self._secret, now=self._clock())
 
     async def async_consume(self, state: str) -> bool:
         async with transaction(self._factory) as session:

@@ -86,7 +86,11 @@ async def _join_org(deps: Deps, context: AsyncBoltContext, team_id: str) -> int 
     name = str((team.get("team") or {}).get("name") or team_id)
     async with transaction(deps.factory) as session:
         workspace_id = await installations.join_org_team(
-            session, enterprise_id=context.enterprise_id, team_id=team_id, name=name, now=deps.clock()
+            session,
+            enterprise_id=context.enterprise_id,
+            team_id=team_id,
+            name=name,
+            now=deps.clock(),
         )
     if workspace_id is not None:
         deps.teams.remember(team_id, workspace_id)

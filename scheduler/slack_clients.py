@@ -56,7 +56,9 @@ class SlackClients:
         else:
             self._cache.pop(workspace_id, None)
 
-    async def for_workspace(self, workspace_id: int, *, fresh: bool = False) -> AsyncWebClient | None:
+    async def for_workspace(
+        self, workspace_id: int, *, fresh: bool = False
+    ) -> AsyncWebClient | None:
         """The client for the workspace's bot token; None if Vigil is not installed there."""
         if self.single is not None:
             return self.single

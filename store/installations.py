@@ -119,7 +119,9 @@ async def save(
 async def _link(session: AsyncSession, *, workspace_id: int, installation_id: int) -> None:
     link = await session.get(WorkspaceInstallation, workspace_id)
     if link is None:
-        session.add(WorkspaceInstallation(workspace_id=workspace_id, installation_id=installation_id))
+        session.add(
+            WorkspaceInstallation(workspace_id=workspace_id, installation_id=installation_id)
+        )
     else:
         link.installation_id = installation_id
     await session.flush()

@@ -984,9 +984,7 @@ class WorkspaceInstallation(Base):
     __tablename__ = "workspace_installations"
 
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), primary_key=True)
-    installation_id: Mapped[int] = mapped_column(
-        ForeignKey("slack_installations.id"), index=True
-    )
+    installation_id: Mapped[int] = mapped_column(ForeignKey("slack_installations.id"), index=True)
 
 
 class SlackOAuthState(Base):

@@ -41,7 +41,7 @@ def _bolt_request(request: web.Request) -> AsyncBoltRequest:
 
 @public
 async def install_page(request: web.Request) -> web.Response:
-    """"Add to Slack": a fresh state, kept in this browser's cookie for the redirect."""
+    """ "Add to Slack": a fresh state, kept in this browser's cookie for the redirect."""
     flow = request.app[OAUTH_FLOW]
     bolt_request = _bolt_request(request)
     state = await flow.issue_new_state(bolt_request)
@@ -87,8 +87,10 @@ async def oauth_redirect(request: web.Request) -> web.Response:
             "message.html",
             status=400 if outcome.status < 500 else 500,
             heading="Vigil was not installed",
-            text=REFUSED.get(reason, "Slack did not complete the installation. Start again "
-            "from the Add to Slack page."),
+            text=REFUSED.get(
+                reason,
+                "Slack did not complete the installation. Start again from the Add to Slack page.",
+            ),
             link=flow.install_path,
             link_text="Start again",
         )

@@ -183,7 +183,11 @@ class InstallApi(OidcApi):
         if client_secret != self.client_secret:
             raise SlackApiFailure("bad_client_secret")
         grant = self._install_grants.get(str(call.params.get("code") or ""))
-        if grant is None or grant.used or time.monotonic() - grant.issued_at > self.install_code_ttl:
+        if (
+            grant is None
+            or grant.used
+            or time.monotonic() - grant.issued_at > self.install_code_ttl
+        ):
             raise SlackApiFailure("invalid_code")
         if str(call.params.get("redirect_uri") or "") != grant.redirect_uri:
             raise SlackApiFailure("bad_redirect_uri")
@@ -195,9 +199,7 @@ class InstallApi(OidcApi):
         )
         team = grant.team
         enterprise = (
-            {"id": team.enterprise_id, "name": team.enterprise_name}
-            if team.enterprise_id
-            else None
+            {"id": team.enterprise_id, "name": team.enterprise_name} if team.enterprise_id else None
         )
         return {
             "ok": True,
@@ -246,7 +248,11 @@ class InstallApi(OidcApi):
                 raise SlackApiFailure("team_not_found")
         if asked and asked != team.team_id:
             raise SlackApiFailure("team_not_found")
-        body: dict[str, Any] = {"id": team.team_id, "name": team.name, "domain": team.team_id.lower()}
+        body: dict[str, Any] = {
+            "id": team.team_id,
+            "name": team.name,
+            "domain": team.team_id.lower(),
+        }
         if team.enterprise_id:
             body.update(enterprise_id=team.enterprise_id, enterprise_name=team.enterprise_name)
         return {"ok": True, "team": body}

@@ -40,7 +40,9 @@ def school_staff(letter: str, domain: str) -> tuple[DemoStaff, DemoStaff]:
     """A DSL and a 4B teacher, with Slack ids unique to the school."""
     return (
         DemoStaff(f"U0{letter}DSL00001", f"dsl@{domain}", f"{letter} Lead", "dsl;slt"),
-        DemoStaff(f"U0{letter}TEACH0001", f"teacher@{domain}", f"{letter} Teacher", "teacher", "4B"),
+        DemoStaff(
+            f"U0{letter}TEACH0001", f"teacher@{domain}", f"{letter} Teacher", "teacher", "4B"
+        ),
     )
 
 
@@ -251,12 +253,12 @@ async def test_an_org_wide_install_serves_each_school_of_the_org_as_its_own(
         )
         assert len(harness.standin.calls_to("views.open")) == opened
         async with harness.server.factory() as session:
-            assert await session.scalar(select(Workspace).where(Workspace.team_id == ASHFORD)) is None
+            assert (
+                await session.scalar(select(Workspace).where(Workspace.team_id == ASHFORD)) is None
+            )
 
 
-async def test_uninstalling_stops_service_for_that_school_only(
-    db_url: str, tmp_path: Path
-) -> None:
+async def test_uninstalling_stops_service_for_that_school_only(db_url: str, tmp_path: Path) -> None:
     async with trust(db_url) as harness:
         await install(harness, ASHFORD)
         await install(harness, BRAMLEY)
