@@ -18,11 +18,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import select, text
 
+from bot.installations import BOT_SCOPES
 from bot.settings import load_settings
 from bot.slack_lookup import make_slack_lookup
-from store import roster
+from store import outbox, roster
+from store.db import transaction
 from store.models import AuditEvent, OutboxMessage, SlackInstallation, Workspace
 from testing.harness import SIGNING_SECRET, Harness
 from testing.school import DemoStaff, fictional_pupils, pupils_csv, staff_csv
@@ -286,8 +289,24 @@ async def test_uninstalling_stops_service_for_that_school_only(db_url: str, tmp_
         )
         assert response.status in (200, 401, 403)
         assert len(harness.standin.calls_to("views.open")) == before  # no modal for Bramley
-        assert harness.server.slack_clients is not None
         assert await harness.server.slack_clients.for_workspace(bramley) is None
+        # A message the scheduler queues for Bramley now is failed, never sent.
+        async with transaction(harness.server.factory) as session:
+            queued = outbox.enqueue(
+                session,
+                workspace_id=bramley,
+                kind=outbox.NUDGE,
+                channel=dsl(BRAMLEY),
+                payload={"text": "Concern #1 is overdue"},
+            )
+            await session.flush()
+            queued_id = queued.id
+        harness.server.worker.notify()
+        await harness.delivered()
+        async with harness.server.factory() as session:
+            row = await session.get(OutboxMessage, queued_id)
+        assert row is not None and row.status == "failed" and row.last_error == "app_uninstalled"
+        assert token_b not in {c.token for c in harness.standin.calls_to("chat.postMessage")}
 
         # Ashford is untouched.
         await report(harness, ASHFORD, "Ashford: new concern after Bramley left.")
@@ -349,3 +368,13 @@ def test_oauth_mode_needs_the_client_secret_and_the_state_secret(missing: str) -
     assert load_settings(env_file=None, **{**values, missing: "x"}).oauth_install
     with_token = {**values, missing: "x", "SLACK_BOT_TOKEN": "xoxb-1"}
     assert not load_settings(env_file=None, **with_token).oauth_install
+
+
+def test_the_install_asks_for_the_manifests_bot_scopes() -> None:
+    manifest = yaml.safe_load((Path(__file__).parents[2] / "manifest.yml").read_text())
+    assert set(BOT_SCOPES) == set(manifest["oauth_config"]["scopes"]["bot"])
+    assert any(
+        url.endswith("/slack/oauth_redirect") for url in manifest["oauth_config"]["redirect_urls"]
+    )
+    events = manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert {"app_uninstalled", "tokens_revoked"} <= set(events)
