@@ -68,7 +68,7 @@ from scheduler.jobs import (
     start_scheduler,
 )
 from scheduler.slack_clients import SlackClients
-from store import encrypted, keyring, migrate, outbox, workspaces
+from store import encrypted, installations, keyring, migrate, outbox, workspaces
 from store.catalogue import Catalogue
 from store.crypto import Cipher
 from store.db import DATABASE_ERRORS, create_engine, session_factory, transaction
@@ -406,9 +406,15 @@ class VigilServer:
             noise=self.noise_job,
             more=(self.urgent_job, self.unread_job, self.transfer_job, self.tasks_job),
         )
-        # Staff imported before Slack was connected: linked by email, without delaying start.
+        # Staff imported before Slack was connected: linked by email, without delaying start
+        # (in OAuth mode, in every school Vigil is installed in, each with its own token).
         if workspace_id is not None:
             self.tasks.spawn(self._link_staff(workspace_id))
+        else:
+            async with self.factory() as session:
+                installed = await installations.installed_workspaces(session)
+            for each in installed:
+                self.tasks.spawn(self._link_staff(each))
         # Objects made at start-up live for ever: keep the garbage collector off them, so
         # full collections (which pause every request) stay short.
         gc.collect()
