@@ -31,10 +31,10 @@ method names and statuses are logged, at DEBUG level.
 One module per Slack API family, as bolt-python's ``tests/mock_web_api_server/`` is
 split: ``users`` (``auth.test``, ``users.*``), ``views`` (``views.*``), ``chat``
 (``chat.*``, ``conversations.*``, response URLs), ``oidc`` (Sign in with Slack, signed
-with ``tokens``), ``install`` (OAuth v2 installs), ``socket_mode``; ``blocks`` checks Block Kit limits, ``calls`` records
-calls, ``faults`` injects faults and rate limits, ``core`` serves the Web API, and
-``server`` composes them into :class:`SlackStandIn`. ``python -m testing.standin
---port 8765`` serves one until Ctrl-C.
+with ``tokens``), ``install`` (OAuth v2 installs), ``socket_mode``; ``blocks`` checks
+Block Kit limits, ``calls`` records calls, ``faults`` injects faults and rate limits,
+``core`` serves the Web API, and ``server`` composes them into :class:`SlackStandIn`.
+``python -m testing.standin --port 8765`` serves one until Ctrl-C.
 """
 
 from testing.standin.blocks import validate_blocks, validate_view
