@@ -2,7 +2,11 @@
 
 `VigilServer` owns the lifecycle. `start()` checks the database schema, learns which
 workspace the bot token belongs to, wires the Bolt listeners and starts serving (HTTP at
-`/slack/events`, or Socket Mode when `SLACK_APP_TOKEN` is set). `stop()` drains: no new
+`/slack/events`, or Socket Mode when `SLACK_APP_TOKEN` is set). Without `SLACK_BOT_TOKEN`
+but with the app's client id, client secret and `SLACK_STATE_SECRET` it runs in OAuth
+mode: schools install it from `/slack/install` (`bot.installations`), each request is
+authorized with its own workspace's installation, and every outgoing call takes its
+workspace's bot token (`scheduler.slack_clients.SlackClients`). `stop()` drains: no new
 connections, in-flight requests and listener work finish, the worker finishes its batch.
 """
 
@@ -30,6 +34,7 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import text
 
+from bot import installations as oauth
 from bot.replay import ReplayCache
 from bot.settings import DEFAULT_CONFIG, ConfigError, Settings
 from bot.slack_lookup import SlackLookupError, make_slack_lookup
@@ -51,6 +56,7 @@ from handlers.deps import Deps
 from handlers.errors import request_kind
 from handlers.web import register_web
 from handlers.web.deps import WebDeps
+from handlers.web.install import register_install
 from handlers.web.security import not_rate_limited
 from scheduler.delivery import DeliveryWorker
 from scheduler.jobs import (
@@ -64,7 +70,8 @@ from scheduler.jobs import (
     start_scheduler,
 )
 from scheduler.leader import Leadership
-from store import encrypted, keyring, migrate, outbox, workspaces
+from scheduler.slack_clients import SlackClients
+from store import encrypted, installations, keyring, migrate, outbox, workspaces
 from store.catalogue import Catalogue
 from store.crypto import Cipher
 from store.db import DATABASE_ERRORS, create_engine, session_factory, transaction
@@ -96,7 +103,11 @@ class VigilServer:
         """`sock`: a listening socket to serve on (a worker of `vigil serve --workers N`)
         instead of binding VIGIL_HOST:VIGIL_PORT; `deliver`: run the outbox worker here
         (False when a delivery process of its own does, `bot.outbox_process`)."""
-        settings.require("slack_bot_token", "slack_signing_secret", "data_key")
+        self.oauth = settings.oauth_install
+        if self.oauth:
+            settings.require("slack_signing_secret", "data_key")
+        else:
+            settings.require("slack_bot_token", "slack_signing_secret", "data_key")
         self.settings = settings
         self.clock = clock
         self._sock = sock
@@ -114,7 +125,8 @@ class VigilServer:
             )
         except FilesUrlError as error:
             raise ConfigError(f"VIGIL_FILES_URL: {error}") from None
-        self.teams = workspaces.TeamDirectory(self.factory)
+        self.teams = workspaces.TeamDirectory(self.factory, installed_by_oauth=self.oauth)
+        self.team_id: str | None = None  # single-workspace mode: SLACK_BOT_TOKEN's team
         self.tasks = TaskTracker()
         self.client = AsyncWebClient(
             token=settings.slack_bot_token,
@@ -128,9 +140,24 @@ class VigilServer:
             timeout=settings.slack_timeout,
             retry_handlers=[],
         )
+        # Outgoing calls outside a Slack request: each workspace's own client (in OAuth mode
+        # its installation's bot token); the worker's without the SDK's retries.
+        if self.oauth:
+            options = dict(base_url=settings.slack_api_url, timeout=settings.slack_timeout)
+            self.slack_clients = SlackClients(
+                factory=self.factory, cipher=self.cipher, client_options=options
+            )
+            self.worker_clients = SlackClients(
+                factory=self.factory,
+                cipher=self.cipher,
+                client_options={**options, "retry_handlers": []},
+            )
+        else:
+            self.slack_clients = SlackClients(single=self.client)
+            self.worker_clients = SlackClients(single=self.worker_client)
         self.worker = DeliveryWorker(
             factory=self.factory,
-            client=self.worker_client,
+            clients=self.worker_clients,
             clock=clock,
             **{"lease": dt.timedelta(seconds=settings.outbox_lease), **(worker_options or {})},
         )
@@ -167,12 +194,38 @@ class VigilServer:
         # SLACK_CLIENT_SECRET in the environment; Vigil uses them only for the web sign-in.
         # It also reads SLACK_BOT_TOKEN, then warns at every start that the token is unused
         # beside the client it is given (which holds the same token).
+        self.oauth_flow = None
+        oauth_options: dict[str, Any] = {}
+        if self.oauth:
+            store = oauth.InstallationStore(
+                self.factory, self.cipher, clock=clock, on_saved=self._installed
+            )
+            credentials = dict(
+                client_id=settings.slack_client_id or "",
+                client_secret=settings.slack_client_secret or "",
+            )
+            self.oauth_flow = oauth.oauth_flow(
+                client=self.client,
+                public_url=settings.public_url,
+                slack_web_url=settings.slack_web_url,
+                installation_store=store,
+                state_store=oauth.StateStore(
+                    self.factory, secret=settings.slack_state_secret or "", clock=clock
+                ),
+                **credentials,
+            )
+            oauth_options = dict(
+                installation_store=store,
+                authorize=oauth.installation_authorize(store, **credentials),
+                oauth_flow=self.oauth_flow,
+            )
         with _hidden_from_environment("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "SLACK_BOT_TOKEN"):
             self.bolt = AsyncApp(
                 client=self.client,
                 signing_secret=settings.slack_signing_secret,
                 process_before_response=True,  # no ack polling; slow work is spawned
                 logger=None,
+                **oauth_options,
             )
         self.deps = Deps(
             factory=self.factory,
@@ -186,6 +239,7 @@ class VigilServer:
             spawn=self.tasks.spawn,
             school=self.school,
             clock=clock,
+            uninstalled=self._uninstalled,
         )
         register_slack(self.bolt, self.deps)
         self.web_app = self._web_app()
@@ -225,6 +279,8 @@ class VigilServer:
             noise=self.noise,
         )
         register_web(app, self.web_deps, command=settings.command)
+        if self.oauth_flow is not None:
+            register_install(app, self.oauth_flow)
         return app
 
     async def _slack_events(self, request: web.Request) -> web.Response:
@@ -330,20 +386,9 @@ class VigilServer:
         )
         self.client.session = self._http
         self.worker_client.session = self._http
+        self.slack_clients.session = self.worker_clients.session = self._http
         self.web_deps.oidc_client.session = self._http
-        try:
-            identity = await self.client.auth_test()
-        except (SlackApiError, *NETWORK_ERRORS) as error:
-            raise StartupError(
-                slack_problem(
-                    error, api_url=self.settings.slack_api_url, token_name="SLACK_BOT_TOKEN"
-                )
-            ) from None
-        async with transaction(self.factory) as session:
-            workspace = await workspaces.ensure(
-                session, team_id=identity["team_id"], name=identity.get("team") or ""
-            )
-            self.teams.remember(workspace.team_id, workspace.id)
+        workspace_id = await self._single_workspace() if not self.oauth else None
         if self.settings.socket_mode:
             try:
                 await self._start_socket_mode()
@@ -377,8 +422,15 @@ class VigilServer:
             self.worker.listen(self.settings.database_url)  # woken by other processes too
         self.scheduler = start_scheduler(noise=self.noise_job)
         self.leadership.start()
-        # Staff imported before Slack was connected: linked by email, without delaying start.
-        self.tasks.spawn(self._link_staff(workspace.id))
+        # Staff imported before Slack was connected: linked by email, without delaying start
+        # (in OAuth mode, in every school Vigil is installed in, each with its own token).
+        if workspace_id is not None:
+            self.tasks.spawn(self._link_staff(workspace_id))
+        else:
+            async with self.factory() as session:
+                installed = await installations.installed_workspaces(session)
+            for each in installed:
+                self.tasks.spawn(self._link_staff(each))
         # Objects made at start-up live for ever: keep the garbage collector off them, so
         # full collections (which pause every request) stay short.
         gc.collect()
@@ -396,7 +448,7 @@ class VigilServer:
             host=self.settings.host,
             port=self.port,
             transport="socket_mode" if self.settings.socket_mode else "http",
-            workspace=identity["team_id"],
+            workspace=self.team_id or "oauth",
         )
 
     def _start_checks(self) -> None:
@@ -412,11 +464,46 @@ class VigilServer:
             self.checks.shutdown(wait=False)
             self.checks = None
 
+    async def _single_workspace(self) -> int:
+        """Single-workspace mode: the workspace SLACK_BOT_TOKEN belongs to, registered."""
+        try:
+            identity = await self.client.auth_test()
+        except (SlackApiError, *NETWORK_ERRORS) as error:
+            raise StartupError(
+                slack_problem(
+                    error, api_url=self.settings.slack_api_url, token_name="SLACK_BOT_TOKEN"
+                )
+            ) from None
+        async with transaction(self.factory) as session:
+            workspace = await workspaces.ensure(
+                session, team_id=identity["team_id"], name=identity.get("team") or ""
+            )
+            self.teams.remember(workspace.team_id, workspace.id)
+        self.team_id = workspace.team_id
+        return workspace.id
+
+    def _installed(self, served: dict[int, str]) -> None:
+        """OAuth mode: a school installed Vigil (or reinstalled it): serve it at once, and
+        link its staff already imported to their Slack accounts."""
+        for workspace_id, team_id in served.items():
+            self.teams.remember(team_id, workspace_id)
+            self.slack_clients.forget(workspace_id)
+            self.worker_clients.forget(workspace_id)
+            self.tasks.spawn(self._link_staff(workspace_id))
+
+    def _uninstalled(self) -> None:
+        """OAuth mode: an installation was removed; no client is kept for it."""
+        self.slack_clients.forget()
+        self.worker_clients.forget()
+
     async def _link_staff(self, workspace_id: int) -> None:
         """Find the Slack accounts of staff who have none (`users.lookupByEmail`)."""
         try:
+            client = await self.slack_clients.for_workspace(workspace_id)
+            if client is None:
+                return
             report = await slack_links.link_unlinked_staff(
-                self.factory, workspace_id=workspace_id, lookup=make_slack_lookup(self.client)
+                self.factory, workspace_id=workspace_id, lookup=make_slack_lookup(client)
             )
         except SlackLookupError as error:
             log.warning("staff.slack_links_failed", error=str(error)[:200])

@@ -20,26 +20,38 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.settings import Settings
 from scheduler.delivery import DeliveryWorker
-from store.db import create_engine, session_factory
+from scheduler.slack_clients import SlackClients
+from store import keyring
+from store.crypto import Cipher
+from store.db import create_engine, session_factory, transaction
 
 log = structlog.get_logger(__name__)
 
 
 async def deliver_forever(settings: Settings, stop: asyncio.Event, *, ready: object = None) -> None:
     """Deliver the outbox until `stop` is set, then finish the batch in hand."""
-    settings.require("slack_bot_token")
     engine = create_engine(settings.database_url, pool_size=2)
+    factory = session_factory(engine)
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.slack_timeout))
-    client = AsyncWebClient(
-        token=settings.slack_bot_token,
+    options = dict(
         base_url=settings.slack_api_url,
         timeout=settings.slack_timeout,
         retry_handlers=[],  # the worker owns its retries
-        session=http,
     )
+    if settings.oauth_install:  # each workspace's installation's bot token
+        cipher = Cipher(settings.data_key or "")
+        async with transaction(factory) as session:
+            await keyring.load_data_keys(session, cipher, create=False)
+        clients = SlackClients(factory=factory, cipher=cipher, client_options=options)
+        clients.session = http
+    else:
+        settings.require("slack_bot_token")
+        clients = SlackClients(
+            single=AsyncWebClient(token=settings.slack_bot_token, session=http, **options)
+        )
     worker = DeliveryWorker(
-        factory=session_factory(engine),
-        client=client,
+        factory=factory,
+        clients=clients,
         lease=dt.timedelta(seconds=settings.outbox_lease),
     )
     try:

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     log_format: str = Field("console", alias="VIGIL_LOG_FORMAT")
     slack_client_id: str | None = Field(None, alias="SLACK_CLIENT_ID")
     slack_client_secret: str | None = Field(None, alias="SLACK_CLIENT_SECRET")
+    slack_state_secret: str | None = Field(None, alias="SLACK_STATE_SECRET")
     session_idle_minutes: Annotated[float, Field(gt=0)] = Field(
         10.0, alias="VIGIL_SESSION_IDLE_MINUTES"
     )
@@ -220,6 +221,14 @@ class Settings(BaseSettings):
             return False
         host = urlsplit(self.public_url).hostname or ""
         return host not in {"localhost", "127.0.0.1", "::1"} and not host.endswith(".localhost")
+
+    @property
+    def oauth_install(self) -> bool:
+        """OAuth mode (many workspaces, each installed from "Add to Slack"): no
+        SLACK_BOT_TOKEN, and the app's client id, client secret and state secret set."""
+        return self.slack_bot_token is None and bool(
+            self.slack_client_id and self.slack_client_secret and self.slack_state_secret
+        )
 
     @property
     def socket_mode(self) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from handlers import alerts, concern, concern_modal, errors, home, referrals, tasks
+from handlers import alerts, concern, concern_modal, errors, home, installs, referrals, tasks
 from handlers.context import team_guard
 from handlers.deps import Deps
 from store import messages
@@ -31,3 +31,6 @@ def register_slack(bolt: AsyncApp, deps: Deps) -> None:
     bolt.action(messages.TASK_DONE_ACTION)(tasks.done)
     bolt.action(messages.TASK_SNOOZE_ACTION)(tasks.snooze)
     bolt.event("app_home_opened")(home.home_opened)
+    if deps.teams.installed_by_oauth:  # installed from "Add to Slack": may be uninstalled
+        bolt.event("app_uninstalled")(installs.uninstalled)
+        bolt.event("tokens_revoked")(installs.uninstalled)

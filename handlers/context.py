@@ -1,7 +1,11 @@
 """What every Slack listener gets from Bolt's context, resolved once per request.
 
 `team_guard` runs before any listener: it refuses workspaces Vigil does not serve and
-puts the application's `Deps` and the workspace's id into the context. The member of
+puts the application's `Deps` and the workspace's id into the context. In OAuth mode
+Bolt has already found the request's installation (an uninstalled workspace never gets
+here); a team of an Enterprise Grid org with Vigil installed org-wide becomes its own
+workspace (school) on its first request, named from `team.info`. Slack's notices that
+the app was uninstalled go through to their listener (`handlers.installs`). The member of
 staff asking is looked up once, when a listener first asks (`staff_of`), not up front:
 the `/concern` command opens its modal before any database work (the trigger expires
 about 3 s after the command).
@@ -19,13 +23,15 @@ from slack_bolt.response import BoltResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.deps import Deps
-from store.db import DATABASE_ERRORS
+from store import installations
+from store.db import DATABASE_ERRORS, transaction
 from store.models import Staff
 from store.staff import get_staff_by_slack_id
 
 log = structlog.get_logger(__name__)
 
 NOT_SERVED = "Vigil is not set up for this Slack workspace."
+REVOCATION_EVENTS = frozenset({"app_uninstalled", "tokens_revoked"})
 DEPS, WORKSPACE, STAFF = "vigil_deps", "vigil_workspace_id", "vigil_staff"
 
 
@@ -35,8 +41,15 @@ def team_guard(deps: Deps) -> Callable[..., Awaitable[Any]]:
     async def guard(
         req: AsyncBoltRequest, context: AsyncBoltContext, next: Callable[[], Awaitable[Any]]
     ) -> Any:
+        oauth = deps.teams.installed_by_oauth
+        if oauth and (req.body.get("event") or {}).get("type") in REVOCATION_EVENTS:
+            context[DEPS] = deps
+            return await next()
+        team_id = context.team_id or (oauth and _team_in(req.body)) or None
         try:
-            workspace_id = await deps.teams.lookup(context.team_id)
+            workspace_id = await deps.teams.lookup(team_id)
+            if workspace_id is None and oauth and team_id and context.enterprise_id:
+                workspace_id = await _join_org(deps, context, team_id)
         except DATABASE_ERRORS as error:  # an unfamiliar team while the database is down
             log.warning("slack.database_unavailable", kind="guard", error=type(error).__name__)
             return BoltResponse(status=503, body="")
@@ -44,12 +57,45 @@ def team_guard(deps: Deps) -> Callable[..., Awaitable[Any]]:
             context[DEPS] = deps
             context[WORKSPACE] = workspace_id
             return await next()
-        log.warning("slack.unknown_workspace", team=context.team_id)
+        log.warning("slack.unknown_workspace", team=team_id)
         if req.body.get("command"):
             return BoltResponse(status=200, body=NOT_SERVED)
         return BoltResponse(status=403, body="")
 
     return guard
+
+
+def _team_in(body: dict[str, Any]) -> str | None:
+    """The team a request from an org-wide installation comes from (Bolt's context has
+    none for events: their authorization is the org's)."""
+    for found in (
+        body.get("context_team_id"),
+        (body.get("user") or {}).get("team_id") if isinstance(body.get("user"), dict) else None,
+        body.get("team_id"),
+    ):
+        if isinstance(found, str) and found:
+            return found
+    return None
+
+
+async def _join_org(deps: Deps, context: AsyncBoltContext, team_id: str) -> int | None:
+    """A team of an org Vigil is installed in org-wide, seen for the first time."""
+    if context.authorize_result is None or not context.enterprise_id:
+        return None
+    team = await context.client.team_info(team=team_id)
+    name = str((team.get("team") or {}).get("name") or team_id)
+    async with transaction(deps.factory) as session:
+        workspace_id = await installations.join_org_team(
+            session,
+            enterprise_id=context.enterprise_id,
+            team_id=team_id,
+            name=name,
+            now=deps.clock(),
+        )
+    if workspace_id is not None:
+        deps.teams.remember(team_id, workspace_id)
+        log.info("slack.org_team_joined", team=team_id, workspace=workspace_id)
+    return workspace_id
 
 
 def deps_of(context: AsyncBoltContext) -> Deps:

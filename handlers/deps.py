@@ -28,6 +28,8 @@ class Deps:
     spawn: Callable[[Coroutine[Any, Any, Any]], None]
     school: SchoolConfig
     clock: Callable[[], dt.datetime]
+    # OAuth mode: an installation was removed (outgoing clients cached for it go).
+    uninstalled: Callable[[], None] = lambda: None
 
     @property
     def setup(self) -> Setup:

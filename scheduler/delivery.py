@@ -43,6 +43,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from scheduler.slack_clients import SlackClients
 from store import alerts, notices, outbox, slack_limits
 from store.db import DATABASE_ERRORS, SessionFactory, transaction
 from store.models import Alert, OutboxMessage, utcnow
@@ -102,7 +103,8 @@ class DeliveryWorker:
         self,
         *,
         factory: SessionFactory,
-        client: AsyncWebClient,
+        client: AsyncWebClient | None = None,
+        clients: SlackClients | None = None,
         batch_size: int = 50,
         concurrency: int = 10,
         lease: dt.timedelta = dt.timedelta(seconds=60),
@@ -114,7 +116,9 @@ class DeliveryWorker:
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self._factory = factory
-        self._client = client
+        # Each row goes out with its own workspace's bot token (one client for them all
+        # with SLACK_BOT_TOKEN).
+        self._clients = clients or SlackClients(single=client)
         self._batch_size = batch_size
         self._semaphore = asyncio.Semaphore(concurrency)
         self._lease = lease
@@ -122,7 +126,7 @@ class DeliveryWorker:
         self._base_backoff = base_backoff
         self._max_backoff = max_backoff
         # A call given up on (time-out, reset) may still be done by Slack a little later.
-        self._settle = 2 * float(getattr(client, "timeout", 0) or 0)
+        self._settle = 2 * self._clients.timeout
         self._clock = clock
         self._wake = asyncio.Event()
         self._stopping = False
@@ -300,18 +304,22 @@ class DeliveryWorker:
         method = "chat.update" if updating else "chat.postMessage"
         gate = (row.workspace_id, method)
         async with self._semaphore:
+            client = await self._clients.for_workspace(row.workspace_id)
+            if client is None:
+                await self._not_installed(row)
+                return
             try:
                 self._before_call(row, gate)
                 if row.uncertain and not updating:
-                    found = await self._find_in_slack(row)
+                    found = await self._find_in_slack(client, row)
                     if found is not None:
                         log.info("outbox.found_already_sent", message=row.id, kind=row.kind)
                         await self._record_sent(row, *found)
                         return
                 if updating:
-                    channel, ts = await self._update(row)
+                    channel, ts = await self._update(client, row)
                 else:
-                    channel, ts = await self._post(row)
+                    channel, ts = await self._post(client, row)
             except _Paused as paused:
                 await self._retry(
                     row,
@@ -337,9 +345,11 @@ class DeliveryWorker:
                 return
             await self._record_sent(row, channel, ts)
 
-    async def _post(self, row: OutboxMessage) -> tuple[str | None, str | None]:
+    async def _post(
+        self, client: AsyncWebClient, row: OutboxMessage
+    ) -> tuple[str | None, str | None]:
         self._before_call(row, (row.workspace_id, "chat.postMessage"))
-        response = await self._client.chat_postMessage(
+        response = await client.chat_postMessage(
             channel=row.channel,
             text=row.payload["text"],
             blocks=row.payload.get("blocks"),
@@ -349,7 +359,9 @@ class DeliveryWorker:
         )
         return response.get("channel"), response.get("ts")
 
-    async def _update(self, row: OutboxMessage) -> tuple[str | None, str | None]:
+    async def _update(
+        self, client: AsyncWebClient, row: OutboxMessage
+    ) -> tuple[str | None, str | None]:
         if row.kind == outbox.MESSAGE_UPDATE:
             channel, ts = row.channel, str(row.payload["ts"])
         else:
@@ -367,21 +379,23 @@ class DeliveryWorker:
                 return None, None  # nothing in Slack to update
             channel, ts = alert.slack_channel, alert.slack_ts
         self._before_call(row, (row.workspace_id, "chat.update"))
-        await self._client.chat_update(
+        await client.chat_update(
             channel=channel, ts=ts, text=row.payload["text"], blocks=row.payload.get("blocks")
         )
         return channel, ts
 
-    async def _find_in_slack(self, row: OutboxMessage) -> tuple[str, str] | None:
+    async def _find_in_slack(
+        self, client: AsyncWebClient, row: OutboxMessage
+    ) -> tuple[str, str] | None:
         """The (channel, ts) of this row's message if an earlier attempt did post it."""
         channel = row.result_channel or row.channel
         if channel[:1] in ("U", "W"):
-            opened = await self._client.conversations_open(users=channel)
+            opened = await client.conversations_open(users=channel)
             channel = opened["channel"]["id"]
         oldest = f"{row.created_at.timestamp() - 60:.6f}"
         cursor = None
         for _ in range(20):
-            page = await self._client.conversations_history(
+            page = await client.conversations_history(
                 channel=channel, oldest=oldest, limit=200, include_all_metadata=True, cursor=cursor
             )
             for message in page.get("messages", []):
@@ -508,7 +522,10 @@ class DeliveryWorker:
                 pause=(gate, until),
             )
         elif code in APP_REFUSED_ERRORS:
-            await self._pause(row, code, error.response)
+            if await self._clients.for_workspace(row.workspace_id, fresh=True) is None:
+                await self._not_installed(row)  # uninstalled meanwhile: not the app's fault
+            else:
+                await self._pause(row, code, error.response)
         elif status >= 500 or code in TRANSIENT_ERRORS:
             log.warning("outbox.slack_unavailable", message=row.id, status=status, error=code)
             await self._retry(row, delay=self._backoff(row), error=code, uncertain=True)
@@ -519,6 +536,15 @@ class DeliveryWorker:
                 await outbox.mark_failed(session, message_id=row.id, error=code[:200])
 
             await self._persist(row, write)
+
+    async def _not_installed(self, row: OutboxMessage) -> None:
+        """Vigil is no longer installed in the row's workspace: the message cannot go."""
+        log.warning("outbox.not_installed", message=row.id, workspace=row.workspace_id)
+
+        async def write(session: AsyncSession) -> None:
+            await outbox.mark_failed(session, message_id=row.id, error="app_uninstalled")
+
+        await self._persist(row, write)
 
     async def _retry(
         self,

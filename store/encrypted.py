@@ -2,10 +2,10 @@
 
 Narratives, parents-not-contacted reasons, action texts, named adults, authenticator
 secrets, social workers' names, paper-record descriptions, body-map marks, legal holds'
-reasons and file keys are stored encrypted (`store.crypto`, docs/record-encryption.md). A
-database that holds any of them is tied to its keys: `vigil init --force` must not replace
-them, and a server started with the wrong ones must say so at once rather than at the
-first page a DSL opens.
+reasons, file keys and Slack bot tokens (OAuth mode) are stored encrypted (`store.crypto`,
+docs/record-encryption.md). A database that holds any of them is tied to its keys: `vigil
+init --force` must not replace them, and a server started with the wrong ones must say so
+at once rather than at the first page a DSL opens.
 
 `rotate` is `vigil rotate-key`: it re-wraps every data key under the first key of
 `VIGIL_DATA_KEY`, re-encrypts any value still in the legacy Fernet format (and file keys
@@ -46,6 +46,7 @@ from store.models import (
     PupilContextChange,
     RetentionHold,
     SearchKey,
+    SlackInstallation,
     StoredFile,
     TotpEnrolment,
     TransferKeys,
@@ -67,6 +68,7 @@ ENCRYPTED_COLUMNS: tuple[Any, ...] = (
     TransferKeys.sign_ct,
     SearchKey.key_ct,
     RetentionHold.reason_ct,
+    SlackInstallation.bot_token_ct,
 )
 BATCH = 200
 

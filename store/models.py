@@ -995,3 +995,48 @@ class DestructionPermit(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     txid: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SlackInstallation(Base):
+    """Vigil installed by Slack's OAuth flow: into one workspace (`team_id`), or org-wide
+    into an Enterprise Grid org (`is_enterprise_install`, `enterprise_id`, no team).
+
+    `key` names what was installed ("T:<team>" or "E:<enterprise>"), so a reinstall
+    updates the row. The bot token is stored only encrypted, bound to the row
+    (`store.installations`); an uninstall or revoked token sets `uninstalled_at`.
+    """
+
+    __tablename__ = "slack_installations"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    key: Mapped[str] = mapped_column(String(80), unique=True)
+    enterprise_id: Mapped[str | None] = mapped_column(String(32))
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    is_enterprise_install: Mapped[bool] = mapped_column(Boolean, default=False)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    app_id: Mapped[str | None] = mapped_column(String(32))
+    bot_id: Mapped[str | None] = mapped_column(String(32))
+    bot_user_id: Mapped[str | None] = mapped_column(String(32))
+    bot_scopes: Mapped[str] = mapped_column(String(1000), default="")
+    installer_user_id: Mapped[str | None] = mapped_column(String(32))
+    bot_token_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    installed_at: Mapped[dt.datetime] = mapped_column()
+    uninstalled_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class WorkspaceInstallation(Base):
+    """Which installation serves a workspace: its own, or its Enterprise Grid org's."""
+
+    __tablename__ = "workspace_installations"
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), primary_key=True)
+    installation_id: Mapped[int] = mapped_column(ForeignKey("slack_installations.id"), index=True)
+
+
+class SlackOAuthState(Base):
+    """An "Add to Slack" attempt in flight: its state (keyed hash), used once, expiring."""
+
+    __tablename__ = "slack_oauth_states"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column()

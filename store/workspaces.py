@@ -53,8 +53,17 @@ class TeamDirectory:
     requests from a stranger's workspace cannot turn into a flood of queries.
     """
 
-    def __init__(self, factory: SessionFactory, *, recheck_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        factory: SessionFactory,
+        *,
+        recheck_seconds: float = 30.0,
+        installed_by_oauth: bool = False,
+    ) -> None:
         self._factory = factory
+        # OAuth mode: workspaces come and go with installs; a team of an Enterprise Grid
+        # org with Vigil installed org-wide joins on its first request (`handlers.context`).
+        self.installed_by_oauth = installed_by_oauth
         self._known: dict[str, int] = {}
         self._misses: dict[str, float] = {}
         self._recheck = recheck_seconds
@@ -63,6 +72,10 @@ class TeamDirectory:
         """Cache a team's workspace id."""
         self._known[team_id] = workspace_id
         self._misses.pop(team_id, None)
+
+    def forget(self, team_id: str) -> None:
+        """Drop a team from the cache (its installation was removed)."""
+        self._known.pop(team_id, None)
 
     def cached(self, team_id: str | None) -> int | None:
         """The cached workspace id for a team (no query), if known."""

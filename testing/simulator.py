@@ -71,6 +71,8 @@ class SlackSimulator:
         team_domain: str = "vigil-demo",
         api_app_id: str = "A0VIGIL",
         session: aiohttp.ClientSession | None = None,
+        enterprise_id: str | None = None,
+        org_wide: bool = False,
     ) -> None:
         self.app_url = app_url
         self.signing_secret = signing_secret
@@ -78,6 +80,10 @@ class SlackSimulator:
         self.team_id = team_id or standin.team_id
         self.team_domain = team_domain
         self.api_app_id = api_app_id
+        # A team of an Enterprise Grid org (`enterprise_id`), the app installed org-wide
+        # (`org_wide`) or in this team alone.
+        self.enterprise_id = enterprise_id
+        self.org_wide = org_wide
         self._verifier = SignatureVerifier(signing_secret)
         self._session = session
         self._owns_session = session is None
@@ -183,7 +189,10 @@ class SlackSimulator:
         return {"id": user_id, "username": name, "name": name, "team_id": team_id}
 
     def _team(self) -> dict[str, Any]:
-        return {"id": self.team_id, "domain": self.team_domain}
+        team = {"id": self.team_id, "domain": self.team_domain}
+        if self.enterprise_id:
+            team["enterprise_id"] = self.enterprise_id
+        return team
 
     def _interactive(self, kind: str, user_id: str, **fields: Any) -> dict[str, Any]:
         payload: dict[str, Any] = {
@@ -194,8 +203,8 @@ class SlackSimulator:
             "token": VERIFICATION_TOKEN,
         }
         payload.update(fields)
-        payload.setdefault("is_enterprise_install", False)
-        payload.setdefault("enterprise", None)
+        payload.setdefault("is_enterprise_install", self.org_wide)
+        payload.setdefault("enterprise", {"id": self.enterprise_id} if self.enterprise_id else None)
         return payload
 
     def _current_view(self, view: dict[str, Any]) -> dict[str, Any]:
@@ -238,7 +247,8 @@ class SlackSimulator:
             "command": command,
             "text": text,
             "api_app_id": self.api_app_id,
-            "is_enterprise_install": "false",
+            "is_enterprise_install": "true" if self.org_wide else "false",
+            **({"enterprise_id": self.enterprise_id} if self.enterprise_id else {}),
             "response_url": self.standin.register_response_url(
                 channel_id=channel_id, user_id=user_id
             ),
@@ -402,7 +412,7 @@ class SlackSimulator:
             "token": VERIFICATION_TOKEN,
             "team_id": self.team_id,
             "context_team_id": self.team_id,
-            "context_enterprise_id": None,
+            "context_enterprise_id": self.enterprise_id,
             "api_app_id": self.api_app_id,
             "event": event,
             "type": "event_callback",
@@ -410,11 +420,11 @@ class SlackSimulator:
             "event_time": int(time.time()),
             "authorizations": [
                 {
-                    "enterprise_id": None,
-                    "team_id": self.team_id,
+                    "enterprise_id": self.enterprise_id,
+                    "team_id": None if self.org_wide else self.team_id,
                     "user_id": self.standin.bot_user_id,
                     "is_bot": True,
-                    "is_enterprise_install": False,
+                    "is_enterprise_install": self.org_wide,
                 }
             ],
             "is_ext_shared_channel": False,

@@ -13,7 +13,7 @@ from alembic import op
 import store.models
 
 revision = "0023"
-down_revision = "0018"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 

@@ -19,6 +19,11 @@ Vigil never talks to the real Slack in tests, demos or benchmarks. Instead a
   ``/openid/connect/authorize`` redirect, ``openid.connect.token``,
   ``openid.connect.userInfo`` and the JWKS at ``/openid/connect/keys``, with
   RS256 id_tokens and hooks to issue tampered ones (:meth:`SlackStandIn.oidc_tamper`).
+* plays Slack's side of installing the app in many workspaces (OAuth v2): more
+  workspaces and Enterprise Grid orgs (:meth:`SlackStandIn.add_team`), the browser's
+  ``/oauth/v2/authorize`` redirect, ``oauth.v2.access`` handing out a bot token per
+  installation, ``auth.test`` and ``team.info`` answering for each token's workspace,
+  and revoked tokens (:meth:`SlackStandIn.uninstall`).
 
 Request bodies can contain children's names, so nothing here logs them: only
 method names and statuses are logged, at DEBUG level.
@@ -26,10 +31,10 @@ method names and statuses are logged, at DEBUG level.
 One module per Slack API family, as bolt-python's ``tests/mock_web_api_server/`` is
 split: ``users`` (``auth.test``, ``users.*``), ``views`` (``views.*``), ``chat``
 (``chat.*``, ``conversations.*``, response URLs), ``oidc`` (Sign in with Slack, signed
-with ``tokens``), ``socket_mode``; ``blocks`` checks Block Kit limits, ``calls`` records
-calls, ``faults`` injects faults and rate limits, ``core`` serves the Web API, and
-``server`` composes them into :class:`SlackStandIn`. ``python -m testing.standin
---port 8765`` serves one until Ctrl-C.
+with ``tokens``), ``install`` (OAuth v2 installs), ``socket_mode``; ``blocks`` checks
+Block Kit limits, ``calls`` records calls, ``faults`` injects faults and rate limits,
+``core`` serves the Web API, and ``server`` composes them into :class:`SlackStandIn`.
+``python -m testing.standin --port 8765`` serves one until Ctrl-C.
 """
 
 from testing.standin.blocks import validate_blocks, validate_view

@@ -11,12 +11,12 @@ import asyncio
 from collections.abc import Callable, Iterable
 
 from testing.standin.chat import ChatApi
-from testing.standin.oidc import OidcApi
+from testing.standin.install import InstallApi
 from testing.standin.socket_mode import SocketModeApi
 from testing.standin.views import ViewsApi
 
 
-class SlackStandIn(ChatApi, ViewsApi, OidcApi, SocketModeApi):
+class SlackStandIn(ChatApi, ViewsApi, InstallApi, SocketModeApi):
     """A Slack Web API and Socket Mode stand-in served on 127.0.0.1.
 
     Use as an async context manager, or call :meth:`start` / :meth:`stop`::

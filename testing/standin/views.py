@@ -88,10 +88,12 @@ class ViewsApi(UsersApi):
         root_view_id: str,
         previous_view_id: str | None,
         state: dict[str, Any] | None = None,
+        team_id: str | None = None,
     ) -> dict[str, Any]:
+        team_id = team_id or self.team_id  # the workspace of the person it is opened for
         stored: dict[str, Any] = {
             "id": view_id,
-            "team_id": self.team_id,
+            "team_id": team_id,
             "type": view.get("type"),
             "blocks": fill_ids(view.get("blocks") or []),
             "private_metadata": view.get("private_metadata") or "",
@@ -104,13 +106,18 @@ class ViewsApi(UsersApi):
             "root_view_id": root_view_id,
             "app_id": self.app_id,
             "external_id": view.get("external_id") or "",
-            "app_installed_team_id": self.team_id,
+            "app_installed_team_id": team_id,
             "bot_id": self.bot_id,
         }
         for name in ("title", "submit", "close"):
             if name in view:
                 stored[name] = copy.deepcopy(view[name])
         return stored
+
+    def _team_of(self, user_id: str | None) -> str:
+        """The workspace a member belongs to (the stand-in's own if not known)."""
+        user = self.users.get(user_id or "")
+        return str(user["team_id"]) if user else self.team_id
 
     def _check_new_view(self, params: dict[str, Any], kind: str) -> dict[str, Any]:
         view = params.get("view")
@@ -134,7 +141,11 @@ class ViewsApi(UsersApi):
         view = self._check_new_view(params, "modal")
         view_id = _random_id("V")
         stored = self._build_view(
-            view, view_id=view_id, root_view_id=view_id, previous_view_id=None
+            view,
+            view_id=view_id,
+            root_view_id=view_id,
+            previous_view_id=None,
+            team_id=self._team_of(trigger.user_id if trigger else None),
         )
         self._used_triggers.add(params["trigger_id"])
         return self._store_view(stored, trigger.user_id if trigger else None)
@@ -157,6 +168,7 @@ class ViewsApi(UsersApi):
             view_id=view_id,
             root_view_id=parent["root_view_id"] if parent else view_id,
             previous_view_id=parent["id"] if parent else None,
+            team_id=self._team_of(trigger.user_id if trigger else None),
         )
         self._used_triggers.add(params["trigger_id"])
         return self._store_view(stored, trigger.user_id if trigger else None)
@@ -189,6 +201,7 @@ class ViewsApi(UsersApi):
             view_id=view_id,
             root_view_id=current["root_view_id"],
             previous_view_id=current["previous_view_id"],
+            team_id=current.get("team_id"),
         )
         if not view.get("external_id"):
             stored["external_id"] = current.get("external_id", "")
@@ -234,7 +247,11 @@ class ViewsApi(UsersApi):
         else:
             view_id = _random_id("V")
             stored = self._build_view(
-                view, view_id=view_id, root_view_id=view_id, previous_view_id=None
+                view,
+                view_id=view_id,
+                root_view_id=view_id,
+                previous_view_id=None,
+                team_id=self._team_of(user_id),
             )
             self.views[view_id] = stored
             self.view_users[view_id] = user_id
@@ -267,6 +284,7 @@ class ViewsApi(UsersApi):
                 view_id=pushed_id,
                 root_view_id=parent["root_view_id"],
                 previous_view_id=view_id,
+                team_id=parent.get("team_id"),
             )
             if view_id in self.view_users:
                 self.view_users[pushed_id] = self.view_users[view_id]
