@@ -18,7 +18,7 @@ from store import alert_rules, allegations, audit, keyring, messages, outbox, te
 from store.access import is_keyholder
 from store.catalogue import Catalogue, Category
 from store.crypto import Cipher
-from store.db import is_lock_timeout, side_engine
+from store.db import DatabaseUnavailable, is_lock_timeout, side_engine
 from store.enums import AlertReason, CaseStatus, ParentsContacted
 from store.errors import FieldErrors
 from store.ids import MAX_ID
@@ -641,13 +641,21 @@ async def take_number(session: AsyncSession, *, workspace_id: int, now: dt.datet
         )
         .returning(IncidentNumberGap.number)
     )
-    try:
-        async with side.connect() as connection:
-            number = await connection.scalar(reserve)
-    except DBAPIError as error:
-        if not is_lock_timeout(error):
-            raise
-        number = None  # the caller's own transaction holds the workspace's row
+    number = None
+    for attempt in (1, 2):
+        try:
+            async with side.connect() as connection:
+                number = await connection.scalar(reserve)
+            break
+        except DatabaseUnavailable:
+            # A pooled connection that died with a restart (the pool is then emptied):
+            # once more, on a new one. Had it been taken, the number is a recorded gap.
+            if attempt == 2:
+                raise
+        except DBAPIError as error:
+            if not is_lock_timeout(error):
+                raise
+            break  # the caller's own transaction holds the workspace's row
     if number is None:  # or the workspace is this transaction's own, not committed yet
         return await next_number(session, workspace_id=workspace_id)
     await session.execute(
