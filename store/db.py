@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -159,6 +160,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         hide_parameters=True,
     )
     event.listen(engine.sync_engine, "handle_error", classify)
+    _add_side_engine(engine, url)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _no_jit(dbapi_connection: Any, _record: Any) -> None:
@@ -174,6 +176,57 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         dbapi_connection.commit()
 
     return engine
+
+
+_SIDE: weakref.WeakKeyDictionary[Any, AsyncEngine] = weakref.WeakKeyDictionary()
+
+
+SIDE_LOCK_TIMEOUT_MS = 2000
+
+
+def _add_side_engine(engine: AsyncEngine, url: str) -> None:
+    """PostgreSQL: a small pool of autocommit connections beside the engine's own, for the
+    one statement that must commit at once whatever the request's transaction does
+    (`store.incidents.next_number`). Its own pool, so a request holding a connection never
+    waits for another from the pool it holds one of; disposed with the engine."""
+    side = create_async_engine(
+        url,
+        pool_size=2,
+        max_overflow=3,
+        pool_pre_ping=False,
+        pool_recycle=1800,
+        hide_parameters=True,
+        isolation_level="AUTOCOMMIT",
+    )
+    event.listen(side.sync_engine, "handle_error", classify)
+    _SIDE[engine.sync_engine] = side
+
+    @event.listens_for(side.sync_engine, "connect")
+    def _wait_briefly(dbapi_connection: Any, _record: Any) -> None:
+        # A row its statement needs stays locked only if the asking request's own
+        # transaction holds it: give up (SQLSTATE 55P03) rather than wait for ever.
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET lock_timeout = '{SIDE_LOCK_TIMEOUT_MS}ms'")
+        cursor.execute("SET jit = off")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "engine_disposed")
+    def _dispose_side(_engine: Any) -> None:
+        side.sync_engine.dispose()  # runs inside AsyncEngine.dispose's greenlet
+
+
+def is_lock_timeout(error: BaseException) -> bool:
+    """True for PostgreSQL's "lock not available" (a side statement's `lock_timeout`)."""
+    return getattr(getattr(error, "orig", None), "sqlstate", None) == "55P03"
+
+
+def side_engine(session: AsyncSession) -> AsyncEngine | None:
+    """The autocommit engine beside the session's (PostgreSQL engines made by
+    `create_engine`), else None."""
+    bind = bind_of(session)
+    if not isinstance(bind, AsyncEngine):
+        return None
+    return _SIDE.get(bind.sync_engine)
 
 
 def session_factory(engine: AsyncEngine) -> SessionFactory:

@@ -10,26 +10,31 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import String, delete, insert, literal, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import alert_rules, allegations, audit, keyring, messages, outbox, textsearch, urgent
 from store.access import is_keyholder
 from store.catalogue import Catalogue, Category
 from store.crypto import Cipher
+from store.db import DatabaseUnavailable, is_lock_timeout, side_engine
 from store.enums import AlertReason, CaseStatus, ParentsContacted
 from store.errors import FieldErrors
 from store.ids import MAX_ID
 from store.models import (
     Alert,
     CurrentCaseStatus,
+    Id,
     Incident,
     IncidentAdult,
     IncidentAgency,
     IncidentCategory,
+    IncidentNumberGap,
     IncidentPupil,
     Pupil,
     Staff,
+    UTCDateTime,
     Workspace,
     utcnow,
 )
@@ -228,8 +233,9 @@ async def submit_concern(
     resolved = await _check_and_resolve(
         session, workspace_id=workspace.id, author=author, draft=draft, catalogue=catalogue, now=now
     )
-    # Every read happens before the workspace's number is taken (in _write_incident):
-    # that row lock (and SQLite's write lock) is then held only for a few batched writes.
+    # Every read happens before the workspace's number is taken (in _write_incident): on
+    # SQLite its write lock is then held only for a few batched writes; on PostgreSQL the
+    # number is taken and committed apart (`take_number`), so no lock waits on this one.
     recipients, staff = await _recipients(
         session, workspace_id=workspace.id, author=author, resolved=resolved, school=school
     )
@@ -442,7 +448,7 @@ async def _write_incident(
     reason = draft.parents_reason.strip()
     incident = Incident(
         workspace_id=workspace_id,
-        number=await next_number(session, workspace_id=workspace_id),
+        number=await take_number(session, workspace_id=workspace_id, now=now),
         author_id=author.id,
         happened_at=draft.happened_at or now,
         created_at=now,
@@ -597,8 +603,85 @@ def _enqueue_messages(
         )
 
 
+#: Why a number taken is missing from the incidents (`IncidentNumberGap.reason`).
+NEVER_FILED = "taken by a filing that was never committed (an error, a crash or a lost connection)"
+
+
+async def take_number(session: AsyncSession, *, workspace_id: int, now: dt.datetime) -> int:
+    """The workspace's next incident number, for a concern being filed in `session`.
+
+    PostgreSQL: taken in a statement of its own, committed at once (the workspace's row is
+    locked for that one statement, not until the filing commits), which also writes an
+    `incident_number_gaps` row for it; the filing deletes that row in its own transaction.
+    So a number is never given twice, and one whose filing never commits stays explained.
+    The caller's transaction must not have changed the workspace's row (the statement
+    would wait for it). SQLite (one writer at a time), and a workspace not committed yet:
+    `next_number`, in the caller's transaction.
+    """
+    side = side_engine(session)
+    if side is None:
+        return await next_number(session, workspace_id=workspace_id)
+    taken = (
+        update(Workspace)
+        .where(Workspace.id == workspace_id)
+        .values(next_incident_number=Workspace.next_incident_number + 1)
+        .returning((Workspace.next_incident_number - 1).label("number"))
+        .cte("taken")
+    )
+    reserve = (
+        insert(IncidentNumberGap)
+        .from_select(
+            ["workspace_id", "number", "reason", "taken_at"],
+            select(
+                literal(workspace_id, Id),
+                taken.c.number,
+                literal(NEVER_FILED, String()),
+                literal(now, UTCDateTime()),
+            ),
+        )
+        .returning(IncidentNumberGap.number)
+    )
+    number = None
+    for attempt in (1, 2):
+        try:
+            async with side.connect() as connection:
+                number = await connection.scalar(reserve)
+            break
+        except DatabaseUnavailable:
+            # A pooled connection that died with a restart (the pool is then emptied):
+            # once more, on a new one. Had it been taken, the number is a recorded gap.
+            if attempt == 2:
+                raise
+        except DBAPIError as error:
+            if not is_lock_timeout(error):
+                raise
+            break  # the caller's own transaction holds the workspace's row
+    if number is None:  # or the workspace is this transaction's own, not committed yet
+        return await next_number(session, workspace_id=workspace_id)
+    await session.execute(
+        delete(IncidentNumberGap).where(
+            IncidentNumberGap.workspace_id == workspace_id, IncidentNumberGap.number == number
+        )
+    )
+    return int(number)
+
+
+async def number_gaps(
+    session: AsyncSession, *, workspace_id: int, before: dt.datetime
+) -> list[tuple[int, str]]:
+    """The numbers taken before `before` and never used, each with its reason (a number
+    taken moments ago may still be in its filing's transaction)."""
+    rows = await session.execute(
+        select(IncidentNumberGap.number, IncidentNumberGap.reason)
+        .where(IncidentNumberGap.workspace_id == workspace_id, IncidentNumberGap.taken_at < before)
+        .order_by(IncidentNumberGap.number)
+    )
+    return [(int(number), str(reason)) for number, reason in rows]
+
+
 async def next_number(session: AsyncSession, *, workspace_id: int) -> int:
-    """Take the workspace's next incident number (the row lock serialises writers)."""
+    """Take the workspace's next incident number in the caller's transaction (the row lock
+    serialises writers until it ends; SQLite, and a record transfer's import)."""
     taken = await session.scalar(
         update(Workspace)
         .where(Workspace.id == workspace_id)

@@ -84,6 +84,24 @@ class Workspace(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class IncidentNumberGap(Base):
+    """An incident number taken and not (yet) used: `store.incidents.next_number` writes
+    the row, committed at once, when it takes the number on PostgreSQL; the filing deletes
+    it in its own transaction. So a row older than a moment is a gap in the numbers, with
+    its reason (the filing was never committed: an error, a crash, a lost connection)."""
+
+    __tablename__ = "incident_number_gaps"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "number", name="uq_incident_number_gaps_number"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(200))
+    taken_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class Staff(Base):
     """A member of staff from the roster; `roles` is a `;`-separated list."""
 

@@ -98,9 +98,11 @@ async def search_key(session: AsyncSession, *, workspace_id: int, cipher: Cipher
     stored = await session.get(SearchKey, workspace_id)
     if stored is None:
         # Made once per workspace: the workspace row's lock keeps two first uses from
-        # making two keys (SQLite's write lock does the same).
+        # making two keys (SQLite's write lock does the same). FOR NO KEY UPDATE: a
+        # filing already holds the row's key-share lock (its incident's foreign key), and
+        # two filings each asking FOR UPDATE over their own key-share would deadlock.
         await session.execute(
-            select(Workspace.id).where(Workspace.id == workspace_id).with_for_update()
+            select(Workspace.id).where(Workspace.id == workspace_id).with_for_update(key_share=True)
         )
         stored = await session.get(SearchKey, workspace_id, populate_existing=True)
     if stored is None:

@@ -22,7 +22,8 @@ from handlers.web.bodymap import context as bodymap_context
 from handlers.web.deps import DEPS
 from handlers.web.referrals import blank_entries, overdue_text
 from handlers.web.render import not_found, page, zone
-from handlers.web.session import visit
+from handlers.web.security import one_transaction
+from handlers.web.session import request_db, visit
 from store.actions import ACTION_MAX
 from store.db import transaction
 from store.flows import actions as action_flows
@@ -118,9 +119,10 @@ def _incident_page(
 
 
 @routes.get("/incidents/{number}")
+@one_transaction
 async def incident_page(request: web.Request) -> web.Response:
-    async with transaction(request.app[DEPS].factory) as db:
-        shown = await flows.view_incident(db, visit=visit(request), number=_number(request))
+    db = request_db(request)  # the session's transaction: read, audited, committed once
+    shown = await flows.view_incident(db, visit=visit(request), number=_number(request))
     if shown is None:
         return not_found(request)
     return _incident_page(request, shown)

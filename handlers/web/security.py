@@ -24,7 +24,13 @@ from aiohttp import BodyPartReader, MultipartReader, web
 
 from handlers.web.deps import WebDeps
 from handlers.web.render import failed, integrity_failed, not_found, too_many, unavailable
-from handlers.web.session import SESSION, clear_session_cookie, client_ip, cookie_name
+from handlers.web.session import (
+    REQUEST_DB,
+    SESSION,
+    clear_session_cookie,
+    client_ip,
+    cookie_name,
+)
 from store import audit, websessions
 from store.access import is_keyholder
 from store.crypto import DecryptionError
@@ -38,6 +44,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC, FIRST_FACTOR, FULL = "public", "first_factor", "full"
 _ACCESS, _KEYHOLDER_ONLY = "vigil_access", "vigil_keyholder_only"  # what the markers set
 _STREAMED = "vigil_streamed_upload"
+_ONE_TRANSACTION = "vigil_one_transaction"
 UPLOAD = web.RequestKey("upload", MultipartReader)  # a streamed upload's remaining parts
 CSRF_FIELD_MAX = 256
 _NOT_LIMITED = "vigil_not_rate_limited"
@@ -87,6 +94,15 @@ def not_rate_limited(handler: Handler) -> Handler:
 def first_factor(handler: Handler) -> Handler:
     """Needs the Slack identity only (the second-factor pages themselves)."""
     return _marked(handler, _ACCESS, FIRST_FACTOR)
+
+
+def one_transaction(handler: Handler) -> Handler:
+    """A GET page read and audited in the transaction the middleware loads the session in
+    (`handlers.web.session.request_db`): one transaction, one connection, and the viewer
+    (with their workspace id) loaded once. Committed after the handler returns (or raises
+    an HTTP answer), rolled back if it fails. Only for handlers that open no transaction
+    of their own, and that catch no error of a write they made."""
+    return _marked(handler, _ONE_TRANSACTION, True)
 
 
 @dataclass(frozen=True)
@@ -223,7 +239,19 @@ async def _guarded(request: web.Request, handler: Handler, deps: WebDeps) -> web
     if request.match_info.http_exception is not None or level == PUBLIC:
         # Public POSTs (the one-time link) check their own pre-session token.
         return await handler(request)
+    raw = request.cookies.get(cookie_name(deps), "")
+    if (
+        raw
+        and request.method in ("GET", "HEAD")
+        and getattr(request.match_info.route.handler, _ONE_TRANSACTION, False)
+    ):
+        return await _in_one_transaction(request, handler, deps, raw=raw, level=level)
+    return await _guarded_plain(request, handler, deps, level=level)
 
+
+async def _guarded_plain(
+    request: web.Request, handler: Handler, deps: WebDeps, *, level: str
+) -> web.StreamResponse:
     raw = request.cookies.get(cookie_name(deps), "")
     now = deps.clock()
     async with deps.factory() as db, db.begin():
@@ -251,6 +279,33 @@ async def _guarded(request: web.Request, handler: Handler, deps: WebDeps) -> web
         log.warning("web.keyholder_only", staff=row.staff_id, action=gate.action)
         return not_found(request)
     return await handler(request)
+
+
+async def _in_one_transaction(
+    request: web.Request, handler: Handler, deps: WebDeps, *, raw: str, level: str
+) -> web.StreamResponse:
+    """`_guarded` for a `@one_transaction` GET: the session loaded, and the page read and
+    audited, in one transaction."""
+    now = deps.clock()
+    answer: web.StreamResponse | None = None
+    async with deps.factory() as db, db.begin():
+        row = await websessions.load(db, raw_id=raw, idle=deps.idle, now=now)
+        if row is not None and (level != FULL or row.second_factor_at is not None):
+            gate = getattr(request.match_info.route.handler, _KEYHOLDER_ONLY, None)
+            if gate is None or may_see_keyholder_pages(row.staff):
+                request[SESSION] = row
+                request[REQUEST_DB] = db
+                try:
+                    answer = await handler(request)
+                except web.HTTPException as http:  # a redirect or refusal: writes stay
+                    answer = http
+    if isinstance(answer, web.HTTPException):
+        raise answer
+    if answer is not None:
+        return answer
+    # Signed out, a first-factor session, or not a key-holder: the ordinary path says so
+    # (and audits it) with the session's expiry already written.
+    return await _guarded_plain(request, handler, deps, level=level)
 
 
 async def _refused(

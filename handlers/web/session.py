@@ -4,6 +4,7 @@ cookie."""
 from __future__ import annotations
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.web.deps import DEPS, WebDeps
 from store.client_address import client_address
@@ -11,6 +12,12 @@ from store.flows import Visit
 from store.models import Staff, WebSession
 
 SESSION = web.RequestKey("session", WebSession)
+REQUEST_DB = web.RequestKey("request_db", AsyncSession)  # a `@one_transaction` page's
+
+
+def request_db(request: web.Request) -> AsyncSession:
+    """The transaction the middleware loaded the session in (`@one_transaction` pages)."""
+    return request[REQUEST_DB]
 
 
 def current(request: web.Request) -> WebSession:
