@@ -1,10 +1,11 @@
 """What is stored encrypted, whether the configured keys read it, and key rotation.
 
 Narratives, parents-not-contacted reasons, action texts, named adults, authenticator
-secrets, social workers' names, paper-record descriptions, body-map marks and file keys
-are stored encrypted (`store.crypto`, docs/record-encryption.md). A database that holds
-any of them is tied to its keys: `vigil init --force` must not replace them, and a server
-started with the wrong ones must say so at once rather than at the first page a DSL opens.
+secrets, social workers' names, paper-record descriptions, body-map marks, who asked for a
+subject access request and its redactions, and file keys are stored encrypted
+(`store.crypto`, docs/record-encryption.md). A database that holds any of them is tied to
+its keys: `vigil init --force` must not replace them, and a server started with the wrong
+ones must say so at once rather than at the first page a DSL opens.
 
 `rotate` is `vigil rotate-key`: it re-wraps every data key under the first key of
 `VIGIL_DATA_KEY`, re-encrypts any value still in the legacy Fernet format (and file keys
@@ -43,8 +44,10 @@ from store.models import (
     PaperRecord,
     PupilContext,
     PupilContextChange,
+    SarRedaction,
     SearchKey,
     StoredFile,
+    SubjectAccessRequest,
     TotpEnrolment,
     TransferKeys,
     utcnow,
@@ -64,6 +67,8 @@ ENCRYPTED_COLUMNS: tuple[Any, ...] = (
     TransferKeys.receive_ct,
     TransferKeys.sign_ct,
     SearchKey.key_ct,
+    SubjectAccessRequest.requester_ct,
+    SarRedaction.phrase_ct,
 )
 BATCH = 200
 
