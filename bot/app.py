@@ -56,6 +56,7 @@ from scheduler.jobs import (
     AnonymousNoiseFlush,
     OverdueReferrals,
     OverdueTasks,
+    SubjectAccessDeadlines,
     TransferReceipts,
     UnreadChase,
     UrgentEscalations,
@@ -142,6 +143,7 @@ class VigilServer:
         self.unread_job = UnreadChase(**checks)
         self.transfer_job = TransferReceipts(**checks)
         self.tasks_job = OverdueTasks(**checks)
+        self.sar_job = SubjectAccessDeadlines(**checks)
         # Requests from nobody signed in: limited per address, refusals counted and
         # written to the audit log as counts every few minutes (and at shutdown).
         self.noise = AnonymousNoise()
@@ -359,7 +361,13 @@ class VigilServer:
             self.overdue_job,
             config=self.school,
             noise=self.noise_job,
-            more=(self.urgent_job, self.unread_job, self.transfer_job, self.tasks_job),
+            more=(
+                self.urgent_job,
+                self.unread_job,
+                self.transfer_job,
+                self.tasks_job,
+                self.sar_job,
+            ),
         )
         # Staff imported before Slack was connected: linked by email, without delaying start.
         self.tasks.spawn(self._link_staff(workspace.id))
