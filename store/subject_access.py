@@ -193,12 +193,22 @@ def candidates(
 
 
 def detect(texts: Sequence[str], offered: Sequence[Candidate]) -> list[Candidate]:
-    """The candidates that occur in any of `texts`."""
-    folded = "\n".join(fold_chars(t) for t in texts if t)
+    """The candidates that occur in any of `texts`, longest first; a shorter one only if
+    it also occurs outside a longer one ("Osian" alone, not only in "Osian Carrow")."""
+    folded = [fold_chars(t) for t in texts if t]
+    taken: list[list[tuple[int, int]]] = [[] for _ in folded]
     found = []
-    for candidate in offered:
+    for candidate in sorted(offered, key=lambda c: len(c.phrase), reverse=True):
         compiled = pattern(candidate.phrase)
-        if compiled is not None and compiled.search(folded):
+        if compiled is None:
+            continue
+        hit = False
+        for text, spans_taken in zip(folded, taken, strict=True):
+            for m in compiled.finditer(text):
+                if not any(s <= m.start() and m.end() <= e for s, e in spans_taken):
+                    hit = True
+                spans_taken.append((m.start(), m.end()))
+        if hit:
             found.append(candidate)
     return found
 
