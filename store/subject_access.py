@@ -107,10 +107,10 @@ def fold_chars(text: str) -> str:
     return "".join(_fold_char(c) for c in text)
 
 
-def clean_phrase(text: str) -> str:
-    """A phrase as typed: spaces collapsed, printable, at most `PHRASE_MAX` characters."""
+def clean_phrase(text: str, *, limit: int = PHRASE_MAX) -> str:
+    """A phrase as typed: spaces collapsed, printable, at most `limit` characters."""
     words = " ".join(str(text).split())
-    return "".join(c for c in words if c.isprintable())[:PHRASE_MAX]
+    return "".join(c for c in words if c.isprintable())[:limit]
 
 
 def pattern(phrase: str) -> re.Pattern[str] | None:

@@ -64,7 +64,7 @@ async def open_request(
         return None
     working = visit.setup.school.working_time
     today = working.working_day_of(visit.now)
-    requester = subject_access.clean_phrase(requester)[:REQUESTER_MAX]
+    requester = subject_access.clean_phrase(requester, limit=REQUESTER_MAX)
     errors = {}
     if received_on is None:
         errors["received_on"] = "Give the date the request was received."
