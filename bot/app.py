@@ -63,6 +63,7 @@ from scheduler.jobs import (
     AnonymousNoiseFlush,
     OverdueReferrals,
     OverdueTasks,
+    SubjectAccessDeadlines,
     TransferReceipts,
     UnreadChase,
     UrgentEscalations,
@@ -179,6 +180,7 @@ class VigilServer:
         self.unread_job = UnreadChase(**checks)
         self.transfer_job = TransferReceipts(**checks)
         self.tasks_job = OverdueTasks(**checks)
+        self.sar_job = SubjectAccessDeadlines(**checks)
         # Requests from nobody signed in: limited per address, refusals counted and
         # written to the audit log as counts every few minutes (and at shutdown).
         self.noise = AnonymousNoise()
@@ -456,7 +458,13 @@ class VigilServer:
         self.checks = start_checks(
             self.overdue_job,
             config=self.school,
-            more=(self.urgent_job, self.unread_job, self.transfer_job, self.tasks_job),
+            more=(
+                self.urgent_job,
+                self.unread_job,
+                self.transfer_job,
+                self.tasks_job,
+                self.sar_job,
+            ),
         )
 
     def _stop_checks(self) -> None:

@@ -20,7 +20,16 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from store import allegations, referrals, tasks, transfers, unread, urgent, websessions
+from store import (
+    allegations,
+    referrals,
+    subject_access,
+    tasks,
+    transfers,
+    unread,
+    urgent,
+    websessions,
+)
 from store.db import SessionFactory, transaction
 from store.noise import AnonymousNoise
 from store.school_config import SchoolConfig
@@ -71,6 +80,11 @@ def describe_jobs(config: SchoolConfig) -> list[JobInfo]:
         JobInfo(
             OverdueTasks.id,
             OverdueTasks.name,
+            f"every {config.check_every_minutes:g} minutes, and at start-up",
+        ),
+        JobInfo(
+            SubjectAccessDeadlines.id,
+            SubjectAccessDeadlines.name,
             f"every {config.check_every_minutes:g} minutes, and at start-up",
         ),
     ]
@@ -235,6 +249,15 @@ class OverdueTasks(_Batched):
     id: ClassVar[str] = "overdue-tasks"
     name: ClassVar[str] = "Nudge people about overdue tasks (escalating to the DSLs)"
     step: ClassVar[Batch] = staticmethod(tasks.nudge_overdue)
+
+
+class SubjectAccessDeadlines(_Batched):
+    """Remind the DSLs of subject access requests near or past their one-month deadline,
+    once a working day (`store.subject_access.nudge_deadlines`)."""
+
+    id: ClassVar[str] = "subject-access-deadlines"
+    name: ClassVar[str] = "Nudge DSLs about subject access requests due within 7 days or overdue"
+    step: ClassVar[Batch] = staticmethod(subject_access.nudge_deadlines)
 
 
 HEAP_TRIM_SECONDS = 60

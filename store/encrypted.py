@@ -2,10 +2,11 @@
 
 Narratives, parents-not-contacted reasons, action texts, named adults, authenticator
 secrets, social workers' names, paper-record descriptions, body-map marks, legal holds'
-reasons, file keys and Slack bot tokens (OAuth mode) are stored encrypted (`store.crypto`,
-docs/record-encryption.md). A database that holds any of them is tied to its keys: `vigil
-init --force` must not replace them, and a server started with the wrong ones must say so
-at once rather than at the first page a DSL opens.
+reasons, who asked for a subject access request and its redactions, file keys and Slack
+bot tokens (OAuth mode) are stored encrypted (`store.crypto`, docs/record-encryption.md).
+A database that holds any of them is tied to its keys: `vigil init --force` must not
+replace them, and a server started with the wrong ones must say so at once rather than at
+the first page a DSL opens.
 
 `rotate` is `vigil rotate-key`: it re-wraps every data key under the first key of
 `VIGIL_DATA_KEY`, re-encrypts any value still in the legacy Fernet format (and file keys
@@ -45,9 +46,11 @@ from store.models import (
     PupilContext,
     PupilContextChange,
     RetentionHold,
+    SarRedaction,
     SearchKey,
     SlackInstallation,
     StoredFile,
+    SubjectAccessRequest,
     TotpEnrolment,
     TransferKeys,
     utcnow,
@@ -69,6 +72,8 @@ ENCRYPTED_COLUMNS: tuple[Any, ...] = (
     SearchKey.key_ct,
     RetentionHold.reason_ct,
     SlackInstallation.bot_token_ct,
+    SubjectAccessRequest.requester_ct,
+    SarRedaction.phrase_ct,
 )
 BATCH = 200
 

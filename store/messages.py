@@ -623,3 +623,25 @@ def second_factor_locked(*, slack_user_id: str | None, count: int) -> Message:
         "text": text,
         "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f":lock: {text}"}}],
     }
+
+
+def deadline_words(days_left: int) -> str:
+    """A deadline in calendar days: 'due in 5 days', 'due today', 'overdue by 2 days'."""
+    if days_left > 0:
+        return f"due in {days_left} day{'' if days_left == 1 else 's'}"
+    if days_left == 0:
+        return "due today"
+    return f"overdue by {-days_left} day{'' if days_left == -1 else 's'}"
+
+
+def subject_access_due(*, request_id: int, days_left: int, url: str) -> Message:
+    """To the DSLs: a subject access request near or past its one-month deadline. Its
+    number and the days only: never the pupil, nor who asked."""
+    text = f"Subject access request #{request_id} {deadline_words(days_left)}."
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f":hourglass: {text}"}},
+            {"type": "actions", "elements": [_open_button(url)]},
+        ],
+    }

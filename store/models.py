@@ -1058,3 +1058,44 @@ class SlackOAuthState(Base):
 
     state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[dt.datetime] = mapped_column()
+
+
+class SubjectAccessRequest(Base):
+    """A subject access request (UK GDPR art. 15) for a pupil's record, opened by a
+    key-holder (`store.subject_access`). Who asked is free text, stored encrypted; the
+    one-month deadline is `due_on`; `last_nudged_on` makes the deadline nudge once a
+    working day."""
+
+    __tablename__ = "subject_access_requests"
+    __table_args__ = (Index("ix_subject_access_open", "completed_at", "due_on"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), index=True)
+    pupil_id: Mapped[int] = mapped_column(ForeignKey("pupils.id"))
+    received_on: Mapped[dt.date] = mapped_column(Date)
+    due_on: Mapped[dt.date] = mapped_column(Date)
+    requester_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    redact_staff: Mapped[bool] = mapped_column(Boolean, default=False)
+    opened_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    exported_at: Mapped[dt.datetime | None] = mapped_column()
+    completed_at: Mapped[dt.datetime | None] = mapped_column()
+    completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    last_nudged_on: Mapped[dt.date | None] = mapped_column(Date)
+
+
+class SarRedaction(Base):
+    """A word or phrase blacked out of a subject access pack: proposed by Vigil (another
+    pupil's name, or a member of staff's) or added by the key-holder; `removed_at` when
+    the key-holder decided it stays. The phrase is a name: stored encrypted."""
+
+    __tablename__ = "sar_redactions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("subject_access_requests.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # pupil, staff, added
+    phrase_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    added_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    removed_at: Mapped[dt.datetime | None] = mapped_column()
+    removed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))

@@ -194,3 +194,32 @@ async def display_names(
         select(Pupil).where(Pupil.workspace_id == workspace_id, Pupil.id.in_(wanted))
     )
     return {p.id: p.display_name for p in pupils}
+
+
+# -- the roster's names (subject access redaction) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class RosterName:
+    """A pupil's names as the roster has them, leavers too."""
+
+    id: int
+    forename: str
+    surname: str
+    preferred_name: str | None
+
+    @property
+    def display_name(self) -> str:
+        preferred = f" ({self.preferred_name})" if self.preferred_name else ""
+        return f"{self.forename}{preferred} {self.surname}"
+
+
+async def roster_names(session: AsyncSession, *, workspace_id: int) -> list[RosterName]:
+    """Every pupil's names in the workspace (leavers too): the one place the redaction of
+    a subject access pack (`store.subject_access`) reads names from."""
+    rows = await session.execute(
+        select(Pupil.id, Pupil.forename, Pupil.surname, Pupil.preferred_name)
+        .where(Pupil.workspace_id == workspace_id)
+        .order_by(Pupil.id)
+    )
+    return [RosterName(*row) for row in rows.all()]

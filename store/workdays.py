@@ -116,6 +116,10 @@ class WorkingTime:
             and day not in _bank_holidays(self.region, day.year)
         )
 
+    def is_bank_holiday(self, day: dt.date) -> bool:
+        """Whether `day` is a public (bank) holiday in the school's region."""
+        return day in _bank_holidays(self.region, day.year)
+
     def is_holiday(self, day: dt.date) -> bool:
         """Whether `day` is a bank holiday or a school closure date (whatever its weekday)."""
         return day in self.closures or day in _bank_holidays(self.region, day.year)

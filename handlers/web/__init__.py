@@ -7,6 +7,7 @@ Every route is registered here, from the modules by concern:
 - `files`: attaching files to an incident, downloading and previewing them;
 - `bodymap`: drawing a body map on an incident;
 - `referrals`: the referrals board; `pupils`: pupil search and chronologies (`pdf`);
+- `subject_access`: subject access requests, their redactions and the PDF pack;
 - `paper`: scanned paper records added to a chronology, and their scans;
 - `reports`: reports and their CSVs (`tables`, `chart`, `dates`);
 - `admin`: the audit log, the staff list, authenticator resets;
@@ -42,6 +43,7 @@ from handlers.web import (
     reports,
     retention,
     signin,
+    subject_access,
     tasks,
 )
 from handlers.web.deps import COMMAND, DEPS, WebDeps
@@ -60,6 +62,7 @@ ROUTES = (
     bodymap,
     referrals,
     pupils,
+    subject_access,
     paper,
     reports,
     retention,

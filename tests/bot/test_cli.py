@@ -120,6 +120,7 @@ def test_vigil_jobs_lists_the_scheduled_jobs(
     assert main(["jobs"]) == 0
     out = capsys.readouterr().out
     assert "outbox-delivery" in out and "overdue-referrals" in out and "every 3 minutes" in out
+    assert "subject-access-deadlines" in out
     assert "08:00–18:00 Europe/London" in out
 
 
