@@ -34,9 +34,12 @@ from privacy.matching import (
     Matcher,
     Needle,
     adult_name_needles,
+    date_of_birth_needles,
     name_needles,
     normalise,
+    reference_needles,
     text_needles,
+    upn_needles,
     word_needles,
 )
 from privacy.report import Finding, PrivacyCheckError, Report
@@ -54,6 +57,8 @@ from store.models import (
     PaperRecord,
     Pupil,
     PupilContextChange,
+    PupilDetails,
+    Referral,
 )
 
 
@@ -139,6 +144,7 @@ class _SchoolValues:
     pupils: int = 0
     stored: int = 0
     social_workers: int = 0
+    references: int = 0
     unreadable: Counter[str] = field(default_factory=Counter)
 
     def report(self) -> Report:
@@ -146,7 +152,9 @@ class _SchoolValues:
         report = Report(
             title="Vigil privacy check: the school's database (read only; nothing changed)",
             looked_for=(
-                f"the full names of {self.pupils} pupils (allowed only in the pupils table) "
+                f"the full names, dates of birth (in their common forms) and UPNs of "
+                f"{self.pupils} pupils and {self.references} agencies' references (stored "
+                f"only encrypted; allowed nowhere in plain text), "
                 f"and {self.stored} stored narratives, reasons and action texts decrypted "
                 f"with VIGIL_DATA_KEY (those of {MIN_TEXT} or more characters, by their "
                 f"opening and closing {WINDOW} characters; allowed nowhere in plain text), "
@@ -192,15 +200,38 @@ class _SchoolValues:
 async def _school_values(connection: AsyncConnection, cipher: Cipher) -> _SchoolValues:
     """Every pupil's full names, and every stored text decrypted."""
     values = _SchoolValues()
-    names = select(Pupil.id, Pupil.forename, Pupil.surname, Pupil.preferred_name)
-    async for pupil_id, forename, surname, preferred in stream_rows(connection, names):
+    names = select(Pupil.id, Pupil.details_ct)
+    async for pupil_id, token in stream_rows(connection, names):
+        try:
+            details = PupilDetails.from_sealed_text(
+                cipher.decrypt(token or b"", bind(Pupil.details_ct, pupil_id))
+            )
+        except (DecryptionError, ValueError):
+            values.unreadable["pupils.details_ct"] += 1
+            continue
         values.pupils += 1
+        label = f"pupil id {pupil_id}"
         values.needles += name_needles(
-            forename=forename,
-            surname=surname,
-            preferred_name=preferred,
-            label=f"pupil id {pupil_id}",
+            forename=details.forename,
+            surname=details.surname,
+            preferred_name=details.preferred_name,
+            label=label,
             whole_only=True,
+        )
+        values.needles += date_of_birth_needles(details.date_of_birth, label=label)
+        values.needles += upn_needles(details.upn, label=label)
+    references = select(Referral.id, Referral.reference_ct).where(
+        Referral.reference_ct.is_not(None)
+    )
+    async for referral_id, token in stream_rows(connection, references):
+        try:
+            reference = cipher.decrypt(token, bind(Referral.reference_ct, referral_id))
+        except DecryptionError:
+            values.unreadable["referrals.reference_ct"] += 1
+            continue
+        values.references += 1
+        values.needles += reference_needles(
+            reference, kind=f"agency reference of referral id {referral_id}"
         )
     incidents = select(Incident.id, Incident.narrative_ct, Incident.parents_reason_ct)
     async for incident_id, narrative, reason in stream_rows(connection, incidents):

@@ -193,7 +193,7 @@ async def search_database(
             matchers.append(words)
         async for row in raw_rows(connection, shape):
             report.searched.rows += 1
-            views = [list(texts_of(value)) for value in row]
+            views = [list(texts_of(value, dates=True)) for value in row]
             for using in matchers:
                 if not using.find_all(text for texts in views for text in texts):
                     continue

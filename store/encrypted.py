@@ -1,8 +1,9 @@
 """What is stored encrypted, whether the configured keys read it, and key rotation.
 
 Narratives, parents-not-contacted reasons, action texts, named adults, authenticator
-secrets, social workers' names, paper-record descriptions, body-map marks and file keys
-are stored encrypted (`store.crypto`, docs/record-encryption.md). A database that holds
+secrets, social workers' names, paper-record descriptions, body-map marks, file keys,
+pupils' names, dates of birth and UPNs, and agencies' references are stored encrypted
+(`store.crypto`, docs/record-encryption.md). A database that holds
 any of them is tied to its keys: `vigil init --force` must not replace them, and a server
 started with the wrong ones must say so at once rather than at the first page a DSL opens.
 
@@ -41,8 +42,10 @@ from store.models import (
     IncidentAction,
     IncidentAdult,
     PaperRecord,
+    Pupil,
     PupilContext,
     PupilContextChange,
+    Referral,
     SearchKey,
     StoredFile,
     TotpEnrolment,
@@ -64,6 +67,8 @@ ENCRYPTED_COLUMNS: tuple[Any, ...] = (
     TransferKeys.receive_ct,
     TransferKeys.sign_ct,
     SearchKey.key_ct,
+    Pupil.details_ct,
+    Referral.reference_ct,
 )
 BATCH = 200
 

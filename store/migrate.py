@@ -12,8 +12,13 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
+from store.crypto import Cipher
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
+
+
+class KeyNeeded(RuntimeError):
+    """A migration has stored values to encrypt (or decrypt) and no data key was given."""
 
 
 def alembic_config() -> Config:
@@ -23,12 +28,17 @@ def alembic_config() -> Config:
     return config
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the database schema up to `revision`."""
+async def upgrade(
+    engine: AsyncEngine, revision: str = "head", *, cipher: Cipher | None = None
+) -> None:
+    """Bring the database schema up to `revision`. `cipher` (from `VIGIL_DATA_KEY`) lets a
+    migration that encrypts stored values convert them (0020); without it, such a
+    migration refuses a database holding them."""
     config = alembic_config()
 
     def _run(connection: Any) -> None:
         config.attributes["connection"] = connection
+        config.attributes["cipher"] = cipher
         command.upgrade(config, revision)
 
     async with engine.begin() as connection:
