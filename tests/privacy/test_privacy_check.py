@@ -33,7 +33,7 @@ from store import audit
 from store.db import create_engine, transaction
 from store.models import AuditEvent, Incident, OutboxMessage, Pupil, SearchKey, Staff
 from testing.harness import Harness
-from tests.support.records import add_action
+from tests.support.records import add_action, pupil_with_upn
 from tests.support.school import DSL, PUPIL_4B, TEACHER
 from tests.support.slack import file_concern
 
@@ -144,7 +144,7 @@ async def seeded(school: Harness) -> tuple[Pupil, Incident]:
     async with transaction(school.server.factory) as db:
         incident = await db.scalar(select(Incident).where(Incident.number == 1))
         dsl = await db.scalar(select(Staff).where(Staff.slack_user_id == DSL))
-        pupil = await db.scalar(select(Pupil).where(Pupil.upn == PUPIL_4B))
+        pupil = await pupil_with_upn(school, db, PUPIL_4B)
         assert incident is not None and dsl is not None and pupil is not None
         await add_action(school, db, author=dsl, incident=incident, text=ACTION_TEXT)
     return pupil, incident
