@@ -43,6 +43,21 @@ async def upgrade(
 
     async with engine.begin() as connection:
         await connection.run_sync(_run)
+    if config.attributes.get("scrub"):
+        await scrub(engine, tables=config.attributes["scrub"])
+
+
+async def scrub(engine: AsyncEngine, *, tables: list[str]) -> None:
+    """Leave no copy of values a migration replaced (plain text it encrypted) on disk:
+    SQLite rebuilds the file and empties its write-ahead log; PostgreSQL rewrites the
+    tables (old row versions, and dropped columns, are otherwise kept until reused)."""
+    async with engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        if engine.dialect.name == "sqlite":
+            await autocommit.exec_driver_sql("VACUUM")
+            await autocommit.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:
+            await autocommit.exec_driver_sql(f"VACUUM FULL {', '.join(tables)}")
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

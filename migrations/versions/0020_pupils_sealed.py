@@ -13,7 +13,9 @@ Existing rows are converted here, in the migration's transaction, which needs th
 key: `vigil db upgrade` passes the cipher of `VIGIL_DATA_KEY` (`store.migrate.upgrade`).
 A database with pupils or references and no key given is refused with a clear message,
 before anything changes. Plain `ALTER TABLE … DROP COLUMN`s on SQLite (no table rebuilt:
-other tables' foreign keys point at `pupils`).
+other tables' foreign keys point at `pupils`). Once committed, `store.migrate.scrub`
+rewrites the file (SQLite) or the two tables (PostgreSQL), so no plain copy is left in
+free pages, the write-ahead log or old row versions.
 
 Revision ID: 0020
 Revises: 0017
@@ -176,6 +178,8 @@ def upgrade() -> None:
     for column in PUPIL_COLUMNS:
         _drop(sqlite, "pupils", column)
     _drop(sqlite, "referrals", "reference")
+    if pupils or references:  # `store.migrate.upgrade` then leaves no plain copy on disk
+        context.config.attributes["scrub"] = ["pupils", "referrals"]
 
 
 def _drop(sqlite: bool, table: str, column: str) -> None:
