@@ -213,7 +213,7 @@ def _referral(
         "incident_id": incident_id,
         "action_id": None,
         "agency": rng.choice(AGENCIES),
-        "reference": f"REF-{incident_id}" if rng.random() < 0.7 else None,
+        "reference_ct": None,  # sealed per row in Vigil; no page measured here shows it
         "referred_at": referred,
         "timescale": "1 working day",
         "due_at": due,
