@@ -43,7 +43,14 @@ from privacy.matching import (
     word_needles,
 )
 from privacy.report import Finding, PrivacyCheckError, Report
-from privacy.sources import read_only, search_database, search_log_file, stream_rows, table_shapes
+from privacy.sources import (
+    read_only,
+    search_database,
+    search_log_file,
+    search_sqlite_file,
+    stream_rows,
+    table_shapes,
+)
 from store import keyring
 from store.crypto import Binding, Cipher, DecryptionError, bind
 from store.db import create_engine, is_sqlite
@@ -93,6 +100,8 @@ async def check_school(settings: Settings, *, log_files: Sequence[Path] = ()) ->
                 report.findings[unreadable] += count
             matcher = Matcher([*values.needles, *documents.names])
             await search_database(connection, matcher, report, words=Matcher(values.words))
+            if is_sqlite(url):  # and the file itself, as a copy of it would show it
+                search_sqlite_file(Path(str(make_url(url).database)), matcher, report)
             await search_database_bytes(connection, documents, report)
         if s3 is not None:
             report.searched.store_files = await search_s3(s3, documents, matcher, report)
