@@ -22,10 +22,11 @@ their date of birth), `pupil_details` (some pupils by id) and `date_of_birth`.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import re
 import unicodedata
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
@@ -167,17 +168,38 @@ def name_order(pupil: RosterPupil | Pupil) -> tuple[str, str, int]:
     return (fold(pupil.surname), fold(pupil.forename), pupil.id)
 
 
-@dataclass(frozen=True)
 class Roster:
     """One school's pupils, decrypted, by name; `version` is the workspace's
-    `roster_version` they were loaded at."""
+    `roster_version` they were loaded at. Their search texts are also kept joined in one
+    string, so a search finds its rarest word's places at C speed (`str.find`) and looks
+    at those pupils only."""
 
-    workspace_id: int
-    version: int | None
-    pupils: tuple[RosterPupil, ...]
+    def __init__(
+        self, workspace_id: int, version: int | None, pupils: tuple[RosterPupil, ...]
+    ) -> None:
+        self.workspace_id, self.version, self.pupils = workspace_id, version, pupils
+        self._starts: list[int] = []
+        parts: list[str] = []
+        at = 0
+        for pupil in pupils:
+            self._starts.append(at)
+            parts.append(pupil.text)
+            at += len(pupil.text) + 1
+        self._blob = "\n".join(parts)
 
     def by_id(self) -> dict[int, RosterPupil]:
         return {p.id: p for p in self.pupils}
+
+    def _holding(self, word: str) -> Iterator[int]:
+        """The positions (in name order) of the pupils whose text holds `word`."""
+        blob, starts = self._blob, self._starts
+        at = blob.find(word)
+        while at >= 0:
+            index = bisect.bisect_right(starts, at) - 1
+            yield index
+            if index + 1 >= len(starts):
+                return
+            at = blob.find(word, starts[index + 1])
 
     def matching(
         self, query: str, *, on_roll_only: bool, limit: int | None = None
@@ -186,11 +208,14 @@ class Roster:
         words = [f" {w}" for w in query_words(query)]
         if not words:
             return []
+        anchor = max(words, key=len)  # the longest word: the fewest pupils to look at
+        others = [w for w in words if w != anchor]
         found: list[RosterPupil] = []
-        for pupil in self.pupils:
+        for index in self._holding(anchor):
+            pupil = self.pupils[index]
             if on_roll_only and pupil.left_on is not None:
                 continue
-            if all(w in pupil.text for w in words):
+            if all(w in pupil.text for w in others):
                 found.append(pupil)
                 if limit is not None and len(found) >= limit:
                     break
