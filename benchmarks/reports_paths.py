@@ -159,7 +159,8 @@ async def run_group(
                 )
             ).all()
             named = await session.scalar(select(func.count(func.distinct(IncidentPupil.pupil_id))))
-            await keyring.load_data_keys(session, Cipher(data_key), create=False)
+            cipher = Cipher(data_key)  # kept while the roster is read: it opens the rows
+            await keyring.load_data_keys(session, cipher, create=False)
             on_roll = await pupil_roster(session, workspace_id=workspace_id)
             upn_of = {p.id: p.upn for p in on_roll.pupils}
 
