@@ -90,7 +90,7 @@ REFERRAL_COLUMNS = (
     "incident_id",
     "action_id",
     "agency",
-    "reference",
+    "reference_ct",
     "referred_at",
     "timescale",
     "due_at",
@@ -246,7 +246,7 @@ def _referral_chunks(
                 incident_id,
                 None,
                 agency,
-                f"REF-{referral_id:07d}" if referral_id % 2 else None,
+                None,  # references are sealed per row: the scan never reads them
                 referred,
                 timescale,
                 due,

@@ -55,11 +55,12 @@ from benchmarks.processes import cpu_seconds, floor_process, memory_mb, vigil_pr
 from benchmarks.reports_plans import capture_plans
 from benchmarks.seed import History, seed_incidents
 from benchmarks.web_paths import PageClients, pages, sign_in
-from store import reports
+from store import keyring, reports
 from store.catalogue import Catalogue
-from store.crypto import generate_key
+from store.crypto import Cipher, generate_key
 from store.db import SessionFactory, create_engine, session_factory
 from store.models import AuditEvent, IncidentPupil, Pupil, Workspace
+from store.pupils import roster as pupil_roster
 from store.school_config import load_school_config
 from testing.school import TEAM_ID, DemoStaff, fictional_pupils
 
@@ -158,7 +159,10 @@ async def run_group(
                 )
             ).all()
             named = await session.scalar(select(func.count(func.distinct(IncidentPupil.pupil_id))))
-            upn_of = dict((await session.execute(select(Pupil.id, Pupil.upn))).all())
+            cipher = Cipher(data_key)  # kept while the roster is read: it opens the rows
+            await keyring.load_data_keys(session, cipher, create=False)
+            on_roll = await pupil_roster(session, workspace_id=workspace_id)
+            upn_of = {p.id: p.upn for p in on_roll.pupils}
 
         vigil = vigil_process(env=env, cwd=workdir)
         await vigil.start()

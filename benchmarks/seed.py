@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from store import alert_rules, textsearch
+from store import alert_rules, keyring, textsearch
 from store.access import is_keyholder
 from store.catalogue import Catalogue, Category
 from store.crypto import Cipher
@@ -213,7 +213,7 @@ def _referral(
         "incident_id": incident_id,
         "action_id": None,
         "agency": rng.choice(AGENCIES),
-        "reference": f"REF-{incident_id}" if rng.random() < 0.7 else None,
+        "reference_ct": None,  # sealed per row in Vigil; no page measured here shows it
         "referred_at": referred,
         "timescale": "1 working day",
         "due_at": due,
@@ -545,6 +545,8 @@ async def _words_of(
                 }
             ],
         )
+    else:  # made by the pupil import (it hashes UPNs with it): sealed with the data key
+        await keyring.load_data_keys(connection, cipher, create=False)
     key = textsearch.read_key(cipher, key_ct, school.workspace_id)
     return {ct: textsearch.tokens(key, [text]) for ct, text in texts.items()}
 

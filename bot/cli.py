@@ -309,15 +309,20 @@ async def _key_in_use(env_file: Path) -> str | None:
 
 def _db_upgrade(args: argparse.Namespace) -> int:
     from store import migrate
+    from store.crypto import Cipher
     from store.db import DATABASE_ERRORS, create_engine
 
     settings = _settings(args)
+    # Some migrations encrypt what was stored in plain text (0020): they need the key.
+    cipher = Cipher(settings.data_key) if settings.data_key else None
 
     async def run() -> str | None:
         engine = create_engine(settings.database_url)
         try:
-            await migrate.upgrade(engine)
+            await migrate.upgrade(engine, cipher=cipher)
             return await migrate.current_revision(engine)
+        except migrate.KeyNeeded as error:
+            raise StartupError(str(error)) from None
         except DATABASE_ERRORS as error:
             raise StartupError(database_problem(error, settings.database_url)) from None
         finally:

@@ -59,7 +59,9 @@ async def _chronology_pdf(
 ) -> bytes | None:
     """The pupil's whole chronology as the web view prints it, for the pack (None when
     this machine cannot make PDFs, or there is no such pupil: the flow says so)."""
-    pupil = await transfers.pupil_by_upn(session, workspace_id=actor.workspace_id, upn=upn)
+    pupil = await transfers.pupil_by_upn(
+        session, workspace_id=actor.workspace_id, cipher=cipher, upn=upn
+    )
     if pupil is None or pdf_support() is not None:
         return None
     found = await chronology.chronology(

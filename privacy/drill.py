@@ -115,7 +115,7 @@ class Drill(Steps):
         slack, pupil = self.harness.slack, self.seeds.pupils[5]
         engine = self.harness.server.engine
         view = await self.harness.open_concern(TEACHER)
-        with database_fails_once(engine, "search_text"):
+        with database_fails_once(engine, "roster_version"):
             response = await slack.block_suggestion(
                 TEACHER,
                 view=view,

@@ -73,9 +73,50 @@ def name_needles(
         forms += [f"{preferred_name} {surname}", f"{forename} ({preferred_name}) {surname}"]
     if not whole_only:
         forms += [forename, surname, *([preferred_name] if preferred_name else [])]
-    allowed = frozenset({PUPILS_TABLE, TYPEAHEAD})
+    # Not even the pupils table holds a name in plain text (`store.models.Pupil.details_ct`).
+    allowed = frozenset({TYPEAHEAD})
     texts = dict.fromkeys(normalise(form).strip() for form in forms if form.strip())
     return [Needle(text, f"pupil name ({label})", allowed) for text in texts if text]
+
+
+def date_forms(day: dt.date) -> list[str]:
+    """A date as it is commonly written: ISO, day/month/year (with /, - or . and with or
+    without leading zeros), US month/day/year, compact, and in words."""
+    d, m, y = day.day, day.month, day.year
+    month, short = day.strftime("%B"), day.strftime("%b")
+    forms = [
+        day.isoformat(),
+        f"{y}{m:02d}{d:02d}",
+        f"{y}/{m:02d}/{d:02d}",
+        f"{d} {month} {y}",
+        f"{d} {short} {y}",
+        f"{month} {d}, {y}",
+        f"{short} {d}, {y}",
+    ]
+    for sep in "/-.":
+        forms += [f"{d:02d}{sep}{m:02d}{sep}{y}", f"{d}{sep}{m}{sep}{y}"]
+        forms += [f"{m:02d}{sep}{d:02d}{sep}{y}", f"{m}{sep}{d}{sep}{y}"]
+    return list(dict.fromkeys(forms))
+
+
+def date_of_birth_needles(day: dt.date, *, label: str) -> list[Needle]:
+    """A pupil's date of birth in the forms it is commonly written, and as a date value
+    (`texts_of(..., dates=True)` gives a stored date as ISO text). Allowed nowhere."""
+    return [Needle(normalise(form), f"date of birth ({label})") for form in date_forms(day)]
+
+
+def upn_needles(upn: str, *, label: str) -> list[Needle]:
+    """A pupil's UPN in plain text (stored only as a keyed hash and encrypted)."""
+    return [Needle(normalise(upn).strip(), f"UPN ({label})")] if upn.strip() else []
+
+
+MIN_REFERENCE = 5  # shorter references ("123") are too common to look for
+
+
+def reference_needles(reference: str, *, kind: str) -> list[Needle]:
+    """An agency's reference as it would appear if leaked (allowed nowhere in plain text)."""
+    flat = normalise(reference).strip()
+    return [Needle(flat, kind)] if len(flat) >= MIN_REFERENCE else []
 
 
 def adult_name_needles(name: str, *, kind: str) -> list[Needle]:
@@ -156,12 +197,16 @@ class Matcher:
         return set().union(*(self.find(text) for text in texts))
 
 
-def texts_of(value: Any, *, depth: int = 0) -> Iterator[str]:
+def texts_of(value: Any, *, depth: int = 0, dates: bool = False) -> Iterator[str]:
     """Every way `value` could be read as text: itself, and decoded (JSON inside a string,
-    URL- and HTML-escaped text, bytes as UTF-8 and, if not UTF-8, as Latin-1).
+    URL- and HTML-escaped text, bytes as UTF-8 and, if not UTF-8, as Latin-1). With
+    `dates`, a date (not a time) is read as its ISO text, as a dump would show it.
 
     Searching the decoded bytes finds whatever searching their hex dump would.
     """
+    if dates and isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        yield value.isoformat()
+        return
     if value is None or isinstance(value, _SKIPPED_TYPES) or depth > 6:
         return
     if isinstance(value, bytes | bytearray | memoryview):

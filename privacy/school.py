@@ -35,20 +35,30 @@ from privacy.matching import (
     Matcher,
     Needle,
     adult_name_needles,
+    date_of_birth_needles,
     name_needles,
     normalise,
+    reference_needles,
     text_needles,
+    upn_needles,
     word_needles,
 )
 from privacy.report import Finding, PrivacyCheckError, Report
-from privacy.sources import read_only, search_database, search_log_file, stream_rows, table_shapes
+from privacy.sources import (
+    read_only,
+    search_database,
+    search_log_file,
+    search_sqlite_file,
+    stream_rows,
+    table_shapes,
+)
 from store import keyring
 from store.crypto import Binding, Cipher, DecryptionError, bind
 from store.db import create_engine, is_sqlite
 from store.documents.s3 import FileStoreUnavailable, S3Store
 from store.documents.storage import open_store
 from store.encrypted import ENCRYPTED_COLUMNS, primary_key
-from store.models import Pupil, PupilContextChange
+from store.models import Pupil, PupilContextChange, PupilDetails, Referral
 
 
 async def check_school(settings: Settings, *, log_files: Sequence[Path] = ()) -> Report:
@@ -82,6 +92,8 @@ async def check_school(settings: Settings, *, log_files: Sequence[Path] = ()) ->
                 report.findings[unreadable] += count
             matcher = Matcher([*values.needles, *documents.names])
             await search_database(connection, matcher, report, words=Matcher(values.words))
+            if is_sqlite(url):  # and the file itself, as a copy of it would show it
+                search_sqlite_file(Path(str(make_url(url).database)), matcher, report)
             await search_database_bytes(connection, documents, report)
         if s3 is not None:
             report.searched.store_files = await search_s3(s3, documents, matcher, report)
@@ -133,6 +145,7 @@ class _SchoolValues:
     pupils: int = 0
     stored: int = 0
     social_workers: int = 0
+    references: int = 0
     unreadable: Counter[str] = field(default_factory=Counter)
 
     def report(self) -> Report:
@@ -140,7 +153,9 @@ class _SchoolValues:
         report = Report(
             title="Vigil privacy check: the school's database (read only; nothing changed)",
             looked_for=(
-                f"the full names of {self.pupils} pupils (allowed only in the pupils table) "
+                f"the full names, dates of birth (in their common forms) and UPNs of "
+                f"{self.pupils} pupils and {self.references} agencies' references (stored "
+                f"only encrypted; allowed nowhere in plain text), "
                 f"and {self.stored} stored narratives, reasons and action texts decrypted "
                 f"with VIGIL_DATA_KEY (those of {MIN_TEXT} or more characters, by their "
                 f"opening and closing {WINDOW} characters; allowed nowhere in plain text), "
@@ -204,21 +219,51 @@ SEALED: dict[str, tuple[str, str | None]] = {
     "transfer_keys.receive_ct": ("transfer key", None),
     "transfer_keys.sign_ct": ("transfer signing key", None),
     "search_keys.key_ct": ("search key", None),
+    # Looked for above, in their own forms (names, dates of birth, UPNs, references).
+    "pupils.details_ct": ("pupil's details", None),
+    "referrals.reference_ct": ("agency reference", None),
+    "retention_holds.reason_ct": ("legal hold's reason", "retention hold"),
+    "subject_access_requests.requester_ct": ("who asked", "subject access request"),
+    "sar_redactions.phrase_ct": ("redacted phrase", "redaction"),
+    "slack_installations.bot_token_ct": ("bot token", None),
 }
 
 
 async def _school_values(connection: AsyncConnection, cipher: Cipher) -> _SchoolValues:
     """Every pupil's full names, and every stored text decrypted."""
     values = _SchoolValues()
-    names = select(Pupil.id, Pupil.forename, Pupil.surname, Pupil.preferred_name)
-    async for pupil_id, forename, surname, preferred in stream_rows(connection, names):
+    names = select(Pupil.id, Pupil.details_ct)
+    async for pupil_id, token in stream_rows(connection, names):
+        try:
+            details = PupilDetails.from_sealed_text(
+                cipher.decrypt(token or b"", bind(Pupil.details_ct, pupil_id))
+            )
+        except (DecryptionError, ValueError):
+            values.unreadable["pupils.details_ct"] += 1
+            continue
         values.pupils += 1
+        label = f"pupil id {pupil_id}"
         values.needles += name_needles(
-            forename=forename,
-            surname=surname,
-            preferred_name=preferred,
-            label=f"pupil id {pupil_id}",
+            forename=details.forename,
+            surname=details.surname,
+            preferred_name=details.preferred_name,
+            label=label,
             whole_only=True,
+        )
+        values.needles += date_of_birth_needles(details.date_of_birth, label=label)
+        values.needles += upn_needles(details.upn, label=label)
+    references = select(Referral.id, Referral.reference_ct).where(
+        Referral.reference_ct.is_not(None)
+    )
+    async for referral_id, token in stream_rows(connection, references):
+        try:
+            reference = cipher.decrypt(token, bind(Referral.reference_ct, referral_id))
+        except DecryptionError:
+            values.unreadable["referrals.reference_ct"] += 1
+            continue
+        values.references += 1
+        values.needles += reference_needles(
+            reference, kind=f"agency reference of referral id {referral_id}"
         )
     seen: set[str] = set()  # social workers' names, each looked for once
     for column in ENCRYPTED_COLUMNS:

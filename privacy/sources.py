@@ -193,7 +193,7 @@ async def search_database(
             matchers.append(words)
         async for row in raw_rows(connection, shape):
             report.searched.rows += 1
-            views = [list(texts_of(value)) for value in row]
+            views = [list(texts_of(value, dates=True)) for value in row]
             for using in matchers:
                 if not using.find_all(text for texts in views for text in texts):
                     continue
@@ -207,6 +207,34 @@ async def search_database(
                         place=shape.name,
                         example=example,
                     )
+
+
+FILE_CHUNK = 1 << 20
+FILE_OVERLAP = 4096  # a value split between two chunks is still found whole
+
+
+def search_sqlite_file(path: Path, matcher: Matcher, report: Report) -> int:
+    """The SQLite database file and its write-ahead log, byte by byte (read as UTF-8 and
+    as Latin-1): what a copy of the file shows, free pages and old log frames included.
+    How many bytes were searched."""
+    searched = 0
+    for part in (path, path.with_name(path.name + "-wal")):
+        if not part.is_file():
+            continue
+        with part.open("rb") as handle:
+            tail = b""
+            while chunk := handle.read(FILE_CHUNK):
+                data = tail + chunk
+                searched += len(chunk)
+                texts = [data.decode("utf-8", errors="replace"), data.decode("latin-1")]
+                report.found(
+                    matcher.find_all(texts),
+                    where="database file",
+                    location=part.name,
+                    place="file",
+                )
+                tail = data[-FILE_OVERLAP:]
+    return searched
 
 
 @contextlib.asynccontextmanager

@@ -24,7 +24,8 @@ from privacy.matching import ADULT_TYPEAHEAD, TYPEAHEAD
 from privacy.report import PrivacyCheckError
 from privacy.seeds import Seeds
 from privacy.sources import SlackAnswer
-from store.models import Pupil, Staff
+from store import pupils
+from store.models import Staff
 from testing.harness import Harness
 from testing.school import DemoPupil
 from testing.simulator import SlackResponse
@@ -126,9 +127,14 @@ class Steps:
 
     async def _pupil_id(self, pupil: DemoPupil) -> int:
         async with self.harness.server.factory() as db:
-            found = await db.scalar(select(Pupil.id).where(Pupil.upn == pupil.upn))
+            found = await pupils.by_upn(
+                db,
+                workspace_id=self.harness.workspace_id,
+                cipher=self.harness.server.cipher,
+                upn=pupil.upn,
+            )
         assert found is not None
-        return int(found)
+        return int(found.id)
 
     async def _settle(self) -> None:
         await self.harness.server.tasks.idle()

@@ -16,6 +16,7 @@ a page at a time (`case_rows`). Who may ask for which list is the flows' busines
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import keyring, pupils, textsearch
+from store import keyring, pupils, referrals, textsearch
 from store.actions import ACTION_MAX, current_categories_for
 from store.crypto import Cipher
 from store.enums import CaseStatus, ReferralStatus
@@ -286,6 +287,10 @@ class CaseFilters:
     agency: str | None = None
     reference: str | None = None
     text: str | None = None  # words of the narrative or actions, all required (see flows)
+    # What `resolved` finds for `pupil` and `reference` (names and references are stored
+    # encrypted: the roster in memory matches the pupil, a keyed hash the reference).
+    pupil_ids: tuple[int, ...] | None = None
+    reference_hash: str | None = None
 
     @property
     def kinds(self) -> list[str]:
@@ -361,6 +366,25 @@ def _in_category(name: str, *, workspace_id: int, probe: bool) -> ColumnElement[
 # first collecting every concern of the category or year group the school ever had.
 
 
+async def resolved(
+    session: AsyncSession, filters: CaseFilters, *, workspace_id: int, cipher: Cipher
+) -> CaseFilters:
+    """`filters` with the pupils its `pupil` words match (from the roster in memory) and
+    its `reference`'s keyed hash: what `narrowed` filters by."""
+    pupil_ids = None
+    if filters.pupil:
+        pupil_ids = tuple(
+            await pupils.matching_ids(session, workspace_id=workspace_id, query=filters.pupil)
+        )
+    reference_hash = None
+    if filters.reference:
+        key = await textsearch.search_key(session, workspace_id=workspace_id, cipher=cipher)
+        reference_hash = textsearch.exact_hash(
+            key, "reference", referrals.normal_reference(filters.reference)
+        )
+    return dataclasses.replace(filters, pupil_ids=pupil_ids, reference_hash=reference_hash)
+
+
 def narrowed(
     query: Select[Incident],
     filters: CaseFilters,
@@ -394,16 +418,14 @@ def narrowed(
         )
     if f.open_referral is not None:
         conditions.append(_open_referral() if f.open_referral else ~_open_referral())
-    if f.pupil:
-        matched = pupils.matching(workspace_id=workspace_id, query=f.pupil)
-        if matched is not None:
-            conditions.append(
-                Incident.id.in_(
-                    select(IncidentPupil.incident_id)
-                    .join(Pupil, Pupil.id == IncidentPupil.pupil_id)
-                    .where(matched)
+    if f.pupil and pupils.query_words(f.pupil):
+        conditions.append(
+            Incident.id.in_(
+                select(IncidentPupil.incident_id).where(
+                    IncidentPupil.pupil_id.in_(list(f.pupil_ids or ()))
                 )
             )
+        )
     if f.outcome:
         conditions.append(
             and_(
@@ -442,9 +464,7 @@ def narrowed(
             Incident.id.in_(
                 select(Referral.incident_id).where(
                     Referral.workspace_id == workspace_id,
-                    func.lower(Referral.reference).like(
-                        _like_inside(f.reference.lower()), escape="\\"
-                    ),
+                    Referral.reference_hash == (f.reference_hash or ""),
                 )
             )
         )

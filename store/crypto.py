@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -147,6 +148,23 @@ def is_legacy_file_key(wrapped: bytes) -> bool:
     return len(wrapped) != FILE_KEY_WRAPPED or wrapped[0] != VERSION
 
 
+# Every cipher that has loaded a data key, by that key's id: a row that decrypts itself
+# (`store.models.Pupil.details`, `store.models.Referral.reference`) finds here the cipher
+# of the process that read it (ids are random 31-bit numbers: one per database).
+_LOADED: dict[int, weakref.WeakSet[Cipher]] = {}
+
+
+def open_loaded(token: bytes, where: Binding) -> str:
+    """Open a value (bound format) with the cipher that loaded its data key."""
+    token = bytes(token)
+    if is_legacy(token) or len(token) < _HEADER:
+        raise IntegrityError(f"{where} does not hold a sealed value")
+    cipher = next(iter(_LOADED.get(int.from_bytes(token[1:5], "big"), ())), None)
+    if cipher is None:
+        raise MissingKeyError(f"{where}: its data key is not loaded (store.keyring.load_data_keys)")
+    return cipher.decrypt(token, where)
+
+
 class Cipher:
     """Seals and opens values with the data keys, and reads legacy Fernet values."""
 
@@ -170,6 +188,7 @@ class Cipher:
 
     def add_data_key(self, dek_id: int, key: bytes, *, current: bool = False) -> None:
         self._deks[dek_id] = AESGCM(key)
+        _LOADED.setdefault(dek_id, weakref.WeakSet()).add(self)
         if current or self.current is None:
             self.current = dek_id
 

@@ -2,11 +2,11 @@
 
 Narratives, parents-not-contacted reasons, action texts, named adults, authenticator
 secrets, social workers' names, paper-record descriptions, body-map marks, legal holds'
-reasons, who asked for a subject access request and its redactions, file keys and Slack
-bot tokens (OAuth mode) are stored encrypted (`store.crypto`, docs/record-encryption.md).
-A database that holds any of them is tied to its keys: `vigil init --force` must not
-replace them, and a server started with the wrong ones must say so at once rather than at
-the first page a DSL opens.
+reasons, who asked for a subject access request and its redactions, file keys, Slack bot
+tokens (OAuth mode), pupils' names, dates of birth and UPNs, and agencies' references are
+stored encrypted (`store.crypto`, docs/record-encryption.md). A database that holds any of
+them is tied to its keys: `vigil init --force` must not replace them, and a server started
+with the wrong ones must say so at once rather than at the first page a DSL opens.
 
 `rotate` is `vigil rotate-key`: it re-wraps every data key under the first key of
 `VIGIL_DATA_KEY`, re-encrypts any value still in the legacy Fernet format (and file keys
@@ -43,8 +43,10 @@ from store.models import (
     IncidentAction,
     IncidentAdult,
     PaperRecord,
+    Pupil,
     PupilContext,
     PupilContextChange,
+    Referral,
     RetentionHold,
     SarRedaction,
     SearchKey,
@@ -74,6 +76,8 @@ ENCRYPTED_COLUMNS: tuple[Any, ...] = (
     SlackInstallation.bot_token_ct,
     SubjectAccessRequest.requester_ct,
     SarRedaction.phrase_ct,
+    Pupil.details_ct,
+    Referral.reference_ct,
 )
 BATCH = 200
 

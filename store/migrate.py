@@ -12,8 +12,13 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import migrations
+from store.crypto import Cipher
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
+
+
+class KeyNeeded(RuntimeError):
+    """A migration has stored values to encrypt (or decrypt) and no data key was given."""
 
 
 def alembic_config() -> Config:
@@ -23,16 +28,36 @@ def alembic_config() -> Config:
     return config
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the database schema up to `revision`."""
+async def upgrade(
+    engine: AsyncEngine, revision: str = "head", *, cipher: Cipher | None = None
+) -> None:
+    """Bring the database schema up to `revision`. `cipher` (from `VIGIL_DATA_KEY`) lets a
+    migration that encrypts stored values convert them (0020); without it, such a
+    migration refuses a database holding them."""
     config = alembic_config()
 
     def _run(connection: Any) -> None:
         config.attributes["connection"] = connection
+        config.attributes["cipher"] = cipher
         command.upgrade(config, revision)
 
     async with engine.begin() as connection:
         await connection.run_sync(_run)
+    if config.attributes.get("scrub"):
+        await scrub(engine, tables=config.attributes["scrub"])
+
+
+async def scrub(engine: AsyncEngine, *, tables: list[str]) -> None:
+    """Leave no copy of values a migration replaced (plain text it encrypted) on disk:
+    SQLite rebuilds the file and empties its write-ahead log; PostgreSQL rewrites the
+    tables (old row versions, and dropped columns, are otherwise kept until reused)."""
+    async with engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        if engine.dialect.name == "sqlite":
+            await autocommit.exec_driver_sql("VACUUM")
+            await autocommit.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        else:
+            await autocommit.exec_driver_sql(f"VACUUM FULL {', '.join(tables)}")
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

@@ -8,7 +8,10 @@ in SQL. Narrative text is stored only encrypted (`store.crypto`).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -28,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from store.crypto import bind, open_loaded
 from store.enums import OutboxStatus, ReferralStatus
 
 # One integer type for ids: BIGINT on PostgreSQL, INTEGER (rowid alias) on SQLite.
@@ -82,6 +86,16 @@ class Workspace(Base):
     name: Mapped[str] = mapped_column(String(200))
     next_incident_number: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # A new random number each time the pupil roster changes (`store.pupils.roster_changed`):
+    # each process's in-memory roster compares it to the one it loaded.
+    roster_version: Mapped[int | None] = mapped_column(
+        BigInteger, default=lambda: new_roster_version()
+    )
+
+
+def new_roster_version() -> int:
+    """A random roster version (random, not counted: unique across databases too)."""
+    return secrets.randbits(62)
 
 
 class IncidentNumberGap(Base):
@@ -145,25 +159,95 @@ class StaffClass(Base):
     staff: Mapped[Staff] = relationship(back_populates="classes")
 
 
+@dataclass(frozen=True)
+class PupilDetails:
+    """Who a pupil is: what `Pupil.details_ct` holds, sealed."""
+
+    upn: str
+    forename: str
+    surname: str
+    preferred_name: str | None
+    date_of_birth: dt.date
+
+    def sealed_text(self) -> str:
+        return json.dumps(
+            {
+                "upn": self.upn,
+                "forename": self.forename,
+                "surname": self.surname,
+                "preferred_name": self.preferred_name,
+                "date_of_birth": self.date_of_birth.isoformat(),
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_sealed_text(cls, text: str) -> PupilDetails:
+        values = json.loads(text)
+        return cls(
+            upn=values["upn"],
+            forename=values["forename"],
+            surname=values["surname"],
+            preferred_name=values.get("preferred_name"),
+            date_of_birth=dt.date.fromisoformat(values["date_of_birth"]),
+        )
+
+
 class Pupil(Base):
-    """A pupil from the school's roster. Names live only here."""
+    """A pupil from the school's roster. Names live only here, and only encrypted.
+
+    Who the pupil is (UPN, names, date of birth) is `details_ct`: sealed with the data key,
+    bound to the row (`store.crypto`); the UPN is also kept as a keyed hash (`upn_hash`,
+    `store.pupils.upn_hash`) so an import or a lookup by UPN finds the row. A row read by a
+    process whose cipher loaded its data key opens itself (`details`, `forename`...).
+    """
 
     __tablename__ = "pupils"
     __table_args__ = (UniqueConstraint("workspace_id", "upn", name="uq_pupils_workspace_upn"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), index=True)
-    upn: Mapped[str] = mapped_column(String(13))
-    forename: Mapped[str] = mapped_column(String(100))
-    surname: Mapped[str] = mapped_column(String(100))
-    preferred_name: Mapped[str | None] = mapped_column(String(100))
-    date_of_birth: Mapped[dt.date] = mapped_column(Date)
+    # The column `upn` holds the UPN's keyed hash (13 base32 characters), never the UPN.
+    upn_hash: Mapped[str] = mapped_column("upn", String(13))
+    # Empty only for an instant: a new row is flushed (for its id), then sealed.
+    details_ct: Mapped[bytes] = mapped_column(LargeBinary, nullable=True)
     year_group: Mapped[str] = mapped_column(String(20))
     registration_group: Mapped[str] = mapped_column(String(50))
-    search_text: Mapped[str] = mapped_column(String(400))
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     # The day a re-import first found them missing from the roster (None: on roll).
     left_on: Mapped[dt.date | None] = mapped_column(Date)
+
+    @property
+    def details(self) -> PupilDetails:
+        """The pupil's UPN, names and date of birth, decrypted (once per row read)."""
+        token = bytes(self.details_ct)
+        cached = self.__dict__.get("_details")
+        if cached is not None and cached[0] == token:
+            return cast(PupilDetails, cached[1])
+        opened = PupilDetails.from_sealed_text(open_loaded(token, bind(Pupil.details_ct, self.id)))
+        self.__dict__["_details"] = (token, opened)
+        return opened
+
+    @property
+    def upn(self) -> str:
+        return self.details.upn
+
+    @property
+    def forename(self) -> str:
+        return self.details.forename
+
+    @property
+    def surname(self) -> str:
+        return self.details.surname
+
+    @property
+    def preferred_name(self) -> str | None:
+        return self.details.preferred_name
+
+    @property
+    def date_of_birth(self) -> dt.date:
+        return self.details.date_of_birth
 
     @property
     def display_name(self) -> str:
@@ -613,7 +697,10 @@ class Referral(Base):
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
     action_id: Mapped[int | None] = mapped_column(ForeignKey("incident_actions.id"))
     agency: Mapped[str] = mapped_column(String(100))
-    reference: Mapped[str | None] = mapped_column(String(100))
+    # The agency's reference, sealed and bound to the row; its keyed hash for the
+    # caseload's filter (`store.textsearch.exact_hash`). Never stored in plain text.
+    reference_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    reference_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     referred_at: Mapped[dt.datetime] = mapped_column()
     timescale: Mapped[str] = mapped_column(String(40))
     due_at: Mapped[dt.datetime] = mapped_column()
@@ -624,6 +711,13 @@ class Referral(Base):
     last_nudged_on: Mapped[dt.date | None] = mapped_column(Date)
     created_by_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    @property
+    def reference(self) -> str | None:
+        """The agency's reference, decrypted (None: none was noted)."""
+        if self.reference_ct is None:
+            return None
+        return open_loaded(self.reference_ct, bind(Referral.reference_ct, self.id))
 
 
 class ReferralEvent(Base):

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from store.models import Incident, IncidentPupil, IncidentPupilCorrection, Pupil, Staff
+from store.textsearch import upn_hash
 
 C = IncidentPupilCorrection
 
@@ -136,6 +137,7 @@ async def correct(
     incident: Incident,
     wrong_pupil_id: int | None,
     right_upn: str,
+    upn_key: bytes,
     author: Staff,
     at: dt.datetime,
 ) -> IncidentPupilCorrection:
@@ -148,7 +150,7 @@ async def correct(
     right = await session.scalar(
         select(Pupil).where(
             Pupil.workspace_id == incident.workspace_id,
-            Pupil.upn == right_upn.strip().upper(),
+            Pupil.upn_hash == upn_hash(upn_key, right_upn),
         )
     )
     if right is None:

@@ -17,7 +17,7 @@ import structlog
 from sqlalchemy import BindParameter, ColumnElement, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import messages, outbox
+from store import keyring, messages, outbox, textsearch
 from store.access import (
     in_view,
     is_allegation,
@@ -25,6 +25,7 @@ from store.access import (
     may_change_referrals,
     visible_incident_ids,
 )
+from store.crypto import Cipher
 from store.enums import ReferralEventKind, ReferralStatus
 from store.errors import FieldErrors
 from store.messages import Message
@@ -124,6 +125,11 @@ async def _only_the_safeguarding_team(
         raise InvalidReferral({"referral": "Only the safeguarding team can change a referral."})
 
 
+def normal_reference(reference: str) -> str:
+    """An agency's reference as compared: case and spaces ignored."""
+    return "".join(reference.split()).casefold()
+
+
 async def record_referral(
     session: AsyncSession,
     *,
@@ -134,9 +140,13 @@ async def record_referral(
     referred_at: dt.datetime,
     reference: str | None,
     working: WorkingTime,
+    cipher: Cipher,
     now: dt.datetime | None = None,
 ) -> Referral:
-    """A new referral, due by the agency's timescale in working time (key-holders only)."""
+    """A new referral, due by the agency's timescale in working time (key-holders only).
+
+    The reference is stored sealed, bound to the row, with its keyed hash (the caseload's
+    filter)."""
     now = now or utcnow()
     await _only_the_safeguarding_team(session, author=author, incident_id=incident.id)
     check_referred_at(referred_at, now=now)
@@ -145,7 +155,6 @@ async def record_referral(
         incident_id=incident.id,
         action_id=action.id,
         agency=agency.name,
-        reference=(reference or "").strip()[:100] or None,
         referred_at=referred_at,
         timescale=agency.timescale.describe(),
         due_at=agency.timescale.due(referred_at, working),
@@ -153,7 +162,13 @@ async def record_referral(
         created_by_id=author.id,
         created_at=now,
     )
-    session.add(referral)
+    noted = (reference or "").strip()[:100] or None
+    await keyring.seal(session, cipher, referral, {Referral.reference_ct: noted})
+    if noted is not None:
+        key = await textsearch.search_key(
+            session, workspace_id=incident.workspace_id, cipher=cipher
+        )
+        referral.reference_hash = textsearch.exact_hash(key, "reference", normal_reference(noted))
     await session.flush()
     _event(
         session,

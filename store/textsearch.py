@@ -20,6 +20,7 @@ Tokens are written in the same transaction as the incident (`store.incidents`) o
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -79,6 +80,24 @@ def tokens(key: bytes, texts: Iterable[str]) -> set[int]:
 def query_tokens(key: bytes, typed: str) -> list[int]:
     """The tokens a search for `typed` requires (its first MAX_QUERY_WORDS words)."""
     return list(dict.fromkeys(token(key, w) for w in words(typed)[:MAX_QUERY_WORDS]))
+
+
+def exact_hash(key: bytes, kind: str, value: str) -> str:
+    """The keyed hash of an exact-match value (a pupil's UPN, an agency's reference), under
+    the workspace's search key, separated by `kind` from each other and from the word
+    tokens: 64 hex characters. `value` is compared as given (callers normalise it)."""
+    message = f"vigil/exact/{kind}".encode() + b"\0" + value.encode("utf-8")
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+UPN_HASH_CHARS = 13  # 65 bits, in the `pupils.upn` column's 13 characters
+
+
+def upn_hash(key: bytes, upn: str) -> str:
+    """A UPN (trimmed, upper case) as `pupils.upn` holds it: its keyed hash, as 13
+    lower-case base32 characters (never a UPN's shape: a letter and 12 digits)."""
+    digest = bytes.fromhex(exact_hash(key, "upn", upn.strip().upper()))
+    return base64.b32encode(digest).decode("ascii")[:UPN_HASH_CHARS].lower()
 
 
 def new_key(cipher: Cipher, workspace_id: int) -> bytes:

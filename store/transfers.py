@@ -22,7 +22,15 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import incidents, keyring, messages, outbox, pupil_context, pupil_corrections
+from store import (
+    incidents,
+    keyring,
+    messages,
+    outbox,
+    pupil_context,
+    pupil_corrections,
+    pupils,
+)
 from store.crypto import Cipher, bind
 from store.db import SessionFactory
 from store.documents import bodymap
@@ -40,6 +48,7 @@ from store.models import (
     PaperRecord,
     Pupil,
     PupilContext,
+    PupilDetails,
     Referral,
     Staff,
     StoredFile,
@@ -47,7 +56,6 @@ from store.models import (
     TransferCard,
     TransferKeys,
 )
-from store.pupils import search_text
 from store.school_config import SchoolConfig
 from store.staff import nudge_recipients
 from store.transfer_format import Card, SchoolKeys, TransferError
@@ -491,29 +499,25 @@ async def _import(
 ) -> Imported:
     workspace_id = importer.workspace_id
     sent = record["pupil"]
-    pupil = await session.scalar(
-        select(Pupil).where(Pupil.workspace_id == workspace_id, Pupil.upn == sent["upn"])
+    pupil = await pupils.by_upn(
+        session, workspace_id=workspace_id, cipher=cipher, upn=str(sent["upn"])
     )
     created = pupil is None
     if pupil is None:
-        pupil = Pupil(
+        pupil = await pupils.new_pupil(
+            session,
+            cipher=cipher,
             workspace_id=workspace_id,
-            upn=str(sent["upn"])[:13],
-            forename=str(sent["forename"])[:100],
-            surname=str(sent["surname"])[:100],
-            preferred_name=sent.get("preferred_name"),
-            date_of_birth=dt.date.fromisoformat(sent["date_of_birth"]),
+            details=PupilDetails(
+                upn=pupils.normal_upn(str(sent["upn"]))[:13],
+                forename=str(sent["forename"])[:100],
+                surname=str(sent["surname"])[:100],
+                preferred_name=sent.get("preferred_name"),
+                date_of_birth=dt.date.fromisoformat(sent["date_of_birth"]),
+            ),
             year_group=str(sent["year_group"])[:20],
             registration_group=str(sent["registration_group"])[:50],
-            search_text=search_text(
-                upn=sent["upn"],
-                forename=sent["forename"],
-                surname=sent["surname"],
-                preferred_name=sent.get("preferred_name"),
-            ),
         )
-        session.add(pupil)
-        await session.flush()
     context_row = await session.get(PupilContext, pupil.id)
     old = pupil_context.stored(context_row, cipher)
     new = pupil_context.merged(old, record["context"])
@@ -776,7 +780,7 @@ async def nudge_unreceipted(
     return nudged
 
 
-async def pupil_by_upn(session: AsyncSession, *, workspace_id: int, upn: str) -> Pupil | None:
-    return await session.scalar(
-        select(Pupil).where(Pupil.workspace_id == workspace_id, Pupil.upn == upn.strip().upper())
-    )
+async def pupil_by_upn(
+    session: AsyncSession, *, workspace_id: int, cipher: Cipher, upn: str
+) -> Pupil | None:
+    return await pupils.by_upn(session, workspace_id=workspace_id, cipher=cipher, upn=upn)

@@ -133,7 +133,10 @@ class Harness:
                 lookup_slack_id=lookup,
             ),
             await roster.import_pupils(
-                self.server.factory, workspace_id=self.workspace_id, path=pupil_file
+                self.server.factory,
+                workspace_id=self.workspace_id,
+                path=pupil_file,
+                cipher=self.server.cipher,
             ),
         ):
             if report.errors or report.warnings:

@@ -245,6 +245,7 @@ async def _record_referrals(
             referred_at=changes.new.referred_at,
             reference=changes.new.reference,
             working=visit.setup.school.working_time,
+            cipher=visit.setup.cipher,
             now=now,
         )
         detail = f"referral {referral.id}; {referral.agency}; action {action.id}"

@@ -100,6 +100,12 @@ def _listed(viewer: Staff, filters: CaseFilters) -> Select[Incident]:
     )
 
 
+async def _resolved(session: AsyncSession, visit: Visit, filters: CaseFilters) -> CaseFilters:
+    return await casework.resolved(
+        session, filters, workspace_id=visit.staff.workspace_id, cipher=visit.setup.cipher
+    )
+
+
 def _detail(filters: CaseFilters, page: int) -> str:
     kinds = filters.kinds
     return ("filters: " + ", ".join(kinds) if kinds else "no filters") + f"; page {page}"
@@ -133,6 +139,7 @@ async def view_caseload(
     query = casework.not_closed(
         access.visible_incidents(visit.staff), workspace_id=visit.staff.workspace_id, only=wanted
     )
+    filters = await _resolved(session, visit, filters)
     query = casework.narrowed(
         query,
         dataclasses.replace(filters, statuses=(), text=None),
@@ -159,7 +166,7 @@ async def search(
     (which filters were used, never their values: a text search is "text", never its
     words). Text is searched by its words' tokens (`store.textsearch`); text with no
     searchable word (only common words) narrows nothing."""
-    query = _listed(visit.staff, filters)
+    query = _listed(visit.staff, await _resolved(session, visit, filters))
     order = None
     if filters.text:
         key = await textsearch.search_key(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import audit, pupil_corrections
+from store import audit, pupil_corrections, pupils
 from store.flows import Visit
 from store.flows.incidents import IncidentPage, incident_page, visible_or_refused
 
@@ -54,6 +54,9 @@ async def correct_pupil(
             incident=incident,
             wrong_pupil_id=wrong_pupil_id,
             right_upn=right_upn[:20],
+            upn_key=await pupils.upn_key(
+                session, workspace_id=incident.workspace_id, cipher=visit.setup.cipher
+            ),
             author=visit.staff,
             at=visit.now,
         )

@@ -130,7 +130,9 @@ async def export_pack(
     if pupil_id is not None:
         pupil = await pupil_in_workspace(session, workspace_id=workspace_id, pupil_id=pupil_id)
     elif upn:
-        pupil = await transfers.pupil_by_upn(session, workspace_id=workspace_id, upn=upn)
+        pupil = await transfers.pupil_by_upn(
+            session, workspace_id=workspace_id, cipher=cipher, upn=upn
+        )
     if pupil is None:
         raise TransferError(f"no pupil {upn or pupil_id} at this school")
     plain, concerns = await transfers.gather(

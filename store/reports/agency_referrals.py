@@ -14,6 +14,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.access import in_view
+from store.crypto import bind, open_loaded
 from store.models import (
     Incident,
     Referral,
@@ -88,7 +89,7 @@ async def open_referrals(
                 .where(Incident.id == Referral.incident_id)
                 .scalar_subquery(),
                 Referral.agency,
-                Referral.reference,
+                Referral.reference_ct,
                 Referral.status,
                 Referral.referred_at,
                 Referral.due_at,
@@ -111,7 +112,11 @@ async def open_referrals(
                 id=rid,
                 number=number,
                 agency=agency,
-                reference=reference,
+                reference=(
+                    None
+                    if reference is None
+                    else open_loaded(reference, bind(Referral.reference_ct, rid))
+                ),
                 status=status,
                 referred_at=referred_at,
                 due_at=due_at,

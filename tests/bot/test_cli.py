@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.cli import main
+from store.crypto import generate_key
 from store.db import create_engine
 from store.migrate import current_revision, head_revision
 from store.models import Pupil, Staff
@@ -33,6 +34,7 @@ def count(url: str, model: type) -> int:
 def env(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("VIGIL_DATABASE_URL", db_url)
+    monkeypatch.setenv("VIGIL_DATA_KEY", generate_key())  # pupils are stored encrypted
     monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
     return db_url
 

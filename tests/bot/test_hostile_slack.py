@@ -222,7 +222,7 @@ async def test_unknown_callback_and_action_ids_are_answered_without_effect(schoo
 async def test_a_pupil_id_from_another_workspace_is_refused(school: Harness) -> None:
     async with school.server.factory() as db, db.begin():
         stranger = await pupil_at_another_school(
-            db, team_id="T0OTHER", upn="Y123456789012", search_text=" quenby outsider "
+            db, team_id="T0OTHER", upn="Y123456789012", cipher=school.server.cipher
         )
         await db.flush()
         stranger_id = stranger.id

@@ -7,6 +7,7 @@ import asyncio
 import csv
 import datetime as dt
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from openpyxl import Workbook
 from sqlalchemy import select
 
 from bot.cli import main
+from store import keyring
+from store.crypto import Cipher, generate_key
 from store.db import create_engine, session_factory
 from store.models import Pupil, Staff
 from testing.school import STAFF, fictional_pupils, pupils_csv, staff_csv
@@ -23,6 +26,7 @@ from testing.school import STAFF, fictional_pupils, pupils_csv, staff_csv
 def env(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("VIGIL_DATABASE_URL", db_url)
+    monkeypatch.setenv("VIGIL_DATA_KEY", generate_key())  # pupils are stored encrypted
     monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
     return db_url
 
@@ -55,7 +59,10 @@ def pupils_in(url: str) -> list[Pupil]:
         engine = create_engine(url)
         try:
             async with session_factory(engine)() as session:
-                return list((await session.scalars(select(Pupil).order_by(Pupil.upn))).all())
+                cipher = Cipher(os.environ["VIGIL_DATA_KEY"])  # what the import sealed with
+                await keyring.load_data_keys(session, cipher, create=False)
+                found = list((await session.scalars(select(Pupil))).all())
+                return sorted(found, key=lambda p: p.details.upn)  # (opened while loaded)
         finally:
             await engine.dispose()
 

@@ -14,10 +14,11 @@ import structlog
 from sqlalchemy import func, select
 
 from bot import logs
-from store.models import Incident, Pupil
+from store.models import Incident
 from store.pupils import fold, search_text
 from testing.harness import Harness
 from testing.simulator import SlackSimulator
+from tests.support.records import pupil_with_upn
 from tests.support.school import DSL, PUPIL_4B, TEACHER
 
 
@@ -109,7 +110,7 @@ async def test_no_pupil_name_or_narrative_in_any_log_line(
     finally:
         logs.configure("WARNING")
     async with school.server.factory() as session:
-        pupil = await session.scalar(select(Pupil).where(Pupil.upn == PUPIL_4B))
+        pupil = await pupil_with_upn(school, session, PUPIL_4B)
         assert await session.scalar(select(func.count()).select_from(Incident)) == 1
     assert pupil is not None
     captured = capfd.readouterr()
@@ -172,7 +173,7 @@ async def test_web_view_logs_no_pupil_name_narrative_or_action_text(
     finally:
         logs.configure("WARNING")
     async with school.server.factory() as session:
-        pupil = await session.scalar(select(Pupil).where(Pupil.upn == PUPIL_4B))
+        pupil = await pupil_with_upn(school, session, PUPIL_4B)
     assert pupil is not None
     captured = capfd.readouterr()
     everything = "\n".join([captured.out, captured.err, *(r.getMessage() for r in caplog.records)])

@@ -34,6 +34,7 @@ from store.models import Alert, Incident, Pupil
 from testing.harness import Harness
 from tests.support.browser import PHONE, SCREENSHOTS, WAIT_MS, playwright_or_skip, snap
 from tests.support.clock import LONDON, form_time
+from tests.support.records import pupil_with_upn
 from tests.support.school import (
     DSL,
     PUPIL_3A,
@@ -136,7 +137,7 @@ async def history(school: Harness) -> History:
             .values(created_at=now - dt.timedelta(days=70))
         )
     async with school.server.factory() as db:
-        pupil = await db.scalar(select(Pupil).where(Pupil.upn == PUPIL_4B))
+        pupil = await pupil_with_upn(school, db, PUPIL_4B)
     assert pupil is not None
     return History(pupil)
 

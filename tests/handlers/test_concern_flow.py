@@ -20,7 +20,7 @@ from store.crypto import bind
 from store.models import Alert, Incident, OutboxMessage, Pupil
 from testing.harness import Harness
 from testing.school import STAFF
-from tests.support.records import pupil_at_another_school
+from tests.support.records import pupil_at_another_school, pupil_with_upn
 from tests.support.school import (
     CLASS_TEACHER,
     DSL,
@@ -163,7 +163,9 @@ async def test_typeahead_answers_at_most_100_options(harness: Harness, tmp_path:
 
 async def test_typeahead_is_scoped_to_the_workspace_and_to_staff(school: Harness) -> None:
     async with school.server.factory() as session:
-        await pupil_at_another_school(session, team_id="T0OTHER", upn="Y123456789012")
+        await pupil_at_another_school(
+            session, team_id="T0OTHER", upn="Y123456789012", cipher=school.server.cipher
+        )
         await session.commit()
     assert await suggest(school, TEACHER, "quenby") == []
     school.standin.add_user("U0VISITOR1", email="visitor@example.org", name="A Visitor")
@@ -235,7 +237,7 @@ async def test_alerts_name_only_author_and_categories(school: Harness) -> None:
     )
     await school.delivered()
     async with school.server.factory() as session:
-        pupil = await session.scalar(select(Pupil).where(Pupil.upn == PUPIL_4B))
+        pupil = await pupil_with_upn(school, session, PUPIL_4B)
     assert pupil is not None
     traffic = slack_traffic(school)
     for secret in (pupil.forename, pupil.surname, pupil.upn, "hungry", "Friday"):

@@ -33,7 +33,8 @@ from store.incidents import (
     check_draft,
     submit_concern,
 )
-from store.models import Incident, OutboxMessage, Pupil, Staff, Workspace
+from store.models import Incident, OutboxMessage, PupilDetails, Staff, Workspace
+from store.pupils import new_pupil
 from tests.support.concern_forms import (
     AUTHOR,
     CATALOGUE,
@@ -114,21 +115,24 @@ async def small_school(factory: SessionFactory, team_id: str) -> School:
                     active=True,
                 )
             )
+        await session.flush()
         pupils = [
-            Pupil(
+            await new_pupil(
+                session,
+                cipher=CIPHER,
                 workspace_id=workspace.id,
-                upn=f"P{index:011d}0",
-                forename=f"Forename{index}",
-                surname="Surname",
-                date_of_birth=dt.date(2016, 1, 1),
+                details=PupilDetails(
+                    upn=f"P{index:011d}0",
+                    forename=f"Forename{index}",
+                    surname="Surname",
+                    preferred_name=None,
+                    date_of_birth=dt.date(2016, 1, 1),
+                ),
                 year_group="4",
                 registration_group=group,
-                search_text=f" forename{index} surname ",
             )
             for index, group in enumerate(("4B", "4B", "3A"))
         ]
-        session.add_all(pupils)
-        await session.flush()
         return School(workspace.id, [p.id for p in pupils])
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import structlog
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 
 import handlers.concern_modal
 import store.messages
@@ -33,9 +33,10 @@ from store import audit
 from store.db import create_engine, transaction
 from store.models import AuditEvent, Incident, OutboxMessage, Pupil, SearchKey, Staff
 from testing.harness import Harness
-from tests.support.records import add_action
+from tests.support.records import add_action, pupil_with_upn
 from tests.support.school import DSL, PUPIL_4B, TEACHER
 from tests.support.slack import file_concern
+from tests.support.web import People
 
 NARRATIVE = (
     "At 10:40 in the corridor outside 4B she told me she did not want to go home tonight "
@@ -144,7 +145,7 @@ async def seeded(school: Harness) -> tuple[Pupil, Incident]:
     async with transaction(school.server.factory) as db:
         incident = await db.scalar(select(Incident).where(Incident.number == 1))
         dsl = await db.scalar(select(Staff).where(Staff.slack_user_id == DSL))
-        pupil = await db.scalar(select(Pupil).where(Pupil.upn == PUPIL_4B))
+        pupil = await pupil_with_upn(school, db, PUPIL_4B)
         assert incident is not None and dsl is not None and pupil is not None
         await add_action(school, db, author=dsl, incident=incident, text=ACTION_TEXT)
     return pupil, incident
@@ -163,7 +164,7 @@ async def test_a_clean_school_database_passes(school: Harness) -> None:
     await seeded(school)
     report = await check(school)
     assert report.passed, report.render()
-    assert "the full names of 30 pupils" in report.looked_for
+    assert "dates of birth (in their common forms) and UPNs of 30 pupils" in report.looked_for
     assert "3 stored narratives, reasons and action texts decrypted" in report.looked_for
     assert report.searched.tables >= 20 and report.searched.rows > 50
 
@@ -199,10 +200,70 @@ async def test_plain_text_elsewhere_in_the_school_database_is_found(
     ) in text
     assert f"database: pupil name (pupil id {pupil.id}) found in outbox.payload" in text
     assert f"log file: action text of action id 1 found in {log}; e.g. line 2" in text
-    # Nothing else (two fictional pupils may share a name: both are named).
-    assert {f.location for f in report.findings} == {"audit_log.detail", "outbox.payload", str(log)}
+    # Nothing else (two fictional pupils may share a name: both are named); on SQLite the
+    # file itself holds the same plain text, and is searched too.
+    assert {f.location for f in report.findings if f.where != "database file"} == {
+        "audit_log.detail",
+        "outbox.payload",
+        str(log),
+    }
+    if "sqlite" in school.database_url:
+        assert f"database file: narrative of incident id {incident.id} found in vigil.db" in text
     for value in (NARRATIVE[:40], full_name, pupil.surname, ACTION_TEXT[:30]):
         assert value.casefold() not in text.casefold()
+
+
+async def test_a_pupil_column_left_plain_is_found(school: Harness) -> None:
+    """Were a name, a date of birth (in any common form) or an agency's reference left in
+    plain text (as before migration 0020, or by a careless new column), the check fails,
+    naming what kind of value and where, never the value."""
+    pupil, incident = await seeded(school)
+    async with People(school).signed_in(DSL) as dsl:
+        status, _ = await dsl.post(
+            "/incidents/1/actions",
+            {"text": "Rang the police.", "agency": "Police", "reference": "POL/2026/88412"},
+        )
+    assert status == 200 and incident.number == 1
+    clean = await check(school)
+    assert clean.passed, clean.render()  # sealed: nothing to find
+    dob = pupil.date_of_birth
+    full_name = f"{pupil.forename} {pupil.surname}"
+    engine = create_engine(school.database_url)
+    try:
+        async with engine.begin() as connection:
+            for column in ("name_plain", "born_plain", "born_iso", "ref_plain"):
+                await connection.execute(text(f"ALTER TABLE pupils ADD COLUMN {column} TEXT"))
+            await connection.execute(
+                text(
+                    "UPDATE pupils SET name_plain = :name, born_plain = :born, born_iso = :iso "
+                    "WHERE id = :id"
+                ),
+                {
+                    "name": full_name,
+                    "born": dob.strftime("%d/%m/%Y"),
+                    "iso": dob.isoformat(),
+                    "id": pupil.id,
+                },
+            )
+            await connection.execute(
+                text("UPDATE pupils SET ref_plain = 'pol/2026/88412' WHERE id = :id"),
+                {"id": pupil.id},
+            )
+    finally:
+        await engine.dispose()
+    report = await check(school)
+    found = {(f.kind, f.location) for f in report.findings}
+    label = f"pupil id {pupil.id}"
+    assert found >= {
+        (f"pupil name ({label})", "pupils.name_plain"),
+        (f"date of birth ({label})", "pupils.born_plain"),
+        (f"date of birth ({label})", "pupils.born_iso"),
+        ("agency reference of referral id 1", "pupils.ref_plain"),
+    }
+    text_of = report.render()
+    assert report.exit_code == 1
+    for value in (full_name, dob.isoformat(), dob.strftime("%d/%m/%Y"), "88412"):
+        assert value.casefold() not in text_of.casefold()
 
 
 async def test_a_plain_word_in_the_search_tables_is_found(school: Harness) -> None:

@@ -106,16 +106,18 @@ async def test_a_context_change_on_reimport_is_dated_and_a_missing_column_keeps_
         "B234567890123,Ben,Okafor,2016-03-14,3,3B\n"
         "C34567890123X,Chloé,Ng,2021-01-01,R,RA\n"
     )
-    await import_pupils(factory, workspace_id=ws, path=write(tmp_path, plain))
+    await import_pupils(factory, cipher=CIPHER, workspace_id=ws, path=write(tmp_path, plain))
     assert (await context_of(factory, ws, "A123456789012")).social_worker == "Al Penn"
 
 
-async def test_context_columns_without_a_data_key_import_nothing(
+async def test_pupils_without_a_data_key_import_nothing(
     factory: SessionFactory, tmp_path: Path
 ) -> None:
+    """Names and dates of birth are stored only encrypted: no key, no import."""
     ws = await workspace(factory)
-    with pytest.raises(RosterFileError, match="VIGIL_DATA_KEY"):
-        await import_pupils(factory, workspace_id=ws, path=write(tmp_path, WITH_FLAGS))
+    for text in (WITH_FLAGS, PUPILS):
+        with pytest.raises(RosterFileError, match="VIGIL_DATA_KEY"):
+            await import_pupils(factory, workspace_id=ws, path=write(tmp_path, text))
     assert await pupils_of(factory, ws) == {}
 
 
@@ -123,15 +125,17 @@ async def test_pupils_missing_from_a_reimport_are_left_and_come_back(
     factory: SessionFactory, tmp_path: Path
 ) -> None:
     ws = await workspace(factory)
-    await import_pupils(factory, workspace_id=ws, path=write(tmp_path, PUPILS))
+    await import_pupils(factory, cipher=CIPHER, workspace_id=ws, path=write(tmp_path, PUPILS))
     first_only = PUPILS.splitlines()[0] + "\n" + PUPILS.splitlines()[1] + "\n"
     partial = await import_pupils(
-        factory, workspace_id=ws, path=write(tmp_path, first_only), keep_missing=True
+        factory, cipher=CIPHER, workspace_id=ws, path=write(tmp_path, first_only), keep_missing=True
     )
     assert partial.left == 0
     assert all(p.left_on is None for p in (await pupils_of(factory, ws)).values())
 
-    report = await import_pupils(factory, workspace_id=ws, path=write(tmp_path, first_only))
+    report = await import_pupils(
+        factory, cipher=CIPHER, workspace_id=ws, path=write(tmp_path, first_only)
+    )
     assert report.left == 2 and "2 left" in report.summary()
     pupils = await pupils_of(factory, ws)
     assert pupils["A123456789012"].left_on is None
@@ -139,7 +143,9 @@ async def test_pupils_missing_from_a_reimport_are_left_and_come_back(
     assert len(pupils) == 3  # their records stay
     assert (await changes_of(factory, ws, "B234567890123"))[-1].startswith("Left the school")
 
-    back = await import_pupils(factory, workspace_id=ws, path=write(tmp_path, PUPILS))
+    back = await import_pupils(
+        factory, cipher=CIPHER, workspace_id=ws, path=write(tmp_path, PUPILS)
+    )
     assert (back.left, back.rejoined) == (0, 2) and "2 back on the roster" in back.summary()
     assert all(p.left_on is None for p in (await pupils_of(factory, ws)).values())
     assert (await changes_of(factory, ws, "B234567890123"))[-1] == "Back on the school roster"
@@ -149,9 +155,11 @@ async def test_a_rejected_row_does_not_make_its_pupil_a_leaver(
     factory: SessionFactory, tmp_path: Path
 ) -> None:
     ws = await workspace(factory)
-    await import_pupils(factory, workspace_id=ws, path=write(tmp_path, PUPILS))
+    await import_pupils(factory, cipher=CIPHER, workspace_id=ws, path=write(tmp_path, PUPILS))
     broken = PUPILS.replace("2015-09-01", "not a date")
-    report = await import_pupils(factory, workspace_id=ws, path=write(tmp_path, broken))
+    report = await import_pupils(
+        factory, cipher=CIPHER, workspace_id=ws, path=write(tmp_path, broken)
+    )
     assert report.left == 0 and [p.line for p in report.errors] == [2]
     async with transaction(factory) as session:
         left = await session.scalar(select(Pupil.left_on).where(Pupil.upn == "A123456789012"))

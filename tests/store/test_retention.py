@@ -30,7 +30,6 @@ from store.models import (
     Incident,
     IncidentAction,
     NarrativeToken,
-    Pupil,
     RetentionHold,
     StoredFile,
 )
@@ -38,7 +37,7 @@ from store.retention import RecordKind
 from store.school_config import Retention, SchoolConfigError, parse_school_config
 from testing.harness import Harness
 from tests.support.paths import REPO
-from tests.support.records import add_action, pupil_by_upn, staff_member
+from tests.support.records import add_action, pupil_by_upn, set_date_of_birth, staff_member
 from tests.support.school import DSL, HEAD, PUPIL_3A, PUPIL_4B, PUPIL_5C, TEACHER, TEACHER_3A
 from tests.support.slack import file_concern
 from tests.support.web import signed_in
@@ -95,8 +94,7 @@ def test_a_bad_retention_value_names_its_key(table: dict[str, Any], key: str, pr
 
 
 async def set_born(school: Harness, upn: str, born: dt.date) -> None:
-    async with school.server.factory() as db, db.begin():
-        await db.execute(update(Pupil).where(Pupil.upn == upn).values(date_of_birth=born))
+    await set_date_of_birth(school, upn, born)
 
 
 def visit_of(school: Harness, staff: Any, *, rules: Retention | None = None) -> Visit:

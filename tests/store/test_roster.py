@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from store.db import SessionFactory, transaction
 from store.models import Pupil, Staff, StaffClass
-from store.pupils import search_text
+from store.pupils import roster, search_text
 from store.roster import (
     NO_SLACK_ACCOUNT,
     ImportReport,
@@ -22,6 +22,7 @@ from store.roster import (
     import_staff,
 )
 from store.workspaces import ensure
+from tests.support.concern_forms import CIPHER
 
 PUPIL_HEADER = "upn,forename,surname,preferred_name,date_of_birth,year_group,registration_group\n"
 PUPILS = PUPIL_HEADER + (
@@ -64,6 +65,13 @@ async def staff_of(factory: SessionFactory, workspace_id: int) -> dict[str, Staf
         return {s.email: s for s in rows.all()}
 
 
+async def searchable(factory: SessionFactory, workspace_id: int) -> dict[str, str]:
+    """What the in-memory roster finds each pupil by, by UPN (`store.pupils.roster`)."""
+    async with factory() as session:
+        found = await roster(session, workspace_id=workspace_id)
+    return {p.upn: p.text for p in found.pupils}
+
+
 def classes(staff: Staff) -> set[str]:
     return {c.registration_group for c in staff.classes}
 
@@ -77,7 +85,9 @@ def lines(problems: list[RowProblem]) -> list[int]:
 
 async def test_pupils_import(factory: SessionFactory, tmp_path: Path) -> None:
     ws = await workspace(factory)
-    report = await import_pupils(factory, workspace_id=ws, path=write(tmp_path, PUPILS))
+    report = await import_pupils(
+        factory, cipher=CIPHER, workspace_id=ws, path=write(tmp_path, PUPILS)
+    )
     assert (report.kind, report.created, report.updated, report.unchanged) == ("pupils", 3, 0, 0)
     assert report.errors == [] and report.encoding == "utf-8"
     pupils = await pupils_of(factory, ws)
@@ -86,22 +96,23 @@ async def test_pupils_import(factory: SessionFactory, tmp_path: Path) -> None:
     assert (amelia.forename, amelia.surname, amelia.preferred_name) == ("Amelia", "Stone", "Millie")
     assert amelia.date_of_birth == dt.date(2015, 9, 1)
     assert (amelia.year_group, amelia.registration_group) == ("Year 4", "4A")
-    assert amelia.search_text == search_text(
+    texts = await searchable(factory, ws)
+    assert texts["A123456789012"] == search_text(
         upn="A123456789012", forename="Amelia", surname="Stone", preferred_name="Millie"
     )
     ben = pupils["B234567890123"]
     assert ben.preferred_name is None
     assert ben.date_of_birth == dt.date(2016, 3, 14)
     assert pupils["C34567890123X"].year_group == "Reception"
-    assert " chloe " in pupils["C34567890123X"].search_text
+    assert " chloe " in texts["C34567890123X"]
 
 
 async def test_pupils_reimport_is_idempotent(factory: SessionFactory, tmp_path: Path) -> None:
     ws = await workspace(factory)
     path = write(tmp_path, PUPILS)
-    await import_pupils(factory, workspace_id=ws, path=path)
+    await import_pupils(factory, cipher=CIPHER, workspace_id=ws, path=path)
     before = {upn: p.updated_at for upn, p in (await pupils_of(factory, ws)).items()}
-    report = await import_pupils(factory, workspace_id=ws, path=path)
+    report = await import_pupils(factory, cipher=CIPHER, workspace_id=ws, path=path)
     assert (report.created, report.updated, report.unchanged) == (0, 0, 3)
     after = await pupils_of(factory, ws)
     assert {upn: p.updated_at for upn, p in after.items()} == before
@@ -111,14 +122,17 @@ async def test_pupils_reimport_is_idempotent(factory: SessionFactory, tmp_path: 
 
 async def test_pupils_update_on_change(factory: SessionFactory, tmp_path: Path) -> None:
     ws = await workspace(factory)
-    await import_pupils(factory, workspace_id=ws, path=write(tmp_path, PUPILS))
+    await import_pupils(factory, cipher=CIPHER, workspace_id=ws, path=write(tmp_path, PUPILS))
     changed = PUPILS.replace("Amelia,Stone,Millie", "Amelia,Stone-Baker,").replace(",3,3B", ",4,4B")
-    report = await import_pupils(factory, workspace_id=ws, path=write(tmp_path, changed))
+    report = await import_pupils(
+        factory, cipher=CIPHER, workspace_id=ws, path=write(tmp_path, changed)
+    )
     assert (report.created, report.updated, report.unchanged) == (0, 2, 1)
     pupils = await pupils_of(factory, ws)
     amelia = pupils["A123456789012"]
     assert (amelia.surname, amelia.preferred_name) == ("Stone-Baker", None)
-    assert " stone-baker " in amelia.search_text and "millie" not in amelia.search_text
+    text = (await searchable(factory, ws))["A123456789012"]
+    assert " stone-baker " in text and "millie" not in text
     assert (pupils["B234567890123"].year_group, pupils["B234567890123"].registration_group) == (
         "4",
         "4B",
@@ -134,7 +148,7 @@ async def test_headers_case_insensitive_extra_columns_and_bom(
         "A123456789012,Amelia,Stone,2015-09-01,Year 4,4A,unused,x\n"
     )
     report = await import_pupils(
-        factory, workspace_id=ws, path=write(tmp_path, text, encoding="utf-8-sig")
+        factory, cipher=CIPHER, workspace_id=ws, path=write(tmp_path, text, encoding="utf-8-sig")
     )
     assert (report.created, report.errors, report.encoding) == (1, [], "utf-8")
     assert (await pupils_of(factory, ws))["A123456789012"].preferred_name is None
@@ -146,7 +160,7 @@ async def test_missing_required_column_stores_nothing(
     ws = await workspace(factory)
     text = "upn,forename,surname,year_group,registration_group\nA123456789012,Amelia,Stone,4,4A\n"
     with pytest.raises(RosterFileError, match="date_of_birth") as caught:
-        await import_pupils(factory, workspace_id=ws, path=write(tmp_path, text))
+        await import_pupils(factory, cipher=CIPHER, workspace_id=ws, path=write(tmp_path, text))
     assert "Amelia" not in str(caught.value)
     assert await pupils_of(factory, ws) == {}
     with pytest.raises(RosterFileError, match="roles"):
@@ -159,9 +173,9 @@ async def test_missing_required_column_stores_nothing(
 async def test_empty_file_is_a_file_error(factory: SessionFactory, tmp_path: Path) -> None:
     ws = await workspace(factory)
     with pytest.raises(RosterFileError, match="empty"):
-        await import_pupils(factory, workspace_id=ws, path=write(tmp_path, "\n\n"))
+        await import_pupils(factory, cipher=CIPHER, workspace_id=ws, path=write(tmp_path, "\n\n"))
     with pytest.raises(RosterFileError, match="cannot read"):
-        await import_pupils(factory, workspace_id=ws, path=tmp_path / "missing.csv")
+        await import_pupils(factory, cipher=CIPHER, workspace_id=ws, path=tmp_path / "missing.csv")
 
 
 async def test_bad_rows_reported_by_file_line_good_rows_kept(
@@ -181,7 +195,9 @@ async def test_bad_rows_reported_by_file_line_good_rows_kept(
         "d456789012345,Dev,Shah,2015-01-01,Year 4,4A,\n"  # 10: duplicate of line 8
         "F678901234567,Finn,Moss,2015-13-01,Year 4,4A,\n"  # 11
     )
-    report = await import_pupils(factory, workspace_id=ws, path=write(tmp_path, text))
+    report = await import_pupils(
+        factory, cipher=CIPHER, workspace_id=ws, path=write(tmp_path, text)
+    )
     assert (report.created, report.updated, report.unchanged) == (2, 0, 0)
     assert lines(report.errors) == [4, 7, 9, 10, 11]
     reasons = {p.line: p.reason for p in report.errors}
@@ -211,7 +227,9 @@ async def test_bad_upns_and_names_never_echoed(factory: SessionFactory, tmp_path
         "A123456789013,Amy,Ash,,1850-01-01,1,1A\n"
         "A12345678901B,Amy,Ash,,2015-1-2,1,1A\n"  # temporary UPN; single-digit ISO parts
     )
-    report = await import_pupils(factory, workspace_id=ws, path=write(tmp_path, text))
+    report = await import_pupils(
+        factory, cipher=CIPHER, workspace_id=ws, path=write(tmp_path, text)
+    )
     assert lines(report.errors) == [2, 3, 4, 5, 6]
     assert all("is not a UPN" in p.reason for p in report.errors[:3])
     assert report.errors[3].reason == "forename is longer than 100 characters"
@@ -225,32 +243,34 @@ async def test_cp1252_file(factory: SessionFactory, tmp_path: Path) -> None:
     ws = await workspace(factory)
     text = PUPIL_HEADER + "A123456789012,Zoë,Brontë,Renée,2015-09-01,Year 4,4A\n"
     path = write(tmp_path, text, encoding="cp1252")
-    report = await import_pupils(factory, workspace_id=ws, path=path)
+    report = await import_pupils(factory, cipher=CIPHER, workspace_id=ws, path=path)
     assert (report.created, report.encoding) == (1, "cp1252")
     assert "cp1252" in report.summary()
     pupil = (await pupils_of(factory, ws))["A123456789012"]
     assert (pupil.forename, pupil.surname, pupil.preferred_name) == ("Zoë", "Brontë", "Renée")
-    assert " zoe " in pupil.search_text
+    assert " zoe " in (await searchable(factory, ws))["A123456789012"]
 
 
 async def test_same_upn_in_two_workspaces(factory: SessionFactory, tmp_path: Path) -> None:
     first, second = await workspace(factory, "T001"), await workspace(factory, "T002")
     path = write(tmp_path, PUPILS)
-    await import_pupils(factory, workspace_id=first, path=path)
-    report = await import_pupils(factory, workspace_id=second, path=path)
+    await import_pupils(factory, cipher=CIPHER, workspace_id=first, path=path)
+    report = await import_pupils(factory, cipher=CIPHER, workspace_id=second, path=path)
     assert report.created == 3
     a, b = await pupils_of(factory, first), await pupils_of(factory, second)
     assert set(a) == set(b)
     assert a["A123456789012"].id != b["A123456789012"].id
     changed = PUPILS.replace("Year 4,4A", "Year 5,5A")
-    report = await import_pupils(factory, workspace_id=second, path=write(tmp_path, changed))
+    report = await import_pupils(
+        factory, cipher=CIPHER, workspace_id=second, path=write(tmp_path, changed)
+    )
     assert report.updated == 1
     assert (await pupils_of(factory, first))["A123456789012"].year_group == "Year 4"
 
 
 async def test_unknown_workspace(factory: SessionFactory, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no workspace"):
-        await import_pupils(factory, workspace_id=999, path=write(tmp_path, PUPILS))
+        await import_pupils(factory, cipher=CIPHER, workspace_id=999, path=write(tmp_path, PUPILS))
 
 
 async def test_progress_adds_up_to_count_rows(factory: SessionFactory, tmp_path: Path) -> None:
@@ -260,11 +280,15 @@ async def test_progress_adds_up_to_count_rows(factory: SessionFactory, tmp_path:
     path = write(tmp_path, PUPIL_HEADER + "\n".join(rows) + "\n\n")
     assert count_rows(path) == 2500
     calls: list[int] = []
-    report = await import_pupils(factory, workspace_id=ws, path=path, progress=calls.append)
+    report = await import_pupils(
+        factory, cipher=CIPHER, workspace_id=ws, path=path, progress=calls.append
+    )
     assert report.created == 2499 and lines(report.errors) == [9]
     assert sum(calls) == 2500 and len(calls) > 1 and all(n > 0 for n in calls)
     calls.clear()
-    report = await import_pupils(factory, workspace_id=ws, path=path, progress=calls.append)
+    report = await import_pupils(
+        factory, cipher=CIPHER, workspace_id=ws, path=path, progress=calls.append
+    )
     assert (report.unchanged, sum(calls)) == (2499, 2500)
 
 
@@ -497,7 +521,9 @@ async def test_multi_line_bad_row_reported_at_its_first_line(
         'B234567890123,"Ben\nBen",Okafor,,2015-99-01,Year 4,4A\n'  # 3-4
         "C34567890123X,Chlo,Ng,,bad,Reception,RA\n"  # 5
     )
-    report = await import_pupils(factory, workspace_id=ws, path=write(tmp_path, text))
+    report = await import_pupils(
+        factory, cipher=CIPHER, workspace_id=ws, path=write(tmp_path, text)
+    )
     assert lines(report.errors) == [3, 5]
 
 

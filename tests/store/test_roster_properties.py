@@ -25,8 +25,10 @@ from sqlalchemy.orm import selectinload
 from store import roster
 from store.db import SessionFactory
 from store.models import Pupil, Staff
+from store.pupils import roster as pupil_roster
 from store.pupils import search_text
 from store.roster import ImportReport, RosterFileError, count_rows, import_pupils, import_staff
+from tests.support.concern_forms import CIPHER
 from tests.support.roster_files import (
     STAFF_COLUMNS,
     RosterFile,
@@ -41,6 +43,9 @@ from tests.support.strategies import DB_SETTINGS, Db, csv_text, new_workspace
 async def pupil_snapshot(factory: SessionFactory, workspace_id: int) -> dict[str, dict[str, Any]]:
     async with factory() as session:
         found = await session.scalars(select(Pupil).where(Pupil.workspace_id == workspace_id))
+        texts = {
+            p.id: p.text for p in (await pupil_roster(session, workspace_id=workspace_id)).pupils
+        }
         return {
             p.upn: {
                 "id": p.id,
@@ -51,7 +56,7 @@ async def pupil_snapshot(factory: SessionFactory, workspace_id: int) -> dict[str
                 "date_of_birth": p.date_of_birth,
                 "year_group": p.year_group,
                 "registration_group": p.registration_group,
-                "search_text": p.search_text,
+                "search_text": texts[p.id],
                 "updated_at": p.updated_at,
             }
             for p in found.all()
@@ -84,7 +89,7 @@ Importer = Callable[[SessionFactory, int, Path], Coroutine[Any, Any, ImportRepor
 
 
 async def _import_pupils(factory: SessionFactory, workspace_id: int, path: Path) -> ImportReport:
-    return await import_pupils(factory, workspace_id=workspace_id, path=path)
+    return await import_pupils(factory, workspace_id=workspace_id, path=path, cipher=CIPHER)
 
 
 async def _import_staff(factory: SessionFactory, workspace_id: int, path: Path) -> ImportReport:

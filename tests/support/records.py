@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from store import actions, workspaces
-from store.models import AuditEvent, Incident, IncidentAction, Pupil, Staff
+from store import actions, pupils, workspaces
+from store.crypto import Cipher
+from store.models import AuditEvent, Incident, IncidentAction, Pupil, PupilDetails, Staff
 from testing.harness import Harness
 
 from .school import OTHER_TEAM_ID
@@ -38,9 +40,16 @@ async def staff_member(school: Harness, slack_id: str) -> Staff:
 async def pupil_by_upn(school: Harness, upn: str) -> Pupil:
     """The roster's row for the pupil with this UPN."""
     async with school.server.factory() as db:
-        found = await db.scalar(select(Pupil).where(Pupil.upn == upn))
+        found = await pupil_with_upn(school, db, upn)
     assert found is not None, upn
     return found
+
+
+async def pupil_with_upn(school: Harness, db: AsyncSession, upn: str) -> Pupil | None:
+    """The school's pupil with this UPN, read in `db` (UPNs are stored as keyed hashes)."""
+    return await pupils.by_upn(
+        db, workspace_id=school.workspace_id, cipher=school.server.cipher, upn=upn
+    )
 
 
 async def pupil_at_another_school(
@@ -48,23 +57,26 @@ async def pupil_at_another_school(
     *,
     team_id: str = OTHER_TEAM_ID,
     upn: str = "Y00000000001A",
-    search_text: str | None = None,
+    cipher: Cipher,
 ) -> Pupil:
     """Quenby Outsider, a pupil of another school on the same deployment (added to `db`,
-    not committed). `search_text` defaults to her name and UPN, as the importer folds them."""
+    not committed)."""
     other = await workspaces.ensure(db, team_id=team_id, name="Another School")
-    stranger = Pupil(
+    await db.flush()
+    return await pupils.new_pupil(
+        db,
+        cipher=cipher,
         workspace_id=other.id,
-        upn=upn,
-        forename="Quenby",
-        surname="Outsider",
-        date_of_birth=dt.date(2017, 1, 1),
+        details=PupilDetails(
+            upn=upn,
+            forename="Quenby",
+            surname="Outsider",
+            preferred_name=None,
+            date_of_birth=dt.date(2017, 1, 1),
+        ),
         year_group="3",
         registration_group="3A",
-        search_text=search_text or f" quenby outsider {upn.lower()} ",
     )
-    db.add(stranger)
-    return stranger
 
 
 async def add_action(
@@ -81,3 +93,14 @@ async def add_action(
         public_url=school.settings.public_url,
         now=school.now(),
     )
+
+
+async def set_date_of_birth(school: Harness, upn: str, born: dt.date) -> None:
+    """Give the pupil with this UPN another date of birth (sealed again, like the import
+    does, and the roster marked changed)."""
+    async with school.server.factory() as db, db.begin():
+        pupil = await pupil_with_upn(school, db, upn)
+        assert pupil is not None, upn
+        details = dataclasses.replace(pupil.details, date_of_birth=born)
+        pupil.details_ct = pupils.seal_details(school.server.cipher, pupil.id, details)
+        await pupils.roster_changed(db, workspace_id=pupil.workspace_id)

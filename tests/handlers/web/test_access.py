@@ -63,7 +63,7 @@ async def other_school(harness: Harness) -> OtherSchool:
     Its staff have no Slack ids, so nothing is queued for the stand-in's workspace.
     """
     async with harness.server.factory() as db, db.begin():
-        pupil = await pupil_at_another_school(db)
+        pupil = await pupil_at_another_school(db, cipher=harness.server.cipher)
         school = await workspaces.ensure(db, team_id=OTHER_TEAM_ID, name="Another School")
         school.next_incident_number = 7
         keyholder = Staff(

@@ -12,11 +12,11 @@ import json
 
 from sqlalchemy import select
 
-from store.models import Pupil, Staff
+from store.models import Staff
 from testing.harness import Harness
 from testing.webclient import WebUser
 from tests.handlers.test_allegations import ALLEGATION, allege
-from tests.support.records import staff_member
+from tests.support.records import pupil_by_upn, staff_member
 from tests.support.school import CLASS_TEACHER, DEPUTY, DSL, HEAD, PUPIL_4B, TA
 from tests.support.web import People
 
@@ -30,8 +30,8 @@ async def filed(school: Harness, author: str, adult: str) -> None:
 
 
 async def pupil_id(school: Harness) -> int:
-    async with school.server.factory() as db:
-        found = await db.scalar(select(Pupil.id).where(Pupil.upn == PUPIL_4B))
+    async with school.server.factory():
+        found = (await pupil_by_upn(school, PUPIL_4B)).id
     assert found is not None
     return int(found)
 

@@ -18,11 +18,10 @@ from store.models import (
     CaseStatusChange,
     CurrentCaseStatus,
     IncidentAction,
-    Pupil,
 )
 from testing.harness import Harness
 from testing.webclient import WebUser
-from tests.support.records import audit_events, staff_member
+from tests.support.records import audit_events, pupil_by_upn, staff_member
 from tests.support.school import (
     DEPUTY,
     DSL,
@@ -300,8 +299,8 @@ async def test_the_referral_board_and_caseload_link_to_each_other(school: Harnes
 async def test_a_close_is_in_the_pupils_chronology(school: Harness) -> None:
     people = People(school)
     await file_concern(school, pupil_query=PUPIL_3A)
-    async with school.server.factory() as db:
-        pupil_id = await db.scalar(select(Pupil.id).where(Pupil.upn == PUPIL_3A))
+    async with school.server.factory():
+        pupil_id = (await pupil_by_upn(school, PUPIL_3A)).id
     async with people.signed_in(DSL) as dsl:
         await change(dsl, 1, status="closed", outcome="referred", reason="Referred to MASH.")
         status, page = await dsl.get(f"/pupils/{pupil_id}")

@@ -333,7 +333,7 @@ async def test_unknown_pupils_are_not_found_for_keyholders_too(school: Harness) 
 async def test_another_schools_pupils_are_not_found(school: Harness) -> None:
     """One deployment, two schools: a key-holder finds and sees only their own pupils."""
     async with transaction(school.server.factory) as db:
-        stranger = await pupil_at_another_school(db)
+        stranger = await pupil_at_another_school(db, cipher=school.server.cipher)
     async with signed_in(school, DSL) as dsl:
         _, missing = await dsl.get("/incidents/999999")
         for path in (f"/pupils/{stranger.id}", f"/pupils/{stranger.id}/chronology.pdf"):

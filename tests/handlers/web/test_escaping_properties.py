@@ -14,9 +14,8 @@ from pathlib import Path
 import markupsafe
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
 
-from store.models import Pupil
+from store.pupils import roster
 from store.roster import import_pupils, import_staff
 from testing.harness import Harness
 from tests.support.school import DSL
@@ -158,12 +157,13 @@ async def test_the_web_view_escapes_hostile_text(school: Harness, tmp_path: Path
     pupil_file.write_text(
         csv_text([header, *[[*p, "2016-05-04", "4", "4B"] for p in pupils]]), encoding="utf-8"
     )
-    report = await import_pupils(factory, workspace_id=workspace_id, path=pupil_file)
+    report = await import_pupils(
+        factory, workspace_id=workspace_id, path=pupil_file, cipher=school.server.cipher
+    )
     assert (report.created, report.errors) == (len(pupils), [])
     async with factory() as session:
-        ids = dict(
-            (await session.execute(select(Pupil.upn, Pupil.id).where(Pupil.upn.like("H%")))).all()
-        )
+        on_roll = (await roster(session, workspace_id=workspace_id)).pupils
+        ids = {p.upn: p.id for p in on_roll if p.upn.startswith("H")}
 
     # Each is filed through the signed Slack path by the hostile-named teacher.
     narratives, reasons = [], []

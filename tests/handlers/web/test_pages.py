@@ -19,14 +19,13 @@ from store.models import (
     Incident,
     IncidentAction,
     IncidentInvite,
-    Pupil,
     ReadReceipt,
     Staff,
     TotpEnrolment,
 )
 from testing.harness import Harness
 from testing.webclient import WebUser
-from tests.support.records import audit_events, staff_member
+from tests.support.records import audit_events, pupil_with_upn, staff_member
 from tests.support.school import (
     CLASS_TEACHER,
     DSL,
@@ -118,8 +117,8 @@ async def test_incident_page_shows_pupils_narrative_and_read_receipts(school: Ha
         channel_id=school.standin.dm_channel_for(CLASS_TEACHER),
     )
     async with school.server.factory() as db:
-        main = await db.scalar(select(Pupil).where(Pupil.upn == PUPIL_4B))
-        linked = await db.scalar(select(Pupil).where(Pupil.upn == PUPIL_3A))
+        main = await pupil_with_upn(school, db, PUPIL_4B)
+        linked = await pupil_with_upn(school, db, PUPIL_3A)
     assert main is not None and linked is not None
     async with signed_in(school, DSL) as dsl:
         status, body = await dsl.get("/incidents/1")

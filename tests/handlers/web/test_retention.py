@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import update
-
-from store.models import Pupil
 from testing.harness import Harness
-from tests.support.records import audit_events, pupil_by_upn
+from tests.support.records import audit_events, pupil_by_upn, set_date_of_birth
 from tests.support.school import DSL, PUPIL_4B, TEACHER
 from tests.support.slack import file_concern
 from tests.support.web import main_of, shown, signed_in
@@ -18,10 +15,7 @@ from tests.support.web import main_of, shown, signed_in
 
 async def test_a_key_holder_reviews_holds_and_destroys_a_record(school: Harness) -> None:
     await file_concern(school, TEACHER, pupil_query=PUPIL_4B)
-    async with school.server.factory() as db, db.begin():
-        await db.execute(
-            update(Pupil).where(Pupil.upn == PUPIL_4B).values(date_of_birth=dt.date(1990, 3, 1))
-        )
+    await set_date_of_birth(school, PUPIL_4B, dt.date(1990, 3, 1))
     pupil = await pupil_by_upn(school, PUPIL_4B)
     everything = {"confirm": "destroy", "kind": "concern", "key": "1", "reason": "x", "hold": "1"}
     async with signed_in(school, TEACHER) as teacher:

@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import select
 
 from store.messages import OPEN_ACTION, TASK_DONE_ACTION, TASK_NOT_YOURS
-from store.models import Alert, Pupil, Task
+from store.models import Alert, Task
 from testing.harness import Harness
 from tests.handlers.test_allegations import allege
 from tests.support.clock import LONDON
-from tests.support.records import audit_events, staff_member
+from tests.support.records import audit_events, pupil_with_upn, staff_member
 from tests.support.school import CLASS_TEACHER, DSL, HEAD, NARRATIVE, PUPIL_4B, TA, TEACHER
 from tests.support.slack import file_concern
 from tests.support.web import shown, signed_in
@@ -74,7 +74,7 @@ async def test_a_task_dms_its_assignee_redacted_with_open_and_done(school: Harne
     assert TASK_DONE_ACTION in blocks and OPEN_ACTION in blocks
     # Nothing sensitive: no pupil name, no narrative, no task text, anywhere in Slack.
     async with school.server.factory() as db:
-        pupil = await db.scalar(select(Pupil).where(Pupil.upn == PUPIL_4B))
+        pupil = await pupil_with_upn(school, db, PUPIL_4B)
     assert pupil is not None
     traffic = json.dumps([c.params for c in school.standin.calls])
     for secret in (pupil.forename, pupil.surname, NARRATIVE, TASK_TEXT, "grandmother"):
