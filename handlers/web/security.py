@@ -299,6 +299,11 @@ async def _in_one_transaction(
                     answer = await handler(request)
                 except web.HTTPException as http:  # a redirect or refusal: writes stay
                     answer = http
+                except BaseException:
+                    # Rolled back below, which would expire the session's row: keep it as
+                    # loaded, so the error page (the middleware's) can still show the nav.
+                    db.expunge_all()
+                    raise
     if isinstance(answer, web.HTTPException):
         raise answer
     if answer is not None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
@@ -195,12 +196,21 @@ def _migrate(url: str, revision: str, cipher: Cipher | None, *, down: bool) -> A
     return run()
 
 
+def _revision_before(revision: str) -> str:
+    """The revision a migration follows (the chain's order is the merge order)."""
+    script = ScriptDirectory.from_config(alembic_config())
+    found = script.get_revision(revision)
+    assert found is not None and isinstance(found.down_revision, str)
+    return found.down_revision
+
+
 async def test_migration_0020_converts_the_rows_stored_before_it(school: Harness) -> None:
     people = People(school)
     await refer(school, people)
     roster = fictional_pupils(30)
     url, cipher = school.database_url, Cipher(school.data_key)
-    await _migrate(url, "0017", cipher, down=True)
+    before = _revision_before("0020")
+    await _migrate(url, before, cipher, down=True)
     engine = create_engine(url)
     try:
         async with engine.connect() as connection:

@@ -257,6 +257,7 @@ async def test_destruction_leaves_nothing_readable_but_a_tombstone(school: Harne
             referred_at=school.now(),
             reference="POL-778812",
             working=school.server.web_deps.school.working_time,
+            cipher=school.server.cipher,
             now=school.now(),
         )
     await set_born(school, PUPIL_4B, dt.date(1990, 3, 1))
