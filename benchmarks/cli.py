@@ -65,7 +65,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "all (= slack,web,referrals,reports). Default slack,web,referrals: every DESIGN §10 "
         "row. referrals is the overdue scan over --referrals referrals, reports the "
         "chronology and term report over --report-incidents incidents, each in its own "
-        "database; soak is --soak-staff staff working for --soak-minutes",
+        "database; soak is --soak-staff staff working for --soak-minutes; trustday is a trust's "
+        "busiest hour, open loop, at 1× and 2×, --workers 1 and 2 (issue 17)",
     )
     parser.add_argument("--requests", type=int, help="measured requests per Slack scenario (400)")
     parser.add_argument("--concurrency", type=int, help="concurrent Slack users (20)")
@@ -110,6 +111,18 @@ def parse_args(argv: list[str] | None = None) -> Options:
         metavar="LOW-HIGH",
         help="seconds each person pauses between actions in the soak (1-4)",
     )
+    parser.add_argument("--trust-schools", type=int, help="schools in the trust day (50)")
+    parser.add_argument("--trust-staff", type=int, help="staff per school in the trust day (100)")
+    parser.add_argument(
+        "--trust-actions",
+        type=float,
+        help="actions per member of staff at the trust's busiest hour (2)",
+    )
+    parser.add_argument(
+        "--trust-minutes",
+        type=float,
+        help="minutes per trust-day phase (2; 0.2 with --quick); 4 phases and 2 floor phases",
+    )
     parser.add_argument("--file-mb", type=float, help="size of the --scenarios files file (20)")
     parser.add_argument("--file-runs", type=int, help="uploads and downloads (5; 1 with --quick)")
     parser.add_argument("--seed", type=int, help="random seed for queries, forms and data")
@@ -125,6 +138,18 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "--in-process",
         action="store_true",
         help="run Vigil and the floors inside the benchmark process (the old arrangement)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="vigil serve --workers N (PostgreSQL; CPU/req is then every process's)",
+    )
+    parser.add_argument(
+        "--outbox-delivery",
+        choices=("auto", "inline", "process"),
+        default="auto",
+        help="VIGIL_OUTBOX_DELIVERY: the outbox in the request loop or a process of its own",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
@@ -150,6 +175,10 @@ def parse_args(argv: list[str] | None = None) -> Options:
             ("soak_minutes", args.soak_minutes),
             ("soak_staff", args.soak_staff),
             ("soak_think", args.soak_think),
+            ("trust_schools", args.trust_schools),
+            ("trust_staff", args.trust_staff),
+            ("trust_actions", args.trust_actions),
+            ("trust_minutes", args.trust_minutes),
             ("file_mb", args.file_mb),
             ("file_runs", args.file_runs),
             ("seed", args.seed),
@@ -162,6 +191,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "json_path": args.json,
         "progress": not args.quiet,
         "in_process": args.in_process,
+        "workers": args.workers,
+        "outbox_delivery": args.outbox_delivery,
     }
     if args.quick:
         return Options.quick_run(**common, **given)

@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import gc
 import os
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,10 @@ from scheduler.jobs import (
     TransferReceipts,
     UnreadChase,
     UrgentEscalations,
+    start_checks,
     start_scheduler,
 )
+from scheduler.leader import Leadership
 from scheduler.slack_clients import SlackClients
 from store import encrypted, installations, keyring, migrate, outbox, workspaces
 from store.catalogue import Catalogue
@@ -94,7 +97,12 @@ class VigilServer:
         *,
         worker_options: dict[str, Any] | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
+        sock: socket.socket | None = None,
+        deliver: bool = True,
     ) -> None:
+        """`sock`: a listening socket to serve on (a worker of `vigil serve --workers N`)
+        instead of binding VIGIL_HOST:VIGIL_PORT; `deliver`: run the outbox worker here
+        (False when a delivery process of its own does, `bot.outbox_process`)."""
         self.oauth = settings.oauth_install
         if self.oauth:
             settings.require("slack_signing_secret", "data_key")
@@ -102,7 +110,9 @@ class VigilServer:
             settings.require("slack_bot_token", "slack_signing_secret", "data_key")
         self.settings = settings
         self.clock = clock
-        self.engine = create_engine(settings.database_url)
+        self._sock = sock
+        self._deliver = deliver
+        self.engine = create_engine(settings.database_url, pool_size=settings.pool_size)
         self.factory = session_factory(self.engine)
         self.school = load_school(settings)
         self.catalogue = load_catalogue(settings, self.school)
@@ -174,6 +184,10 @@ class VigilServer:
         self.noise = AnonymousNoise()
         self.noise_job = AnonymousNoiseFlush(factory=self.factory, noise=self.noise, clock=clock)
         self.scheduler: AsyncIOScheduler | None = None
+        self.checks: AsyncIOScheduler | None = None  # while this process leads
+        self.leadership = Leadership(
+            settings.database_url, on_elected=self._start_checks, on_deposed=self._stop_checks
+        )
         self._verifier = SignatureVerifier(settings.slack_signing_secret or "")
         self._replays = ReplayCache()
         # Bolt turns itself into an OAuth installer when it sees SLACK_CLIENT_ID and
@@ -391,7 +405,11 @@ class VigilServer:
             shutdown_timeout=self.settings.shutdown_timeout,
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        site: web.BaseSite = (
+            web.TCPSite(self._runner, self.settings.host, self.settings.port)
+            if self._sock is None
+            else web.SockSite(self._runner, self._sock)
+        )
         try:
             await site.start()
         except OSError as error:
@@ -399,13 +417,11 @@ class VigilServer:
                 listen_problem(error, host=self.settings.host, port=self.settings.port)
             ) from None
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.worker.start()
-        self.scheduler = start_scheduler(
-            self.overdue_job,
-            config=self.school,
-            noise=self.noise_job,
-            more=(self.urgent_job, self.unread_job, self.transfer_job, self.tasks_job),
-        )
+        if self._deliver:
+            self.worker.start()
+            self.worker.listen(self.settings.database_url)  # woken by other processes too
+        self.scheduler = start_scheduler(noise=self.noise_job)
+        self.leadership.start()
         # Staff imported before Slack was connected: linked by email, without delaying start
         # (in OAuth mode, in every school Vigil is installed in, each with its own token).
         if workspace_id is not None:
@@ -467,6 +483,19 @@ class VigilServer:
         self.slack_clients.forget()
         self.worker_clients.forget()
 
+    def _start_checks(self) -> None:
+        """This process leads (`scheduler.leader`): run the scheduled checks."""
+        self.checks = start_checks(
+            self.overdue_job,
+            config=self.school,
+            more=(self.urgent_job, self.unread_job, self.transfer_job, self.tasks_job),
+        )
+
+    def _stop_checks(self) -> None:
+        if self.checks is not None:
+            self.checks.shutdown(wait=False)
+            self.checks = None
+
     async def _link_staff(self, workspace_id: int) -> None:
         """Find the Slack accounts of staff who have none (`users.lookupByEmail`)."""
         try:
@@ -516,6 +545,7 @@ class VigilServer:
         if self._runner is not None:
             await self._runner.cleanup()  # waits for in-flight requests
             self._runner = None
+        await self.leadership.stop()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
@@ -579,14 +609,25 @@ def load_school(settings: Settings) -> SchoolConfig:
         raise ConfigError(str(error)) from None
 
 
-async def serve_forever(settings: Settings, stop: asyncio.Event) -> None:
-    """Run until `stop` is set (SIGTERM/SIGINT in the CLI), then shut down gracefully."""
-    server = VigilServer(settings)
+async def serve_forever(
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    sock: socket.socket | None = None,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """Run until `stop` is set (SIGTERM/SIGINT in the CLI), then shut down gracefully.
+
+    `sock` and `ready`: a worker of `vigil serve --workers N` (`bot.workers`) serves on the
+    parent's socket and says when it has started."""
+    server = VigilServer(settings, sock=sock, deliver=not settings.delivery_process)
     try:
         await server.start()
     except BaseException:
         await server.close()  # nothing left open behind the one-line error
         raise
+    if ready is not None:
+        ready()
     try:
         await stop.wait()
     finally:

@@ -154,6 +154,12 @@ def _parser() -> argparse.ArgumentParser:
         command.set_defaults(run=_transfer)
 
     serve = commands.add_parser("serve", help="run the Slack endpoint, web view and worker")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="N server processes on one port (PostgreSQL only; default VIGIL_WORKERS, 1)",
+    )
     serve.set_defaults(run=_serve)
 
     jobs = commands.add_parser("jobs", help="list the scheduled jobs `vigil serve` runs")
@@ -511,7 +517,12 @@ def _transfer(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from bot.app import serve_forever
 
-    settings = _settings(args)
+    overrides = {"workers": args.workers} if args.workers is not None else {}
+    settings = _settings(args, **overrides)
+    if settings.workers > 1 or settings.delivery_process:
+        from bot.workers import serve_workers
+
+        return serve_workers(settings)
     run_until_signal(lambda stop: serve_forever(settings, stop))
     return 0
 

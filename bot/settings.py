@@ -87,6 +87,37 @@ class Settings(BaseSettings):
         """The largest file accepted as an attachment (VIGIL_MAX_UPLOAD_MB)."""
         return int(self.max_upload_mb * 1024 * 1024)
 
+    workers: Annotated[int, Field(ge=1, le=16)] = Field(1, alias="VIGIL_WORKERS")
+    db_pool_size: Annotated[int | None, Field(ge=1, le=100)] = Field(
+        None, alias="VIGIL_DB_POOL_SIZE"
+    )
+    outbox_delivery: str = Field("auto", alias="VIGIL_OUTBOX_DELIVERY")
+
+    @field_validator("outbox_delivery")
+    @classmethod
+    def _outbox_delivery(cls, value: str) -> str:
+        if value not in {"auto", "inline", "process"}:
+            raise ValueError("must be auto, inline or process")
+        return value
+
+    @property
+    def pool_size(self) -> int:
+        """Each process's pool (it may open as many again under load): VIGIL_DB_POOL_SIZE,
+        else 10 for up to 3 processes and less beyond, so that every process's connections
+        together (2 × pool + 2 of its own: the scheduler's lock and the outbox's LISTEN)
+        stay near 70, below PostgreSQL's default max_connections (100)."""
+        if self.db_pool_size is not None:
+            return self.db_pool_size
+        return max(1, min(10, 33 // self.workers - 1))
+
+    @property
+    def delivery_process(self) -> bool:
+        """Whether the outbox is delivered by a process of its own (out of the request
+        loop): VIGIL_OUTBOX_DELIVERY=process, or auto with several workers (PostgreSQL)."""
+        if self.outbox_delivery == "auto":
+            return self.workers > 1 and self.database_url.startswith("postgresql")
+        return self.outbox_delivery == "process"
+
     anonymous_rate: Annotated[float, Field(gt=0)] = Field(2.0, alias="VIGIL_ANONYMOUS_RATE")
     anonymous_burst: Annotated[int, Field(ge=1)] = Field(60, alias="VIGIL_ANONYMOUS_BURST")
 

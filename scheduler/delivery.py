@@ -3,13 +3,20 @@
 - Rows are claimed in the database with a lease (`store.outbox.claim`), so replicas share
   the work and a crashed worker's rows come back after the lease.
 - 429: the row waits for Slack's `Retry-After`, and so does every other row for the same
-  workspace and method (no hammering). 5xx, time-outs and reset connections: exponential
-  backoff with jitter. A refusal that cannot get better (e.g. `user_not_found`) fails the
-  row, logged, without retrying forever.
+  workspace and method (no hammering), in every process: the pause is written to the
+  database (`store.slack_limits`) and read with each batch claimed. 5xx, time-outs and
+  reset connections: exponential backoff with jitter. A refusal that cannot get better
+  (e.g. `user_not_found`) fails the row, logged, without retrying forever.
 - Slack refusing the app itself (a revoked or invalid token, a missing scope) cannot be
   fixed by any one message, and is not that message's fault: nothing is failed. Delivery
   pauses (logged, and reported by `/healthz`), one message tries again now and then, and
   once Slack accepts it the backlog goes out and the key-holders are told what happened.
+- Woken at once: in-process by `notify()`, and on PostgreSQL by the `NOTIFY` each
+  enqueueing transaction sends (`listen()`), so delivery can run in a process of its own,
+  out of the request loop; the poll is only the fallback.
+- Sent messages are recorded together: whatever has landed while the previous record was
+  being written goes in one transaction of one UPDATE (`store.outbox.mark_many_sent`,
+  `store.alerts.record_deliveries`), not a transaction per message.
 - Exactly once: each message carries its outbox id in Slack message metadata. Before a row
   whose earlier attempt may have reached Slack is sent again, the worker looks for that id
   in the channel's history and, if it is there, records it instead of posting twice.
@@ -20,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import random
 import secrets
 import time
@@ -28,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import asyncpg
 import structlog
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -35,7 +44,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scheduler.slack_clients import SlackClients
-from store import alerts, notices, outbox
+from store import alerts, notices, outbox, slack_limits
 from store.db import DATABASE_ERRORS, SessionFactory, transaction
 from store.models import Alert, OutboxMessage, utcnow
 
@@ -138,6 +147,12 @@ class DeliveryWorker:
         bind = factory.kw.get("bind")
         self._serialise_writes = bind is not None and bind.dialect.name == "sqlite"
         self._write_lock = asyncio.Lock()
+        # Messages Slack accepted, waiting to be recorded together (`_record_sent`).
+        self._landed: list[tuple[OutboxMessage, str | None, str | None, asyncio.Future[None]]]
+        self._landed = []
+        self._recorder: asyncio.Task[None] | None = None
+        self.records_written = 0  # transactions that recorded sent messages
+        self._listener: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -150,10 +165,46 @@ class DeliveryWorker:
         self._task = asyncio.create_task(self.run(), name=f"vigil-{self.name}")
         return self._task
 
+    def listen(self, url: str, *, retry: float = 2.0) -> None:
+        """On PostgreSQL: be woken by every COMMIT that queued a message, in any process
+        (`LISTEN vigil_outbox` on a connection of its own, made again if it breaks)."""
+        if url.startswith("postgresql"):
+            self._listener = asyncio.create_task(
+                self._listen(url, retry=retry), name=f"vigil-{self.name}-listen"
+            )
+
+    async def _listen(self, url: str, *, retry: float) -> None:
+
+        dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        while not self._stopping:
+            connection = None
+            try:
+                connection = await asyncpg.connect(dsn, timeout=10)
+                await connection.add_listener(
+                    outbox.NOTIFY_CHANNEL, lambda *_args: self._wake.set()
+                )
+                closed = asyncio.Event()
+                connection.add_termination_listener(functools.partial(_set, closed))
+                self._wake.set()  # anything queued while nobody listened
+                await closed.wait()
+            except (asyncpg.PostgresError, *NETWORK_ERRORS) as error:
+                log.warning("outbox.listen_failed", error=type(error).__name__)
+            finally:
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        await connection.close(timeout=2)
+            if not self._stopping:
+                await asyncio.sleep(retry)
+
     async def stop(self) -> None:
         """Finish the batch in hand, then stop. Unclaimed rows wait in the database."""
         self._stopping = True
         self._wake.set()
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+            self._listener = None
         if self._task is not None:
             # Not `await self._task`: a task cancelled from outside (the loop shutting
             # down, a crash) would raise CancelledError here, in the caller.
@@ -205,6 +256,7 @@ class DeliveryWorker:
             limit = 1  # one message asks whether Slack takes messages again
         try:
             async with transaction(self._factory) as session:
+                self._learn_pauses(await slack_limits.in_force(session, now=self._clock()))
                 rows = await outbox.claim(
                     session,
                     limit=limit,
@@ -225,6 +277,14 @@ class DeliveryWorker:
                 if isinstance(outcome, BaseException):
                     raise outcome
         return len(rows)
+
+    def _learn_pauses(self, pauses: dict[tuple[int, str], dt.datetime]) -> None:
+        """Pauses other processes were told of (429s), as this worker's own."""
+        now = self._clock()
+        for gate, until in pauses.items():
+            at = time.monotonic() + (until - now).total_seconds()
+            if at > self._paused_until.get(gate, 0.0):
+                self._paused_until[gate] = at
 
     async def drain(self, *, timeout: float = 10.0) -> int:
         """Deliver until nothing is due (tests, the demo); the number of rows handled."""
@@ -353,20 +413,51 @@ class DeliveryWorker:
     # -- outcomes --------------------------------------------------------------------
 
     async def _record_sent(self, row: OutboxMessage, channel: str | None, ts: str | None) -> None:
-        now = self._clock()
-
-        async def write(session: AsyncSession) -> None:
-            await outbox.mark_sent(session, message_id=row.id, channel=channel, ts=ts, now=now)
-            if row.kind == outbox.ALERT and row.alert_id and channel and ts:
-                await alerts.record_delivery(
-                    session, alert_id=row.alert_id, channel=channel, ts=ts, now=now
-                )
-
-        await self._persist(row, write)
+        """Record the message as sent, with whatever else landed meanwhile (one write)."""
+        recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._landed.append((row, channel, ts, recorded))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_landed())
+        await recorded
         self.delivered += 1
         log.debug("outbox.sent", message=row.id, kind=row.kind, attempts=row.attempts)
         if self.slack_pause is not None:
             await self._resume()
+
+    async def _record_landed(self) -> None:
+        """Write what has landed, in turns: each turn takes every message waiting."""
+        while self._landed:
+            landed, self._landed = self._landed, []
+            try:
+                await self._persist([row for row, *_ in landed], self._writer(landed))
+            except BaseException as error:
+                for *_, recorded in landed:
+                    if not recorded.done():
+                        recorded.set_exception(error)
+                if isinstance(error, asyncio.CancelledError):
+                    raise
+                continue
+            self.records_written += 1
+            for *_, recorded in landed:
+                if not recorded.done():
+                    recorded.set_result(None)
+
+    def _writer(
+        self, landed: list[tuple[OutboxMessage, str | None, str | None, asyncio.Future[None]]]
+    ) -> Callable[[AsyncSession], Awaitable[None]]:
+        now = self._clock()
+        sent = [(row.id, channel, ts) for row, channel, ts, _ in landed]
+        delivered = [
+            (row.alert_id, channel, ts)
+            for row, channel, ts, _ in landed
+            if row.kind == outbox.ALERT and row.alert_id and channel and ts
+        ]
+
+        async def write(session: AsyncSession) -> None:
+            await outbox.mark_many_sent(session, sent=sent, now=now)
+            await alerts.record_deliveries(session, delivered=delivered, now=now)
+
+        return write
 
     async def _pause(self, row: OutboxMessage, code: str, response: Any) -> None:
         """Slack refuses the app: hold every message (this one too) until it accepts one."""
@@ -422,7 +513,14 @@ class DeliveryWorker:
                 self._paused_until.get(gate, 0.0), time.monotonic() + retry_after
             )
             log.info("outbox.rate_limited", message=row.id, retry_after=retry_after)
-            await self._retry(row, delay=retry_after, error="ratelimited", uncertain=False)
+            until = self._clock() + dt.timedelta(seconds=retry_after)
+            await self._retry(
+                row,
+                delay=retry_after,
+                error="ratelimited",
+                uncertain=False,
+                pause=(gate, until),
+            )
         elif code in APP_REFUSED_ERRORS:
             if await self._clients.for_workspace(row.workspace_id, fresh=True) is None:
                 await self._not_installed(row)  # uninstalled meanwhile: not the app's fault
@@ -456,10 +554,17 @@ class DeliveryWorker:
         error: str,
         uncertain: bool,
         attempted: bool = True,
+        pause: tuple[tuple[int, str], dt.datetime] | None = None,
     ) -> None:
+        """Put the row back for later; with `pause`, Slack's wait for every process too."""
         at = self._clock() + dt.timedelta(seconds=delay)
 
         async def write(session: AsyncSession) -> None:
+            if pause is not None:
+                (workspace_id, method), until = pause
+                await slack_limits.pause(
+                    session, workspace_id=workspace_id, method=method, until=until
+                )
             await outbox.retry_later(
                 session,
                 message_id=row.id,
@@ -472,11 +577,16 @@ class DeliveryWorker:
         await self._persist(row, write)
 
     async def _persist(
-        self, row: OutboxMessage, write: Callable[[AsyncSession], Awaitable[None]]
+        self,
+        row: OutboxMessage | list[OutboxMessage],
+        write: Callable[[AsyncSession], Awaitable[None]],
     ) -> None:
-        """Record what happened to `row`. While the database is unreachable, keep the
-        outcome and try again (it is known only here), for as long as the claim lasts;
+        """Record what happened to `row` (or rows). While the database is unreachable, keep
+        the outcome and try again (it is known only here), for as long as the claim lasts;
         after that the row is another worker's, and it looks in Slack before resending."""
+        rows = row if isinstance(row, list) else [row]
+        leases = [r.claimed_until for r in rows]
+        expires = None if None in leases else min(lease for lease in leases if lease)
         delay = 0.1
         while True:
             try:
@@ -484,10 +594,11 @@ class DeliveryWorker:
                     await write(session)
                 return
             except DATABASE_ERRORS as error:
-                expires = row.claimed_until
                 if expires is None or self._clock() + dt.timedelta(seconds=delay) >= expires:
                     raise
-                log.warning("outbox.record_deferred", message=row.id, error=type(error).__name__)
+                log.warning(
+                    "outbox.record_deferred", message=rows[0].id, error=type(error).__name__
+                )
                 await asyncio.sleep(delay)
                 delay = min(2.0, delay * 2)
 
@@ -535,6 +646,10 @@ class _Paused(Exception):
         super().__init__(wait)
         self.wait = wait
         self.reason = reason
+
+
+def _set(event: asyncio.Event, *_args: Any) -> None:
+    event.set()
 
 
 def _retry_after(headers: Any) -> float:

@@ -1,8 +1,9 @@
 """The scheduler's named jobs (APScheduler, inside `vigil serve`), listed by `vigil jobs`.
 
-The outbox delivery worker runs continuously beside them (`scheduler.delivery`). Each job
-claims its work in the database, so several servers on one PostgreSQL share it safely;
-on SQLite run one server.
+The outbox delivery worker runs continuously beside them (`scheduler.delivery`). The
+checks (`start_checks`) run in one process at a time, the leader (`scheduler.leader`);
+each also claims its work in the database, so nothing is sent twice even if two overlap.
+What each process counts itself (anonymous requests) it writes itself (`start_scheduler`).
 """
 
 from __future__ import annotations
@@ -265,14 +266,9 @@ def trim_heap() -> bool:
     return True
 
 
-def start_scheduler(
-    job: OverdueReferrals,
-    *,
-    config: SchoolConfig,
-    noise: AnonymousNoiseFlush | None = None,
-    more: Sequence[_Batched] = (),
-) -> AsyncIOScheduler:
-    """Start APScheduler with the jobs; each check also runs at once (catch-up)."""
+def start_scheduler(*, noise: AnonymousNoiseFlush | None = None) -> AsyncIOScheduler:
+    """Start APScheduler with what every process runs for itself: writing the anonymous
+    requests it counted, and giving freed memory back."""
     scheduler = AsyncIOScheduler(timezone=dt.UTC)
     if noise is not None:
         scheduler.add_job(
@@ -291,6 +287,19 @@ def start_scheduler(
         max_instances=1,
         coalesce=True,
     )
+    scheduler.start()
+    return scheduler
+
+
+def start_checks(
+    job: OverdueReferrals,
+    *,
+    config: SchoolConfig,
+    more: Sequence[_Batched] = (),
+) -> AsyncIOScheduler:
+    """Start APScheduler with the checks, in the leader only; each also runs at once
+    (catch-up, and a new leader's first pass)."""
+    scheduler = AsyncIOScheduler(timezone=dt.UTC)
     scheduler.add_job(
         job.run,
         IntervalTrigger(minutes=config.check_every_minutes),

@@ -9,6 +9,7 @@ only then ask for that incident's receipts.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -204,6 +205,28 @@ async def record_delivery(
         update(Alert)
         .where(Alert.id == alert_id)
         .values(slack_channel=channel, slack_ts=ts, delivered_at=now or utcnow())
+    )
+
+
+async def record_deliveries(
+    session: AsyncSession,
+    *,
+    delivered: Sequence[tuple[int, str, str]],
+    now: dt.datetime | None = None,
+) -> None:
+    """`record_delivery` for many alerts, `(alert_id, channel, ts)` each: one UPDATE."""
+    if not delivered:
+        return
+    ids = [alert_id for alert_id, _, _ in delivered]
+    await session.execute(
+        update(Alert)
+        .where(Alert.id.in_(ids))
+        .values(
+            slack_channel=outbox.by_id(Alert.id, {i: channel for i, channel, _ in delivered}),
+            slack_ts=outbox.by_id(Alert.id, {i: ts for i, _, ts in delivered}),
+            delivered_at=now or utcnow(),
+        )
+        .execution_options(synchronize_session=False)
     )
 
 

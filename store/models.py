@@ -398,6 +398,17 @@ class OutboxMessage(Base):
     result_ts: Mapped[str | None] = mapped_column(String(32))
 
 
+class SlackRateLimit(Base):
+    """Slack asked this workspace to wait before calling this method again (a 429 with
+    `Retry-After`): every process's delivery worker waits until `until`."""
+
+    __tablename__ = "slack_rate_limits"
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), primary_key=True)
+    method: Mapped[str] = mapped_column(String(40), primary_key=True)
+    until: Mapped[dt.datetime] = mapped_column()
+
+
 class IncidentAction(Base):
     """Something done or learned after the incident: append-only, text encrypted.
 

@@ -7,6 +7,11 @@ PostgreSQL, so replicas never claim the same row), and closed with an outcome.
 A row whose previous attempt may have reached Slack (a time-out, a 5xx, a reset
 connection, or a worker that died holding the lease) is flagged `uncertain`; the worker
 looks for it in Slack before sending again, so nothing is sent twice.
+
+On PostgreSQL the transaction that adds a row also sends `NOTIFY vigil_outbox` (at its
+COMMIT, so never for a row rolled back): a delivery worker in another process LISTENs and
+is woken at once (`scheduler.delivery.DeliveryWorker`); SQLite has no NOTIFY, and its one
+server's worker is woken in-process and polls.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import String, case, event, func, literal, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from store.db import rowcount
 from store.enums import OutboxKind, OutboxStatus
@@ -35,6 +41,23 @@ NOTICE = OutboxKind.NOTICE
 URGENT = OutboxKind.URGENT
 CHASE = OutboxKind.CHASE
 TASK = OutboxKind.TASK
+
+
+#: The PostgreSQL channel a commit that queued messages NOTIFYs, and delivery LISTENs on.
+NOTIFY_CHANNEL = "vigil_outbox"
+_NOTIFY = "outbox_notify"  # the session's note that it queued a message
+
+
+@event.listens_for(Session, "before_commit")
+def _notify_delivery(session: Session) -> None:
+    """In the transaction that queued messages: NOTIFY the delivery workers (PostgreSQL)."""
+    if session.info.pop(_NOTIFY, False) and session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+
+
+@event.listens_for(Session, "after_rollback")
+def _nothing_to_notify(session: Session) -> None:
+    session.info.pop(_NOTIFY, None)
 
 
 def enqueue(
@@ -62,6 +85,7 @@ def enqueue(
         next_attempt_at=now or utcnow(),
     )
     session.add(row)
+    session.info[_NOTIFY] = True
     return row
 
 
@@ -183,6 +207,38 @@ async def mark_sent(
             result_ts=ts,
         )
     )
+
+
+async def mark_many_sent(
+    session: AsyncSession,
+    *,
+    sent: Sequence[tuple[int, str | None, str | None]],
+    now: dt.datetime | None = None,
+) -> None:
+    """Record that Slack accepted these messages, `(id, channel, ts)` each: one UPDATE."""
+    if not sent:
+        return
+    ids = [message_id for message_id, _, _ in sent]
+    await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids))
+        .values(
+            status=SENT,
+            sent_at=now or utcnow(),
+            claimed_until=None,
+            claimed_by=None,
+            uncertain=False,
+            last_error=None,
+            result_channel=by_id(OutboxMessage.id, {i: channel for i, channel, _ in sent}),
+            result_ts=by_id(OutboxMessage.id, {i: ts for i, _, ts in sent}),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+def by_id(key: Any, value_of: dict[int, str | None]) -> Any:
+    """A CASE giving each row (by `key`) its own value: many rows set in one UPDATE."""
+    return case({row_id: literal(value, String) for row_id, value in value_of.items()}, value=key)
 
 
 async def retry_later(

@@ -424,8 +424,9 @@ async def test_a_nudge_due_while_the_server_was_down_goes_out_at_start(school: H
     await school.delivered()
     assert [row[0] for row in await nudge_rows(school)] == [referral_id]
     assert len(nudges(school, DSL)) == 1
-    # Then every check_every_minutes (5 by default), sending nothing more today.
-    scheduled = school.server.scheduler.get_job(OverdueReferrals.id)  # type: ignore[union-attr]
+    # Then every check_every_minutes (5 by default), sending nothing more today (the
+    # checks run in the process that leads, this one: `scheduler.leader`).
+    scheduled = school.server.checks.get_job(OverdueReferrals.id)  # type: ignore[union-attr]
     assert scheduled is not None
     assert scheduled.trigger.interval == dt.timedelta(minutes=5)
     assert await check(school) == 0
