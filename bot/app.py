@@ -56,6 +56,7 @@ from scheduler.jobs import (
     AnonymousNoiseFlush,
     OverdueReferrals,
     OverdueTasks,
+    SchoolSettingsReload,
     TransferReceipts,
     UnreadChase,
     UrgentEscalations,
@@ -71,6 +72,7 @@ from store.noise import AnonymousNoise
 from store.ratelimit import RateLimiter
 from store.roster import slack_links
 from store.school_config import SchoolConfig, SchoolConfigError, load_school_config
+from store.schools import School, SchoolDirectory, read_school_files
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +97,7 @@ class VigilServer:
         self.factory = session_factory(self.engine)
         self.school = load_school(settings)
         self.catalogue = load_catalogue(settings, self.school)
+        self.schools = load_schools(settings, self.school, self.catalogue)
         self.cipher = Cipher(settings.data_key or "")
         try:
             self.files = open_store(
@@ -127,13 +130,16 @@ class VigilServer:
         self.overdue_job = OverdueReferrals(
             factory=self.factory,
             config=self.school,
+            schools=self.schools,
             public_url=settings.public_url,
             notify_outbox=self.worker.notify,
             clock=clock,
         )
+        self.schools_job = SchoolSettingsReload(factory=self.factory, schools=self.schools)
         checks: dict[str, Any] = dict(
             factory=self.factory,
             config=self.school,
+            schools=self.schools,
             public_url=settings.public_url,
             notify_outbox=self.worker.notify,
             clock=clock,
@@ -172,6 +178,7 @@ class VigilServer:
             spawn=self.tasks.spawn,
             school=self.school,
             clock=clock,
+            schools=self.schools,
         )
         register_slack(self.bolt, self.deps)
         self.web_app = self._web_app()
@@ -209,6 +216,7 @@ class VigilServer:
             plain_http=settings.web_view_over_plain_http,
             limiter=RateLimiter(rate=settings.anonymous_rate, burst=settings.anonymous_burst),
             noise=self.noise,
+            schools=self.schools,
         )
         register_web(app, self.web_deps, command=settings.command)
         return app
@@ -330,6 +338,7 @@ class VigilServer:
                 session, team_id=identity["team_id"], name=identity.get("team") or ""
             )
             self.teams.remember(workspace.team_id, workspace.id)
+            await self.schools.reload(session)
         if self.settings.socket_mode:
             try:
                 await self._start_socket_mode()
@@ -360,6 +369,7 @@ class VigilServer:
             config=self.school,
             noise=self.noise_job,
             more=(self.urgent_job, self.unread_job, self.transfer_job, self.tasks_job),
+            schools=self.schools_job,
         )
         # Staff imported before Slack was connected: linked by email, without delaying start.
         self.tasks.spawn(self._link_staff(workspace.id))
@@ -477,6 +487,35 @@ def load_catalogue(settings: Settings, school: SchoolConfig) -> Catalogue:
     except ValueError as error:
         where = f"{settings.config_path}: " if str(error).startswith("alert_rules") else ""
         raise ConfigError(f"{where}{error}") from None
+
+
+def load_schools(settings: Settings, school: SchoolConfig, catalogue: Catalogue) -> SchoolDirectory:
+    """Each school's configuration: `VIGIL_SCHOOLS_DIR/<TEAM_ID>.toml` where there is one,
+    else `vigil.toml` (`school`), then each school's settings page (`store.schools`)."""
+    directory = Path(settings.schools_dir) if settings.schools_dir else None
+    if directory is not None and not directory.is_dir():
+        raise ConfigError(f"VIGIL_SCHOOLS_DIR names {directory}, which is not a directory")
+
+    def build(config: SchoolConfig, source: str) -> School:
+        return School(config, _catalogue(settings, config, source), source)
+
+    try:
+        files = read_school_files(directory, build)
+    except SchoolConfigError as error:
+        raise ConfigError(str(error)) from None
+    return SchoolDirectory(School(school, catalogue, settings.config_path), files=files)
+
+
+def _catalogue(settings: Settings, school: SchoolConfig, source: str) -> Catalogue:
+    try:
+        return Catalogue.from_config(
+            settings.categories,
+            settings.restricted_categories,
+            [agency.name for agency in school.agencies],
+            rules=school.alert_rules,
+        )
+    except ValueError as error:
+        raise ConfigError(f"{source}: {error}") from None
 
 
 def load_school(settings: Settings) -> SchoolConfig:
