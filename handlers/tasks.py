@@ -36,7 +36,7 @@ async def done(
             staff=await staff_of(context, session),
             workspace_id=workspace_of(context),
             slack_user_id=context.user_id or "",
-            setup=deps.setup,
+            setup=deps.setup_for(workspace_of(context)),
             message=(channel, ts) if channel and ts else None,
             now=deps.clock(),
         )
@@ -62,7 +62,7 @@ async def snooze(
             staff=await staff_of(context, session),
             workspace_id=workspace_of(context),
             slack_user_id=context.user_id or "",
-            setup=deps.setup,
+            setup=deps.setup_for(workspace_of(context)),
             message=(channel, ts) if channel and ts else None,
             now=deps.clock(),
         )

@@ -35,6 +35,7 @@ from store.models import (
     utcnow,
 )
 from store.school_config import Allegations, SchoolConfig
+from store.workspaces import in_school
 
 log = structlog.get_logger(__name__)
 
@@ -222,6 +223,7 @@ async def nudge_consultations(
     public_url: str,
     now: dt.datetime | None = None,
     limit: int = NUDGE_BATCH,
+    workspace_id: int | None = None,
 ) -> int:
     """Nudge the allegations manager(s) about LADO consultations past due, and about any
     other referral on an allegation that waits past due, once per working day each (like
@@ -244,6 +246,7 @@ async def nudge_consultations(
                     Referral.due_at <= now,
                     or_(Referral.snoozed_until.is_(None), Referral.snoozed_until <= now),
                     or_(Referral.last_nudged_on.is_(None), Referral.last_nudged_on < today),
+                    *in_school(Referral.workspace_id, workspace_id),
                 )
                 .order_by(Referral.due_at, Referral.id)
                 .limit(limit)

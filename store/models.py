@@ -22,6 +22,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -82,6 +83,19 @@ class Workspace(Base):
     name: Mapped[str] = mapped_column(String(200))
     next_incident_number: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SchoolSettings(Base):
+    """A school's settings edited on its settings page (`store.schools.EDITABLE` sections
+    of its configuration, as TOML text); they override the school's file."""
+
+    __tablename__ = "school_settings"
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), primary_key=True)
+    settings: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
 
 
 class Staff(Base):

@@ -38,6 +38,7 @@ from store.models import (
 from store.school_config import Agency, SchoolConfig
 from store.staff import nudge_recipients
 from store.workdays import WorkingTime
+from store.workspaces import in_school
 
 log = structlog.get_logger(__name__)
 
@@ -342,6 +343,7 @@ async def nudge_overdue(
     public_url: str,
     now: dt.datetime | None = None,
     limit: int = NUDGE_BATCH,
+    workspace_id: int | None = None,
 ) -> int:
     """Nudge up to `limit` overdue referrals not yet nudged this working day.
 
@@ -366,6 +368,7 @@ async def nudge_overdue(
                     or_(Referral.last_nudged_on.is_(None), Referral.last_nudged_on < today),
                     # An allegation's referrals go to its manager (`store.allegations`).
                     ~is_allegation(Referral.incident_id),
+                    *in_school(Referral.workspace_id, workspace_id),
                 )
                 .order_by(Referral.due_at, Referral.id)
                 .limit(limit)

@@ -35,6 +35,7 @@ from store.models import (
 from store.school_config import SchoolConfig
 from store.staff import active_staff_with_ids, nudge_recipients
 from store.workdays import WorkingTime
+from store.workspaces import in_school
 
 log = structlog.get_logger(__name__)
 
@@ -335,6 +336,7 @@ async def nudge_overdue(
     public_url: str,
     now: dt.datetime | None = None,
     limit: int = NUDGE_BATCH,
+    workspace_id: int | None = None,
 ) -> int:
     """Nudge up to `limit` overdue open tasks not yet nudged this working day; how many.
 
@@ -356,6 +358,7 @@ async def nudge_overdue(
                     Task.due_on < today,
                     or_(Task.snoozed_until.is_(None), Task.snoozed_until <= now),
                     or_(Task.last_nudged_on.is_(None), Task.last_nudged_on < today),
+                    *in_school(Task.workspace_id, workspace_id),
                 )
                 .order_by(Task.due_on, Task.id)
                 .limit(limit)

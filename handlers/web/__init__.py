@@ -39,6 +39,7 @@ from handlers.web import (
     pupils,
     referrals,
     reports,
+    schools,
     signin,
     tasks,
 )
@@ -61,6 +62,7 @@ ROUTES = (
     paper,
     reports,
     admin,
+    schools,
 )
 
 
