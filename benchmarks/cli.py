@@ -65,7 +65,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "all (= slack,web,referrals,reports). Default slack,web,referrals: every DESIGN §10 "
         "row. referrals is the overdue scan over --referrals referrals, reports the "
         "chronology and term report over --report-incidents incidents, each in its own "
-        "database; soak is --soak-staff staff working for --soak-minutes",
+        "database; soak is --soak-staff staff working for --soak-minutes; trustday is a trust's "
+        "busiest hour, open loop, at 1× and 2×, --workers 1 and 2 (issue 17)",
     )
     parser.add_argument("--requests", type=int, help="measured requests per Slack scenario (400)")
     parser.add_argument("--concurrency", type=int, help="concurrent Slack users (20)")
@@ -109,6 +110,18 @@ def parse_args(argv: list[str] | None = None) -> Options:
         type=_think,
         metavar="LOW-HIGH",
         help="seconds each person pauses between actions in the soak (1-4)",
+    )
+    parser.add_argument("--trust-schools", type=int, help="schools in the trust day (50)")
+    parser.add_argument("--trust-staff", type=int, help="staff per school in the trust day (100)")
+    parser.add_argument(
+        "--trust-actions",
+        type=float,
+        help="actions per member of staff at the trust's busiest hour (2)",
+    )
+    parser.add_argument(
+        "--trust-minutes",
+        type=float,
+        help="minutes per trust-day phase (2; 0.2 with --quick); 4 phases and 2 floor phases",
     )
     parser.add_argument("--file-mb", type=float, help="size of the --scenarios files file (20)")
     parser.add_argument("--file-runs", type=int, help="uploads and downloads (5; 1 with --quick)")
@@ -162,6 +175,10 @@ def parse_args(argv: list[str] | None = None) -> Options:
             ("soak_minutes", args.soak_minutes),
             ("soak_staff", args.soak_staff),
             ("soak_think", args.soak_think),
+            ("trust_schools", args.trust_schools),
+            ("trust_staff", args.trust_staff),
+            ("trust_actions", args.trust_actions),
+            ("trust_minutes", args.trust_minutes),
             ("file_mb", args.file_mb),
             ("file_runs", args.file_runs),
             ("seed", args.seed),

@@ -7,11 +7,16 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_JSON = Path(__file__).parent / "results" / "latest.json"
-SCENARIO_GROUPS = ("slack", "web", "referrals", "reports", "soak", "files")
+SCENARIO_GROUPS = ("slack", "web", "referrals", "reports", "soak", "files", "trustday")
 # Every DESIGN §10 row: the Slack paths, the incident page, the overdue scan, memory.
 DEFAULT_SCENARIOS = ("slack", "web", "referrals")
 ALL_SCENARIOS = ("slack", "web", "referrals", "reports")  # `--scenarios all` (not the soak)
-SERVER_GROUPS = ("slack", "web", "soak")  # the groups that need `vigil serve` and the stand-in
+SERVER_GROUPS = (
+    "slack",
+    "web",
+    "soak",
+    "trustday",
+)  # the groups that need `vigil serve` and the stand-in
 #: Referrals the overdue scan runs over, by database (DESIGN §10 states 1,000,000), and
 #: with --quick.
 REFERRALS = {"postgresql": 1_000_000, "sqlite": 100_000}
@@ -46,6 +51,12 @@ class Options:
     soak_minutes: float = 10.0
     soak_staff: int = 50
     soak_think: tuple[float, float] = (1.0, 4.0)
+    # The trust day (`benchmarks.trustday`): schools × staff × actions at the busiest hour,
+    # Poisson arrivals at 1× and 2× that, each phase this long.
+    trust_schools: int = 50
+    trust_staff: int = 100
+    trust_actions: float = 2.0
+    trust_minutes: float = 2.0
     # The files group: a file of this size uploaded and downloaded, this many times.
     file_mb: float = 20.0
     file_runs: int = 5
@@ -81,6 +92,7 @@ class Options:
             "soak_minutes": 0.5,
             "soak_staff": 10,
             "file_runs": 1,
+            "trust_minutes": 0.2,
             "quick": True,
         }
         values.update(overrides)

@@ -448,6 +448,8 @@ def build_report(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
         checks.update(raw["soak"]["checks"])
     if "files" in groups:
         checks.update(raw["files"]["checks"])
+    if "trustday" in groups:
+        checks.update(raw["trustday"]["checks"])
     checks["all_passed"] = all(checks.values())
 
     slack_conditions = meta["concurrency"] == 20 and meta["pupils"] == 2000
@@ -534,6 +536,7 @@ def build_report(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
         "reports": raw.get("reports"),
         "soak": raw.get("soak"),
         "files": raw.get("files"),
+        "trustday": raw.get("trustday"),
         "outbox_backlog": raw.get("outbox_backlog"),
         "checks": checks,
         "errors": errors,

@@ -94,6 +94,8 @@ async def _run(options: Options) -> dict[str, Any]:
     users_needed = max(options.concurrency, slack_paths.ALERTED + 1)
     if "soak" in options.scenarios:
         users_needed = max(users_needed, options.soak_staff)
+    if "trustday" in options.scenarios:
+        users_needed = max(users_needed, 50)
     staff = bench_staff(users_needed)
     raw: dict[str, Any] = {"memory": {}, "floor_memory": {}}
     load_start = _load_average()
@@ -166,7 +168,9 @@ def _meta(
         "alert_runs": options.alert_runs,
         "rate_limited_runs": options.rate_limited_runs,
         "rate_limit_per_second": slack_paths.RATE_LIMIT_PER_SECOND,
-        "incidents": options.incidents if {"web", "soak"} & set(options.scenarios) else None,
+        "incidents": (
+            options.incidents if {"web", "soak", "trustday"} & set(options.scenarios) else None
+        ),
         "web_requests": options.web_requests,
         "web_concurrency": options.web_concurrency,
         "web_warmup": options.web_warmup,

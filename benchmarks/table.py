@@ -8,6 +8,7 @@ from typing import Any
 
 from benchmarks.files_paths import files_lines
 from benchmarks.soak import GROWTH_LIMIT_MB, REQUESTS
+from benchmarks.trustday import trustday_lines
 
 
 def _ms(value: float | None) -> str:
@@ -22,7 +23,7 @@ def format_table(report: dict[str, Any]) -> str:
     meta = report["meta"]
     groups = meta["scenarios"]
     parts = [f"Vigil benchmark · {meta['database']} · servers in {meta['servers']}"]
-    if not set(groups) & {"slack", "web", "reports", "soak", "files"}:
+    if not set(groups) & {"slack", "web", "reports", "soak", "files", "trustday"}:
         parts[0] = f"Vigil benchmark · {meta['database']} · no server (database only)"
     if "slack" in groups:
         parts.append(
@@ -193,6 +194,8 @@ def format_table(report: dict[str, Any]) -> str:
         lines += [*reports_lines(report), ""]
     if report.get("soak"):
         lines += [*soak_lines(report["soak"]), ""]
+    if report.get("trustday"):
+        lines += [*trustday_lines(report["trustday"]), ""]
     if report.get("files"):
         lines += [*files_lines(report), ""]
     lines.append(

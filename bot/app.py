@@ -63,6 +63,7 @@ from scheduler.jobs import (
     AnonymousNoiseFlush,
     OverdueReferrals,
     OverdueTasks,
+    SchoolSettingsReload,
     SubjectAccessDeadlines,
     TransferReceipts,
     UnreadChase,
@@ -82,6 +83,7 @@ from store.noise import AnonymousNoise
 from store.ratelimit import RateLimiter
 from store.roster import slack_links
 from store.school_config import SchoolConfig, SchoolConfigError, load_school_config
+from store.schools import School, SchoolDirectory, read_school_files
 
 log = structlog.get_logger(__name__)
 
@@ -117,6 +119,7 @@ class VigilServer:
         self.factory = session_factory(self.engine)
         self.school = load_school(settings)
         self.catalogue = load_catalogue(settings, self.school)
+        self.schools = load_schools(settings, self.school, self.catalogue)
         self.cipher = Cipher(settings.data_key or "")
         try:
             self.files = open_store(
@@ -165,13 +168,16 @@ class VigilServer:
         self.overdue_job = OverdueReferrals(
             factory=self.factory,
             config=self.school,
+            schools=self.schools,
             public_url=settings.public_url,
             notify_outbox=self.worker.notify,
             clock=clock,
         )
+        self.schools_job = SchoolSettingsReload(factory=self.factory, schools=self.schools)
         checks: dict[str, Any] = dict(
             factory=self.factory,
             config=self.school,
+            schools=self.schools,
             public_url=settings.public_url,
             notify_outbox=self.worker.notify,
             clock=clock,
@@ -242,6 +248,7 @@ class VigilServer:
             school=self.school,
             clock=clock,
             uninstalled=self._uninstalled,
+            schools=self.schools,
         )
         register_slack(self.bolt, self.deps)
         self.web_app = self._web_app()
@@ -279,6 +286,7 @@ class VigilServer:
             plain_http=settings.web_view_over_plain_http,
             limiter=RateLimiter(rate=settings.anonymous_rate, burst=settings.anonymous_burst),
             noise=self.noise,
+            schools=self.schools,
         )
         register_web(app, self.web_deps, command=settings.command)
         if self.oauth_flow is not None:
@@ -391,6 +399,8 @@ class VigilServer:
         self.slack_clients.session = self.worker_clients.session = self._http
         self.web_deps.oidc_client.session = self._http
         workspace_id = await self._single_workspace() if not self.oauth else None
+        async with self.factory() as session:
+            await self.schools.reload(session)
         if self.settings.socket_mode:
             try:
                 await self._start_socket_mode()
@@ -422,7 +432,7 @@ class VigilServer:
         if self._deliver:
             self.worker.start()
             self.worker.listen(self.settings.database_url)  # woken by other processes too
-        self.scheduler = start_scheduler(noise=self.noise_job)
+        self.scheduler = start_scheduler(noise=self.noise_job, schools=self.schools_job)
         self.leadership.start()
         # Staff imported before Slack was connected: linked by email, without delaying start
         # (in OAuth mode, in every school Vigil is installed in, each with its own token).
@@ -602,6 +612,35 @@ def load_catalogue(settings: Settings, school: SchoolConfig) -> Catalogue:
     except ValueError as error:
         where = f"{settings.config_path}: " if str(error).startswith("alert_rules") else ""
         raise ConfigError(f"{where}{error}") from None
+
+
+def load_schools(settings: Settings, school: SchoolConfig, catalogue: Catalogue) -> SchoolDirectory:
+    """Each school's configuration: `VIGIL_SCHOOLS_DIR/<TEAM_ID>.toml` where there is one,
+    else `vigil.toml` (`school`), then each school's settings page (`store.schools`)."""
+    directory = Path(settings.schools_dir) if settings.schools_dir else None
+    if directory is not None and not directory.is_dir():
+        raise ConfigError(f"VIGIL_SCHOOLS_DIR names {directory}, which is not a directory")
+
+    def build(config: SchoolConfig, source: str) -> School:
+        return School(config, _catalogue(settings, config, source), source)
+
+    try:
+        files = read_school_files(directory, build)
+    except SchoolConfigError as error:
+        raise ConfigError(str(error)) from None
+    return SchoolDirectory(School(school, catalogue, settings.config_path), files=files)
+
+
+def _catalogue(settings: Settings, school: SchoolConfig, source: str) -> Catalogue:
+    try:
+        return Catalogue.from_config(
+            settings.categories,
+            settings.restricted_categories,
+            [agency.name for agency in school.agencies],
+            rules=school.alert_rules,
+        )
+    except ValueError as error:
+        raise ConfigError(f"{source}: {error}") from None
 
 
 def load_school(settings: Settings) -> SchoolConfig:

@@ -15,6 +15,8 @@ from bot.settings import ConfigError, Settings, load_settings, write_env_file
 from bot.startup import StartupError, database_problem, first_line
 from store.crypto import generate_key
 
+SCHOOL_HELP = "the school to import into: its Slack team id or its name (one of a trust's)"
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point for the `vigil` console script."""
@@ -96,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         help="mark staff absent from the file as no longer active",
     )
     staff.add_argument("--team", help="Slack team id (default: the bot token's workspace)")
+    staff.add_argument("--school", help=SCHOOL_HELP)
     staff.set_defaults(run=_import_staff)
     pupils = roster_kinds.add_parser(
         "pupils",
@@ -110,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
         help="a partial file: pupils absent from it are left alone (not marked as left)",
     )
     pupils.add_argument("--team", help="Slack team id (default: the bot token's workspace)")
+    pupils.add_argument("--school", help=SCHOOL_HELP)
     pupils.set_defaults(run=_import_pupils)
 
     transfer = commands.add_parser(

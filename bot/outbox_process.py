@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+from typing import Any
 
 import aiohttp
 import structlog
@@ -33,7 +34,7 @@ async def deliver_forever(settings: Settings, stop: asyncio.Event, *, ready: obj
     engine = create_engine(settings.database_url, pool_size=2)
     factory = session_factory(engine)
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.slack_timeout))
-    options = dict(
+    options: dict[str, Any] = dict(
         base_url=settings.slack_api_url,
         timeout=settings.slack_timeout,
         retry_handlers=[],  # the worker owns its retries

@@ -38,6 +38,7 @@ async def run_import(settings: Settings, *, kind: str, args: argparse.Namespace)
     )
     try:
         identity = None
+        school = getattr(args, "school", None)
         if client is not None and not args.team:
             try:
                 identity = await client.auth_test()
@@ -47,7 +48,12 @@ async def run_import(settings: Settings, *, kind: str, args: argparse.Namespace)
                         error, api_url=settings.slack_api_url, token_name="SLACK_BOT_TOKEN"
                     )
                 ) from None
-        workspace_id = await _workspace_id(factory, identity, team=args.team)
+        if school:
+            workspace_id, team_id = await _school_workspace(factory, school)
+            if identity is None or identity["team_id"] != team_id:
+                client = None  # the bot token is another school's: no Slack lookups here
+        else:
+            workspace_id = await _workspace_id(factory, identity, team=args.team)
         try:
             report = await _import_file(
                 settings, factory, workspace_id, client, kind=kind, args=args
@@ -99,6 +105,17 @@ async def _import_file(
             cipher=Cipher(settings.data_key) if settings.data_key else None,
             keep_missing=args.keep_missing,
         )
+
+
+async def _school_workspace(factory: SessionFactory, school: str) -> tuple[int, str]:
+    """The workspace `--school` names (its Slack team id, or its name ignoring case) and
+    its team id; never a new one."""
+    async with factory() as session:
+        found = await workspaces.find_school(session, school)
+    if isinstance(found, list):
+        names = ", ".join(f"{name} ({team})" for team, name in found) or "none yet"
+        raise ConfigError(f"no single school called {school!r}; the schools are: {names}")
+    return found.id, found.team_id
 
 
 async def _workspace_id(factory: object, identity: Any, *, team: str | None) -> int:

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     )
     categories: str | None = Field(None, alias="VIGIL_CATEGORIES")
     config_path: str = Field(DEFAULT_CONFIG, alias="VIGIL_CONFIG")
+    # One school's file per Slack team: <TEAM_ID>.toml (`store.schools`); unset: none.
+    schools_dir: str = Field("", alias="VIGIL_SCHOOLS_DIR")
     log_level: str = Field("INFO", alias="VIGIL_LOG_LEVEL")
     log_format: str = Field("console", alias="VIGIL_LOG_FORMAT")
     slack_client_id: str | None = Field(None, alias="SLACK_CLIENT_ID")

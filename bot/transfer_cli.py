@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import load_school
+from bot.app import load_catalogue, load_school, load_schools
 from bot.roster_cli import _workspace_id
 from bot.settings import ConfigError, Settings
 from bot.startup import StartupError, database_problem
@@ -74,7 +74,10 @@ async def _chronology_pdf(
     )
     if found is None:
         return None
-    config = load_school(settings)
+    base = load_school(settings)
+    schools = load_schools(settings, base, load_catalogue(settings, base))
+    await schools.reload(session)
+    config = schools.config(actor.workspace_id)
     store = open_store(settings.files_url)
     views = [f for entry in found.entries for f in entry.files]
     html = chronology_pdf_html(

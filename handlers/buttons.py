@@ -68,7 +68,7 @@ async def press(
                 staff=await staff_of(context, session),
                 workspace_id=workspace_of(context),
                 slack_user_id=context.user_id or "",
-                setup=deps.setup,
+                setup=deps.setup_for(workspace_of(context)),
                 message=(channel, ts) if channel and ts else None,
                 now=deps.clock(),
             ),

@@ -59,7 +59,9 @@ async def concern_command(
     try:
         opened = await client.views_open(
             trigger_id=str(body.get("trigger_id") or ""),
-            view=concern_modal.concern_view(catalogue=deps.catalogue, keyholder=False),
+            view=concern_modal.concern_view(
+                catalogue=deps.school_of(workspace_of(context)).catalogue, keyholder=False
+            ),
         )
     except SlackApiError as error:  # an expired or odd trigger id: Slack's code, no more
         log.warning("concern.modal_open_failed", error=slack_error(error))
@@ -138,7 +140,9 @@ async def _tailor_view(
         if staff is None:
             replacement = concern_modal.not_staff_view()
         elif is_keyholder(staff.role_set):
-            replacement = concern_modal.concern_view(catalogue=deps.catalogue, keyholder=True)
+            replacement = concern_modal.concern_view(
+                catalogue=deps.school_of(workspace_of(context)).catalogue, keyholder=True
+            )
         else:
             return
         await client.views_update(view_id=view["id"], hash=view.get("hash"), view=replacement)
@@ -152,7 +156,9 @@ async def _tailor_view(
                 view_id=view["id"],
                 hash=view.get("hash"),
                 view=concern_modal.concern_view(
-                    catalogue=deps.catalogue, keyholder=False, notice=FORM_UNAVAILABLE
+                    catalogue=deps.school_of(workspace_of(context)).catalogue,
+                    keyholder=False,
+                    notice=FORM_UNAVAILABLE,
                 ),
             )
 
@@ -168,7 +174,7 @@ async def _file(
             workspace_id=workspace_of(context),
             author=await staff_of(context, session),
             draft=draft,
-            setup=deps.setup,
+            setup=deps.setup_for(workspace_of(context)),
             alert_channel=deps.alert_channel,
             slack_view_id=view_id,
             now=deps.clock(),

@@ -54,6 +54,8 @@ def team_guard(deps: Deps) -> Callable[..., Awaitable[Any]]:
             log.warning("slack.database_unavailable", kind="guard", error=type(error).__name__)
             return BoltResponse(status=503, body="")
         if workspace_id is not None:
+            if deps.schools is not None:  # its file is named after its team
+                deps.schools.learn(workspace_id, context.team_id or "")
             context[DEPS] = deps
             context[WORKSPACE] = workspace_id
             return await next()

@@ -12,6 +12,7 @@ from store.crypto import Cipher
 from store.db import SessionFactory
 from store.flows import Setup
 from store.school_config import SchoolConfig
+from store.schools import School, SchoolDirectory, single
 from store.workspaces import TeamDirectory
 
 
@@ -30,8 +31,20 @@ class Deps:
     clock: Callable[[], dt.datetime]
     # OAuth mode: an installation was removed (outgoing clients cached for it go).
     uninstalled: Callable[[], None] = lambda: None
+    # Each school's configuration (`store.schools`); without one, every school has
+    # `school` and `catalogue` (the deployment's `vigil.toml`).
+    schools: SchoolDirectory | None = None
 
-    @property
-    def setup(self) -> Setup:
-        """What the store's flows need of the deployment."""
-        return Setup(self.cipher, self.catalogue, self.school, self.public_url)
+    def __post_init__(self) -> None:
+        if self.schools is None:
+            object.__setattr__(self, "schools", single(self.school, self.catalogue))
+
+    def school_of(self, workspace_id: int) -> School:
+        """The school's configuration and catalogue (`store.schools.SchoolDirectory`)."""
+        assert self.schools is not None
+        return self.schools.school(workspace_id)
+
+    def setup_for(self, workspace_id: int) -> Setup:
+        """What the store's flows need of the deployment, for this school."""
+        school = self.school_of(workspace_id)
+        return Setup(self.cipher, school.catalogue, school.config, self.public_url)

@@ -28,7 +28,7 @@ async def publish_home(client: AsyncWebClient, context: AsyncBoltContext) -> Non
             await referrals.overdue(
                 session,
                 workspace_id=workspace_of(context),
-                working=deps.school.working_time,
+                working=deps.school_of(workspace_of(context)).config.working_time,
                 now=deps.clock(),
                 viewer=staff,
             )

@@ -33,6 +33,7 @@ from store import (
 from store.db import SessionFactory, transaction
 from store.noise import AnonymousNoise
 from store.school_config import SchoolConfig
+from store.schools import SchoolDirectory
 
 log = structlog.get_logger(__name__)
 
@@ -86,6 +87,9 @@ def describe_jobs(config: SchoolConfig) -> list[JobInfo]:
             SubjectAccessDeadlines.id,
             SubjectAccessDeadlines.name,
             f"every {config.check_every_minutes:g} minutes, and at start-up",
+            SchoolSettingsReload.id,
+            SchoolSettingsReload.name,
+            f"every {SchoolSettingsReload.every_minutes:g} minute",
         ),
     ]
 
@@ -93,6 +97,16 @@ def describe_jobs(config: SchoolConfig) -> list[JobInfo]:
 def urgent_check_minutes(config: SchoolConfig) -> float:
     """How often the urgent check runs: every minute, or more often for a shorter interval."""
     return min(1.0, config.escalate_every_minutes / 2)
+
+
+def each_school(
+    config: SchoolConfig, schools: SchoolDirectory | None
+) -> list[tuple[int | None, SchoolConfig]]:
+    """Whom a check runs for: every school at once when they share one configuration,
+    else each school with its own (`store.schools`: working time, agencies, rota)."""
+    if schools is None or not schools.varies:
+        return [(None, config)]
+    return [(workspace_id, schools.config(workspace_id)) for workspace_id in schools.workspaces()]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,27 +122,39 @@ class OverdueReferrals:
     notify_outbox: Callable[[], None]
     clock: Callable[[], dt.datetime]
     batch_size: int = referrals.NUDGE_BATCH
+    schools: SchoolDirectory | None = None  # each school's configuration, if they differ
 
     async def run(self) -> int:
         """One pass: nudge in batches until nothing overdue is left for today."""
+        total = 0
+        for workspace_id, config in each_school(self.config, self.schools):
+            total += await self._run(workspace_id, config)
+        if total:
+            log.info("job.overdue_referrals", nudged=total)
+            self.notify_outbox()
+        return total
+
+    async def _run(self, workspace_id: int | None, config: SchoolConfig) -> int:
         total = 0
         for _ in range(1000):  # bounded: 1,000 batches a pass at most
             try:
                 async with transaction(self.factory) as session:
                     nudged = await referrals.nudge_overdue(
                         session,
-                        config=self.config,
+                        config=config,
                         public_url=self.public_url,
                         now=self.clock(),
                         limit=self.batch_size,
+                        workspace_id=workspace_id,
                     )
                     # Allegations' LADO consultations and referrals: to their manager.
                     nudged += await allegations.nudge_consultations(
                         session,
-                        config=self.config,
+                        config=config,
                         public_url=self.public_url,
                         now=self.clock(),
                         limit=self.batch_size,
+                        workspace_id=workspace_id,
                     )
             except Exception:
                 log.exception("job.overdue_referrals_failed")
@@ -136,9 +162,6 @@ class OverdueReferrals:
             total += nudged
             if nudged < self.batch_size:
                 break
-        if total:
-            log.info("job.overdue_referrals", nudged=total)
-            self.notify_outbox()
         return total
 
 
@@ -171,6 +194,28 @@ class AnonymousNoiseFlush:
         return written
 
 
+@dataclass(frozen=True, kw_only=True)
+class SchoolSettingsReload:
+    """Read the schools' settings pages again (`store.schools.SchoolDirectory.reload`), so
+    a change saved in another process is used here within a minute."""
+
+    id: ClassVar[str] = "school-settings"
+    name: ClassVar[str] = "Read each school's settings again (saved in another process)"
+    every_minutes: ClassVar[float] = 1
+
+    factory: SessionFactory
+    schools: SchoolDirectory
+
+    async def run(self) -> bool:
+        try:
+            async with self.factory() as session:
+                await self.schools.reload(session)
+        except Exception:
+            log.exception("job.school_settings_failed")
+            return False
+        return True
+
+
 Batch = Callable[..., Awaitable[int]]
 
 
@@ -188,9 +233,20 @@ class _Batched:
     notify_outbox: Callable[[], None]
     clock: Callable[[], dt.datetime]
     batch_size: int = 100
+    schools: SchoolDirectory | None = None  # each school's configuration, if they differ
 
     async def run(self) -> int:
-        """One pass: batches until a batch is not full (1,000 batches a pass at most)."""
+        """One pass for each school (or all at once): batches until one is not full."""
+        total = 0
+        for workspace_id, config in each_school(self.config, self.schools):
+            total += await self._run(workspace_id, config)
+        if total:
+            log.info("job.done", job=self.id, count=total)
+            self.notify_outbox()
+        return total
+
+    async def _run(self, workspace_id: int | None, config: SchoolConfig) -> int:
+        """Batches until a batch is not full (1,000 batches a pass at most)."""
         total = 0
         step = type(self).step
         for _ in range(1000):
@@ -198,10 +254,11 @@ class _Batched:
                 async with transaction(self.factory) as session:
                     done = await step(
                         session,
-                        config=self.config,
+                        config=config,
                         public_url=self.public_url,
                         now=self.clock(),
                         limit=self.batch_size,
+                        workspace_id=workspace_id,
                     )
             except Exception:
                 log.exception("job.failed", job=self.id)
@@ -209,9 +266,6 @@ class _Batched:
             total += done
             if done < self.batch_size:
                 break
-        if total:
-            log.info("job.done", job=self.id, count=total)
-            self.notify_outbox()
         return total
 
 
@@ -289,9 +343,13 @@ def trim_heap() -> bool:
     return True
 
 
-def start_scheduler(*, noise: AnonymousNoiseFlush | None = None) -> AsyncIOScheduler:
+def start_scheduler(
+    *,
+    noise: AnonymousNoiseFlush | None = None,
+    schools: SchoolSettingsReload | None = None,
+) -> AsyncIOScheduler:
     """Start APScheduler with what every process runs for itself: writing the anonymous
-    requests it counted, and giving freed memory back."""
+    requests it counted, reloading each school's settings, and giving freed memory back."""
     scheduler = AsyncIOScheduler(timezone=dt.UTC)
     if noise is not None:
         scheduler.add_job(
@@ -299,6 +357,15 @@ def start_scheduler(*, noise: AnonymousNoiseFlush | None = None) -> AsyncIOSched
             IntervalTrigger(minutes=noise.every_minutes),
             id=noise.id,
             name=noise.name,
+            max_instances=1,
+            coalesce=True,
+        )
+    if schools is not None:
+        scheduler.add_job(
+            schools.run,
+            IntervalTrigger(minutes=schools.every_minutes),
+            id=schools.id,
+            name=schools.name,
             max_instances=1,
             coalesce=True,
         )

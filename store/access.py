@@ -12,7 +12,18 @@ from sqlalchemy.orm import InstrumentedAttribute
 from store.enums import AlertReason
 from store.models import Alert, Incident, IncidentAdult, IncidentInvite, Staff
 
-ROLES = ("keyholder", "head", "dsl", "slt", "pastoral", "senco", "teacher", "staff", "chair")
+ROLES = (
+    "keyholder",
+    "head",
+    "dsl",
+    "slt",
+    "pastoral",
+    "senco",
+    "teacher",
+    "staff",
+    "chair",
+    "trust_lead",
+)
 
 # The safeguarding team: they see every incident and may use restricted categories.
 # A DSL is always a key-holder; anyone else is one when given the `keyholder` role.
@@ -22,6 +33,27 @@ KEYHOLDER_ROLES = frozenset({"keyholder", "dsl"})
 def is_keyholder(roles: Iterable[str]) -> bool:
     """True for members of the safeguarding team."""
     return not KEYHOLDER_ROLES.isdisjoint(roles)
+
+
+# -- a school's settings, and the trust's figures (issue 17) -------------------------------
+#
+# A school's key-holders edit its settings page (`store.schools.EDITABLE`). A trust lead
+# (the `trust_lead` role, given in the staff roster of any one of the trust's schools;
+# one deployment is one trust) sees the trust page: counts per school and category, never
+# a narrative, a pupil or a name. Their own school's concerns they see by the rule below,
+# like anyone else: only what they are alerted on or shown. Nothing else grants them more.
+
+TRUST_LEAD = "trust_lead"
+
+
+def may_edit_settings(staff: Staff) -> bool:
+    """Whether `staff` may change their school's settings page: its key-holders."""
+    return staff.active and is_keyholder(staff.role_set)
+
+
+def may_see_trust(staff: Staff) -> bool:
+    """Whether `staff` may see the trust's figures (`store.trust`): a trust lead."""
+    return staff.active and TRUST_LEAD in staff.role_set
 
 
 # -- who may change a case (issue 12) ---------------------------------------------------

@@ -223,6 +223,7 @@ async def nudge_consultations(
     public_url: str,
     now: dt.datetime | None = None,
     limit: int = NUDGE_BATCH,
+    workspace_id: int | None = None,
 ) -> int:
     """Nudge the allegations manager(s) about LADO consultations past due, and about any
     other referral on an allegation that waits past due, once per working day each (like
@@ -234,6 +235,7 @@ async def nudge_consultations(
         working=config.working_time,
         now=now,
         limit=limit,
+        workspace_id=workspace_id,
     )
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -114,6 +115,19 @@ class IncidentNumberGap(Base):
     number: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(String(200))
     taken_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SchoolSettings(Base):
+    """A school's settings edited on its settings page (`store.schools.EDITABLE` sections
+    of its configuration, as TOML text); they override the school's file."""
+
+    __tablename__ = "school_settings"
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id"), primary_key=True)
+    settings: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
 
 
 class Staff(Base):

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.models import utcnow
 from store.workdays import WorkingTime
+from store.workspaces import in_school
 
 log = structlog.get_logger(__name__)
 
@@ -70,9 +71,11 @@ async def nudge_due(
     working: WorkingTime,
     now: dt.datetime | None = None,
     limit: int,
+    workspace_id: int | None = None,
 ) -> int:
     """Nudge up to `limit` rows of `nudger` past due, not snoozed and not yet nudged this
-    working day; only in working time. Returns how many were nudged."""
+    working day (of one school's, `workspace_id`, or every school's); only in working time.
+    Returns how many were nudged."""
     now = now or utcnow()
     if not working.is_working_time(now):
         return 0
@@ -86,6 +89,7 @@ async def nudge_due(
                     *nudger.due(day),
                     or_(model.snoozed_until.is_(None), model.snoozed_until <= now),
                     or_(model.last_nudged_on.is_(None), model.last_nudged_on < day.today),
+                    *in_school(model.workspace_id, workspace_id),
                 )
                 .order_by(*nudger.order())
                 .limit(limit)

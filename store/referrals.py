@@ -360,6 +360,7 @@ async def nudge_overdue(
     public_url: str,
     now: dt.datetime | None = None,
     limit: int = NUDGE_BATCH,
+    workspace_id: int | None = None,
 ) -> int:
     """Nudge up to `limit` overdue referrals not yet nudged this working day
     (`store.nudges.nudge_due`: claimed `FOR UPDATE SKIP LOCKED`, so replicas share the
@@ -373,6 +374,7 @@ async def nudge_overdue(
         working=config.working_time,
         now=now,
         limit=limit,
+        workspace_id=workspace_id,
     )
 
 

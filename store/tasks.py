@@ -337,6 +337,7 @@ async def nudge_overdue(
     public_url: str,
     now: dt.datetime | None = None,
     limit: int = NUDGE_BATCH,
+    workspace_id: int | None = None,
 ) -> int:
     """Nudge up to `limit` overdue open tasks not yet nudged this working day; how many.
 
@@ -350,6 +351,7 @@ async def nudge_overdue(
         working=config.working_time,
         now=now,
         limit=limit,
+        workspace_id=workspace_id,
     )
 
 

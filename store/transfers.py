@@ -59,6 +59,7 @@ from store.models import (
 from store.school_config import SchoolConfig
 from store.staff import nudge_recipients
 from store.transfer_format import Card, SchoolKeys, TransferError
+from store.workspaces import in_school
 
 log = structlog.get_logger(__name__)
 
@@ -734,6 +735,7 @@ async def nudge_unreceipted(
     public_url: str,
     now: dt.datetime,
     limit: int = NUDGE_BATCH,
+    workspace_id: int | None = None,
 ) -> int:
     """Tell the DSLs, once, of each transfer not receipted after five school days (in
     working time only). The message names the receiving school and the delay, never the
@@ -748,6 +750,7 @@ async def nudge_unreceipted(
                 Transfer.receipted_at.is_(None),
                 Transfer.nudged_at.is_(None),
                 Transfer.created_at <= now - dt.timedelta(days=RECEIPT_WORKING_DAYS),
+                *in_school(Transfer.workspace_id, workspace_id),
             )
             .order_by(Transfer.created_at, Transfer.id)
             .limit(limit)

@@ -21,6 +21,7 @@ from store import messages, outbox
 from store.actions import original_categories_for
 from store.models import Alert, Incident, IncidentCategory, Staff
 from store.school_config import SchoolConfig
+from store.workspaces import in_school
 
 log = structlog.get_logger(__name__)
 
@@ -34,6 +35,7 @@ async def chase_unopened(
     public_url: str,
     now: dt.datetime,
     limit: int = CHASE_BATCH,
+    workspace_id: int | None = None,
 ) -> int:
     """Re-send, once, up to `limit` alerts on restricted categories still unopened after
     the configured working hours (only in working time). Returns how many were chased."""
@@ -51,6 +53,7 @@ async def chase_unopened(
                     Alert.chased_at.is_(None),
                     Alert.withdrawn_at.is_(None),  # access withdrawn: nothing to chase
                     Alert.created_at <= now - dt.timedelta(hours=hours),
+                    *in_school(Alert.workspace_id, workspace_id),
                     select(IncidentCategory.incident_id)
                     .where(
                         IncidentCategory.incident_id == Alert.incident_id,

@@ -23,6 +23,7 @@ from store.enums import AlertReason
 from store.models import Alert, Incident, IncidentAdult, Staff, UrgentConcern, UrgentEscalation
 from store.rota import HEAD_ROLE, Person, step_recipients, urgent_plan
 from store.school_config import SchoolConfig
+from store.workspaces import in_school
 
 log = structlog.get_logger(__name__)
 
@@ -138,6 +139,7 @@ async def escalate_unopened(
     public_url: str,
     now: dt.datetime,
     limit: int = URGENT_BATCH,
+    workspace_id: int | None = None,
 ) -> int:
     """Escalate up to `limit` urgent concerns still unopened whose next step is due.
 
@@ -150,7 +152,11 @@ async def escalate_unopened(
         (
             await session.scalars(
                 select(UrgentConcern)
-                .where(UrgentConcern.opened_at.is_(None), UrgentConcern.next_step_at <= now)
+                .where(
+                    UrgentConcern.opened_at.is_(None),
+                    UrgentConcern.next_step_at <= now,
+                    *in_school(UrgentConcern.workspace_id, workspace_id),
+                )
                 .order_by(UrgentConcern.next_step_at, UrgentConcern.incident_id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)

@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.db import SessionFactory
 from store.models import Workspace
 
 
+def in_school(column: Any, workspace_id: int | None) -> tuple[ColumnElement[bool], ...]:
+    """A scheduled check's filter: one school's rows (`workspace_id`), or every school's."""
+    return () if workspace_id is None else (column == workspace_id,)
+
+
 async def get_by_team(session: AsyncSession, *, team_id: str) -> Workspace | None:
     """The workspace for a Slack team id."""
     return await session.scalar(select(Workspace).where(Workspace.team_id == team_id))
+
+
+async def find_school(session: AsyncSession, wanted: str) -> Workspace | list[tuple[str, str]]:
+    """The workspace with this Slack team id, else the one school with this name (ignoring
+    case and spaces); if none or several, every school as (team id, name)."""
+    rows = list((await session.scalars(select(Workspace).order_by(Workspace.name))).all())
+    by_team = [w for w in rows if w.team_id == wanted.strip()]
+    folded = " ".join(wanted.split()).casefold()
+    by_name = [w for w in rows if " ".join(w.name.split()).casefold() == folded]
+    found = by_team or by_name
+    if len(found) == 1:
+        return found[0]
+    return [(w.team_id, w.name) for w in rows]
 
 
 async def check_exists(session: AsyncSession, *, workspace_id: int) -> None:

@@ -42,6 +42,7 @@ from handlers.web import (
     referrals,
     reports,
     retention,
+    schools,
     signin,
     subject_access,
     tasks,
@@ -67,6 +68,7 @@ ROUTES = (
     reports,
     retention,
     admin,
+    schools,
 )
 
 

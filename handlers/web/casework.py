@@ -171,7 +171,7 @@ async def caseload(request: web.Request) -> web.Response:
         cases=shown.cases,
         entered=again,
         filtered=bool(filters.kinds),
-        categories=request.app[DEPS].catalogue.categories,
+        categories=asking.setup.catalogue.categories,
         labels=STATUS_LABELS,
         links=_links("/caseload", again, page_number=number, more=shown.cases.more),
     )
@@ -197,9 +197,9 @@ async def search(request: web.Request) -> web.Response:
         entered=again,
         dates=dates,
         filtered=bool(filters.kinds),
-        categories=deps.catalogue.categories,
-        outcomes=deps.school.outcomes,
-        agencies=deps.school.agency_names,
+        categories=asking.setup.catalogue.categories,
+        outcomes=asking.setup.school.outcomes,
+        agencies=asking.setup.school.agency_names,
         labels=STATUS_LABELS,
         links=_links("/search", again, page_number=number, more=shown.cases.more),
     )

@@ -19,6 +19,7 @@ from store.models import utcnow
 from store.noise import AnonymousNoise
 from store.ratelimit import RateLimiter
 from store.school_config import SchoolConfig
+from store.schools import School, SchoolDirectory, single
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,23 @@ class WebDeps:
     # Anonymous requests: limited per client address, refusals counted, not audited singly.
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(rate=2.0, burst=60))
     noise: AnonymousNoise = field(default_factory=AnonymousNoise)
+    # Each school's configuration (`store.schools`); without one, every school has
+    # `school` and `catalogue` (the deployment's `vigil.toml`).
+    schools: SchoolDirectory | None = None
 
-    @property
-    def setup(self) -> Setup:
-        """What the store's flows need of the deployment."""
-        return Setup(self.cipher, self.catalogue, self.school, self.public_url)
+    def __post_init__(self) -> None:
+        if self.schools is None:
+            object.__setattr__(self, "schools", single(self.school, self.catalogue))
+
+    def school_of(self, workspace_id: int) -> School:
+        """The school's configuration and catalogue (`store.schools.SchoolDirectory`)."""
+        assert self.schools is not None
+        return self.schools.school(workspace_id)
+
+    def setup_for(self, workspace_id: int) -> Setup:
+        """What the store's flows need of the deployment, for this school."""
+        school = self.school_of(workspace_id)
+        return Setup(self.cipher, school.catalogue, school.config, self.public_url)
 
     @property
     def authorize_url(self) -> str:

@@ -126,7 +126,10 @@ async def _chronology(request: web.Request, *, action: str) -> dict[str, Any] | 
     if shown is None:
         return None
     found = shown.chronology
-    offered = [c.name for c in request.app[DEPS].catalogue.categories] + found.categories_seen
+    offered = [
+        c.name
+        for c in request.app[DEPS].school_of(viewer(request).workspace_id).catalogue.categories
+    ] + found.categories_seen
     return {
         "found": found,
         "pupil": found.pupil,

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from handlers.web.deps import DEPS
 from handlers.web.session import SESSION
-from store.access import is_keyholder
+from store.access import is_keyholder, may_see_trust
 
 SCHOOL_TIME = ZoneInfo("Europe/London")
 
@@ -39,7 +39,10 @@ def month(value: dt.date) -> str:
 
 def zone(request: web.Request) -> ZoneInfo:
     """The school's time zone (its configuration's `working_time.timezone`)."""
-    return request.app[DEPS].school.working_time.zone
+    deps = request.app[DEPS]
+    session = request.get(SESSION)
+    config = deps.school_of(session.staff.workspace_id).config if session else deps.school
+    return config.working_time.zone
 
 
 def formats(request: web.Request) -> dict[str, Callable[..., str]]:
@@ -55,6 +58,7 @@ def page(request: web.Request, template: str, *, status: int = 200, **context: A
     context.setdefault("csrf", session.csrf_token if session else "")
     context.setdefault("keyholder", bool(session and is_keyholder(session.staff.role_set)))
     context.setdefault("signed_in", bool(session and session.second_factor_at))
+    context.setdefault("trust_lead", bool(session and may_see_trust(session.staff)))
     context.setdefault("idle_seconds", int(deps.idle.total_seconds()))
     for name, format_ in formats(request).items():
         context.setdefault(name, format_)

@@ -43,7 +43,8 @@ def client_ip(request: web.Request) -> str:
 def visit(request: web.Request) -> Visit:
     """The signed-in member of staff asking, from where and when: what flows are given."""
     deps = request.app[DEPS]
-    return Visit(viewer(request), client_ip(request), deps.clock(), deps.setup)
+    staff = viewer(request)
+    return Visit(staff, client_ip(request), deps.clock(), deps.setup_for(staff.workspace_id))
 
 
 def cookie_name(deps: WebDeps) -> str:

@@ -185,3 +185,41 @@ async def test_quick_files_group_uploads_and_downloads_beside_the_floor(tmp_path
     assert written["checks"]["files_s3_round_trip_intact"]
     assert files["vigil_s3_peak_growth_mb"] < 45
     assert "attachment upload (20 MB)" in benchmarks.format_table(written)
+
+
+async def test_quick_trust_day_runs_open_loop_phases_beside_the_floors(tmp_path: Path) -> None:
+    """`--scenarios trustday --quick` (SQLite, one run): Poisson arrivals at 1× and 2× the
+    trust's peak against `vigil serve`, the same against the floors, every request answered,
+    the outbox drained and no DM twice; the 2-worker phases are skipped on SQLite, saying so."""
+    from benchmarks.trustday import model
+
+    path = tmp_path / "trustday.json"
+    options = benchmarks.Options.quick_run(
+        database="sqlite",
+        json_path=path,
+        progress=False,
+        scenarios=("trustday",),
+        trust_minutes=0.1,
+        trust_actions=4.0,  # twice the default rate: enough arrivals in 6 seconds
+    )
+    report = await benchmarks.run(options)
+    trust = json.loads(path.read_text(encoding="utf-8"))["trustday"]
+    assert trust["model"] == model(options) and trust["model"]["actions_per_hour"] == 20_000
+    assert set(trust["phases"]) == {"vigil_w1_x1", "vigil_w1_x2"}
+    assert trust["skipped"] == ["--workers 2 (SQLite serves one worker only)"]
+    for phase in trust["phases"].values():
+        assert phase["error_count"] == 0 or all(
+            "mark as read" in error for error in phase["errors"]
+        ), phase["errors"]
+        assert phase["outbox_still_pending"] == 0
+        assert phase["concerns_filed"] == phase["counts"].get("report", 0)
+        assert phase["requests"] > 0 and phase["cpu_ms_per_request"] > 0
+        for entry in phase["paths"].values():
+            assert entry["p99_ms"] >= entry["p50_ms"] > 0
+    assert trust["phases"]["vigil_w1_x2"]["requests"] > trust["phases"]["vigil_w1_x1"]["requests"]
+    assert set(trust["floors"]) == {"floor_x1", "floor_x2"}
+    assert trust["floors"]["floor_x1"]["paths"]["incident_page"]["count"] > 0
+    assert trust["checks"]["trustday_dms_exactly_once"]
+    table = benchmarks.format_table(report)
+    assert "Trust day (open loop): 50 schools × 100 staff" in table
+    assert "vigil serve --workers 1, 2× peak" in table

@@ -8,13 +8,13 @@ import stat
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from bot.cli import main
 from store.crypto import generate_key
 from store.db import create_engine
 from store.migrate import current_revision, head_revision
-from store.models import Pupil, Staff
+from store.models import Pupil, Staff, Workspace
 from testing.school import fictional_pupils, pupils_csv, staff_csv
 
 
@@ -183,3 +183,56 @@ def test_the_readmes_example_rosters_import_without_a_rejected_row(
     assert main(["import", "staff", str(tmp_path / "staff.csv"), "--team", "T0SCHOOL"]) == 0
     out = capsys.readouterr().out
     assert "pupils: 2 created" in out and "staff: 4 created" in out
+
+
+def test_import_into_a_school_named_by_team_id_or_name(
+    env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def schools() -> None:
+        engine = create_engine(env)
+        try:
+            async with engine.begin() as connection:
+                for team, name in (
+                    ("T0AAAAA", "Larkspur Primary"),
+                    ("T0BBBBB", "Bluebell Academy"),
+                ):
+                    await connection.execute(
+                        insert(Workspace).values(team_id=team, name=name, next_incident_number=1)
+                    )
+        finally:
+            await engine.dispose()
+
+    def pupils_of(team: str) -> int:
+        async def run() -> int:
+            engine = create_engine(env)
+            try:
+                async with engine.connect() as connection:
+                    return int(
+                        await connection.scalar(
+                            select(func.count())
+                            .select_from(Pupil)
+                            .join(Workspace, Workspace.id == Pupil.workspace_id)
+                            .where(Workspace.team_id == team)
+                        )
+                        or 0
+                    )
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(run())
+
+    asyncio.run(schools())
+    path = tmp_path / "pupils.csv"
+    path.write_text(pupils_csv(fictional_pupils(3)))
+    assert main(["import", "pupils", str(path), "--school", "bluebell  ACADEMY"]) == 0
+    assert (pupils_of("T0AAAAA"), pupils_of("T0BBBBB")) == (0, 3)
+    assert main(["import", "pupils", str(path), "--school", "T0AAAAA"]) == 0
+    assert (pupils_of("T0AAAAA"), pupils_of("T0BBBBB")) == (3, 3)
+    staff = tmp_path / "staff.csv"
+    staff.write_text(staff_csv())
+    assert main(["import", "staff", str(staff), "--school", "Larkspur Primary"]) == 0
+    assert main(["import", "staff", str(staff), "--school", "Nowhere High"]) == 2
+    err = capsys.readouterr().err
+    assert "no single school called 'Nowhere High'" in err
+    assert "Bluebell Academy (T0BBBBB), Larkspur Primary (T0AAAAA)" in err
+    assert count(env, Workspace) == 2  # --school never makes a school

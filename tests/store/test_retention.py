@@ -98,7 +98,7 @@ async def set_born(school: Harness, upn: str, born: dt.date) -> None:
 
 
 def visit_of(school: Harness, staff: Any, *, rules: Retention | None = None) -> Visit:
-    setup = school.server.web_deps.setup
+    setup = school.server.web_deps.setup_for(school.workspace_id)
     if rules is not None:
         setup = dataclasses.replace(
             setup, school=dataclasses.replace(setup.school, retention=rules)
