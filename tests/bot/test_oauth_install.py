@@ -150,7 +150,10 @@ async def seed(harness: Harness, team: str, directory: Path) -> int:
             lookup_slack_id=make_slack_lookup(client),
         ),
         await roster.import_pupils(
-            harness.server.factory, workspace_id=workspace.id, path=pupil_file
+            harness.server.factory,
+            workspace_id=workspace.id,
+            path=pupil_file,
+            cipher=harness.server.cipher,
         ),
     ):
         assert not report.errors, report.summary()

@@ -96,6 +96,7 @@ async def refer(
                 referred_at=referred_at,
                 reference=None,
                 working=config.working_time,
+                cipher=school.server.cipher,
                 now=school.now(),
             )
             for _ in range(count)
