@@ -60,6 +60,7 @@ from store.pupils import RosterName, roster_names
 from store.school_config import SchoolConfig
 from store.staff import nudge_recipients
 from store.workdays import WorkingTime
+from store.workspaces import in_school
 
 log = structlog.get_logger(__name__)
 
@@ -476,9 +477,11 @@ async def nudge_deadlines(
     public_url: str,
     now: dt.datetime,
     limit: int = NUDGE_BATCH,
+    workspace_id: int | None = None,
 ) -> int:
     """Tell the DSLs (else the key-holders) of each open request due within `NEAR_DAYS`
-    days or overdue, once a working day, in working time. The message names the request's
+    days or overdue, once a working day, in working time (one school's, `workspace_id`, or
+    every school's). The message names the request's
     number and the days, never the pupil. How many requests were nudged."""
     working = config.working_time
     if not working.is_working_time(now):
@@ -495,6 +498,7 @@ async def nudge_deadlines(
                         SubjectAccessRequest.last_nudged_on.is_(None),
                         SubjectAccessRequest.last_nudged_on < today,
                     ),
+                    *in_school(SubjectAccessRequest.workspace_id, workspace_id),
                 )
                 .order_by(SubjectAccessRequest.due_on, SubjectAccessRequest.id)
                 .limit(limit)
