@@ -87,6 +87,8 @@ def describe_jobs(config: SchoolConfig) -> list[JobInfo]:
             SubjectAccessDeadlines.id,
             SubjectAccessDeadlines.name,
             f"every {config.check_every_minutes:g} minutes, and at start-up",
+        ),
+        JobInfo(
             SchoolSettingsReload.id,
             SchoolSettingsReload.name,
             f"every {SchoolSettingsReload.every_minutes:g} minute",
