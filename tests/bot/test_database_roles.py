@@ -16,12 +16,13 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 
 from bot.cli import main
 from store.db import create_engine
 from store.models import AuditEvent, Pupil
 from tests.support.database import ADMIN_URL
+from tests.support.records import set_date_of_birth
 from tests.support.school import DSL, seeded_school
 from tests.support.slack import file_concern
 from tests.support.web import signed_in
@@ -86,8 +87,10 @@ async def test_the_runtime_role_runs_vigil_but_cannot_truncate_alter_or_delete_t
         await school.delivered()
         # A record past its retention date is destroyed by the runtime role too.
         await file_concern(school)
-        async with school.server.factory() as db, db.begin():
-            await db.execute(update(Pupil).values(date_of_birth=dt.date(1990, 1, 1)))
+        async with school.server.factory() as db:
+            upns = [p.upn for p in (await db.scalars(select(Pupil))).all()]
+        for upn in upns:
+            await set_date_of_birth(school, upn, dt.date(1990, 1, 1))
         async with signed_in(school, DSL, remember=True) as dsl:
             status, page = await dsl.post("/retention/destroy/concern/2", {"confirm": "destroy"})
             assert status == 200 and "Record destroyed" in page
