@@ -10,6 +10,7 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import select
 
+from store.crypto import Cipher
 from store.db import create_engine
 from store.migrate import alembic_config, upgrade
 from store.models import CurrentCaseStatus, Incident
@@ -50,11 +51,13 @@ async def test_filing_writes_an_open_row_and_the_migration_backfills_it(
     before = ScriptDirectory.from_config(alembic_config()).get_revision(REVISION).down_revision
     assert isinstance(before, str)
     engine = create_engine(school.database_url)
+    cipher = Cipher(school.data_key)
     try:
 
         def downgrade(connection: Any) -> None:
             config = alembic_config()
             config.attributes["connection"] = connection
+            config.attributes["cipher"] = cipher  # 0020's downgrade opens pupils' details
             command.downgrade(config, before)
 
         async with engine.begin() as connection:
@@ -63,7 +66,7 @@ async def test_filing_writes_an_open_row_and_the_migration_backfills_it(
                 await connection.exec_driver_sql("SELECT count(*) FROM case_statuses")
             ).scalar()
             assert count == 1  # as before 0016: only the concern whose status changed
-        await upgrade(engine)
+        await upgrade(engine, cipher=cipher)
     finally:
         await engine.dispose()
     assert await rows(school) == {1: ("open", False, True), 2: ("closed", True, True)}

@@ -365,7 +365,7 @@ async def test_staff_bad_rows(factory: SessionFactory, tmp_path: Path) -> None:
     assert reasons[3] == "name is empty"
     assert reasons[4] == (
         "unknown role 'wizard' (allowed: keyholder, head, dsl, slt, pastoral, senco, teacher, "
-        "staff, chair)"
+        "staff, chair, trust_lead)"
     )
     assert reasons[6] == "email c@school.example is a duplicate of line 5"
     assert "slack_user_id 'not-an-id'" in reasons[7]
