@@ -15,13 +15,15 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from store import messages, outbox
 from store.access import not_about
 from store.actions import current_categories_for, original_categories_for
-from store.db import is_storable_id, rowcount
+from store.db import is_postgresql, is_storable_id, rowcount
 from store.enums import AlertReason, ReadVia
 from store.models import (
     Alert,
@@ -86,7 +88,19 @@ async def mark_read(
             alert.id, alert.incident_id, number, alert.receipt.read_at, newly_read=False
         )
 
-    session.add(ReadReceipt(alert_id=alert.id, staff_id=alert.recipient_id, read_at=now, via=via))
+    # Two taps at once (a double tap, or Slack and the web view together) race here: the
+    # receipt's key decides, and the one that finds it taken reports it as read already.
+    insert = pg_insert if is_postgresql(session) else sqlite_insert
+    taken = await session.execute(
+        insert(ReadReceipt)
+        .values(alert_id=alert.id, staff_id=alert.recipient_id, read_at=now, via=via.value)
+        .on_conflict_do_nothing(index_elements=[ReadReceipt.alert_id])
+    )
+    if not rowcount(taken):
+        first = await session.scalar(
+            select(ReadReceipt.read_at).where(ReadReceipt.alert_id == alert.id)
+        )
+        return ReadResult(alert.id, alert.incident_id, number, first or now, newly_read=False)
     dm = await _locked_dm(session, alert)
     headline = str(((dm.payload if dm else None) or {}).get("text") or f"Concern #{number}")
     read_version = messages.alert(

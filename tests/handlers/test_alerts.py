@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from sqlalchemy import select
@@ -51,6 +52,28 @@ async def test_marking_twice_keeps_the_first_receipt(school: Harness) -> None:
     async with school.server.factory() as session:
         receipts = (await session.scalars(select(ReadReceipt))).all()
     assert len(receipts) == 1
+    assert len(school.standin.calls_to("chat.update", ok_only=True)) == 1
+
+
+async def test_a_double_tap_at_the_same_moment_is_one_receipt_and_no_error(
+    school: Harness,
+) -> None:
+    message = await alert_dm(school, DSL)
+    channel = school.standin.dm_channel_for(DSL)
+    taps = [
+        school.slack.click_button(DSL, message, "alert_mark_read", channel_id=channel)
+        for _ in range(4)
+    ]
+    responses = await asyncio.gather(*taps)
+    assert [response.status for response in responses] == [200] * 4
+    await school.delivered()
+    async with school.server.factory() as session:
+        receipts = (await session.scalars(select(ReadReceipt))).all()
+        reads = (
+            await session.scalars(select(AuditEvent).where(AuditEvent.action == "alert.read"))
+        ).all()
+    assert len(receipts) == 1
+    assert len(reads) == 1
     assert len(school.standin.calls_to("chat.update", ok_only=True)) == 1
 
 
