@@ -229,6 +229,9 @@ class VigilServer:
             )
         with _hidden_from_environment("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "SLACK_BOT_TOKEN"):
             self.bolt = AsyncApp(
+                # Named, so Bolt does not take its name from inspect.stack(), which reads
+                # the source of every frame: ~170 ms per start.
+                name="vigil",
                 client=self.client,
                 signing_secret=settings.slack_signing_secret,
                 process_before_response=True,  # no ack polling; slow work is spawned

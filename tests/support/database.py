@@ -34,10 +34,10 @@ def _asyncpg_dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://")
 
 
-async def _pg_admin(sql: str) -> None:
+async def _pg_admin(sql: str, admin_url: str = ADMIN_URL) -> None:
     import asyncpg
 
-    connection = await asyncpg.connect(_asyncpg_dsn(ADMIN_URL), timeout=5)
+    connection = await asyncpg.connect(_asyncpg_dsn(admin_url), timeout=5)
     try:
         await connection.execute(sql)
     finally:
@@ -56,8 +56,18 @@ async def migrate(url: str) -> None:
 def postgres_database() -> Iterator[str]:
     """A migrated PostgreSQL database for the whole run, or a skip saying why not."""
     given = os.environ.get("VIGIL_TEST_DATABASE_URL")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1... when run in parallel
     created = None
-    if given:
+    if given and worker:
+        # Each parallel worker gets a database of its own beside the given one (same
+        # server, its name and the worker's), made fresh and dropped at the end.
+        base, name = given.rsplit("/", 1)
+        admin = f"{base}/postgres"
+        created = f"{name}_{worker}"
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{created}" WITH (FORCE)', admin))
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{created}"', admin))
+        url = f"{base}/{created}"
+    elif given:
         url = given
     else:
         name = f"vigil_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
@@ -74,7 +84,8 @@ def postgres_database() -> Iterator[str]:
     asyncio.run(migrate(url))
     yield url
     if created:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{created}" WITH (FORCE)'))
+        admin = url.rsplit("/", 1)[0] + "/postgres"
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{created}" WITH (FORCE)', admin))
 
 
 def sqlite_template(directory: Path) -> Path:
