@@ -538,13 +538,10 @@ class _DeadlineNudger(Nudger[SubjectAccessRequest, _DeadlineNudge]):
     def send(
         self, session: AsyncSession, row: SubjectAccessRequest, day: NudgeDay, plan: _DeadlineNudge
     ) -> None:
-        for person in plan.people:
-            if person.slack_user_id:
-                outbox.enqueue(
-                    session,
-                    workspace_id=row.workspace_id,
-                    kind=outbox.NOTICE,
-                    channel=person.slack_user_id,
-                    payload=plan.payload,
-                    now=day.now,
-                )
+        outbox.dm_each(
+            session,
+            workspace_id=row.workspace_id,
+            people=plan.people,
+            payload=plan.payload,
+            now=day.now,
+        )
