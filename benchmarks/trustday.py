@@ -37,6 +37,7 @@ import asyncio
 import random
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,6 +105,58 @@ class Target:
     async def close(self) -> None:
         await self.sim.close()
         await self.pages.close()
+
+
+@dataclass
+class Arrivals:
+    """What every phase shares: the peak's rate, how long a phase runs, who reads, the
+    modal each reporter opens, the random stream and the last concern's number."""
+
+    peak_rate: float  # actions/s at 1× peak
+    seconds: float
+    readers: list[Any]
+    templates: dict[str, dict[str, Any]]
+    rng: random.Random
+    last_number: list[int]
+
+
+@dataclass
+class Timed:
+    """A phase driven: what happened, its wall time, the CPU seconds read before it."""
+
+    phase: Phase
+    wall: float
+    cpu0: float
+
+
+async def _timed(
+    run: Run,
+    arrivals: Arrivals,
+    multiple: float,
+    *,
+    slack_url: str,
+    web_url: str,
+    floor: bool,
+    cpu: Callable[[], float],
+) -> Timed:
+    """One phase at `multiple`× peak against `slack_url`/`web_url` (`cpu()`: the CPU
+    seconds of the processes serving it)."""
+    target = Target(run, slack_url=slack_url, web_url=web_url, floor=floor)
+    cpu0, t0 = cpu(), time.monotonic()
+    try:
+        phase = await _drive(
+            run,
+            target,
+            rate=arrivals.peak_rate * multiple,
+            seconds=arrivals.seconds,
+            readers=arrivals.readers,
+            templates=arrivals.templates,
+            rng=arrivals.rng,
+            last_number=arrivals.last_number,
+        )
+    finally:
+        await target.close()
+    return Timed(phase, time.monotonic() - t0, cpu0)
 
 
 async def _drive(
@@ -275,7 +328,7 @@ async def run_trustday(run: Run) -> dict[str, Any]:
     }
     async with run.factory() as session:
         last = int(await session.scalar(select(func.max(Incident.number))) or 0)
-    last_number = [last]
+    arrivals = Arrivals(m["actions_per_s"], seconds, readers, templates, rng, [last])
     postgres = run.env["VIGIL_DATABASE_URL"].startswith("postgresql")
     phases: dict[str, Any] = {}
     skipped: list[str] = []
@@ -289,26 +342,21 @@ async def run_trustday(run: Run) -> dict[str, Any]:
         for multiple in RATES:
             key = f"vigil_w{workers}_x{multiple:g}"
             say(f"trust day: vigil serve --workers {workers}, {multiple:g}× peak, {seconds:g} s")
-            target = Target(run, slack_url=run.vigil.url, web_url=run.vigil.url, floor=False)
             async with run.factory() as session:
                 before = int(await session.scalar(select(func.count(Incident.id))) or 0)
-            cpu0, t0 = cpu_seconds(run.vigil.pid), time.monotonic()
-            try:
-                phase = await _drive(
-                    run,
-                    target,
-                    rate=m["actions_per_s"] * multiple,
-                    seconds=seconds,
-                    readers=readers,
-                    templates=templates,
-                    rng=rng,
-                    last_number=last_number,
-                )
-            finally:
-                await target.close()
-            wall = time.monotonic() - t0
+            timed = await _timed(
+                run,
+                arrivals,
+                multiple,
+                slack_url=run.vigil.url,
+                web_url=run.vigil.url,
+                floor=False,
+                cpu=lambda: cpu_seconds(run.vigil.pid),
+            )
+            phase, wall = timed.phase, timed.wall
             drained_s, pending = await slack_paths.wait_outbox_empty(run.factory, timeout=120)
-            cpu = cpu_seconds(run.vigil.pid) - cpu0  # DMs of this phase's concerns included
+            # DMs of this phase's concerns included
+            cpu = cpu_seconds(run.vigil.pid) - timed.cpu0
             async with run.factory() as session:
                 filed = int(await session.scalar(select(func.count(Incident.id))) or 0) - before
             summary = _summary(phase, wall=wall, cpu=cpu)
@@ -325,7 +373,7 @@ async def run_trustday(run: Run) -> dict[str, Any]:
             checks[f"trustday_{key}_outbox_drained"] = pending == 0
     checks["trustday_dms_exactly_once"] = await _exactly_once(run)
 
-    floors = await _floor_phases(run, m, seconds, readers, templates, rng, last_number)
+    floors = await _floor_phases(run, arrivals)
     for summary in phases.values():
         floor = floors.get(f"floor_x{summary['multiple']:g}", {})
         for name, entry in summary["paths"].items():
@@ -353,15 +401,7 @@ def _floor_path(name: str) -> str:
     return "incident_page" if name == "my_alerts" else name
 
 
-async def _floor_phases(
-    run: Run,
-    m: dict[str, Any],
-    seconds: float,
-    readers: list[Any],
-    templates: dict[str, dict[str, Any]],
-    rng: random.Random,
-    last_number: list[int],
-) -> dict[str, Any]:
+async def _floor_phases(run: Run, arrivals: Arrivals) -> dict[str, Any]:
     """The same arrivals against the bare Bolt and aiohttp floors."""
     floors: dict[str, Any] = {}
     async with (
@@ -377,28 +417,20 @@ async def _floor_phases(
         run.floor("web", size=12_000) as page,
     ):
         for multiple in RATES:
-            run.say(f"trust day: floors, {multiple:g}× peak, {seconds:g} s")
-            target = Target(run, slack_url=bolt.url, web_url=page.url, floor=True)
-            cpu0 = cpu_seconds(bolt.pid) + cpu_seconds(page.pid)
-            t0 = time.monotonic()
-            try:
-                phase = await _drive(
-                    run,
-                    target,
-                    rate=m["actions_per_s"] * multiple,
-                    seconds=seconds,
-                    readers=readers,
-                    templates=templates,
-                    rng=rng,
-                    last_number=last_number,
-                )
-            finally:
-                await target.close()
-            wall = time.monotonic() - t0
-            cpu = cpu_seconds(bolt.pid) + cpu_seconds(page.pid) - cpu0
+            run.say(f"trust day: floors, {multiple:g}× peak, {arrivals.seconds:g} s")
+            timed = await _timed(
+                run,
+                arrivals,
+                multiple,
+                slack_url=bolt.url,
+                web_url=page.url,
+                floor=True,
+                cpu=lambda: cpu_seconds(bolt.pid) + cpu_seconds(page.pid),
+            )
+            cpu = cpu_seconds(bolt.pid) + cpu_seconds(page.pid) - timed.cpu0
             if not bolt.separate:  # in-process floors: the benchmark's own CPU, meaningless
                 cpu = float("nan")
-            floors[f"floor_x{multiple:g}"] = _summary(phase, wall=wall, cpu=cpu)
+            floors[f"floor_x{multiple:g}"] = _summary(timed.phase, wall=timed.wall, cpu=cpu)
     return floors
 
 

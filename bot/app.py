@@ -73,7 +73,7 @@ from scheduler.jobs import (
 )
 from scheduler.leader import Leadership
 from scheduler.slack_clients import SlackClients
-from store import encrypted, installations, keyring, migrate, outbox, workspaces
+from store import encrypted, installations, keyring, migrate, outbox, slack_limits, workspaces
 from store.catalogue import Catalogue
 from store.crypto import Cipher
 from store.db import DATABASE_ERRORS, create_engine, session_factory, transaction
@@ -342,12 +342,18 @@ class VigilServer:
             async with self.factory() as session:
                 await session.execute(text("SELECT 1"))
                 pending = await outbox.pending_count(session)
+                refusals = await slack_limits.app_refusals(session, now=self.clock())
         except Exception as error:
             log.warning("healthz.database_unavailable", error=type(error).__name__)
             return web.json_response({"status": "unavailable", "database": "down"}, status=503)
         body: dict[str, Any] = {"status": "ok", "database": "ok", "outbox_pending": pending}
         if self.worker.slack_pause is not None:  # Slack refuses the app: messages wait
             body["slack"] = self.worker.slack_pause.describe()
+            body["status"] = "unavailable"
+        elif refusals:  # ...as another process's delivery worker met it
+            body["slack"] = {"status": "paused", "error": refusals[0].error}
+            if refusals[0].needed:
+                body["slack"]["needed_scope"] = refusals[0].needed
             body["status"] = "unavailable"
         if self.socket_watchdog is not None:
             socket = await self.socket_watchdog.status()

@@ -1,16 +1,15 @@
 """A button on one of Vigil's DMs that changes one row through one flow: a task's **Done**
 and **Snooze** (`handlers.tasks`), a referral's **Snooze** (`handlers.referrals`).
 
-`press` acknowledges, runs the flow in one transaction with who pressed, which row (the
-button's value) and which message (so the flow can update it through the outbox), then
-wakes the delivery worker; a refusal is told to the presser alone (the flow audits it).
+`press` acknowledges, runs the flow in one transaction with a `store.flows.Pressed` (who
+pressed, which row: the button's value, and which message, so the flow can update it
+through the outbox), then wakes the delivery worker; a refusal is told to the presser
+alone (the flow audits it).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
@@ -21,26 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.context import deps_of, staff_of, workspace_of
 from handlers.payload import button_value, channel_of, message_ts, tell_presser
 from store.db import transaction
-from store.flows import Setup
+from store.flows import Pressed
 from store.ids import parse_id
-from store.models import Staff
 
 log = structlog.get_logger(__name__)
 
 Done = TypeVar("Done")
-
-
-@dataclass(frozen=True)
-class Pressed:
-    """Who pressed which row's button, on which message (channel, ts), when."""
-
-    row_id: int
-    staff: Staff | None
-    workspace_id: int
-    slack_user_id: str
-    setup: Setup
-    message: tuple[str, str] | None
-    now: dt.datetime
 
 
 async def press(

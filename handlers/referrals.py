@@ -22,16 +22,7 @@ async def snooze(
         body,
         client,
         context,
-        flow=lambda session, pressed: flows.snooze(
-            session,
-            referral_id=pressed.row_id,
-            staff=pressed.staff,
-            workspace_id=pressed.workspace_id,
-            slack_user_id=pressed.slack_user_id,
-            setup=pressed.setup,
-            nudge_message=pressed.message,
-            now=pressed.now,
-        ),
+        flow=flows.snooze,
         changed=lambda done: done.referral.id if done.referral else None,
         refusal=lambda done: (
             f"{done.reason} Nothing was snoozed."

@@ -71,6 +71,7 @@ APP_REFUSED_ERRORS = frozenset(
         "ekm_access_denied",
     }
 )
+REFUSAL_GRACE = 60.0  # seconds an app refusal stays reported past twice the try interval
 
 
 @dataclass
@@ -479,7 +480,18 @@ class DeliveryWorker:
             self._probe_every = min(self._max_pause_probe, self._probe_every * 2)
             self._probe_at = time.monotonic() + self._probe_every
         self.slack_pause.workspaces.add(row.workspace_id)
-        await self._retry(row, delay=0, error=code, uncertain=False, attempted=False)
+        # Told to every process's /healthz until well after the next try (written again
+        # then, lifted by `_resume`).
+        until = self._clock() + dt.timedelta(seconds=2 * self._probe_every + REFUSAL_GRACE)
+        method = slack_limits.refusal_method(self.slack_pause.error, self.slack_pause.needed)
+        await self._retry(
+            row,
+            delay=0,
+            error=code,
+            uncertain=False,
+            attempted=False,
+            pause=((row.workspace_id, method), until),
+        )
 
     async def _resume(self) -> None:
         """Slack took a message again: say so, tell the key-holders, send the backlog."""
@@ -498,6 +510,7 @@ class DeliveryWorker:
                         since=pause.since,
                         now=self._clock(),
                     )
+                await slack_limits.lift_app_refusals(session, workspace_ids=pause.workspaces)
         except DATABASE_ERRORS as error:
             log.warning("outbox.slack_resumed_notice_failed", error=type(error).__name__)
         self.notify()

@@ -335,13 +335,12 @@ class _OverdueConsultations(Nudger[Referral, _ConsultationNudge]):
                 f"{len(plan.people)} told",
             )
         )
-        for person in plan.people:
-            outbox.enqueue(
-                session,
-                workspace_id=row.workspace_id,
-                kind=outbox.NUDGE,
-                channel=person.slack_user_id or "",
-                incident_id=row.incident_id,
-                payload=plan.payload,
-                now=day.now,
-            )
+        outbox.dm_each(
+            session,
+            workspace_id=row.workspace_id,
+            people=plan.people,
+            payload=plan.payload,
+            kind=outbox.NUDGE,
+            incident_id=row.incident_id,
+            now=day.now,
+        )

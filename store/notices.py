@@ -35,15 +35,7 @@ async def tell_keyholders_slack_restored(
             Staff.slack_user_id.is_not(None),
         )
     )
-    keyholders = [s for s in staff if is_keyholder(s.role_set) and s.slack_user_id]
-    for person in keyholders:
-        assert person.slack_user_id is not None
-        outbox.enqueue(
-            session,
-            workspace_id=workspace_id,
-            kind=outbox.NOTICE,
-            channel=person.slack_user_id,
-            payload=payload,
-            now=now,
-        )
-    return len(keyholders)
+    keyholders = [s for s in staff if is_keyholder(s.role_set)]
+    return outbox.dm_each(
+        session, workspace_id=workspace_id, people=keyholders, payload=payload, now=now
+    )

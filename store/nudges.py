@@ -1,6 +1,6 @@
-"""The overdue check shared by referrals, LADO consultations and tasks: once a working day,
-in working time, claim the rows past due that are neither snoozed nor nudged today, and
-nudge each (`Nudger`).
+"""The overdue check shared by referrals, LADO consultations, tasks and subject access
+deadlines: once a working day, in working time, claim the rows past due that are neither
+snoozed (for a kind that can be) nor nudged today, and nudge each (`Nudger`).
 
 Rows are claimed with `FOR UPDATE SKIP LOCKED`, so replicas share the work; each row's
 `last_nudged_on` makes it once a working day. What a nudge writes (the DMs into the
@@ -38,7 +38,8 @@ class NudgeDay:
 
 
 class Nudger(Generic[Row, Plan]):
-    """One kind of overdue row. `model` has `id`, `snoozed_until` and `last_nudged_on`."""
+    """One kind of overdue row. `model` has `id`, `workspace_id` and `last_nudged_on`, and
+    `snoozed_until` if its rows can be snoozed."""
 
     model: Any
     failed_event: str  # logged when `plan` fails (the row waits for the next check)...
@@ -81,13 +82,15 @@ async def nudge_due(
         return 0
     day = NudgeDay(now=now, today=working.working_day_of(now), working=working)
     model = nudger.model
+    snoozed = getattr(model, "snoozed_until", None)
+    not_snoozed = [] if snoozed is None else [or_(snoozed.is_(None), snoozed <= now)]
     claimed: list[Row] = list(
         (
             await session.scalars(
                 select(model)
                 .where(
                     *nudger.due(day),
-                    or_(model.snoozed_until.is_(None), model.snoozed_until <= now),
+                    *not_snoozed,
                     or_(model.last_nudged_on.is_(None), model.last_nudged_on < day.today),
                     *in_school(model.workspace_id, workspace_id),
                 )

@@ -17,7 +17,7 @@ server's worker is woken in-process and polls.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import String, case, event, func, literal, or_, select, text, update
@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from store.db import rowcount
 from store.enums import OutboxKind, OutboxStatus
-from store.models import Alert, OutboxMessage, utcnow
+from store.models import Alert, OutboxMessage, Staff, utcnow
 
 PENDING, SENT, FAILED = OutboxStatus.PENDING, OutboxStatus.SENT, OutboxStatus.FAILED
 
@@ -87,6 +87,34 @@ def enqueue(
     session.add(row)
     session.info[_NOTIFY] = True
     return row
+
+
+def dm_each(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    people: Iterable[Staff],
+    payload: dict[str, Any],
+    kind: OutboxKind = NOTICE,
+    incident_id: int | None = None,
+    now: dt.datetime | None = None,
+) -> int:
+    """Queue the same `payload` as a DM to each of `people` who has a Slack id (a nudge,
+    a notice), in the session's transaction. Returns how many were queued."""
+    queued = 0
+    for person in people:
+        if person.slack_user_id:
+            enqueue(
+                session,
+                workspace_id=workspace_id,
+                kind=kind,
+                channel=person.slack_user_id,
+                payload=payload,
+                incident_id=incident_id,
+                now=now,
+            )
+            queued += 1
+    return queued
 
 
 def enqueue_alert(

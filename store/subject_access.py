@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import keyring, messages, outbox
@@ -56,11 +56,11 @@ from store.models import (
     Staff,
     SubjectAccessRequest,
 )
+from store.nudges import NudgeDay, Nudger, nudge_due
 from store.pupils import RosterName, roster_names
 from store.school_config import SchoolConfig
 from store.staff import nudge_recipients
 from store.workdays import WorkingTime
-from store.workspaces import in_school
 
 log = structlog.get_logger(__name__)
 
@@ -481,56 +481,67 @@ async def nudge_deadlines(
 ) -> int:
     """Tell the DSLs (else the key-holders) of each open request due within `NEAR_DAYS`
     days or overdue, once a working day, in working time (one school's, `workspace_id`, or
-    every school's). The message names the request's
+    every school's), through `store.nudges.nudge_due`. The message names the request's
     number and the days, never the pupil. How many requests were nudged."""
-    working = config.working_time
-    if not working.is_working_time(now):
-        return 0
-    today = working.working_day_of(now)
-    claimed = list(
-        (
-            await session.scalars(
-                select(SubjectAccessRequest)
-                .where(
-                    SubjectAccessRequest.completed_at.is_(None),
-                    SubjectAccessRequest.due_on <= today + dt.timedelta(days=NEAR_DAYS),
-                    or_(
-                        SubjectAccessRequest.last_nudged_on.is_(None),
-                        SubjectAccessRequest.last_nudged_on < today,
-                    ),
-                    *in_school(SubjectAccessRequest.workspace_id, workspace_id),
-                )
-                .order_by(SubjectAccessRequest.due_on, SubjectAccessRequest.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
+    nudged = await nudge_due(
+        session,
+        _DeadlineNudger(public_url),
+        working=config.working_time,
+        now=now,
+        limit=limit,
+        workspace_id=workspace_id,
     )
-    for request in claimed:
-        request.last_nudged_on = today
-        payload = messages.subject_access_due(
-            request_id=request.id,
-            days_left=days_left(request.due_on, today),
-            url=f"{public_url}/sar/{request.id}",
+    if nudged:
+        log.info("sar.deadline_nudged", requests=nudged)
+    return nudged
+
+
+@dataclass(frozen=True)
+class _DeadlineNudge:
+    people: list[Staff]
+    payload: messages.Message
+
+
+class _DeadlineNudger(Nudger[SubjectAccessRequest, _DeadlineNudge]):
+    """A request is never snoozed: it is due within `NEAR_DAYS` until it is completed."""
+
+    model = SubjectAccessRequest
+    failed_event, row_name = "sar.nudge_failed", "request"
+
+    def __init__(self, public_url: str) -> None:
+        self.public_url = public_url
+        self.dsls: dict[int, list[Staff]] = {}
+
+    def due(self, day: NudgeDay) -> Sequence[ColumnElement[bool]]:
+        return (
+            SubjectAccessRequest.completed_at.is_(None),
+            SubjectAccessRequest.due_on <= day.today + dt.timedelta(days=NEAR_DAYS),
         )
-        try:
-            people = await nudge_recipients(
-                session, workspace_id=request.workspace_id, escalate=False
+
+    def order(self) -> Sequence[Any]:
+        return (SubjectAccessRequest.due_on, SubjectAccessRequest.id)
+
+    async def plan(
+        self, session: AsyncSession, row: SubjectAccessRequest, day: NudgeDay
+    ) -> _DeadlineNudge:
+        if row.workspace_id not in self.dsls:
+            self.dsls[row.workspace_id] = await nudge_recipients(
+                session, workspace_id=row.workspace_id, escalate=False
             )
-        except Exception:
-            log.exception("sar.nudge_failed", request=request.id)
-            continue
-        for person in people:
-            if person.slack_user_id:
-                outbox.enqueue(
-                    session,
-                    workspace_id=request.workspace_id,
-                    kind=outbox.NOTICE,
-                    channel=person.slack_user_id,
-                    payload=payload,
-                    now=now,
-                )
-    await session.flush()
-    if claimed:
-        log.info("sar.deadline_nudged", requests=len(claimed))
-    return len(claimed)
+        payload = messages.subject_access_due(
+            request_id=row.id,
+            days_left=days_left(row.due_on, day.today),
+            url=f"{self.public_url}/sar/{row.id}",
+        )
+        return _DeadlineNudge(self.dsls[row.workspace_id], payload)
+
+    def send(
+        self, session: AsyncSession, row: SubjectAccessRequest, day: NudgeDay, plan: _DeadlineNudge
+    ) -> None:
+        outbox.dm_each(
+            session,
+            workspace_id=row.workspace_id,
+            people=plan.people,
+            payload=plan.payload,
+            now=day.now,
+        )

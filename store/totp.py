@@ -191,15 +191,9 @@ async def _count_the_day(
 
 
 def _tell(session: AsyncSession, staff: Staff, message: messages.Message, now: dt.datetime) -> None:
-    if staff.slack_user_id:
-        outbox.enqueue(
-            session,
-            workspace_id=staff.workspace_id,
-            kind=outbox.NOTICE,
-            channel=staff.slack_user_id,
-            payload=message,
-            now=now,
-        )
+    outbox.dm_each(
+        session, workspace_id=staff.workspace_id, people=[staff], payload=message, now=now
+    )
 
 
 async def unlock(

@@ -767,16 +767,9 @@ async def nudge_unreceipted(
             transfer_id=transfer.id, school=transfer.to_name, school_days=RECEIPT_WORKING_DAYS
         )
         people = await nudge_recipients(session, workspace_id=transfer.workspace_id, escalate=False)
-        for person in people:
-            if person.slack_user_id:
-                outbox.enqueue(
-                    session,
-                    workspace_id=transfer.workspace_id,
-                    kind=outbox.NOTICE,
-                    channel=person.slack_user_id,
-                    payload=payload,
-                    now=now,
-                )
+        outbox.dm_each(
+            session, workspace_id=transfer.workspace_id, people=people, payload=payload, now=now
+        )
     await session.flush()
     if nudged:
         log.info("transfer.unreceipted_nudged", transfers=nudged)

@@ -1,19 +1,21 @@
 """The trust's figures: counts per school across every school of the deployment (one
 deployment is one trust), for its trust leads (`store.access.may_see_trust`).
 
-Counts only, per school and category: never a narrative, a pupil, a member of staff or
-an incident number. Allegations about an adult are left out of every count (the adult
-may work anywhere in the trust, a trust lead included). Each school's term and "today"
-are its own (its working time's time zone, `store.schools`).
+Counts only, per school and category (each concern under its categories now, after any
+re-categorisation): never a narrative, a pupil, a member of staff or an incident number.
+Allegations about an adult are left out of every count (the adult may work anywhere in
+the trust, a trust lead included). Each school's term and "today" are its own (its
+working time's time zone, `store.schools`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.access import is_allegation
@@ -21,6 +23,7 @@ from store.enums import CaseStatus, ReferralStatus
 from store.models import (
     CurrentCaseStatus,
     Incident,
+    IncidentAction,
     IncidentCategory,
     Referral,
     Task,
@@ -28,6 +31,7 @@ from store.models import (
     Workspace,
 )
 from store.reports.periods import DateRange, term_of
+from store.reports.sql import recategorised
 from store.school_config import SchoolConfig
 
 
@@ -37,7 +41,7 @@ class SchoolFigures:
 
     name: str
     term: DateRange
-    by_category: dict[str, int] = field(default_factory=dict)  # concerns filed this term
+    by_category: dict[str, int] = field(default_factory=dict)  # this term's, categories now
     by_status: dict[str, int] = field(default_factory=dict)  # those concerns, status now
     overdue_referrals: int = 0  # awaiting a response (or a consultation) past due
     overdue_tasks: int = 0  # not done, due before the school's today
@@ -81,16 +85,7 @@ async def _school(
         Incident.created_at < end,
         ~is_allegation(Incident.id),
     )
-    by_category = dict(
-        (
-            await session.execute(
-                select(IncidentCategory.name, func.count())
-                .join(Incident, Incident.id == IncidentCategory.incident_id)
-                .where(*this_term)
-                .group_by(IncidentCategory.name)
-            )
-        ).all()
-    )
+    by_category = await _by_category_now(session, this_term)
     statuses = dict(
         (
             await session.execute(
@@ -140,3 +135,35 @@ async def _school(
         overdue_tasks=int(overdue_tasks or 0),
         unopened_urgent=int(unopened_urgent or 0),
     )
+
+
+async def _by_category_now(
+    session: AsyncSession, these: tuple[ColumnElement[bool], ...]
+) -> Counter[str]:
+    """The concerns `these` picks, counted under their categories now: the latest
+    re-categorisation, else as filed (like `store.actions.current_categories_for`), in two
+    set-based queries as the reports do (`store.reports.incident_counts`)."""
+    changed = (
+        select(IncidentAction.id)
+        .where(IncidentAction.incident_id == Incident.id, recategorised())
+        .exists()
+    )
+    counts: Counter[str] = Counter()
+    for category, count in await session.execute(
+        select(IncidentCategory.name, func.count())
+        .join(Incident, Incident.id == IncidentCategory.incident_id)
+        .where(*these, not_(changed))
+        .group_by(IncidentCategory.name)
+    ):
+        counts[str(category)] += int(count)
+    latest: dict[int, list[str]] = {}  # rows come oldest action first
+    for incident_id, categories in await session.execute(
+        select(Incident.id, IncidentAction.categories)
+        .join(IncidentAction, IncidentAction.incident_id == Incident.id)
+        .where(*these, recategorised())
+        .order_by(Incident.id, IncidentAction.id)
+    ):
+        if categories:
+            latest[incident_id] = list(categories)
+    counts.update(name for names in latest.values() for name in dict.fromkeys(names))
+    return counts

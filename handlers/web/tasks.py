@@ -13,7 +13,7 @@ from handlers.web.deps import DEPS
 from handlers.web.render import not_found, page
 from handlers.web.session import visit
 from store.db import transaction
-from store.flows import Setup
+from store.flows import Pressed
 from store.flows import tasks as flows
 from store.ids import parse_id
 
@@ -34,19 +34,9 @@ async def mark_done(request: web.Request) -> web.Response:
     """Mark one of the signed-in person's tasks done; anyone else's is the one 404."""
     deps = request.app[DEPS]
     asking = visit(request)
-    setup: Setup = asking.setup
+    task_id = parse_id(request.match_info.get("task_id", ""))
     async with transaction(deps.factory) as db:
-        done = await flows.mark_done(
-            db,
-            task_id=parse_id(request.match_info.get("task_id", "")),
-            staff=asking.staff,
-            workspace_id=asking.staff.workspace_id,
-            slack_user_id=asking.staff.slack_user_id,
-            ip=asking.ip,
-            setup=setup,
-            message=None,
-            now=asking.now,
-        )
+        done = await flows.mark_done(db, Pressed.on_web(asking, task_id))
     if done.task is None:
         log.warning("web.task_done_refused", staff=asking.staff.id)
         return not_found(request)

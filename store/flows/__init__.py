@@ -10,7 +10,9 @@ modules (`store.actions`, `store.referrals`, `store.alerts`, ...).
 A web flow takes the session and a `Visit`: the signed-in member of staff, their
 address, the server's time and the deployment's `Setup` (cipher, catalogue, school
 configuration, public URL). Slack flows take the workspace, the person (their Slack id,
-and the member of staff if they are one) and what they need of the `Setup`.
+and the member of staff if they are one) and what they need of the `Setup`; a button
+pressed on one of Vigil's DMs is a `Pressed` (the web view's same step:
+`Pressed.on_web`).
 
 - `incidents`: an incident's page, marking its alerts read, sharing it;
 - `actions`: adding an action, with its alerts, re-categorisation and referral changes;
@@ -70,4 +72,35 @@ class Visit:
             ip=self.ip,
             incident_id=incident_id,
             now=self.now if timed else None,
+        )
+
+
+@dataclass(frozen=True)
+class Pressed:
+    """A button that changes one row (a task's Done or Snooze, a referral's Snooze): who
+    pressed which row's button (`row_id`, None if the value was not an id), on which
+    message (channel, ts: updated in place; None from the web view), from which address,
+    when."""
+
+    row_id: int | None
+    staff: Staff | None
+    workspace_id: int
+    slack_user_id: str | None
+    setup: Setup
+    message: tuple[str, str] | None
+    now: dt.datetime
+    ip: str | None = None
+
+    @classmethod
+    def on_web(cls, visit: Visit, row_id: int | None) -> Pressed:
+        """The same step from the web view: the signed-in person, no Slack message."""
+        return cls(
+            row_id=row_id,
+            staff=visit.staff,
+            workspace_id=visit.staff.workspace_id,
+            slack_user_id=visit.staff.slack_user_id,
+            setup=visit.setup,
+            message=None,
+            now=visit.now,
+            ip=visit.ip,
         )

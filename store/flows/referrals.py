@@ -3,15 +3,14 @@ overdue nudges from the Slack button (DESIGN §6)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import audit, incidents, messages, outbox, referrals
 from store.access import is_keyholder
-from store.flows import Setup, Visit
-from store.models import Referral, Staff
+from store.flows import Pressed, Visit
+from store.models import Referral
 from store.referral_rows import ReferralRow, board_rows
 from store.referrals import InvalidReferral
 
@@ -38,22 +37,16 @@ class Snooze:
     keyholder: bool
 
 
-async def snooze(
-    session: AsyncSession,
-    *,
-    referral_id: int | None,
-    staff: Staff | None,
-    workspace_id: int,
-    slack_user_id: str,
-    setup: Setup,
-    nudge_message: tuple[str, str] | None,
-    now: dt.datetime,
-) -> Snooze:
-    """Hold a referral's nudges for one working day (key-holders only), audited.
+async def snooze(session: AsyncSession, pressed: Pressed) -> Snooze:
+    """Hold a referral's (`pressed.row_id`) nudges for one working day (key-holders only),
+    audited.
 
-    `nudge_message` is the nudge's (channel, ts): the message is updated in place to say
+    `pressed.message` is the nudge's (channel, ts): the message is updated in place to say
     so, through the outbox. A refusal changes nothing but the audit log.
     """
+    referral_id, staff, now, setup = pressed.row_id, pressed.staff, pressed.now, pressed.setup
+    workspace_id, slack_user_id = pressed.workspace_id, pressed.slack_user_id
+    nudge_message = pressed.message
     keyholder = staff is not None and is_keyholder(staff.role_set)
     working = setup.school.working_time
     try:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import audit, incidents, messages, outbox, tasks
-from store.flows import Setup, Visit
-from store.models import IncidentAction, Staff, Task
+from store.flows import Pressed, Setup, Visit
+from store.models import IncidentAction, Task
 from store.tasks import InvalidTask, TaskRow
 
 
@@ -74,28 +74,22 @@ async def _update_dm(
     )
 
 
-async def mark_done(
-    session: AsyncSession,
-    *,
-    task_id: int | None,
-    staff: Staff | None,
-    workspace_id: int,
-    slack_user_id: str | None,
-    ip: str | None = None,
-    setup: Setup,
-    message: tuple[str, str] | None,
-    now: dt.datetime,
-) -> TaskChange:
-    """Mark a task done (its assignee only), audited, and update the assignee's DM:
-    `message` (channel, ts) if pressed in Slack, else the DM as sent."""
-    trail = audit.Trail(
+def _trail(session: AsyncSession, pressed: Pressed) -> audit.Trail:
+    return audit.Trail(
         session,
-        actor=staff,
-        ip=ip,
-        now=now,
-        workspace_id=workspace_id,
-        actor_slack_id=slack_user_id,
+        actor=pressed.staff,
+        ip=pressed.ip,
+        now=pressed.now,
+        workspace_id=pressed.workspace_id,
+        actor_slack_id=pressed.slack_user_id,
     )
+
+
+async def mark_done(session: AsyncSession, pressed: Pressed) -> TaskChange:
+    """Mark a task (`pressed.row_id`) done (its assignee only), audited, and update the
+    assignee's DM: the message pressed in Slack, else the DM as sent."""
+    task_id, staff, now, message = pressed.row_id, pressed.staff, pressed.now, pressed.message
+    trail = _trail(session, pressed)
     try:
         task = await tasks.mark_done(session, task_id=task_id, staff=staff, now=now)
     except InvalidTask as refused:
@@ -107,25 +101,15 @@ async def mark_done(
     )
     if message is None:
         message = await tasks.dm_message(session, task=task)
-    await _update_dm(session, task=task, setup=setup, message=message, now=now)
+    await _update_dm(session, task=task, setup=pressed.setup, message=message, now=now)
     return TaskChange(task)
 
 
-async def snooze(
-    session: AsyncSession,
-    *,
-    task_id: int | None,
-    staff: Staff | None,
-    workspace_id: int,
-    slack_user_id: str,
-    setup: Setup,
-    message: tuple[str, str] | None,
-    now: dt.datetime,
-) -> TaskChange:
-    """Hold an overdue task's nudges for one working day, audited; the nudge is updated."""
-    trail = audit.Trail(
-        session, actor=staff, now=now, workspace_id=workspace_id, actor_slack_id=slack_user_id
-    )
+async def snooze(session: AsyncSession, pressed: Pressed) -> TaskChange:
+    """Hold an overdue task's (`pressed.row_id`) nudges for one working day, audited; the
+    nudge pressed is updated."""
+    task_id, staff, now, setup = pressed.row_id, pressed.staff, pressed.now, pressed.setup
+    trail = _trail(session, pressed)
     try:
         task = await tasks.snooze(
             session, task_id=task_id, staff=staff, working=setup.school.working_time, now=now
@@ -136,7 +120,9 @@ async def snooze(
         return TaskChange(None, refused.errors.get("task", ""))
     until = task.snoozed_until.isoformat(timespec="minutes") if task.snoozed_until else ""
     trail.add("task.snooze", detail=f"task {task.id}; until {until}", incident_id=task.incident_id)
-    await _update_dm(session, task=task, setup=setup, message=message, now=now, snoozed=True)
+    await _update_dm(
+        session, task=task, setup=setup, message=pressed.message, now=now, snoozed=True
+    )
     return TaskChange(task)
 
 

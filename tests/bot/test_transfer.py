@@ -66,6 +66,16 @@ async def vigil(env: Path, *args: str) -> int:
     return await asyncio.to_thread(main, ["--env-file", str(env), "transfer", *args])
 
 
+async def export(env: Path, out: Path, *, to: str = RECEIVER, by: str = DSL_EMAIL) -> int:
+    """`vigil transfer export` of the 4B pupil's record to `to`, made by `by`."""
+    return await vigil(env, "export", "--upn", PUPIL_4B, "--to", to, "--out", str(out), "--by", by)
+
+
+async def import_pack(env: Path, pack: Path) -> int:
+    """`vigil transfer import PACK`, by the receiving school's DSL."""
+    return await vigil(env, "import", str(pack), "--by", DSL_EMAIL)
+
+
 @pytest.fixture(autouse=True)
 def _no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("VIGIL_DATABASE_URL", "VIGIL_DATA_KEY", "SLACK_BOT_TOKEN", "VIGIL_FILES_URL"):
@@ -137,37 +147,9 @@ async def test_a_record_goes_to_the_next_school_and_the_receipt_closes_it(
     sender, receiver, env_a, env_b = schools
     pack = tmp_path / "out" / "pack.vigilpack"
     # Only a key-holder makes a pack.
-    assert (
-        await vigil(
-            env_a,
-            "export",
-            "--upn",
-            PUPIL_4B,
-            "--to",
-            RECEIVER,
-            "--out",
-            str(pack),
-            "--by",
-            TEACHER_EMAIL,
-        )
-        == 1
-    )
+    assert await export(env_a, pack, by=TEACHER_EMAIL) == 1
     assert "is not an active key-holder" in capsys.readouterr().err and not pack.exists()
-    assert (
-        await vigil(
-            env_a,
-            "export",
-            "--upn",
-            PUPIL_4B,
-            "--to",
-            RECEIVER.upper(),
-            "--out",
-            str(pack),
-            "--by",
-            DSL_EMAIL,
-        )
-        == 0
-    )
+    assert await export(env_a, pack, to=RECEIVER.upper()) == 0
     assert "1 concerns, encrypted to Oakfield Academy" in capsys.readouterr().out
     data = pack.read_bytes()
     pupil = await pupil_by_upn(sender, PUPIL_4B)
@@ -178,7 +160,7 @@ async def test_a_record_goes_to_the_next_school_and_the_receipt_closes_it(
     assert transfer.to_name == RECEIVER
 
     before = await counts(receiver)
-    assert await vigil(env_b, "import", str(pack), "--by", DSL_EMAIL) == 0
+    assert await import_pack(env_b, pack) == 0
     out = capsys.readouterr().out
     # The GP letter, and the chronology's PDF (as a paper record) where PDFs are made.
     printed = 1 if pdf_support() is None else 0
@@ -216,7 +198,7 @@ async def test_a_record_goes_to_the_next_school_and_the_receipt_closes_it(
     assert imported.outcome == "ok" and pupil.surname not in (imported.detail or "")
 
     # The same pack again: a replay, refused, nothing imported.
-    assert await vigil(env_b, "import", str(pack), "--by", DSL_EMAIL) == 1
+    assert await import_pack(env_b, pack) == 1
     assert "already imported" in capsys.readouterr().err
     assert await counts(receiver) == after
 
@@ -236,21 +218,7 @@ async def test_a_tampered_misaddressed_or_stranger_pack_is_refused_and_nothing_i
 ) -> None:
     sender, receiver, env_a, env_b = schools
     pack = tmp_path / "pack.vigilpack"
-    assert (
-        await vigil(
-            env_a,
-            "export",
-            "--upn",
-            PUPIL_4B,
-            "--to",
-            RECEIVER,
-            "--out",
-            str(pack),
-            "--by",
-            DSL_EMAIL,
-        )
-        == 0
-    )
+    assert await export(env_a, pack) == 0
     capsys.readouterr()
     good = pack.read_bytes()
     before = await counts(receiver)
@@ -261,12 +229,12 @@ async def test_a_tampered_misaddressed_or_stranger_pack_is_refused_and_nothing_i
         bad[position] ^= 0x01
         tampered = tmp_path / f"tampered-{position}.vigilpack"
         tampered.write_bytes(bytes(bad))
-        assert await vigil(env_b, "import", str(tampered), "--by", DSL_EMAIL) == 1
+        assert await import_pack(env_b, tampered) == 1
         err = capsys.readouterr().err.strip()
         assert err.startswith("vigil: refused: ") and len(err.splitlines()) == 1, err
     truncated = tmp_path / "truncated.vigilpack"
     truncated.write_bytes(good[:-100])
-    assert await vigil(env_b, "import", str(truncated), "--by", DSL_EMAIL) == 1
+    assert await import_pack(env_b, truncated) == 1
     assert "signature does not verify" in capsys.readouterr().err
 
     # Addressed to a third school (Larkspur trusts its card; Oakfield is not it).
@@ -275,23 +243,9 @@ async def test_a_tampered_misaddressed_or_stranger_pack_is_refused_and_nothing_i
     third_card.write_text(third.card.to_json())
     assert await vigil(env_a, "trust", str(third_card)) == 0
     elsewhere = tmp_path / "elsewhere.vigilpack"
-    assert (
-        await vigil(
-            env_a,
-            "export",
-            "--upn",
-            PUPIL_4B,
-            "--to",
-            "Birchwood High",
-            "--out",
-            str(elsewhere),
-            "--by",
-            DSL_EMAIL,
-        )
-        == 0
-    )
+    assert await export(env_a, elsewhere, to="Birchwood High") == 0
     capsys.readouterr()
-    assert await vigil(env_b, "import", str(elsewhere), "--by", DSL_EMAIL) == 1
+    assert await import_pack(env_b, elsewhere) == 1
     assert "addressed to Birchwood High" in capsys.readouterr().err
 
     # From a school Oakfield does not trust (a well-made pack, addressed to Oakfield).
@@ -306,7 +260,7 @@ async def test_a_tampered_misaddressed_or_stranger_pack_is_refused_and_nothing_i
             at=dt.datetime.now(dt.UTC),
         )
     )
-    assert await vigil(env_b, "import", str(stranger), "--by", DSL_EMAIL) == 1
+    assert await import_pack(env_b, stranger) == 1
     assert "does not trust" in capsys.readouterr().err
 
     assert await counts(receiver) == before
@@ -327,21 +281,7 @@ async def test_an_unreceipted_transfer_is_nudged_to_the_dsls_after_five_school_d
 ) -> None:
     sender, _, env_a, _env_b = schools
     pack = tmp_path / "pack.vigilpack"
-    assert (
-        await vigil(
-            env_a,
-            "export",
-            "--upn",
-            PUPIL_4B,
-            "--to",
-            RECEIVER,
-            "--out",
-            str(pack),
-            "--by",
-            DSL_EMAIL,
-        )
-        == 0
-    )
+    assert await export(env_a, pack) == 0
     async with sender.server.factory() as db:
         transfer = await db.scalar(select(Transfer))
     assert transfer is not None
@@ -400,7 +340,7 @@ async def test_the_web_button_gives_key_holders_a_pack_and_others_the_404(
     assert exported[1].actor_id == head_row.id
     pack = tmp_path / "web.vigilpack"
     pack.write_bytes(data)
-    assert await vigil(env_b, "import", str(pack), "--by", DSL_EMAIL) == 0
+    assert await import_pack(env_b, pack) == 0
     async with receiver.server.factory() as db:
         papers = (await db.scalars(select(PaperRecord))).all()
     # The chronology's PDF travels with the record when the server can make PDFs.

@@ -19,11 +19,13 @@ from sqlalchemy import select
 
 from bot import logs
 from bot.cli import main
+from scheduler.delivery import DeliveryWorker
 from store import outbox
+from store.db import create_engine, session_factory
 from store.models import OutboxMessage
 from testing.harness import Harness
 from tests.support.outbox_checks import check_delivered_exactly_once
-from tests.support.school import KEYHOLDERS, PUPIL_4B, TEACHER, seeded_school
+from tests.support.school import FAST_WORKER, KEYHOLDERS, PUPIL_4B, TEACHER, seeded_school
 
 NARRATIVE = "Came in without a coat again and said the heating at home is off."
 # A concern about a 4B pupil from a 4B teacher: 4 key-holders and the other 4B teacher
@@ -117,6 +119,56 @@ async def test_messages_wait_while_slack_refuses_the_app_and_go_out_once_it_acce
     assert logged.count("outbox.slack_paused") == 1, logged  # said once, with what to do
     assert f"error={error}" in logged and "reinstall it with the scopes" in logged
     assert "outbox.slack_resumed" in logged and "outbox.refused" not in logged
+
+
+async def test_healthz_shows_the_pause_when_delivery_runs_in_another_process(
+    db_url: str, tmp_path: Path
+) -> None:
+    async with seeded_school(db_url, tmp_path) as school:
+        # The server only queues (VIGIL_OUTBOX_DELIVERY=process): another process delivers,
+        # with an engine of its own.
+        await school.server.worker.stop()
+        engine = create_engine(db_url)
+        delivery = DeliveryWorker(
+            factory=session_factory(engine),
+            client=school.server.worker_client,
+            clock=school.now,
+            **{**FAST_WORKER, "pause_probe": 0.2},
+        )
+        try:
+            school.standin.refuse_app(
+                "missing_scope", methods=("chat.postMessage",), needed="chat:write"
+            )
+            response = await school.report_concern(
+                TEACHER, pupil_query=PUPIL_4B, narrative=NARRATIVE, categories=["Behaviour"]
+            )
+            assert response.status == 200 and not response.body
+            delivery.start()
+
+            async def unhealthy() -> bool:
+                return (await health(school))[0] == 503
+
+            await wait_until(unhealthy, what="/healthz never showed the pause")
+            status, body = await health(school)
+            assert body["status"] == "unavailable"
+            assert body["slack"] == {
+                "status": "paused",
+                "error": "missing_scope",
+                "needed_scope": "chat:write",
+            }
+            assert body["outbox_pending"] == MESSAGES_PER_CONCERN
+
+            school.standin.accept_app()
+
+            async def all_sent() -> bool:
+                return set(await statuses(school)) == {outbox.SENT}
+
+            await wait_until(all_sent, what="the backlog never went out")
+            status, body = await health(school)
+            assert status == 200 and body["status"] == "ok" and "slack" not in body
+        finally:
+            await delivery.stop()
+            await engine.dispose()
 
 
 async def test_outbox_retry_sends_again_what_slack_refused_for_good(

@@ -93,6 +93,47 @@ async def test_only_keyholders_reach_the_settings_page(school: Harness) -> None:
     assert [e.outcome for e in refused] == [AuditOutcome.REFUSED]
 
 
+async def _trust_lead(school: Harness) -> Staff:
+    async with school.server.factory() as db, db.begin():
+        lead = Staff(
+            workspace_id=school.workspace_id,
+            email="trust.lead@larkspur.example",
+            name="Tamsin Trust",
+            roles="teacher;trust_lead",
+            slack_user_id=None,
+        )
+        db.add(lead)
+    return lead
+
+
+def _category_counts(page: str) -> dict[str, list[str]]:
+    """The trust page's categories table: each category's count per school."""
+    table = re.sub(r"\s+", "", page.split('id="trust-categories"', 1)[1].split("</table>", 1)[0])
+    return {
+        name: re.findall(r"<td>(\d+)</td>", cells)
+        for name, cells in re.findall(r'<thscope="row">([^<]+)</th>((?:<td>\d+</td>)+)', table)
+    }
+
+
+async def test_the_trust_counts_a_recategorised_concern_under_its_category_now(
+    school: Harness,
+) -> None:
+    await file_concern(school, categories=["Well-being"])  # #1
+    await file_concern(school, categories=["Well-being"])  # #2, re-categorised below
+    async with signed_in(school, DSL) as dsl:
+        status, _ = await dsl.post(
+            "/incidents/2/actions", {"text": "Really attendance.", "categories": "Attendance"}
+        )
+        assert status == 200
+    user = await session_for(school, await _trust_lead(school))
+    try:
+        status, body = await user.get("/trust")
+    finally:
+        await user.close()
+    assert status == 200
+    assert _category_counts(shown(main_of(body))) == {"Attendance": ["1"], "Well-being": ["1"]}
+
+
 async def test_a_trust_lead_sees_counts_across_schools_and_nothing_more(school: Harness) -> None:
     await file_concern(school, narrative=NARRATIVE, categories=["Well-being"])  # #1, by TEACHER
     other = await other_school(school)  # #7 at Another School, Behaviour
