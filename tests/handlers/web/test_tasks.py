@@ -160,6 +160,7 @@ async def test_my_tasks_lists_them_and_marks_one_done(school: Harness) -> None:
     first, second = await tasks_rows(school)
     assert second.done_at is not None and first.done_at is None
     # The DM sent earlier is updated to say so.
+    await school.delivered()
     channel = school.standin.dm_channel_for(TA)
     updates = school.standin.calls_to("chat.update", ok_only=True)
     assert len(updates) == 1 and updates[0].params["channel"] == channel
