@@ -31,9 +31,9 @@ from handlers.web.session import (
     client_ip,
     cookie_name,
 )
-from store import audit, websessions
+from store import audit, keyring, websessions
 from store.access import is_keyholder
-from store.crypto import DecryptionError
+from store.crypto import DecryptionError, RecordKeyNotLoaded
 from store.db import DATABASE_ERRORS, transaction
 from store.models import Staff, WebSession
 
@@ -189,7 +189,7 @@ def build_middleware(deps: WebDeps) -> Callable[..., Awaitable[web.StreamRespons
     @web.middleware
     async def security(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            response = await _limited(request, handler, deps)
+            response = await _with_record_keys(request, handler, deps)
         except web.HTTPException as error:
             response = error
             if error.status == 404 and request.match_info.http_exception is not None:
@@ -221,6 +221,23 @@ def build_middleware(deps: WebDeps) -> Callable[..., Awaitable[web.StreamRespons
         return response
 
     return security
+
+
+async def _with_record_keys(
+    request: web.Request, handler: Handler, deps: WebDeps
+) -> web.StreamResponse:
+    """A page that needs a record key this process has not loaded (another process made
+    it since: `store.crypto.RecordKeyNotLoaded`) loads the new record keys and is served
+    again, once: GET and HEAD only (the failed attempt committed nothing of the page's)."""
+    try:
+        return await _limited(request, handler, deps)
+    except RecordKeyNotLoaded as missing:
+        async with deps.factory() as db:
+            loaded = await keyring.load_record_keys(db, deps.cipher, key_ids=[missing.key_id])
+        if not loaded or request.method not in ("GET", "HEAD"):
+            raise
+        log.info("web.record_keys_loaded", count=loaded)
+        return await _limited(request, handler, deps)
 
 
 async def _limited(request: web.Request, handler: Handler, deps: WebDeps) -> web.StreamResponse:
