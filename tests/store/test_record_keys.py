@@ -135,9 +135,7 @@ async def test_a_paper_record_has_its_own_key_and_destruction_shreds_it(school: 
     async with school.server.factory() as db:
         paper = await db.scalar(select(PaperRecord))
         assert paper is not None
-        key_id = await db.scalar(
-            select(RecordKey.id).where(RecordKey.paper_record_id == paper.id)
-        )
+        key_id = await db.scalar(select(RecordKey.id).where(RecordKey.paper_record_id == paper.id))
         file_key_ct = await db.scalar(select(StoredFile.key_ct))
     assert key_id is not None and key_id_of(paper.description_ct) == key_id
     assert file_key_ct is not None and key_id_of(file_key_ct) == key_id
