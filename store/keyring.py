@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, inspect, or_, select, text
+from sqlalchemy import delete, func, inspect, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -29,7 +29,6 @@ from store.crypto import (
     MissingKeyError,
     bind,
     dek_aad,
-    key_id_of,
     record_key_aad,
 )
 from store.models import (
@@ -215,13 +214,7 @@ def _add_record_key(cipher: Cipher, row: Any) -> None:
     cipher.add_record_key(row.id, key)
 
 
-_COLUMNS = (
-    RecordKey.id,
-    RecordKey.incident_id,
-    RecordKey.paper_record_id,
-    RecordKey.wrapped,
-    RecordKey.created_at,
-)
+_COLUMNS = (RecordKey.id, RecordKey.incident_id, RecordKey.paper_record_id, RecordKey.wrapped)
 
 
 async def record_key(
@@ -242,7 +235,8 @@ async def record_key(
         else RecordKey.paper_record_id == paper_record_id
     )
     row = (await session.execute(select(*_COLUMNS).where(where))).first()
-    if row is None:
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    while row is None:
         key = secrets.token_bytes(32)
         key_id = RECORD_KEY_BIT + secrets.randbelow(2**31)
         owner = _owner(incident_id, paper_record_id)
@@ -254,11 +248,11 @@ async def record_key(
             "wrapped": cipher.wrap_file_key(key, record_key_aad(key_id, owner)),
             "created_at": utcnow(),
         }
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
         # Two transactions making the same record's key at once: the second keeps the
         # first's (on PostgreSQL it waits for the first to commit, then reads its row).
+        # An id already taken (random ids do meet, rarely): nothing written, another id.
         await session.execute(dialect.insert(RecordKey).values(values).on_conflict_do_nothing())
-        row = (await session.execute(select(*_COLUMNS).where(where))).one()
+        row = (await session.execute(select(*_COLUMNS).where(where))).first()
     if not cipher.has_data_key(row.id):
         _add_record_key(cipher, row)
     return int(row.id)
@@ -271,34 +265,20 @@ async def load_record_keys(
     made since its last load (less `RELOAD_MARGIN`) and those named by `key_ids`; how
     many were loaded. Called at start-up by `load_data_keys`, and when a value needs a
     record key not loaded (`store.crypto.RecordKeyNotLoaded`)."""
-    query = select(*_COLUMNS)
     since: dt.datetime | None = cipher.record_keys_loaded_at
+    newest = await session.scalar(select(func.max(RecordKey.created_at)))
+    query = select(*_COLUMNS)
     wanted = list(key_ids)
     if since is not None:
         recent = RecordKey.created_at >= since - RELOAD_MARGIN
         query = query.where(or_(recent, RecordKey.id.in_(wanted)) if wanted else recent)
     loaded = 0
-    newest = since
     for row in (await session.execute(query)).all():
-        if newest is None or row.created_at > newest:
-            newest = row.created_at
         if not cipher.has_data_key(row.id):
             _add_record_key(cipher, row)
             loaded += 1
-    cipher.record_keys_loaded_at = newest if newest is not None else utcnow() - RELOAD_MARGIN
+    cipher.record_keys_loaded_at = newest or since or utcnow() - RELOAD_MARGIN
     return loaded
-
-
-async def load_keys_of(session: AsyncSession, cipher: Cipher, tokens: Iterable[Any]) -> int:
-    """Load the record keys that sealed `tokens` and that `cipher` has not loaded."""
-    wanted = {
-        key_id
-        for token in tokens
-        if token is not None
-        and (key_id := key_id_of(token)) is not None
-        and not cipher.has_data_key(key_id)
-    }
-    return await load_record_keys(session, cipher, key_ids=wanted) if wanted else 0
 
 
 async def destroy_record_key(
