@@ -1004,6 +1004,7 @@ IMMUTABLE_TABLES = (
     "files",
     "file_chunks",
     "body_maps",
+    "record_keys",  # deleted only by a destruction: a deleted key is its record's text lost
 )
 
 

@@ -5,7 +5,9 @@
 sealed under it, so destroying the record deletes its key and what any copy of its
 ciphertexts held becomes unreadable (crypto-shredding, docs/record-encryption.md).
 Values sealed before stay readable under their data key; `vigil rotate-key` moves them
-under their record's key. The upgrade converts nothing (it is instant); the downgrade
+under their record's key. Like a record's rows, a key may be deleted only by a
+destruction (the triggers of migration 0018 check its permit) and never changed or
+truncated. The upgrade converts nothing (it is instant); the downgrade
 re-seals every value sealed under a record key under the current data key first (so it
 needs the data key, like migration 0020), then drops the table.
 
@@ -58,6 +60,26 @@ def upgrade() -> None:
         sa.UniqueConstraint("paper_record_id", name=op.f("uq_record_keys_paper_record_id")),
     )
     op.create_index(op.f("ix_record_keys_created_at"), "record_keys", ["created_at"])
+    if op.get_bind().dialect.name == "postgresql":
+        for trigger in (
+            "record_keys_no_update BEFORE UPDATE ON record_keys FOR EACH ROW "
+            "EXECUTE FUNCTION vigil_refuse_change()",
+            "record_keys_no_delete BEFORE DELETE ON record_keys FOR EACH ROW "
+            "EXECUTE FUNCTION vigil_refuse_change()",
+            "record_keys_no_truncate BEFORE TRUNCATE ON record_keys FOR EACH STATEMENT "
+            "EXECUTE FUNCTION vigil_refuse_truncate()",
+        ):
+            op.execute(f"CREATE TRIGGER {trigger}")
+    else:
+        op.execute(
+            "CREATE TRIGGER record_keys_no_update BEFORE UPDATE ON record_keys "
+            "BEGIN SELECT RAISE(ABORT, 'vigil: record_keys rows are immutable once stored'); END"
+        )
+        op.execute(
+            "CREATE TRIGGER record_keys_no_delete BEFORE DELETE ON record_keys "
+            "WHEN NOT EXISTS (SELECT 1 FROM destruction_permits) "
+            "BEGIN SELECT RAISE(ABORT, 'vigil: record_keys rows are immutable once stored'); END"
+        )
 
 
 # The values of a record when this revision was written: (table, primary key, column).

@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from store import encrypted, keyring, referrals
 from store.crypto import (
@@ -23,6 +24,7 @@ from store.crypto import (
 )
 from store.db import create_engine
 from store.flows import retention as flows
+from store.immutability import ImmutableRecordError, destruction_permit
 from store.migrate import KeyNeeded
 from store.models import (
     BodyMap,
@@ -236,7 +238,8 @@ async def test_rotate_key_moves_older_values_under_their_record_key(school: Harn
             .execution_options(synchronize_session=False)
         )
         old_key = await db.scalar(select(RecordKey.id).where(RecordKey.incident_id == made.id))
-        await keyring.destroy_record_key(db, cipher, incident_id=made.id)
+        async with destruction_permit(db):  # only a destruction deletes a key
+            await keyring.destroy_record_key(db, cipher, incident_id=made.id)
     async with signed_in(school, DSL, remember=True) as dsl_web:
         status, body = await dsl_web.get("/incidents/1")
         assert status == 200 and "Marmalade" in body  # older values still read
@@ -277,3 +280,17 @@ async def test_the_downgrade_reseals_records_under_the_data_key(school: Harness)
     async with school.server.factory() as db:
         await keyring.load_data_keys(db, reader, create=False)
     assert reader.decrypt(token, bind(Incident.narrative_ct, made.id)) == FIRST
+
+
+async def test_a_record_key_is_deleted_by_a_destruction_only(school: Harness) -> None:
+    await file_concern(school, TEACHER, pupil_query=PUPIL_4B, narrative=FIRST)
+    async with school.server.engine.connect() as connection:
+        with pytest.raises((DBAPIError, IntegrityError), match="immutable"):
+            await connection.execute(text("DELETE FROM record_keys"))
+    async with school.server.engine.connect() as connection:
+        with pytest.raises((DBAPIError, IntegrityError), match="immutable"):
+            await connection.execute(text("UPDATE record_keys SET data_key_id = 1"))
+    async with school.server.factory() as db:
+        with pytest.raises(ImmutableRecordError):
+            await db.execute(delete(RecordKey))
+        assert await db.scalar(select(RecordKey.id)) is not None
