@@ -23,7 +23,7 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from store import keyring, pupil_context, pupil_corrections
+from store import pupil_context, pupil_corrections
 from store.access import in_view
 from store.crypto import Cipher, bind
 from store.documents.bodymap import BodyMapView, body_maps_of_incidents
@@ -131,10 +131,8 @@ async def chronology(
     moved to or from them by a correction come only when no category is asked for. Only
     the incidents `viewer` may see are in it (`store.access`). Ten queries whatever the
     history, and three more for its files, body maps and paper records (a fourth for
-    the records' scans), and one for the record keys made since the last page (it is
-    also a POST's: a transfer, a subject access request).
+    the records' scans).
     """
-    await keyring.load_record_keys(session, cipher)
     pupil = await pupil_in_workspace(session, workspace_id=workspace_id, pupil_id=pupil_id)
     if pupil is None:
         return None

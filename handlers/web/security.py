@@ -48,6 +48,7 @@ _ONE_TRANSACTION = "vigil_one_transaction"
 UPLOAD = web.RequestKey("upload", MultipartReader)  # a streamed upload's remaining parts
 CSRF_FIELD_MAX = 256
 _NOT_LIMITED = "vigil_not_rate_limited"
+_RETRIED = "vigil_retried_with_new_keys"
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -121,6 +122,14 @@ def keyholder_only(
     """Only for the safeguarding team (after the full sign-in): anyone else gets the one
     404 page, and the refusal is audited as `action` (with `about(request)`, if given)."""
     return lambda handler: _marked(handler, _KEYHOLDER_ONLY, KeyholderOnly(action, about))
+
+
+def retried_with_new_keys(handler: Handler) -> Handler:
+    """A POST served again, like a GET, when it meets a record key made by another process
+    since this one loaded its keys: only for a handler that commits nothing before it has
+    decrypted what it shows but the audit entry of reading it (which a second attempt
+    repeats). A transfer pack, a subject access export."""
+    return _marked(handler, _RETRIED, True)
 
 
 def streamed_upload(handler: Handler) -> Handler:
@@ -228,13 +237,17 @@ async def _with_record_keys(
 ) -> web.StreamResponse:
     """A page that needs a record key this process has not loaded (another process made
     it since: `store.crypto.RecordKeyNotLoaded`) loads the new record keys and is served
-    again, once: GET and HEAD only (the failed attempt committed nothing of the page's)."""
+    again, once: GET and HEAD, and the POSTs marked `retried_with_new_keys` (the failed
+    attempt committed nothing of the page's)."""
     try:
         return await _limited(request, handler, deps)
     except RecordKeyNotLoaded as missing:
         async with deps.factory() as db:
             loaded = await keyring.load_record_keys(db, deps.cipher, key_ids=[missing.key_id])
-        if not loaded or request.method not in ("GET", "HEAD"):
+        retried = request.method in ("GET", "HEAD") or getattr(
+            request.match_info.route.handler, _RETRIED, False
+        )
+        if not loaded or not retried:
             raise
         log.info("web.record_keys_loaded", count=loaded)
         return await _limited(request, handler, deps)
