@@ -70,10 +70,15 @@ def unwrap(cipher: Cipher, row: Any) -> bytes | None:
 
 
 async def load_data_keys(
-    session: AsyncSession | AsyncConnection, cipher: Cipher, *, create: bool = True
+    session: AsyncSession | AsyncConnection,
+    cipher: Cipher,
+    *,
+    create: bool = True,
+    records: bool = True,
 ) -> None:
     """Load every data key into `cipher`; the newest is used for new values (a new
-    database gets its first, when `session` is a session and `create` is true)."""
+    database gets its first, when `session` is a session and `create` is true); then,
+    unless `records` is false (a process that never reads a record), every record key."""
     query = select(DataKey.id, DataKey.kek_id, DataKey.wrapped).order_by(
         DataKey.created_at, DataKey.id
     )
@@ -108,7 +113,8 @@ async def load_data_keys(
         )
     if rows:
         cipher.current = rows[-1].id
-        await load_record_keys(session, cipher)
+        if records:
+            await load_record_keys(session, cipher)
     elif create and isinstance(session, AsyncSession):
         if session.get_bind().dialect.name == "postgresql":
             # Two servers starting at once on a new database must not each make a first
