@@ -18,14 +18,14 @@ have the top bit of the 4-byte id set (`RECORD_KEY_BIT`), data keys' never.
 
 Format of a sealed value: one version byte (2), the id of the data key or record key
 that sealed it (4 bytes, big-endian), a 12-byte nonce, then the AES-GCM ciphertext and
-tag. Values written before this format
-are Fernet tokens (they begin with the byte `g`); they still read with the configured keys
-until `vigil rotate-key` converts them.
+tag. Values written before this format are Fernet tokens (they begin with the byte `g`);
+they still read with the configured keys until `vigil rotate-key` converts them.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import os
 import weakref
@@ -220,9 +220,9 @@ class Cipher:
             self._fernet, self._raw, self.keks = None, [], list(data_key)
         self._deks: dict[int, AESGCM] = {}  # data keys and record keys, by id
         self.current: int | None = None
-        # Record keys (`record_keys`) loaded up to this row creation time: see
+        # Record keys (`record_keys`) loaded up to this creation time: see
         # `store.keyring.load_record_keys`.
-        self.record_keys_loaded_at: Any = None
+        self.record_keys_loaded_at: dt.datetime | None = None
         _CIPHERS.add(self)
         # Legacy (unbound) values read until `vigil rotate-key` has converted them all.
         self.accept_legacy = True

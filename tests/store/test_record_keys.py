@@ -8,6 +8,7 @@ its keys; `vigil rotate-key` moves values sealed under a data key to their recor
 from __future__ import annotations
 
 import datetime as dt
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import delete, select, text, update
@@ -21,6 +22,9 @@ from store.crypto import (
     bind,
     is_record_key,
     key_id_of,
+)
+from store.crypto import (
+    IntegrityError as CryptoIntegrityError,
 )
 from store.db import create_engine
 from store.flows import retention as flows
@@ -294,3 +298,24 @@ async def test_a_record_key_is_deleted_by_a_destruction_only(school: Harness) ->
         with pytest.raises(ImmutableRecordError):
             await db.execute(delete(RecordKey))
         assert await db.scalar(select(RecordKey.id)) is not None
+
+
+async def test_a_wrapped_record_key_moved_to_another_record_does_not_unwrap(
+    school: Harness,
+) -> None:
+    await file_concern(school, TEACHER, pupil_query=PUPIL_4B, narrative=FIRST)
+    await file_concern(school, TEACHER, pupil_query=PUPIL_3A, narrative=SECOND)
+    first, second = await incident_numbered(school, 1), await incident_numbered(school, 2)
+    async with school.server.factory() as db:
+        row = await db.scalar(select(RecordKey).where(RecordKey.incident_id == first.id))
+    assert row is not None
+    moved = SimpleNamespace(
+        id=row.id, incident_id=second.id, paper_record_id=None, wrapped=row.wrapped
+    )
+    reader = Cipher(school.data_key)
+    async with school.server.factory() as db:
+        await keyring.load_data_keys(db, reader, create=False, records=False)
+    with pytest.raises(CryptoIntegrityError):
+        keyring._add_record_key(reader, moved)
+    keyring._add_record_key(reader, row)  # where it belongs, it unwraps
+    assert reader.decrypt(first.narrative_ct, bind(Incident.narrative_ct, first.id)) == FIRST
