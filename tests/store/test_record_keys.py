@@ -23,9 +23,7 @@ from store.crypto import (
     is_record_key,
     key_id_of,
 )
-from store.crypto import (
-    IntegrityError as CryptoIntegrityError,
-)
+from store.crypto import IntegrityError as CryptoIntegrityError
 from store.db import create_engine
 from store.flows import retention as flows
 from store.immutability import ImmutableRecordError, destruction_permit
