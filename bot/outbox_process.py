@@ -42,7 +42,8 @@ async def deliver_forever(settings: Settings, stop: asyncio.Event, *, ready: obj
     if settings.oauth_install:  # each workspace's installation's bot token
         cipher = Cipher(settings.data_key or "")
         async with transaction(factory) as session:
-            await keyring.load_data_keys(session, cipher, create=False)
+            # Bot tokens only: no record's key is needed here.
+            await keyring.load_data_keys(session, cipher, create=False, records=False)
         clients = SlackClients(factory=factory, cipher=cipher, client_options=options)
         clients.session = http
     else:

@@ -11,15 +11,21 @@ first): new data keys are wrapped with the first, and any of them unwraps. A KMS
 would supply a `KeyEncryptionKey` instead (see `KeyEncryptionKey`). `vigil rotate-key`
 re-wraps the data keys under the first KEK, so the older ones can then be removed.
 
-Format of a sealed value: one version byte (2), the data key's id (4 bytes, big-endian),
-a 12-byte nonce, then the AES-GCM ciphertext and tag. Values written before this format
-are Fernet tokens (they begin with the byte `g`); they still read with the configured keys
-until `vigil rotate-key` converts them.
+Each concern and each paper record has its own *record key* (`record_keys`), wrapped by
+a data key; the values of that record are sealed under it, so destroying the record key
+destroys them (crypto-shredding, `store.keyring.destroy_record_key`). Record keys' ids
+have the top bit of the 4-byte id set (`RECORD_KEY_BIT`), data keys' never.
+
+Format of a sealed value: one version byte (2), the id of the data key or record key
+that sealed it (4 bytes, big-endian), a 12-byte nonce, then the AES-GCM ciphertext and
+tag. Values written before this format are Fernet tokens (they begin with the byte `g`);
+they still read with the configured keys until `vigil rotate-key` converts them.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import os
 import weakref
@@ -52,6 +58,31 @@ class IntegrityError(DecryptionError):
 
 class MissingKeyError(DecryptionError):
     """A data key the stored text needs is not available (its KEK is not configured)."""
+
+
+class RecordKeyNotLoaded(MissingKeyError):
+    """A value is sealed under a record key this process has not loaded (made by another
+    process since it loaded its keys, or destroyed): `store.keyring.load_record_keys`
+    then try again (the web middleware does, once)."""
+
+    def __init__(self, key_id: int) -> None:
+        super().__init__(f"record key {key_id} is not loaded")
+        self.key_id = key_id
+
+
+RECORD_KEY_BIT = 1 << 31
+
+
+def is_record_key(key_id: int) -> bool:
+    return key_id >= RECORD_KEY_BIT
+
+
+def key_id_of(token: bytes) -> int | None:
+    """The id of the key that sealed a value (bound format), or None (legacy)."""
+    token = bytes(token)
+    if is_legacy(token) or len(token) < _HEADER:
+        return None
+    return int.from_bytes(token[1:5], "big")
 
 
 class KeyEncryptionKey(Protocol):
@@ -139,6 +170,12 @@ def dek_aad(dek_id: int) -> bytes:
     return f"vigil/data-key/{dek_id}".encode()
 
 
+def record_key_aad(key_id: int, owner: str) -> bytes:
+    """The associated data of a wrapped record key: its id and its record
+    (`incident:<id>` or `paper:<id>`)."""
+    return f"vigil/record-key/{key_id}/{owner}".encode()
+
+
 def is_legacy(token: bytes) -> bool:
     """True for a value written before the bound format (a Fernet token)."""
     return not token or token[0] != VERSION
@@ -148,19 +185,21 @@ def is_legacy_file_key(wrapped: bytes) -> bool:
     return len(wrapped) != FILE_KEY_WRAPPED or wrapped[0] != VERSION
 
 
-# Every cipher that has loaded a data key, by that key's id: a row that decrypts itself
-# (`store.models.Pupil.details`, `store.models.Referral.reference`) finds here the cipher
-# of the process that read it (ids are random 31-bit numbers: one per database).
-_LOADED: dict[int, weakref.WeakSet[Cipher]] = {}
+# Every cipher of the process: a row that decrypts itself (`store.models.Pupil.details`,
+# `store.models.Referral.reference`) finds here the cipher that loaded its key (ids are
+# random numbers: one per database).
+_CIPHERS: weakref.WeakSet[Cipher] = weakref.WeakSet()
 
 
 def open_loaded(token: bytes, where: Binding) -> str:
-    """Open a value (bound format) with the cipher that loaded its data key."""
-    token = bytes(token)
-    if is_legacy(token) or len(token) < _HEADER:
+    """Open a value (bound format) with the cipher that loaded its key."""
+    key_id = key_id_of(token)
+    if key_id is None:
         raise IntegrityError(f"{where} does not hold a sealed value")
-    cipher = next(iter(_LOADED.get(int.from_bytes(token[1:5], "big"), ())), None)
+    cipher = next((c for c in list(_CIPHERS) if c.has_data_key(key_id)), None)
     if cipher is None:
+        if is_record_key(key_id):
+            raise RecordKeyNotLoaded(key_id)
         raise MissingKeyError(f"{where}: its data key is not loaded (store.keyring.load_data_keys)")
     return cipher.decrypt(token, where)
 
@@ -179,8 +218,12 @@ class Cipher:
             self.keks: list[KeyEncryptionKey] = [LocalKek(raw) for raw in self._raw]
         else:
             self._fernet, self._raw, self.keks = None, [], list(data_key)
-        self._deks: dict[int, AESGCM] = {}
+        self._deks: dict[int, AESGCM] = {}  # data keys and record keys, by id
         self.current: int | None = None
+        # Record keys (`record_keys`) loaded up to this creation time: see
+        # `store.keyring.load_record_keys`.
+        self.record_keys_loaded_at: dt.datetime | None = None
+        _CIPHERS.add(self)
         # Legacy (unbound) values read until `vigil rotate-key` has converted them all.
         self.accept_legacy = True
 
@@ -188,25 +231,40 @@ class Cipher:
 
     def add_data_key(self, dek_id: int, key: bytes, *, current: bool = False) -> None:
         self._deks[dek_id] = AESGCM(key)
-        _LOADED.setdefault(dek_id, weakref.WeakSet()).add(self)
         if current or self.current is None:
             self.current = dek_id
 
+    def add_record_key(self, key_id: int, key: bytes) -> None:
+        assert is_record_key(key_id)
+        self._deks[key_id] = AESGCM(key)
+
+    def forget_key(self, key_id: int) -> None:
+        """Drop a record key from memory (it was destroyed)."""
+        self._deks.pop(key_id, None)
+
     def has_data_key(self, dek_id: int) -> bool:
         return dek_id in self._deks
+
+    def record_key_count(self) -> int:
+        return sum(1 for key_id in self._deks if is_record_key(key_id))
 
     def _dek(self, dek_id: int) -> AESGCM:
         try:
             return self._deks[dek_id]
         except KeyError:
+            if is_record_key(dek_id):
+                raise RecordKeyNotLoaded(dek_id) from None
             raise MissingKeyError(f"data key {dek_id} is not loaded") from None
 
-    def _seal(self, plain: bytes, aad: bytes) -> bytes:
-        if self.current is None:
+    def _seal(self, plain: bytes, aad: bytes, key_id: int | None = None) -> bytes:
+        """Sealed under `key_id` (a record key), else the current data key."""
+        if key_id is None:
+            key_id = self.current
+        if key_id is None:
             raise MissingKeyError("no data key is loaded (store.encrypted.load_data_keys)")
         nonce = os.urandom(NONCE)
-        head = bytes([VERSION]) + self.current.to_bytes(4, "big") + nonce
-        return head + self._deks[self.current].encrypt(nonce, plain, aad)
+        head = bytes([VERSION]) + key_id.to_bytes(4, "big") + nonce
+        return head + self._dek(key_id).encrypt(nonce, plain, aad)
 
     def _open(self, token: bytes, aad: bytes) -> bytes:
         dek = self._dek(int.from_bytes(token[1:5], "big"))
@@ -214,9 +272,9 @@ class Cipher:
 
     # -- values ------------------------------------------------------------------------
 
-    def encrypt(self, text: str, where: Binding) -> bytes:
-        """Seal text for one row's column."""
-        return self._seal(text.encode("utf-8"), where.aad)
+    def encrypt(self, text: str, where: Binding, *, key_id: int | None = None) -> bytes:
+        """Seal text for one row's column (under the record key `key_id`, if given)."""
+        return self._seal(text.encode("utf-8"), where.aad, key_id)
 
     def decrypt(self, token: bytes, where: Binding) -> str:
         """Open a value stored at `where`; `IntegrityError` (logged) if it belongs elsewhere."""
@@ -262,8 +320,8 @@ class Cipher:
 
     # -- file keys (store.documents.sealing) -------------------------------------------
 
-    def wrap_file_key(self, file_key: bytes, binding: bytes) -> bytes:
-        return self._seal(file_key, binding)
+    def wrap_file_key(self, file_key: bytes, binding: bytes, key_id: int | None = None) -> bytes:
+        return self._seal(file_key, binding, key_id)
 
     def unwrap_file_key(self, wrapped: bytes, binding: bytes) -> bytes | None:
         """The file key, or None when it does not unwrap here (legacy handled by caller)."""

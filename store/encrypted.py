@@ -10,8 +10,10 @@ with the wrong ones must say so at once rather than at the first page a DSL open
 
 `rotate` is `vigil rotate-key`: it re-wraps every data key under the first key of
 `VIGIL_DATA_KEY`, re-encrypts any value still in the legacy Fernet format (and file keys
-wrapped before data keys) into the bound format, in batches of short transactions, and
-says whether an older key is still needed. The server keeps serving meanwhile: the data
+wrapped before data keys) into the bound format, and each value of a concern or paper
+record still sealed under a data key under its record's key (`store.keyring.record_key`,
+so that destroying the record shreds it), in batches of short transactions, and says
+whether an older key is still needed. The server keeps serving meanwhile: the data
 keys themselves do not change, and a value reads the same before and after conversion.
 """
 
@@ -21,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import literal, select, update
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,6 +35,8 @@ from store.crypto import (
     dek_aad,
     is_legacy,
     is_legacy_file_key,
+    is_record_key,
+    key_id_of,
 )
 from store.db import SessionFactory, transaction
 from store.documents import files, sealing
@@ -175,27 +179,54 @@ async def rewrap_data_keys(session: AsyncSession, cipher: Cipher) -> int:
     return done
 
 
+def _needs_converting(token: bytes, owned: bool) -> bool:
+    """Legacy, or (a value of a record) sealed under a data key, not its record's key."""
+    if is_legacy(token):
+        return True
+    key_id = key_id_of(token)
+    return owned and key_id is not None and not is_record_key(key_id)
+
+
 async def _convert_column(
     factory: SessionFactory, cipher: Cipher, column: Any, progress: Callable[[str], None]
 ) -> int:
+    """Re-seal the column's legacy values in the bound format, and a record's values
+    sealed under a data key under its record's key (made if it has none)."""
     pk = primary_key(column)
     table = column.class_.__table__
+    owners = keyring.RECORD_OWNED.get(column.class_)
+    owner_columns = [c if c is not None else literal(None) for c in owners or (None, None)]
     after: Any = None
     converted = 0
     while True:
         async with transaction(factory) as session:
-            query = select(pk, column).where(column.is_not(None)).order_by(pk).limit(BATCH)
+            query = (
+                select(pk, column, *owner_columns)
+                .where(column.is_not(None))
+                .order_by(pk)
+                .limit(BATCH)
+            )
             if after is not None:
                 query = query.where(pk > after)
             rows = (await session.execute(query)).all()
             if not rows:
                 return converted
             after = rows[-1][0]
-            for row_id, token in rows:
-                if not is_legacy(bytes(token)):
+            for row_id, token, incident_id, paper_record_id in rows:
+                if not _needs_converting(bytes(token), owners is not None):
                     continue
-                text = cipher.decrypt_legacy(bytes(token))
-                sealed = cipher.encrypt(text, bind(column, row_id))
+                key_id = None
+                if incident_id is not None or paper_record_id is not None:
+                    key_id = await keyring.record_key(
+                        session, cipher, incident_id=incident_id, paper_record_id=paper_record_id
+                    )
+                where = bind(column, row_id)
+                text = (
+                    cipher.decrypt_legacy(bytes(token))
+                    if is_legacy(bytes(token))
+                    else cipher.decrypt(token, where)
+                )
+                sealed = cipher.encrypt(text, where, key_id=key_id)
                 await session.execute(
                     update(table)
                     .where(table.c[pk.key] == row_id)
@@ -223,14 +254,21 @@ async def _rewrap_files(factory: SessionFactory, cipher: Cipher) -> int:
                 return done
             after = rows[-1].id
             for row in rows:
-                if not is_legacy_file_key(bytes(row.key_ct)):
+                wrapped = bytes(row.key_ct)
+                if not is_legacy_file_key(wrapped) and is_record_key(key_id_of(wrapped) or 0):
                     continue
                 binding = files.binding(row)
                 key = sealing.unwrap_key(cipher, row.key_ct, binding=binding)
+                key_id = await keyring.record_key(
+                    session,
+                    cipher,
+                    incident_id=row.incident_id,
+                    paper_record_id=row.paper_record_id,
+                )
                 await session.execute(
                     update(StoredFile)
                     .where(StoredFile.id == row.id)
-                    .values(key_ct=sealing.wrap_key(cipher, key, binding=binding))
+                    .values(key_ct=sealing.wrap_key(cipher, key, binding=binding, key_id=key_id))
                     .execution_options(synchronize_session=False)
                 )
                 done += 1

@@ -650,6 +650,27 @@ class DataKey(Base):
     rewrapped_at: Mapped[dt.datetime | None] = mapped_column()
 
 
+class RecordKey(Base):
+    """The key of one record (a concern or a paper record), wrapped by a data key.
+
+    Every encrypted value of the record is sealed under it; destroying the record
+    deletes this row, and with it every copy of the record's text that could be read
+    (crypto-shredding, docs/record-encryption.md). `id` is random, with the top bit of
+    the 4-byte key id set (`store.crypto.RECORD_KEY_BIT`); `wrapped` is the key sealed
+    under the data key `data_key_id`, bound to its id and record
+    (`store.crypto.record_key_aad`).
+    """
+
+    __tablename__ = "record_keys"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"), unique=True)
+    paper_record_id: Mapped[int | None] = mapped_column(ForeignKey("paper_records.id"), unique=True)
+    data_key_id: Mapped[int] = mapped_column(BigInteger)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
 class EncryptionState(Base):
     """One row: whether values in the legacy format (from before data keys) may still be
     read. `vigil rotate-key` closes it once none is left (and a new database starts
@@ -983,6 +1004,7 @@ IMMUTABLE_TABLES = (
     "files",
     "file_chunks",
     "body_maps",
+    "record_keys",  # deleted only by a destruction: a deleted key is its record's text lost
 )
 
 

@@ -15,7 +15,8 @@ list shows a key-holder only the records they may see (`store.access.in_view`): 
 allegation is listed only for a key-holder it was shared with. Dates of birth and names
 are read through `store.pupils.dates_of_birth` and `store.pupils.display_names` only.
 
-`shred_incident` and `shred_paper_record` delete every row of a record; only the flow
+`shred_incident` and `shred_paper_record` delete a record's key and every row of it;
+only the flow
 `store.flows.retention.destroy` calls them, inside `store.immutability.destruction_permit`
 (the triggers refuse them anywhere else).
 """
@@ -415,10 +416,14 @@ async def holds(
 # -- destruction (only from store.flows.retention.destroy) -----------------------------
 
 
-async def shred_incident(session: AsyncSession, *, incident_id: int) -> list[StoredFile]:
-    """Delete every row of a concern, children first; the audit log's entries about it
-    lose their link to it. Returns its files (rows gone: their wrapped keys with them),
-    whose objects the caller removes from a directory or bucket store."""
+async def shred_incident(
+    session: AsyncSession, cipher: Cipher, *, incident_id: int
+) -> list[StoredFile]:
+    """Delete the concern's record key (crypto-shredding: its values, wherever copied, can
+    no longer be opened) and every row of it, children first; the audit log's entries
+    about it lose their link to it. Returns its files (rows gone: their wrapped keys with
+    them), whose objects the caller removes from a directory or bucket store."""
+    await keyring.destroy_record_key(session, cipher, incident_id=incident_id)
     action_ids = select(IncidentAction.id).where(IncidentAction.incident_id == incident_id)
     referral_ids = select(Referral.id).where(Referral.incident_id == incident_id)
     alert_ids = select(Alert.id).where(Alert.incident_id == incident_id)
@@ -470,8 +475,12 @@ async def shred_incident(session: AsyncSession, *, incident_id: int) -> list[Sto
     return files
 
 
-async def shred_paper_record(session: AsyncSession, *, paper_record_id: int) -> list[StoredFile]:
-    """Delete a paper record, its scans and any lifted holds; returns its files."""
+async def shred_paper_record(
+    session: AsyncSession, cipher: Cipher, *, paper_record_id: int
+) -> list[StoredFile]:
+    """Delete a paper record's key, the record, its scans and any lifted holds; returns
+    its files."""
+    await keyring.destroy_record_key(session, cipher, paper_record_id=paper_record_id)
     files = list(
         (
             await session.scalars(

@@ -229,6 +229,7 @@ async def reindex(
     if not found:
         return 0, None
     ids = [incident_id for incident_id, _ in found]
+    await keyring.load_record_keys(session, cipher)  # those made since (by the server)
     texts: dict[int, list[str]] = {
         incident_id: [cipher.decrypt(narrative, bind(Incident.narrative_ct, incident_id))]
         for incident_id, narrative in found

@@ -216,6 +216,7 @@ async def gather(
     the pupil's whole record; and how many concerns it holds. Allegations about adults
     are not part of a pupil's record and are left out; other pupils are counted, never
     named."""
+    await keyring.load_record_keys(session, cipher)  # those made since (by other processes)
     buffer = io.BytesIO()
     context = (
         await pupil_context.contexts(

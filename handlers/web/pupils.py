@@ -33,7 +33,7 @@ from handlers.web.bodymap import context as bodymap_context
 from handlers.web.dates import Dates, read_dates
 from handlers.web.deps import DEPS
 from handlers.web.render import day, formats, not_found, page, when, zone
-from handlers.web.security import keyholder_only
+from handlers.web.security import keyholder_only, retried_with_new_keys
 from handlers.web.session import viewer, visit
 from store import pupil_context, reports, transfers
 from store.chronology import Chronology
@@ -269,6 +269,7 @@ async def _pdf_of(request: web.Request, context: dict[str, Any]) -> bytes:
 
 @routes.post("/pupils/{pupil_id}/transfer")
 @keyholder_only(action="transfer.export")
+@retried_with_new_keys
 async def transfer_pack(request: web.Request) -> web.Response:
     """The pupil's transfer pack for the trusted school chosen, with the chronology's PDF
     in it when this server can make PDFs; a refusal is shown, and audited."""

@@ -31,9 +31,9 @@ from handlers.web.session import (
     client_ip,
     cookie_name,
 )
-from store import audit, websessions
+from store import audit, keyring, websessions
 from store.access import is_keyholder
-from store.crypto import DecryptionError
+from store.crypto import DecryptionError, RecordKeyNotLoaded
 from store.db import DATABASE_ERRORS, transaction
 from store.models import Staff, WebSession
 
@@ -48,6 +48,7 @@ _ONE_TRANSACTION = "vigil_one_transaction"
 UPLOAD = web.RequestKey("upload", MultipartReader)  # a streamed upload's remaining parts
 CSRF_FIELD_MAX = 256
 _NOT_LIMITED = "vigil_not_rate_limited"
+_RETRIED = "vigil_retried_with_new_keys"
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -123,6 +124,14 @@ def keyholder_only(
     return lambda handler: _marked(handler, _KEYHOLDER_ONLY, KeyholderOnly(action, about))
 
 
+def retried_with_new_keys(handler: Handler) -> Handler:
+    """A POST served again, like a GET, when it meets a record key made by another process
+    since this one loaded its keys: only for a handler that commits nothing before it has
+    decrypted what it shows but the audit entry of reading it (which a second attempt
+    repeats). A transfer pack, a subject access export."""
+    return _marked(handler, _RETRIED, True)
+
+
 def streamed_upload(handler: Handler) -> Handler:
     """A multipart upload read piece by piece by its handler, never whole: the form's
     CSRF token must be its first field, checked here; the rest is `request[UPLOAD]`."""
@@ -189,7 +198,7 @@ def build_middleware(deps: WebDeps) -> Callable[..., Awaitable[web.StreamRespons
     @web.middleware
     async def security(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            response = await _limited(request, handler, deps)
+            response = await _with_record_keys(request, handler, deps)
         except web.HTTPException as error:
             response = error
             if error.status == 404 and request.match_info.http_exception is not None:
@@ -221,6 +230,27 @@ def build_middleware(deps: WebDeps) -> Callable[..., Awaitable[web.StreamRespons
         return response
 
     return security
+
+
+async def _with_record_keys(
+    request: web.Request, handler: Handler, deps: WebDeps
+) -> web.StreamResponse:
+    """A page that needs a record key this process has not loaded (another process made
+    it since: `store.crypto.RecordKeyNotLoaded`) loads the new record keys and is served
+    again, once: GET and HEAD, and the POSTs marked `retried_with_new_keys` (the failed
+    attempt committed nothing of the page's)."""
+    try:
+        return await _limited(request, handler, deps)
+    except RecordKeyNotLoaded as missing:
+        async with deps.factory() as db:
+            loaded = await keyring.load_record_keys(db, deps.cipher, key_ids=[missing.key_id])
+        retried = request.method in ("GET", "HEAD") or getattr(
+            request.match_info.route.handler, _RETRIED, False
+        )
+        if not loaded or not retried:
+            raise
+        log.info("web.record_keys_loaded", count=loaded)
+        return await _limited(request, handler, deps)
 
 
 async def _limited(request: web.Request, handler: Handler, deps: WebDeps) -> web.StreamResponse:

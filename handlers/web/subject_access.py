@@ -25,7 +25,7 @@ from aiohttp import web
 from handlers.web import pdf
 from handlers.web.deps import DEPS
 from handlers.web.render import formats, not_found, page
-from handlers.web.security import keyholder_only
+from handlers.web.security import keyholder_only, retried_with_new_keys
 from handlers.web.session import viewer, visit
 from store.db import transaction
 from store.flows import subject_access as flows
@@ -173,6 +173,7 @@ def pack_html(request: web.Request, exported: flows.Export) -> str:
 
 @routes.post("/sar/{request_id}/export")
 @keyholder_only(action=flows.EXPORT)
+@retried_with_new_keys
 async def export(request: web.Request) -> web.Response:
     request_id = parse_id(request.match_info.get("request_id"))
     async with transaction(request.app[DEPS].factory) as db:

@@ -71,8 +71,10 @@ async def store_file(
         storage=store.name,
         uploaded_by_id=uploader.id,
     )
-    await keyring.ensure_data_key(session, cipher)
-    row.key_ct = sealing.wrap_key(cipher, sealed.file_key, binding=binding(row))
+    key_id = await keyring.record_key(
+        session, cipher, incident_id=incident_id, paper_record_id=paper_record_id
+    )
+    row.key_ct = sealing.wrap_key(cipher, sealed.file_key, binding=binding(row), key_id=key_id)
     session.add(row)
     await session.flush()
     await sealed.spool.commit(session, file_id=row.id)

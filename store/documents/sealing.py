@@ -1,11 +1,12 @@
-"""Per-file encryption: a random AES-256-GCM key per file, wrapped by the data key.
+"""Per-file encryption: a random AES-256-GCM key per file, wrapped by its record's key.
 
 A file is sealed in chunks of `CHUNK` bytes. Each sealed chunk is a random 12-byte nonce
 followed by the AES-GCM ciphertext; its associated data names the file's token, the
 chunk's index and whether it is the last, so chunks cannot be reordered, dropped from the
-end or moved to another file. The file's key is wrapped with the current data key of
-`store.crypto` (before it, with a key derived from `VIGIL_DATA_KEY`: `Cipher.derived_keys`,
-still read and re-wrapped by `vigil rotate-key`), with associated data naming the file's
+end or moved to another file. The file's key is wrapped with the key of the record it
+belongs to (`store.keyring.record_key`; files stored before record keys: a data key of
+`store.crypto`; before that, a key derived from `VIGIL_DATA_KEY`: `Cipher.derived_keys`;
+both still read and re-wrapped by `vigil rotate-key`), with associated data naming the file's
 row (its token, workspace and what it is attached to): a wrapped key copied to another
 row does not unwrap. The file's name is sealed with the file's key too.
 """
@@ -18,7 +19,7 @@ import secrets
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from store.crypto import Cipher, MissingKeyError, is_legacy_file_key
+from store.crypto import Cipher, MissingKeyError, RecordKeyNotLoaded, is_legacy_file_key
 
 CHUNK = 64 * 1024
 NONCE = 12
@@ -44,9 +45,12 @@ def row_binding(*, token: str, workspace_id: int, owner: str) -> bytes:
     return f"vigil/file-key/{token}/{workspace_id}/{owner}".encode()
 
 
-def wrap_key(cipher: Cipher, file_key: bytes, *, binding: bytes) -> bytes:
-    """The file's key, sealed with the current data key (envelope format), bound to its row."""
-    return cipher.wrap_file_key(file_key, binding)
+def wrap_key(
+    cipher: Cipher, file_key: bytes, *, binding: bytes, key_id: int | None = None
+) -> bytes:
+    """The file's key, sealed with its record's key `key_id` (`store.keyring.record_key`;
+    else the current data key), envelope format, bound to its row."""
+    return cipher.wrap_file_key(file_key, binding, key_id)
 
 
 def wrap_key_legacy(cipher: Cipher, file_key: bytes, *, binding: bytes) -> bytes:
@@ -62,6 +66,8 @@ def unwrap_key(cipher: Cipher, wrapped: bytes, *, binding: bytes) -> bytes:
     if not is_legacy_file_key(wrapped):
         try:
             key = cipher.unwrap_file_key(wrapped, binding)
+        except RecordKeyNotLoaded:
+            raise  # made by another process since: loaded, and the page served again
         except MissingKeyError:
             raise FileIntegrityError(
                 "the data key that wrapped this file's key is not loaded"

@@ -3,7 +3,8 @@ confirmed destruction of a record past its retention date.
 
 `destroy` is the one path that deletes part of a record: inside
 `store.immutability.destruction_permit` (which the ORM guard and the database triggers
-check) it removes every row of the record (`store.retention.shred_incident`,
+check) it deletes the record's key (crypto-shredding: what it sealed, wherever copied,
+can no longer be opened) and every row of the record (`store.retention.shred_incident`,
 `store.retention.shred_paper_record`), with them its files' wrapped keys, then the files'
 objects from a directory or bucket store, and leaves a tombstone in the audit log: the
 kind of record, its number, the rule, who and when; no content, no pupil. What backups
@@ -242,11 +243,13 @@ async def destroy(
         return NotConfirmed(row)
     async with destruction_permit(session):
         if record.incident_id is not None:
-            stored = await retention.shred_incident(session, incident_id=record.incident_id)
+            stored = await retention.shred_incident(
+                session, visit.setup.cipher, incident_id=record.incident_id
+            )
         else:
             assert record.paper_record_id is not None
             stored = await retention.shred_paper_record(
-                session, paper_record_id=record.paper_record_id
+                session, visit.setup.cipher, paper_record_id=record.paper_record_id
             )
         label = f"#{record.number}" if record.number is not None else f"{record.paper_record_id}"
         visit.trail(session).add(
