@@ -93,7 +93,11 @@ async def pupils_of(session: AsyncSession, *, incident: Incident) -> list[tuple[
     )
     now = {c.original_pupil_id: c.right_pupil_id for c in corrections}
     wanted = [now[p.pupil_id] for p in incident.pupils if p.pupil_id in now]
-    found = {p.id: p for p in await session.scalars(select(Pupil).where(Pupil.id.in_(wanted)))}
+    found = (
+        {p.id: p for p in await session.scalars(select(Pupil).where(Pupil.id.in_(wanted)))}
+        if wanted
+        else {}
+    )
     return [
         (found[now[p.pupil_id]] if p.pupil_id in now else p.pupil, p.is_main)
         for p in incident.pupils

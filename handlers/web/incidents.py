@@ -23,7 +23,7 @@ from handlers.web.deps import DEPS
 from handlers.web.referrals import blank_entries, overdue_text
 from handlers.web.render import not_found, page, zone
 from handlers.web.security import one_transaction
-from handlers.web.session import request_db, viewer, visit
+from handlers.web.session import request_db, visit
 from store.actions import ACTION_MAX
 from store.db import transaction
 from store.flows import actions as action_flows
@@ -86,7 +86,8 @@ def _incident_page(
     status: int = 200,
     correction_error: str = "",
 ) -> web.Response:
-    school = request.app[DEPS].school_of(viewer(request).workspace_id).config
+    setup = visit(request).setup  # the school's, resolved once for the request
+    school = setup.school
     open_ids = [r.id for r in shown.open_referrals]
     defaults = blank_entries(open_ids, now=shown.as_of, zone=zone(request))
     parents = shown.parents_contacted
@@ -100,7 +101,7 @@ def _incident_page(
         entered=entered or NOTHING_ENTERED,
         referral_entered={**defaults, **(referral_typed or {})},
         parents=PARENTS.get(parents, parents or "—"),
-        categories=request.app[DEPS].school_of(viewer(request).workspace_id).catalogue.categories,
+        categories=setup.catalogue.categories,
         reasons=REASONS,
         via=VIA,
         action_max=ACTION_MAX,
