@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from store.enums import AlertReason
 from store.models import Alert, Incident, IncidentAdult, IncidentInvite, Staff
@@ -163,6 +163,18 @@ def visible_incident_ids(viewer: Staff) -> Select[tuple[int]]:
     """The ids of the incidents `viewer` may see, for `Incident.id.in_(...)` in the lists,
     counts and exports the key-holders' pages show."""
     return visible_incidents(viewer).with_only_columns(Incident.id)
+
+
+def visible_allegation_ids(viewer: Staff) -> Select[tuple[int]]:
+    """The ids of the allegations about adults `viewer` may see (few in any school): what a
+    key-holder's view holds beyond every other concern of their workspace, so what a
+    cached count must be kept per (`store.reports.cache`)."""
+    adult = aliased(IncidentAdult)  # apart from the rule's own subqueries of the table
+    return (
+        visible_incident_ids(viewer)
+        .join(adult, adult.incident_id == Incident.id)
+        .order_by(Incident.id)
+    )
 
 
 async def visible_incident(session: AsyncSession, *, viewer: Staff, number: int) -> Incident | None:

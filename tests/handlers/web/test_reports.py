@@ -17,6 +17,7 @@ import datetime as dt
 import io
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
@@ -582,3 +583,52 @@ async def test_reports_decrypt_nothing(school: Harness, monkeypatch: object) -> 
             await download(dsl, f"/reports/{table}.csv")
         for table in web_reports.GOVERNORS_TABLES:
             await download(dsl, f"/reports/governors/{table}.csv")
+
+
+async def test_a_range_that_has_ended_is_counted_once_until_something_changes(
+    school: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Last term's figures are kept in memory (`store.reports.cache`) and counted again
+    when a concern, an action or a read changes them (in any process: the database's
+    stamp says so); this term's are counted on each request."""
+    counted: list[int] = []
+    counting = reports.pages.incidents_by_category
+
+    async def counted_once(*args: object, **kwargs: object) -> reports.CategoryMonths:
+        counted.append(1)
+        return await counting(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reports.pages, "incidents_by_category", counted_once)
+    people = People(school)
+    now = school.now()
+    first = month_start(now.astimezone(LONDON).date(), 3)
+    last = month_start(now.astimezone(LONDON).date(), 1) - dt.timedelta(days=1)
+    past = {"from": first.isoformat(), "to": last.isoformat()}
+    await report(school, categories=["Behaviour"], happened_at=local(first + dt.timedelta(3), 10))
+    async with people.signed_in(DSL) as dsl:
+        for _ in range(3):
+            status, body = await dsl.get("/reports", params=past)
+            assert status == 200 and "Behaviour: 1" in shown(body)
+        assert len(counted) == 1
+        _, rows = await download(dsl, "/reports/categories.csv", **past)
+        assert rows[1][0] == "Behaviour" and rows[1][-1] == "1"
+        # A concern filed today about a day in that range: counted again.
+        await report(
+            school, categories=["Behaviour"], happened_at=local(first + dt.timedelta(5), 10)
+        )
+        before = len(counted)
+        for _ in range(2):
+            status, body = await dsl.get("/reports", params=past)
+            assert "Behaviour: 2" in shown(body)
+        assert len(counted) == before + 1
+        # Re-categorised: counted again, as it is now.
+        await dsl.get("/incidents/2")
+        await dsl.post("/incidents/2/actions", {"text": "Not behaviour.", "categories": "Medical"})
+        status, body = await dsl.get("/reports", params=past)
+        assert "Behaviour: 1" in shown(body) and "Medical: 1" in shown(body)
+        assert len(counted) == before + 2
+        # This term is never kept.
+        before = len(counted)
+        await dsl.get("/reports")
+        await dsl.get("/reports")
+        assert len(counted) == before + 2
