@@ -5,20 +5,21 @@ What is kept: the reports page's counts by category and month, by year group, an
 late alerts, for one workspace, one range, one school calendar and one viewer (what a
 report counts is what its viewer may see, `store.access.in_view`: the figures are kept
 per viewer, never shared between people). Only for a range whose every alert deadline has
-passed (`ended`), and the late alerts only when none of them is still unread (otherwise
-they change with the time of asking). The referrals still open are never kept: they are
-about now.
+passed (`ended`): its counts no longer change with the time of asking, and a read of one
+of its alerts changes only who is still unread, counted afresh on each request
+(`store.reports.late_alerts.unread_by_person`). The referrals still open are never kept:
+they are about now.
 
 Each use compares a `stamp` read from the database in one cheap statement: the newest
 incident, action, alert and pupil correction ids (every process's new concern, action,
-re-categorisation, alert, read of an alert or correction raises one), the workspace's
-roster version (pupils' year groups), its staff (names in the late alerts), how many
-concerns happened and alerts were sent in the range (a destroyed record lowers them),
-and the allegations about adults the viewer may see now (a key-holder sees every other
-concern of the school; an alert or invitation withdrawn, or an allegation about the
-viewer, changes this list). A stamp that differs means the figures are counted again.
-So another process's change is seen at the next request, and nothing is ever counted to
-someone who may not see it.
+re-categorisation, alert, invitation or correction raises one), the workspace's roster
+version (pupils' year groups), its staff (names in the late alerts), how many concerns
+happened and alerts were sent in the range (a destroyed record lowers them), and the
+allegations about adults the viewer may see now (a key-holder sees every other concern of
+the school; an alert or invitation withdrawn, or an allegation about the viewer, changes
+this list). A stamp that differs means the figures are counted again. So another
+process's change is seen at the next request, and nothing is ever counted to someone who
+may not see it.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 governors' report (`governors_report`, counts only)."""
 
 import asyncio
+import dataclasses
 import datetime as dt
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
@@ -24,7 +25,13 @@ from store.reports.incident_counts import (
     incidents_by_category,
     year_groups,
 )
-from store.reports.late_alerts import AlertTotals, LateAlertsRow, alert_totals, late_alerts
+from store.reports.late_alerts import (
+    AlertTotals,
+    LateAlertsRow,
+    alert_totals,
+    late_alerts,
+    unread_by_person,
+)
 from store.reports.periods import DateRange
 from store.workdays import WorkingTime
 
@@ -91,6 +98,10 @@ async def term_report(
         )
         kept = cache.get(session, key, current) or {}
     wanted = {name: part for name, part in parts.items() if name not in kept}
+    if "late_alerts" in kept:  # kept, but reads since change who is still unread
+        wanted["unread"] = lambda s: unread_by_person(
+            s, workspace_id=workspace_id, period=period, working=working, viewer=viewer
+        )
     if is_postgresql(session) and len(wanted) > 1:
 
         async def on_its_own(part: Callable[[AsyncSession], Awaitable[Any]]) -> Any:
@@ -101,12 +112,19 @@ async def term_report(
     else:
         results = [await part(session) for part in wanted.values()]
     found = {**kept, **dict(zip(wanted, results, strict=True))}
-    if key is not None and len(kept) < 3:
-        keep = {name: found[name] for name in ("categories", "year_groups")}
-        # Late alerts no longer change once none is unread (every deadline has passed).
-        if not any(row.unread for row in found["late_alerts"]):
-            keep["late_alerts"] = found["late_alerts"]
-        cache.put(session, key, current, keep)
+    if key is not None and not kept:
+        cache.put(
+            session,
+            key,
+            current,
+            {name: found[name] for name in ("categories", "year_groups", "late_alerts")},
+        )
+    if "unread" in found:
+        unread: dict[int, int] = found["unread"]
+        found["late_alerts"] = [
+            dataclasses.replace(row, unread=unread.get(row.staff_id, 0))
+            for row in found["late_alerts"]
+        ]
     categories, groups, late, referrals_open = (
         found["categories"],
         found["year_groups"],

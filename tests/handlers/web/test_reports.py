@@ -632,3 +632,31 @@ async def test_a_range_that_has_ended_is_counted_once_until_something_changes(
         await dsl.get("/reports")
         await dsl.get("/reports")
         assert len(counted) == before + 2
+
+
+async def test_a_kept_report_shows_who_is_still_unread_now(school: Harness) -> None:
+    """Last term's late alerts are kept, but an old alert read since is no longer
+    "still unread" on the next view (while it stays late)."""
+    people = People(school)
+    await report(school)  # alerts Alys, Ben, Ffion, Gareth (key-holders) and Hana (4B)
+    day = school.now().astimezone(LONDON).date().isoformat()
+    school.clock_offset += dt.timedelta(days=200)  # that day's term is long over
+    past = {"from": day, "to": day}
+
+    def late_row(body: str, name: str) -> str:
+        found = re.search(rf"<th scope=\"row\">{name}</th>(.*?)</tr>", body)
+        assert found, name
+        return " ".join(re.findall(r"<td>(\d+)</td>", found.group(1)))
+
+    async with people.signed_in(DSL) as dsl:
+        for _ in range(2):
+            status, body = await dsl.get("/reports", params=past)
+            assert status == 200 and late_row(body, "Ben Okafor") == "1 1 1"
+    async with people.signed_in(DEPUTY) as ben:
+        await ben.get("/incidents/1")
+        status, _ = await ben.post("/incidents/1/read")
+        assert status == 200
+    async with people.signed_in(DSL) as dsl:
+        status, body = await dsl.get("/reports", params=past)
+        assert late_row(body, "Ben Okafor") == "1 1 0"
+        assert late_row(body, "Alys Hughes") == "1 1 1"
