@@ -86,10 +86,15 @@ def main_pupils() -> Subquery:
     )
 
 
-async def pupils_of(session: AsyncSession, *, incident: Incident) -> list[tuple[Pupil, bool]]:
-    """The pupils the concern names now, in filed order, each with whether they are main."""
-    corrections = list(
-        await session.scalars(select(C).where(C.incident_id == incident.id).order_by(C.id))
+async def pupils_of(
+    session: AsyncSession, *, incident: Incident, corrected: bool = True
+) -> list[tuple[Pupil, bool]]:
+    """The pupils the concern names now, in filed order, each with whether they are main.
+    `corrected=False`: the caller has just read that it has no correction (`notes`)."""
+    corrections = (
+        list(await session.scalars(select(C).where(C.incident_id == incident.id).order_by(C.id)))
+        if corrected
+        else []
     )
     now = {c.original_pupil_id: c.right_pupil_id for c in corrections}
     wanted = [now[p.pupil_id] for p in incident.pupils if p.pupil_id in now]

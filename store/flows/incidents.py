@@ -147,7 +147,10 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         working=visit.setup.school.working_time,
         now=visit.now,
     )
-    pupils = await pupil_corrections.pupils_of(session, incident=incident)
+    corrections = await pupil_corrections.notes(session, incident_id=incident.id)
+    pupils = await pupil_corrections.pupils_of(
+        session, incident=incident, corrected=bool(corrections)
+    )
     changes = await casework.changes_by_action(session, incident_id=incident.id)
     changes_case = await access.may_change_case(session, staff=viewer, incident_id=incident.id)
     return IncidentPage(
@@ -159,7 +162,7 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
             pupil_ids=[p.id for p, _main in pupils],
             cipher=cipher,
         ),
-        corrections=await pupil_corrections.notes(session, incident_id=incident.id),
+        corrections=corrections,
         narrative=cipher.decrypt(incident.narrative_ct, bind(Incident.narrative_ct, incident.id)),
         parents_contacted=incident.parents_contacted,
         parents_reason=(
