@@ -192,9 +192,12 @@ class Note:
     right: Pupil
 
 
+_WRONG, _RIGHT = aliased(Pupil), aliased(Pupil)  # made once: the statement compiles once
+
+
 async def notes(session: AsyncSession, *, incident_id: int) -> list[Note]:
     """The concern's corrections, oldest first, with both pupils (for its page)."""
-    wrong, right = aliased(Pupil), aliased(Pupil)
+    wrong, right = _WRONG, _RIGHT
     rows = await session.execute(
         select(C.created_at, Staff.name, wrong, right)
         .join(Staff, Staff.id == C.author_id)

@@ -140,18 +140,31 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         # Nobody is offered the adult an allegation is about (the store refuses them too).
         if s.id != viewer.id and not (adult and s.id == adult.staff_id)
     ]
-    referral_rows = await incident_rows(
-        session,
-        incident_id=incident.id,
-        number=incident.number,
-        working=visit.setup.school.working_time,
-        now=visit.now,
+    # Which of files, body maps, tasks, referrals, corrections, status changes and the
+    # urgent row it has, asked once: only those it has are read.
+    has = await incidents.extras_of(session, incident_id=incident.id)
+    referral_rows = (
+        await incident_rows(
+            session,
+            incident_id=incident.id,
+            number=incident.number,
+            working=visit.setup.school.working_time,
+            now=visit.now,
+        )
+        if has.referrals
+        else []
     )
-    corrections = await pupil_corrections.notes(session, incident_id=incident.id)
+    corrections = (
+        await pupil_corrections.notes(session, incident_id=incident.id) if has.corrections else []
+    )
     pupils = await pupil_corrections.pupils_of(
-        session, incident=incident, corrected=bool(corrections)
+        session, incident=incident, corrected=has.corrections
     )
-    changes = await casework.changes_by_action(session, incident_id=incident.id)
+    changes = (
+        await casework.changes_by_action(session, incident_id=incident.id)
+        if has.status_changes
+        else {}
+    )
     changes_case = await access.may_change_case(session, staff=viewer, incident_id=incident.id)
     return IncidentPage(
         incident=incident,
@@ -180,7 +193,9 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         my_unread=[r for r in receipt_rows if r.recipient_id == viewer.id and not r.read_at],
         timeline=timeline,
         colleagues=colleagues,
-        task_notes=await notes_for_incident(session, incident_id=incident.id),
+        task_notes=(
+            await notes_for_incident(session, incident_id=incident.id) if has.tasks else {}
+        ),
         assignable=[Pick.of(viewer), *colleagues],
         invitable=[s for s in colleagues if s.id != incident.author_id],
         # An allegation's sharing is its manager's (`store.access.share_refusal`).
@@ -204,14 +219,22 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         open_referrals=[r for r in referral_rows if r.state != "closed"],
         as_of=visit.now,
         adult=await allegations.line_of(session, adult=adult, cipher=cipher),
-        urgent=await urgent.is_urgent(session, incident_id=incident.id),
+        urgent=await urgent.is_urgent(session, incident_id=incident.id) if has.urgent else None,
         # Its status now is the latest of its changes, read once for both.
         case=await casework.state_of(
             session, latest=max(changes.values(), key=lambda c: c.id, default=None)
         ),
         status_changes=changes,
-        files=await incident_files(session, incident_id=incident.id, cipher=cipher),
-        body_maps=await body_maps_of(session, incident_id=incident.id, cipher=cipher),
+        files=(
+            await incident_files(session, incident_id=incident.id, cipher=cipher)
+            if has.files
+            else []
+        ),
+        body_maps=(
+            await body_maps_of(session, incident_id=incident.id, cipher=cipher)
+            if has.body_maps
+            else []
+        ),
     )
 
 
