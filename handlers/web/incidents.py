@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from markupsafe import Markup, escape
 from multidict import MultiDictProxy
 
 from handlers.web.bodymap import context as bodymap_context
@@ -31,6 +32,7 @@ from store.flows import incidents as flows
 from store.flows.incidents import IncidentPage
 from store.ids import parse_id, parse_number
 from store.referral_changes import REFERENCE_MAX
+from store.staff import Pick
 
 log = structlog.get_logger(__name__)
 routes = web.RouteTableDef()
@@ -59,6 +61,22 @@ NOTHING_ENTERED: dict[str, Any] = {
     "assignee": "",
     "due": "",
 }
+
+
+def staff_options(
+    people: Iterable[Pick], chosen: Iterable[object], *, me_first: bool = False
+) -> Markup:
+    """A staff picker's `<option>`s, built in one go rather than by the template's loop:
+    a school's hundred staff, in three pickers on every view of the page. Names escaped;
+    `chosen` (ids or their text) selected; the first marked "(me)" if `me_first`."""
+    wanted = {str(c) for c in chosen if c is not None and c != ""}
+    return Markup(
+        "\n".join(
+            f'<option value="{person.id}"{" selected" if str(person.id) in wanted else ""}>'
+            f"{escape(person.name)}{' (me)' if me_first and index == 0 else ''}</option>"
+            for index, person in enumerate(people)
+        )
+    )
 
 
 def _ids(raw: Iterable[Any]) -> tuple[list[int], bool]:
@@ -115,6 +133,7 @@ def _incident_page(
         status_errors=status_errors or {},
         status_entered=status_entered or {},
         outcomes=school.outcomes,
+        staff_options=staff_options,
         **{field.name: getattr(shown, field.name) for field in dataclasses.fields(shown)},
     )
 
