@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute, aliased
+from sqlalchemy.orm import InstrumentedAttribute, aliased, joinedload
 
 from store.enums import AlertReason
 from store.models import Alert, Incident, IncidentAdult, IncidentInvite, Staff
@@ -178,8 +178,20 @@ def visible_allegation_ids(viewer: Staff) -> Select[tuple[int]]:
 
 
 async def visible_incident(session: AsyncSession, *, viewer: Staff, number: int) -> Incident | None:
-    """The incident with this number if `viewer` may see it; otherwise None (→ 404)."""
-    return await session.scalar(visible_incidents(viewer).where(Incident.number == number))
+    """The incident with this number if `viewer` may see it; otherwise None (→ 404).
+
+    Its pupils, categories and agencies come in the same statement (joined, not one
+    query each): a few rows of each, and every page of an incident shows them."""
+    found = await session.scalars(
+        visible_incidents(viewer)
+        .where(Incident.number == number)
+        .options(
+            joinedload(Incident.pupils),
+            joinedload(Incident.categories),
+            joinedload(Incident.agencies),
+        )
+    )
+    return found.unique().one_or_none()
 
 
 async def share_refusal(
