@@ -30,7 +30,7 @@ from collections.abc import Hashable
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import func, select
+from sqlalchemy import BindParameter, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.access import is_keyholder, visible_allegation_ids
@@ -41,15 +41,55 @@ from store.models import (
     IncidentAction,
     IncidentPupilCorrection,
     Staff,
+    UTCDateTime,
     Workspace,
 )
 from store.reports.periods import DateRange
-from store.reports.sql import in_period
 from store.workdays import WorkingTime
 
 MAX_ENTRIES = 256  # per database: a few ranges for each key-holder of each school
 
 _KEPT: WeakKeyDictionary[Any, OrderedDict[Hashable, tuple[Hashable, Any]]] = WeakKeyDictionary()
+
+
+def _stamp_statement() -> Select[Any]:
+    """The stamp's one statement, built once (its parameters: workspace, range)."""
+    workspace_id: BindParameter[int] = bindparam("workspace_id")
+    start, end = bindparam("start", type_=UTCDateTime()), bindparam("end", type_=UTCDateTime())
+
+    def scalar(query: Select[Any]) -> Any:
+        return query.correlate(None).scalar_subquery()
+
+    return select(
+        scalar(select(func.max(Incident.id))),
+        scalar(select(func.max(IncidentAction.id))),
+        scalar(select(func.max(Alert.id))),
+        scalar(select(func.max(IncidentPupilCorrection.id))),
+        scalar(select(Workspace.roster_version).where(Workspace.id == workspace_id)),
+        scalar(select(func.max(Staff.updated_at)).where(Staff.workspace_id == workspace_id)),
+        scalar(select(func.count()).select_from(Staff).where(Staff.workspace_id == workspace_id)),
+        scalar(
+            select(func.count())
+            .select_from(Incident)
+            .where(
+                Incident.workspace_id == workspace_id,
+                Incident.happened_at >= start,
+                Incident.happened_at < end,
+            )
+        ),
+        scalar(
+            select(func.count())
+            .select_from(Alert)
+            .where(
+                Alert.workspace_id == workspace_id,
+                Alert.created_at >= start,
+                Alert.created_at < end,
+            )
+        ),
+    )
+
+
+_STAMP = _stamp_statement()
 
 
 def ended(period: DateRange, *, working: WorkingTime, now: dt.datetime) -> bool:
@@ -74,47 +114,9 @@ async def stamp(
     viewer: Staff,
 ) -> Hashable:
     """What the kept figures were counted against (see the module's docstring)."""
-    zone = working.zone
-    start, end = period.bounds(zone)
+    start, end = period.bounds(working.zone)
     row = (
-        await session.execute(
-            select(
-                select(func.max(Incident.id)).correlate(None).scalar_subquery(),
-                select(func.max(IncidentAction.id)).correlate(None).scalar_subquery(),
-                select(func.max(Alert.id)).correlate(None).scalar_subquery(),
-                select(func.max(IncidentPupilCorrection.id)).correlate(None).scalar_subquery(),
-                select(Workspace.roster_version)
-                .where(Workspace.id == workspace_id)
-                .correlate(None)
-                .scalar_subquery(),
-                select(func.max(Staff.updated_at))
-                .where(Staff.workspace_id == workspace_id)
-                .correlate(None)
-                .scalar_subquery(),
-                select(func.count())
-                .select_from(Staff)
-                .where(Staff.workspace_id == workspace_id)
-                .correlate(None)
-                .scalar_subquery(),
-                select(func.count())
-                .select_from(Incident)
-                .where(
-                    Incident.workspace_id == workspace_id,
-                    in_period(Incident.happened_at, period, zone),
-                )
-                .correlate(None)
-                .scalar_subquery(),
-                select(func.count())
-                .select_from(Alert)
-                .where(
-                    Alert.workspace_id == workspace_id,
-                    Alert.created_at >= start,
-                    Alert.created_at < end,
-                )
-                .correlate(None)
-                .scalar_subquery(),
-            )
-        )
+        await session.execute(_STAMP, {"workspace_id": workspace_id, "start": start, "end": end})
     ).one()
     allegations = tuple(await session.scalars(visible_allegation_ids(viewer)))
     return (*row, allegations)

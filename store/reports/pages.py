@@ -102,7 +102,9 @@ async def term_report(
         wanted["unread"] = lambda s: unread_by_person(
             s, workspace_id=workspace_id, period=period, working=working, viewer=viewer
         )
-    if is_postgresql(session) and len(wanted) > 1:
+    # Counted afresh, on their own connections at once; what is left beside kept figures
+    # (the referrals open now, who is still unread) is quick, read in this transaction.
+    if is_postgresql(session) and len(wanted) > 1 and not kept:
 
         async def on_its_own(part: Callable[[AsyncSession], Awaitable[Any]]) -> Any:
             async with AsyncSession(bind_of(session)) as own, own.begin():
