@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, aliased, joinedload
 
 from store.enums import AlertReason
 from store.models import Alert, Incident, IncidentAdult, IncidentInvite, Staff
@@ -165,9 +165,33 @@ def visible_incident_ids(viewer: Staff) -> Select[tuple[int]]:
     return visible_incidents(viewer).with_only_columns(Incident.id)
 
 
+def visible_allegation_ids(viewer: Staff) -> Select[tuple[int]]:
+    """The ids of the allegations about adults `viewer` may see (few in any school): what a
+    key-holder's view holds beyond every other concern of their workspace, so what a
+    cached count must be kept per (`store.reports.cache`)."""
+    adult = aliased(IncidentAdult)  # apart from the rule's own subqueries of the table
+    return (
+        visible_incident_ids(viewer)
+        .join(adult, adult.incident_id == Incident.id)
+        .order_by(Incident.id)
+    )
+
+
 async def visible_incident(session: AsyncSession, *, viewer: Staff, number: int) -> Incident | None:
-    """The incident with this number if `viewer` may see it; otherwise None (→ 404)."""
-    return await session.scalar(visible_incidents(viewer).where(Incident.number == number))
+    """The incident with this number if `viewer` may see it; otherwise None (→ 404).
+
+    Its pupils, categories and agencies come in the same statement (joined, not one
+    query each): a few rows of each, and every page of an incident shows them."""
+    found = await session.scalars(
+        visible_incidents(viewer)
+        .where(Incident.number == number)
+        .options(
+            joinedload(Incident.pupils),
+            joinedload(Incident.categories),
+            joinedload(Incident.agencies),
+        )
+    )
+    return found.unique().one_or_none()
 
 
 async def share_refusal(

@@ -394,6 +394,13 @@ async def is_restricted(session: AsyncSession, *, incident: Incident, catalogue:
     if any(c.restricted for c in incident.categories):
         return True
     current = await current_categories(session, incident=incident)
+    return restricted_now(incident, current=current, catalogue=catalogue)
+
+
+def restricted_now(incident: Incident, *, current: Iterable[str], catalogue: Catalogue) -> bool:
+    """`is_restricted`, given the incident's categories now (`current_categories`)."""
+    if any(c.restricted for c in incident.categories):
+        return True
     return any((c := catalogue.category(name)) is not None and c.restricted for name in current)
 
 

@@ -162,7 +162,15 @@ KIND_LABELS = {
 async def adult_line(session: AsyncSession, *, incident_id: int, cipher: Cipher) -> str | None:
     """Who an allegation is about, for its page ("A member of staff: <name>"); None if the
     incident is not one. Decrypted here for `store.flows.incidents.incident_page` only."""
-    adult = await adult_of(session, incident_id=incident_id)
+    return await line_of(
+        session, adult=await adult_of(session, incident_id=incident_id), cipher=cipher
+    )
+
+
+async def line_of(
+    session: AsyncSession, *, adult: IncidentAdult | None, cipher: Cipher
+) -> str | None:
+    """`adult_line`, given the incident's `adult_of` (already read by the caller)."""
     if adult is None:
         return None
     if adult.staff_id is not None:

@@ -149,6 +149,11 @@ async def current_state(
         .order_by(CaseStatusChange.id.desc())
         .limit(1)
     )
+    return await state_of(session, latest=latest)
+
+
+async def state_of(session: AsyncSession, *, latest: CaseStatusChange | None) -> CaseState:
+    """`current_state`, given the incident's latest change (None: it was never changed)."""
     if latest is None:
         return CaseState(CaseStatus.OPEN)
     names = await staff_names(session, ids={latest.author_id})

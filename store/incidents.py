@@ -24,16 +24,24 @@ from store.errors import FieldErrors
 from store.ids import MAX_ID
 from store.models import (
     Alert,
+    BodyMap,
+    CaseStatusChange,
     CurrentCaseStatus,
     Id,
     Incident,
+    IncidentAction,
     IncidentAdult,
     IncidentAgency,
     IncidentCategory,
     IncidentNumberGap,
     IncidentPupil,
+    IncidentPupilCorrection,
     Pupil,
+    Referral,
     Staff,
+    StoredFile,
+    Task,
+    UrgentConcern,
     UTCDateTime,
     Workspace,
     utcnow,
@@ -182,6 +190,39 @@ async def incident_id_by_number(
     return await session.scalar(
         select(Incident.id).where(Incident.workspace_id == workspace_id, Incident.number == number)
     )
+
+
+@dataclass(frozen=True)
+class Extras:
+    """Which of the rarer things an incident has (its page reads only those it has)."""
+
+    files: bool
+    body_maps: bool
+    tasks: bool
+    referrals: bool
+    corrections: bool
+    status_changes: bool
+    urgent: bool
+
+
+async def extras_of(session: AsyncSession, *, incident_id: int) -> Extras:
+    """`Extras` in one statement: most concerns have none of them, and a query each costs
+    more than asking once."""
+    # A task is found by its action (`tasks.action_id` is unique, so indexed).
+    actions = select(IncidentAction.id).where(IncidentAction.incident_id == incident_id)
+    found = (
+        select(StoredFile.id).where(StoredFile.incident_id == incident_id),
+        select(BodyMap.id).where(BodyMap.incident_id == incident_id),
+        select(Task.id).where(Task.action_id.in_(actions)),
+        select(Referral.id).where(Referral.incident_id == incident_id),
+        select(IncidentPupilCorrection.id).where(
+            IncidentPupilCorrection.incident_id == incident_id
+        ),
+        select(CaseStatusChange.id).where(CaseStatusChange.incident_id == incident_id),
+        select(UrgentConcern.incident_id).where(UrgentConcern.incident_id == incident_id),
+    )
+    row = (await session.execute(select(*(query.exists() for query in found)))).one()
+    return Extras(*(bool(found) for found in row))
 
 
 async def number_of(session: AsyncSession, *, incident_id: int) -> int | None:

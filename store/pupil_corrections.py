@@ -86,14 +86,23 @@ def main_pupils() -> Subquery:
     )
 
 
-async def pupils_of(session: AsyncSession, *, incident: Incident) -> list[tuple[Pupil, bool]]:
-    """The pupils the concern names now, in filed order, each with whether they are main."""
-    corrections = list(
-        await session.scalars(select(C).where(C.incident_id == incident.id).order_by(C.id))
+async def pupils_of(
+    session: AsyncSession, *, incident: Incident, corrected: bool = True
+) -> list[tuple[Pupil, bool]]:
+    """The pupils the concern names now, in filed order, each with whether they are main.
+    `corrected=False`: the caller has just read that it has no correction (`notes`)."""
+    corrections = (
+        list(await session.scalars(select(C).where(C.incident_id == incident.id).order_by(C.id)))
+        if corrected
+        else []
     )
     now = {c.original_pupil_id: c.right_pupil_id for c in corrections}
     wanted = [now[p.pupil_id] for p in incident.pupils if p.pupil_id in now]
-    found = {p.id: p for p in await session.scalars(select(Pupil).where(Pupil.id.in_(wanted)))}
+    found = (
+        {p.id: p for p in await session.scalars(select(Pupil).where(Pupil.id.in_(wanted)))}
+        if wanted
+        else {}
+    )
     return [
         (found[now[p.pupil_id]] if p.pupil_id in now else p.pupil, p.is_main)
         for p in incident.pupils
@@ -183,9 +192,12 @@ class Note:
     right: Pupil
 
 
+_WRONG, _RIGHT = aliased(Pupil), aliased(Pupil)  # made once: the statement compiles once
+
+
 async def notes(session: AsyncSession, *, incident_id: int) -> list[Note]:
     """The concern's corrections, oldest first, with both pupils (for its page)."""
-    wrong, right = aliased(Pupil), aliased(Pupil)
+    wrong, right = _WRONG, _RIGHT
     rows = await session.execute(
         select(C.created_at, Staff.name, wrong, right)
         .join(Staff, Staff.id == C.author_id)

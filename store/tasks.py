@@ -279,7 +279,11 @@ class TaskNote:
 
 async def notes_for_incident(session: AsyncSession, *, incident_id: int) -> dict[int, TaskNote]:
     """The incident's tasks by action id (the incident page's note on each)."""
-    found = list((await session.scalars(select(Task).where(Task.incident_id == incident_id))).all())
+    # By its actions: `tasks.action_id` is unique (indexed), `tasks.incident_id` is not.
+    actions = select(IncidentAction.id).where(IncidentAction.incident_id == incident_id)
+    found = list((await session.scalars(select(Task).where(Task.action_id.in_(actions)))).all())
+    if not found:
+        return {}
     ids = {t.assignee_id for t in found} | {t.done_by_id for t in found if t.done_by_id}
     names = dict(
         (await session.execute(select(Staff.id, Staff.name).where(Staff.id.in_(ids)))).all()

@@ -24,11 +24,10 @@ from handlers.web.chart import build_chart
 from handlers.web.dates import Dates, read_dates
 from handlers.web.deps import DEPS
 from handlers.web.render import not_found, page, zone
-from handlers.web.security import keyholder_only
-from handlers.web.session import viewer, visit
+from handlers.web.security import keyholder_only, one_transaction
+from handlers.web.session import request_db, viewer, visit
 from handlers.web.tables import category_table, csv_bytes, csv_response, table_rows
 from store import reports
-from store.db import transaction
 from store.flows.reports import Build, view_report
 from store.reports import DateRange
 
@@ -70,10 +69,15 @@ async def _report_data(
     the school's name."""
     dates = read_dates(request.query)
     period = report_period(dates, today=_today(request))
-    async with transaction(request.app[DEPS].factory) as db:
-        data, school = await view_report(
-            db, visit=visit(request), build=build, period=period, action=action, name=detail
-        )
+    # Read and audited in the transaction the session was loaded in (`@one_transaction`).
+    data, school = await view_report(
+        request_db(request),
+        visit=visit(request),
+        build=build,
+        period=period,
+        action=action,
+        name=detail,
+    )
     return data, period, dates, school
 
 
@@ -111,6 +115,7 @@ async def _report_page(
 
 
 @routes.get("/reports")
+@one_transaction
 @keyholder_only(action="report.view", about=lambda _request: "reports")
 async def reports_page(request: web.Request) -> web.Response:
     return await _report_page(
@@ -123,6 +128,7 @@ async def reports_page(request: web.Request) -> web.Response:
 
 
 @routes.get("/reports/governors")
+@one_transaction
 @keyholder_only(action="report.view", about=lambda _request: "governors")
 async def governors_page(request: web.Request) -> web.Response:
     return await _report_page(
@@ -155,12 +161,14 @@ def _csv_about(name: str) -> Callable[[web.Request], str]:
 
 
 @routes.get("/reports/{table}.csv")
+@one_transaction
 @keyholder_only(action="report.download", about=_csv_about("reports"))
 async def report_csv(request: web.Request) -> web.Response:
     return await _download(request, governors=False)
 
 
 @routes.get("/reports/governors/{table}.csv")
+@one_transaction
 @keyholder_only(action="report.download", about=_csv_about("governors"))
 async def governors_csv(request: web.Request) -> web.Response:
     return await _download(request, governors=True)

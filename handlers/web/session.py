@@ -13,6 +13,7 @@ from store.models import Staff, WebSession
 
 SESSION = web.RequestKey("session", WebSession)
 REQUEST_DB = web.RequestKey("request_db", AsyncSession)  # a `@one_transaction` page's
+VISIT = web.RequestKey("visit", Visit)  # `visit(request)`, made once
 
 
 def request_db(request: web.Request) -> AsyncSession:
@@ -41,10 +42,17 @@ def client_ip(request: web.Request) -> str:
 
 
 def visit(request: web.Request) -> Visit:
-    """The signed-in member of staff asking, from where and when: what flows are given."""
-    deps = request.app[DEPS]
-    staff = viewer(request)
-    return Visit(staff, client_ip(request), deps.clock(), deps.setup_for(staff.workspace_id))
+    """The signed-in member of staff asking, from where and when: what flows are given.
+
+    Made once per request: the staff member the middleware loaded with the session, and
+    their school's setup, are not looked up again (nor the clock read twice)."""
+    made = request.get(VISIT)
+    if made is None or made.staff is not viewer(request):
+        deps = request.app[DEPS]
+        staff = viewer(request)
+        made = Visit(staff, client_ip(request), deps.clock(), deps.setup_for(staff.workspace_id))
+        request[VISIT] = made
+    return made
 
 
 def cookie_name(deps: WebDeps) -> str:

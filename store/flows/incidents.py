@@ -37,9 +37,9 @@ from store.documents.bodymap import BodyMapView, body_maps_of
 from store.documents.files import FileView, incident_files
 from store.enums import ReadVia
 from store.flows import Visit
-from store.models import CaseStatusChange, Incident, Pupil, Staff, UrgentConcern
+from store.models import CaseStatusChange, Incident, Pupil, UrgentConcern
 from store.referral_rows import ReferralRow, incident_rows
-from store.staff import get_staff, staff_in_workspace
+from store.staff import Pick, get_staff, picks
 from store.tasks import TaskNote, notes_for_incident
 
 log = structlog.get_logger(__name__)
@@ -98,8 +98,8 @@ class IncidentPage:
     receipts: list[ReceiptRow]
     my_unread: list[ReceiptRow]
     timeline: list[TimelineEntry]
-    colleagues: list[Staff]  # whom the viewer may alert
-    invitable: list[Staff]  # whom the viewer may share it with
+    colleagues: list[Pick]  # whom the viewer may alert
+    invitable: list[Pick]  # whom the viewer may share it with
     may_share: bool  # False: restricted, and the viewer is not a key-holder
     withdraw_buttons: dict[int, int]  # alert id -> person: where a key-holder may withdraw
     may_change_referrals: bool  # record, answer, close referrals (key-holders)
@@ -116,7 +116,7 @@ class IncidentPage:
     files: list[FileView] = field(default_factory=list)  # attachments, names decrypted
     body_maps: list[BodyMapView] = field(default_factory=list)  # marks decrypted
     task_notes: Mapping[int, TaskNote] = field(default_factory=dict)  # by action id
-    assignable: list[Staff] = field(default_factory=list)  # whom a task may be assigned to
+    assignable: list[Pick] = field(default_factory=list)  # whom a task may be assigned to
 
 
 async def incident_page(session: AsyncSession, *, incident: Incident, visit: Visit) -> IncidentPage:
@@ -133,20 +133,38 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         timeline.append(TimelineEntry(item, previous))
     receipt_rows = await alerts.receipts(session, incident_id=incident.id)
     adult = await allegations.adult_of(session, incident_id=incident.id)
+    # The pickers' staff: one column query of ids, names and roles (`store.staff.picks`).
     colleagues = [
         s
-        for s in await staff_in_workspace(session, workspace_id=incident.workspace_id)
+        for s in await picks(session, workspace_id=incident.workspace_id)
         # Nobody is offered the adult an allegation is about (the store refuses them too).
         if s.id != viewer.id and not (adult and s.id == adult.staff_id)
     ]
-    referral_rows = await incident_rows(
-        session,
-        incident_id=incident.id,
-        number=incident.number,
-        working=visit.setup.school.working_time,
-        now=visit.now,
+    # Which of files, body maps, tasks, referrals, corrections, status changes and the
+    # urgent row it has, asked once: only those it has are read.
+    has = await incidents.extras_of(session, incident_id=incident.id)
+    referral_rows = (
+        await incident_rows(
+            session,
+            incident_id=incident.id,
+            number=incident.number,
+            working=visit.setup.school.working_time,
+            now=visit.now,
+        )
+        if has.referrals
+        else []
     )
-    pupils = await pupil_corrections.pupils_of(session, incident=incident)
+    corrections = (
+        await pupil_corrections.notes(session, incident_id=incident.id) if has.corrections else []
+    )
+    pupils = await pupil_corrections.pupils_of(
+        session, incident=incident, corrected=has.corrections
+    )
+    changes = (
+        await casework.changes_by_action(session, incident_id=incident.id)
+        if has.status_changes
+        else {}
+    )
     changes_case = await access.may_change_case(session, staff=viewer, incident_id=incident.id)
     return IncidentPage(
         incident=incident,
@@ -157,7 +175,7 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
             pupil_ids=[p.id for p, _main in pupils],
             cipher=cipher,
         ),
-        corrections=await pupil_corrections.notes(session, incident_id=incident.id),
+        corrections=corrections,
         narrative=cipher.decrypt(incident.narrative_ct, bind(Incident.narrative_ct, incident.id)),
         parents_contacted=incident.parents_contacted,
         parents_reason=(
@@ -175,15 +193,18 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         my_unread=[r for r in receipt_rows if r.recipient_id == viewer.id and not r.read_at],
         timeline=timeline,
         colleagues=colleagues,
-        task_notes=await notes_for_incident(session, incident_id=incident.id),
-        assignable=[viewer, *colleagues],
+        task_notes=(
+            await notes_for_incident(session, incident_id=incident.id) if has.tasks else {}
+        ),
+        assignable=[Pick.of(viewer), *colleagues],
         invitable=[s for s in colleagues if s.id != incident.author_id],
         # An allegation's sharing is its manager's (`store.access.share_refusal`).
         may_share=adult is not None
         or access.may_share(
             viewer.role_set,
-            restricted=await actions.is_restricted(
-                session, incident=incident, catalogue=visit.setup.catalogue
+            # Its categories now are the timeline's: not read again.
+            restricted=actions.restricted_now(
+                incident, current=categories, catalogue=visit.setup.catalogue
             ),
         ),
         may_change_referrals=changes_case,
@@ -197,12 +218,23 @@ async def incident_page(session: AsyncSession, *, incident: Incident, visit: Vis
         referrals=referral_rows,
         open_referrals=[r for r in referral_rows if r.state != "closed"],
         as_of=visit.now,
-        adult=await allegations.adult_line(session, incident_id=incident.id, cipher=cipher),
-        urgent=await urgent.is_urgent(session, incident_id=incident.id),
-        case=await casework.current_state(session, incident_id=incident.id),
-        status_changes=await casework.changes_by_action(session, incident_id=incident.id),
-        files=await incident_files(session, incident_id=incident.id, cipher=cipher),
-        body_maps=await body_maps_of(session, incident_id=incident.id, cipher=cipher),
+        adult=await allegations.line_of(session, adult=adult, cipher=cipher),
+        urgent=await urgent.is_urgent(session, incident_id=incident.id) if has.urgent else None,
+        # Its status now is the latest of its changes, read once for both.
+        case=await casework.state_of(
+            session, latest=max(changes.values(), key=lambda c: c.id, default=None)
+        ),
+        status_changes=changes,
+        files=(
+            await incident_files(session, incident_id=incident.id, cipher=cipher)
+            if has.files
+            else []
+        ),
+        body_maps=(
+            await body_maps_of(session, incident_id=incident.id, cipher=cipher)
+            if has.body_maps
+            else []
+        ),
     )
 
 
@@ -210,7 +242,7 @@ def _withdraw_buttons(
     rows: list[ReceiptRow],
     *,
     incident: Incident,
-    colleagues: list[Staff],
+    colleagues: list[Pick],
     may: bool,
     allegation: bool,
 ) -> dict[int, int]:
@@ -247,8 +279,10 @@ async def view_incident(
     # the database's write lock, and it should not be held through them.
     visit.trail(session, incident_id=incident.id).add("incident.view")
     # Opened, not only acknowledged: the viewer's alerts on it, and an urgent concern's
-    # escalation stops once someone on the safeguarding team has opened it.
-    if await alerts.mark_opened(
+    # escalation stops once someone on the safeguarding team has opened it. The page has
+    # just read both (its receipts, its urgent row): nothing to write, nothing asked.
+    unopened = any(r.recipient_id == visit.staff.id and r.opened_at is None for r in page.receipts)
+    if unopened and await alerts.mark_opened(
         session, incident_id=incident.id, staff_id=visit.staff.id, now=visit.now
     ):
         page = dataclasses.replace(
@@ -260,7 +294,7 @@ async def view_incident(
                 for r in page.receipts
             ],
         )
-    if await urgent.mark_opened(
+    if page.urgent is not None and await urgent.mark_opened(
         session,
         incident_id=incident.id,
         viewer=visit.staff,

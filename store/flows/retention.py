@@ -24,6 +24,7 @@ from store.documents.s3 import FileStoreUnavailable
 from store.documents.storage import FileStore, FilesUrlError, reading_store
 from store.flows import Visit
 from store.immutability import destruction_permit
+from store.reports import cache as report_cache
 from store.retention import Due, HoldView, RecordKind
 
 log = structlog.get_logger(__name__)
@@ -256,6 +257,7 @@ async def destroy(
             DESTROY,
             detail=f"tombstone: {record.kind} {label}; rule: {row.rule}; files: {len(stored)}",
         )
+    report_cache.forget()  # its counts go (the stamp sees it too, in every process)
     for file in stored:
         try:
             await reading_store(files, file.storage).destroy(file.token)

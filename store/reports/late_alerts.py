@@ -232,6 +232,34 @@ async def late_alerts(
     ]
 
 
+async def unread_by_person(
+    session: AsyncSession,
+    *,
+    workspace_id: int,
+    period: DateRange,
+    working: WorkingTime,
+    viewer: Staff | None = None,
+) -> dict[int, int]:
+    """Per recipient, the alerts sent in the range still unread now. Once every deadline
+    of the range has passed (`store.reports.cache.ended`) these are all late, and a read
+    changes only this column of `late_alerts`: what its kept rows are brought up to date
+    with, without the deadlines' query."""
+    start, end = period.bounds(working.zone)
+    rows = await session.execute(
+        select(Alert.recipient_id, func.count())
+        .outerjoin(ReadReceipt, ReadReceipt.alert_id == Alert.id)
+        .where(
+            Alert.workspace_id == workspace_id,
+            Alert.created_at >= start,
+            Alert.created_at < end,
+            ReadReceipt.alert_id.is_(None),
+            in_view(Alert.incident_id, viewer),
+        )
+        .group_by(Alert.recipient_id)
+    )
+    return {int(staff_id): int(count) for staff_id, count in rows}
+
+
 @dataclass(frozen=True)
 class AlertTotals:
     """Alerts sent in the range, and how many were not read within a working day."""

@@ -8,6 +8,7 @@ head) shares it; nobody may share it with the adult.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from sqlalchemy import select
@@ -16,6 +17,7 @@ from store.models import Staff
 from testing.harness import Harness
 from testing.webclient import WebUser
 from tests.handlers.test_allegations import ALLEGATION, allege
+from tests.support.clock import LONDON
 from tests.support.records import pupil_by_upn, staff_member
 from tests.support.school import CLASS_TEACHER, DEPUTY, DSL, HEAD, PUPIL_4B, TA
 from tests.support.web import People
@@ -131,3 +133,43 @@ async def test_other_keyholders_see_it_once_the_manager_shares_it(school: Harnes
         rows = await db.scalars(select(Staff.slack_user_id))
         assert DEPUTY in set(rows)
     assert not [c for c in school.standin.calls if c.params.get("channel") == DEPUTY]
+
+
+async def test_a_past_terms_kept_report_never_counts_an_allegation_to_those_who_may_not_see_it(
+    school: Harness,
+) -> None:
+    """A range that has ended is counted once and kept (`store.reports.cache`), per
+    viewer: the adult named never has it counted, and once a key-holder's access is
+    withdrawn their kept figures are counted again without it."""
+    await filed(school, TA, DEPUTY)
+    dsl = await staff_member(school, DSL)
+    day = school.now().astimezone(LONDON).date().isoformat()
+    people = People(school)
+    async with people.signed_in(HEAD) as head:
+        await head.get("/incidents/1")
+        status, _ = await head.post("/incidents/1/invite", {"staff": str(dsl.id)})
+        assert status == 200
+    school.clock_offset += dt.timedelta(days=200)  # that day's term is long over
+    past = {"from": day, "to": day}
+    async with people.signed_in(DEPUTY) as named:
+        for _ in range(2):
+            status, body = await named.get("/reports", params=past)
+            assert status == 200 and "Behaviour" not in body
+    async with people.signed_in(DSL) as keyholder:
+        for _ in range(2):  # counted, then kept
+            status, body = await keyholder.get("/reports", params=past)
+            assert status == 200 and "Behaviour" in body
+    async with people.signed_in(HEAD) as head:
+        status, body = await head.get("/reports", params=past)
+        assert "Behaviour" in body  # the manager's own report counts it
+        await head.get("/incidents/1")
+        status, _ = await head.post("/incidents/1/withdraw", {"staff": str(dsl.id)})
+        assert status == 200
+    async with people.signed_in(DSL) as keyholder:
+        status, body = await keyholder.get("/reports", params=past)
+        assert status == 200 and "Behaviour" not in body
+        _, body = await keyholder.get("/reports/categories.csv", params=past)
+        assert "Behaviour" not in body
+    async with people.signed_in(DEPUTY) as named:
+        status, body = await named.get("/reports", params=past)
+        assert status == 200 and "Behaviour" not in body

@@ -17,6 +17,7 @@ import datetime as dt
 import io
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
@@ -582,3 +583,80 @@ async def test_reports_decrypt_nothing(school: Harness, monkeypatch: object) -> 
             await download(dsl, f"/reports/{table}.csv")
         for table in web_reports.GOVERNORS_TABLES:
             await download(dsl, f"/reports/governors/{table}.csv")
+
+
+async def test_a_range_that_has_ended_is_counted_once_until_something_changes(
+    school: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Last term's figures are kept in memory (`store.reports.cache`) and counted again
+    when a concern, an action or a read changes them (in any process: the database's
+    stamp says so); this term's are counted on each request."""
+    counted: list[int] = []
+    counting = reports.pages.incidents_by_category
+
+    async def counted_once(*args: object, **kwargs: object) -> reports.CategoryMonths:
+        counted.append(1)
+        return await counting(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reports.pages, "incidents_by_category", counted_once)
+    people = People(school)
+    now = school.now()
+    first = month_start(now.astimezone(LONDON).date(), 3)
+    last = month_start(now.astimezone(LONDON).date(), 1) - dt.timedelta(days=1)
+    past = {"from": first.isoformat(), "to": last.isoformat()}
+    await report(school, categories=["Behaviour"], happened_at=local(first + dt.timedelta(3), 10))
+    async with people.signed_in(DSL) as dsl:
+        for _ in range(3):
+            status, body = await dsl.get("/reports", params=past)
+            assert status == 200 and "Behaviour: 1" in shown(body)
+        assert len(counted) == 1
+        _, rows = await download(dsl, "/reports/categories.csv", **past)
+        assert rows[1][0] == "Behaviour" and rows[1][-1] == "1"
+        # A concern filed today about a day in that range: counted again.
+        await report(
+            school, categories=["Behaviour"], happened_at=local(first + dt.timedelta(5), 10)
+        )
+        before = len(counted)
+        for _ in range(2):
+            status, body = await dsl.get("/reports", params=past)
+            assert "Behaviour: 2" in shown(body)
+        assert len(counted) == before + 1
+        # Re-categorised: counted again, as it is now.
+        await dsl.get("/incidents/2")
+        await dsl.post("/incidents/2/actions", {"text": "Not behaviour.", "categories": "Medical"})
+        status, body = await dsl.get("/reports", params=past)
+        assert "Behaviour: 1" in shown(body) and "Medical: 1" in shown(body)
+        assert len(counted) == before + 2
+        # This term is never kept.
+        before = len(counted)
+        await dsl.get("/reports")
+        await dsl.get("/reports")
+        assert len(counted) == before + 2
+
+
+async def test_a_kept_report_shows_who_is_still_unread_now(school: Harness) -> None:
+    """Last term's late alerts are kept, but an old alert read since is no longer
+    "still unread" on the next view (while it stays late)."""
+    people = People(school)
+    await report(school)  # alerts Alys, Ben, Ffion, Gareth (key-holders) and Hana (4B)
+    day = school.now().astimezone(LONDON).date().isoformat()
+    school.clock_offset += dt.timedelta(days=200)  # that day's term is long over
+    past = {"from": day, "to": day}
+
+    def late_row(body: str, name: str) -> str:
+        found = re.search(rf"<th scope=\"row\">{name}</th>(.*?)</tr>", body)
+        assert found, name
+        return " ".join(re.findall(r"<td>(\d+)</td>", found.group(1)))
+
+    async with people.signed_in(DSL) as dsl:
+        for _ in range(2):
+            status, body = await dsl.get("/reports", params=past)
+            assert status == 200 and late_row(body, "Ben Okafor") == "1 1 1"
+    async with people.signed_in(DEPUTY) as ben:
+        await ben.get("/incidents/1")
+        status, _ = await ben.post("/incidents/1/read")
+        assert status == 200
+    async with people.signed_in(DSL) as dsl:
+        status, body = await dsl.get("/reports", params=past)
+        assert late_row(body, "Ben Okafor") == "1 1 0"
+        assert late_row(body, "Alys Hughes") == "1 1 1"
