@@ -334,6 +334,10 @@ async def run_group(options: Options, say: Any, raw: dict[str, Any]) -> str:
         settings = vigil_environment(database.url, standin, data_key)
         del settings["SLACK_BOT_TOKEN"]  # OAuth mode: each school's token from its install
         settings["SLACK_STATE_SECRET"] = trust_schools.STATE_SECRET
+        # Every school's installs and key-holders' sign-ins come from 127.0.0.1 here, not
+        # from each school's own address: the per-address limit on anonymous requests
+        # (60 at once, 2/s) would refuse a trust's worth of them.
+        settings["VIGIL_ANONYMOUS_BURST"] = str(100 + 20 * options.trust_schools)
         settings["VIGIL_WORKERS"] = str(options.workers)
         settings["VIGIL_OUTBOX_DELIVERY"] = options.outbox_delivery
         env = serve_environment(workdir, settings)
