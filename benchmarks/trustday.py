@@ -73,8 +73,9 @@ from benchmarks.soak import ACTIONS, REQUESTS, _exactly_once, _pick
 from benchmarks.stats import ratio, summarize
 from benchmarks.trust_schools import School
 from handlers.concern_modal import CALLBACK_ID, PUPIL_SEARCH
+from store import keyring
 from store.crypto import Cipher, generate_key
-from store.db import create_engine, session_factory
+from store.db import create_engine, session_factory, transaction
 from store.models import Incident
 
 RATES = (1.0, 2.0)  # multiples of the peak
@@ -343,11 +344,18 @@ async def run_group(options: Options, say: Any, raw: dict[str, Any]) -> str:
         env = serve_environment(workdir, settings)
         say(f"trust day: database {database.backend}; vigil db upgrade")
         await run_vigil(["db", "upgrade"], env=env, cwd=workdir)
-        vigil = vigil_process(env=env, cwd=workdir)
-        await vigil.start()
         engine = create_engine(database.url, pool_size=4)
         stack.push_async_callback(engine.dispose)
         factory = session_factory(engine)
+        cipher = Cipher(data_key)
+        # The database's first data key, made before `vigil serve` first starts (as the
+        # single-workspace groups' `vigil import` makes it): a server starting on a
+        # database with no key and no data would refuse the legacy-format values the
+        # seeder writes (`store.encrypted.key_reads_stored_data`) until restarted.
+        async with transaction(factory) as session:
+            await keyring.load_data_keys(session, cipher)
+        vigil = vigil_process(env=env, cwd=workdir)
+        await vigil.start()
         run = Run(
             options=options,
             say=say,
@@ -366,7 +374,7 @@ async def run_group(options: Options, say: Any, raw: dict[str, Any]) -> str:
         stack.push_async_callback(lambda: run.vigil.stop())  # the trust day restarts it
         began = time.monotonic()
         await trust_schools.install_all(
-            vigil.url, standin, schools, factory=factory, cipher=Cipher(data_key), workdir=workdir
+            vigil.url, standin, schools, factory=factory, cipher=cipher, workdir=workdir
         )
         installed_s = time.monotonic() - began
         say(
@@ -385,9 +393,6 @@ async def run_group(options: Options, say: Any, raw: dict[str, Any]) -> str:
                 history=History(case_statuses=True),
             )
         say(f"trust day: seeded {per_school} concerns in each of {len(schools)} schools")
-        # The seeded values are in the legacy format, which a server started on the empty
-        # database refuses (`store.keyring.load_data_keys`): serve again, as after an import.
-        await _restart(run, options.workers)
         raw["trustday"] = await run_trustday(run, schools)
         raw["trustday"]["setup"] = {
             "installs": "OAuth flow per school (/slack/install → authorize → oauth_redirect)",
