@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
+from benchmarks.cli import parse_args
+from benchmarks.options import Options
 from benchmarks.trust_schools import cross_school_calls, make_schools
+from benchmarks.trustday import model
 from testing.standin import SlackStandIn
 from testing.standin.calls import RecordedCall
 from testing.standin.install import Installation
@@ -50,3 +55,20 @@ def test_a_dm_sent_with_another_schools_token_is_counted_as_cross_school() -> No
     dm("xoxb-nobody", first.keyholders[0])
     assert cross_school_calls(standin) == {"own": 3, "other": 1, "unknown": 1}
     assert cross_school_calls(standin, since=4) == {"own": 0, "other": 0, "unknown": 1}
+
+
+def test_the_trust_day_options_full_quick_and_given() -> None:
+    full = parse_args(["--scenarios", "trustday"])
+    assert (full.trust_schools, full.trust_staff, full.trust_actions) == (50, 100, 2.0)
+    quick = parse_args(["--scenarios", "trustday", "--quick"])
+    # Fewer workspaces at the full trust's rate: 5 × 100 × 20 = 50 × 100 × 2 an hour.
+    assert (quick.trust_schools, quick.trust_pupils) == (5, 40)
+    assert model(quick)["actions_per_hour"] == model(full)["actions_per_hour"] == 10_000
+    given = parse_args(
+        ["--scenarios", "trustday", "--quick", "--trust-schools", "10", "--trust-pupils", "7"]
+    )
+    assert (given.trust_schools, given.trust_pupils) == (10, 7)
+    with pytest.raises(ValueError, match="--trust-"):
+        Options(scenarios=("trustday",), trust_schools=0).check()
+    with pytest.raises(ValueError, match="run --scenarios trustday on its own"):
+        Options(scenarios=("trustday", "slack"), database="sqlite+aiosqlite:///x.db").check()
