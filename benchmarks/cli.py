@@ -111,12 +111,20 @@ def parse_args(argv: list[str] | None = None) -> Options:
         metavar="LOW-HIGH",
         help="seconds each person pauses between actions in the soak (1-4)",
     )
-    parser.add_argument("--trust-schools", type=int, help="schools in the trust day (50)")
+    parser.add_argument(
+        "--trust-schools",
+        type=int,
+        help="schools in the trust day, each its own Slack workspace installed through OAuth "
+        "(50; 5 with --quick)",
+    )
     parser.add_argument("--trust-staff", type=int, help="staff per school in the trust day (100)")
     parser.add_argument(
         "--trust-actions",
         type=float,
-        help="actions per member of staff at the trust's busiest hour (2)",
+        help="actions per member of staff at the trust's busiest hour (2; 20 with --quick)",
+    )
+    parser.add_argument(
+        "--trust-pupils", type=int, help="pupils per school in the trust day (300; 40 with --quick)"
     )
     parser.add_argument(
         "--trust-minutes",
@@ -179,6 +187,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
             ("trust_staff", args.trust_staff),
             ("trust_actions", args.trust_actions),
             ("trust_minutes", args.trust_minutes),
+            ("trust_pupils", args.trust_pupils),
             ("file_mb", args.file_mb),
             ("file_runs", args.file_runs),
             ("seed", args.seed),

@@ -15,8 +15,7 @@ SERVER_GROUPS = (
     "slack",
     "web",
     "soak",
-    "trustday",
-)  # the groups that need `vigil serve` and the stand-in
+)  # the groups that share one `vigil serve` and stand-in (the trust day has its own)
 #: Referrals the overdue scan runs over, by database (DESIGN §10 states 1,000,000), and
 #: with --quick.
 REFERRALS = {"postgresql": 1_000_000, "sqlite": 100_000}
@@ -52,11 +51,13 @@ class Options:
     soak_staff: int = 50
     soak_think: tuple[float, float] = (1.0, 4.0)
     # The trust day (`benchmarks.trustday`): schools × staff × actions at the busiest hour,
-    # Poisson arrivals at 1× and 2× that, each phase this long.
+    # Poisson arrivals at 1× and 2× that, each phase this long; each school its own
+    # workspace (installed through OAuth) with this many pupils.
     trust_schools: int = 50
     trust_staff: int = 100
     trust_actions: float = 2.0
     trust_minutes: float = 2.0
+    trust_pupils: int = 300
     # The files group: a file of this size uploaded and downloaded, this many times.
     file_mb: float = 20.0
     file_runs: int = 5
@@ -92,7 +93,11 @@ class Options:
             "soak_minutes": 0.5,
             "soak_staff": 10,
             "file_runs": 1,
+            # 5 workspaces at the full trust's rate (5 × 100 × 20 = 50 × 100 × 2 an hour)
+            "trust_schools": 5,
+            "trust_actions": 20.0,
             "trust_minutes": 0.2,
+            "trust_pupils": 40,
             "quick": True,
         }
         values.update(overrides)
@@ -118,6 +123,19 @@ class Options:
         ):
             raise ValueError(
                 "--database URL: run --scenarios reports on its own (it needs an empty "
+                "database of its own)"
+            )
+        if min(self.trust_schools, self.trust_staff, self.trust_pupils) < 1 or (
+            self.trust_schools > 999 or self.trust_actions <= 0 or self.trust_minutes <= 0
+        ):
+            raise ValueError("--trust-* numbers must be positive (at most 999 schools)")
+        if (
+            "trustday" in self.scenarios
+            and len(self.scenarios) > 1
+            and self.database not in ("sqlite", "postgresql")
+        ):
+            raise ValueError(
+                "--database URL: run --scenarios trustday on its own (it needs an empty "
                 "database of its own)"
             )
         if (self.referrals is not None and self.referrals < 1) or self.referral_runs < 1:

@@ -24,7 +24,7 @@ from typing import Any
 
 import structlog
 
-from benchmarks import files_paths, referrals_scan, reports_paths, slack_paths
+from benchmarks import files_paths, referrals_scan, reports_paths, slack_paths, trustday
 from benchmarks.deployment import bench_staff
 from benchmarks.options import SERVER_GROUPS, Options, single_user_requests
 from benchmarks.report import build_report
@@ -94,8 +94,6 @@ async def _run(options: Options) -> dict[str, Any]:
     users_needed = max(options.concurrency, slack_paths.ALERTED + 1)
     if "soak" in options.scenarios:
         users_needed = max(users_needed, options.soak_staff)
-    if "trustday" in options.scenarios:
-        users_needed = max(users_needed, 50)
     staff = bench_staff(users_needed)
     raw: dict[str, Any] = {"memory": {}, "floor_memory": {}}
     load_start = _load_average()
@@ -108,6 +106,8 @@ async def _run(options: Options) -> dict[str, Any]:
         backend = await reports_paths.run_group(options, say, raw, staff)
     if "files" in options.scenarios:
         backend = await files_paths.run_group(options, say, raw, staff)
+    if "trustday" in options.scenarios:
+        backend = await trustday.run_group(options, say, raw)
 
     meta = _meta(
         options,
@@ -157,7 +157,7 @@ def _meta(
         "scenarios": list(options.scenarios),
         "servers": (
             ("the benchmark process" if options.in_process else "own processes")
-            if set(options.scenarios) & {*SERVER_GROUPS, "reports", "files"}
+            if set(options.scenarios) & {*SERVER_GROUPS, "reports", "files", "trustday"}
             else "none (database only)"
         ),
         "requests": options.requests,

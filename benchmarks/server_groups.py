@@ -42,7 +42,6 @@ from benchmarks.options import Options, single_user_requests
 from benchmarks.processes import InProcessVigil, Server, cpu_seconds, memory_mb, vigil_process
 from benchmarks.seed import History, seed_incidents
 from benchmarks.soak import run_soak
-from benchmarks.trustday import run_trustday
 from handlers.concern_modal import CALLBACK_ID, PUPIL_SEARCH
 from store.catalogue import Catalogue
 from store.crypto import generate_key
@@ -112,9 +111,7 @@ async def run_server_groups(
             await web_group(run)
         if "soak" in options.scenarios:
             raw["soak"] = await run_soak(run)
-        if "trustday" in options.scenarios:
-            raw["trustday"] = await run_trustday(run)
-        raw["memory"].update(memory_mb(run.vigil.pid))  # restarted by the trust day
+        raw["memory"].update(memory_mb(run.vigil.pid))
         raw["memory"]["separate_process"] = run.vigil.separate
         return database.backend
 
@@ -125,7 +122,7 @@ async def _prepare(run: Run, database: Database) -> None:
     run.say(f"database: {database.backend}; vigil db upgrade")
     await prepare_database(env, run.workdir, run.staff, run.pupils)
     run.say(f"imported {len(run.staff)} staff, {len(run.pupils)} pupils (vigil import)")
-    if {"web", "soak", "trustday"} & set(options.scenarios):  # the soak reads them too
+    if {"web", "soak"} & set(options.scenarios):  # the soak reads them too
         report = await seed_incidents(
             database.url,
             team_id=TEAM_ID,

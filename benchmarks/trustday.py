@@ -24,32 +24,59 @@ included) beside the floors'.
 Correctness, per phase: every request answered (no error), every report filed, the
 outbox drained; at the end every DM sent exactly once.
 
-The workspaces: the whole trust's traffic goes to ONE workspace (single-workspace mode,
-`SLACK_BOT_TOKEN`), since the stand-in's per-team OAuth installs are not yet wired into the
-benchmark deployment; the per-request work is the same, what is not measured is the
-per-workspace token and configuration lookups (`scheduler.slack_clients`,
-`store.schools`). The report says so (`workspaces_served`).
+The workspaces (`benchmarks.trust_schools`): the trust day has its own database,
+stand-in and `vigil serve`, in OAuth mode (no `SLACK_BOT_TOKEN`). Each school is its own
+Slack workspace in the stand-in and installs Vigil through the real OAuth flow
+(`/slack/install` → Slack's authorize page → `/slack/oauth_redirect`, its bot token sealed
+in `slack_installations`); its staff and pupils are imported with the store's importer (the
+staff linked through `users.lookupByEmail` with the school's own token), and
+`--incidents` concerns are seeded spread over the schools. Each action picks a school at
+random, then one of its staff: the Slack requests carry that school's team id and are
+signed as Slack signs them, the web pages are read by that school's key-holders, among its
+own concerns. So every request resolves its workspace, its installation and bot token
+(`scheduler.slack_clients`) and its school's configuration (`store.schools`), as on the
+day. A further check fails the run if any DM went out with another school's bot token (the
+stand-in records the token of every call).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 from sqlalchemy import func, select
 
-from benchmarks import slack_paths, web_paths
-from benchmarks.deployment import COMMAND, SIGNING_SECRET, Run, sign_in_keyholders
-from benchmarks.load import BenchmarkError
-from benchmarks.processes import cpu_seconds, vigil_process
+from benchmarks import slack_paths, trust_schools, web_paths
+from benchmarks.database import benchmark_database
+from benchmarks.deployment import (
+    COMMAND,
+    PUBLIC_URL,
+    SIGNING_SECRET,
+    Run,
+    serve_environment,
+    start_standin,
+    vigil_environment,
+)
+from benchmarks.load import BenchmarkError, TimedSimulator
+from benchmarks.options import Options
+from benchmarks.processes import cpu_seconds, memory_mb, run_vigil, vigil_process
+from benchmarks.seed import History, seed_incidents
 from benchmarks.soak import ACTIONS, REQUESTS, _exactly_once, _pick
 from benchmarks.stats import ratio, summarize
+from benchmarks.trust_schools import School
 from handlers.concern_modal import CALLBACK_ID, PUPIL_SEARCH
+from store import keyring
+from store.crypto import Cipher, generate_key
+from store.db import create_engine, session_factory, transaction
 from store.models import Incident
 
 RATES = (1.0, 2.0)  # multiples of the peak
@@ -62,6 +89,7 @@ class Phase:
     errors: list[str] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     lag_s: float = 0.0  # the load generator's worst lateness against the schedule
+    schools: set[str] = field(default_factory=set)  # the workspaces that acted
 
 
 def model(options: Any) -> dict[str, Any]:
@@ -71,6 +99,8 @@ def model(options: Any) -> dict[str, Any]:
     requests_per_action = 0.25 * 3 + 0.10 * 4 + 0.20 * 1 + 0.45 * 1
     return {
         "schools": options.trust_schools,
+        "workspaces": options.trust_schools,  # each school its own, installed through OAuth
+        "pupils_per_school": options.trust_pupils,
         "staff_per_school": options.trust_staff,
         "actions_per_staff_at_peak_hour": options.trust_actions,
         "actions_per_hour": per_hour,
@@ -84,7 +114,7 @@ def model(options: Any) -> dict[str, Any]:
 
 def describe(m: dict[str, Any]) -> str:
     return (
-        f"{m['schools']} schools × {m['staff_per_school']} staff × "
+        f"{m['schools']} schools (each its own workspace) × {m['staff_per_school']} staff × "
         f"{m['actions_per_staff_at_peak_hour']:g} actions at the busiest hour = "
         f"{m['actions_per_hour']:,.0f} actions/h = {m['actions_per_s']:g} actions/s "
         f"(~{m['requests_per_s']:g} requests/s); mix 25% report, 10% search and give up, "
@@ -93,17 +123,24 @@ def describe(m: dict[str, Any]) -> str:
 
 
 class Target:
-    """Where an action's requests go: `vigil serve`, or the floors."""
+    """Where an action's requests go: `vigil serve`, or the floors; a simulator per school
+    (its team id on every payload), all on one HTTP session."""
 
-    def __init__(self, run: Run, *, slack_url: str, web_url: str, floor: bool) -> None:
+    def __init__(
+        self, run: Run, schools: list[School], *, slack_url: str, web_url: str, floor: bool
+    ) -> None:
         self.run = run
-        self.sim = run.simulator(slack_url)
+        self.http = aiohttp.ClientSession()
+        self.sims = {
+            school.team_id: school_simulator(run, school, slack_url, session=self.http)
+            for school in schools
+        }
         self.web_url = web_url
         self.floor = floor
         self.pages = web_paths.PageClients(20)
 
     async def close(self) -> None:
-        await self.sim.close()
+        await self.http.close()
         await self.pages.close()
 
 
@@ -114,10 +151,11 @@ class Arrivals:
 
     peak_rate: float  # actions/s at 1× peak
     seconds: float
-    readers: list[Any]
+    schools: list[School]
+    readers: dict[str, list[Any]]
     templates: dict[str, dict[str, Any]]
     rng: random.Random
-    last_number: list[int]
+    last_number: dict[str, int]
 
 
 @dataclass
@@ -141,7 +179,7 @@ async def _timed(
 ) -> Timed:
     """One phase at `multiple`× peak against `slack_url`/`web_url` (`cpu()`: the CPU
     seconds of the processes serving it)."""
-    target = Target(run, slack_url=slack_url, web_url=web_url, floor=floor)
+    target = Target(run, arrivals.schools, slack_url=slack_url, web_url=web_url, floor=floor)
     cpu0, t0 = cpu(), time.monotonic()
     try:
         phase = await _drive(
@@ -149,6 +187,7 @@ async def _timed(
             target,
             rate=arrivals.peak_rate * multiple,
             seconds=arrivals.seconds,
+            schools=arrivals.schools,
             readers=arrivals.readers,
             templates=arrivals.templates,
             rng=arrivals.rng,
@@ -159,21 +198,35 @@ async def _timed(
     return Timed(phase, time.monotonic() - t0, cpu0)
 
 
+def school_simulator(
+    run: Run, school: School, url: str, *, session: aiohttp.ClientSession | None = None
+) -> TimedSimulator:
+    """Slack's signed requests from `school`'s workspace to the server at `url`."""
+    return TimedSimulator(
+        app_url=f"{url}/slack/events",
+        signing_secret=SIGNING_SECRET,
+        standin=run.standin,
+        team_id=school.team_id,
+        session=session,
+    )
+
+
 async def _drive(
     run: Run,
     target: Target,
     *,
     rate: float,
     seconds: float,
-    readers: list[Any],
+    schools: list[School],
+    readers: dict[str, list[Any]],
     templates: dict[str, dict[str, Any]],
     rng: random.Random,
-    last_number: list[int],
+    last_number: dict[str, int],
 ) -> Phase:
-    """Poisson arrivals at `rate` actions/s for `seconds`; every action awaited at the end."""
+    """Poisson arrivals at `rate` actions/s for `seconds`, each from a school chosen at
+    random (one of its staff, its workspace); every action awaited at the end."""
     phase = Phase()
-    reporters = run.users
-    sim, standin = target.sim, run.standin
+    standin = run.standin
 
     async def step(name: str, work: Any) -> Any:
         began = time.perf_counter()
@@ -181,15 +234,17 @@ async def _drive(
         phase.latencies[name].append(time.perf_counter() - began)
         return result
 
-    async def modal(user: str) -> dict[str, Any]:
+    async def modal(sim: TimedSimulator, user: str) -> dict[str, Any]:
         if target.floor:  # the floor opens a tiny view; the form is Vigil's own modal
             response = await step("concern_modal", sim.slash_command(user, command=COMMAND))
             if response.status != 200:
                 raise BenchmarkError(f"floor /concern {response.status}")
-            return {**templates[user]}
+            return {**templates[sim.team_id]}
         return await step("concern_modal", slack_paths.open_view(sim, standin, user, COMMAND))
 
-    async def suggest(user: str, view: dict[str, Any], query: str) -> list[Any]:
+    async def suggest(
+        sim: TimedSimulator, user: str, view: dict[str, Any], query: str
+    ) -> list[Any]:
         response = await step(
             "typeahead",
             sim.block_suggestion(
@@ -200,10 +255,11 @@ async def _drive(
             raise BenchmarkError(f"typeahead {response.status}")
         return list((response.json or {}).get("options") or [])
 
-    async def report(user: str) -> None:
-        view = await modal(user)
-        pupil = rng.choice(run.pupils)
-        found = await suggest(user, view, pupil.surname[: rng.randint(2, 4)])
+    async def report(school: School, user: str) -> None:
+        sim = target.sims[school.team_id]
+        view = await modal(sim, user)
+        pupil = rng.choice(school.pupils)
+        found = await suggest(sim, user, view, pupil.surname[: rng.randint(2, 4)])
         if not found and not target.floor:
             raise BenchmarkError("typeahead found nobody")
         option = found[0] if target.floor or not found else rng.choice(found)
@@ -215,17 +271,18 @@ async def _drive(
         if answer.status != 200 or (not target.floor and answer.body):
             raise BenchmarkError(f"submission {answer.status} {answer.body[:80]!r}")
         if not target.floor:
-            last_number[0] += 1
+            last_number[school.team_id] += 1
             standin.views.pop(view["id"], None)
 
-    async def search(user: str) -> None:
-        view = await modal(user)
+    async def search(school: School, user: str) -> None:
+        sim = target.sims[school.team_id]
+        view = await modal(sim, user)
         for length in (2, 3, 4):
-            await suggest(user, view, rng.choice(run.pupils).forename[:length])
+            await suggest(sim, user, view, rng.choice(school.pupils).forename[:length])
         if not target.floor:
             standin.views.pop(view["id"], None)
 
-    async def mark_read(reader: Any) -> None:
+    async def mark_read(school: School, reader: Any) -> None:
         if target.floor:  # no floor for a button: not sent
             phase.counts["mark_read_no_floor"] += 1
             return
@@ -238,16 +295,16 @@ async def _drive(
             return
         response = await step(
             "mark_read",
-            sim.click_button(
+            target.sims[school.team_id].click_button(
                 reader.slack_user_id, rng.choice(unread), "alert_mark_read", channel_id=channel
             ),
         )
         if response.status != 200:
             raise BenchmarkError(f"mark as read {response.status}")
 
-    async def read_web(reader: Any) -> None:
+    async def read_web(school: School, reader: Any) -> None:
         mine = rng.random() < 0.2
-        number = rng.randint(1, max(1, last_number[0]))
+        number = rng.randint(1, max(1, last_number[school.team_id]))
         path = "/alerts" if mine and not target.floor else f"/incidents/{number}"
         status, _body, _ = await step(
             "my_alerts" if mine else "incident_page",
@@ -257,21 +314,23 @@ async def _drive(
             raise BenchmarkError(f"GET {path} answered {status}")
 
     async def action(name: str) -> None:
-        user = rng.choice(reporters)
-        reader = rng.choice(readers)
+        school = rng.choice(schools)
+        user = rng.choice(school.reporters)
+        reader = rng.choice(readers[school.team_id])
         try:
             if name == "report":
-                await report(user)
+                await report(school, user)
             elif name == "search":
-                await search(user)
+                await search(school, user)
             elif name == "mark_read":
-                await mark_read(reader)
+                await mark_read(school, reader)
             else:
-                await read_web(reader)
+                await read_web(school, reader)
         except Exception as error:  # every failure is counted and reported
             phase.errors.append(f"{name}: {type(error).__name__}: {str(error)[:120]}")
             return
         phase.counts[name] += 1
+        phase.schools.add(school.team_id)
 
     started = time.monotonic()
     due = started
@@ -314,21 +373,153 @@ async def _restart(run: Run, workers: int) -> None:
     await run.vigil.start()
 
 
-async def run_trustday(run: Run) -> dict[str, Any]:
+async def run_group(options: Options, say: Any, raw: dict[str, Any]) -> str:
+    """The trust day in a deployment of its own: database, stand-in with a workspace per
+    school, `vigil serve` in OAuth mode, each school installed and imported; the backend."""
+    async with (
+        benchmark_database(options.database) as database,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vigil-trust-")))
+        standin = await start_standin(stack, ())
+        schools = trust_schools.make_schools(
+            options.trust_schools, staff=options.trust_staff, pupils=options.trust_pupils
+        )
+        trust_schools.add_to_standin(standin, schools)
+        data_key = generate_key()
+        settings = vigil_environment(database.url, standin, data_key)
+        del settings["SLACK_BOT_TOKEN"]  # OAuth mode: each school's token from its install
+        settings["SLACK_STATE_SECRET"] = trust_schools.STATE_SECRET
+        # Every school's installs and key-holders' sign-ins come from 127.0.0.1 here, not
+        # from each school's own address: the per-address limit on anonymous requests
+        # (60 at once, 2/s) would refuse a trust's worth of them.
+        settings["VIGIL_ANONYMOUS_BURST"] = str(100 + 20 * options.trust_schools)
+        settings["VIGIL_WORKERS"] = str(options.workers)
+        settings["VIGIL_OUTBOX_DELIVERY"] = options.outbox_delivery
+        env = serve_environment(workdir, settings)
+        say(f"trust day: database {database.backend}; vigil db upgrade")
+        await run_vigil(["db", "upgrade"], env=env, cwd=workdir)
+        engine = create_engine(database.url, pool_size=4)
+        stack.push_async_callback(engine.dispose)
+        factory = session_factory(engine)
+        cipher = Cipher(data_key)
+        # The database's first data key, made before `vigil serve` first starts (as the
+        # single-workspace groups' `vigil import` makes it): a server starting on a
+        # database with no key and no data would refuse the legacy-format values the
+        # seeder writes (`store.encrypted.key_reads_stored_data`) until restarted.
+        async with transaction(factory) as session:
+            await keyring.load_data_keys(session, cipher)
+        vigil = vigil_process(env=env, cwd=workdir)
+        await vigil.start()
+        run = Run(
+            options=options,
+            say=say,
+            rng=random.Random(options.seed),
+            staff=tuple(person for school in schools for person in school.staff),
+            users=[],
+            pupils=[],
+            standin=standin,
+            env=env,
+            workdir=workdir,
+            vigil=vigil,
+            vigil_sim=None,  # type: ignore[arg-type]
+            factory=factory,
+            raw=raw,
+        )
+        stack.push_async_callback(lambda: run.vigil.stop())  # the trust day restarts it
+        began = time.monotonic()
+        await trust_schools.install_all(
+            vigil.url, standin, schools, factory=factory, cipher=cipher, workdir=workdir
+        )
+        installed_s = time.monotonic() - began
+        say(
+            f"trust day: {len(schools)} schools installed through OAuth and imported in "
+            f"{installed_s:.1f} s ({options.trust_staff} staff, {options.trust_pupils} pupils "
+            "each)"
+        )
+        per_school = max(1, options.incidents // len(schools))
+        for school in schools:
+            await seed_incidents(
+                database.url,
+                team_id=school.team_id,
+                count=per_school,
+                data_key=data_key,
+                seed=options.seed + school.index,
+                history=History(case_statuses=True),
+            )
+        say(f"trust day: seeded {per_school} concerns in each of {len(schools)} schools")
+        raw["trustday"] = await run_trustday(run, schools)
+        raw["trustday"]["setup"] = {
+            "installs": "OAuth flow per school (/slack/install → authorize → oauth_redirect)",
+            "installed_and_imported_s": round(installed_s, 1),
+            "incidents_per_school": per_school,
+        }
+        raw["trustday"]["vigil_memory"] = memory_mb(run.vigil.pid)
+        if "peak_mb" not in raw["memory"]:  # no other group's server measured
+            raw["memory"].update(raw["trustday"]["vigil_memory"])
+            raw["memory"]["separate_process"] = True
+        return database.backend
+
+
+async def _sign_in(run: Run, schools: list[School]) -> dict[str, list[Any]]:
+    """Every school's key-holders signed in to the web view (one-time link + TOTP)."""
+    limit = asyncio.Semaphore(4)
+
+    async def one(school: School, user_id: str) -> Any:
+        async with limit, school_simulator(run, school, run.vigil.url) as sim:
+            return await web_paths.sign_in(
+                sim,
+                user_id=user_id,
+                command=COMMAND,
+                public_url=PUBLIC_URL,
+                server_url=run.vigil.url,
+            )
+
+    who = [(school, user) for school in schools for user in school.keyholders]
+    signed = await asyncio.gather(*(one(school, user) for school, user in who))
+    readers: dict[str, list[Any]] = defaultdict(list)
+    for (school, _user), reader in zip(who, signed, strict=True):
+        readers[school.team_id].append(reader)
+    return readers
+
+
+async def _templates(run: Run, schools: list[School]) -> dict[str, dict[str, Any]]:
+    """One of Vigil's modals per school, for the floors' submissions."""
+    templates = {}
+    for school in schools:
+        async with school_simulator(run, school, run.vigil.url) as sim:
+            templates[school.team_id] = await slack_paths.open_view(
+                sim, run.standin, school.reporters[0], COMMAND
+            )
+    return templates
+
+
+async def _last_numbers(run: Run, schools: list[School]) -> dict[str, int]:
+    """Each school's last incident number (numbers are per school)."""
+    team_of = {school.workspace_id: school.team_id for school in schools}
+    async with run.factory() as session:
+        rows = await session.execute(
+            select(Incident.workspace_id, func.max(Incident.number)).group_by(Incident.workspace_id)
+        )
+    last = dict.fromkeys(team_of.values(), 0)
+    for workspace_id, number in rows.all():
+        if workspace_id in team_of:
+            last[team_of[workspace_id]] = int(number or 0)
+    return last
+
+
+async def run_trustday(run: Run, schools: list[School]) -> dict[str, Any]:
     """The trust-day phases; their summary for the report (`raw["trustday"]`)."""
     options, say = run.options, run.say
     m = model(options)
     say(f"trust day: {describe(m)}")
     rng = random.Random(options.seed + 17)
     seconds = options.trust_minutes * 60
-    readers = await sign_in_keyholders(run.vigil_sim, run.staff, run.vigil.url)
-    templates = {
-        user: await slack_paths.open_view(run.vigil_sim, run.standin, user, COMMAND)
-        for user in run.users
-    }
-    async with run.factory() as session:
-        last = int(await session.scalar(select(func.max(Incident.number))) or 0)
-    arrivals = Arrivals(m["actions_per_s"], seconds, readers, templates, rng, [last])
+    readers = await _sign_in(run, schools)
+    say(f"trust day: signed in {sum(map(len, readers.values()))} key-holders")
+    templates = await _templates(run, schools)
+    last_number = await _last_numbers(run, schools)
+    arrivals = Arrivals(m["actions_per_s"], seconds, schools, readers, templates, rng, last_number)
     postgres = run.env["VIGIL_DATABASE_URL"].startswith("postgresql")
     phases: dict[str, Any] = {}
     skipped: list[str] = []
@@ -366,12 +557,15 @@ async def run_trustday(run: Run) -> dict[str, Any]:
                 outbox_drained_s=round(drained_s, 2),
                 outbox_still_pending=pending,
                 concerns_filed=filed,
+                schools_acting=len(phase.schools),
             )
             phases[key] = summary
             checks[f"trustday_{key}_no_errors"] = not phase.errors
             checks[f"trustday_{key}_every_report_filed"] = filed == phase.counts["report"]
             checks[f"trustday_{key}_outbox_drained"] = pending == 0
     checks["trustday_dms_exactly_once"] = await _exactly_once(run)
+    dms = trust_schools.cross_school_calls(run.standin)
+    checks["trustday_no_cross_school_dm"] = dms["other"] == 0 and dms["own"] > 0
 
     floors = await _floor_phases(run, arrivals)
     for summary in phases.values():
@@ -385,11 +579,12 @@ async def run_trustday(run: Run) -> dict[str, Any]:
     return {
         "model": m,
         "model_text": describe(m),
-        "workspaces_served": 1,
+        "workspaces_served": len(schools),
         "workspaces_note": (
-            "the whole trust's traffic goes to one workspace (single-workspace mode): the "
-            "benchmark deployment does not yet install 50 workspaces through OAuth"
+            "each school its own workspace, installed through Slack's OAuth flow; each "
+            "request signed from its school's workspace, each DM with its school's token"
         ),
+        "dms_by_token": dms,
         "phases": phases,
         "floors": floors,
         "skipped": skipped,
@@ -441,6 +636,12 @@ def trustday_lines(trust: dict[str, Any]) -> list[str]:
         f"  {trust['model']['minutes_per_phase']:g} min per phase; workspaces served: "
         f"{trust['workspaces_served']} ({trust['workspaces_note']})",
     ]
+    dms = trust.get("dms_by_token")
+    if dms is not None:
+        lines.append(
+            f"  DMs by token: {dms['own']} with the recipient's own school's, "
+            f"{dms['other']} with another school's (must be 0), {dms['unknown']} unattributed"
+        )
     for skipped in trust["skipped"]:
         lines.append(f"  skipped: {skipped}")
     header = f"  {'path':<34}{'n':>6}{'p50 ms':>9}{'p99 ms':>9}{'floor p50':>11}{'floor p99':>11}"
@@ -451,7 +652,8 @@ def trustday_lines(trust: dict[str, Any]) -> list[str]:
             f"{phase['cpu_ms_per_request']} ms (floors {phase.get('floor_cpu_ms_per_request')} "
             f"ms), {phase['concerns_filed']} concerns filed, outbox drained "
             f"{phase['outbox_drained_s']} s after, {phase['error_count']} errors, generator "
-            f"lag {phase['generator_lag_ms']} ms"
+            f"lag {phase['generator_lag_ms']} ms, {phase.get('schools_acting', 1)} schools "
+            "acting"
         )
         lines.append(header)
         for name, entry in phase["paths"].items():
@@ -465,7 +667,12 @@ def trustday_lines(trust: dict[str, Any]) -> list[str]:
     failed = [k for k, v in trust["checks"].items() if not v]
     lines.append(
         "  correctness: "
-        + ("PASS (every request answered, outbox drained, no DM twice)" if not failed else "")
+        + (
+            "PASS (every request answered, outbox drained, no DM twice, none with another "
+            "school's token)"
+            if not failed
+            else ""
+        )
         + (f"FAIL {', '.join(failed)}" if failed else "")
     )
     return lines

@@ -188,9 +188,11 @@ async def test_quick_files_group_uploads_and_downloads_beside_the_floor(tmp_path
 
 
 async def test_quick_trust_day_runs_open_loop_phases_beside_the_floors(tmp_path: Path) -> None:
-    """`--scenarios trustday --quick` (SQLite, one run): Poisson arrivals at 1× and 2× the
-    trust's peak against `vigil serve`, the same against the floors, every request answered,
-    the outbox drained and no DM twice; the 2-worker phases are skipped on SQLite, saying so."""
+    """`--scenarios trustday --quick` (SQLite, one run): each of 5 schools installs Vigil in
+    its own workspace through the OAuth flow; Poisson arrivals at 1× and 2× the trust's peak
+    against `vigil serve`, from every school, the same against the floors; every request
+    answered, the outbox drained, no DM twice and none with another school's token; the
+    2-worker phases are skipped on SQLite, saying so."""
     from benchmarks.trustday import model
 
     path = tmp_path / "trustday.json"
@@ -199,12 +201,14 @@ async def test_quick_trust_day_runs_open_loop_phases_beside_the_floors(tmp_path:
         json_path=path,
         progress=False,
         scenarios=("trustday",),
-        trust_minutes=0.1,
-        trust_actions=4.0,  # twice the default rate: enough arrivals in 6 seconds
+        trust_minutes=0.08,
+        trust_actions=50.0,  # 2.5 × the quick rate: enough arrivals in 4.8 seconds
     )
+    assert (options.trust_schools, options.trust_staff) == (5, 100)
     report = await benchmarks.run(options)
     trust = json.loads(path.read_text(encoding="utf-8"))["trustday"]
-    assert trust["model"] == model(options) and trust["model"]["actions_per_hour"] == 20_000
+    assert trust["model"] == model(options) and trust["model"]["actions_per_hour"] == 25_000
+    assert trust["workspaces_served"] == 5
     assert set(trust["phases"]) == {"vigil_w1_x1", "vigil_w1_x2"}
     assert trust["skipped"] == ["--workers 2 (SQLite serves one worker only)"]
     for phase in trust["phases"].values():
@@ -217,9 +221,14 @@ async def test_quick_trust_day_runs_open_loop_phases_beside_the_floors(tmp_path:
         for entry in phase["paths"].values():
             assert entry["p99_ms"] >= entry["p50_ms"] > 0
     assert trust["phases"]["vigil_w1_x2"]["requests"] > trust["phases"]["vigil_w1_x1"]["requests"]
+    # Several workspaces acted; every DM went with its recipient's own school's token.
+    assert trust["phases"]["vigil_w1_x2"]["schools_acting"] >= 3
+    assert trust["dms_by_token"]["own"] > 0 and trust["dms_by_token"]["other"] == 0
+    assert trust["checks"]["trustday_no_cross_school_dm"]
     assert set(trust["floors"]) == {"floor_x1", "floor_x2"}
     assert trust["floors"]["floor_x1"]["paths"]["incident_page"]["count"] > 0
     assert trust["checks"]["trustday_dms_exactly_once"]
     table = benchmarks.format_table(report)
-    assert "Trust day (open loop): 50 schools × 100 staff" in table
+    assert "Trust day (open loop): 5 schools (each its own workspace) × 100 staff" in table
     assert "vigil serve --workers 1, 2× peak" in table
+    assert "0 with another school's (must be 0)" in table
