@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
-from sqlalchemy import String, delete, insert, literal, select, update
+from sqlalchemy import Sequence, String, delete, func, insert, literal, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,8 +50,6 @@ from store.models import (
 from store.school_config import SchoolConfig
 from store.staff import (
     active_staff_by_id,
-    active_staff_with_ids,
-    active_staff_with_slack_ids,
     class_teacher_ids,
     staff_ids_by_role,
 )
@@ -230,9 +229,10 @@ async def number_of(session: AsyncSession, *, incident_id: int) -> int | None:
     return await session.scalar(select(Incident.number).where(Incident.id == incident_id))
 
 
-async def get_by_view_id(session: AsyncSession, *, slack_view_id: str) -> Incident | None:
-    """The incident already filed from this modal, if any (Slack may resend)."""
-    return await session.scalar(select(Incident).where(Incident.slack_view_id == slack_view_id))
+async def filed_from_view(session: AsyncSession, *, slack_view_id: str) -> bool:
+    """Whether an incident was filed from this modal already (Slack may resend)."""
+    found = await session.scalar(select(Incident.id).where(Incident.slack_view_id == slack_view_id))
+    return found is not None
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,8 @@ class _Resolved:
     """A draft that passed every check, with the rows it names."""
 
     pupil_ids: list[int]  # the main pupil, then the linked ones
-    pupils: dict[int, Pupil]
+    groups: dict[int, str]  # each pupil's registration group, by id
+    staff: dict[int, Staff]  # every active member of staff, by id
     added: list[Staff]  # the people the reporter chose to alert as well
     categories: list[Category]  # as chosen, each once
     parents_contacted: ParentsContacted
@@ -251,7 +252,7 @@ class _Resolved:
 async def submit_concern(
     session: AsyncSession,
     *,
-    workspace: Workspace,
+    workspace_id: int,
     author: Staff,
     draft: ConcernDraft,
     catalogue: Catalogue,
@@ -272,14 +273,16 @@ async def submit_concern(
     now = now or utcnow()
     school = school or SchoolConfig()
     resolved = await _check_and_resolve(
-        session, workspace_id=workspace.id, author=author, draft=draft, catalogue=catalogue, now=now
+        session, workspace_id=workspace_id, author=author, draft=draft, catalogue=catalogue, now=now
     )
     # Every read happens before the workspace's number is taken (in _write_incident): on
     # SQLite its write lock is then held only for a few batched writes; on PostgreSQL the
     # number is taken and committed apart (`take_number`), so no lock waits on this one.
     recipients, staff = await _recipients(
-        session, workspace_id=workspace.id, author=author, resolved=resolved, school=school
+        session, workspace_id=workspace_id, author=author, resolved=resolved, school=school
     )
+    await keyring.ensure_data_key(session, cipher)
+    search_key = await textsearch.search_key(session, workspace_id=workspace_id, cipher=cipher)
     on_duty: list[int] = []
     if draft.urgent:
         on_duty = (
@@ -290,12 +293,13 @@ async def submit_concern(
         recipients = _with_on_duty(recipients, on_duty)
     incident = await _write_incident(
         session,
-        workspace_id=workspace.id,
+        workspace_id=workspace_id,
         author=author,
         draft=draft,
         resolved=resolved,
         alerted=len(recipients),
         cipher=cipher,
+        search_key=search_key,
         slack_view_id=slack_view_id,
         now=now,
     )
@@ -307,7 +311,7 @@ async def submit_concern(
         await allegations.open_consultation(
             session, incident=incident, author=author, config=school, now=now
         )
-    _enqueue_messages(
+    await _enqueue_messages(
         session,
         incident=incident,
         author=author,
@@ -338,13 +342,13 @@ async def _check_and_resolve(
     """Every check of the draft, with its pupils and added staff found; or InvalidConcern."""
     keyholder = is_keyholder(author.role_set)
     errors = check_draft(draft, catalogue=catalogue, keyholder=keyholder, now=now)
-    pupil_ids, pupils = await _find_pupils(
+    pupil_ids, groups = await _find_pupils(
         session, workspace_id=workspace_id, draft=draft, errors=errors
     )
-    added = await _find_also_alert(session, workspace_id=workspace_id, draft=draft, errors=errors)
-    adult, adult_staff = await _find_adult(
-        session, workspace_id=workspace_id, author=author, draft=draft, errors=errors
-    )
+    # Every active member of staff, read once: who is alerted, and whom the draft names.
+    staff = await active_staff_by_id(session, workspace_id=workspace_id)
+    added = _find_also_alert(staff, draft=draft, errors=errors)
+    adult, adult_staff = _find_adult(staff, author=author, draft=draft, errors=errors)
     if errors:
         raise InvalidConcern(errors)
     assert draft.parents_contacted is not None  # check_draft refuses a draft without it
@@ -353,7 +357,8 @@ async def _check_and_resolve(
     )
     return _Resolved(
         pupil_ids=pupil_ids,
-        pupils=pupils,
+        groups=groups,
+        staff=staff,
         added=added,
         categories=categories,
         parents_contacted=ParentsContacted(draft.parents_contacted),
@@ -362,10 +367,9 @@ async def _check_and_resolve(
     )
 
 
-async def _find_adult(
-    session: AsyncSession,
+def _find_adult(
+    staff: dict[int, Staff],
     *,
-    workspace_id: int,
     author: Staff,
     draft: ConcernDraft,
     errors: dict[str, str],
@@ -375,7 +379,7 @@ async def _find_adult(
     if adult is None or adult.staff_id is None:
         return adult, None
     ids = _parse_ids([adult.staff_id])
-    found = await active_staff_with_ids(session, workspace_id=workspace_id, ids=ids or [])
+    found = [staff[i] for i in ids or [] if i in staff]
     if not found:
         errors["adult"] = "That person is not on Vigil's staff list: type their name instead."
         return None, None
@@ -390,8 +394,9 @@ async def _find_adult(
 
 async def _find_pupils(
     session: AsyncSession, *, workspace_id: int, draft: ConcernDraft, errors: dict[str, str]
-) -> tuple[list[int], dict[int, Pupil]]:
-    """The main and linked pupils' ids and rows; a pupil not on the roster is an error."""
+) -> tuple[list[int], dict[int, str]]:
+    """The main and linked pupils' ids, and their registration groups by id; a pupil not
+    on the roster is an error."""
     pupil_ids = _parse_ids([draft.pupil_id] if draft.pupil_id else [])
     linked_ids = _parse_ids(draft.linked_pupil_ids)
     if pupil_ids is None:
@@ -399,16 +404,16 @@ async def _find_pupils(
     if linked_ids is None:
         errors["linked_pupils"] = "One of these pupils is not on the roster."
     wanted = (pupil_ids or []) + (linked_ids or [])
-    pupils: dict[int, Pupil] = {}
+    pupils: dict[int, str] = {}
     if wanted:
-        found = await session.scalars(
-            select(Pupil).where(
+        found = await session.execute(
+            select(Pupil.id, Pupil.registration_group).where(
                 Pupil.workspace_id == workspace_id,
                 Pupil.id.in_(wanted),
                 Pupil.left_on.is_(None),  # a leaver is no longer on the roster
             )
         )
-        pupils = {p.id: p for p in found}
+        pupils = {pupil_id: group for pupil_id, group in found}
     if pupil_ids and pupil_ids[0] not in pupils:
         errors["pupil"] = "That pupil is not on the roster."
     if linked_ids and any(i not in pupils for i in linked_ids):
@@ -416,15 +421,13 @@ async def _find_pupils(
     return wanted, pupils
 
 
-async def _find_also_alert(
-    session: AsyncSession, *, workspace_id: int, draft: ConcernDraft, errors: dict[str, str]
+def _find_also_alert(
+    staff: dict[int, Staff], *, draft: ConcernDraft, errors: dict[str, str]
 ) -> list[Staff]:
     """The staff the reporter chose to alert as well; one not on the staff list is an error."""
     if not draft.also_alert_slack_ids or "also_alert" in errors:
         return []
-    by_slack = await active_staff_with_slack_ids(
-        session, workspace_id=workspace_id, slack_user_ids=draft.also_alert_slack_ids
-    )
+    by_slack = {s.slack_user_id: s for s in staff.values() if s.slack_user_id}
     missing = [u for u in draft.also_alert_slack_ids if u not in by_slack]
     if missing:
         errors["also_alert"] = (
@@ -443,14 +446,14 @@ async def _recipients(
 ) -> tuple[list[alert_rules.Recipient], dict[int, Staff]]:
     """Who is alerted (`store.alert_rules`, or `store.allegations` for an allegation), and
     every member of staff who may be, by id."""
-    staff = await active_staff_by_id(session, workspace_id=workspace_id)
+    staff = dict(resolved.staff)
     if resolved.adult is not None:
         adult_id = resolved.adult_staff.id if resolved.adult_staff else None
         recipients = await allegations.recipients_for(
             session, staff=staff, author=author, adult_id=adult_id, config=school.allegations
         )
         return recipients, staff
-    groups = {resolved.pupils[i].registration_group for i in resolved.pupil_ids}
+    groups = {resolved.groups[i] for i in resolved.pupil_ids}
     teacher_ids = await class_teacher_ids(session, workspace_id=workspace_id, groups=groups)
     recipients = alert_rules.alert_recipients(
         author_id=author.id,
@@ -459,7 +462,6 @@ async def _recipients(
         class_teacher_ids=[i for i in dict.fromkeys(teacher_ids) if i in staff],
         added_ids=[s.id for s in resolved.added],
     )
-    staff.update({s.id: s for s in resolved.added})
     return recipients, staff
 
 
@@ -481,80 +483,97 @@ async def _write_incident(
     resolved: _Resolved,
     alerted: int,
     cipher: Cipher,
+    search_key: bytes,
     slack_view_id: str | None,
     now: dt.datetime,
 ) -> Incident:
-    """The incident with its number, audit entry, pupils, categories and agencies (the
-    last three written with its alerts, by `_add_alerts`)."""
+    """The incident with its number, record key, words, audit entry, pupils, categories and
+    agencies. Its id is taken with its number, so its values are sealed under its new
+    record key before it is written: one INSERT each, none updated after."""
     reason = draft.parents_reason.strip()
+    number, incident_id = await take_number(session, workspace_id=workspace_id, now=now)
+    record_key = keyring.fresh_record_key(cipher, incident_id=incident_id)
+    sealed = {
+        Incident.narrative_ct: draft.narrative.strip(),
+        Incident.parents_reason_ct: reason or None,
+    }
     incident = Incident(
+        id=incident_id,
         workspace_id=workspace_id,
-        number=await take_number(session, workspace_id=workspace_id, now=now),
+        number=number,
         author_id=author.id,
         happened_at=draft.happened_at or now,
         created_at=now,
         parents_contacted=resolved.parents_contacted,
         slack_view_id=slack_view_id,
+        **keyring.seal_values(cipher, incident_id, sealed, key_id=record_key["id"]),
     )
-    await keyring.seal(
-        session,
-        cipher,
-        incident,
-        {
-            Incident.narrative_ct: draft.narrative.strip(),
-            Incident.parents_reason_ct: reason or None,
-        },
-    )
-    await textsearch.add_text(
-        session,
-        incident_id=incident.id,
-        workspace_id=workspace_id,
-        text=draft.narrative,
-        cipher=cipher,
-        fresh=True,
-    )
+    session.add(incident)
+    await session.flush()  # before its other rows (the unit of work does not order them)
     session.add(  # every concern is open until a key-holder changes it (`store.casework`)
         CurrentCaseStatus(
-            incident_id=incident.id,
+            incident_id=incident_id,
             workspace_id=workspace_id,
             change_id=None,
             status=CaseStatus.OPEN.value,
             outcome=None,
             changed_at=now,
-            created_at=incident.created_at,
+            created_at=now,
         )
     )
     audit.record(
         session,
         action="incident.create",
         actor=author,
-        incident_id=incident.id,
+        incident_id=incident_id,
         detail=f"{alerted} alerted",
         now=now,
     )
     session.add_all(
-        IncidentPupil(incident_id=incident.id, pupil_id=pid, position=i, is_main=i == 0)
+        IncidentPupil(incident_id=incident_id, pupil_id=pid, position=i, is_main=i == 0)
         for i, pid in enumerate(dict.fromkeys(resolved.pupil_ids))
     )
     session.add_all(
-        IncidentCategory(incident_id=incident.id, name=c.name, restricted=c.restricted, position=i)
+        IncidentCategory(incident_id=incident_id, name=c.name, restricted=c.restricted, position=i)
         for i, c in enumerate(resolved.categories)
     )
     session.add_all(
-        IncidentAgency(incident_id=incident.id, name=name, position=i)
+        IncidentAgency(incident_id=incident_id, name=name, position=i)
         for i, name in enumerate(dict.fromkeys(draft.agencies))
     )
+    adult: IncidentAdult | None = None
+    adult_name = {IncidentAdult.name_ct: resolved.adult.name or None} if resolved.adult else {}
     if resolved.adult is not None:
         adult = IncidentAdult(
-            incident_id=incident.id,
+            incident_id=incident_id,
             kind=resolved.adult.kind,
             staff_id=resolved.adult_staff.id if resolved.adult_staff else None,
+            **keyring.seal_values(cipher, incident_id, adult_name, key_id=record_key["id"]),
         )
         session.add(adult)
-        await keyring.seal(
-            session, cipher, adult, {IncidentAdult.name_ct: resolved.adult.name or None}
-        )
+    while not await keyring.store_fresh_record_key(session, cipher, record_key):
+        # Its random id was taken (rarely): seal again under another key (an UPDATE of
+        # ciphertext columns only, which the immutability guards allow).
+        record_key = keyring.fresh_record_key(cipher, incident_id=incident_id)
+        for column, value in keyring.seal_values(
+            cipher, incident_id, sealed, key_id=record_key["id"]
+        ).items():
+            setattr(incident, column, value)
+        if adult is not None:
+            for column, value in keyring.seal_values(
+                cipher, incident_id, adult_name, key_id=record_key["id"]
+            ).items():
+                setattr(adult, column, value)
+    await textsearch.insert_tokens(
+        session, incident_id=incident_id, key=search_key, text=draft.narrative
+    )
     return incident
+
+
+@dataclass(frozen=True)
+class _NewAlert:
+    id: int
+    recipient_id: int
 
 
 async def _add_alerts(
@@ -563,29 +582,37 @@ async def _add_alerts(
     incident: Incident,
     recipients: list[alert_rules.Recipient],
     now: dt.datetime,
-) -> list[Alert]:
-    """An alert for each recipient, written (with the incident's other rows) in one flush."""
-    alerts = [
-        Alert(
-            workspace_id=incident.workspace_id,
-            incident_id=incident.id,
-            recipient_id=r.staff_id,
-            reason=r.reason,
-            created_at=now,
+) -> list[_NewAlert]:
+    """An alert for each recipient, in one INSERT … RETURNING (matched by recipient: an
+    incident alerts each person once)."""
+    if not recipients:
+        return []
+    rows = await session.execute(
+        insert(Alert)
+        .values(
+            [
+                {
+                    "workspace_id": incident.workspace_id,
+                    "incident_id": incident.id,
+                    "recipient_id": r.staff_id,
+                    "reason": r.reason,
+                    "created_at": now,
+                }
+                for r in recipients
+            ]
         )
-        for r in recipients
-    ]
-    session.add_all(alerts)
-    await session.flush()  # one batched INSERT … RETURNING gives the alert ids
-    return alerts
+        .returning(Alert.recipient_id, Alert.id)
+    )
+    ids = {int(recipient_id): int(alert_id) for recipient_id, alert_id in rows}
+    return [_NewAlert(ids[r.staff_id], r.staff_id) for r in recipients]
 
 
-def _enqueue_messages(
+async def _enqueue_messages(
     session: AsyncSession,
     *,
     incident: Incident,
     author: Staff,
-    alerts: list[Alert],
+    alerts: list[_NewAlert],
     staff: dict[int, Staff],
     categories: list[str],
     alert_channel: str | None,
@@ -593,63 +620,84 @@ def _enqueue_messages(
     now: dt.datetime,
     speak_to: list[str] | None = None,
 ) -> None:
-    """The Slack messages the new incident causes: each alert's DM, the channel line and
-    the reporter's receipt (each only where there is somewhere to send it). `speak_to`
-    (an urgent concern) names the staff on duty in the receipt."""
+    """The Slack messages the new incident causes, in one statement: each alert's DM, the
+    channel line and the reporter's receipt (each only where there is somewhere to send
+    it). `speak_to` (an urgent concern) names the staff on duty in the receipt."""
     number, url = incident.number, messages.incident_url(public_url, incident.number)
+    common = {"workspace_id": incident.workspace_id, "incident_id": incident.id, "now": now}
+    queued: list[dict[str, Any]] = []
     for alert in alerts:
         slack_id = staff[alert.recipient_id].slack_user_id
         if slack_id:
-            outbox.enqueue_alert(
-                session,
-                alert=alert,
-                channel=slack_id,
-                payload=messages.alert(
-                    alert_id=alert.id,
-                    number=number,
-                    author_slack_id=author.slack_user_id,
-                    categories=categories,
-                    url=url,
-                    urgent=speak_to is not None,
-                ),
-                now=now,
+            queued.append(
+                {
+                    **common,
+                    "kind": outbox.ALERT,
+                    "channel": slack_id,
+                    "alert_id": alert.id,
+                    "payload": messages.alert(
+                        alert_id=alert.id,
+                        number=number,
+                        author_slack_id=author.slack_user_id,
+                        categories=categories,
+                        url=url,
+                        urgent=speak_to is not None,
+                    ),
+                }
             )
     if alert_channel:
-        outbox.enqueue(
-            session,
-            workspace_id=incident.workspace_id,
-            kind=outbox.CHANNEL,
-            channel=alert_channel,
-            incident_id=incident.id,
-            payload=messages.channel_line(
-                number=number, author_slack_id=author.slack_user_id, categories=categories
-            ),
-            now=now,
+        queued.append(
+            {
+                **common,
+                "kind": outbox.CHANNEL,
+                "channel": alert_channel,
+                "payload": messages.channel_line(
+                    number=number, author_slack_id=author.slack_user_id, categories=categories
+                ),
+            }
         )
     if author.slack_user_id:
-        outbox.enqueue(
-            session,
-            workspace_id=incident.workspace_id,
-            kind=outbox.RECEIPT,
-            channel=author.slack_user_id,
-            incident_id=incident.id,
-            payload=messages.receipt(
-                number=number,
-                categories=categories,
-                alerted=len(alerts),
-                url=url,
-                speak_to=speak_to,
-            ),
-            now=now,
+        queued.append(
+            {
+                **common,
+                "kind": outbox.RECEIPT,
+                "channel": author.slack_user_id,
+                "payload": messages.receipt(
+                    number=number,
+                    categories=categories,
+                    alerted=len(alerts),
+                    url=url,
+                    speak_to=speak_to,
+                ),
+            }
         )
+    await outbox.enqueue_many(session, queued)
 
 
 #: Why a number taken is missing from the incidents (`IncidentNumberGap.reason`).
 NEVER_FILED = "taken by a filing that was never committed (an error, a crash or a lost connection)"
 
 
-async def take_number(session: AsyncSession, *, workspace_id: int, now: dt.datetime) -> int:
-    """The workspace's next incident number, for a concern being filed in `session`.
+class Taken(NamedTuple):
+    """An incident number taken for a filing, and the id its incident is written with."""
+
+    number: int
+    incident_id: int
+
+
+def _new_incident_id(session: AsyncSession) -> Any:
+    """An SQL expression for a new incident's id, taken up front (so its values are
+    sealed before it is written, never updated): the sequence on PostgreSQL; on SQLite,
+    what it would give the row (no AUTOINCREMENT), safe under the write lock the
+    statement holds."""
+    if session.get_bind().dialect.name == "postgresql":
+        return Sequence("incidents_id_seq").next_value()
+    return select(func.coalesce(func.max(Incident.id), 0) + 1).scalar_subquery()
+
+
+async def take_number(session: AsyncSession, *, workspace_id: int, now: dt.datetime) -> Taken:
+    """The workspace's next incident number, for a concern being filed in `session`, and
+    the id its incident is to have (taken in the same statement).
 
     PostgreSQL: taken in a statement of its own, committed at once (the workspace's row is
     locked for that one statement, not until the filing commits), which also writes an
@@ -661,7 +709,7 @@ async def take_number(session: AsyncSession, *, workspace_id: int, now: dt.datet
     """
     side = side_engine(session)
     if side is None:
-        return await next_number(session, workspace_id=workspace_id)
+        return await _next_number_and_id(session, workspace_id=workspace_id)
     taken = (
         update(Workspace)
         .where(Workspace.id == workspace_id)
@@ -680,13 +728,13 @@ async def take_number(session: AsyncSession, *, workspace_id: int, now: dt.datet
                 literal(now, UTCDateTime()),
             ),
         )
-        .returning(IncidentNumberGap.number)
+        .returning(IncidentNumberGap.number, Sequence("incidents_id_seq").next_value())
     )
-    number = None
+    row = None
     for attempt in (1, 2):
         try:
             async with side.connect() as connection:
-                number = await connection.scalar(reserve)
+                row = (await connection.execute(reserve)).first()
             break
         except DatabaseUnavailable:
             # A pooled connection that died with a restart (the pool is then emptied):
@@ -697,14 +745,28 @@ async def take_number(session: AsyncSession, *, workspace_id: int, now: dt.datet
             if not is_lock_timeout(error):
                 raise
             break  # the caller's own transaction holds the workspace's row
-    if number is None:  # or the workspace is this transaction's own, not committed yet
-        return await next_number(session, workspace_id=workspace_id)
+    if row is None:  # or the workspace is this transaction's own, not committed yet
+        return await _next_number_and_id(session, workspace_id=workspace_id)
+    number, incident_id = int(row[0]), int(row[1])
     await session.execute(
         delete(IncidentNumberGap).where(
             IncidentNumberGap.workspace_id == workspace_id, IncidentNumberGap.number == number
         )
     )
-    return int(number)
+    return Taken(number, incident_id)
+
+
+async def _next_number_and_id(session: AsyncSession, *, workspace_id: int) -> Taken:
+    """`next_number`, with the new incident's id in the same statement."""
+    row = (
+        await session.execute(
+            update(Workspace)
+            .where(Workspace.id == workspace_id)
+            .values(next_incident_number=Workspace.next_incident_number + 1)
+            .returning(Workspace.next_incident_number, _new_incident_id(session))
+        )
+    ).one()
+    return Taken(int(row[0]) - 1, int(row[1]))
 
 
 async def number_gaps(

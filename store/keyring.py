@@ -264,6 +264,54 @@ async def record_key(
     return int(row.id)
 
 
+def fresh_record_key(cipher: Cipher, *, incident_id: int) -> dict[str, Any]:
+    """A new random key for a concern being filed now (its id taken up front, so no key
+    can exist for it yet), loaded into `cipher`: the `record_keys` row, to be written by
+    `store_fresh_record_key` once the incident is. Values can be sealed under it at once
+    (`seal_values`), so a new concern is written with its ciphertext, never updated."""
+    assert cipher.current is not None  # `ensure_data_key` first
+    key = secrets.token_bytes(32)
+    key_id = RECORD_KEY_BIT + secrets.randbelow(2**31)
+    row = {
+        "id": key_id,
+        "incident_id": incident_id,
+        "paper_record_id": None,
+        "data_key_id": cipher.current,
+        "wrapped": cipher.wrap_file_key(key, record_key_aad(key_id, _owner(incident_id, None))),
+        "created_at": utcnow(),
+    }
+    cipher.add_record_key(key_id, key)
+    return row
+
+
+async def store_fresh_record_key(
+    session: AsyncSession, cipher: Cipher, row: dict[str, Any]
+) -> bool:
+    """Write a `fresh_record_key` row (one statement); False, and the key forgotten, when
+    its random id is already taken (rarely): the caller seals again under another."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stored = await session.scalar(
+        dialect.insert(RecordKey).values(row).on_conflict_do_nothing().returning(RecordKey.id)
+    )
+    if stored is None:
+        cipher.forget_key(row["id"])
+        return False
+    return True
+
+
+def seal_values(
+    cipher: Cipher, row_id: int, values: dict[Any, str | None], *, key_id: int | None
+) -> dict[str, bytes | None]:
+    """`values` ({mapped column: text or None}) encrypted for the row with id `row_id`
+    (under the record key `key_id`, if given), by attribute name."""
+    return {
+        column.key: cipher.encrypt(text, bind(column, row_id), key_id=key_id)
+        if text is not None
+        else None
+        for column, text in values.items()
+    }
+
+
 async def load_record_keys(
     session: AsyncSession | AsyncConnection, cipher: Cipher, *, key_ids: Iterable[int] = ()
 ) -> int:

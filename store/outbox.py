@@ -18,9 +18,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import String, case, event, func, literal, or_, select, text, update
+from sqlalchemy import (
+    String,
+    Table,
+    case,
+    event,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -87,6 +99,32 @@ def enqueue(
     session.add(row)
     session.info[_NOTIFY] = True
     return row
+
+
+async def enqueue_many(session: AsyncSession, messages: Sequence[dict[str, Any]]) -> None:
+    """Add messages to the outbox in the session's transaction, in one statement: each a
+    dict of `enqueue`'s keywords but `session` (`workspace_id`, `kind`, `channel`,
+    `payload`, and `alert_id`, `incident_id`, `now` as needed)."""
+    if not messages:
+        return
+    rows = [
+        {
+            "workspace_id": m["workspace_id"],
+            "kind": m["kind"],
+            "channel": m["channel"],
+            "payload": m["payload"],
+            "alert_id": m.get("alert_id"),
+            "incident_id": m.get("incident_id"),
+            "status": PENDING,
+            "attempts": 0,
+            "uncertain": False,
+            "next_attempt_at": m.get("now") or utcnow(),
+        }
+        for m in messages
+    ]
+    # The table's own INSERT (not the ORM's, which splits rows by the keys they set).
+    await session.execute(insert(cast(Table, OutboxMessage.__table__)), rows)
+    session.info[_NOTIFY] = True
 
 
 def dm_each(

@@ -157,10 +157,22 @@ async def add_text(
         )
         wanted -= set(stored)
     if wanted:
-        await session.execute(
-            insert(NarrativeToken),
-            [{"token": t, "incident_id": incident_id} for t in sorted(wanted)],
-        )
+        await _insert(session, incident_id, wanted)
+
+
+async def insert_tokens(session: AsyncSession, *, incident_id: int, key: bytes, text: str) -> None:
+    """Index `text`, the narrative of a concern being filed (which holds no token yet),
+    under the workspace's search key `key` (`search_key`, read before)."""
+    wanted = tokens(key, [text])
+    if wanted:
+        await _insert(session, incident_id, wanted)
+
+
+async def _insert(session: AsyncSession, incident_id: int, wanted: set[int]) -> None:
+    await session.execute(
+        insert(NarrativeToken),
+        [{"token": t, "incident_id": incident_id} for t in sorted(wanted)],
+    )
 
 
 def _holds(token_wanted: int) -> ColumnElement[bool]:

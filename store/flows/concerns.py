@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from store import incidents
 from store.flows import Setup
 from store.incidents import ConcernDraft, FiledConcern, InvalidConcern
-from store.models import Staff, Workspace
+from store.models import Staff
 
 NOT_STAFF = "You are not on Vigil's staff list: ask the school office to add you."
 
@@ -27,14 +27,14 @@ async def file_from_slack(
 ) -> FiledConcern | None:
     """File the modal's draft (`store.incidents.submit_concern`); None when this modal was
     filed already (Slack may resend), InvalidConcern when it cannot be."""
-    if await incidents.get_by_view_id(session, slack_view_id=slack_view_id) is not None:
+    if await incidents.filed_from_view(session, slack_view_id=slack_view_id):
         return None
-    workspace = await session.get(Workspace, workspace_id)
-    if workspace is None or author is None:
+    # Active staff of this workspace (`handlers.context.staff_of`), so it exists.
+    if author is None or author.workspace_id != workspace_id:
         raise InvalidConcern({"pupil": NOT_STAFF})
     return await incidents.submit_concern(
         session,
-        workspace=workspace,
+        workspace_id=workspace_id,
         author=author,
         draft=draft,
         catalogue=setup.catalogue,

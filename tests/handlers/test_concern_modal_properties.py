@@ -152,7 +152,7 @@ async def file_form(
             assert workspace is not None and author is not None
             return await submit_concern(
                 session,
-                workspace=workspace,
+                workspace_id=workspace.id,
                 author=author,
                 draft=draft,
                 catalogue=CATALOGUE,

@@ -36,7 +36,7 @@ async def test_concurrent_filings_get_unique_numbers_and_lost_ones_are_recorded(
         async with factory() as db, db.begin():
             filed = await incidents.submit_concern(
                 db,
-                workspace=workspace,
+                workspace_id=workspace.id,
                 author=authors[index % len(authors)],
                 draft=incidents.ConcernDraft(
                     pupil_id=str(pupil.id),

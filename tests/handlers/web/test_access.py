@@ -84,7 +84,7 @@ async def other_school(harness: Harness) -> OtherSchool:
         await db.flush()
         filed = await incidents.submit_concern(
             db,
-            workspace=school,
+            workspace_id=school.id,
             author=teacher,
             draft=incidents.ConcernDraft(
                 pupil_id=str(pupil.id),
