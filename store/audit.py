@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,21 +42,52 @@ def record(
 ) -> AuditEvent:
     """Add an entry in the session's transaction."""
     event = AuditEvent(
-        workspace_id=workspace_id
-        if workspace_id is not None
-        else getattr(actor, "workspace_id", None),
-        at=now or utcnow(),
-        actor_id=actor.id if actor else None,
-        actor_slack_id=actor_slack_id or (actor.slack_user_id if actor else None),
-        action=action,
-        outcome=outcome,
-        incident_id=incident_id,
-        subject_id=subject_id,
-        ip=(ip or "")[:64] or None,
-        detail=(detail or "")[:200] or None,
+        **entry(
+            action=action,
+            outcome=outcome,
+            workspace_id=workspace_id,
+            actor=actor,
+            actor_slack_id=actor_slack_id,
+            incident_id=incident_id,
+            subject_id=subject_id,
+            ip=ip,
+            detail=detail,
+            now=now,
+        )
     )
     session.add(event)
     return event
+
+
+def entry(
+    *,
+    action: str,
+    outcome: AuditOutcome = OK,
+    workspace_id: int | None = None,
+    actor: Staff | None = None,
+    actor_slack_id: str | None = None,
+    incident_id: int | None = None,
+    subject_id: int | None = None,
+    ip: str | None = None,
+    detail: str | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """An entry's column values (`record`'s), for a flow that writes its rows in one
+    statement."""
+    return {
+        "workspace_id": workspace_id
+        if workspace_id is not None
+        else getattr(actor, "workspace_id", None),
+        "at": now or utcnow(),
+        "actor_id": actor.id if actor else None,
+        "actor_slack_id": actor_slack_id or (actor.slack_user_id if actor else None),
+        "action": action,
+        "outcome": outcome,
+        "incident_id": incident_id,
+        "subject_id": subject_id,
+        "ip": (ip or "")[:64] or None,
+        "detail": (detail or "")[:200] or None,
+    }
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,21 @@ from typing import Any, NamedTuple
 from sqlalchemy import Sequence, String, delete, func, insert, literal, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.base import Executable
 
-from store import alert_rules, allegations, audit, keyring, messages, outbox, textsearch, urgent
+from store import (
+    alert_rules,
+    allegations,
+    audit,
+    bulk,
+    keyring,
+    messages,
+    outbox,
+    textsearch,
+    urgent,
+)
 from store.access import is_keyholder
+from store.bulk import table_of
 from store.catalogue import Catalogue, Category
 from store.crypto import Cipher
 from store.db import DatabaseUnavailable, is_lock_timeout, side_engine
@@ -25,6 +37,7 @@ from store.errors import FieldErrors
 from store.ids import MAX_ID
 from store.models import (
     Alert,
+    AuditEvent,
     BodyMap,
     CaseStatusChange,
     CurrentCaseStatus,
@@ -37,6 +50,7 @@ from store.models import (
     IncidentNumberGap,
     IncidentPupil,
     IncidentPupilCorrection,
+    NarrativeToken,
     Pupil,
     Referral,
     Staff,
@@ -291,8 +305,9 @@ async def submit_concern(
             else urgent.plan(school, at=now, staff=staff, exclude={author.id})[0]
         )
         recipients = _with_on_duty(recipients, on_duty)
-    incident = await _write_incident(
-        session,
+    taken = await take_number(session, workspace_id=workspace_id, now=now, alerts=len(recipients))
+    rows = _incident_rows(
+        taken,
         workspace_id=workspace_id,
         author=author,
         draft=draft,
@@ -303,16 +318,12 @@ async def submit_concern(
         slack_view_id=slack_view_id,
         now=now,
     )
-    alerts = await _add_alerts(session, incident=incident, recipients=recipients, now=now)
-    if draft.urgent:
-        urgent.start(session, incident=incident, on_duty=on_duty, config=school, now=now)
+    incident, writes = rows.incident, rows.writes
+    alerts = [_NewAlert(i, r.staff_id) for i, r in zip(taken.alert_ids, recipients, strict=True)]
+    if alerts:
+        writes.append(_alert_rows(incident, recipients=recipients, alerts=alerts, now=now))
     names = [c.name for c in resolved.categories]
-    if resolved.adult is not None:
-        await allegations.open_consultation(
-            session, incident=incident, author=author, config=school, now=now
-        )
-    await _enqueue_messages(
-        session,
+    queued = _messages(
         incident=incident,
         author=author,
         alerts=alerts,
@@ -324,6 +335,19 @@ async def submit_concern(
         now=now,
         speak_to=[staff[i].name for i in on_duty] if draft.urgent else None,
     )
+    if queued:
+        writes.append(outbox.insert_many(session, queued))
+    # The record key last: its INSERT says whether its random id was free.
+    key = rows.record_key
+    written = await bulk.write_all(session, writes, keyring.insert_fresh_record_key(session, key))
+    if written is None:
+        await _reseal(session, cipher, rows)
+    if draft.urgent:
+        urgent.start(session, incident=incident, on_duty=on_duty, config=school, now=now)
+    if resolved.adult is not None:
+        await allegations.open_consultation(
+            session, incident=incident, author=author, config=school, now=now
+        )
     await session.flush()
     return FiledConcern(
         incident_id=incident.id, number=incident.number, alerted=len(alerts), categories=names
@@ -474,8 +498,8 @@ def _with_on_duty(
     return [*extra, *recipients]
 
 
-async def _write_incident(
-    session: AsyncSession,
+def _incident_rows(
+    taken: Taken,
     *,
     workspace_id: int,
     author: Staff,
@@ -486,88 +510,118 @@ async def _write_incident(
     search_key: bytes,
     slack_view_id: str | None,
     now: dt.datetime,
-) -> Incident:
-    """The incident with its number, record key, words, audit entry, pupils, categories and
-    agencies. Its id is taken with its number, so its values are sealed under its new
-    record key before it is written: one INSERT each, none updated after."""
-    reason = draft.parents_reason.strip()
-    number, incident_id = await take_number(session, workspace_id=workspace_id, now=now)
+) -> _Rows:
+    """The incident (not added to the session: written by the statements), and the
+    statements that write it with its record key, words, audit entry, pupils, categories,
+    agencies and adult. Its id was taken with its number, so its values are sealed under
+    its new record key at once: each row is inserted once, none updated after."""
+    incident_id = taken.incident_id
     record_key = keyring.fresh_record_key(cipher, incident_id=incident_id)
-    sealed = {
+    key_id = record_key["id"]
+    reason = draft.parents_reason.strip()
+    texts: dict[Any, str | None] = {
         Incident.narrative_ct: draft.narrative.strip(),
         Incident.parents_reason_ct: reason or None,
     }
-    incident = Incident(
-        id=incident_id,
-        workspace_id=workspace_id,
-        number=number,
-        author_id=author.id,
-        happened_at=draft.happened_at or now,
-        created_at=now,
-        parents_contacted=resolved.parents_contacted,
-        slack_view_id=slack_view_id,
-        **keyring.seal_values(cipher, incident_id, sealed, key_id=record_key["id"]),
-    )
-    session.add(incident)
-    await session.flush()  # before its other rows (the unit of work does not order them)
-    session.add(  # every concern is open until a key-holder changes it (`store.casework`)
-        CurrentCaseStatus(
-            incident_id=incident_id,
-            workspace_id=workspace_id,
-            change_id=None,
-            status=CaseStatus.OPEN.value,
-            outcome=None,
-            changed_at=now,
-            created_at=now,
-        )
-    )
-    audit.record(
-        session,
+    values: dict[str, Any] = {
+        "id": incident_id,
+        "workspace_id": workspace_id,
+        "number": taken.number,
+        "author_id": author.id,
+        "happened_at": draft.happened_at or now,
+        "created_at": now,
+        "parents_contacted": resolved.parents_contacted,
+        "slack_view_id": slack_view_id,
+        **keyring.seal_values(cipher, incident_id, texts, key_id=key_id),
+    }
+    incident = Incident(**values)
+    writes: list[bulk.Write] = [*taken.writes, insert(table_of(Incident)).values(values)]
+    # Every concern is open until a key-holder changes it (`store.casework`).
+    case_status = {
+        "incident_id": incident_id,
+        "workspace_id": workspace_id,
+        "change_id": None,
+        "status": CaseStatus.OPEN.value,
+        "outcome": None,
+        "changed_at": now,
+        "created_at": now,
+    }
+    writes.append(insert(table_of(CurrentCaseStatus)).values(case_status))
+    entry = audit.entry(
         action="incident.create",
         actor=author,
         incident_id=incident_id,
         detail=f"{alerted} alerted",
         now=now,
     )
-    session.add_all(
-        IncidentPupil(incident_id=incident_id, pupil_id=pid, position=i, is_main=i == 0)
+    writes.append(insert(table_of(AuditEvent)).values(entry))
+    pupils = [
+        {"incident_id": incident_id, "pupil_id": pid, "position": i, "is_main": i == 0}
         for i, pid in enumerate(dict.fromkeys(resolved.pupil_ids))
-    )
-    session.add_all(
-        IncidentCategory(incident_id=incident_id, name=c.name, restricted=c.restricted, position=i)
+    ]
+    writes.append(bulk.Rows(table_of(IncidentPupil), pupils, ("pupil_id", "position", "is_main")))
+    categories = [
+        {"incident_id": incident_id, "name": c.name, "restricted": c.restricted, "position": i}
         for i, c in enumerate(resolved.categories)
-    )
-    session.add_all(
-        IncidentAgency(incident_id=incident_id, name=name, position=i)
+    ]
+    varying = ("name", "restricted", "position")
+    writes.append(bulk.Rows(table_of(IncidentCategory), categories, varying))
+    agencies = [
+        {"incident_id": incident_id, "name": name, "position": i}
         for i, name in enumerate(dict.fromkeys(draft.agencies))
-    )
-    adult: IncidentAdult | None = None
-    adult_name = {IncidentAdult.name_ct: resolved.adult.name or None} if resolved.adult else {}
+    ]
+    writes.append(bulk.Rows(table_of(IncidentAgency), agencies, ("name", "position")))
+    adult_name: dict[Any, str | None] = {}
     if resolved.adult is not None:
-        adult = IncidentAdult(
-            incident_id=incident_id,
-            kind=resolved.adult.kind,
-            staff_id=resolved.adult_staff.id if resolved.adult_staff else None,
-            **keyring.seal_values(cipher, incident_id, adult_name, key_id=record_key["id"]),
-        )
-        session.add(adult)
-    while not await keyring.store_fresh_record_key(session, cipher, record_key):
-        # Its random id was taken (rarely): seal again under another key (an UPDATE of
-        # ciphertext columns only, which the immutability guards allow).
-        record_key = keyring.fresh_record_key(cipher, incident_id=incident_id)
-        for column, value in keyring.seal_values(
-            cipher, incident_id, sealed, key_id=record_key["id"]
-        ).items():
-            setattr(incident, column, value)
-        if adult is not None:
-            for column, value in keyring.seal_values(
-                cipher, incident_id, adult_name, key_id=record_key["id"]
-            ).items():
-                setattr(adult, column, value)
-    await textsearch.insert_tokens(
-        session, incident_id=incident_id, key=search_key, text=draft.narrative
+        adult_name = {IncidentAdult.name_ct: resolved.adult.name or None}
+        adult = {
+            "incident_id": incident_id,
+            "kind": resolved.adult.kind,
+            "staff_id": resolved.adult_staff.id if resolved.adult_staff else None,
+            **keyring.seal_values(cipher, incident_id, adult_name, key_id=key_id),
+        }
+        writes.append(insert(table_of(IncidentAdult)).values(adult))
+    words = [
+        {"token": t, "incident_id": incident_id}
+        for t in sorted(textsearch.tokens(search_key, [draft.narrative]))
+    ]
+    writes.append(bulk.Rows(table_of(NarrativeToken), words, ("token",)))
+    return _Rows(incident, writes, record_key, texts, adult_name)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """A new incident's rows: the statements writing them, and its record key with the
+    values sealed under it (to seal again should the key's random id be taken)."""
+
+    incident: Incident
+    writes: list[bulk.Write]
+    record_key: dict[str, Any]
+    texts: dict[Any, str | None]
+    adult_name: dict[Any, str | None]
+
+
+async def _reseal(session: AsyncSession, cipher: Cipher, rows: _Rows) -> None:
+    """The record key's random id was taken (rarely): its key is forgotten, and the new
+    incident's values sealed again under another (an UPDATE of ciphertext columns only,
+    which the immutability guards allow)."""
+    incident_id = rows.incident.id
+    cipher.forget_key(rows.record_key["id"])
+    while True:
+        key = keyring.fresh_record_key(cipher, incident_id=incident_id)
+        if await keyring.store_fresh_record_key(session, cipher, key):
+            break
+    await session.execute(
+        update(Incident)
+        .where(Incident.id == incident_id)
+        .values(keyring.seal_values(cipher, incident_id, rows.texts, key_id=key["id"]))
     )
-    return incident
+    if rows.adult_name:
+        await session.execute(
+            update(IncidentAdult)
+            .where(IncidentAdult.incident_id == incident_id)
+            .values(keyring.seal_values(cipher, incident_id, rows.adult_name, key_id=key["id"]))
+        )
 
 
 @dataclass(frozen=True)
@@ -576,39 +630,29 @@ class _NewAlert:
     recipient_id: int
 
 
-async def _add_alerts(
-    session: AsyncSession,
-    *,
+def _alert_rows(
     incident: Incident,
+    *,
     recipients: list[alert_rules.Recipient],
+    alerts: list[_NewAlert],
     now: dt.datetime,
-) -> list[_NewAlert]:
-    """An alert for each recipient, in one INSERT … RETURNING (matched by recipient: an
-    incident alerts each person once)."""
-    if not recipients:
-        return []
-    rows = await session.execute(
-        insert(Alert)
-        .values(
-            [
-                {
-                    "workspace_id": incident.workspace_id,
-                    "incident_id": incident.id,
-                    "recipient_id": r.staff_id,
-                    "reason": r.reason,
-                    "created_at": now,
-                }
-                for r in recipients
-            ]
-        )
-        .returning(Alert.recipient_id, Alert.id)
-    )
-    ids = {int(recipient_id): int(alert_id) for recipient_id, alert_id in rows}
-    return [_NewAlert(ids[r.staff_id], r.staff_id) for r in recipients]
+) -> bulk.Rows:
+    """An alert for each recipient (ids taken with the incident's number)."""
+    rows = [
+        {
+            "id": alert.id,
+            "workspace_id": incident.workspace_id,
+            "incident_id": incident.id,
+            "recipient_id": r.staff_id,
+            "reason": r.reason,
+            "created_at": now,
+        }
+        for alert, r in zip(alerts, recipients, strict=True)
+    ]
+    return bulk.Rows(table_of(Alert), rows, ("id", "recipient_id", "reason"))
 
 
-async def _enqueue_messages(
-    session: AsyncSession,
+def _messages(
     *,
     incident: Incident,
     author: Staff,
@@ -619,10 +663,10 @@ async def _enqueue_messages(
     public_url: str,
     now: dt.datetime,
     speak_to: list[str] | None = None,
-) -> None:
-    """The Slack messages the new incident causes, in one statement: each alert's DM, the
-    channel line and the reporter's receipt (each only where there is somewhere to send
-    it). `speak_to` (an urgent concern) names the staff on duty in the receipt."""
+) -> list[dict[str, Any]]:
+    """The Slack messages the new incident causes (`outbox.insert_many`'s): each alert's
+    DM, the channel line and the reporter's receipt (each only where there is somewhere
+    to send it). `speak_to` (an urgent concern) names the staff on duty in the receipt."""
     number, url = incident.number, messages.incident_url(public_url, incident.number)
     common = {"workspace_id": incident.workspace_id, "incident_id": incident.id, "now": now}
     queued: list[dict[str, Any]] = []
@@ -671,7 +715,7 @@ async def _enqueue_messages(
                 ),
             }
         )
-    await outbox.enqueue_many(session, queued)
+    return queued
 
 
 #: Why a number taken is missing from the incidents (`IncidentNumberGap.reason`).
@@ -679,25 +723,45 @@ NEVER_FILED = "taken by a filing that was never committed (an error, a crash or 
 
 
 class Taken(NamedTuple):
-    """An incident number taken for a filing, and the id its incident is written with."""
+    """An incident number taken for a filing, the ids its incident and alerts are written
+    with, and what the filing must write with them (`writes`: the gap row's deletion)."""
 
     number: int
     incident_id: int
+    alert_ids: list[int]
+    writes: list[Executable]
 
 
-def _new_incident_id(session: AsyncSession) -> Any:
-    """An SQL expression for a new incident's id, taken up front (so its values are
-    sealed before it is written, never updated): the sequence on PostgreSQL; on SQLite,
-    what it would give the row (no AUTOINCREMENT), safe under the write lock the
-    statement holds."""
+def _new_ids(session: AsyncSession, alerts: int) -> tuple[Any, Any]:
+    """SQL expressions for a new incident's id and its `alerts` alerts' ids, taken up
+    front (so its values are sealed before it is written, never updated, and its rows are
+    all written at once): from the sequences on PostgreSQL (an array of alert ids); on
+    SQLite, the ids it would give the rows (no AUTOINCREMENT: the largest + 1), safe under
+    the write lock the statement holds (the largest alert id, the first less one)."""
     if session.get_bind().dialect.name == "postgresql":
-        return Sequence("incidents_id_seq").next_value()
-    return select(func.coalesce(func.max(Incident.id), 0) + 1).scalar_subquery()
+        alert_ids = (
+            select(func.array_agg(Sequence("alerts_id_seq").next_value()))
+            .select_from(func.generate_series(1, alerts))
+            .scalar_subquery()
+        )
+        return Sequence("incidents_id_seq").next_value(), alert_ids
+    return (
+        select(func.coalesce(func.max(Incident.id), 0) + 1).scalar_subquery(),
+        select(func.coalesce(func.max(Alert.id), 0)).scalar_subquery(),
+    )
 
 
-async def take_number(session: AsyncSession, *, workspace_id: int, now: dt.datetime) -> Taken:
+def _alert_ids(session: AsyncSession, taken: Any, alerts: int) -> list[int]:
+    if session.get_bind().dialect.name == "postgresql":
+        return [int(i) for i in taken or []]
+    return [int(taken) + 1 + i for i in range(alerts)]
+
+
+async def take_number(
+    session: AsyncSession, *, workspace_id: int, now: dt.datetime, alerts: int = 0
+) -> Taken:
     """The workspace's next incident number, for a concern being filed in `session`, and
-    the id its incident is to have (taken in the same statement).
+    the ids its incident and its `alerts` alerts are to have (taken in the same statement).
 
     PostgreSQL: taken in a statement of its own, committed at once (the workspace's row is
     locked for that one statement, not until the filing commits), which also writes an
@@ -709,7 +773,7 @@ async def take_number(session: AsyncSession, *, workspace_id: int, now: dt.datet
     """
     side = side_engine(session)
     if side is None:
-        return await _next_number_and_id(session, workspace_id=workspace_id)
+        return await _next_number_and_ids(session, workspace_id=workspace_id, alerts=alerts)
     taken = (
         update(Workspace)
         .where(Workspace.id == workspace_id)
@@ -728,7 +792,7 @@ async def take_number(session: AsyncSession, *, workspace_id: int, now: dt.datet
                 literal(now, UTCDateTime()),
             ),
         )
-        .returning(IncidentNumberGap.number, Sequence("incidents_id_seq").next_value())
+        .returning(IncidentNumberGap.number, *_new_ids(session, alerts))
     )
     row = None
     for attempt in (1, 2):
@@ -746,27 +810,25 @@ async def take_number(session: AsyncSession, *, workspace_id: int, now: dt.datet
                 raise
             break  # the caller's own transaction holds the workspace's row
     if row is None:  # or the workspace is this transaction's own, not committed yet
-        return await _next_number_and_id(session, workspace_id=workspace_id)
-    number, incident_id = int(row[0]), int(row[1])
-    await session.execute(
-        delete(IncidentNumberGap).where(
-            IncidentNumberGap.workspace_id == workspace_id, IncidentNumberGap.number == number
-        )
+        return await _next_number_and_ids(session, workspace_id=workspace_id, alerts=alerts)
+    number = int(row[0])
+    used = delete(IncidentNumberGap).where(
+        IncidentNumberGap.workspace_id == workspace_id, IncidentNumberGap.number == number
     )
-    return Taken(number, incident_id)
+    return Taken(number, int(row[1]), _alert_ids(session, row[2], alerts), [used])
 
 
-async def _next_number_and_id(session: AsyncSession, *, workspace_id: int) -> Taken:
-    """`next_number`, with the new incident's id in the same statement."""
+async def _next_number_and_ids(session: AsyncSession, *, workspace_id: int, alerts: int) -> Taken:
+    """`next_number`, with the new incident's and alerts' ids in the same statement."""
     row = (
         await session.execute(
             update(Workspace)
             .where(Workspace.id == workspace_id)
             .values(next_incident_number=Workspace.next_incident_number + 1)
-            .returning(Workspace.next_incident_number, _new_incident_id(session))
+            .returning(Workspace.next_incident_number, *_new_ids(session, alerts))
         )
     ).one()
-    return Taken(int(row[0]) - 1, int(row[1]))
+    return Taken(int(row[0]) - 1, int(row[1]), _alert_ids(session, row[2], alerts), [])
 
 
 async def number_gaps(

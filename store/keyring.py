@@ -284,16 +284,19 @@ def fresh_record_key(cipher: Cipher, *, incident_id: int) -> dict[str, Any]:
     return row
 
 
+def insert_fresh_record_key(session: AsyncSession, row: dict[str, Any]) -> Any:
+    """The INSERT of a `fresh_record_key` row, returning its id: none when that random id
+    is already taken (rarely), and then the caller seals again under another key."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(RecordKey).values(row).on_conflict_do_nothing().returning(RecordKey.id)
+
+
 async def store_fresh_record_key(
     session: AsyncSession, cipher: Cipher, row: dict[str, Any]
 ) -> bool:
     """Write a `fresh_record_key` row (one statement); False, and the key forgotten, when
     its random id is already taken (rarely): the caller seals again under another."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    stored = await session.scalar(
-        dialect.insert(RecordKey).values(row).on_conflict_do_nothing().returning(RecordKey.id)
-    )
-    if stored is None:
+    if await session.scalar(insert_fresh_record_key(session, row)) is None:
         cipher.forget_key(row["id"])
         return False
     return True

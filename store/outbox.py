@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     String,
-    Table,
     case,
     event,
     func,
-    insert,
     literal,
     or_,
     select,
@@ -36,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from store import bulk
 from store.db import rowcount
 from store.enums import OutboxKind, OutboxStatus
 from store.models import Alert, OutboxMessage, Staff, utcnow
@@ -101,12 +100,12 @@ def enqueue(
     return row
 
 
-async def enqueue_many(session: AsyncSession, messages: Sequence[dict[str, Any]]) -> None:
-    """Add messages to the outbox in the session's transaction, in one statement: each a
-    dict of `enqueue`'s keywords but `session` (`workspace_id`, `kind`, `channel`,
-    `payload`, and `alert_id`, `incident_id`, `now` as needed)."""
-    if not messages:
-        return
+def insert_many(session: AsyncSession, messages: Sequence[dict[str, Any]]) -> bulk.Rows:
+    """New outbox rows for the caller to write in the session's transaction, in one
+    statement with its other rows (`store.bulk`, `store.incidents`): each message a dict
+    of `enqueue`'s keywords but `session` (`workspace_id`, `kind`, `channel`, `payload`,
+    and `alert_id`, `incident_id`, `now` as needed; the last three the same for all)."""
+    created = utcnow()
     rows = [
         {
             "workspace_id": m["workspace_id"],
@@ -118,13 +117,15 @@ async def enqueue_many(session: AsyncSession, messages: Sequence[dict[str, Any]]
             "status": PENDING,
             "attempts": 0,
             "uncertain": False,
-            "next_attempt_at": m.get("now") or utcnow(),
+            "next_attempt_at": m.get("now") or created,
+            "created_at": created,
         }
         for m in messages
     ]
-    # The table's own INSERT (not the ORM's, which splits rows by the keys they set).
-    await session.execute(insert(cast(Table, OutboxMessage.__table__)), rows)
-    session.info[_NOTIFY] = True
+    if rows:
+        session.info[_NOTIFY] = True
+    varying = ("workspace_id", "kind", "channel", "payload", "alert_id")
+    return bulk.Rows(bulk.table_of(OutboxMessage), rows, varying)
 
 
 def dm_each(

@@ -160,14 +160,6 @@ async def add_text(
         await _insert(session, incident_id, wanted)
 
 
-async def insert_tokens(session: AsyncSession, *, incident_id: int, key: bytes, text: str) -> None:
-    """Index `text`, the narrative of a concern being filed (which holds no token yet),
-    under the workspace's search key `key` (`search_key`, read before)."""
-    wanted = tokens(key, [text])
-    if wanted:
-        await _insert(session, incident_id, wanted)
-
-
 async def _insert(session: AsyncSession, incident_id: int, wanted: set[int]) -> None:
     await session.execute(
         insert(NarrativeToken),
