@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from store import encrypted, keyring, referrals
 from store.crypto import (
+    RECORD_KEY_BIT,
     Cipher,
     MissingKeyError,
     RecordKeyNotLoaded,
@@ -317,3 +318,35 @@ async def test_a_wrapped_record_key_moved_to_another_record_does_not_unwrap(
         keyring._add_record_key(reader, moved)
     keyring._add_record_key(reader, row)  # where it belongs, it unwraps
     assert reader.decrypt(first.narrative_ct, bind(Incident.narrative_ct, first.id)) == FIRST
+
+
+async def test_a_new_concern_whose_random_key_id_is_taken_is_sealed_under_another(
+    school: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A concern's key is made before it is written (its id taken with its number); if
+    that random id is another record's already, the concern gets another key and its
+    values are sealed again under it, still readable by a process loading the keys."""
+    await file_concern(school, TEACHER, pupil_query=PUPIL_4B, narrative=FIRST)
+    first = await incident_numbered(school, 1)
+    taken = await key_of(school, first.id)
+    assert taken is not None
+    draws = iter([taken - RECORD_KEY_BIT])  # the next key drawn: the first's id
+    real = keyring.secrets.randbelow
+
+    def randbelow(n: int) -> int:
+        return next(draws, None) or real(n) if n == 2**31 else real(n)
+
+    monkeypatch.setattr(keyring.secrets, "randbelow", randbelow)
+    await file_concern(school, TEACHER, pupil_query=PUPIL_3A, narrative=SECOND)
+    assert next(draws, None) is None  # the second concern drew the first's id
+    second = await incident_numbered(school, 2)
+    second_key = await key_of(school, second.id)
+    assert second_key is not None and second_key != taken
+    assert key_id_of(second.narrative_ct) == second_key
+    assert await key_of(school, first.id) == taken  # the first's key untouched
+    other = await fresh_cipher(school)
+    assert other.decrypt(second.narrative_ct, bind(Incident.narrative_ct, second.id)) == SECOND
+    assert other.decrypt(first.narrative_ct, bind(Incident.narrative_ct, first.id)) == FIRST
+    async with signed_in(school, DSL, remember=True) as dsl_web:
+        status, body = await dsl_web.get("/incidents/2")
+    assert status == 200 and "Wintergreen" in body
