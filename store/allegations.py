@@ -36,6 +36,7 @@ from store.models import (
 )
 from store.nudges import NudgeDay, Nudger, nudge_due
 from store.school_config import Allegations, SchoolConfig
+from store.staff import AnyStaff, StaffLike
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +46,9 @@ NUDGE_BATCH = 200
 _CONSULT_LITERAL: BindParameter[str] = bindparam("consult", CONSULT.value, literal_execute=True)
 
 
-def managers(staff: Iterable[Staff], *, config: Allegations, adult_id: int | None) -> list[Staff]:
+def managers(
+    staff: Iterable[AnyStaff], *, config: Allegations, adult_id: int | None
+) -> list[AnyStaff]:
     """The allegations manager(s) among `staff`: the configured roles, or the roles for an
     allegation about a head; never the adult named. Empty if nobody has those roles."""
     people = list(staff)
@@ -78,7 +81,7 @@ def allegation_recipients(
 async def recipients_for(
     session: AsyncSession,
     *,
-    staff: Mapping[int, Staff],
+    staff: Mapping[int, StaffLike],
     author: Staff,
     adult_id: int | None,
     config: Allegations,

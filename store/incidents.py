@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlalchemy import Sequence, String, delete, func, insert, literal, select, update
+from sqlalchemy import Sequence, String, and_, delete, func, insert, literal, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.base import Executable
@@ -54,6 +54,7 @@ from store.models import (
     Pupil,
     Referral,
     Staff,
+    StaffClass,
     StoredFile,
     Task,
     UrgentConcern,
@@ -62,11 +63,7 @@ from store.models import (
     utcnow,
 )
 from store.school_config import SchoolConfig
-from store.staff import (
-    active_staff_by_id,
-    class_teacher_ids,
-    staff_ids_by_role,
-)
+from store.staff import Member, active_members, staff_ids_by_role
 
 NARRATIVE_MAX = 3000
 REASON_MAX = 500
@@ -254,13 +251,13 @@ class _Resolved:
     """A draft that passed every check, with the rows it names."""
 
     pupil_ids: list[int]  # the main pupil, then the linked ones
-    groups: dict[int, str]  # each pupil's registration group, by id
-    staff: dict[int, Staff]  # every active member of staff, by id
-    added: list[Staff]  # the people the reporter chose to alert as well
+    class_teacher_ids: list[int]  # the staff who teach the pupils' groups (by id)
+    staff: dict[int, Member]  # every active member of staff, by id
+    added: list[Member]  # the people the reporter chose to alert as well
     categories: list[Category]  # as chosen, each once
     parents_contacted: ParentsContacted
     adult: allegations.AdultChoice | None = None  # an allegation about this adult
-    adult_staff: Staff | None = None  # the adult, when on the staff list
+    adult_staff: Member | None = None  # the adult, when on the staff list
 
 
 async def submit_concern(
@@ -366,11 +363,11 @@ async def _check_and_resolve(
     """Every check of the draft, with its pupils and added staff found; or InvalidConcern."""
     keyholder = is_keyholder(author.role_set)
     errors = check_draft(draft, catalogue=catalogue, keyholder=keyholder, now=now)
-    pupil_ids, groups = await _find_pupils(
+    pupil_ids, teacher_ids = await _find_pupils(
         session, workspace_id=workspace_id, draft=draft, errors=errors
     )
     # Every active member of staff, read once: who is alerted, and whom the draft names.
-    staff = await active_staff_by_id(session, workspace_id=workspace_id)
+    staff = await active_members(session, workspace_id=workspace_id)
     added = _find_also_alert(staff, draft=draft, errors=errors)
     adult, adult_staff = _find_adult(staff, author=author, draft=draft, errors=errors)
     if errors:
@@ -381,7 +378,7 @@ async def _check_and_resolve(
     )
     return _Resolved(
         pupil_ids=pupil_ids,
-        groups=groups,
+        class_teacher_ids=teacher_ids,
         staff=staff,
         added=added,
         categories=categories,
@@ -392,12 +389,12 @@ async def _check_and_resolve(
 
 
 def _find_adult(
-    staff: dict[int, Staff],
+    staff: dict[int, Member],
     *,
     author: Staff,
     draft: ConcernDraft,
     errors: dict[str, str],
-) -> tuple[allegations.AdultChoice | None, Staff | None]:
+) -> tuple[allegations.AdultChoice | None, Member | None]:
     """The adult an allegation is about, and their staff row if chosen from the list."""
     adult, _ = allegations.check_adult(draft.about_adult, draft.adult)
     if adult is None or adult.staff_id is None:
@@ -418,9 +415,9 @@ def _find_adult(
 
 async def _find_pupils(
     session: AsyncSession, *, workspace_id: int, draft: ConcernDraft, errors: dict[str, str]
-) -> tuple[list[int], dict[int, str]]:
-    """The main and linked pupils' ids, and their registration groups by id; a pupil not
-    on the roster is an error."""
+) -> tuple[list[int], list[int]]:
+    """The main and linked pupils' ids, and the ids of the staff who teach their
+    registration groups (in the same query); a pupil not on the roster is an error."""
     pupil_ids = _parse_ids([draft.pupil_id] if draft.pupil_id else [])
     linked_ids = _parse_ids(draft.linked_pupil_ids)
     if pupil_ids is None:
@@ -428,26 +425,38 @@ async def _find_pupils(
     if linked_ids is None:
         errors["linked_pupils"] = "One of these pupils is not on the roster."
     wanted = (pupil_ids or []) + (linked_ids or [])
-    pupils: dict[int, str] = {}
+    pupils: set[int] = set()
+    teachers: set[int] = set()
     if wanted:
         found = await session.execute(
-            select(Pupil.id, Pupil.registration_group).where(
+            select(Pupil.id, StaffClass.staff_id)
+            .outerjoin(
+                StaffClass,
+                and_(
+                    StaffClass.workspace_id == workspace_id,
+                    StaffClass.registration_group == Pupil.registration_group,
+                ),
+            )
+            .where(
                 Pupil.workspace_id == workspace_id,
                 Pupil.id.in_(wanted),
                 Pupil.left_on.is_(None),  # a leaver is no longer on the roster
             )
         )
-        pupils = {pupil_id: group for pupil_id, group in found}
+        for pupil_id, teacher_id in found:
+            pupils.add(pupil_id)
+            if teacher_id is not None:
+                teachers.add(teacher_id)
     if pupil_ids and pupil_ids[0] not in pupils:
         errors["pupil"] = "That pupil is not on the roster."
     if linked_ids and any(i not in pupils for i in linked_ids):
         errors["linked_pupils"] = "One of these pupils is not on the roster."
-    return wanted, pupils
+    return wanted, sorted(teachers)
 
 
 def _find_also_alert(
-    staff: dict[int, Staff], *, draft: ConcernDraft, errors: dict[str, str]
-) -> list[Staff]:
+    staff: dict[int, Member], *, draft: ConcernDraft, errors: dict[str, str]
+) -> list[Member]:
     """The staff the reporter chose to alert as well; one not on the staff list is an error."""
     if not draft.also_alert_slack_ids or "also_alert" in errors:
         return []
@@ -467,7 +476,7 @@ async def _recipients(
     author: Staff,
     resolved: _Resolved,
     school: SchoolConfig,
-) -> tuple[list[alert_rules.Recipient], dict[int, Staff]]:
+) -> tuple[list[alert_rules.Recipient], dict[int, Member]]:
     """Who is alerted (`store.alert_rules`, or `store.allegations` for an allegation), and
     every member of staff who may be, by id."""
     staff = dict(resolved.staff)
@@ -477,13 +486,11 @@ async def _recipients(
             session, staff=staff, author=author, adult_id=adult_id, config=school.allegations
         )
         return recipients, staff
-    groups = {resolved.groups[i] for i in resolved.pupil_ids}
-    teacher_ids = await class_teacher_ids(session, workspace_id=workspace_id, groups=groups)
     recipients = alert_rules.alert_recipients(
         author_id=author.id,
         categories=resolved.categories,
         staff_by_role=staff_ids_by_role(staff),
-        class_teacher_ids=[i for i in dict.fromkeys(teacher_ids) if i in staff],
+        class_teacher_ids=[i for i in resolved.class_teacher_ids if i in staff],
         added_ids=[s.id for s in resolved.added],
     )
     return recipients, staff
@@ -657,7 +664,7 @@ def _messages(
     incident: Incident,
     author: Staff,
     alerts: list[_NewAlert],
-    staff: dict[int, Staff],
+    staff: dict[int, Member],
     categories: list[str],
     alert_channel: str | None,
     public_url: str,

@@ -23,6 +23,7 @@ from store.enums import AlertReason
 from store.models import Alert, Incident, IncidentAdult, Staff, UrgentConcern, UrgentEscalation
 from store.rota import HEAD_ROLE, Person, step_recipients, urgent_plan
 from store.school_config import SchoolConfig
+from store.staff import StaffLike
 from store.workspaces import in_school
 
 log = structlog.get_logger(__name__)
@@ -30,7 +31,7 @@ log = structlog.get_logger(__name__)
 URGENT_BATCH = 100
 
 
-def people(staff: Iterable[Staff]) -> list[Person]:
+def people(staff: Iterable[StaffLike]) -> list[Person]:
     """What the rota needs of these members of staff."""
     return [Person(s.id, s.email, frozenset(s.role_set), is_keyholder(s.role_set)) for s in staff]
 
@@ -39,7 +40,7 @@ def plan(
     config: SchoolConfig,
     *,
     at: dt.datetime,
-    staff: Mapping[int, Staff],
+    staff: Mapping[int, StaffLike],
     exclude: Collection[int] = (),
 ) -> list[list[int]]:
     """`store.rota.urgent_plan` for these staff at `at`."""
