@@ -29,14 +29,14 @@ import unicodedata
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import pupil_corrections, textsearch
 from store.access import in_view
 from store.crypto import Cipher, bind, open_loaded
 from store.models import Pupil, PupilDetails, Staff, Workspace, new_roster_version
-from store.staff import active_staff_exists
+from store.staff import IS_ACTIVE_STAFF
 
 MAX_OPTIONS = 100  # Slack shows at most 100 options
 SEARCH_LIMIT = 50  # the web view's pupil finder
@@ -318,6 +318,14 @@ async def date_of_birth(
 
 # -- the Slack typeahead --------------------------------------------------------------------
 
+# The one query of each keystroke: the roster's version, and whether the person typing is
+# active staff of the workspace (`store.staff.IS_ACTIVE_STAFF`). Built once with bound
+# parameters, not per keystroke: building the statement each time cost half as much CPU
+# again as running it.
+_VERSION_AND_STAFF = select(Workspace.roster_version, IS_ACTIVE_STAFF).where(
+    Workspace.id == bindparam("workspace_id")
+)
+
 
 async def search(
     session: AsyncSession,
@@ -336,10 +344,9 @@ async def search(
     """
     if not query_words(query):
         return []
-    is_staff = active_staff_exists(workspace_id=workspace_id, slack_user_id=requester_slack_id)
     found = (
         await session.execute(
-            select(Workspace.roster_version, is_staff).where(Workspace.id == workspace_id)
+            _VERSION_AND_STAFF, {"workspace_id": workspace_id, "slack_user_id": requester_slack_id}
         )
     ).first()
     if found is None or not found[1]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -31,17 +31,17 @@ async def get_staff_by_slack_id(
     )
 
 
-def active_staff_exists(*, workspace_id: int, slack_user_id: str) -> ColumnElement[bool]:
-    """An SQL condition: the Slack user is active staff in this workspace."""
-    return (
-        select(Staff.id)
-        .where(
-            Staff.workspace_id == workspace_id,
-            Staff.slack_user_id == slack_user_id,
-            Staff.active.is_(True),
-        )
-        .exists()
+# An SQL condition: the Slack user (bound parameter `slack_user_id`) is active staff in the
+# workspace (`workspace_id`). Built once: a statement using it is compiled once and cached.
+IS_ACTIVE_STAFF: ColumnElement[bool] = (
+    select(Staff.id)
+    .where(
+        Staff.workspace_id == bindparam("workspace_id"),
+        Staff.slack_user_id == bindparam("slack_user_id"),
+        Staff.active.is_(True),
     )
+    .exists()
+)
 
 
 async def get_staff(session: AsyncSession, *, workspace_id: int, staff_id: int) -> Staff | None:
