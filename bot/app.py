@@ -28,7 +28,6 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
@@ -37,6 +36,7 @@ from sqlalchemy import text
 from bot import installations as oauth
 from bot.replay import ReplayCache
 from bot.settings import DEFAULT_CONFIG, ConfigError, Settings
+from bot.slack_body import slack_request
 from bot.slack_lookup import SlackLookupError, make_slack_lookup
 from bot.slack_shapes import shape_problem
 from bot.socket_watchdog import SocketModeWatchdog
@@ -315,10 +315,8 @@ class VigilServer:
         ):
             return web.Response(status=401, text="invalid request signature")
         try:
-            bolt_request = AsyncBoltRequest(
-                body=text_body,
-                query=request.query_string,
-                headers=request.headers,  # type: ignore[arg-type]
+            bolt_request = slack_request(
+                text_body, query=request.query_string, headers=request.headers
             )
         except (ValueError, AttributeError, TypeError):  # not JSON, or not a Slack shape
             return _malformed("the body is not a Slack payload")

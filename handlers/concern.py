@@ -18,7 +18,7 @@ from store.access import is_keyholder
 from store.db import DATABASE_ERRORS, transaction
 from store.flows import concerns, signin
 from store.incidents import ConcernDraft, FiledConcern, InvalidConcern
-from store.staff import search_staff
+from store.staff import active_roles, search_staff
 
 log = structlog.get_logger(__name__)
 
@@ -136,10 +136,13 @@ async def _tailor_view(
     """Swap in the right form once we know who is asking (the modal is already open)."""
     deps = deps_of(context)
     try:
-        staff = await staff_of(context)
-        if staff is None:
+        async with deps.factory() as session:
+            roles = await active_roles(
+                session, workspace_id=workspace_of(context), slack_user_id=context.user_id or ""
+            )
+        if roles is None:
             replacement = concern_modal.not_staff_view()
-        elif is_keyholder(staff.role_set):
+        elif is_keyholder(roles):
             replacement = concern_modal.concern_view(
                 catalogue=deps.school_of(workspace_of(context)).catalogue, keyholder=True
             )

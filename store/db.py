@@ -229,6 +229,25 @@ def side_engine(session: AsyncSession) -> AsyncEngine | None:
     return _SIDE.get(bind.sync_engine)
 
 
+_AUTOCOMMIT: weakref.WeakKeyDictionary[Any, AsyncEngine] = weakref.WeakKeyDictionary()
+
+
+def single_reads(session: AsyncSession) -> AsyncEngine | None:
+    """PostgreSQL: the session's engine (its pool) in autocommit, for one read statement
+    that needs no transaction of its own: no BEGIN and ROLLBACK round trips (the pupil
+    typeahead's per-keystroke query, `store.pupils.search`: its CPU halved). A single
+    statement sees what was committed before it started, as in a transaction. None on
+    SQLite (switching its connection to autocommit costs more than it saves) or for a
+    session bound to a connection."""
+    bind = bind_of(session)
+    if not isinstance(bind, AsyncEngine) or bind.dialect.name != "postgresql":
+        return None
+    reads = _AUTOCOMMIT.get(bind.sync_engine)
+    if reads is None:
+        reads = _AUTOCOMMIT[bind.sync_engine] = bind.execution_options(isolation_level="AUTOCOMMIT")
+    return reads
+
+
 def session_factory(engine: AsyncEngine) -> SessionFactory:
     """Sessions that keep loaded objects usable after commit, with the immutability guard."""
     factory = async_sessionmaker(engine, expire_on_commit=False)

@@ -11,11 +11,12 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from store.access import is_keyholder
+from store.db import single_reads
 from store.models import Staff, StaffClass, TotpEnrolment
 
 
@@ -32,17 +33,40 @@ async def get_staff_by_slack_id(
     )
 
 
-def active_staff_exists(*, workspace_id: int, slack_user_id: str) -> ColumnElement[bool]:
-    """An SQL condition: the Slack user is active staff in this workspace."""
-    return (
-        select(Staff.id)
-        .where(
-            Staff.workspace_id == workspace_id,
-            Staff.slack_user_id == slack_user_id,
-            Staff.active.is_(True),
-        )
-        .exists()
+# An SQL condition: the Slack user (bound parameter `slack_user_id`) is active staff in the
+# workspace (`workspace_id`). Built once: a statement using it is compiled once and cached.
+IS_ACTIVE_STAFF: ColumnElement[bool] = (
+    select(Staff.id)
+    .where(
+        Staff.workspace_id == bindparam("workspace_id"),
+        Staff.slack_user_id == bindparam("slack_user_id"),
+        Staff.active.is_(True),
     )
+    .exists()
+)
+
+
+_ACTIVE_ROLES = select(Staff.roles).where(
+    Staff.workspace_id == bindparam("workspace_id"),
+    Staff.slack_user_id == bindparam("slack_user_id"),
+    Staff.active.is_(True),
+)
+
+
+async def active_roles(
+    session: AsyncSession, *, workspace_id: int, slack_user_id: str
+) -> frozenset[str] | None:
+    """The roles (`Staff.role_set`) of the active member of staff with this Slack id in
+    this workspace, or None if they are not one. One column, no object loaded; on
+    PostgreSQL in autocommit (`store.db.single_reads`): asked at every `/concern`."""
+    asked = {"workspace_id": workspace_id, "slack_user_id": slack_user_id}
+    reads = single_reads(session)
+    if reads is None:
+        found = (await session.execute(_ACTIVE_ROLES, asked)).first()
+    else:
+        async with reads.connect() as connection:
+            found = (await connection.execute(_ACTIVE_ROLES, asked)).first()
+    return None if found is None else frozenset(r for r in str(found[0]).split(";") if r)
 
 
 async def get_staff(session: AsyncSession, *, workspace_id: int, staff_id: int) -> Staff | None:
