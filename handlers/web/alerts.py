@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from handlers.web.deps import DEPS
 from handlers.web.render import page
-from handlers.web.session import viewer
+from handlers.web.security import one_transaction
+from handlers.web.session import request_db, viewer
 from store import alerts, unread
 from store.access import is_keyholder
 
@@ -25,16 +25,16 @@ async def home(request: web.Request) -> web.Response:
 
 
 @routes.get("/alerts")
+@one_transaction
 async def my_alerts(request: web.Request) -> web.Response:
-    deps = request.app[DEPS]
     me = viewer(request)
-    async with deps.factory() as db:
-        rows, more = await alerts.alerts_for(db, workspace_id=me.workspace_id, staff_id=me.id)
-        unopened = (
-            await unread.chased_unopened(db, workspace_id=me.workspace_id)
-            if is_keyholder(me.role_set)
-            else None
-        )
+    db = request_db(request)  # the session's transaction
+    rows, more = await alerts.alerts_for(db, workspace_id=me.workspace_id, staff_id=me.id)
+    unopened = (
+        await unread.chased_unopened(db, workspace_id=me.workspace_id)
+        if is_keyholder(me.role_set)
+        else None
+    )
     return page(
         request,
         "alerts.html",

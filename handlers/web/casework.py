@@ -26,8 +26,8 @@ from handlers.web.dates import Dates, read_dates
 from handlers.web.deps import DEPS
 from handlers.web.incidents import NOTHING_ENTERED, incident_page_response
 from handlers.web.render import not_found, page, zone
-from handlers.web.security import keyholder_only
-from handlers.web.session import visit
+from handlers.web.security import keyholder_only, one_transaction
+from handlers.web.session import request_db, visit
 from store.casework import STATUS_LABELS, CaseFilters, StatusWanted
 from store.db import transaction
 from store.enums import CaseStatus
@@ -155,14 +155,15 @@ def _links(path: str, again: dict[str, str], *, page_number: int, more: bool) ->
 
 
 @routes.get("/caseload")
+@one_transaction
 @keyholder_only(action="caseload.view")
 async def caseload(request: web.Request) -> web.Response:
     """Open and monitoring concerns, oldest first, with filters."""
     filters, again = _filters(request, dates=None)
     number = _page_number(request.query)
     asking = visit(request)
-    async with transaction(request.app[DEPS].factory) as db:
-        shown = await flows.view_caseload(db, visit=asking, filters=filters, page=number)
+    db = request_db(request)  # the session's transaction: read, audited, committed once
+    shown = await flows.view_caseload(db, visit=asking, filters=filters, page=number)
     log.info("web.caseload", staff=asking.staff.id, rows=len(shown.cases.rows), page=number)
     return page(
         request,
@@ -178,6 +179,7 @@ async def caseload(request: web.Request) -> web.Response:
 
 
 @routes.get("/search")
+@one_transaction
 @keyholder_only(action="search")
 async def search(request: web.Request) -> web.Response:
     """Concerns matching every filter given, newest first; nothing is searched until asked."""
@@ -185,9 +187,7 @@ async def search(request: web.Request) -> web.Response:
     filters, again = _filters(request, dates=dates)
     number = _page_number(request.query)
     asking = visit(request)
-    deps = request.app[DEPS]
-    async with transaction(deps.factory) as db:
-        shown = await flows.search(db, visit=asking, filters=filters, page=number)
+    shown = await flows.search(request_db(request), visit=asking, filters=filters, page=number)
     log.info("web.search", staff=asking.staff.id, rows=len(shown.cases.rows), page=number)
     return page(
         request,
@@ -206,12 +206,11 @@ async def search(request: web.Request) -> web.Response:
 
 
 @routes.get("/my-concerns")
+@one_transaction
 async def my_concerns(request: web.Request) -> web.Response:
     """The concerns the signed-in member of staff filed, newest first."""
     number = _page_number(request.query)
-    asking = visit(request)
-    async with transaction(request.app[DEPS].factory) as db:
-        cases = await flows.my_concerns(db, visit=asking, page=number)
+    cases = await flows.my_concerns(request_db(request), visit=visit(request), page=number)
     return page(
         request,
         "my_concerns.html",

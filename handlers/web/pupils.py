@@ -27,14 +27,15 @@ import aiohttp_jinja2
 import jinja2
 import structlog
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.web import pdf
 from handlers.web.bodymap import context as bodymap_context
 from handlers.web.dates import Dates, read_dates
 from handlers.web.deps import DEPS
 from handlers.web.render import day, formats, not_found, page, when, zone
-from handlers.web.security import keyholder_only, retried_with_new_keys
-from handlers.web.session import viewer, visit
+from handlers.web.security import keyholder_only, one_transaction, retried_with_new_keys
+from handlers.web.session import request_db, viewer, visit
 from store import pupil_context, reports, transfers
 from store.chronology import Chronology
 from store.db import transaction
@@ -109,9 +110,12 @@ def read_filter(request: web.Request) -> ChronologyFilter:
     return ChronologyFilter(read_dates(request.query), chosen[:50])
 
 
-async def _chronology(request: web.Request, *, action: str) -> dict[str, Any] | None:
+async def _chronology(
+    request: web.Request, *, action: str, db: AsyncSession | None = None
+) -> dict[str, Any] | None:
     """The chronology in the path, filtered as asked, audited as `action` (or the refusal
-    is): what its page and its PDF show; None if there is no such pupil here."""
+    is): what its page and its PDF show; None if there is no such pupil here. Read in
+    `db` if given (the page's, `@one_transaction`), else in a transaction of its own."""
     wanted = read_filter(request)
     start, end = wanted.bounds(zone(request))
     asked = ChronologyAsked(
@@ -121,7 +125,12 @@ async def _chronology(request: web.Request, *, action: str) -> dict[str, Any] | 
         end,
         wanted.range_key,
     )
-    async with transaction(request.app[DEPS].factory) as db:
+    if db is None:
+        async with transaction(request.app[DEPS].factory) as own:
+            shown = await flows.view_chronology(
+                own, visit=visit(request), asked=asked, action=action
+            )
+    else:
         shown = await flows.view_chronology(db, visit=visit(request), asked=asked, action=action)
     if shown is None:
         return None
@@ -152,13 +161,14 @@ async def _chronology(request: web.Request, *, action: str) -> dict[str, Any] | 
 
 
 @routes.get("/pupils/{pupil_id}")
+@one_transaction
 @keyholder_only(action="chronology.view")
 async def chronology_page(request: web.Request) -> web.Response:
-    context = await _chronology(request, action="chronology.view")
+    db = request_db(request)  # the session's transaction: read, audited, committed once
+    context = await _chronology(request, action="chronology.view", db=db)
     if context is None:
         return not_found(request)
-    async with request.app[DEPS].factory() as db:
-        cards = await transfers.trusted_cards(db, workspace_id=viewer(request).workspace_id)
+    cards = await transfers.trusted_cards(db, workspace_id=viewer(request).workspace_id)
     context["transfer_schools"] = [card.name for card in cards]
     log.info(
         "web.chronology",

@@ -14,11 +14,9 @@ from zoneinfo import ZoneInfo
 import structlog
 from aiohttp import web
 
-from handlers.web.deps import DEPS
 from handlers.web.render import page
-from handlers.web.security import keyholder_only
-from handlers.web.session import visit
-from store.db import transaction
+from handlers.web.security import keyholder_only, one_transaction
+from handlers.web.session import request_db, visit
 from store.flows import referrals as flows
 from store.referral_changes import outcome_key, responded_key
 from store.referral_rows import working_days_text
@@ -50,12 +48,12 @@ def blank_entries(
 
 
 @routes.get("/referrals")
+@one_transaction
 @keyholder_only(action="referrals.view")
 async def referrals_board(request: web.Request) -> web.Response:
     """Referrals waiting for an agency: overdue first (most overdue first), then soonest due."""
     asking = visit(request)
-    async with transaction(request.app[DEPS].factory) as db:
-        rows = await flows.view_board(db, visit=asking)
+    rows = await flows.view_board(request_db(request), visit=asking)
     log.info("web.referrals_board", staff=asking.staff.id, waiting=len(rows))
     return page(
         request,

@@ -11,7 +11,8 @@ from aiohttp import web
 
 from handlers.web.deps import DEPS
 from handlers.web.render import not_found, page
-from handlers.web.session import visit
+from handlers.web.security import one_transaction
+from handlers.web.session import request_db, visit
 from store.db import transaction
 from store.flows import Pressed
 from store.flows import tasks as flows
@@ -22,10 +23,10 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/tasks")
+@one_transaction
 async def my_tasks(request: web.Request) -> web.Response:
     """The signed-in person's open tasks, oldest due first, with links to each concern."""
-    async with transaction(request.app[DEPS].factory) as db:
-        rows = await flows.my_tasks(db, visit=visit(request))
+    rows = await flows.my_tasks(request_db(request), visit=visit(request))
     return page(request, "tasks.html", tasks=rows, done=request.query.get("done"))
 
 
