@@ -33,7 +33,7 @@ from handlers.web import pdf
 from handlers.web.bodymap import context as bodymap_context
 from handlers.web.dates import Dates, read_dates
 from handlers.web.deps import DEPS
-from handlers.web.render import day, formats, not_found, page, when, zone
+from handlers.web.render import day, formats, not_found, page, pdf_not_made, when, zone
 from handlers.web.security import keyholder_only, one_transaction, retried_with_new_keys
 from handlers.web.session import request_db, viewer, visit
 from store import pupil_context, reports, transfers
@@ -189,25 +189,15 @@ async def chronology_pdf(request: web.Request) -> web.Response:
     started = asyncio.get_running_loop().time()
     try:
         body = await _pdf_of(request, context)
-    except pdf.PdfBusy:
-        log.warning("web.chronology_pdf_busy", staff=viewer(request).id)
-        response = page(
+    except (pdf.PdfBusy, pdf.PdfUnavailable) as error:
+        if isinstance(error, pdf.PdfBusy):
+            log.warning("web.chronology_pdf_busy", staff=viewer(request).id)
+        else:
+            log.error("web.chronology_pdf_unavailable")
+        return pdf_not_made(
             request,
-            "message.html",
-            status=503,
-            heading="Busy making PDFs",
-            text="Vigil is making several PDFs just now. Try again in a few seconds.",
-        )
-        response.headers["Retry-After"] = "5"
-        return response
-    except pdf.PdfUnavailable:
-        log.error("web.chronology_pdf_unavailable")
-        return page(
-            request,
-            "message.html",
-            status=503,
-            heading="PDF not available",
-            text="This server cannot make PDFs yet (WeasyPrint needs Pango). "
+            error,
+            unavailable="This server cannot make PDFs yet (WeasyPrint needs Pango). "
             "Use Print on the chronology page instead, and tell the IT technician.",
         )
     log.info(

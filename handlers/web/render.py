@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import aiohttp_jinja2
 from aiohttp import web
 
+from handlers.web import pdf
 from handlers.web.deps import DEPS
 from handlers.web.session import SESSION
 from store.access import is_keyholder, may_see_trust
@@ -122,3 +123,22 @@ def failed(request: web.Request) -> web.StreamResponse:
         )
     except Exception:  # the page itself failed: plain text, still with the headers
         return web.Response(status=500, text="Something went wrong.")
+
+
+def pdf_not_made(
+    request: web.Request, error: pdf.PdfBusy | pdf.PdfUnavailable, *, unavailable: str
+) -> web.Response:
+    """The 503 page for a PDF that cannot be made now: the pool is busy (try again in a
+    few seconds, `Retry-After`), or this server cannot make PDFs (`unavailable` says what
+    to do instead)."""
+    if isinstance(error, pdf.PdfBusy):
+        response = page(
+            request,
+            "message.html",
+            status=503,
+            heading="Busy making PDFs",
+            text="Vigil is making several PDFs just now. Try again in a few seconds.",
+        )
+        response.headers["Retry-After"] = "5"
+        return response
+    return page(request, "message.html", status=503, heading="PDF not available", text=unavailable)

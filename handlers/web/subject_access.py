@@ -24,7 +24,7 @@ from aiohttp import web
 
 from handlers.web import pdf
 from handlers.web.deps import DEPS
-from handlers.web.render import formats, not_found, page
+from handlers.web.render import formats, not_found, page, pdf_not_made
 from handlers.web.security import keyholder_only, retried_with_new_keys
 from handlers.web.session import viewer, visit
 from store.db import transaction
@@ -182,25 +182,14 @@ async def export(request: web.Request) -> web.Response:
         return not_found(request)
     try:
         body = await pdf.POOL.make(pack_html(request, exported))
-    except pdf.PdfBusy:
-        response = page(
+    except (pdf.PdfBusy, pdf.PdfUnavailable) as error:
+        if isinstance(error, pdf.PdfUnavailable):
+            log.error("web.sar_pdf_unavailable")
+        return pdf_not_made(
             request,
-            "message.html",
-            status=503,
-            heading="Busy making PDFs",
-            text="Vigil is making several PDFs just now. Try again in a few seconds.",
-        )
-        response.headers["Retry-After"] = "5"
-        return response
-    except pdf.PdfUnavailable:
-        log.error("web.sar_pdf_unavailable")
-        return page(
-            request,
-            "message.html",
-            status=503,
-            heading="PDF not available",
-            text="This server cannot make PDFs yet (WeasyPrint needs Pango): tell the IT "
-            "technician.",
+            error,
+            unavailable="This server cannot make PDFs yet (WeasyPrint needs Pango): tell "
+            "the IT technician.",
         )
     log.info("web.sar_export", staff=viewer(request).id, request=exported.request.id)
     name = f"subject-access-{exported.request.id}-{request.app[DEPS].clock():%Y%m%d}.pdf"
