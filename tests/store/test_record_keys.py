@@ -40,7 +40,7 @@ from store.models import (
 )
 from testing.harness import Harness
 from tests.store.test_pupils_sealed import _migrate
-from tests.store.test_retention import SCAN, set_born, visit_of
+from tests.store.test_retention import SCAN, attach_file_and_body_map, set_born, visit_of
 from tests.support.records import add_action, pupil_by_upn, staff_member
 from tests.support.school import DSL, PUPIL_3A, PUPIL_4B, TEACHER
 from tests.support.slack import file_concern
@@ -78,16 +78,7 @@ async def test_each_record_is_sealed_under_a_key_of_its_own(school: Harness) -> 
     await file_concern(school, TEACHER, pupil_query=PUPIL_4B, narrative=FIRST)
     await file_concern(school, TEACHER, pupil_query=PUPIL_3A, narrative=SECOND)
     async with signed_in(school, DSL, remember=True) as dsl_web:
-        await dsl_web.get("/incidents/1")
-        status, _ = await dsl_web.upload("/incidents/1/files", "Lodger letter.pdf", SCAN)
-        assert status == 200
-        await dsl_web.get("/incidents/1/body-map")
-        status, _ = await dsl_web.post(
-            "/incidents/1/body-map",
-            {"mark-1-side": "front", "mark-1-region": "head", "mark-1-type": "bruise",
-             "mark-1-size": "1 to 2 cm", "mark-1-note": "Lodger bruise"},
-        )  # fmt: skip
-        assert status == 200
+        await attach_file_and_body_map(dsl_web, file_name="Lodger letter.pdf", note="Lodger bruise")
     first, second = await incident_numbered(school, 1), await incident_numbered(school, 2)
     dsl = await staff_member(school, DSL)
     async with school.server.factory() as db, db.begin():

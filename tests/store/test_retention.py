@@ -36,6 +36,7 @@ from store.models import (
 from store.retention import RecordKind
 from store.school_config import Retention, SchoolConfigError, parse_school_config
 from testing.harness import Harness
+from testing.webclient import WebUser
 from tests.support.paths import REPO
 from tests.support.records import add_action, pupil_by_upn, set_date_of_birth, staff_member
 from tests.support.school import DSL, HEAD, PUPIL_3A, PUPIL_4B, PUPIL_5C, TEACHER, TEACHER_3A
@@ -46,6 +47,20 @@ SECRET = "Zebracrossing disclosure: uncle Mortimer keeps the kitchen locked."
 OTHER = "Quillfeather said her brother walks her home past the canal."
 ACTION_TEXT = "Phoned Mortimer's neighbour about the kitchen padlock."
 SCAN = b"%PDF-1.4\n% Mortimer letter\n" + b"7" * 5000
+
+
+async def attach_file_and_body_map(web: WebUser, *, file_name: str, note: str) -> None:
+    """On concern 1, as the signed-in `web`: a file (`SCAN`) and a body map with one mark."""
+    await web.get("/incidents/1")
+    status, _ = await web.upload("/incidents/1/files", file_name, SCAN)
+    assert status == 200
+    await web.get("/incidents/1/body-map")
+    status, _ = await web.post(
+        "/incidents/1/body-map",
+        {"mark-1-side": "front", "mark-1-region": "head", "mark-1-type": "bruise",
+         "mark-1-size": "1 to 2 cm", "mark-1-note": note},
+    )  # fmt: skip
+    assert status == 200
 
 
 # --- the rules and their configuration -----------------------------------------------
@@ -232,16 +247,9 @@ async def test_destruction_leaves_nothing_readable_but_a_tombstone(school: Harne
     await file_concern(school, TEACHER, pupil_query=PUPIL_4B, narrative=SECRET)  # 1
     await file_concern(school, TEACHER, pupil_query=PUPIL_3A, narrative=OTHER)  # 2
     async with signed_in(school, DSL, remember=True) as dsl_web:
-        await dsl_web.get("/incidents/1")
-        status, _ = await dsl_web.upload("/incidents/1/files", "Mortimer letter.pdf", SCAN)
-        assert status == 200
-        await dsl_web.get("/incidents/1/body-map")
-        status, _ = await dsl_web.post(
-            "/incidents/1/body-map",
-            {"mark-1-side": "front", "mark-1-region": "head", "mark-1-type": "bruise",
-             "mark-1-size": "1 to 2 cm", "mark-1-note": "Mortimer bruise"},
-        )  # fmt: skip
-        assert status == 200
+        await attach_file_and_body_map(
+            dsl_web, file_name="Mortimer letter.pdf", note="Mortimer bruise"
+        )
     dsl = await staff_member(school, DSL)
     async with school.server.factory() as db, db.begin():
         incident = await db.scalar(select(Incident).where(Incident.number == 1))
