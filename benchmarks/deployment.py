@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import web_paths
-from benchmarks.floor import bolt_app, web_app
+from benchmarks.floor import bolt_app, web_app, web_db_app
 from benchmarks.load import TimedSimulator
 from benchmarks.options import Options
 from benchmarks.processes import (
@@ -180,7 +180,8 @@ class Run:
         """A floor server (own process unless --in-process), stopped afterwards."""
         server: Server
         if self.options.in_process:
-            app = bolt_app(**settings) if kind == "bolt" else web_app(**settings)
+            apps = {"bolt": bolt_app, "web": web_app, "web-db": web_db_app}
+            app = apps[kind](**settings)
             server = InProcessFloor(kind, app)
         else:
             args = [f"--{k.replace('_', '-')}={v}" for k, v in settings.items()]

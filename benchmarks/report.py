@@ -285,6 +285,11 @@ FLOORS: tuple[tuple[str, str, str], ...] = (
     ("floor_submission", "slack", "floor: view_submission → ack"),
     ("floor_web_page", "web", "floor: aiohttp constant page ({page_bytes} bytes)"),
     ("floor_web_page_1_user", "web", "floor: the same page, 1 user"),
+    (
+        "floor_web_db_page",
+        "web",
+        "reference: the same page + 1 read, 1 insert, 1 transaction ({web_concurrency} users)",
+    ),
 )
 REFERRAL_FLOORS: tuple[tuple[str, str, str], ...] = (
     ("referrals_count", "referrals", "reference: SELECT count(*) FROM referrals ({referrals_n})"),
@@ -335,6 +340,20 @@ def _label(text: str, meta: dict[str, Any], raw: dict[str, Any]) -> str:
         incidents_k=f"{incidents // 1000}k" if incidents >= 1000 else str(incidents),
         web_concurrency=meta["web_concurrency"],
         page_bytes=page.extra.get("mean_page_bytes", "?") if page is not None else "?",
+    )
+
+
+def _database_reference(reference: dict[str, Any] | None) -> str:
+    """What the stack alone costs once a page touches the database (`benchmarks.floor`'s
+    web-db: one read and one insert in one transaction, nothing of Vigil's)."""
+    if not reference or not reference.get("cpu_ms_per_request"):
+        return ""
+    return (
+        f" The reference page that only reads one row and inserts one in one transaction "
+        f"(aiohttp + SQLAlchemy + the same driver, nothing of Vigil's) takes "
+        f"{reference['cpu_ms_per_request']} ms of server CPU and answers at p99 "
+        f"{reference['p99_ms']} ms at the same concurrency ({reference['throughput_rps']:.0f} "
+        f"pages/s), the database's own CPU not counted."
     )
 
 
@@ -496,6 +515,7 @@ def build_report(raw: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
             "throughput = clients / latency: p99 < 50 ms at 50 clients needs >= 1,000 "
             f"pages/s, i.e. < 1 ms of server CPU per page on one core; the incident page "
             f"takes {cpu} ms (a ceiling of ~{1000 / cpu:.0f} pages/s per core)."
+            + _database_reference(floors.get("floor_web_db_page"))
         )
     if "referrals" in groups:
         notes.append(

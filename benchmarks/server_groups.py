@@ -310,6 +310,21 @@ async def web_group(run: Run) -> None:
                 server_cpu=lambda: cpu_seconds(floor_server.pid),
                 check_page=False,
             )
+        async with run.floor(
+            "web-db", size=len(body), database_url=run.env["VIGIL_DATABASE_URL"]
+        ) as reference:
+            say(f"reference: the same page after 1 read + 1 insert, {c} concurrent")
+            raw["floor_web_db_page"] = await web_paths.incident_pages(
+                clients,
+                base_url=reference.url,
+                sessions=sessions,
+                numbers=numbers,
+                total=n,
+                warmup=warm,
+                concurrency=c,
+                server_cpu=lambda: cpu_seconds(reference.pid),
+                check_page=False,
+            )
         say(f"vigil: incident page, {options.incidents} incidents, {c} concurrent")
         raw["incident_page"] = await web_paths.incident_pages(
             clients,
