@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, false, or_, select, true
+from sqlalchemy import ColumnElement, Select, bindparam, false, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased, joinedload
 
@@ -79,15 +79,16 @@ async def may_change_case(session: AsyncSession, *, staff: Staff, incident_id: i
     key-holder, or the allegations manager of an allegation (who may hold no key)."""
     if may_change_referrals(staff.role_set):
         return True
-    found = await session.scalar(
-        select(Alert.id).where(
-            Alert.incident_id == incident_id,
-            Alert.recipient_id == staff.id,
-            Alert.action_id.is_(None),
-            Alert.reason == AlertReason.ALLEGATIONS,
-        )
-    )
+    found = await session.scalar(_MANAGES, {"incident_id": incident_id, "staff_id": staff.id})
     return found is not None
+
+
+_MANAGES = select(Alert.id).where(  # built once: `may_change_case`'s statement
+    Alert.incident_id == bindparam("incident_id"),
+    Alert.recipient_id == bindparam("staff_id"),
+    Alert.action_id.is_(None),
+    Alert.reason == AlertReason.ALLEGATIONS,
+)
 
 
 # -- who may see an incident (DESIGN §4) ------------------------------------------------
@@ -103,26 +104,32 @@ async def may_change_case(session: AsyncSession, *, staff: Staff, incident_id: i
 
 def visible_incidents(viewer: Staff) -> Select[Incident]:
     """A query of the incidents `viewer` may see (the one access rule)."""
-    query = select(Incident).where(Incident.workspace_id == viewer.workspace_id)
     if not viewer.active:
-        return query.where(false())
+        return select(Incident).where(false())
+    return _visible_to(viewer.workspace_id, viewer.id, keyholder=is_keyholder(viewer.role_set))
+
+
+def _visible_to(workspace_id: Any, viewer_id: Any, *, keyholder: bool) -> Select[Incident]:
+    """The rule for an active member of staff: `workspace_id` and `viewer_id` are their
+    values, or bound parameters for a statement built once (`visible_incident`)."""
+    query = select(Incident).where(Incident.workspace_id == workspace_id)
     about_viewer = select(IncidentAdult.incident_id).where(
-        IncidentAdult.incident_id == Incident.id, IncidentAdult.staff_id == viewer.id
+        IncidentAdult.incident_id == Incident.id, IncidentAdult.staff_id == viewer_id
     )
     query = query.where(~about_viewer.exists())
     # An alert or invitation whose access a key-holder withdrew grants nothing.
     alerted = select(Alert.id).where(
         Alert.incident_id == Incident.id,
-        Alert.recipient_id == viewer.id,
+        Alert.recipient_id == viewer_id,
         Alert.withdrawn_at.is_(None),
     )
     invited = select(IncidentInvite.staff_id).where(
         IncidentInvite.incident_id == Incident.id,
-        IncidentInvite.staff_id == viewer.id,
+        IncidentInvite.staff_id == viewer_id,
         IncidentInvite.withdrawn_at.is_(None),
     )
-    personal = or_(Incident.author_id == viewer.id, alerted.exists(), invited.exists())
-    if is_keyholder(viewer.role_set):
+    personal = or_(Incident.author_id == viewer_id, alerted.exists(), invited.exists())
+    if keyholder:
         allegation = select(IncidentAdult.incident_id).where(
             IncidentAdult.incident_id == Incident.id
         )
@@ -177,19 +184,35 @@ def visible_allegation_ids(viewer: Staff) -> Select[tuple[int]]:
     )
 
 
-async def visible_incident(session: AsyncSession, *, viewer: Staff, number: int) -> Incident | None:
-    """The incident with this number if `viewer` may see it; otherwise None (→ 404).
-
-    Its pupils, categories and agencies come in the same statement (joined, not one
-    query each): a few rows of each, and every page of an incident shows them."""
-    found = await session.scalars(
-        visible_incidents(viewer)
-        .where(Incident.number == number)
+def _visible_by_number(*, keyholder: bool) -> Select[Incident]:
+    return (
+        _visible_to(bindparam("workspace_id"), bindparam("viewer_id"), keyholder=keyholder)
+        .where(Incident.number == bindparam("number"))
         .options(
             joinedload(Incident.pupils),
             joinedload(Incident.categories),
             joinedload(Incident.agencies),
         )
+    )
+
+
+# `visible_incident`'s statement for a key-holder and for anyone else, built once (a
+# statement built for each request costs more CPU than the database spends on it).
+_VISIBLE_BY_NUMBER = {
+    keyholder: _visible_by_number(keyholder=keyholder) for keyholder in (True, False)
+}
+
+
+async def visible_incident(session: AsyncSession, *, viewer: Staff, number: int) -> Incident | None:
+    """The incident with this number if `viewer` may see it; otherwise None (→ 404).
+
+    Its pupils, categories and agencies come in the same statement (joined, not one
+    query each): a few rows of each, and every page of an incident shows them."""
+    if not viewer.active:
+        return None
+    found = await session.scalars(
+        _VISIBLE_BY_NUMBER[is_keyholder(viewer.role_set)],
+        {"workspace_id": viewer.workspace_id, "viewer_id": viewer.id, "number": number},
     )
     return found.unique().one_or_none()
 

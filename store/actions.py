@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import alert_rules, keyring, messages, outbox, textsearch
@@ -109,15 +109,18 @@ async def current_categories_for(
     return found
 
 
+_ACTIONS_OF = (  # `list_actions`' statement, built once
+    select(IncidentAction)
+    .where(IncidentAction.incident_id == bindparam("incident_id"))
+    .order_by(IncidentAction.created_at, IncidentAction.id)
+)
+
+
 async def list_actions(
     session: AsyncSession, *, incident: Incident, cipher: Cipher
 ) -> list[ActionView]:
     """The incident's actions in the order they were added."""
-    rows = await session.scalars(
-        select(IncidentAction)
-        .where(IncidentAction.incident_id == incident.id)
-        .order_by(IncidentAction.created_at, IncidentAction.id)
-    )
+    rows = await session.scalars(_ACTIONS_OF, {"incident_id": incident.id})
     return [
         ActionView(
             a.id,

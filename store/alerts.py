@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -408,26 +408,29 @@ class ReceiptRow:
     withdrawn_at: dt.datetime | None = None  # a key-holder withdrew the person's access
 
 
+_RECEIPTS = (  # `receipts`' statement, built once
+    select(
+        Alert.id,
+        Alert.recipient_id,
+        Staff.name,
+        Alert.reason,
+        Alert.action_id,
+        Alert.created_at,
+        ReadReceipt.read_at,
+        ReadReceipt.via,
+        Alert.withdrawn_at,
+        Alert.opened_at,
+    )
+    .join(Staff, Staff.id == Alert.recipient_id)
+    .outerjoin(ReadReceipt, ReadReceipt.alert_id == Alert.id)
+    .where(Alert.incident_id == bindparam("incident_id"))
+    .order_by(Alert.created_at, Alert.id)
+)
+
+
 async def receipts(session: AsyncSession, *, incident_id: int) -> list[ReceiptRow]:
     """Every alert on the incident (including those about its actions), in order."""
-    rows = await session.execute(
-        select(
-            Alert.id,
-            Alert.recipient_id,
-            Staff.name,
-            Alert.reason,
-            Alert.action_id,
-            Alert.created_at,
-            ReadReceipt.read_at,
-            ReadReceipt.via,
-            Alert.withdrawn_at,
-            Alert.opened_at,
-        )
-        .join(Staff, Staff.id == Alert.recipient_id)
-        .outerjoin(ReadReceipt, ReadReceipt.alert_id == Alert.id)
-        .where(Alert.incident_id == incident_id)
-        .order_by(Alert.created_at, Alert.id)
-    )
+    rows = await session.execute(_RECEIPTS, {"incident_id": incident_id})
     return [
         ReceiptRow(
             alert_id=alert_id,

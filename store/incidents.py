@@ -11,7 +11,19 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlalchemy import Sequence, String, and_, delete, func, insert, literal, select, update
+from sqlalchemy import (
+    Select,
+    Sequence,
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.base import Executable
@@ -215,9 +227,9 @@ class Extras:
     urgent: bool
 
 
-async def extras_of(session: AsyncSession, *, incident_id: int) -> Extras:
-    """`Extras` in one statement: most concerns have none of them, and a query each costs
-    more than asking once."""
+def _extras_statement() -> Select[Any]:
+    """`extras_of`'s one statement, built once (its parameter: `incident_id`)."""
+    incident_id = bindparam("incident_id")
     # A task is found by its action (`tasks.action_id` is unique, so indexed).
     actions = select(IncidentAction.id).where(IncidentAction.incident_id == incident_id)
     found = (
@@ -231,7 +243,16 @@ async def extras_of(session: AsyncSession, *, incident_id: int) -> Extras:
         select(CaseStatusChange.id).where(CaseStatusChange.incident_id == incident_id),
         select(UrgentConcern.incident_id).where(UrgentConcern.incident_id == incident_id),
     )
-    row = (await session.execute(select(*(query.exists() for query in found)))).one()
+    return select(*(query.exists() for query in found))
+
+
+_EXTRAS = _extras_statement()
+
+
+async def extras_of(session: AsyncSession, *, incident_id: int) -> Extras:
+    """`Extras` in one statement: most concerns have none of them, and a query each costs
+    more than asking once."""
+    row = (await session.execute(_EXTRAS, {"incident_id": incident_id})).one()
     return Extras(*(bool(found) for found in row))
 
 

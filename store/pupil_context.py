@@ -20,7 +20,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store import keyring
@@ -126,6 +126,12 @@ def stored(row: PupilContext | None, cipher: Cipher) -> Context:
     return _stored(row, cipher)
 
 
+_CONTEXTS_OF = select(PupilContext).where(  # `contexts`' statement, built once
+    PupilContext.workspace_id == bindparam("workspace_id"),
+    PupilContext.pupil_id.in_(bindparam("pupil_ids", expanding=True)),
+)
+
+
 async def contexts(
     session: AsyncSession, *, workspace_id: int, pupil_ids: Collection[int], cipher: Cipher
 ) -> dict[int, Context]:
@@ -134,10 +140,7 @@ async def contexts(
     if not pupil_ids:
         return found
     rows = await session.scalars(
-        select(PupilContext).where(
-            PupilContext.workspace_id == workspace_id,
-            PupilContext.pupil_id.in_(list(pupil_ids)),
-        )
+        _CONTEXTS_OF, {"workspace_id": workspace_id, "pupil_ids": list(pupil_ids)}
     )
     for row in rows:
         found[row.pupil_id] = _stored(row, cipher)

@@ -113,12 +113,15 @@ async def picks(session: AsyncSession, *, workspace_id: int) -> list[Pick]:
     """The school's active staff by name, for the incident page's pickers: one column
     query (a page of a school of a hundred staff would otherwise load a hundred rows as
     ORM objects on every view)."""
-    rows = await session.execute(
-        select(Staff.id, Staff.name, Staff.roles)
-        .where(Staff.workspace_id == workspace_id, Staff.active.is_(True))
-        .order_by(Staff.name, Staff.id)
-    )
+    rows = await session.execute(_PICKS, {"workspace_id": workspace_id})
     return [Pick(staff_id, name, roles) for staff_id, name, roles in rows]
+
+
+_PICKS = (  # `picks`' statement, built once
+    select(Staff.id, Staff.name, Staff.roles)
+    .where(Staff.workspace_id == bindparam("workspace_id"), Staff.active.is_(True))
+    .order_by(Staff.name, Staff.id)
+)
 
 
 class StaffLike(Protocol):
