@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.access import in_view
@@ -57,6 +57,17 @@ def record(
     )
     session.add(event)
     return event
+
+
+# An entry's INSERT on the table itself, built once (`write`).
+_ENTRY = insert(AuditEvent.__table__)
+
+
+async def write(session: AsyncSession, **fields: Any) -> None:
+    """`record`'s entry (same fields), written at once by one INSERT of the table, with no
+    ORM object: for an entry about rows already stored, such as a page's view, where
+    flushing an object costs several times the INSERT itself (every view is audited)."""
+    await session.execute(_ENTRY, entry(**fields))
 
 
 def entry(
@@ -124,6 +135,29 @@ class Trail:
             actor_slack_id=self.actor_slack_id,
             incident_id=incident_id if incident_id is not None else self.incident_id,
             subject_id=subject_id,
+            ip=self.ip,
+            detail=detail,
+            now=self.now,
+        )
+
+    async def write(
+        self,
+        action: str,
+        outcome: AuditOutcome = OK,
+        *,
+        detail: str | None = None,
+        incident_id: int | None = None,
+    ) -> None:
+        """`add`, written at once (`store.audit.write`): only for an entry about rows
+        already stored, such as a page's view."""
+        await write(
+            self.session,
+            action=action,
+            outcome=outcome,
+            workspace_id=self.workspace_id,
+            actor=self.actor,
+            actor_slack_id=self.actor_slack_id,
+            incident_id=incident_id if incident_id is not None else self.incident_id,
             ip=self.ip,
             detail=detail,
             now=self.now,

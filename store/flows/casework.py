@@ -155,7 +155,7 @@ async def view_caseload(
         order=casework.CASELOAD_ORDER,
     )
     staff, years, classes = await _choices(session, workspace_id=visit.staff.workspace_id)
-    visit.trail(session).add("caseload.view", detail=_detail(filters, page))
+    await visit.trail(session).write("caseload.view", detail=_detail(filters, page))
     return CaseloadPage(cases, staff, years, classes)
 
 
@@ -191,5 +191,5 @@ async def my_concerns(session: AsyncSession, *, visit: Visit, page: int) -> Case
     cases = await casework.case_rows(
         session, query, oldest_first=False, page=page, per_page=PER_PAGE
     )
-    visit.trail(session).add("my_concerns.view", detail=f"page {page}")
+    await visit.trail(session).write("my_concerns.view", detail=f"page {page}")
     return cases

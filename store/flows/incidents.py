@@ -277,7 +277,7 @@ async def view_incident(
     page = await incident_page(session, incident=incident, visit=visit)
     # Recorded after the reads, in the same transaction: on SQLite the first write takes
     # the database's write lock, and it should not be held through them.
-    visit.trail(session, incident_id=incident.id).add("incident.view")
+    await visit.trail(session, incident_id=incident.id).write("incident.view")
     # Opened, not only acknowledged: the viewer's alerts on it, and an urgent concern's
     # escalation stops once someone on the safeguarding team has opened it. The page has
     # just read both (its receipts, its urgent row): nothing to write, nothing asked.

@@ -24,7 +24,7 @@ async def view_board(session: AsyncSession, *, visit: Visit) -> list[ReferralRow
         now=visit.now,
         viewer=visit.staff,
     )
-    visit.trail(session).add("referrals.view", detail=f"{len(rows)} waiting")
+    await visit.trail(session).write("referrals.view", detail=f"{len(rows)} waiting")
     return rows
 
 

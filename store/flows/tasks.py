@@ -130,5 +130,5 @@ async def my_tasks(session: AsyncSession, *, visit: Visit) -> list[TaskRow]:
     """The visitor's open tasks, oldest due first, audited."""
     today = tasks.today_for(visit.setup.school.working_time, visit.now)
     rows = await tasks.open_tasks(session, staff=visit.staff, today=today)
-    visit.trail(session).add("tasks.view", detail=f"{len(rows)} open")
+    await visit.trail(session).write("tasks.view", detail=f"{len(rows)} open")
     return rows
