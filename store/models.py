@@ -375,6 +375,8 @@ class IncidentPupilCorrection(Base):
         Index("ix_incident_pupil_corrections_incident", "incident_id", "id"),
         Index("ix_incident_pupil_corrections_right", "right_pupil_id"),
         Index("ix_incident_pupil_corrections_wrong", "wrong_pupil_id"),
+        # The reports' stamp: the workspace's newest (`store.reports.cache`).
+        Index("ix_incident_pupil_corrections_workspace_newest", "workspace_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -447,6 +449,8 @@ class Alert(Base):
         Index("ix_alerts_recipient", "recipient_id", "created_at"),
         Index("ix_alerts_incident", "incident_id"),
         Index("ix_alerts_workspace_created", "workspace_id", "created_at"),  # reports
+        # The reports' stamp: the workspace's newest (`store.reports.cache`).
+        Index("ix_alerts_workspace_newest", "workspace_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -541,6 +545,8 @@ class IncidentAction(Base):
             postgresql_where=text("categories IS NOT NULL"),
             sqlite_where=text("categories IS NOT NULL"),
         ),
+        # The reports' stamp: the workspace's newest (`store.reports.cache`).
+        Index("ix_incident_actions_workspace_newest", "workspace_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

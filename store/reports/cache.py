@@ -10,16 +10,21 @@ of its alerts changes only who is still unread, counted afresh on each request
 (`store.reports.late_alerts.unread_by_person`). The referrals still open are never kept:
 they are about now.
 
-Each use compares a `stamp` read from the database in one cheap statement: the newest
-incident, action, alert and pupil correction ids (every process's new concern, action,
-re-categorisation, alert, invitation or correction raises one), the workspace's roster
-version (pupils' year groups), its staff (names in the late alerts), how many concerns
-happened and alerts were sent in the range (a destroyed record lowers them), and the
-allegations about adults the viewer may see now (a key-holder sees every other concern of
-the school; an alert or invitation withdrawn, or an allegation about the viewer, changes
-this list). A stamp that differs means the figures are counted again. So another
-process's change is seen at the next request, and nothing is ever counted to someone who
-may not see it.
+Each use compares a `stamp` read from the database in one cheap statement, about the
+report's own workspace only (a trust's schools share one database: another school's
+records never make this school's figures be counted again): its newest concern, action,
+alert and pupil correction (every process's new concern, action, re-categorisation,
+alert, invitation or correction at the school raises one; each row carries its concern's
+workspace), each one backward scan of an index stopped at its first row, however many
+schools there are (a concern's highest number, given in order per school:
+`uq_incidents_workspace_number`; the others' highest id: (workspace_id, id), migration
+0026); the workspace's roster version (pupils' year groups); its staff (names in the late
+alerts); how many concerns happened and alerts were sent in the range (a destroyed record
+lowers them); and the allegations about adults the viewer may see now (a key-holder sees
+every other concern of the school; an alert or invitation withdrawn, or an allegation
+about the viewer, changes this list). A stamp that differs means the figures are counted
+again. So another process's change is seen at the next request, and nothing is ever
+counted to someone who may not see it.
 """
 
 from __future__ import annotations
@@ -60,11 +65,16 @@ def _stamp_statement() -> Select[Any]:
     def scalar(query: Select[Any]) -> Any:
         return query.correlate(None).scalar_subquery()
 
+    def newest(column: Any, workspace: Any) -> Any:
+        """The workspace's highest `column`: the first row of a backward scan of a
+        (workspace_id, column) index (PostgreSQL's and SQLite's max() both do that)."""
+        return scalar(select(func.max(column)).where(workspace == workspace_id))
+
     return select(
-        scalar(select(func.max(Incident.id))),
-        scalar(select(func.max(IncidentAction.id))),
-        scalar(select(func.max(Alert.id))),
-        scalar(select(func.max(IncidentPupilCorrection.id))),
+        newest(Incident.number, Incident.workspace_id),
+        newest(IncidentAction.id, IncidentAction.workspace_id),
+        newest(Alert.id, Alert.workspace_id),
+        newest(IncidentPupilCorrection.id, IncidentPupilCorrection.workspace_id),
         scalar(select(Workspace.roster_version).where(Workspace.id == workspace_id)),
         scalar(select(func.max(Staff.updated_at)).where(Staff.workspace_id == workspace_id)),
         scalar(select(func.count()).select_from(Staff).where(Staff.workspace_id == workspace_id)),

@@ -26,15 +26,31 @@ from handlers.web import reports as web_reports
 from handlers.web.chart import build_chart
 from handlers.web.dates import read_dates
 from handlers.web.tables import csv_bytes, spreadsheet_safe
-from store import reports
+from store import pupil_corrections, pupils, reports
 from store.db import transaction
-from store.models import Alert, Incident, Pupil, ReadReceipt, Referral, Staff
+from store.models import (
+    Alert,
+    Incident,
+    IncidentAction,
+    IncidentPupilCorrection,
+    Pupil,
+    ReadReceipt,
+    Referral,
+    Staff,
+)
 from store.workdays import WorkingTime
 from testing.harness import Harness
 from testing.webclient import WebUser
+from tests.handlers.web.test_access import other_school
 from tests.support.clock import LONDON, WORKING, form_time
 from tests.support.clock import at as local
-from tests.support.records import audit_events
+from tests.support.records import (
+    add_action,
+    audit_events,
+    pupil_at_another_school,
+    pupil_by_upn,
+    staff_member,
+)
 from tests.support.school import (
     CLASS_TEACHER,
     DEPUTY,
@@ -42,6 +58,8 @@ from tests.support.school import (
     HEAD,
     PASTORAL,
     PUPIL_3A,
+    PUPIL_4B,
+    PUPIL_5C,
     SCHOOL_NAME,
     TA,
     TEACHER,
@@ -585,12 +603,8 @@ async def test_reports_decrypt_nothing(school: Harness, monkeypatch: object) -> 
             await download(dsl, f"/reports/governors/{table}.csv")
 
 
-async def test_a_range_that_has_ended_is_counted_once_until_something_changes(
-    school: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Last term's figures are kept in memory (`store.reports.cache`) and counted again
-    when a concern, an action or a read changes them (in any process: the database's
-    stamp says so); this term's are counted on each request."""
+def counting_spied(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry for each time the reports page counts its categories (not kept)."""
     counted: list[int] = []
     counting = reports.pages.incidents_by_category
 
@@ -599,11 +613,34 @@ async def test_a_range_that_has_ended_is_counted_once_until_something_changes(
         return await counting(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(reports.pages, "incidents_by_category", counted_once)
+    return counted
+
+
+def past_range(school: Harness) -> tuple[dt.date, dict[str, str]]:
+    """A range of three months ago to the end of last month (ended): its first day, and
+    the page's query."""
+    today = school.now().astimezone(LONDON).date()
+    first = month_start(today, 3)
+    last = month_start(today, 1) - dt.timedelta(days=1)
+    return first, {"from": first.isoformat(), "to": last.isoformat()}
+
+
+def year_rows(body: str) -> list[tuple[str, str]]:
+    """The reports page's incidents by year group, as shown."""
+    table = body[body.index('id="year-table"') :]
+    table = table[: table.index("</table>")]
+    return re.findall(r'<th scope="row">([^<]*)</th><td>(\d+)</td>', table)
+
+
+async def test_a_range_that_has_ended_is_counted_once_until_something_changes(
+    school: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Last term's figures are kept in memory (`store.reports.cache`) and counted again
+    when a concern, an action or a read changes them (in any process: the database's
+    stamp says so); this term's are counted on each request."""
+    counted = counting_spied(monkeypatch)
     people = People(school)
-    now = school.now()
-    first = month_start(now.astimezone(LONDON).date(), 3)
-    last = month_start(now.astimezone(LONDON).date(), 1) - dt.timedelta(days=1)
-    past = {"from": first.isoformat(), "to": last.isoformat()}
+    first, past = past_range(school)
     await report(school, categories=["Behaviour"], happened_at=local(first + dt.timedelta(3), 10))
     async with people.signed_in(DSL) as dsl:
         for _ in range(3):
@@ -660,3 +697,74 @@ async def test_a_kept_report_shows_who_is_still_unread_now(school: Harness) -> N
         status, body = await dsl.get("/reports", params=past)
         assert late_row(body, "Ben Okafor") == "1 1 0"
         assert late_row(body, "Alys Hughes") == "1 1 1"
+
+
+async def test_a_kept_report_is_counted_again_for_its_own_schools_changes_only(
+    school: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trust's schools share one database: another school's new concern, action, alert
+    or pupil correction leaves this school's kept past-term figures alone (the stamp is
+    the school's own), while this school's correction or alert counts them again."""
+    counted = counting_spied(monkeypatch)
+    people = People(school)
+    first, past = past_range(school)
+    await report(school, categories=["Behaviour"], happened_at=local(first + dt.timedelta(3), 10))
+    async with people.signed_in(DSL) as dsl:
+        for _ in range(2):
+            status, body = await dsl.get("/reports", params=past)
+            assert status == 200 and "Behaviour: 1" in shown(body)
+            assert year_rows(body) == [("4", "1")]
+        assert len(counted) == 1
+        # At another school: a concern (alerting its key-holder), an action on it (alerting
+        # its author) and a correction of its pupil, each newer than anything here.
+        other = await other_school(school)
+        async with school.server.factory() as db, db.begin():
+            theirs = await db.scalar(
+                select(Incident).where(
+                    Incident.workspace_id == other.keyholder.workspace_id,
+                    Incident.number == other.number,
+                )
+            )
+            assert theirs is not None
+            await add_action(school, db, author=other.keyholder, incident=theirs, text="Seen.")
+            right = await pupil_at_another_school(
+                db, upn="Y00000000002B", cipher=school.server.cipher
+            )
+            await pupil_corrections.correct(
+                db,
+                incident=theirs,
+                wrong_pupil_id=theirs.pupils[0].pupil_id,
+                right_upn="Y00000000002B",
+                upn_key=await pupils.upn_key(
+                    db, workspace_id=theirs.workspace_id, cipher=school.server.cipher
+                ),
+                author=other.keyholder,
+                at=school.now(),
+            )
+        assert right.workspace_id == theirs.workspace_id
+        async with school.server.factory() as db:
+            for model in (Incident, IncidentAction, Alert, IncidentPupilCorrection):
+                newest = await db.scalar(select(model.workspace_id).order_by(model.id.desc()))
+                assert newest == theirs.workspace_id, model.__tablename__
+        for _ in range(2):
+            status, body = await dsl.get("/reports", params=past)
+            assert "Behaviour: 1" in shown(body) and year_rows(body) == [("4", "1")]
+        assert len(counted) == 1  # still the figures kept
+        # Here: the concern was about the wrong pupil (4B), corrected to a pupil in 5C.
+        wrong = await pupil_by_upn(school, PUPIL_4B)
+        await dsl.get("/incidents/1")
+        status, _ = await dsl.post(
+            "/incidents/1/pupil-correction", {"wrong_pupil": str(wrong.id), "right_upn": PUPIL_5C}
+        )
+        assert status == 200
+        status, body = await dsl.get("/reports", params=past)
+        assert year_rows(body) == [("5", "1")]
+        assert len(counted) == 2
+        # Here: an invitation, an alert alone (nothing else of the stamp changes).
+        ta = await staff_member(school, TA)
+        status, _ = await dsl.post("/incidents/1/invite", {"staff": str(ta.id)})
+        assert status == 200
+        await dsl.get("/reports", params=past)
+        assert len(counted) == 3
+        await dsl.get("/reports", params=past)
+        assert len(counted) == 3
