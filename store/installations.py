@@ -7,8 +7,10 @@ Enterprise Grid org-wide install serves every team of the org, each team still i
 workspace (school), linked on its first request by `join_org_team`. `find` is what Bolt's
 installation store reads for each request; `token_for_workspace` is what outgoing calls
 (the outbox, App Home, staff linking) use. `uninstall` marks the installation: Vigil
-stops serving its workspaces. The OAuth `state` of an install in flight is stored as a
-keyed hash, used once, expiring (`issue_state`, `consume_state`).
+stops serving its workspaces, except a school of an org whose org-wide installation is in
+service, which the org's then serves (as an org-wide install serves again a school of
+the org whose own installation went before). The OAuth `state` of an install in flight
+is stored as a keyed hash, used once, expiring (`issue_state`, `consume_state`).
 """
 
 from __future__ import annotations
@@ -97,6 +99,9 @@ async def save(
     if not is_enterprise_install and team_id:
         workspace = await workspaces.ensure(session, team_id=team_id, name=name)
         await _link(session, workspace_id=workspace.id, installation_id=row.id)
+    elif enterprise_id:  # the org's schools whose own installation was removed: served again
+        for workspace_id in await _left_by_own(session, enterprise_id=enterprise_id):
+            await _link(session, workspace_id=workspace_id, installation_id=row.id)
     linked = await session.execute(
         select(Workspace.id, Workspace.team_id)
         .join(WorkspaceInstallation, WorkspaceInstallation.workspace_id == Workspace.id)
@@ -114,6 +119,33 @@ async def save(
         )
     await session.flush()
     return served
+
+
+async def _org_wide(session: AsyncSession, enterprise_id: str | None) -> SlackInstallation | None:
+    """The org's org-wide installation, if it is in service."""
+    if not enterprise_id:
+        return None
+    return await session.scalar(
+        select(SlackInstallation).where(
+            SlackInstallation.key == f"E:{enterprise_id}",
+            SlackInstallation.uninstalled_at.is_(None),
+        )
+    )
+
+
+async def _left_by_own(session: AsyncSession, *, enterprise_id: str) -> list[int]:
+    """The org's workspaces whose own (team) installation was removed."""
+    return list(
+        await session.scalars(
+            select(WorkspaceInstallation.workspace_id)
+            .join(SlackInstallation, WorkspaceInstallation.installation_id == SlackInstallation.id)
+            .where(
+                SlackInstallation.enterprise_id == enterprise_id,
+                SlackInstallation.is_enterprise_install.is_(False),
+                SlackInstallation.uninstalled_at.is_not(None),
+            )
+        )
+    )
 
 
 async def _link(session: AsyncSession, *, workspace_id: int, installation_id: int) -> None:
@@ -200,12 +232,7 @@ async def join_org_team(
 ) -> int | None:
     """A team of an org with Vigil installed org-wide, seen for the first time: its own
     workspace (school), served by the org's installation. None if the org has none."""
-    row = await session.scalar(
-        select(SlackInstallation).where(
-            SlackInstallation.key == f"E:{enterprise_id}",
-            SlackInstallation.uninstalled_at.is_(None),
-        )
-    )
+    row = await _org_wide(session, enterprise_id)
     if row is None:
         return None
     workspace = await workspaces.ensure(session, team_id=team_id, name=name)
@@ -222,8 +249,9 @@ async def uninstall(
     is_enterprise_install: bool,
     now: dt.datetime,
 ) -> list[str]:
-    """Slack says the app was uninstalled (or its bot token revoked): stop serving. The
-    team ids of the workspaces no longer served."""
+    """Slack says the app was uninstalled (or its bot token revoked): stop serving. A
+    school's own installation removed while its org's org-wide one is in service leaves
+    the school served by the org's. The team ids of the workspaces no longer served."""
     try:
         key = installation_key(
             enterprise_id=enterprise_id,
@@ -243,10 +271,19 @@ async def uninstall(
             .where(WorkspaceInstallation.installation_id == row.id)
         )
     ).all()
+    org = None if row.is_enterprise_install else await _org_wide(session, row.enterprise_id)
     for workspace_id, _team in linked:
-        audit.record(session, action=UNINSTALLED, workspace_id=workspace_id, now=now)
+        audit.record(
+            session,
+            action=UNINSTALLED,
+            workspace_id=workspace_id,
+            detail=None if org is None else "served org-wide",
+            now=now,
+        )
+        if org is not None:
+            await _link(session, workspace_id=workspace_id, installation_id=org.id)
     await session.flush()
-    return [team for _id, team in linked]
+    return [] if org is not None else [team for _id, team in linked]
 
 
 async def installed_workspaces(session: AsyncSession) -> list[int]:

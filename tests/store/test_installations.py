@@ -11,7 +11,7 @@ from sqlalchemy import select
 from store import installations
 from store.crypto import Cipher, IntegrityError, generate_key
 from store.db import SessionFactory, transaction
-from store.models import SlackInstallation, Workspace, utcnow
+from store.models import AuditEvent, SlackInstallation, Workspace, utcnow
 
 NOW = dt.datetime(2026, 12, 4, 9, 0, tzinfo=dt.UTC)
 SECRET = "state-secret"
@@ -127,6 +127,70 @@ async def test_uninstalling_stops_the_token_and_reinstalling_brings_it_back(
         await found(factory, cipher, enterprise_id=None, team_id="T1", is_enterprise_install=False)
         == "xoxb-new"
     )
+
+
+async def serving(factory: SessionFactory, cipher: Cipher, workspace_id: int) -> str | None:
+    async with factory() as session:
+        return await installations.token_for_workspace(session, cipher, workspace_id=workspace_id)
+
+
+async def remove(factory: SessionFactory, **where: object) -> list[str]:
+    async with transaction(factory) as session:
+        return await installations.uninstall(session, now=NOW, **where)  # type: ignore[arg-type]
+
+
+async def test_a_school_of_an_org_whose_own_install_goes_is_served_by_the_orgs(
+    factory: SessionFactory,
+) -> None:
+    cipher = Cipher(generate_key())
+    (cedar,) = await install(factory, cipher, team="T1", org="E1", token="xoxb-cedar")
+    assert (
+        await install(factory, cipher, team=None, org="E1", org_wide=True, token="xoxb-org") == {}
+    )
+    assert await serving(factory, cipher, cedar) == "xoxb-cedar"  # its own, while it has one
+    # Cedar's own installation goes: the org's serves it, Cedar is still a school here.
+    own = {"enterprise_id": "E1", "team_id": "T1", "is_enterprise_install": False}
+    assert await remove(factory, **own) == []
+    assert await serving(factory, cipher, cedar) == "xoxb-org"
+    assert await found(factory, cipher, **own) == "xoxb-org"
+    async with factory() as session:
+        assert await installations.installed_workspaces(session) == [cedar]
+        details = list(
+            await session.scalars(
+                select(AuditEvent.detail).where(AuditEvent.action == installations.UNINSTALLED)
+            )
+        )
+    assert details == ["served org-wide"]
+    # Cedar installs again: its own again. Then the org goes: Cedar, with its own, stays.
+    assert await install(factory, cipher, team="T1", org="E1", token="xoxb-cedar2") == {cedar: "T1"}
+    assert await serving(factory, cipher, cedar) == "xoxb-cedar2"
+    org = {"enterprise_id": "E1", "team_id": None, "is_enterprise_install": True}
+    assert await remove(factory, **org) == []
+    assert await serving(factory, cipher, cedar) == "xoxb-cedar2"
+    # Its own goes too, with no org-wide installation left: Cedar is no longer served.
+    assert await remove(factory, **own) == ["T1"]
+    assert await serving(factory, cipher, cedar) is None
+
+
+async def test_an_org_install_serves_again_its_schools_whose_own_install_went(
+    factory: SessionFactory,
+) -> None:
+    cipher = Cipher(generate_key())
+    (cedar,) = await install(factory, cipher, team="T1", org="E1", token="xoxb-cedar")
+    (elsewhere,) = await install(factory, cipher, team="T9", org="E9", token="xoxb-nine")
+    (ashford,) = await install(factory, cipher, team="T5", token="xoxb-ashford")
+    for team, org in (("T1", "E1"), ("T9", "E9"), ("T5", None)):
+        assert await remove(
+            factory, enterprise_id=org, team_id=team, is_enterprise_install=False
+        ) == [team]
+    served = await install(factory, cipher, team=None, org="E1", org_wide=True, token="xoxb-org")
+    assert served == {cedar: "T1"}  # the same school, no second workspace for T1
+    assert await serving(factory, cipher, cedar) == "xoxb-org"
+    assert await serving(factory, cipher, elsewhere) is None  # another org's school
+    assert await serving(factory, cipher, ashford) is None  # a school outside any org
+    async with factory() as session:
+        teams = list(await session.scalars(select(Workspace.team_id).order_by(Workspace.id)))
+    assert teams == ["T1", "T9", "T5"]
 
 
 async def test_a_state_is_good_once_and_only_before_it_expires(factory: SessionFactory) -> None:
