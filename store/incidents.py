@@ -262,8 +262,11 @@ async def number_of(session: AsyncSession, *, incident_id: int) -> int | None:
 
 async def filed_from_view(session: AsyncSession, *, slack_view_id: str) -> bool:
     """Whether an incident was filed from this modal already (Slack may resend)."""
-    found = await session.scalar(select(Incident.id).where(Incident.slack_view_id == slack_view_id))
+    found = await session.scalar(_FILED_FROM_VIEW, {"slack_view_id": slack_view_id})
     return found is not None
+
+
+_FILED_FROM_VIEW = select(Incident.id).where(Incident.slack_view_id == bindparam("slack_view_id"))
 
 
 @dataclass(frozen=True)
@@ -433,6 +436,23 @@ def _find_adult(
     return adult, found[0]
 
 
+_PUPILS_AND_TEACHERS = (  # `_find_pupils`' statement, built once
+    select(Pupil.id, StaffClass.staff_id)
+    .outerjoin(
+        StaffClass,
+        and_(
+            StaffClass.workspace_id == bindparam("workspace_id"),
+            StaffClass.registration_group == Pupil.registration_group,
+        ),
+    )
+    .where(
+        Pupil.workspace_id == bindparam("workspace_id"),
+        Pupil.id.in_(bindparam("pupil_ids", expanding=True)),
+        Pupil.left_on.is_(None),  # a leaver is no longer on the roster
+    )
+)
+
+
 async def _find_pupils(
     session: AsyncSession, *, workspace_id: int, draft: ConcernDraft, errors: dict[str, str]
 ) -> tuple[list[int], list[int]]:
@@ -449,19 +469,7 @@ async def _find_pupils(
     teachers: set[int] = set()
     if wanted:
         found = await session.execute(
-            select(Pupil.id, StaffClass.staff_id)
-            .outerjoin(
-                StaffClass,
-                and_(
-                    StaffClass.workspace_id == workspace_id,
-                    StaffClass.registration_group == Pupil.registration_group,
-                ),
-            )
-            .where(
-                Pupil.workspace_id == workspace_id,
-                Pupil.id.in_(wanted),
-                Pupil.left_on.is_(None),  # a leaver is no longer on the roster
-            )
+            _PUPILS_AND_TEACHERS, {"workspace_id": workspace_id, "pupil_ids": wanted}
         )
         for pupil_id, teacher_id in found:
             pupils.add(pupil_id)
