@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    Integer,
     Select,
     Sequence,
     String,
     and_,
     bindparam,
-    delete,
     func,
     insert,
     literal,
@@ -26,7 +26,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.base import Executable
 
 from store import (
     alert_rules,
@@ -263,8 +262,11 @@ async def number_of(session: AsyncSession, *, incident_id: int) -> int | None:
 
 async def filed_from_view(session: AsyncSession, *, slack_view_id: str) -> bool:
     """Whether an incident was filed from this modal already (Slack may resend)."""
-    found = await session.scalar(select(Incident.id).where(Incident.slack_view_id == slack_view_id))
+    found = await session.scalar(_FILED_FROM_VIEW, {"slack_view_id": slack_view_id})
     return found is not None
+
+
+_FILED_FROM_VIEW = select(Incident.id).where(Incident.slack_view_id == bindparam("slack_view_id"))
 
 
 @dataclass(frozen=True)
@@ -357,7 +359,7 @@ async def submit_concern(
         writes.append(outbox.insert_many(session, queued))
     # The record key last: its INSERT says whether its random id was free.
     key = rows.record_key
-    written = await bulk.write_all(session, writes, keyring.insert_fresh_record_key(session, key))
+    written = await bulk.write_all(session, writes, keyring.fresh_record_key_write(key))
     if written is None:
         await _reseal(session, cipher, rows)
     if draft.urgent:
@@ -434,6 +436,23 @@ def _find_adult(
     return adult, found[0]
 
 
+_PUPILS_AND_TEACHERS = (  # `_find_pupils`' statement, built once
+    select(Pupil.id, StaffClass.staff_id)
+    .outerjoin(
+        StaffClass,
+        and_(
+            StaffClass.workspace_id == bindparam("workspace_id"),
+            StaffClass.registration_group == Pupil.registration_group,
+        ),
+    )
+    .where(
+        Pupil.workspace_id == bindparam("workspace_id"),
+        Pupil.id.in_(bindparam("pupil_ids", expanding=True)),
+        Pupil.left_on.is_(None),  # a leaver is no longer on the roster
+    )
+)
+
+
 async def _find_pupils(
     session: AsyncSession, *, workspace_id: int, draft: ConcernDraft, errors: dict[str, str]
 ) -> tuple[list[int], list[int]]:
@@ -450,19 +469,7 @@ async def _find_pupils(
     teachers: set[int] = set()
     if wanted:
         found = await session.execute(
-            select(Pupil.id, StaffClass.staff_id)
-            .outerjoin(
-                StaffClass,
-                and_(
-                    StaffClass.workspace_id == workspace_id,
-                    StaffClass.registration_group == Pupil.registration_group,
-                ),
-            )
-            .where(
-                Pupil.workspace_id == workspace_id,
-                Pupil.id.in_(wanted),
-                Pupil.left_on.is_(None),  # a leaver is no longer on the roster
-            )
+            _PUPILS_AND_TEACHERS, {"workspace_id": workspace_id, "pupil_ids": wanted}
         )
         for pupil_id, teacher_id in found:
             pupils.add(pupil_id)
@@ -563,7 +570,7 @@ def _incident_rows(
         **keyring.seal_values(cipher, incident_id, texts, key_id=key_id),
     }
     incident = Incident(**values)
-    writes: list[bulk.Write] = [*taken.writes, insert(table_of(Incident)).values(values)]
+    writes: list[bulk.Write] = [*taken.writes, bulk.Rows(table_of(Incident), [values])]
     # Every concern is open until a key-holder changes it (`store.casework`).
     case_status = {
         "incident_id": incident_id,
@@ -574,7 +581,7 @@ def _incident_rows(
         "changed_at": now,
         "created_at": now,
     }
-    writes.append(insert(table_of(CurrentCaseStatus)).values(case_status))
+    writes.append(bulk.Rows(table_of(CurrentCaseStatus), [case_status]))
     entry = audit.entry(
         action="incident.create",
         actor=author,
@@ -582,7 +589,7 @@ def _incident_rows(
         detail=f"{alerted} alerted",
         now=now,
     )
-    writes.append(insert(table_of(AuditEvent)).values(entry))
+    writes.append(bulk.Rows(table_of(AuditEvent), [entry]))
     pupils = [
         {"incident_id": incident_id, "pupil_id": pid, "position": i, "is_main": i == 0}
         for i, pid in enumerate(dict.fromkeys(resolved.pupil_ids))
@@ -608,7 +615,7 @@ def _incident_rows(
             "staff_id": resolved.adult_staff.id if resolved.adult_staff else None,
             **keyring.seal_values(cipher, incident_id, adult_name, key_id=key_id),
         }
-        writes.append(insert(table_of(IncidentAdult)).values(adult))
+        writes.append(bulk.Rows(table_of(IncidentAdult), [adult]))
     words = [
         {"token": t, "incident_id": incident_id}
         for t in sorted(textsearch.tokens(search_key, [draft.narrative]))
@@ -757,16 +764,16 @@ class Taken(NamedTuple):
     number: int
     incident_id: int
     alert_ids: list[int]
-    writes: list[Executable]
+    writes: list[bulk.Write]
 
 
-def _new_ids(session: AsyncSession, alerts: int) -> tuple[Any, Any]:
+def _new_ids(dialect: str, alerts: Any) -> tuple[Any, Any]:
     """SQL expressions for a new incident's id and its `alerts` alerts' ids, taken up
     front (so its values are sealed before it is written, never updated, and its rows are
     all written at once): from the sequences on PostgreSQL (an array of alert ids); on
     SQLite, the ids it would give the rows (no AUTOINCREMENT: the largest + 1), safe under
     the write lock the statement holds (the largest alert id, the first less one)."""
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         alert_ids = (
             select(func.array_agg(Sequence("alerts_id_seq").next_value()))
             .select_from(func.generate_series(1, alerts))
@@ -783,6 +790,37 @@ def _alert_ids(session: AsyncSession, taken: Any, alerts: int) -> list[int]:
     if session.get_bind().dialect.name == "postgresql":
         return [int(i) for i in taken or []]
     return [int(taken) + 1 + i for i in range(alerts)]
+
+
+def _reserve_statement() -> Any:
+    """`take_number`'s statement on PostgreSQL, built once (its parameters: workspace_id,
+    taken_at, alerts)."""
+    workspace_id = bindparam("workspace_id", type_=Id)
+    taken = (
+        update(Workspace)
+        .where(Workspace.id == workspace_id)
+        .values(next_incident_number=Workspace.next_incident_number + 1)
+        .returning((Workspace.next_incident_number - 1).label("number"))
+        .cte("taken")
+    )
+    return (
+        insert(IncidentNumberGap)
+        .from_select(
+            ["workspace_id", "number", "reason", "taken_at"],
+            select(
+                workspace_id,
+                taken.c.number,
+                literal(NEVER_FILED, String()),
+                bindparam("taken_at", type_=UTCDateTime()),
+            ),
+        )
+        .returning(
+            IncidentNumberGap.number, *_new_ids("postgresql", bindparam("alerts", type_=Integer))
+        )
+    )
+
+
+_RESERVE = _reserve_statement()
 
 
 async def take_number(
@@ -802,31 +840,12 @@ async def take_number(
     side = side_engine(session)
     if side is None:
         return await _next_number_and_ids(session, workspace_id=workspace_id, alerts=alerts)
-    taken = (
-        update(Workspace)
-        .where(Workspace.id == workspace_id)
-        .values(next_incident_number=Workspace.next_incident_number + 1)
-        .returning((Workspace.next_incident_number - 1).label("number"))
-        .cte("taken")
-    )
-    reserve = (
-        insert(IncidentNumberGap)
-        .from_select(
-            ["workspace_id", "number", "reason", "taken_at"],
-            select(
-                literal(workspace_id, Id),
-                taken.c.number,
-                literal(NEVER_FILED, String()),
-                literal(now, UTCDateTime()),
-            ),
-        )
-        .returning(IncidentNumberGap.number, *_new_ids(session, alerts))
-    )
     row = None
     for attempt in (1, 2):
         try:
             async with side.connect() as connection:
-                row = (await connection.execute(reserve)).first()
+                values = {"workspace_id": workspace_id, "taken_at": now, "alerts": alerts}
+                row = (await connection.execute(_RESERVE, values)).first()
             break
         except DatabaseUnavailable:
             # A pooled connection that died with a restart (the pool is then emptied):
@@ -840,8 +859,8 @@ async def take_number(
     if row is None:  # or the workspace is this transaction's own, not committed yet
         return await _next_number_and_ids(session, workspace_id=workspace_id, alerts=alerts)
     number = int(row[0])
-    used = delete(IncidentNumberGap).where(
-        IncidentNumberGap.workspace_id == workspace_id, IncidentNumberGap.number == number
+    used = bulk.Deletion(
+        table_of(IncidentNumberGap), {"workspace_id": workspace_id, "number": number}
     )
     return Taken(number, int(row[1]), _alert_ids(session, row[2], alerts), [used])
 
@@ -853,7 +872,10 @@ async def _next_number_and_ids(session: AsyncSession, *, workspace_id: int, aler
             update(Workspace)
             .where(Workspace.id == workspace_id)
             .values(next_incident_number=Workspace.next_incident_number + 1)
-            .returning(Workspace.next_incident_number, *_new_ids(session, alerts))
+            .returning(
+                Workspace.next_incident_number,
+                *_new_ids(session.get_bind().dialect.name, alerts),
+            )
         )
     ).one()
     return Taken(int(row[0]) - 1, int(row[1]), _alert_ids(session, row[2], alerts), [])

@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, inspect, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from store import bulk
 from store.crypto import (
     RECORD_KEY_BIT,
     Cipher,
@@ -289,6 +290,11 @@ def insert_fresh_record_key(session: AsyncSession, row: dict[str, Any]) -> Any:
     is already taken (rarely), and then the caller seals again under another key."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     return dialect.insert(RecordKey).values(row).on_conflict_do_nothing().returning(RecordKey.id)
+
+
+def fresh_record_key_write(row: dict[str, Any]) -> bulk.Rows:
+    """`insert_fresh_record_key` as the last write of `store.bulk.write_all`."""
+    return bulk.Rows(bulk.table_of(RecordKey), [row], skip_conflicts=True, returning="id")
 
 
 async def store_fresh_record_key(

@@ -160,12 +160,13 @@ class Member:
 async def active_members(session: AsyncSession, *, workspace_id: int) -> dict[int, Member]:
     """Every active member of staff of the workspace, by id, as `Member`s (one query of
     five columns: a school's whole staff, for each concern filed)."""
-    rows = await session.execute(
-        select(Staff.id, Staff.email, Staff.name, Staff.roles, Staff.slack_user_id).where(
-            Staff.workspace_id == workspace_id, Staff.active.is_(True)
-        )
-    )
+    rows = await session.execute(_ACTIVE_MEMBERS, {"workspace_id": workspace_id})
     return {row.id: Member(*row) for row in rows}
+
+
+_ACTIVE_MEMBERS = select(  # `active_members`' statement, built once
+    Staff.id, Staff.email, Staff.name, Staff.roles, Staff.slack_user_id
+).where(Staff.workspace_id == bindparam("workspace_id"), Staff.active.is_(True))
 
 
 async def active_staff_by_id(session: AsyncSession, *, workspace_id: int) -> dict[int, Staff]:

@@ -53,7 +53,9 @@ async def test_quick_benchmark_reports_every_scenario(tmp_path: Path) -> None:
     assert written["checks"]["all_passed"], written["checks"]
     assert written["memory"]["separate_process"] is True
     assert 0 < written["memory"]["rss_mb"] <= written["memory"]["peak_mb"]
-    assert set(written["memory"]["floors"]) == {"bolt", "web"}
+    # The floors, and the database reference (the constant page after 1 read + 1 insert).
+    assert set(written["memory"]["floors"]) == {"bolt", "web", "web-db"}
+    assert any("The reference page that only reads one row" in note for note in written["notes"])
     table = benchmarks.format_table(written)
     assert "/concern → views.open sent" in table and "incident page" in table
 
