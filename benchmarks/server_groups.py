@@ -37,7 +37,7 @@ from benchmarks.deployment import (
     start_standin,
     vigil_environment,
 )
-from benchmarks.load import GC, BenchmarkError
+from benchmarks.load import GC, BenchmarkError, Measured
 from benchmarks.options import Options, single_user_requests
 from benchmarks.processes import InProcessVigil, Server, cpu_seconds, memory_mb, vigil_process
 from benchmarks.seed import History, seed_incidents
@@ -285,46 +285,31 @@ async def web_group(run: Run) -> None:
         if status != 200:
             raise BenchmarkError(f"/incidents/{numbers[0]} answered {status}")
         views_before = await _views_audited(run)
+
+        async def bare(server: Any, *, one_user: bool = False) -> Measured:
+            """A floor's (or the reference's) pages: only their status is checked."""
+            return await web_paths.incident_pages(
+                clients,
+                base_url=server.url,
+                sessions=sessions[:1] if one_user else sessions,
+                numbers=numbers,
+                total=n_single if one_user else n,
+                warmup=min(warm, 10) if one_user else warm,
+                concurrency=1 if one_user else c,
+                server_cpu=lambda: cpu_seconds(server.pid),
+                check_page=False,
+            )
+
         async with run.floor("web", size=len(body)) as floor_server:
             say(f"floor: constant {len(body)}-byte page, {c} concurrent")
-            raw["floor_web_page"] = await web_paths.incident_pages(
-                clients,
-                base_url=floor_server.url,
-                sessions=sessions,
-                numbers=numbers,
-                total=n,
-                warmup=warm,
-                concurrency=c,
-                server_cpu=lambda: cpu_seconds(floor_server.pid),
-                check_page=False,
-            )
+            raw["floor_web_page"] = await bare(floor_server)
             say(f"floor: constant {len(body)}-byte page, 1 user ({n_single} requests)")
-            raw["floor_web_page_1_user"] = await web_paths.incident_pages(
-                clients,
-                base_url=floor_server.url,
-                sessions=sessions[:1],
-                numbers=numbers,
-                total=n_single,
-                warmup=min(warm, 10),
-                concurrency=1,
-                server_cpu=lambda: cpu_seconds(floor_server.pid),
-                check_page=False,
-            )
+            raw["floor_web_page_1_user"] = await bare(floor_server, one_user=True)
         async with run.floor(
             "web-db", size=len(body), database_url=run.env["VIGIL_DATABASE_URL"]
         ) as reference:
             say(f"reference: the same page after 1 read + 1 insert, {c} concurrent")
-            raw["floor_web_db_page"] = await web_paths.incident_pages(
-                clients,
-                base_url=reference.url,
-                sessions=sessions,
-                numbers=numbers,
-                total=n,
-                warmup=warm,
-                concurrency=c,
-                server_cpu=lambda: cpu_seconds(reference.pid),
-                check_page=False,
-            )
+            raw["floor_web_db_page"] = await bare(reference)
         say(f"vigil: incident page, {options.incidents} incidents, {c} concurrent")
         raw["incident_page"] = await web_paths.incident_pages(
             clients,

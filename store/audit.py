@@ -116,6 +116,27 @@ class Trail:
     workspace_id: int | None = None  # if not the actor's (or there is no actor)
     actor_slack_id: str | None = None  # if not the actor's (or there is no actor)
 
+    def _fields(
+        self,
+        action: str,
+        outcome: AuditOutcome,
+        detail: str | None,
+        incident_id: int | None,
+        subject_id: int | None,
+    ) -> dict[str, Any]:
+        return {
+            "action": action,
+            "outcome": outcome,
+            "workspace_id": self.workspace_id,
+            "actor": self.actor,
+            "actor_slack_id": self.actor_slack_id,
+            "incident_id": incident_id if incident_id is not None else self.incident_id,
+            "subject_id": subject_id,
+            "ip": self.ip,
+            "detail": detail,
+            "now": self.now,
+        }
+
     def add(
         self,
         action: str,
@@ -127,17 +148,7 @@ class Trail:
     ) -> AuditEvent:
         """Add an entry (about `incident_id`, if given, else the trail's incident)."""
         return record(
-            self.session,
-            action=action,
-            outcome=outcome,
-            workspace_id=self.workspace_id,
-            actor=self.actor,
-            actor_slack_id=self.actor_slack_id,
-            incident_id=incident_id if incident_id is not None else self.incident_id,
-            subject_id=subject_id,
-            ip=self.ip,
-            detail=detail,
-            now=self.now,
+            self.session, **self._fields(action, outcome, detail, incident_id, subject_id)
         )
 
     async def write(
@@ -150,18 +161,7 @@ class Trail:
     ) -> None:
         """`add`, written at once (`store.audit.write`): only for an entry about rows
         already stored, such as a page's view."""
-        await write(
-            self.session,
-            action=action,
-            outcome=outcome,
-            workspace_id=self.workspace_id,
-            actor=self.actor,
-            actor_slack_id=self.actor_slack_id,
-            incident_id=incident_id if incident_id is not None else self.incident_id,
-            ip=self.ip,
-            detail=detail,
-            now=self.now,
-        )
+        await write(self.session, **self._fields(action, outcome, detail, incident_id, None))
 
 
 async def entries(
