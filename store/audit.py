@@ -19,6 +19,7 @@ from sqlalchemy import insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from store.access import in_view
+from store.bulk import table_of
 from store.enums import AuditOutcome
 from store.models import AuditEvent, Incident, Staff, utcnow
 from store.staff import staff_names
@@ -60,7 +61,7 @@ def record(
 
 
 # An entry's INSERT on the table itself, built once (`write`).
-_ENTRY = insert(AuditEvent.__table__)
+_ENTRY = insert(table_of(AuditEvent))
 
 
 async def write(session: AsyncSession, **fields: Any) -> None:

@@ -91,7 +91,7 @@ def _pg_statement(prefix: str, write: Write) -> Any:
             selected.append(sql_cast(func.unnest(texts), column.type))
         else:
             selected.append(func.unnest(bindparam(key, type_=ARRAY(column.type))))
-    statement = postgresql.insert(table).from_select(columns, select(*selected))
+    statement: Any = postgresql.insert(table).from_select(columns, select(*selected))
     if write.skip_conflicts:
         statement = statement.on_conflict_do_nothing()
     if write.returning is not None:

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    BindParameter,
     Integer,
-    Select,
     Sequence,
     String,
     and_,
@@ -226,9 +226,9 @@ class Extras:
     urgent: bool
 
 
-def _extras_statement() -> Select[Any]:
+def _extras_statement() -> Any:
     """`extras_of`'s one statement, built once (its parameter: `incident_id`)."""
-    incident_id = bindparam("incident_id")
+    incident_id: BindParameter[int] = bindparam("incident_id", type_=Id)
     # A task is found by its action (`tasks.action_id` is unique, so indexed).
     actions = select(IncidentAction.id).where(IncidentAction.incident_id == incident_id)
     found = (
