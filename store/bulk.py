@@ -132,9 +132,9 @@ def _sqlite_statement(write: Write) -> Any:
     table = write.table
     if isinstance(write, Deletion):
         return delete(table).where(*(table.c[name] == value for name, value in write.where.items()))
-    statement: Any = sqlite.insert(table) if write.skip_conflicts else insert(table)
+    statement: Any = insert(table)
     if write.skip_conflicts:
-        statement = statement.on_conflict_do_nothing()
+        statement = sqlite.insert(table).on_conflict_do_nothing()
     if write.returning is not None:
         statement = statement.values(write.rows[0]).returning(table.c[write.returning])
     return statement

@@ -285,15 +285,10 @@ def fresh_record_key(cipher: Cipher, *, incident_id: int) -> dict[str, Any]:
     return row
 
 
-def insert_fresh_record_key(session: AsyncSession, row: dict[str, Any]) -> Any:
-    """The INSERT of a `fresh_record_key` row, returning its id: none when that random id
-    is already taken (rarely), and then the caller seals again under another key."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(RecordKey).values(row).on_conflict_do_nothing().returning(RecordKey.id)
-
-
 def fresh_record_key_write(row: dict[str, Any]) -> bulk.Rows:
-    """`insert_fresh_record_key` as the last write of `store.bulk.write_all`."""
+    """The INSERT of a `fresh_record_key` row, as a write of `store.bulk.write_all`,
+    returning its id: none when that random id is already taken (rarely), and then the
+    caller seals again under another key."""
     return bulk.Rows(bulk.table_of(RecordKey), [row], skip_conflicts=True, returning="id")
 
 
@@ -302,7 +297,7 @@ async def store_fresh_record_key(
 ) -> bool:
     """Write a `fresh_record_key` row (one statement); False, and the key forgotten, when
     its random id is already taken (rarely): the caller seals again under another."""
-    if await session.scalar(insert_fresh_record_key(session, row)) is None:
+    if await bulk.write_all(session, [], fresh_record_key_write(row)) is None:
         cipher.forget_key(row["id"])
         return False
     return True
